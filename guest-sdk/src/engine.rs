@@ -1,0 +1,199 @@
+//! The target-independent core: `describe`, `slice` and `apply` of a [`Projection`].
+//!
+//! The wasm export glue calls these; the host's tests and benchmarks call them natively.
+
+use std::cell::Cell;
+use std::collections::HashMap;
+
+use crate::decode;
+use crate::projection::{Envelope, Projection};
+use crate::types::{ComponentKind, Descriptor, DocChange, DocEvents, Event, GuestError, Slice};
+
+thread_local! {
+    /// The sequence of the event whose author code is running, for the panic hook.
+    static CURRENT: Cell<Option<u64>> = const { Cell::new(None) };
+    /// Set by the default `Projection::doc_ids`: slicing by stream needs no decoding.
+    static DEFAULT_DOC_IDS: Cell<bool> = const { Cell::new(false) };
+}
+
+/// The sequence of the event being processed on this thread, if any.
+#[cfg(any(target_arch = "wasm32", test))]
+pub(crate) fn current_sequence() -> Option<u64> {
+    CURRENT.get()
+}
+
+/// Records that the default `doc_ids` ran.
+pub(crate) fn note_default_doc_ids() {
+    DEFAULT_DOC_IDS.set(true);
+}
+
+/// Marks the event being processed; clears the mark when dropped (even by a panic).
+struct Processing;
+
+impl Processing {
+    fn start() -> Self {
+        CURRENT.set(None);
+        Processing
+    }
+
+    fn at(&self, sequence: Option<u64>) {
+        CURRENT.set(sequence);
+    }
+}
+
+impl Drop for Processing {
+    fn drop(&mut self) {
+        CURRENT.set(None);
+    }
+}
+
+/// The event types `P` handles: the variant names of its event enum.
+pub(crate) fn event_types<P: Projection>() -> &'static [&'static str] {
+    decode::variants::<P::Event>()
+}
+
+/// The component's name, version, kind and handled event types.
+pub fn describe<P: Projection>() -> Descriptor {
+    Descriptor {
+        name: P::NAME.to_owned(),
+        version: P::VERSION,
+        kind: ComponentKind::Projection,
+        event_types: event_types::<P>().iter().map(|t| (*t).to_owned()).collect(),
+        options: Vec::new(),
+    }
+}
+
+/// Decodes an event's data as its variant of `E`, or says which event could not be.
+fn decode_event<E: serde::de::DeserializeOwned>(event: &Event) -> Result<E, GuestError> {
+    decode::decode(&event.event_type, &event.data).map_err(|e| {
+        GuestError::new(
+            format!(
+                "cannot decode {} at sequence {}: {e}",
+                event.event_type, event.sequence
+            ),
+            Some(event.sequence),
+        )
+    })
+}
+
+/// Groups a page by document id, in order of first appearance; indices in page order.
+///
+/// Events of types `P` does not handle are skipped.
+pub fn slice<P: Projection>(page: &[Event]) -> Result<Vec<Slice>, GuestError> {
+    let handled = event_types::<P>();
+    let processing = Processing::start();
+    let mut slices = Slices::default();
+    // Whether `P` keeps the default `doc_ids`, learnt from the first handled event.
+    let mut by_stream = None;
+    for (i, event) in page.iter().enumerate() {
+        if !handled.contains(&event.event_type.as_str()) {
+            continue;
+        }
+        let index = u32::try_from(i)
+            .map_err(|_| GuestError::new("the page has more than 2^32 events", None))?;
+        if by_stream == Some(true) {
+            slices.add(&event.stream_id, index);
+            continue;
+        }
+        let envelope = Envelope::from_ref(decode_event::<P::Event>(event)?, event);
+        processing.at(Some(event.sequence));
+        DEFAULT_DOC_IDS.set(false);
+        let ids = P::doc_ids(&envelope);
+        by_stream.get_or_insert(DEFAULT_DOC_IDS.get());
+        for id in &ids {
+            slices.add(id, index);
+        }
+    }
+    Ok(slices.list)
+}
+
+/// Slices being built, with an index by document id.
+#[derive(Default)]
+struct Slices {
+    list: Vec<Slice>,
+    by_id: HashMap<String, usize>,
+}
+
+impl Slices {
+    fn add(&mut self, doc_id: &str, index: u32) {
+        match self.by_id.get(doc_id) {
+            Some(&at) => {
+                let events = &mut self.list[at].events;
+                // An event listing the same id twice is sliced once.
+                if events.last() != Some(&index) {
+                    events.push(index);
+                }
+            }
+            None => {
+                self.by_id.insert(doc_id.to_owned(), self.list.len());
+                self.list.push(Slice {
+                    doc_id: doc_id.to_owned(),
+                    events: vec![index],
+                });
+            }
+        }
+    }
+}
+
+/// Brings each document up to date with its events: one change per input, in order.
+///
+/// A change is `Put` with the new JSON, `Delete`, or `Keep` when no event created or
+/// changed the document. Events of types `P` does not handle are skipped.
+pub fn apply<P: Projection>(docs: Vec<DocEvents>) -> Result<Vec<DocChange>, GuestError> {
+    let handled = event_types::<P>();
+    let processing = Processing::start();
+    docs.into_iter()
+        .map(|doc| apply_doc::<P>(doc, handled, &processing))
+        .collect()
+}
+
+fn apply_doc<P: Projection>(
+    doc: DocEvents,
+    handled: &[&str],
+    processing: &Processing,
+) -> Result<DocChange, GuestError> {
+    let DocEvents {
+        doc_id,
+        state,
+        events,
+    } = doc;
+    processing.at(None);
+    let existed = state.is_some();
+    let mut current: Option<P::Doc> = match state {
+        Some(json) => Some(serde_json::from_str(&json).map_err(|e| {
+            GuestError::new(format!("cannot decode document {doc_id:?}: {e}"), None)
+        })?),
+        None => None,
+    };
+    let mut changed = false;
+    for event in events {
+        if !handled.contains(&event.event_type.as_str()) {
+            continue;
+        }
+        let envelope = Envelope::new(decode_event::<P::Event>(&event)?, event);
+        processing.at(Some(envelope.sequence));
+        match current.as_mut() {
+            Some(doc) => P::apply(doc, &envelope),
+            None => match P::create(&doc_id, &envelope) {
+                Some(doc) => current = Some(doc),
+                None => continue,
+            },
+        }
+        changed = true;
+        if current
+            .as_ref()
+            .is_some_and(|doc| P::should_delete(doc, &envelope))
+        {
+            current = None;
+        }
+    }
+    processing.at(None);
+    Ok(match current {
+        _ if !changed => DocChange::Keep,
+        Some(doc) => DocChange::Put(serde_json::to_string(&doc).map_err(|e| {
+            GuestError::new(format!("cannot encode document {doc_id:?}: {e}"), None)
+        })?),
+        None if existed => DocChange::Delete,
+        None => DocChange::Keep,
+    })
+}

@@ -1,0 +1,173 @@
+//! Write refract projections in Rust and ship them as WebAssembly components.
+//!
+//! A projection folds events into JSON documents. You write a serde enum of the events
+//! you handle (each variant name is an event type, its content the event's data), a
+//! document type, and the [`Projection`] trait's `create` and `apply`; one
+//! [`export_projection!`] line makes the crate a component exporting
+//! `refract:projection/projection@1.0.0`. The SDK decodes events, skips event types the
+//! enum does not name, turns decode errors and panics into errors the host reports with
+//! the event's sequence, and lets you test the projection natively with [`testing`].
+//!
+//! ```
+//! use std::collections::BTreeMap;
+//!
+//! use refract_guest::testing::given;
+//! use refract_guest::{Envelope, Projection};
+//! use serde::{Deserialize, Serialize};
+//! use serde_json::json;
+//!
+//! /// The events handled: `CartOpened` events' data is `{"customer_id": ...}`, etc.
+//! #[derive(Deserialize)]
+//! enum CartEvent {
+//!     CartOpened { customer_id: String },
+//!     ItemAdded { sku: String, quantity: u32 },
+//!     #[serde(rename = "cart-abandoned")]
+//!     Abandoned,
+//! }
+//!
+//! /// The document, stored as JSON.
+//! #[derive(Serialize, Deserialize)]
+//! struct Cart {
+//!     id: String,
+//!     customer_id: String,
+//!     items: u32,
+//! }
+//!
+//! struct Carts;
+//!
+//! impl Projection for Carts {
+//!     type Event = CartEvent;
+//!     type Doc = Cart;
+//!     const NAME: &'static str = "carts";
+//!     const VERSION: u32 = 1;
+//!
+//!     fn create(id: &str, event: &Envelope<CartEvent>) -> Option<Cart> {
+//!         match &event.event {
+//!             CartEvent::CartOpened { customer_id } => Some(Cart {
+//!                 id: id.to_owned(),
+//!                 customer_id: customer_id.clone(),
+//!                 items: 0,
+//!             }),
+//!             _ => None, // no cart yet: ignore the event
+//!         }
+//!     }
+//!
+//!     fn apply(cart: &mut Cart, event: &Envelope<CartEvent>) {
+//!         if let CartEvent::ItemAdded { quantity, .. } = &event.event {
+//!             cart.items += quantity;
+//!         }
+//!     }
+//!
+//!     fn should_delete(_cart: &Cart, event: &Envelope<CartEvent>) -> bool {
+//!         matches!(event.event, CartEvent::Abandoned)
+//!     }
+//! }
+//!
+//! // Built for wasm32, this exports the component; natively it only checks `Carts`.
+//! refract_guest::export_projection!(Carts);
+//!
+//! // The handled event types come from the enum.
+//! let descriptor = refract_guest::describe::<Carts>();
+//! assert_eq!(descriptor.event_types, ["CartOpened", "ItemAdded", "cart-abandoned"]);
+//!
+//! // Given these events, then these documents.
+//! let events = given()
+//!     .event("cart-1", "CartOpened", json!({ "customer_id": "c-7" }))
+//!     .event("cart-1", "ItemAdded", json!({ "sku": "tea", "quantity": 2 }))
+//!     .event("cart-2", "CartOpened", json!({ "customer_id": "c-8" }))
+//!     .event("cart-1", "PriceChanged", json!({ "sku": "tea" })) // not handled: skipped
+//!     .event("cart-2", "cart-abandoned", json!({}));
+//! let expected = json!({ "id": "cart-1", "customer_id": "c-7", "items": 2 });
+//! assert_eq!(events.docs::<Carts>(), BTreeMap::from([("cart-1".to_owned(), expected)]));
+//!
+//! // A decode error names the event.
+//! let bad = given().event("cart-3", "CartOpened", json!({}));
+//! let error = bad.project::<Carts>().unwrap_err();
+//! assert_eq!(error.event_sequence, Some(1));
+//! assert!(error.message.starts_with("cannot decode CartOpened at sequence 1: missing field `customer_id`"));
+//! ```
+//!
+//! Build the component with `cargo build --target wasm32-wasip2 --release` (the crate
+//! needs `crate-type = ["cdylib", "rlib"]`) and deploy it with
+//! `refract deploy target/wasm32-wasip2/release/<crate>.wasm`.
+//!
+//! [`describe`], [`slice()`] and [`apply`] are the component's calls as plain Rust
+//! functions over the mirror types ([`Event`], [`Slice`], [`DocEvents`], ...): the
+//! export glue delegates to them, and hosts can run a projection natively with them.
+
+#[cfg(target_arch = "wasm32")]
+#[doc(hidden)]
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "/tmp/refract-wit-fixed",
+        world: "projector",
+        pub_export_macro: true,
+        default_bindings_module: "refract_guest::bindings",
+    });
+}
+
+#[cfg(target_arch = "wasm32")]
+#[doc(hidden)]
+#[path = "glue.rs"]
+pub mod __glue;
+
+mod decode;
+mod engine;
+pub mod log;
+mod projection;
+pub mod testing;
+mod types;
+
+#[cfg(test)]
+mod tests;
+
+pub use engine::{apply, describe, slice};
+pub use projection::{Envelope, Projection};
+pub use types::{ComponentKind, Descriptor, DocChange, DocEvents, Event, GuestError, Slice};
+
+/// Checks at compile time, on every target, that `P` is a projection.
+#[doc(hidden)]
+pub fn __assert_projection<P: Projection>() {}
+
+/// Exports a [`Projection`] as the component's `refract:projection/projection@1.0.0`.
+///
+/// Use it once, in the crate built as the component (`crate-type = ["cdylib", "rlib"]`):
+/// `refract_guest::export_projection!(MyProjection);`. It exports only when built for
+/// `wasm32`; natively it expands to a type check, so the crate still builds and tests.
+#[macro_export]
+macro_rules! export_projection {
+    ($projection:ty) => {
+        const _: fn() = $crate::__assert_projection::<$projection>;
+
+        #[cfg(target_arch = "wasm32")]
+        const _: () = {
+            struct RefractProjectionExport;
+
+            impl $crate::__glue::Guest for RefractProjectionExport {
+                fn describe() -> $crate::__glue::wit::Descriptor {
+                    $crate::__glue::describe::<$projection>()
+                }
+
+                fn slice(
+                    page: ::std::vec::Vec<$crate::__glue::wit::Event>,
+                ) -> ::core::result::Result<
+                    ::std::vec::Vec<$crate::__glue::wit::Slice>,
+                    $crate::__glue::wit::GuestError,
+                > {
+                    $crate::__glue::slice::<$projection>(page)
+                }
+
+                fn apply(
+                    docs: ::std::vec::Vec<$crate::__glue::wit::DocEvents>,
+                ) -> ::core::result::Result<
+                    ::std::vec::Vec<$crate::__glue::wit::DocChange>,
+                    $crate::__glue::wit::GuestError,
+                > {
+                    $crate::__glue::apply::<$projection>(docs)
+                }
+            }
+
+    $crate::bindings::export!(RefractProjectionExport with_types_in $crate::bindings);
+        };
+    };
+}

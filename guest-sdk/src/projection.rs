@@ -1,0 +1,101 @@
+//! What a projection author implements, and the envelope events arrive in.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::types::Event;
+
+/// A projection: folds events into JSON documents, one per id.
+///
+/// Implement it on a unit struct and export it with [`export_projection!`](crate::export_projection).
+/// See the crate documentation for a complete example.
+pub trait Projection {
+    /// The events handled: a plain (externally tagged) serde enum whose variant names,
+    /// after serde renames, are the event types; a variant's content is the event's data.
+    type Event: DeserializeOwned;
+
+    /// The document the events are folded into, stored as JSON.
+    type Doc: Serialize + DeserializeOwned;
+
+    /// The projection's name: lowercase letters, digits, `-` and `_`.
+    const NAME: &'static str;
+
+    /// The projection's version; a new version is deployed beside the old one.
+    const VERSION: u32;
+
+    /// The ids of the documents an event touches; by default only its stream's.
+    ///
+    /// With the default, slicing a page decodes (almost) no events.
+    fn doc_ids(event: &Envelope<Self::Event>) -> Vec<String> {
+        crate::engine::note_default_doc_ids();
+        vec![event.stream_id.clone()]
+    }
+
+    /// The document an event creates when none exists yet; `None` ignores the event.
+    fn create(id: &str, event: &Envelope<Self::Event>) -> Option<Self::Doc>;
+
+    /// Folds an event into an existing document.
+    fn apply(doc: &mut Self::Doc, event: &Envelope<Self::Event>);
+
+    /// Whether the document is deleted after this event; by default never.
+    fn should_delete(doc: &Self::Doc, event: &Envelope<Self::Event>) -> bool {
+        let _ = (doc, event);
+        false
+    }
+}
+
+/// A decoded event with its metadata.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Envelope<E> {
+    /// The decoded event: the variant named by the event type, holding its data.
+    pub event: E,
+    /// Global position in the store: strictly increasing, unique.
+    pub sequence: u64,
+    /// The stream (aggregate) the event belongs to.
+    pub stream_id: String,
+    /// Position of the event in its stream, starting at 1.
+    pub stream_version: u64,
+    /// The event's type name, as given when it was appended.
+    pub event_type: String,
+    /// When the event was recorded: microseconds since the Unix epoch, UTC.
+    pub timestamp: i64,
+    /// The tenant the event was appended for, if any.
+    pub tenant: Option<String>,
+    /// The event's metadata, JSON text (`{}` when none was given).
+    pub metadata: String,
+}
+
+impl<E> Envelope<E> {
+    /// Wraps a decoded event with the metadata of the raw event it came from.
+    pub fn new(event: E, raw: Event) -> Self {
+        Self {
+            event,
+            sequence: raw.sequence,
+            stream_id: raw.stream_id,
+            stream_version: raw.stream_version,
+            event_type: raw.event_type,
+            timestamp: raw.timestamp,
+            tenant: raw.tenant,
+            metadata: raw.metadata,
+        }
+    }
+
+    /// Like [`Envelope::new`] for a borrowed raw event (its data is not copied).
+    pub(crate) fn from_ref(event: E, raw: &Event) -> Self {
+        Self {
+            event,
+            sequence: raw.sequence,
+            stream_id: raw.stream_id.clone(),
+            stream_version: raw.stream_version,
+            event_type: raw.event_type.clone(),
+            timestamp: raw.timestamp,
+            tenant: raw.tenant.clone(),
+            metadata: raw.metadata.clone(),
+        }
+    }
+
+    /// Parses the metadata JSON as `T`.
+    pub fn metadata_as<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        serde_json::from_str(&self.metadata)
+    }
+}

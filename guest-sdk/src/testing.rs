@@ -1,0 +1,179 @@
+//! Runs a projection natively, page by page as the daemon does, for tests.
+//!
+//! ```
+//! # use refract_guest::{Envelope, Projection};
+//! # use serde::{Deserialize, Serialize};
+//! # use serde_json::json;
+//! # #[derive(Deserialize)]
+//! # enum CounterEvent { Incremented { by: u64 } }
+//! # struct Counter;
+//! # impl Projection for Counter {
+//! #     type Event = CounterEvent;
+//! #     type Doc = u64;
+//! #     const NAME: &'static str = "counter";
+//! #     const VERSION: u32 = 1;
+//! #     fn create(_: &str, e: &Envelope<CounterEvent>) -> Option<u64> {
+//! #         let CounterEvent::Incremented { by } = e.event;
+//! #         Some(by)
+//! #     }
+//! #     fn apply(doc: &mut u64, e: &Envelope<CounterEvent>) {
+//! #         let CounterEvent::Incremented { by } = e.event;
+//! #         *doc += by;
+//! #     }
+//! # }
+//! use refract_guest::testing::given;
+//!
+//! let events = given()
+//!     .event("c-1", "Incremented", json!({ "by": 2 }))
+//!     .event("c-1", "Reset", json!({}))
+//!     .event("c-1", "Incremented", json!({ "by": 3 }));
+//! assert_eq!(events.doc::<Counter>("c-1"), Some(json!(5)));
+//! assert_eq!(events.events()[2].stream_version, 3);
+//! ```
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde_json::Value;
+
+use crate::engine::{apply, describe, slice};
+use crate::projection::Projection;
+use crate::types::{DocChange, DocEvents, Event, GuestError};
+
+/// How many events the harness hands the projection at a time.
+pub const PAGE_SIZE: usize = 500;
+
+/// The timestamp of the events [`Given`] makes: the event's sequence is added to it.
+pub const BASE_TIMESTAMP: i64 = 1_700_000_000_000_000;
+
+/// Projects `events` as the daemon would and returns every document by id.
+///
+/// Only the event types `P` handles are handed to it, in pages of [`PAGE_SIZE`]; each
+/// page is sliced, then applied, and documents travel as JSON text between pages.
+pub fn project<P: Projection>(events: &[Event]) -> Result<BTreeMap<String, Value>, GuestError> {
+    let handled = describe::<P>().event_types;
+    let relevant: Vec<&Event> = events
+        .iter()
+        .filter(|e| handled.contains(&e.event_type))
+        .collect();
+    let mut docs: BTreeMap<String, String> = BTreeMap::new();
+    for chunk in relevant.chunks(PAGE_SIZE) {
+        let page: Vec<Event> = chunk.iter().map(|e| (*e).clone()).collect();
+        let slices = slice::<P>(&page)?;
+        let mut inputs = Vec::with_capacity(slices.len());
+        for s in &slices {
+            let events = s
+                .events
+                .iter()
+                .map(|&i| {
+                    page.get(i as usize).cloned().ok_or_else(|| {
+                        GuestError::new(format!("slice index {i} is outside the page"), None)
+                    })
+                })
+                .collect::<Result<_, _>>()?;
+            inputs.push(DocEvents {
+                doc_id: s.doc_id.clone(),
+                state: docs.get(&s.doc_id).cloned(),
+                events,
+            });
+        }
+        let changes = apply::<P>(inputs)?;
+        for (s, change) in slices.into_iter().zip(changes) {
+            match change {
+                DocChange::Put(json) => {
+                    docs.insert(s.doc_id, json);
+                }
+                DocChange::Delete => {
+                    docs.remove(&s.doc_id);
+                }
+                DocChange::Keep => {}
+            }
+        }
+    }
+    docs.into_iter()
+        .map(|(id, json)| match serde_json::from_str(&json) {
+            Ok(doc) => Ok((id, doc)),
+            Err(e) => Err(GuestError::new(
+                format!("document {id:?} is not JSON: {e}"),
+                None,
+            )),
+        })
+        .collect()
+}
+
+/// Starts a list of events for a test.
+pub fn given() -> Given {
+    Given::default()
+}
+
+/// A list of events for a test, numbered as a store would number them.
+#[derive(Debug, Clone, Default)]
+pub struct Given {
+    events: Vec<Event>,
+    versions: HashMap<String, u64>,
+}
+
+impl Given {
+    /// An empty list.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Appends an event with the next sequence and the next version of its stream.
+    pub fn event(self, stream_id: &str, event_type: &str, data: Value) -> Self {
+        self.event_with(stream_id, event_type, data, |_| {})
+    }
+
+    /// Appends an event as [`Given::event`] does, then lets `edit` change it (metadata, tenant...).
+    pub fn event_with(
+        mut self,
+        stream_id: &str,
+        event_type: &str,
+        data: Value,
+        edit: impl FnOnce(&mut Event),
+    ) -> Self {
+        let version = self.versions.entry(stream_id.to_owned()).or_insert(0);
+        *version += 1;
+        let sequence = self.events.len() as u64 + 1;
+        let mut event = Event {
+            sequence,
+            stream_id: stream_id.to_owned(),
+            stream_version: *version,
+            event_type: event_type.to_owned(),
+            data: data.to_string(),
+            metadata: "{}".to_owned(),
+            tenant: None,
+            timestamp: BASE_TIMESTAMP + sequence as i64,
+        };
+        edit(&mut event);
+        self.events.push(event);
+        self
+    }
+
+    /// The events so far.
+    pub fn events(&self) -> &[Event] {
+        &self.events
+    }
+
+    /// The events, to hand elsewhere.
+    pub fn into_events(self) -> Vec<Event> {
+        self.events
+    }
+
+    /// Projects the events with `P`: see [`project`].
+    pub fn project<P: Projection>(&self) -> Result<BTreeMap<String, Value>, GuestError> {
+        project::<P>(&self.events)
+    }
+
+    /// Every document `P` makes of the events; panics with the guest's error if it fails.
+    pub fn docs<P: Projection>(&self) -> BTreeMap<String, Value> {
+        match self.project::<P>() {
+            Ok(docs) => docs,
+            Err(e) => panic!("projection {} failed: {e}", P::NAME),
+        }
+    }
+
+    /// The document `id` that `P` makes of the events; panics if the projection fails.
+    pub fn doc<P: Projection>(&self, id: &str) -> Option<Value> {
+        self.docs::<P>().remove(id)
+    }
+}

@@ -1,0 +1,81 @@
+//! API errors: one JSON shape, `{"error": "...", ...}`, and a status code per kind.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::deploy::DeployError;
+use crate::runtime::Fault;
+use crate::service::ServiceError;
+use crate::store::StoreError;
+
+/// An error response.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    body: serde_json::Value,
+}
+
+impl ApiError {
+    /// 400 with a message naming the problem.
+    pub fn bad_request(msg: impl std::fmt::Display) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, msg)
+    }
+
+    /// 404.
+    pub fn not_found(msg: impl std::fmt::Display) -> Self {
+        Self::new(StatusCode::NOT_FOUND, msg)
+    }
+
+    fn new(status: StatusCode, msg: impl std::fmt::Display) -> Self {
+        Self {
+            status,
+            body: json!({ "error": msg.to_string() }),
+        }
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::Store(e) => e.into(),
+            ServiceError::NotFound(_) => Self::not_found(e),
+            ServiceError::Deploy(DeployError::Store(e)) => e.into(),
+            ServiceError::Deploy(DeployError::Component(ref re)) if re.fault() == Fault::Guest => {
+                Self::bad_request(e)
+            }
+            ServiceError::Deploy(DeployError::VersionTaken { .. }) => {
+                Self::new(StatusCode::CONFLICT, e)
+            }
+            _ => {
+                tracing::error!("internal error: {e}");
+                Self::new(StatusCode::INTERNAL_SERVER_ERROR, e)
+            }
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match &e {
+            StoreError::Conflict { current, .. } => Self {
+                status: StatusCode::CONFLICT,
+                body: json!({ "error": e.to_string(), "current_version": current }),
+            },
+            StoreError::KeyReused { .. } => Self::new(StatusCode::CONFLICT, e),
+            StoreError::Invalid(_) => Self::bad_request(e),
+            StoreError::NotFound(_) => Self::not_found(e),
+            _ => {
+                tracing::error!("store error: {e}");
+                Self::new(StatusCode::INTERNAL_SERVER_ERROR, e)
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(self.body)).into_response()
+    }
+}

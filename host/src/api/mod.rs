@@ -1,0 +1,39 @@
+//! The HTTP API (axum, JSON): a thin layer over [`Refract`].
+
+mod error;
+mod projections;
+mod streams;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+
+pub use error::ApiError;
+
+use crate::service::Refract;
+
+/// Largest component upload accepted.
+pub const MAX_COMPONENT_BYTES: usize = 64 << 20;
+/// Largest append body accepted.
+pub const MAX_APPEND_BYTES: usize = 32 << 20;
+
+/// The API's routes over one service.
+pub fn router(service: Arc<Refract>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
+        .route(
+            "/streams/{id}/events",
+            post(streams::append).layer(DefaultBodyLimit::max(MAX_APPEND_BYTES)),
+        )
+        .route("/streams/{id}", get(streams::read))
+        .route(
+            "/components",
+            post(projections::deploy).layer(DefaultBodyLimit::max(MAX_COMPONENT_BYTES)),
+        )
+        .route("/projections", get(projections::list))
+        .route("/projections/{name}/docs/{id}", get(projections::doc))
+        .fallback(|| async { ApiError::not_found("no such route") })
+        .with_state(service)
+}

@@ -1,0 +1,45 @@
+//! Components and projections: deploy, status, documents.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::IntoResponse;
+use serde::Deserialize;
+
+use super::ApiError;
+use crate::deploy::Deployed;
+use crate::service::{ProjectionStatus, Refract};
+
+pub(super) async fn deploy(
+    State(svc): State<Arc<Refract>>,
+    body: Bytes,
+) -> Result<Json<Deployed>, ApiError> {
+    if body.is_empty() {
+        return Err(ApiError::bad_request("empty upload: send the component's .wasm bytes"));
+    }
+    Ok(Json(svc.deploy(body.to_vec()).await?))
+}
+
+pub(super) async fn list(
+    State(svc): State<Arc<Refract>>,
+) -> Result<Json<Vec<ProjectionStatus>>, ApiError> {
+    Ok(Json(svc.projections().await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct DocQuery {
+    version: Option<u32>,
+}
+
+pub(super) async fn doc(
+    State(svc): State<Arc<Refract>>,
+    Path((name, id)): Path<(String, String)>,
+    Query(q): Query<DocQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    let body = svc.get_doc(&name, q.version, &id).await?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], body))
+}

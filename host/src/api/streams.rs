@@ -1,0 +1,183 @@
+//! `POST /streams/{id}/events` and `GET /streams/{id}`.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use super::ApiError;
+use crate::service::Refract;
+use crate::store::{AppendRequest, AppendResult, ExpectedVersion, NewEvent, RecordedEvent, StreamId};
+
+/// The append request body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AppendBody {
+    #[serde(default)]
+    expected_version: Option<u64>,
+    #[serde(default)]
+    idempotency_key: Option<String>,
+    #[serde(default)]
+    tenant: Option<String>,
+    events: Vec<EventBody>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventBody {
+    #[serde(rename = "type")]
+    event_type: String,
+    data: Box<RawValue>,
+    #[serde(default)]
+    metadata: Option<Box<RawValue>>,
+}
+
+/// Parses and checks an append body, naming the first problem.
+fn parse_append(id: String, body: &[u8]) -> Result<AppendRequest, ApiError> {
+    let stream = StreamId::new(id)?;
+    let body: AppendBody = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("invalid append request: {e}")))?;
+    if body.events.is_empty() {
+        return Err(ApiError::bad_request("invalid append request: `events` is empty"));
+    }
+    let mut events = Vec::with_capacity(body.events.len());
+    for (i, e) in body.events.into_iter().enumerate() {
+        let metadata = match e.metadata {
+            Some(m) if !m.get().starts_with('{') => {
+                return Err(ApiError::bad_request(format!(
+                    "invalid append request: events[{i}].metadata must be a JSON object"
+                )));
+            }
+            Some(m) => String::from(Box::<str>::from(m)),
+            None => "{}".to_owned(),
+        };
+        events.push(NewEvent {
+            event_type: e.event_type,
+            data: String::from(Box::<str>::from(e.data)),
+            metadata,
+        });
+    }
+    Ok(AppendRequest {
+        stream,
+        expected: ExpectedVersion::from_option(body.expected_version),
+        idempotency_key: body.idempotency_key,
+        tenant: body.tenant,
+        events,
+    })
+}
+
+pub(super) async fn append(
+    State(svc): State<Arc<Refract>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<AppendResult>, ApiError> {
+    let req = parse_append(id, &body)?;
+    Ok(Json(svc.append(req).await?))
+}
+
+/// A stream as the API returns it.
+#[derive(Serialize)]
+pub(super) struct StreamBody {
+    id: String,
+    version: u64,
+    events: Vec<EventOut>,
+}
+
+#[derive(Serialize)]
+struct EventOut {
+    sequence: i64,
+    stream_version: u64,
+    #[serde(rename = "type")]
+    event_type: String,
+    data: Box<RawValue>,
+    metadata: Box<RawValue>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tenant: Option<String>,
+    timestamp: String,
+}
+
+impl TryFrom<RecordedEvent> for EventOut {
+    type Error = ApiError;
+
+    fn try_from(e: RecordedEvent) -> Result<Self, ApiError> {
+        let corrupt = |what: &str, err: serde_json::Error| {
+            ApiError::from(crate::store::StoreError::Corrupt(format!(
+                "event {} {what}: {err}",
+                e.sequence
+            )))
+        };
+        Ok(Self {
+            sequence: e.sequence,
+            stream_version: e.stream_version,
+            data: RawValue::from_string(e.data.clone()).map_err(|err| corrupt("data", err))?,
+            metadata: RawValue::from_string(e.metadata.clone())
+                .map_err(|err| corrupt("metadata", err))?,
+            timestamp: rfc3339(e.timestamp),
+            event_type: e.event_type,
+            tenant: e.tenant,
+        })
+    }
+}
+
+/// Formats microseconds since the epoch as RFC 3339.
+fn rfc3339(micros: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1000)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_default()
+}
+
+pub(super) async fn read(
+    State(svc): State<Arc<Refract>>,
+    Path(id): Path<String>,
+) -> Result<Json<StreamBody>, ApiError> {
+    let stream = StreamId::new(id)?;
+    let (version, events) = svc.read_stream(&stream).await?;
+    let events = events
+        .into_iter()
+        .map(EventOut::try_from)
+        .collect::<Result<_, _>>()?;
+    Ok(Json(StreamBody {
+        id: stream.as_str().to_owned(),
+        version,
+        events,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(body: &str) -> String {
+        match parse_append("s-1".into(), body.as_bytes()) {
+            Ok(_) => panic!("accepted {body}"),
+            Err(e) => format!("{e:?}"),
+        }
+    }
+
+    #[test]
+    fn bad_bodies_are_named() {
+        assert!(err("{").contains("EOF"));
+        assert!(err(r#"{"events": [], "x": 1}"#).contains("unknown field `x`"));
+        assert!(err(r#"{"events": []}"#).contains("`events` is empty"));
+        assert!(err(r#"{"events": [{"type": "A"}]}"#).contains("missing field `data`"));
+        assert!(err(r#"{"events": [{"type": "A", "data": {}, "metadata": 3}]}"#).contains("events[0].metadata"));
+        assert!(err(r#"{"events": [{"type": "A", "data": {}, "foo": 1}]}"#).contains("unknown field `foo`"));
+    }
+
+    #[test]
+    fn good_body_keeps_json_text() {
+        let req = parse_append(
+            "s-1".into(),
+            br#"{"expected_version": 0, "idempotency_key": "k", "events": [{"type": "A", "data": {"a": [1, 2]}}]}"#,
+        )
+        .expect("valid");
+        assert_eq!(req.expected, ExpectedVersion::NoStream);
+        assert_eq!(req.events[0].data, r#"{"a": [1, 2]}"#);
+        assert_eq!(req.events[0].metadata, "{}");
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+    }
+}

@@ -1,0 +1,156 @@
+//! The client commands: each one request to the daemon's API.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use serde_json::{Value, json};
+
+/// Arguments of `refract append`.
+#[derive(Debug, clap::Args)]
+pub struct AppendArgs {
+    /// The stream to append to.
+    stream: String,
+    /// The event's type.
+    #[arg(long = "type", short = 't', required_unless_present = "file")]
+    event_type: Option<String>,
+    /// The event's data, JSON.
+    #[arg(long, short = 'd', default_value = "{}")]
+    data: String,
+    /// The event's metadata, a JSON object.
+    #[arg(long)]
+    metadata: Option<String>,
+    /// Fail unless the stream is at this version (0: must not exist).
+    #[arg(long)]
+    expected_version: Option<u64>,
+    /// Makes a retried append a no-op.
+    #[arg(long)]
+    idempotency_key: Option<String>,
+    /// A whole request body (`{"events": [...]}`) from a file, or `-` for stdin.
+    #[arg(long, conflicts_with_all = ["event_type", "metadata"])]
+    file: Option<PathBuf>,
+}
+
+/// A client of one daemon.
+pub struct Client {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Client {
+    /// A client for the daemon at `base` (e.g. `http://127.0.0.1:4300`).
+    pub fn new(base: &str) -> Self {
+        Self {
+            base: base.trim_end_matches('/').to_owned(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn send(&self, req: reqwest::RequestBuilder) -> anyhow::Result<String> {
+        let resp = req
+            .send()
+            .await
+            .with_context(|| format!("cannot reach refract at {} (is `refract serve` running?)", self.base))?;
+        let status = resp.status();
+        let text = resp.text().await?;
+        if !status.is_success() {
+            let msg = serde_json::from_str::<Value>(&text)
+                .ok()
+                .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_owned))
+                .unwrap_or(text);
+            bail!("{status}: {msg}");
+        }
+        Ok(text)
+    }
+
+    pub(super) async fn append(&self, a: AppendArgs) -> anyhow::Result<()> {
+        let body: Value = match &a.file {
+            Some(path) => {
+                let text = if path == Path::new("-") {
+                    std::io::read_to_string(std::io::stdin())?
+                } else {
+                    std::fs::read_to_string(path)
+                        .with_context(|| format!("cannot read {}", path.display()))?
+                };
+                serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?
+            }
+            None => {
+                let data: Value = serde_json::from_str(&a.data).context("--data is not JSON")?;
+                let mut event = json!({ "type": a.event_type, "data": data });
+                if let Some(m) = &a.metadata {
+                    event["metadata"] = serde_json::from_str(m).context("--metadata is not JSON")?;
+                }
+                let mut body = json!({ "events": [event] });
+                if let Some(v) = a.expected_version {
+                    body["expected_version"] = json!(v);
+                }
+                if let Some(k) = &a.idempotency_key {
+                    body["idempotency_key"] = json!(k);
+                }
+                body
+            }
+        };
+        let url = format!("{}/streams/{}/events", self.base, encode(&a.stream));
+        println!("{}", self.send(self.http.post(url).json(&body)).await?);
+        Ok(())
+    }
+
+    pub(super) async fn deploy(&self, files: &[PathBuf]) -> anyhow::Result<()> {
+        for f in files {
+            let wasm = std::fs::read(f).with_context(|| format!("cannot read {}", f.display()))?;
+            let url = format!("{}/components", self.base);
+            let out = self
+                .send(self.http.post(url).body(wasm))
+                .await
+                .with_context(|| format!("deploying {}", f.display()))?;
+            println!("{out}");
+        }
+        Ok(())
+    }
+
+    pub(super) async fn status(&self, raw: bool) -> anyhow::Result<()> {
+        let text = self.send(self.http.get(format!("{}/projections", self.base))).await?;
+        if raw {
+            println!("{text}");
+            return Ok(());
+        }
+        let rows: Vec<Value> = serde_json::from_str(&text)?;
+        println!("{:<28} {:>4} {:<8} {:<8} {:>10} {:>8}  error", "name", "ver", "state", "status", "position", "lag");
+        for r in rows {
+            let s = |k: &str| r.get(k).map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned)).unwrap_or_default();
+            let err = r.get("error").filter(|e| !e.is_null()).map(|e| e["message"].to_string()).unwrap_or_default();
+            println!(
+                "{:<28} {:>4} {:<8} {:<8} {:>10} {:>8}  {err}",
+                s("name"), s("version"), s("state"), s("status"), s("position"), s("lag")
+            );
+        }
+        Ok(())
+    }
+
+    pub(super) async fn get_doc(&self, name: &str, id: &str, version: Option<u32>) -> anyhow::Result<()> {
+        let mut url = format!("{}/projections/{}/docs/{}", self.base, encode(name), encode(id));
+        if let Some(v) = version {
+            url.push_str(&format!("?version={v}"));
+        }
+        println!("{}", self.send(self.http.get(url)).await?);
+        Ok(())
+    }
+
+    pub(super) async fn stream(&self, id: &str) -> anyhow::Result<()> {
+        let url = format!("{}/streams/{}", self.base, encode(id));
+        println!("{}", self.send(self.http.get(url)).await?);
+        Ok(())
+    }
+}
+
+/// Percent-encodes a path segment.
+fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}

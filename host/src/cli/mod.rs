@@ -1,0 +1,137 @@
+//! The `refract` command line: `serve` runs the daemon; the other verbs are thin
+//! clients of its HTTP API.
+
+mod client;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+use crate::service::Refract;
+
+/// refract: event-sourcing projections as sandboxed WebAssembly components.
+#[derive(Debug, Parser)]
+#[command(name = "refract", version, about)]
+pub struct Cli {
+    /// The daemon's API address, for the client commands.
+    #[arg(long, global = true, env = "REFRACT_URL", default_value = "http://127.0.0.1:4300")]
+    url: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Runs the daemon: event store, projections and HTTP API.
+    Serve {
+        /// Data directory (database, components, compiled artifacts).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Address to listen on (port 0 picks a free port).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// A TOML config file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Appends events to a stream.
+    Append(client::AppendArgs),
+    /// Deploys components (.wasm files).
+    Deploy {
+        /// The component files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Shows every projection version with its progress.
+    Status {
+        /// Print the raw JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Prints one document of a projection.
+    Get {
+        /// The projection's name.
+        name: String,
+        /// The document's id.
+        id: String,
+        /// A specific version instead of the live one.
+        #[arg(long)]
+        version: Option<u32>,
+    },
+    /// Prints a stream's events.
+    Stream {
+        /// The stream's id.
+        id: String,
+    },
+}
+
+/// Parses the command line and runs it.
+pub async fn run() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let api = client::Client::new(&cli.url);
+    match cli.command {
+        Command::Serve {
+            data_dir,
+            listen,
+            config,
+        } => {
+            let mut cfg = match config {
+                Some(path) => Config::load(&path)?,
+                None => Config::default(),
+            };
+            if let Some(d) = data_dir {
+                cfg.data_dir = d;
+            }
+            if let Some(l) = listen {
+                cfg.listen = l;
+            }
+            serve(cfg).await
+        }
+        Command::Append(args) => api.append(args).await,
+        Command::Deploy { files } => api.deploy(&files).await,
+        Command::Status { json } => api.status(json).await,
+        Command::Get { name, id, version } => api.get_doc(&name, &id, version).await,
+        Command::Stream { id } => api.stream(&id).await,
+    }
+}
+
+/// Runs the daemon until Ctrl-C or SIGTERM, then stops the agents cleanly.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let svc = Arc::new(Refract::open(&config).await?);
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(data_dir = %config.data_dir.display(), "refract listening on http://{addr}");
+    // Tests and scripts read this line to find the port.
+    println!("refract listening on http://{addr}");
+    axum::serve(listener, crate::api::router(svc.clone()))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    svc.shutdown().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,94 @@
+//! The daemon's configuration: one optional TOML file, overridden by CLI flags.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::runtime::Limits;
+
+/// Default address of the HTTP API.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:4300";
+
+/// Everything `refract serve` needs to know.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where the database, the deployed components and compiled artifacts live.
+    pub data_dir: PathBuf,
+    /// Address the HTTP API listens on.
+    pub listen: SocketAddr,
+    /// Events per page handed to a guest.
+    pub page_size: usize,
+    /// Sandbox limits for every component.
+    pub limits: Limits,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("refract-data"),
+            listen: DEFAULT_LISTEN
+                .parse()
+                .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 4300))),
+            page_size: crate::daemon::DEFAULT_PAGE_SIZE,
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// A configuration file that could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for a refract config.
+    #[error("invalid config {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, with its place in the file.
+        message: String,
+    },
+}
+
+impl Config {
+    /// Reads a TOML config file; missing keys take their defaults.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })
+    }
+
+    /// The SQLite database file.
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join("refract.db")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partial_file_keeps_defaults_and_unknown_keys_are_named() {
+        let c: Config = toml::from_str("page_size = 50\n[limits]\ncall_timeout_ms = 20\n")
+            .expect("valid config");
+        assert_eq!(c.page_size, 50);
+        assert_eq!(c.limits.call_timeout_ms, 20);
+        assert_eq!(c.data_dir, PathBuf::from("refract-data"));
+        let err = toml::from_str::<Config>("pagesize = 1").expect_err("unknown key");
+        assert!(err.to_string().contains("pagesize"), "{err}");
+    }
+}

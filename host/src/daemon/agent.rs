@@ -1,0 +1,225 @@
+//! One agent per deployed projection version: page → slice → load → apply → one
+//! transaction with the documents and the progress.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::runtime::{DocChange, DocInput, Guest, GuestOutput, RuntimeError, Slice};
+use crate::store::{DocWrite, Page, Position, ProjectionKey, RunStatus, Store, StoreError};
+
+/// How long an idle agent sleeps when no wake-up comes (appends by another process).
+const IDLE_POLL: Duration = Duration::from_millis(500);
+/// Documents kept in an agent's cache before it is cleared.
+const CACHE_LIMIT: usize = 200_000;
+
+/// Why a page could not be projected.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum PageError {
+    #[error(transparent)]
+    Guest(#[from] RuntimeError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("guest call task failed: {0}")]
+    Join(#[from] tokio::task::JoinError),
+}
+
+/// The error a paused projection shows in its status.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct PauseError {
+    /// The component (`name@vN`).
+    pub component: String,
+    /// The event it failed on, when known.
+    pub event_sequence: Option<i64>,
+    /// What went wrong.
+    pub message: String,
+    /// Who was at fault: `guest` or `host`.
+    pub fault: crate::runtime::Fault,
+}
+
+pub(crate) struct Agent {
+    pub key: ProjectionKey,
+    pub guest: Arc<Mutex<Guest>>,
+    pub store: Arc<dyn Store>,
+    pub event_types: Vec<String>,
+    pub page_size: usize,
+    pub shutdown: watch::Receiver<bool>,
+    /// Known documents: `None` means known not to exist.
+    pub cache: HashMap<String, Option<String>>,
+}
+
+impl Agent {
+    /// Runs until shutdown, or until a guest error pauses the projection.
+    pub async fn run(mut self) {
+        let mut wake = self.store.watch_head();
+        let mut position = match self.start().await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(projection = %self.key, "cannot start: {e}");
+                return;
+            }
+        };
+        let mut backoff = Duration::from_millis(50);
+        while !*self.shutdown.borrow() {
+            let page = match self.store.read_page(position, Some(&self.event_types), self.page_size).await {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!(projection = %self.key, "reading events failed: {e}");
+                    self.pause_for(&mut backoff).await;
+                    continue;
+                }
+            };
+            if page.events.is_empty() {
+                if page.scanned_to > position {
+                    match self.store.commit_page(&self.key, &[], page.scanned_to, 0).await {
+                        Ok(()) => position = page.scanned_to,
+                        Err(e) => tracing::warn!(projection = %self.key, "saving progress: {e}"),
+                    }
+                }
+                self.idle(&mut wake, position).await;
+                continue;
+            }
+            let scanned_to = page.scanned_to;
+            match self.project(page).await {
+                Ok(()) => {
+                    position = scanned_to;
+                    backoff = Duration::from_millis(50);
+                }
+                Err(PageError::Guest(e)) => {
+                    self.pause(e).await;
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(projection = %self.key, "page failed, retrying: {e}");
+                    self.cache.clear();
+                    self.pause_for(&mut backoff).await;
+                }
+            }
+        }
+    }
+
+    async fn start(&self) -> Result<Position, StoreError> {
+        let progress = self.store.progress(&self.key).await?;
+        if progress.status != RunStatus::Running {
+            tracing::info!(projection = %self.key, "resuming after restart (was paused)");
+            self.store.set_status(&self.key, RunStatus::Running, None).await?;
+        }
+        tracing::info!(projection = %self.key, position = progress.position, "agent started");
+        Ok(progress.position)
+    }
+
+    /// Waits for new events, a poll interval, or shutdown.
+    async fn idle(&mut self, wake: &mut watch::Receiver<Position>, position: Position) {
+        if *wake.borrow_and_update() > position {
+            return;
+        }
+        tokio::select! {
+            _ = wake.changed() => {}
+            _ = tokio::time::sleep(IDLE_POLL) => {}
+            _ = self.shutdown.changed() => {}
+        }
+    }
+
+    async fn pause_for(&mut self, backoff: &mut Duration) {
+        tokio::select! {
+            _ = tokio::time::sleep(*backoff) => {}
+            _ = self.shutdown.changed() => {}
+        }
+        *backoff = (*backoff * 2).min(Duration::from_secs(5));
+    }
+
+    async fn pause(&self, e: RuntimeError) {
+        let (event_sequence, message) = match &e {
+            RuntimeError::Guest { event_sequence, message, .. } => (*event_sequence, message.clone()),
+            other => (None, other.to_string()),
+        };
+        let error = PauseError {
+            component: self.key.to_string(),
+            event_sequence,
+            message,
+            fault: e.fault(),
+        };
+        tracing::error!(projection = %self.key, fault = ?error.fault, "paused: {e}");
+        let text = serde_json::to_string(&error).unwrap_or_else(|_| e.to_string());
+        if let Err(se) = self.store.set_status(&self.key, RunStatus::Paused, Some(&text)).await {
+            tracing::error!(projection = %self.key, "cannot record the pause: {se}");
+        }
+    }
+
+    /// Projects one page and commits it with the progress.
+    async fn project(&mut self, page: Page) -> Result<(), PageError> {
+        let applied = page.events.len() as u64;
+        let prepared = Arc::new(Guest::prepare(&page.events));
+        let slices = self.call(&prepared, |g, p| g.slice(p)).await?;
+        self.load_missing(&slices).await?;
+        let inputs: Vec<DocInput> = slices
+            .iter()
+            .map(|s| DocInput {
+                id: s.doc_id.clone(),
+                state: self.cache.get(&s.doc_id).cloned().flatten(),
+                events: s.events.clone(),
+            })
+            .collect();
+        let changes = self.call(&prepared, move |g, p| g.apply(p, inputs)).await?;
+        let mut writes = Vec::with_capacity(changes.len());
+        for (slice, change) in slices.into_iter().zip(changes) {
+            match change {
+                DocChange::Put(body) => {
+                    self.cache.insert(slice.doc_id.clone(), Some(body.clone()));
+                    writes.push(DocWrite::Put { id: slice.doc_id, body });
+                }
+                DocChange::Delete => {
+                    self.cache.insert(slice.doc_id.clone(), None);
+                    writes.push(DocWrite::Delete { id: slice.doc_id });
+                }
+                DocChange::Keep => {}
+            }
+        }
+        self.store
+            .commit_page(&self.key, &writes, page.scanned_to, applied)
+            .await?;
+        if self.cache.len() > CACHE_LIMIT {
+            self.cache.clear();
+        }
+        Ok(())
+    }
+
+    /// Fills the cache with the documents the page touches that it does not know.
+    async fn load_missing(&mut self, slices: &[Slice]) -> Result<(), StoreError> {
+        let missing: Vec<&str> = slices
+            .iter()
+            .map(|s| s.doc_id.as_str())
+            .filter(|id| !self.cache.contains_key(*id))
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let mut found = self.store.load_docs(&self.key, &missing).await?;
+        for id in missing {
+            let body = found.remove(id);
+            self.cache.insert(id.to_owned(), body);
+        }
+        Ok(())
+    }
+
+    /// Runs a guest call on a blocking thread: wasmtime calls are synchronous and
+    /// WASI must not block a tokio worker.
+    async fn call<R: Send + 'static>(
+        &self,
+        page: &Arc<GuestOutput>,
+        f: impl FnOnce(&mut Guest, &GuestOutput) -> Result<R, RuntimeError> + Send + 'static,
+    ) -> Result<R, PageError> {
+        let guest = self.guest.clone();
+        let page = page.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            let mut g = guest
+                .lock()
+                .map_err(|_| RuntimeError::Host("guest lock poisoned".into()))?;
+            f(&mut g, &page)
+        })
+        .await?;
+        Ok(result?)
+    }
+}

@@ -1,0 +1,78 @@
+//! The async daemon: one agent task per deployed projection version.
+
+mod agent;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use agent::PauseError;
+use agent::Agent;
+
+use crate::runtime::{Guest, LoadedComponent};
+use crate::store::{ProjectionKey, Store};
+
+/// Events per page unless configured otherwise.
+pub const DEFAULT_PAGE_SIZE: usize = 1000;
+
+/// Starts and stops agents.
+pub struct Daemon {
+    store: Arc<dyn Store>,
+    page_size: usize,
+    shutdown: watch::Sender<bool>,
+    agents: Mutex<HashMap<ProjectionKey, JoinHandle<()>>>,
+}
+
+impl Daemon {
+    /// A daemon with no agents yet.
+    pub fn new(store: Arc<dyn Store>, page_size: usize) -> Self {
+        Self {
+            store,
+            page_size: page_size.max(1),
+            shutdown: watch::channel(false).0,
+            agents: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Starts the agent of one projection version (replacing a running one).
+    pub fn start(&self, loaded: &LoadedComponent) {
+        let key = ProjectionKey {
+            name: loaded.descriptor.name.clone(),
+            version: loaded.descriptor.version,
+        };
+        let agent = Agent {
+            guest: Arc::new(Mutex::new(Guest::new(loaded, key.to_string()))),
+            key: key.clone(),
+            store: self.store.clone(),
+            event_types: loaded.descriptor.event_types.clone(),
+            page_size: self.page_size,
+            shutdown: self.shutdown.subscribe(),
+            cache: HashMap::new(),
+        };
+        let task = tokio::spawn(agent.run());
+        let mut agents = self.agents.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(old) = agents.insert(key, task) {
+            old.abort();
+        }
+    }
+
+    /// Whether an agent task is running for this version.
+    pub fn is_running(&self, key: &ProjectionKey) -> bool {
+        let agents = self.agents.lock().unwrap_or_else(|p| p.into_inner());
+        agents.get(key).is_some_and(|t| !t.is_finished())
+    }
+
+    /// Signals every agent to stop after its current page and waits for them.
+    pub async fn shutdown(&self) {
+        self.shutdown.send_replace(true);
+        let tasks: Vec<_> = {
+            let mut agents = self.agents.lock().unwrap_or_else(|p| p.into_inner());
+            agents.drain().map(|(_, t)| t).collect()
+        };
+        for t in tasks {
+            let _ = t.await;
+        }
+    }
+}

@@ -1,0 +1,174 @@
+//! The registry of deployed components: stores the wasm in the data directory,
+//! records it, prepares its tables, and brings everything back after a restart.
+
+use std::path::{Path, PathBuf};
+
+use crate::runtime::{LoadedComponent, Runtime, RuntimeError};
+use crate::store::{ComponentRecord, ProjectionKey, RunStatus, Store, StoreError, now_micros};
+
+/// The team that owns components when no teams are configured.
+pub const DEFAULT_TEAM: &str = "default";
+
+/// What can go wrong deploying a component.
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    /// The component is unusable (not a component, wrong world, bad descriptor, trap).
+    #[error(transparent)]
+    Component(#[from] RuntimeError),
+    /// This name and version are already deployed with other code.
+    #[error(
+        "{key} is already deployed with different code (sha256 {existing}); \
+         deploy a new version instead"
+    )]
+    VersionTaken {
+        /// The projection version.
+        key: ProjectionKey,
+        /// Hash of the code deployed under it.
+        existing: String,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The component file could not be saved or read.
+    #[error("component file {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// Where the wasm of a component with this hash is kept.
+pub fn wasm_path(components_dir: &Path, sha256: &str) -> PathBuf {
+    components_dir.join(format!("{sha256}.wasm"))
+}
+
+/// The outcome of a deploy.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Deployed {
+    /// The projection's name.
+    pub name: String,
+    /// Its version.
+    pub version: u32,
+    /// The event types it handles.
+    pub event_types: Vec<String>,
+    /// Hex SHA-256 of the wasm.
+    pub sha256: String,
+    /// False when the same code was already deployed (nothing changed).
+    pub created: bool,
+    /// Lifecycle state.
+    pub state: String,
+}
+
+/// Validates, stores and registers a component. Returns the loaded component when it
+/// is new (its agent must be started) and `None` when it was already deployed.
+pub async fn deploy(
+    runtime: &Runtime,
+    store: &dyn Store,
+    components_dir: &Path,
+    wasm: Vec<u8>,
+) -> Result<(Deployed, Option<LoadedComponent>), DeployError> {
+    let rt = runtime.clone();
+    let loaded = tokio::task::spawn_blocking(move || rt.load(&wasm).map(|l| (l, wasm)))
+        .await
+        .map_err(|e| RuntimeError::Host(format!("compile task: {e}")))??;
+    let (loaded, wasm) = loaded;
+    let d = &loaded.descriptor;
+    let key = ProjectionKey {
+        name: d.name.clone(),
+        version: d.version,
+    };
+    let existing = store.components().await?.into_iter().find(|c| c.key == key);
+    if let Some(rec) = existing {
+        if rec.sha256 != loaded.sha256 {
+            return Err(DeployError::VersionTaken {
+                key,
+                existing: rec.sha256,
+            });
+        }
+        let out = deployed(&rec, false);
+        return Ok((out, None));
+    }
+    let path = wasm_path(components_dir, &loaded.sha256);
+    write_file(&path, &wasm).await?;
+    store.prepare_projection(&key).await?;
+    let rec = ComponentRecord {
+        key,
+        team: DEFAULT_TEAM.into(),
+        sha256: loaded.sha256.clone(),
+        event_types: d.event_types.clone(),
+        state: "live".into(),
+        deployed_at: now_micros(),
+    };
+    store.save_component(&rec).await?;
+    tracing::info!(
+        projection = %rec.key,
+        from_cache = loaded.from_cache,
+        ms = loaded.load_time.as_millis() as u64,
+        "deployed"
+    );
+    Ok((deployed(&rec, true), Some(loaded)))
+}
+
+/// Loads every registered component from the data directory, for a restart. A
+/// component that cannot be loaded is reported and paused; the others still start.
+pub async fn restore(
+    runtime: &Runtime,
+    store: &dyn Store,
+    components_dir: &Path,
+) -> Result<Vec<LoadedComponent>, DeployError> {
+    let mut out = Vec::new();
+    for rec in store.components().await? {
+        match restore_one(runtime, store, components_dir, &rec).await {
+            Ok(loaded) => out.push(loaded),
+            Err(e) => {
+                tracing::error!(projection = %rec.key, "cannot restore: {e}");
+                let msg = format!("cannot be loaded after a restart: {e}");
+                store.set_status(&rec.key, RunStatus::Paused, Some(&msg)).await?;
+            }
+        }
+    }
+    Ok(out)
+}
+
+async fn restore_one(
+    runtime: &Runtime,
+    store: &dyn Store,
+    components_dir: &Path,
+    rec: &ComponentRecord,
+) -> Result<LoadedComponent, DeployError> {
+    let path = wasm_path(components_dir, &rec.sha256);
+    let wasm = tokio::fs::read(&path)
+        .await
+        .map_err(|source| DeployError::Io { path: path.clone(), source })?;
+    let rt = runtime.clone();
+    let loaded = tokio::task::spawn_blocking(move || rt.load(&wasm))
+        .await
+        .map_err(|e| RuntimeError::Host(format!("compile task: {e}")))??;
+    store.prepare_projection(&rec.key).await?;
+    tracing::info!(projection = %rec.key, from_cache = loaded.from_cache, "restored");
+    Ok(loaded)
+}
+
+fn deployed(rec: &ComponentRecord, created: bool) -> Deployed {
+    Deployed {
+        name: rec.key.name.clone(),
+        version: rec.key.version,
+        event_types: rec.event_types.clone(),
+        sha256: rec.sha256.clone(),
+        created,
+        state: rec.state.clone(),
+    }
+}
+
+/// Writes atomically: the registry never points at half a file.
+async fn write_file(path: &Path, bytes: &[u8]) -> Result<(), DeployError> {
+    let io = |source| DeployError::Io { path: path.to_owned(), source };
+    if let Some(dir) = path.parent() {
+        tokio::fs::create_dir_all(dir).await.map_err(io)?;
+    }
+    let tmp = path.with_extension("wasm.tmp");
+    tokio::fs::write(&tmp, bytes).await.map_err(io)?;
+    tokio::fs::rename(&tmp, path).await.map_err(io)
+}

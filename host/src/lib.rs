@@ -1,0 +1,19 @@
+//! refract: a daemon that owns an event store and its read models, and runs
+//! projection logic as sandboxed WebAssembly components.
+//!
+//! The modules follow the data: [`store`] (events, documents, progress; SQL lives
+//! there only), [`runtime`] (wasmtime; knows nothing of SQL), [`daemon`] (agents that
+//! join the two), [`deploy`] (the registry of components), [`service`] (the one
+//! service type), [`api`] (HTTP) and [`cli`].
+
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod deploy;
+pub mod runtime;
+pub mod service;
+pub mod store;
+
+pub use config::Config;
+pub use service::{Refract, ServiceError};

@@ -1,0 +1,197 @@
+//! One wasmtime `Engine` for the process: component model, epoch interruption (a
+//! ticker thread), pooling allocator, and a compiled-artifact cache on disk keyed by
+//! the wasm's hash and the engine's compatibility hash.
+
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use super::guest::Guest;
+use super::limits::Limits;
+use super::state::HostState;
+use super::types::Descriptor;
+use super::v1::{self, ProjectorPre};
+use super::{RuntimeError, RuntimeError as E};
+
+/// How often the epoch advances: the granularity of call deadlines.
+pub(crate) const TICK: Duration = Duration::from_millis(10);
+
+/// The process's WebAssembly runtime. Cheap to clone.
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    engine: Engine,
+    linker: Linker<HostState>,
+    cache_dir: Option<PathBuf>,
+    limits: Limits,
+}
+
+/// A compiled, validated component ready to be instantiated.
+#[derive(Clone)]
+pub struct LoadedComponent {
+    pub(crate) pre: ProjectorPre<HostState>,
+    /// What the component says it is.
+    pub descriptor: Descriptor,
+    /// Hex SHA-256 of the wasm bytes.
+    pub sha256: String,
+    /// Whether the compiled artifact came from the cache.
+    pub from_cache: bool,
+    /// Time spent compiling (or loading the artifact) and validating.
+    pub load_time: Duration,
+    pub(crate) limits: Limits,
+}
+
+impl Runtime {
+    /// Creates the engine; `cache_dir` holds compiled artifacts (none: no cache).
+    pub fn new(cache_dir: Option<PathBuf>, limits: Limits) -> Result<Self, RuntimeError> {
+        let mut config = Config::new();
+        config.wasm_component_model(true).epoch_interruption(true);
+        let mut pool = PoolingAllocationConfig::default();
+        pool.max_memory_size(limits.memory_bytes)
+            .total_memories(512)
+            .total_tables(512)
+            .total_core_instances(1024)
+            .total_component_instances(512)
+            .total_stacks(512);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&config).map_err(|e| E::Host(format!("engine: {e:#}")))?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+            .map_err(|e| E::Host(format!("linking WASI: {e:#}")))?;
+        v1::add_to_linker(&mut linker).map_err(|e| E::Host(format!("linking host: {e:#}")))?;
+        if let Some(dir) = &cache_dir {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| E::Host(format!("creating {}: {e}", dir.display())))?;
+        }
+        spawn_ticker(&engine);
+        Ok(Self {
+            inner: Arc::new(Inner {
+                engine,
+                linker,
+                cache_dir,
+                limits,
+            }),
+        })
+    }
+
+    /// The default limits applied to components.
+    pub fn limits(&self) -> &Limits {
+        &self.inner.limits
+    }
+
+    /// Compiles (or loads from cache), links and describes a component.
+    pub fn load(&self, wasm: &[u8]) -> Result<LoadedComponent, RuntimeError> {
+        let started = Instant::now();
+        check_header(wasm)?;
+        let sha256 = hex::encode(Sha256::digest(wasm));
+        let (component, from_cache) = self.compile(wasm, &sha256)?;
+        let inner = &self.inner;
+        let ty = component.component_type();
+        if ty.get_export(&inner.engine, v1::PROJECTION_EXPORT).is_none() {
+            let exports: Vec<&str> = ty.exports(&inner.engine).map(|(n, _)| n).collect();
+            return Err(E::WrongWorld(format!(
+                "it does not export {} (it exports: {})",
+                v1::PROJECTION_EXPORT,
+                if exports.is_empty() { "nothing".to_owned() } else { exports.join(", ") }
+            )));
+        }
+        let instance_pre = inner
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| E::WrongWorld(format!("{e:#}")))?;
+        let pre = ProjectorPre::new(instance_pre).map_err(|e| E::WrongWorld(format!("{e:#}")))?;
+        let mut loaded = LoadedComponent {
+            pre,
+            descriptor: Descriptor {
+                name: String::new(),
+                version: 0,
+                kind: super::ComponentKind::Projection,
+                event_types: Vec::new(),
+                options: Vec::new(),
+            },
+            sha256,
+            from_cache,
+            load_time: Duration::ZERO,
+            limits: inner.limits.clone(),
+        };
+        let mut guest = Guest::new(&loaded, "(loading)".into());
+        loaded.descriptor = guest.describe()?;
+        loaded.descriptor.validate().map_err(E::BadDescriptor)?;
+        loaded.load_time = started.elapsed();
+        Ok(loaded)
+    }
+
+    fn compile(&self, wasm: &[u8], sha256: &str) -> Result<(Component, bool), RuntimeError> {
+        let engine = &self.inner.engine;
+        let cached = self.inner.cache_dir.as_ref().map(|dir| {
+            let mut h = DefaultHasher::new();
+            engine.precompile_compatibility_hash().hash(&mut h);
+            dir.join(format!("{sha256}-{:016x}.cwasm", h.finish()))
+        });
+        if let Some(path) = cached.as_deref().filter(|p| p.exists()) {
+            // SAFETY: the file was written by `Component::serialize` of an engine with
+            // the same compatibility hash, into our own data directory.
+            match unsafe { Component::deserialize_file(engine, path) } {
+                Ok(c) => return Ok((c, true)),
+                Err(e) => tracing::warn!(path = %path.display(), "ignoring bad artifact: {e:#}"),
+            }
+        }
+        let component = Component::new(engine, wasm).map_err(|e| E::NotAComponent(format!("{e:#}")))?;
+        if let Some(path) = cached.as_deref() {
+            if let Err(e) = write_artifact(&component, path) {
+                tracing::warn!(path = %path.display(), "cannot cache compiled component: {e}");
+            }
+        }
+        Ok((component, false))
+    }
+}
+
+/// Writes the artifact atomically, so a crash never leaves half a file to load.
+fn write_artifact(component: &Component, path: &Path) -> Result<(), String> {
+    let bytes = component.serialize().map_err(|e| format!("{e:#}"))?;
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, bytes).map_err(|e| e.to_string())?;
+    std::fs::rename(&tmp, path).map_err(|e| e.to_string())
+}
+
+/// Rejects what is plainly not a component, with a message saying what it is instead.
+fn check_header(wasm: &[u8]) -> Result<(), RuntimeError> {
+    if wasm.len() < 8 || &wasm[..4] != b"\0asm" {
+        return Err(E::NotAComponent(
+            "the upload does not start with the WebAssembly magic bytes \\0asm".into(),
+        ));
+    }
+    if wasm[4..8] == [1, 0, 0, 0] {
+        return Err(E::NotAComponent(
+            "this is a core WebAssembly module, not a component: build the guest with \
+             `--target wasm32-wasip2` or `cargo component build`"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Advances the engine's epoch every tick until the engine is dropped.
+fn spawn_ticker(engine: &Engine) {
+    let weak = engine.weak();
+    let spawned = std::thread::Builder::new()
+        .name("refract-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(TICK);
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!("cannot start the epoch ticker, call deadlines are off: {e}");
+    }
+}

@@ -1,0 +1,32 @@
+//! The sandbox's limits for one component instance.
+
+use std::time::Duration;
+
+/// Resource limits applied to every call into a component.
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Largest linear memory an instance may grow to, in bytes.
+    pub memory_bytes: usize,
+    /// Wall-clock CPU budget of one call (one page), in milliseconds.
+    pub call_timeout_ms: u64,
+    /// Largest document a guest may return, in bytes.
+    pub max_doc_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            memory_bytes: 256 << 20,
+            call_timeout_ms: 10_000,
+            max_doc_bytes: 1 << 20,
+        }
+    }
+}
+
+impl Limits {
+    /// The per-call deadline.
+    pub fn call_timeout(&self) -> Duration {
+        Duration::from_millis(self.call_timeout_ms)
+    }
+}

@@ -1,0 +1,46 @@
+//! Per-instance host state: WASI (no grants), memory limits, and what the guest
+//! reported before it trapped.
+
+use wasmtime::StoreLimits;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+/// What a guest said about its own failure just before trapping.
+#[derive(Debug, Clone)]
+pub struct PanicReport {
+    /// The panic message.
+    pub message: String,
+    /// The event it was processing.
+    pub event_sequence: Option<i64>,
+}
+
+/// The data of one component instance's store.
+pub struct HostState {
+    pub(crate) component: String,
+    pub(crate) limits: StoreLimits,
+    pub(crate) panic: Option<PanicReport>,
+    wasi: WasiCtx,
+    table: ResourceTable,
+}
+
+impl HostState {
+    /// A fresh state with no WASI grants: no files, network, environment or arguments.
+    pub fn new(component: String, limits: StoreLimits) -> Self {
+        Self {
+            component,
+            limits,
+            panic: None,
+            wasi: WasiCtxBuilder::new().build(),
+            table: ResourceTable::new(),
+        }
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}

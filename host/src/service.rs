@@ -1,0 +1,198 @@
+//! `Refract`: the one service type the HTTP API (and through it the CLI) drives.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde::Serialize;
+use tokio::sync::Mutex;
+
+use crate::config::Config;
+use crate::daemon::{Daemon, PauseError};
+use crate::deploy::{self, DeployError, Deployed};
+use crate::runtime::{Runtime, RuntimeError};
+use crate::store::sqlite::SqliteStore;
+use crate::store::{
+    AppendRequest, AppendResult, Position, ProjectionKey, RecordedEvent, RunStatus, Store,
+    StoreError, StreamId,
+};
+
+/// What a service call can fail with; the API maps each to a status code.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// A store error (conflicts, invalid input, database).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A deploy error.
+    #[error(transparent)]
+    Deploy(#[from] DeployError),
+    /// Something asked for does not exist.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// Starting up failed.
+    #[error("{0}")]
+    Startup(String),
+}
+
+/// One projection version as `GET /projections` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProjectionStatus {
+    /// The projection's name.
+    pub name: String,
+    /// Its version.
+    pub version: u32,
+    /// Lifecycle state (`live`, ...).
+    pub state: String,
+    /// `running` or `paused`.
+    pub status: RunStatus,
+    /// Everything up to this sequence is projected.
+    pub position: Position,
+    /// The store's last sequence when this was read.
+    pub head: Position,
+    /// How many sequence numbers it is behind.
+    pub lag: i64,
+    /// Events applied so far.
+    pub events_applied: u64,
+    /// The event types it handles.
+    pub event_types: Vec<String>,
+    /// Why it is paused, if it is.
+    pub error: Option<PauseError>,
+}
+
+/// The refract daemon's services over one store.
+pub struct Refract {
+    store: Arc<dyn Store>,
+    runtime: Runtime,
+    daemon: Daemon,
+    components_dir: PathBuf,
+    deploy_lock: Mutex<()>,
+    sqlite: Option<SqliteStore>,
+}
+
+impl Refract {
+    /// Opens the data directory's SQLite store, restores deployed components and
+    /// starts their agents.
+    pub async fn open(config: &Config) -> Result<Self, ServiceError> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+            ServiceError::Startup(format!("cannot create {}: {e}", config.data_dir.display()))
+        })?;
+        let sqlite = SqliteStore::open(&config.database_path()).await?;
+        let runtime = Runtime::new(Some(config.data_dir.join("cache")), config.limits.clone())
+            .map_err(|e: RuntimeError| ServiceError::Startup(e.to_string()))?;
+        let store: Arc<dyn Store> = Arc::new(sqlite.clone());
+        let components_dir = config.data_dir.join("components");
+        let daemon = Daemon::new(store.clone(), config.page_size);
+        for loaded in deploy::restore(&runtime, store.as_ref(), &components_dir).await? {
+            daemon.start(&loaded);
+        }
+        Ok(Self {
+            store,
+            runtime,
+            daemon,
+            components_dir,
+            deploy_lock: Mutex::new(()),
+            sqlite: Some(sqlite),
+        })
+    }
+
+    /// The store, for embedding and tests.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Appends events to a stream.
+    pub async fn append(&self, req: AppendRequest) -> Result<AppendResult, ServiceError> {
+        Ok(self.store.append(req).await?)
+    }
+
+    /// A stream's version and events; `NotFound` if it has none.
+    pub async fn read_stream(
+        &self,
+        id: &StreamId,
+    ) -> Result<(u64, Vec<RecordedEvent>), ServiceError> {
+        let (version, events) = self.store.read_stream(id, 1).await?;
+        if version == 0 {
+            return Err(ServiceError::NotFound(format!("stream {id}")));
+        }
+        Ok((version, events))
+    }
+
+    /// Deploys a component from its wasm bytes and starts its agent.
+    pub async fn deploy(&self, wasm: Vec<u8>) -> Result<Deployed, ServiceError> {
+        let _one_at_a_time = self.deploy_lock.lock().await;
+        let (out, loaded) =
+            deploy::deploy(&self.runtime, self.store.as_ref(), &self.components_dir, wasm).await?;
+        if let Some(loaded) = loaded {
+            self.daemon.start(&loaded);
+        }
+        Ok(out)
+    }
+
+    /// Every deployed projection version with its progress.
+    pub async fn projections(&self) -> Result<Vec<ProjectionStatus>, ServiceError> {
+        let head = self.store.head().await?;
+        let mut out = Vec::new();
+        for rec in self.store.components().await? {
+            let p = self.store.progress(&rec.key).await?;
+            let error = p.error.as_deref().map(|text| {
+                serde_json::from_str(text).unwrap_or_else(|_| PauseError {
+                    component: rec.key.to_string(),
+                    event_sequence: None,
+                    message: text.to_owned(),
+                    fault: crate::runtime::Fault::Host,
+                })
+            });
+            out.push(ProjectionStatus {
+                name: rec.key.name,
+                version: rec.key.version,
+                state: rec.state,
+                status: p.status,
+                position: p.position,
+                head,
+                lag: (head - p.position).max(0),
+                events_applied: p.events_applied,
+                event_types: rec.event_types,
+                error,
+            });
+        }
+        Ok(out)
+    }
+
+    /// A document's JSON from the live version of `name`, or from `version`.
+    pub async fn get_doc(
+        &self,
+        name: &str,
+        version: Option<u32>,
+        id: &str,
+    ) -> Result<String, ServiceError> {
+        let key = self.resolve(name, version).await?;
+        self.store
+            .get_doc(&key, id)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(format!("document {id:?} in {key}")))
+    }
+
+    /// The version a query goes to: the named one, else the live one.
+    async fn resolve(&self, name: &str, version: Option<u32>) -> Result<ProjectionKey, ServiceError> {
+        let comps = self.store.components().await?;
+        let found = comps
+            .iter()
+            .filter(|c| c.key.name == name)
+            .filter(|c| version.is_none_or(|v| c.key.version == v))
+            .filter(|c| version.is_some() || c.state == "live")
+            .max_by_key(|c| c.key.version);
+        found.map(|c| c.key.clone()).ok_or_else(|| {
+            ServiceError::NotFound(match version {
+                Some(v) => format!("projection {name} version {v}"),
+                None => format!("projection {name}"),
+            })
+        })
+    }
+
+    /// Stops the agents and closes the store.
+    pub async fn shutdown(&self) {
+        self.daemon.shutdown().await;
+        if let Some(s) = &self.sqlite {
+            s.close().await;
+        }
+    }
+}

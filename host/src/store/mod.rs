@@ -1,0 +1,145 @@
+//! Storage: the event store, the projections' documents and progress, and the
+//! registry of deployed components, behind traits so backends can be swapped.
+//!
+//! SQL lives in the backend modules and nowhere else.
+
+mod model;
+pub mod sqlite;
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use tokio::sync::watch;
+
+pub use model::*;
+
+/// What can go wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The stream is not at the version the caller expected.
+    #[error("stream {stream} is at version {current}, expected {expected}")]
+    Conflict {
+        /// The stream.
+        stream: String,
+        /// Its actual version.
+        current: u64,
+        /// What the caller expected, as text.
+        expected: String,
+    },
+    /// An idempotency key was reused for a different stream.
+    #[error("idempotency key {key:?} was already used for stream {stream}")]
+    KeyReused {
+        /// The key.
+        key: String,
+        /// The stream the key was first used with.
+        stream: String,
+    },
+    /// The input is invalid; the message names the problem.
+    #[error("{0}")]
+    Invalid(String),
+    /// Something named does not exist.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// Stored data could not be read back.
+    #[error("corrupt stored data: {0}")]
+    Corrupt(String),
+    /// The database failed.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// A migration failed.
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+/// Appending and reading events.
+#[async_trait]
+pub trait EventStore: Send + Sync {
+    /// Appends a batch to one stream in one transaction, checking the expected version
+    /// and the idempotency key; a rejected append writes nothing.
+    async fn append(&self, req: AppendRequest) -> Result<AppendResult, StoreError>;
+
+    /// The stream's current version (0 if it does not exist) and its events from
+    /// `from_version` on.
+    async fn read_stream(
+        &self,
+        stream: &StreamId,
+        from_version: u64,
+    ) -> Result<(u64, Vec<RecordedEvent>), StoreError>;
+
+    /// Up to `limit` events after `after` whose type is in `types` (all if `None`).
+    async fn read_page(
+        &self,
+        after: Position,
+        types: Option<&[String]>,
+        limit: usize,
+    ) -> Result<Page, StoreError>;
+
+    /// The sequence of the last committed event (0 if none).
+    async fn head(&self) -> Result<Position, StoreError>;
+
+    /// A receiver that changes whenever events are committed (carries the new head).
+    fn watch_head(&self) -> watch::Receiver<Position>;
+}
+
+/// Documents and progress of projection versions.
+#[async_trait]
+pub trait DocumentStore: Send + Sync {
+    /// Creates the version's document table and progress row if missing.
+    async fn prepare_projection(&self, key: &ProjectionKey) -> Result<(), StoreError>;
+
+    /// Drops the version's document table and progress row.
+    async fn drop_projection(&self, key: &ProjectionKey) -> Result<(), StoreError>;
+
+    /// The current JSON of the given documents; missing ones are absent from the map.
+    async fn load_docs(
+        &self,
+        key: &ProjectionKey,
+        ids: &[&str],
+    ) -> Result<HashMap<String, String>, StoreError>;
+
+    /// One document's JSON, if it exists.
+    async fn get_doc(&self, key: &ProjectionKey, id: &str) -> Result<Option<String>, StoreError>;
+
+    /// Writes a page's document changes and the new progress in one transaction.
+    async fn commit_page(
+        &self,
+        key: &ProjectionKey,
+        writes: &[DocWrite],
+        position: Position,
+        applied: u64,
+    ) -> Result<(), StoreError>;
+
+    /// The version's persisted progress.
+    async fn progress(&self, key: &ProjectionKey) -> Result<Progress, StoreError>;
+
+    /// Records whether the version runs, and why it stopped.
+    async fn set_status(
+        &self,
+        key: &ProjectionKey,
+        status: RunStatus,
+        error: Option<&str>,
+    ) -> Result<(), StoreError>;
+}
+
+/// The registry of deployed components.
+#[async_trait]
+pub trait Registry: Send + Sync {
+    /// Records a deployed component (replacing the record of the same key).
+    async fn save_component(&self, rec: &ComponentRecord) -> Result<(), StoreError>;
+
+    /// Every deployed component, in key order.
+    async fn components(&self) -> Result<Vec<ComponentRecord>, StoreError>;
+}
+
+/// Everything the daemon needs from a backend.
+pub trait Store: EventStore + DocumentStore + Registry {}
+
+impl<T: EventStore + DocumentStore + Registry> Store for T {}
+
+/// Microseconds since the Unix epoch, now.
+pub fn now_micros() -> i64 {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+}

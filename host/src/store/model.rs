@@ -1,0 +1,255 @@
+//! The store's model types: what is appended, what is recorded, what is projected.
+
+use serde::Serialize;
+
+use super::StoreError;
+
+/// Global position of an event in the store (its sequence number); 0 is "before the first".
+pub type Position = i64;
+
+/// Longest stream id accepted, in bytes.
+pub const MAX_STREAM_ID_LEN: usize = 256;
+/// Longest event type accepted, in bytes.
+pub const MAX_EVENT_TYPE_LEN: usize = 256;
+/// Longest idempotency key accepted, in bytes.
+pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 256;
+
+/// A validated stream id: 1 to 256 bytes, no control characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct StreamId(String);
+
+impl StreamId {
+    /// Checks and wraps a stream id.
+    pub fn new(id: impl Into<String>) -> Result<Self, StoreError> {
+        let id = id.into();
+        check_name("stream id", &id, MAX_STREAM_ID_LEN)?;
+        Ok(Self(id))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for StreamId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Rejects empty, over-long or control-character names with an error naming `what`.
+pub(crate) fn check_name(what: &str, value: &str, max: usize) -> Result<(), StoreError> {
+    if value.is_empty() {
+        return Err(StoreError::Invalid(format!("{what} is empty")));
+    }
+    if value.len() > max {
+        return Err(StoreError::Invalid(format!(
+            "{what} is {} bytes long; the limit is {max}",
+            value.len()
+        )));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(StoreError::Invalid(format!(
+            "{what} {value:?} contains a control character"
+        )));
+    }
+    Ok(())
+}
+
+/// What the caller expects the stream's version to be before an append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpectedVersion {
+    /// Append whatever the stream's version.
+    Any,
+    /// The stream must not exist yet.
+    NoStream,
+    /// The stream must be exactly at this version.
+    Exact(u64),
+}
+
+impl ExpectedVersion {
+    /// Maps the API's `expected_version` (absent: any; 0: no stream; n: exactly n).
+    pub fn from_option(v: Option<u64>) -> Self {
+        match v {
+            None => Self::Any,
+            Some(0) => Self::NoStream,
+            Some(n) => Self::Exact(n),
+        }
+    }
+
+    /// Whether a stream currently at `current` satisfies this expectation.
+    pub fn accepts(self, current: u64) -> bool {
+        match self {
+            Self::Any => true,
+            Self::NoStream => current == 0,
+            Self::Exact(n) => current == n,
+        }
+    }
+}
+
+/// An event to append: its type and JSON texts, already validated as JSON.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    /// The event's type name.
+    pub event_type: String,
+    /// The payload, JSON text.
+    pub data: String,
+    /// Metadata, JSON text.
+    pub metadata: String,
+}
+
+/// One append request: a batch for one stream.
+#[derive(Debug, Clone)]
+pub struct AppendRequest {
+    /// The stream appended to.
+    pub stream: StreamId,
+    /// The optimistic-concurrency check.
+    pub expected: ExpectedVersion,
+    /// A key that makes a retried append a no-op returning the first result.
+    pub idempotency_key: Option<String>,
+    /// The tenant the events belong to, if any.
+    pub tenant: Option<String>,
+    /// The events, in order; never empty.
+    pub events: Vec<NewEvent>,
+}
+
+/// What an append did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct AppendResult {
+    /// The stream's version after the append.
+    pub stream_version: u64,
+    /// Global sequence of the first appended event.
+    pub first_sequence: Position,
+    /// Global sequence of the last appended event.
+    pub last_sequence: Position,
+}
+
+/// An event as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedEvent {
+    /// Global position.
+    pub sequence: Position,
+    /// The stream it belongs to.
+    pub stream_id: String,
+    /// Its position in the stream, from 1.
+    pub stream_version: u64,
+    /// Its type name.
+    pub event_type: String,
+    /// Payload JSON text.
+    pub data: String,
+    /// Metadata JSON text.
+    pub metadata: String,
+    /// Tenant, if any.
+    pub tenant: Option<String>,
+    /// Microseconds since the Unix epoch when it was recorded.
+    pub timestamp: i64,
+}
+
+/// A page of events read for one consumer.
+#[derive(Debug, Clone, Default)]
+pub struct Page {
+    /// The matching events, in sequence order.
+    pub events: Vec<RecordedEvent>,
+    /// Every event up to here was examined: the consumer may move its position here.
+    pub scanned_to: Position,
+}
+
+/// Identifies one deployed version of a projection.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct ProjectionKey {
+    /// The projection's name.
+    pub name: String,
+    /// Its version.
+    pub version: u32,
+}
+
+impl ProjectionKey {
+    /// Name of the table holding this version's documents.
+    pub fn doc_table(&self) -> String {
+        format!("doc_{}_v{}", self.name, self.version)
+    }
+}
+
+impl std::fmt::Display for ProjectionKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}@v{}", self.name, self.version)
+    }
+}
+
+/// A change to one document, written with the page's progress.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DocWrite {
+    /// Insert or replace the document's JSON.
+    Put {
+        /// Document id.
+        id: String,
+        /// New JSON body.
+        body: String,
+    },
+    /// Delete the document.
+    Delete {
+        /// Document id.
+        id: String,
+    },
+}
+
+/// Progress of one projection version, as persisted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Progress {
+    /// Everything up to this sequence has been projected.
+    pub position: Position,
+    /// Events applied so far (handled types only).
+    pub events_applied: u64,
+    /// Whether the projection is running or paused.
+    pub status: RunStatus,
+    /// The error that paused it, if any.
+    pub error: Option<String>,
+}
+
+/// Whether a projection version is processing events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RunStatus {
+    /// Processing events as they arrive.
+    Running,
+    /// Stopped on an error until resumed or restarted.
+    Paused,
+}
+
+impl RunStatus {
+    /// The stored text form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Paused => "paused",
+        }
+    }
+
+    /// Parses the stored text form; unknown text reads as paused, the safe side.
+    pub fn parse(s: &str) -> Self {
+        if s == "running" {
+            Self::Running
+        } else {
+            Self::Paused
+        }
+    }
+}
+
+/// A deployed component, as the registry records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ComponentRecord {
+    /// Which projection version it provides.
+    pub key: ProjectionKey,
+    /// The team that owns it.
+    pub team: String,
+    /// Hex SHA-256 of the wasm bytes.
+    pub sha256: String,
+    /// The event types it handles.
+    pub event_types: Vec<String>,
+    /// Lifecycle state (`live`, ...).
+    pub state: String,
+    /// Microseconds since the Unix epoch when it was deployed.
+    pub deployed_at: i64,
+}

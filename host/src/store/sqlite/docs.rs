@@ -1,0 +1,262 @@
+//! SQLite: projection documents, progress and the component registry.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use sqlx::{AssertSqlSafe, QueryBuilder, Row, Sqlite};
+
+use super::{SqliteStore, to_u64};
+use crate::store::{
+    ComponentRecord, DocWrite, DocumentStore, Position, Progress, ProjectionKey, Registry,
+    RunStatus, StoreError, now_micros,
+};
+
+/// Ids per `IN (...)` list, well under SQLite's parameter limit.
+const ID_CHUNK: usize = 900;
+
+/// The quoted name of a version's document table, refusing names that could escape.
+fn table(key: &ProjectionKey) -> Result<String, StoreError> {
+    let name = key.doc_table();
+    if name
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+    {
+        Ok(format!("\"{name}\""))
+    } else {
+        Err(StoreError::Invalid(format!("invalid projection name in {key}")))
+    }
+}
+
+#[async_trait]
+impl DocumentStore for SqliteStore {
+    async fn prepare_projection(&self, key: &ProjectionKey) -> Result<(), StoreError> {
+        let t = table(key)?;
+        let mut tx = self.writer().begin().await?;
+        sqlx::query(AssertSqlSafe(format!(
+            "CREATE TABLE IF NOT EXISTS {t} (id TEXT PRIMARY KEY, body TEXT NOT NULL, \
+             updated_seq INTEGER NOT NULL) WITHOUT ROWID"
+        )))
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO progress (name, version, updated_at) VALUES (?, ?, ?) \
+             ON CONFLICT (name, version) DO NOTHING",
+        )
+        .bind(&key.name)
+        .bind(key.version)
+        .bind(now_micros())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn drop_projection(&self, key: &ProjectionKey) -> Result<(), StoreError> {
+        let t = table(key)?;
+        let mut tx = self.writer().begin().await?;
+        sqlx::query(AssertSqlSafe(format!("DROP TABLE IF EXISTS {t}")))
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM progress WHERE name = ? AND version = ?")
+            .bind(&key.name)
+            .bind(key.version)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn load_docs(
+        &self,
+        key: &ProjectionKey,
+        ids: &[&str],
+    ) -> Result<HashMap<String, String>, StoreError> {
+        let t = table(key)?;
+        let mut docs = HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(ID_CHUNK) {
+            let mut qb: QueryBuilder<Sqlite> =
+                QueryBuilder::new(format!("SELECT id, body FROM {t} WHERE id IN ("));
+            let mut sep = qb.separated(", ");
+            for id in chunk {
+                sep.push_bind(*id);
+            }
+            qb.push(")");
+            for row in qb.build().fetch_all(self.reader()).await? {
+                docs.insert(row.try_get(0)?, row.try_get(1)?);
+            }
+        }
+        Ok(docs)
+    }
+
+    async fn get_doc(&self, key: &ProjectionKey, id: &str) -> Result<Option<String>, StoreError> {
+        let t = table(key)?;
+        Ok(
+            sqlx::query_scalar(AssertSqlSafe(format!("SELECT body FROM {t} WHERE id = ?")))
+                .bind(id)
+                .fetch_optional(self.reader())
+                .await?,
+        )
+    }
+
+    async fn commit_page(
+        &self,
+        key: &ProjectionKey,
+        writes: &[DocWrite],
+        position: Position,
+        applied: u64,
+    ) -> Result<(), StoreError> {
+        let t = table(key)?;
+        let puts: Vec<(&str, &str)> = writes
+            .iter()
+            .filter_map(|w| match w {
+                DocWrite::Put { id, body } => Some((id.as_str(), body.as_str())),
+                DocWrite::Delete { .. } => None,
+            })
+            .collect();
+        let deletes: Vec<&str> = writes
+            .iter()
+            .filter_map(|w| match w {
+                DocWrite::Delete { id } => Some(id.as_str()),
+                DocWrite::Put { .. } => None,
+            })
+            .collect();
+        let mut tx = self.writer().begin().await?;
+        for chunk in puts.chunks(ID_CHUNK) {
+            let mut qb: QueryBuilder<Sqlite> =
+                QueryBuilder::new(format!("INSERT INTO {t} (id, body, updated_seq) "));
+            qb.push_values(chunk, |mut row, (id, body)| {
+                row.push_bind(*id).push_bind(*body).push_bind(position);
+            });
+            qb.push(
+                " ON CONFLICT (id) DO UPDATE SET body = excluded.body, \
+                 updated_seq = excluded.updated_seq",
+            );
+            qb.build().execute(&mut *tx).await?;
+        }
+        for chunk in deletes.chunks(ID_CHUNK) {
+            let mut qb: QueryBuilder<Sqlite> =
+                QueryBuilder::new(format!("DELETE FROM {t} WHERE id IN ("));
+            let mut sep = qb.separated(", ");
+            for id in chunk {
+                sep.push_bind(*id);
+            }
+            qb.push(")");
+            qb.build().execute(&mut *tx).await?;
+        }
+        let updated = sqlx::query(
+            "UPDATE progress SET position = ?, events_applied = events_applied + ?, \
+             updated_at = ? WHERE name = ? AND version = ? AND position <= ?",
+        )
+        .bind(position)
+        .bind(applied as i64)
+        .bind(now_micros())
+        .bind(&key.name)
+        .bind(key.version)
+        .bind(position)
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() != 1 {
+            // Someone else moved this projection on (or retired it): write nothing.
+            tx.rollback().await?;
+            return Err(StoreError::Conflict {
+                stream: format!("progress of {key}"),
+                current: 0,
+                expected: format!("position <= {position}"),
+            });
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn progress(&self, key: &ProjectionKey) -> Result<Progress, StoreError> {
+        let row = sqlx::query(
+            "SELECT position, events_applied, status, error FROM progress \
+             WHERE name = ? AND version = ?",
+        )
+        .bind(&key.name)
+        .bind(key.version)
+        .fetch_optional(self.reader())
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("progress of {key}")))?;
+        let status: String = row.try_get(2)?;
+        Ok(Progress {
+            position: row.try_get(0)?,
+            events_applied: to_u64(row.try_get(1)?, "events applied")?,
+            status: RunStatus::parse(&status),
+            error: row.try_get(3)?,
+        })
+    }
+
+    async fn set_status(
+        &self,
+        key: &ProjectionKey,
+        status: RunStatus,
+        error: Option<&str>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE progress SET status = ?, error = ?, updated_at = ? \
+             WHERE name = ? AND version = ?",
+        )
+        .bind(status.as_str())
+        .bind(error)
+        .bind(now_micros())
+        .bind(&key.name)
+        .bind(key.version)
+        .execute(self.writer())
+        .await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Registry for SqliteStore {
+    async fn save_component(&self, rec: &ComponentRecord) -> Result<(), StoreError> {
+        let types = serde_json::to_string(&rec.event_types)
+            .map_err(|e| StoreError::Invalid(format!("event types: {e}")))?;
+        sqlx::query(
+            "INSERT INTO components (name, version, team, sha256, event_types, state, \
+             deployed_at) VALUES (?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (name, version) DO UPDATE SET team = excluded.team, \
+             sha256 = excluded.sha256, event_types = excluded.event_types, \
+             state = excluded.state, deployed_at = excluded.deployed_at",
+        )
+        .bind(&rec.key.name)
+        .bind(rec.key.version)
+        .bind(&rec.team)
+        .bind(&rec.sha256)
+        .bind(types)
+        .bind(&rec.state)
+        .bind(rec.deployed_at)
+        .execute(self.writer())
+        .await?;
+        Ok(())
+    }
+
+    async fn components(&self) -> Result<Vec<ComponentRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT name, version, team, sha256, event_types, state, deployed_at \
+             FROM components ORDER BY name, version",
+        )
+        .fetch_all(self.reader())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let types: String = row.try_get(4)?;
+                let version: i64 = row.try_get(1)?;
+                Ok(ComponentRecord {
+                    key: ProjectionKey {
+                        name: row.try_get(0)?,
+                        version: u32::try_from(version)
+                            .map_err(|_| StoreError::Corrupt(format!("version {version}")))?,
+                    },
+                    team: row.try_get(2)?,
+                    sha256: row.try_get(3)?,
+                    event_types: serde_json::from_str(&types)
+                        .map_err(|e| StoreError::Corrupt(format!("event types: {e}")))?,
+                    state: row.try_get(5)?,
+                    deployed_at: row.try_get(6)?,
+                })
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,318 @@
+//! The embedded SQLite backend: one file in WAL mode, one writer connection (so
+//! commits land in sequence order) and a pool of readers.
+
+mod docs;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{QueryBuilder, Row, Sqlite};
+use tokio::sync::watch;
+
+use super::{
+    AppendRequest, AppendResult, EventStore, ExpectedVersion, MAX_IDEMPOTENCY_KEY_LEN, Page,
+    Position, RecordedEvent, StoreError, StreamId, check_name, now_micros,
+};
+
+/// Rows per multi-row INSERT: 8 parameters a row stays under SQLite's 32,766 limit.
+const INSERT_CHUNK: usize = 1000;
+
+/// Largest number of events accepted in one append.
+pub const MAX_EVENTS_PER_APPEND: usize = 100_000;
+
+/// The SQLite store.
+#[derive(Clone)]
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+    head: watch::Sender<Position>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file and runs the migrations.
+    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str("sqlite:")?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // NORMAL in WAL mode survives a killed process; only power loss can drop
+            // the last commits.
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .pragma("cache_size", "-65536")
+            .pragma("temp_store", "memory");
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .connect_with(options.clone())
+            .await?;
+        sqlx::migrate!("../migrations/sqlite").run(&writer).await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options.read_only(true))
+            .await?;
+        let store = Self {
+            writer,
+            reader,
+            head: watch::channel(0).0,
+        };
+        let head = store.head().await?;
+        store.head.send_replace(head);
+        Ok(store)
+    }
+
+    /// Writes a checkpoint of the WAL and closes the pools.
+    pub async fn close(&self) {
+        self.reader.close().await;
+        self.writer.close().await;
+    }
+
+    pub(crate) fn writer(&self) -> &SqlitePool {
+        &self.writer
+    }
+
+    pub(crate) fn reader(&self) -> &SqlitePool {
+        &self.reader
+    }
+}
+
+/// Converts a stored integer that must not be negative.
+fn to_u64(v: i64, what: &str) -> Result<u64, StoreError> {
+    u64::try_from(v).map_err(|_| StoreError::Corrupt(format!("negative {what}: {v}")))
+}
+
+/// Converts a version into the stored integer.
+fn to_i64(v: u64) -> Result<i64, StoreError> {
+    i64::try_from(v).map_err(|_| StoreError::Invalid(format!("{v} is too large")))
+}
+
+fn event_from_row(row: &SqliteRow) -> Result<RecordedEvent, StoreError> {
+    Ok(RecordedEvent {
+        sequence: row.try_get(0)?,
+        stream_id: row.try_get(1)?,
+        stream_version: to_u64(row.try_get(2)?, "stream version")?,
+        event_type: row.try_get(3)?,
+        data: row.try_get(4)?,
+        metadata: row.try_get(5)?,
+        tenant: row.try_get(6)?,
+        timestamp: row.try_get(7)?,
+    })
+}
+
+const EVENT_COLUMNS: &str =
+    "seq, stream_id, stream_version, event_type, data, metadata, tenant, created_at";
+
+fn validate(req: &AppendRequest) -> Result<(), StoreError> {
+    if req.events.is_empty() {
+        return Err(StoreError::Invalid("no events to append".into()));
+    }
+    if req.events.len() > MAX_EVENTS_PER_APPEND {
+        return Err(StoreError::Invalid(format!(
+            "{} events in one append; the limit is {MAX_EVENTS_PER_APPEND}",
+            req.events.len()
+        )));
+    }
+    if let Some(key) = &req.idempotency_key {
+        check_name("idempotency key", key, MAX_IDEMPOTENCY_KEY_LEN)?;
+    }
+    for (i, e) in req.events.iter().enumerate() {
+        check_name(&format!("events[{i}].type"), &e.event_type, super::MAX_EVENT_TYPE_LEN)?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl EventStore for SqliteStore {
+    async fn append(&self, req: AppendRequest) -> Result<AppendResult, StoreError> {
+        validate(&req)?;
+        // IMMEDIATE takes the write lock now, so the version check and the insert see
+        // the same state even if another process shares the file.
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let stream = req.stream.as_str();
+        if let Some(key) = &req.idempotency_key {
+            let row = sqlx::query(
+                "SELECT stream_id, stream_version, first_sequence, last_sequence \
+                 FROM idempotency_keys WHERE key = ?",
+            )
+            .bind(key)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(row) = row {
+                let first_stream: String = row.try_get(0)?;
+                if first_stream != stream {
+                    return Err(StoreError::KeyReused {
+                        key: key.clone(),
+                        stream: first_stream,
+                    });
+                }
+                return Ok(AppendResult {
+                    stream_version: to_u64(row.try_get(1)?, "stream version")?,
+                    first_sequence: row.try_get(2)?,
+                    last_sequence: row.try_get(3)?,
+                });
+            }
+        }
+        let current: i64 = sqlx::query_scalar("SELECT version FROM streams WHERE stream_id = ?")
+            .bind(stream)
+            .fetch_optional(&mut *tx)
+            .await?
+            .unwrap_or(0);
+        let current = to_u64(current, "stream version")?;
+        if !req.expected.accepts(current) {
+            return Err(StoreError::Conflict {
+                stream: stream.to_owned(),
+                current,
+                expected: match req.expected {
+                    ExpectedVersion::Any => "any".into(),
+                    ExpectedVersion::NoStream => "no stream (0)".into(),
+                    ExpectedVersion::Exact(n) => n.to_string(),
+                },
+            });
+        }
+        let now = now_micros();
+        let mut version = current;
+        let mut last_seq = 0;
+        for chunk in req.events.chunks(INSERT_CHUNK) {
+            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT INTO events (stream_id, stream_version, event_type, data, metadata, \
+                 tenant, created_at) ",
+            );
+            let start = version;
+            qb.push_values(chunk.iter().enumerate(), |mut row, (i, e)| {
+                row.push_bind(stream)
+                    .push_bind((start + 1 + i as u64) as i64)
+                    .push_bind(&e.event_type)
+                    .push_bind(&e.data)
+                    .push_bind(&e.metadata)
+                    .push_bind(req.tenant.as_deref())
+                    .push_bind(now);
+            });
+            let done = qb.build().execute(&mut *tx).await?;
+            last_seq = done.last_insert_rowid();
+            version += chunk.len() as u64;
+        }
+        let count = req.events.len() as i64;
+        let result = AppendResult {
+            stream_version: version,
+            first_sequence: last_seq - count + 1,
+            last_sequence: last_seq,
+        };
+        sqlx::query(
+            "INSERT INTO streams (stream_id, version) VALUES (?, ?) \
+             ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version",
+        )
+        .bind(stream)
+        .bind(to_i64(version)?)
+        .execute(&mut *tx)
+        .await?;
+        if let Some(key) = &req.idempotency_key {
+            sqlx::query(
+                "INSERT INTO idempotency_keys (key, stream_id, stream_version, first_sequence, \
+                 last_sequence, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            )
+            .bind(key)
+            .bind(stream)
+            .bind(to_i64(version)?)
+            .bind(result.first_sequence)
+            .bind(result.last_sequence)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        self.head.send_if_modified(|h| {
+            let moved = *h < last_seq;
+            *h = (*h).max(last_seq);
+            moved
+        });
+        Ok(result)
+    }
+
+    async fn read_stream(
+        &self,
+        stream: &StreamId,
+        from_version: u64,
+    ) -> Result<(u64, Vec<RecordedEvent>), StoreError> {
+        let mut tx = self.reader.begin().await?;
+        let version: i64 = sqlx::query_scalar("SELECT version FROM streams WHERE stream_id = ?")
+            .bind(stream.as_str())
+            .fetch_optional(&mut *tx)
+            .await?
+            .unwrap_or(0);
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = ? AND stream_version >= ? \
+             AND stream_version <= ? ORDER BY stream_version"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(stream.as_str())
+            .bind(to_i64(from_version)?)
+            .bind(version)
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        let events = rows
+            .iter()
+            .map(event_from_row)
+            .collect::<Result<_, _>>()?;
+        Ok((to_u64(version, "stream version")?, events))
+    }
+
+    async fn read_page(
+        &self,
+        after: Position,
+        types: Option<&[String]>,
+        limit: usize,
+    ) -> Result<Page, StoreError> {
+        let limit = limit.max(1);
+        let mut tx = self.reader.begin().await?;
+        let head: Position = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM events")
+            .fetch_one(&mut *tx)
+            .await?;
+        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE seq > "
+        ));
+        qb.push_bind(after).push(" AND seq <= ").push_bind(head);
+        if let Some(types) = types {
+            qb.push(" AND event_type IN (");
+            let mut sep = qb.separated(", ");
+            for t in types {
+                sep.push_bind(t);
+            }
+            if types.is_empty() {
+                sep.push("NULL");
+            }
+            qb.push(")");
+        }
+        qb.push(" ORDER BY seq LIMIT ").push_bind(limit as i64);
+        let rows = qb.build().fetch_all(&mut *tx).await?;
+        tx.commit().await?;
+        let events: Vec<RecordedEvent> = rows
+            .iter()
+            .map(event_from_row)
+            .collect::<Result<_, _>>()?;
+        // A short page means every event up to the head was examined.
+        let scanned_to = match events.last() {
+            Some(last) if events.len() == limit => last.sequence,
+            _ => head.max(after),
+        };
+        Ok(Page { events, scanned_to })
+    }
+
+    async fn head(&self) -> Result<Position, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM events")
+                .fetch_one(&self.reader)
+                .await?,
+        )
+    }
+
+    fn watch_head(&self) -> watch::Receiver<Position> {
+        self.head.subscribe()
+    }
+}

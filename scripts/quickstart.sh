@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# The main job: builds refract and the sample guests, starts the daemon on embedded
+# SQLite (./refract-data), deploys the samples, appends the help-desk scenario of
+# seed 001, shows the resulting documents and leaves the daemon running.
+# Re-running it is safe: deploys and appends are idempotent.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+rustup target add wasm32-wasip2 >/dev/null || { echo "cannot install the wasm32-wasip2 target" >&2; exit 1; }
+cargo build --release -p refract
+cargo build --target wasm32-wasip2 --profile guest --target-dir target/guests \
+    -p incident-details -p stream-counter
+
+listen="${REFRACT_LISTEN:-127.0.0.1:4300}"
+data="${REFRACT_DATA:-./refract-data}"
+export REFRACT_URL="http://$listen"
+refract=./target/release/refract
+
+"$refract" serve --data-dir "$data" --listen "$listen" &
+daemon=$!
+trap 'kill $daemon 2>/dev/null || true' EXIT INT TERM
+for _ in $(seq 100); do
+    curl -fsS "$REFRACT_URL/healthz" >/dev/null 2>&1 && break
+    kill -0 $daemon 2>/dev/null || { echo "refract serve exited" >&2; exit 1; }
+    sleep 0.1
+done
+
+"$refract" deploy target/guests/wasm32-wasip2/guest/incident_details.wasm \
+    target/guests/wasm32-wasip2/guest/stream_counter.wasm
+
+# incident stream, idempotency key, type, data
+scenario='
+incident-1001|logged|IncidentLogged|{"customer_id":"customer-7","contact":{"name":"Ada","email":"ada@example.com"},"description":"Printer on fire","logged_by":"agent-1"}
+incident-1001|cat|IncidentCategorised|{"category":"Hardware","categorised_by":"agent-1"}
+incident-1001|prio|IncidentPrioritised|{"priority":"Critical","prioritised_by":"agent-1"}
+incident-1001|assign|AgentAssignedToIncident|{"agent_id":"agent-42"}
+incident-1001|resolved|IncidentResolved|{"resolution":"Fixed","resolved_by":"agent-42"}
+incident-1001|ack|ResolutionAcknowledgedByCustomer|{"acknowledged_by":"customer-7"}
+incident-1001|closed|IncidentClosed|{"closed_by":"agent-42"}
+incident-1002|logged|IncidentLogged|{"customer_id":"customer-9","contact":{"name":"Brian"},"description":"VPN drops every hour","logged_by":"agent-2"}
+incident-1002|cat|IncidentCategorised|{"category":"Network","categorised_by":"agent-2"}
+incident-1002|prio|IncidentPrioritised|{"priority":"High","prioritised_by":"agent-3"}
+incident-1002|assign|AgentAssignedToIncident|{"agent_id":"agent-7"}
+incident-1002|resolved|IncidentResolved|{"resolution":"Workaround","resolved_by":"agent-7"}
+incident-1003|logged|IncidentLogged|{"customer_id":"customer-7","contact":{"name":"Ada"},"description":"Cannot log in","logged_by":"agent-1"}
+'
+while IFS='|' read -r stream key type data; do
+    [ -n "$stream" ] || continue
+    "$refract" append "$stream" --type "$type" --data "$data" --idempotency-key "$stream-$key" >/dev/null
+done <<<"$scenario"
+
+sleep 0.5
+for id in incident-1001 incident-1002 incident-1003; do
+    echo "incident-details/$id: $("$refract" get incident-details "$id")"
+done
+"$refract" status
+cat <<EOT
+
+refract is running at $REFRACT_URL (data in $data). Try:
+  curl $REFRACT_URL/projections
+  curl $REFRACT_URL/projections/incident-details/docs/incident-1002
+  REFRACT_URL=$REFRACT_URL $refract append incident-1003 --type IncidentCategorised --data '{"category":"Software","categorised_by":"me"}'
+Ctrl-C stops it.
+EOT
+wait $daemon

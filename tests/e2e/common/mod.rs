@@ -1,0 +1,154 @@
+//! Shared by the end-to-end tests: a real `refract serve` process on a temporary
+//! data directory, a small API client, and the help-desk event generator.
+
+#![allow(dead_code)]
+
+pub mod helpdesk;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+/// A `refract serve` child process; killed when dropped.
+pub struct Daemon {
+    child: Child,
+    /// Base URL of its API.
+    pub url: String,
+    /// Its data directory.
+    pub data_dir: PathBuf,
+    log: PathBuf,
+    http: reqwest::Client,
+}
+
+static STARTS: AtomicUsize = AtomicUsize::new(0);
+
+impl Daemon {
+    /// Starts a daemon on `data_dir` with an optional TOML config and waits until it listens.
+    pub fn start(data_dir: &Path, config: Option<&str>) -> Self {
+        std::fs::create_dir_all(data_dir).expect("create data dir");
+        let n = STARTS.fetch_add(1, Ordering::SeqCst);
+        let log = data_dir.with_file_name(format!(
+            "{}-daemon-{n}.log",
+            data_dir.file_name().and_then(|s| s.to_str()).unwrap_or("data")
+        ));
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_refract"));
+        cmd.arg("serve")
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(["--listen", "127.0.0.1:0"])
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).expect("create log"));
+        if let Some(text) = config {
+            let path = data_dir.with_extension("toml");
+            std::fs::write(&path, text).expect("write config");
+            cmd.arg("--config").arg(path);
+        }
+        let mut child = cmd.spawn().expect("spawn refract");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(url) = line.strip_prefix("refract listening on ") {
+                    let _ = tx.send(url.to_owned());
+                }
+            }
+        });
+        let url = match rx.recv_timeout(Duration::from_secs(120)) {
+            Ok(url) => url,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("daemon did not start:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
+            }
+        };
+        Self {
+            child,
+            url,
+            data_dir: data_dir.to_owned(),
+            log,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// The daemon's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGKILL: no shutdown code runs.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Sends a request; returns the status and the body as JSON (or as a JSON string).
+    pub async fn request(&self, method: reqwest::Method, path: &str, body: Option<Vec<u8>>) -> (u16, Value) {
+        let mut req = self.http.request(method, format!("{}{path}", self.url));
+        if let Some(b) = body {
+            req = req.body(b);
+        }
+        let resp = req.send().await.expect("request reaches the daemon");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.expect("response body");
+        let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, value)
+    }
+
+    /// GET returning status and JSON.
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        self.request(reqwest::Method::GET, path, None).await
+    }
+
+    /// POST a JSON body.
+    pub async fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
+        self.request(reqwest::Method::POST, path, Some(body.to_string().into_bytes())).await
+    }
+
+    /// Deploys a component file; panics unless it is accepted.
+    pub async fn deploy(&self, wasm_path: &str) -> Value {
+        let wasm = std::fs::read(wasm_path).expect("read component");
+        let (status, body) = self.request(reqwest::Method::POST, "/components", Some(wasm)).await;
+        assert_eq!(status, 200, "deploy {wasm_path}: {body}");
+        body
+    }
+
+    /// Appends events to a stream; returns status and body.
+    pub async fn append(&self, stream: &str, expected: Option<u64>, events: &[(String, Value)]) -> (u16, Value) {
+        let events: Vec<Value> = events.iter().map(|(t, d)| json!({"type": t, "data": d})).collect();
+        self.post_json(&format!("/streams/{stream}/events"), &json!({"expected_version": expected, "events": events}))
+            .await
+    }
+
+    /// The status row of one projection version.
+    pub async fn projection(&self, name: &str, version: u32) -> Value {
+        let (status, list) = self.get("/projections").await;
+        assert_eq!(status, 200, "{list}");
+        list.as_array()
+            .and_then(|l| l.iter().find(|p| p["name"] == name && p["version"] == version).cloned())
+            .unwrap_or_else(|| panic!("{name} v{version} not in {list}"))
+    }
+
+    /// Waits until a projection version has processed everything up to `head`.
+    pub async fn wait_caught_up(&self, name: &str, version: u32, head: i64, timeout: Duration) -> Value {
+        let started = Instant::now();
+        loop {
+            let p = self.projection(name, version).await;
+            if p["position"].as_i64() >= Some(head) {
+                return p;
+            }
+            assert!(p["status"] != "paused", "{name} paused: {p}\n{}", self.log());
+            assert!(started.elapsed() < timeout, "{name} not caught up after {timeout:?}: {p}\n{}", self.log());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
