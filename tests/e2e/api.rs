@@ -19,10 +19,8 @@ async fn concurrent_appends_with_the_same_expected_version_one_wins() {
     for s in 0..25 {
         let id = format!("race-{s}");
         assert_eq!(daemon.append(&id, Some(0), &[event("Opened")]).await.0, 200);
-        let (a, b) = tokio::join!(
-            daemon.append(&id, Some(1), &[event("A"), event("A2")]),
-            daemon.append(&id, Some(1), &[event("B")])
-        );
+        let (two, one) = ([event("A"), event("A2")], [event("B")]);
+        let (a, b) = tokio::join!(daemon.append(&id, Some(1), &two), daemon.append(&id, Some(1), &one));
         let mut codes = [a.0, b.0];
         codes.sort();
         assert_eq!(codes, [200, 409], "{id}: {a:?} {b:?}");

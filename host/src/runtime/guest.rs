@@ -175,13 +175,17 @@ impl Guest {
         range: Option<(i64, i64)>,
         f: impl FnOnce(&Projector, &mut Store<HostState>) -> wasmtime::Result<R>,
     ) -> Result<R, RuntimeError> {
-        let ticks = (self.limits.call_timeout().as_millis() / TICK.as_millis()).max(1) as u64;
+        let ticks = self.deadline_ticks();
         let (store, bindings) = self.instance()?;
         store.set_epoch_deadline(ticks);
         match f(bindings, store) {
             Ok(r) => Ok(r),
             Err(err) => Err(self.trapped(err, range)),
         }
+    }
+
+    fn deadline_ticks(&self) -> u64 {
+        (self.limits.call_timeout().as_millis() / TICK.as_millis()).max(1) as u64
     }
 
     fn instance(&mut self) -> Result<&mut (Store<HostState>, Projector), RuntimeError> {
@@ -194,6 +198,8 @@ impl Guest {
             let mut store = Store::new(self.pre.engine(), state);
             store.limiter(|s| &mut s.limits);
             store.epoch_deadline_trap();
+            // Start functions run during instantiation: they get a call's budget too.
+            store.set_epoch_deadline(self.deadline_ticks());
             let bindings = self.pre.instantiate(&mut store).map_err(|e| E::Guest {
                 component: self.component.clone(),
                 event_sequence: None,
