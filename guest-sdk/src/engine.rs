@@ -3,7 +3,7 @@
 //! The wasm export glue calls these; the host's tests and benchmarks call them natively.
 
 use std::cell::Cell;
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use crate::decode;
 use crate::projection::{Envelope, Projection};
@@ -111,7 +111,7 @@ pub fn slice<P: Projection>(page: &[Event]) -> Result<Vec<Slice>, GuestError> {
 #[derive(Default)]
 struct Slices {
     list: Vec<Slice>,
-    by_id: HashMap<String, usize>,
+    by_id: BTreeMap<String, usize>,
 }
 
 impl Slices {

@@ -119,8 +119,13 @@ impl Refract {
     /// Deploys a component from its wasm bytes and starts its agent.
     pub async fn deploy(&self, wasm: Vec<u8>) -> Result<Deployed, ServiceError> {
         let _one_at_a_time = self.deploy_lock.lock().await;
-        let (out, loaded) =
-            deploy::deploy(&self.runtime, self.store.as_ref(), &self.components_dir, wasm).await?;
+        let (out, loaded) = deploy::deploy(
+            &self.runtime,
+            self.store.as_ref(),
+            &self.components_dir,
+            wasm,
+        )
+        .await?;
         if let Some(loaded) = loaded {
             self.daemon.start(&loaded);
         }
@@ -172,7 +177,11 @@ impl Refract {
     }
 
     /// The version a query goes to: the named one, else the live one.
-    async fn resolve(&self, name: &str, version: Option<u32>) -> Result<ProjectionKey, ServiceError> {
+    async fn resolve(
+        &self,
+        name: &str,
+        version: Option<u32>,
+    ) -> Result<ProjectionKey, ServiceError> {
         let comps = self.store.components().await?;
         let found = comps
             .iter()

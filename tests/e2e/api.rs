@@ -20,17 +20,26 @@ async fn concurrent_appends_with_the_same_expected_version_one_wins() {
         let id = format!("race-{s}");
         assert_eq!(daemon.append(&id, Some(0), &[event("Opened")]).await.0, 200);
         let (two, one) = ([event("A"), event("A2")], [event("B")]);
-        let (a, b) = tokio::join!(daemon.append(&id, Some(1), &two), daemon.append(&id, Some(1), &one));
+        let (a, b) = tokio::join!(
+            daemon.append(&id, Some(1), &two),
+            daemon.append(&id, Some(1), &one)
+        );
         let mut codes = [a.0, b.0];
         codes.sort();
         assert_eq!(codes, [200, 409], "{id}: {a:?} {b:?}");
         let loser = if a.0 == 409 { &a.1 } else { &b.1 };
         let winner_len = if a.0 == 200 { 2 } else { 1 };
         assert_eq!(loser["current_version"], 1 + winner_len, "{loser}");
-        assert!(loser["error"].as_str().unwrap_or_default().contains(&id), "{loser}");
+        assert!(
+            loser["error"].as_str().unwrap_or_default().contains(&id),
+            "{loser}"
+        );
         let (_, stream) = daemon.get(&format!("/streams/{id}")).await;
         assert_eq!(stream["version"], 1 + winner_len);
-        assert_eq!(stream["events"].as_array().map(Vec::len), Some(1 + winner_len as usize));
+        assert_eq!(
+            stream["events"].as_array().map(Vec::len),
+            Some(1 + winner_len as usize)
+        );
     }
     // expected_version 0 on an existing stream is a conflict too.
     let (code, body) = daemon.append("race-0", Some(0), &[event("X")]).await;
@@ -51,7 +60,12 @@ async fn a_repeated_idempotency_key_appends_once() {
     // The same key on another stream is refused and writes nothing.
     let (c3, other) = daemon.post_json("/streams/acct-2/events", &body).await;
     assert_eq!(c3, 409, "{other}");
-    assert!(other["error"].as_str().unwrap_or_default().contains("transfer-7"));
+    assert!(
+        other["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("transfer-7")
+    );
     assert_eq!(daemon.get("/streams/acct-2").await.0, 404);
 }
 
@@ -59,39 +73,75 @@ async fn a_repeated_idempotency_key_appends_once() {
 async fn bad_input_is_a_400_naming_the_problem_and_writes_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let daemon = Daemon::start(&dir.path().join("data"), None);
-    let post = |body: &'static str| daemon.request(Method::POST, "/streams/s-1/events", Some(body.as_bytes().to_vec()));
+    let post = |body: &'static str| {
+        daemon.request(
+            Method::POST,
+            "/streams/s-1/events",
+            Some(body.as_bytes().to_vec()),
+        )
+    };
 
     let cases: [(&str, &str); 6] = [
         (r#"{"events": [{"type": "A", "data": {}}"#, "EOF"),
-        (r#"{"events": [{"type": "A", "data": {}}], "expectedVersion": 1}"#, "unknown field `expectedVersion`"),
-        (r#"{"events": [{"type": "A", "data": {}, "dta": 1}]}"#, "unknown field `dta`"),
+        (
+            r#"{"events": [{"type": "A", "data": {}}], "expectedVersion": 1}"#,
+            "unknown field `expectedVersion`",
+        ),
+        (
+            r#"{"events": [{"type": "A", "data": {}, "dta": 1}]}"#,
+            "unknown field `dta`",
+        ),
         (r#"{"events": [{"type": "A"}]}"#, "missing field `data`"),
         (r#"{"events": []}"#, "`events` is empty"),
-        (r#"{"events": [{"type": "", "data": {}}]}"#, "events[0].type is empty"),
+        (
+            r#"{"events": [{"type": "", "data": {}}]}"#,
+            "events[0].type is empty",
+        ),
     ];
     for (body, needle) in cases {
         let (code, resp) = post(body).await;
         assert_eq!(code, 400, "{body}: {resp}");
         let msg = resp["error"].as_str().unwrap_or_default();
-        assert!(msg.contains(needle), "{body}: {msg:?} should name {needle:?}");
+        assert!(
+            msg.contains(needle),
+            "{body}: {msg:?} should name {needle:?}"
+        );
     }
-    assert_eq!(daemon.get("/streams/s-1").await.0, 404, "nothing was written");
+    assert_eq!(
+        daemon.get("/streams/s-1").await.0,
+        404,
+        "nothing was written"
+    );
 
     let uploads: [(Vec<u8>, &str); 4] = [
         (b"hello, not wasm".to_vec(), "magic bytes"),
-        (b"\0asm\x01\0\0\0".to_vec(), "core WebAssembly module, not a component"),
+        (
+            b"\0asm\x01\0\0\0".to_vec(),
+            "core WebAssembly module, not a component",
+        ),
         // A valid but empty component: it does not implement the projector world.
-        (b"\0asm\x0d\0\x01\0".to_vec(), "refract:projection/projection@1.0.0"),
+        (
+            b"\0asm\x0d\0\x01\0".to_vec(),
+            "refract:projection/projection@1.0.0",
+        ),
         (Vec::new(), "empty upload"),
     ];
     for (wasm, needle) in uploads {
-        let (code, resp) = daemon.request(Method::POST, "/components", Some(wasm)).await;
+        let (code, resp) = daemon
+            .request(Method::POST, "/components", Some(wasm))
+            .await;
         assert_eq!(code, 400, "{resp}");
         let msg = resp["error"].as_str().unwrap_or_default();
         assert!(msg.contains(needle), "{msg:?} should name {needle:?}");
     }
-    assert_eq!(daemon.get("/projections").await.1, json!([]), "no component registered");
-    let stored = std::fs::read_dir(daemon.data_dir.join("components")).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(
+        daemon.get("/projections").await.1,
+        json!([]),
+        "no component registered"
+    );
+    let stored = std::fs::read_dir(daemon.data_dir.join("components"))
+        .map(|d| d.count())
+        .unwrap_or(0);
     assert_eq!(stored, 0, "no component file kept");
 
     assert_eq!(daemon.get("/nowhere").await.0, 404);
@@ -109,22 +159,55 @@ async fn cli_verbs_drive_the_api() {
             .args(args)
             .output()
             .expect("run refract");
-        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     };
     let (ok, out, err) = cli(&["deploy", refract_test_artifacts::INCIDENT_DETAILS_V1]);
     assert!(ok, "{err}");
     assert!(out.contains("\"incident-details\""), "{out}");
     let data = r#"{"customer_id": "c1", "contact": {}, "description": "d", "logged_by": "a"}"#;
-    let (ok, out, err) = cli(&["append", "inc-1", "--type", "IncidentLogged", "--data", data, "--expected-version", "0"]);
+    let (ok, out, err) = cli(&[
+        "append",
+        "inc-1",
+        "--type",
+        "IncidentLogged",
+        "--data",
+        data,
+        "--expected-version",
+        "0",
+    ]);
     assert!(ok, "{err}");
     assert!(out.contains("\"stream_version\":1"), "{out}");
-    let (ok, _, err) = cli(&["append", "inc-1", "--type", "IncidentLogged", "--data", data, "--expected-version", "0"]);
-    assert!(!ok && err.contains("409"), "a conflict fails the command: {err}");
-    daemon.wait_caught_up("incident-details", 1, 1, std::time::Duration::from_secs(30)).await;
+    let (ok, _, err) = cli(&[
+        "append",
+        "inc-1",
+        "--type",
+        "IncidentLogged",
+        "--data",
+        data,
+        "--expected-version",
+        "0",
+    ]);
+    assert!(
+        !ok && err.contains("409"),
+        "a conflict fails the command: {err}"
+    );
+    daemon
+        .wait_caught_up("incident-details", 1, 1, std::time::Duration::from_secs(30))
+        .await;
     let (ok, out, err) = cli(&["get", "incident-details", "inc-1"]);
     assert!(ok, "{err}");
     let doc: Value = serde_json::from_str(&out).expect("document JSON");
-    assert_eq!((&doc["id"], &doc["status"]), (&json!("inc-1"), &json!("Pending")));
+    assert_eq!(
+        (&doc["id"], &doc["status"]),
+        (&json!("inc-1"), &json!("Pending"))
+    );
     let (ok, out, _) = cli(&["status"]);
-    assert!(ok && out.contains("incident-details") && out.contains("running"), "{out}");
+    assert!(
+        ok && out.contains("incident-details") && out.contains("running"),
+        "{out}"
+    );
 }

@@ -11,27 +11,51 @@ use crate::common::Daemon;
 async fn guest_error_pauses_only_its_projection() {
     let dir = tempfile::tempdir().expect("tempdir");
     let daemon = Daemon::start(&dir.path().join("data"), None);
-    daemon.deploy(refract_test_artifacts::INCIDENT_DETAILS_V1).await;
+    daemon
+        .deploy(refract_test_artifacts::INCIDENT_DETAILS_V1)
+        .await;
     daemon.deploy(refract_test_artifacts::STREAM_COUNTER).await;
 
     let logged = |n: u32| {
-        ("IncidentLogged".to_owned(), json!({"customer_id": format!("c{n}"), "contact": {}, "description": "d", "logged_by": "a"}))
+        (
+            "IncidentLogged".to_owned(),
+            json!({"customer_id": format!("c{n}"), "contact": {}, "description": "d", "logged_by": "a"}),
+        )
     };
     for n in 0..5 {
-        assert_eq!(daemon.append(&format!("ok-{n}"), Some(0), &[logged(n)]).await.0, 200);
+        assert_eq!(
+            daemon
+                .append(&format!("ok-{n}"), Some(0), &[logged(n)])
+                .await
+                .0,
+            200
+        );
     }
-    daemon.wait_caught_up("incident-details", 1, 5, Duration::from_secs(30)).await;
+    daemon
+        .wait_caught_up("incident-details", 1, 5, Duration::from_secs(30))
+        .await;
 
     // incident-details cannot decode this one (no customer_id); stream-counter reads no field.
-    let bad = ("IncidentLogged".to_owned(), json!({"contact": {}, "description": "d", "logged_by": "a"}));
+    let bad = (
+        "IncidentLogged".to_owned(),
+        json!({"contact": {}, "description": "d", "logged_by": "a"}),
+    );
     let (code, body) = daemon.append("broken", None, &[bad]).await;
     assert_eq!(code, 200);
     let bad_seq = body["first_sequence"].as_i64().expect("seq");
     for n in 5..10 {
-        assert_eq!(daemon.append(&format!("ok-{n}"), Some(0), &[logged(n)]).await.0, 200);
+        assert_eq!(
+            daemon
+                .append(&format!("ok-{n}"), Some(0), &[logged(n)])
+                .await
+                .0,
+            200
+        );
     }
 
-    let counter = daemon.wait_caught_up("stream-counter", 1, 11, Duration::from_secs(30)).await;
+    let counter = daemon
+        .wait_caught_up("stream-counter", 1, 11, Duration::from_secs(30))
+        .await;
     assert_eq!(counter["status"], "running");
     let mut paused = daemon.projection("incident-details", 1).await;
     for _ in 0..500 {
@@ -47,12 +71,23 @@ async fn guest_error_pauses_only_its_projection() {
     assert_eq!(error["event_sequence"], bad_seq, "{error}");
     assert_eq!(error["fault"], "guest");
     let message = error["message"].as_str().unwrap_or_default();
-    assert!(message.contains("IncidentLogged") && message.contains("customer_id"), "{message}");
-    assert!(paused["position"].as_i64() < Some(bad_seq), "the failing page wrote nothing: {paused}");
+    assert!(
+        message.contains("IncidentLogged") && message.contains("customer_id"),
+        "{message}"
+    );
+    assert!(
+        paused["position"].as_i64() < Some(bad_seq),
+        "the failing page wrote nothing: {paused}"
+    );
 
     // The daemon and the other projection go on.
-    assert_eq!(daemon.append("ok-late", Some(0), &[logged(99)]).await.0, 200);
-    let counter = daemon.wait_caught_up("stream-counter", 1, 12, Duration::from_secs(30)).await;
+    assert_eq!(
+        daemon.append("ok-late", Some(0), &[logged(99)]).await.0,
+        200
+    );
+    let counter = daemon
+        .wait_caught_up("stream-counter", 1, 12, Duration::from_secs(30))
+        .await;
     assert_eq!(counter["events_applied"], 12);
     let (code, doc) = daemon.get("/projections/stream-counter/docs/broken").await;
     assert_eq!((code, &doc["total"]), (200, &json!(1)));

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use incident_details::IncidentDetailsProjection;
 use serde_json::json;
 
-use crate::common::helpdesk::{sdk_event, workload};
 use crate::common::Daemon;
+use crate::common::helpdesk::{sdk_event, workload};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigkill_while_projecting_then_restart_gives_identical_documents() {
@@ -25,7 +25,10 @@ async fn sigkill_while_projecting_then_restart_gives_identical_documents() {
     for (id, events) in streams.clone() {
         let url = d.clone();
         tasks.spawn(async move {
-            let events_json: Vec<_> = events.iter().map(|(t, data)| json!({"type": t, "data": data})).collect();
+            let events_json: Vec<_> = events
+                .iter()
+                .map(|(t, data)| json!({"type": t, "data": data}))
+                .collect();
             let resp = reqwest::Client::new()
                 .post(format!("{url}/streams/{id}/events"))
                 .json(&json!({"expected_version": 0, "events": events_json}))
@@ -46,7 +49,9 @@ async fn sigkill_while_projecting_then_restart_gives_identical_documents() {
     native.sort_by_key(|e| e.sequence);
     let head = native.len() as i64;
 
-    daemon.deploy(refract_test_artifacts::INCIDENT_DETAILS_V1).await;
+    daemon
+        .deploy(refract_test_artifacts::INCIDENT_DETAILS_V1)
+        .await;
     daemon.deploy(refract_test_artifacts::STREAM_COUNTER).await;
     let started = Instant::now();
     let killed_at = loop {
@@ -56,33 +61,59 @@ async fn sigkill_while_projecting_then_restart_gives_identical_documents() {
             daemon.kill();
             break pos;
         }
-        assert!(pos < head, "projected everything before the kill could land; raise the workload");
-        assert!(started.elapsed() < Duration::from_secs(60), "no progress: {p}\n{}", daemon.log());
+        assert!(
+            pos < head,
+            "projected everything before the kill could land; raise the workload"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no progress: {p}\n{}",
+            daemon.log()
+        );
         tokio::time::sleep(Duration::from_millis(2)).await;
     };
     assert!(killed_at < head);
 
     let daemon = Daemon::start(&data, Some(config));
-    let p = daemon.wait_caught_up("incident-details", 1, head, Duration::from_secs(120)).await;
-    assert_eq!(p["events_applied"], head, "every event applied exactly once: {p}");
-    let c = daemon.wait_caught_up("stream-counter", 1, head, Duration::from_secs(120)).await;
+    let p = daemon
+        .wait_caught_up("incident-details", 1, head, Duration::from_secs(120))
+        .await;
+    assert_eq!(
+        p["events_applied"], head,
+        "every event applied exactly once: {p}"
+    );
+    let c = daemon
+        .wait_caught_up("stream-counter", 1, head, Duration::from_secs(120))
+        .await;
     assert_eq!(c["events_applied"], head);
 
-    let expected = refract_guest::testing::project::<IncidentDetailsProjection>(&native).expect("fold");
+    let expected =
+        refract_guest::testing::project::<IncidentDetailsProjection>(&native).expect("fold");
     for (id, want) in &expected {
-        let (code, got) = daemon.get(&format!("/projections/incident-details/docs/{id}")).await;
+        let (code, got) = daemon
+            .get(&format!("/projections/incident-details/docs/{id}"))
+            .await;
         assert_eq!((code, &got), (200, want), "document {id}");
     }
     for (id, events) in &streams {
-        let (code, got) = daemon.get(&format!("/projections/stream-counter/docs/{id}")).await;
+        let (code, got) = daemon
+            .get(&format!("/projections/stream-counter/docs/{id}"))
+            .await;
         assert_eq!(code, 200, "{id}: {got}");
-        assert_eq!(got["total"], events.len(), "{id} counted once per event: {got}");
+        assert_eq!(
+            got["total"],
+            events.len(),
+            "{id} counted once per event: {got}"
+        );
     }
 }
 
 type Appended = (String, Vec<(String, serde_json::Value)>, i64);
 
-fn collect(done: Option<Result<Appended, tokio::task::JoinError>>, native: &mut Vec<refract_guest::Event>) {
+fn collect(
+    done: Option<Result<Appended, tokio::task::JoinError>>,
+    native: &mut Vec<refract_guest::Event>,
+) {
     let Some(done) = done else { return };
     let (id, events, first) = done.expect("append task");
     for (i, (ty, data)) in events.iter().enumerate() {

@@ -22,7 +22,10 @@ pub const MAX_APPEND_BYTES: usize = 32 << 20;
 /// The API's routes over one service.
 pub fn router(service: Arc<Refract>) -> Router {
     Router::new()
-        .route("/healthz", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
+        .route(
+            "/healthz",
+            get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
+        )
         .route(
             "/streams/{id}/events",
             post(streams::append).layer(DefaultBodyLimit::max(MAX_APPEND_BYTES)),

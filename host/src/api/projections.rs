@@ -18,7 +18,9 @@ pub(super) async fn deploy(
     body: Bytes,
 ) -> Result<Json<Deployed>, ApiError> {
     if body.is_empty() {
-        return Err(ApiError::bad_request("empty upload: send the component's .wasm bytes"));
+        return Err(ApiError::bad_request(
+            "empty upload: send the component's .wasm bytes",
+        ));
     }
     Ok(Json(svc.deploy(body.to_vec()).await?))
 }

@@ -10,7 +10,9 @@ use serde_json::value::RawValue;
 
 use super::ApiError;
 use crate::service::Refract;
-use crate::store::{AppendRequest, AppendResult, ExpectedVersion, NewEvent, RecordedEvent, StreamId};
+use crate::store::{
+    AppendRequest, AppendResult, ExpectedVersion, NewEvent, RecordedEvent, StreamId,
+};
 
 /// The append request body.
 #[derive(Deserialize)]
@@ -41,7 +43,9 @@ fn parse_append(id: String, body: &[u8]) -> Result<AppendRequest, ApiError> {
     let body: AppendBody = serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request(format!("invalid append request: {e}")))?;
     if body.events.is_empty() {
-        return Err(ApiError::bad_request("invalid append request: `events` is empty"));
+        return Err(ApiError::bad_request(
+            "invalid append request: `events` is empty",
+        ));
     }
     let mut events = Vec::with_capacity(body.events.len());
     for (i, e) in body.events.into_iter().enumerate() {
@@ -126,7 +130,10 @@ impl TryFrom<RecordedEvent> for EventOut {
 fn rfc3339(micros: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1000)
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_default()
 }
 
@@ -164,8 +171,14 @@ mod tests {
         assert!(err(r#"{"events": [], "x": 1}"#).contains("unknown field `x`"));
         assert!(err(r#"{"events": []}"#).contains("`events` is empty"));
         assert!(err(r#"{"events": [{"type": "A"}]}"#).contains("missing field `data`"));
-        assert!(err(r#"{"events": [{"type": "A", "data": {}, "metadata": 3}]}"#).contains("events[0].metadata"));
-        assert!(err(r#"{"events": [{"type": "A", "data": {}, "foo": 1}]}"#).contains("unknown field `foo`"));
+        assert!(
+            err(r#"{"events": [{"type": "A", "data": {}, "metadata": 3}]}"#)
+                .contains("events[0].metadata")
+        );
+        assert!(
+            err(r#"{"events": [{"type": "A", "data": {}, "foo": 1}]}"#)
+                .contains("unknown field `foo`")
+        );
     }
 
     #[test]

@@ -46,10 +46,12 @@ impl Client {
     }
 
     async fn send(&self, req: reqwest::RequestBuilder) -> anyhow::Result<String> {
-        let resp = req
-            .send()
-            .await
-            .with_context(|| format!("cannot reach refract at {} (is `refract serve` running?)", self.base))?;
+        let resp = req.send().await.with_context(|| {
+            format!(
+                "cannot reach refract at {} (is `refract serve` running?)",
+                self.base
+            )
+        })?;
         let status = resp.status();
         let text = resp.text().await?;
         if !status.is_success() {
@@ -71,13 +73,15 @@ impl Client {
                     std::fs::read_to_string(path)
                         .with_context(|| format!("cannot read {}", path.display()))?
                 };
-                serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?
+                serde_json::from_str(&text)
+                    .with_context(|| format!("{} is not JSON", path.display()))?
             }
             None => {
                 let data: Value = serde_json::from_str(&a.data).context("--data is not JSON")?;
                 let mut event = json!({ "type": a.event_type, "data": data });
                 if let Some(m) = &a.metadata {
-                    event["metadata"] = serde_json::from_str(m).context("--metadata is not JSON")?;
+                    event["metadata"] =
+                        serde_json::from_str(m).context("--metadata is not JSON")?;
                 }
                 let mut body = json!({ "events": [event] });
                 if let Some(v) = a.expected_version {
@@ -108,26 +112,54 @@ impl Client {
     }
 
     pub(super) async fn status(&self, raw: bool) -> anyhow::Result<()> {
-        let text = self.send(self.http.get(format!("{}/projections", self.base))).await?;
+        let text = self
+            .send(self.http.get(format!("{}/projections", self.base)))
+            .await?;
         if raw {
             println!("{text}");
             return Ok(());
         }
         let rows: Vec<Value> = serde_json::from_str(&text)?;
-        println!("{:<28} {:>4} {:<8} {:<8} {:>10} {:>8}  error", "name", "ver", "state", "status", "position", "lag");
+        println!(
+            "{:<28} {:>4} {:<8} {:<8} {:>10} {:>8}  error",
+            "name", "ver", "state", "status", "position", "lag"
+        );
         for r in rows {
-            let s = |k: &str| r.get(k).map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned)).unwrap_or_default();
-            let err = r.get("error").filter(|e| !e.is_null()).map(|e| e["message"].to_string()).unwrap_or_default();
+            let s = |k: &str| {
+                r.get(k)
+                    .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+                    .unwrap_or_default()
+            };
+            let err = r
+                .get("error")
+                .filter(|e| !e.is_null())
+                .map(|e| e["message"].to_string())
+                .unwrap_or_default();
             println!(
                 "{:<28} {:>4} {:<8} {:<8} {:>10} {:>8}  {err}",
-                s("name"), s("version"), s("state"), s("status"), s("position"), s("lag")
+                s("name"),
+                s("version"),
+                s("state"),
+                s("status"),
+                s("position"),
+                s("lag")
             );
         }
         Ok(())
     }
 
-    pub(super) async fn get_doc(&self, name: &str, id: &str, version: Option<u32>) -> anyhow::Result<()> {
-        let mut url = format!("{}/projections/{}/docs/{}", self.base, encode(name), encode(id));
+    pub(super) async fn get_doc(
+        &self,
+        name: &str,
+        id: &str,
+        version: Option<u32>,
+    ) -> anyhow::Result<()> {
+        let mut url = format!(
+            "{}/projections/{}/docs/{}",
+            self.base,
+            encode(name),
+            encode(id)
+        );
         if let Some(v) = version {
             url.push_str(&format!("?version={v}"));
         }

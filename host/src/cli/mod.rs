@@ -18,7 +18,12 @@ use crate::service::Refract;
 #[command(name = "refract", version, about)]
 pub struct Cli {
     /// The daemon's API address, for the client commands.
-    #[arg(long, global = true, env = "REFRACT_URL", default_value = "http://127.0.0.1:4300")]
+    #[arg(
+        long,
+        global = true,
+        env = "REFRACT_URL",
+        default_value = "http://127.0.0.1:4300"
+    )]
     url: String,
     #[command(subcommand)]
     command: Command,
@@ -120,13 +125,14 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

@@ -63,7 +63,11 @@ impl Agent {
         };
         let mut backoff = Duration::from_millis(50);
         while !*self.shutdown.borrow() {
-            let page = match self.store.read_page(position, Some(&self.event_types), self.page_size).await {
+            let page = match self
+                .store
+                .read_page(position, Some(&self.event_types), self.page_size)
+                .await
+            {
                 Ok(p) => p,
                 Err(e) => {
                     tracing::warn!(projection = %self.key, "reading events failed: {e}");
@@ -73,7 +77,11 @@ impl Agent {
             };
             if page.events.is_empty() {
                 if page.scanned_to > position {
-                    match self.store.commit_page(&self.key, &[], page.scanned_to, 0).await {
+                    match self
+                        .store
+                        .commit_page(&self.key, &[], page.scanned_to, 0)
+                        .await
+                    {
                         Ok(()) => position = page.scanned_to,
                         Err(e) => tracing::warn!(projection = %self.key, "saving progress: {e}"),
                     }
@@ -104,7 +112,9 @@ impl Agent {
         let progress = self.store.progress(&self.key).await?;
         if progress.status != RunStatus::Running {
             tracing::info!(projection = %self.key, "resuming after restart (was paused)");
-            self.store.set_status(&self.key, RunStatus::Running, None).await?;
+            self.store
+                .set_status(&self.key, RunStatus::Running, None)
+                .await?;
         }
         tracing::info!(projection = %self.key, position = progress.position, "agent started");
         Ok(progress.position)
@@ -132,7 +142,11 @@ impl Agent {
 
     async fn pause(&self, e: RuntimeError) {
         let (event_sequence, message) = match &e {
-            RuntimeError::Guest { event_sequence, message, .. } => (*event_sequence, message.clone()),
+            RuntimeError::Guest {
+                event_sequence,
+                message,
+                ..
+            } => (*event_sequence, message.clone()),
             other => (None, other.to_string()),
         };
         let error = PauseError {
@@ -143,7 +157,11 @@ impl Agent {
         };
         tracing::error!(projection = %self.key, fault = ?error.fault, "paused: {e}");
         let text = serde_json::to_string(&error).unwrap_or_else(|_| e.to_string());
-        if let Err(se) = self.store.set_status(&self.key, RunStatus::Paused, Some(&text)).await {
+        if let Err(se) = self
+            .store
+            .set_status(&self.key, RunStatus::Paused, Some(&text))
+            .await
+        {
             tracing::error!(projection = %self.key, "cannot record the pause: {se}");
         }
     }
@@ -168,7 +186,10 @@ impl Agent {
             match change {
                 DocChange::Put(body) => {
                     self.cache.insert(slice.doc_id.clone(), Some(body.clone()));
-                    writes.push(DocWrite::Put { id: slice.doc_id, body });
+                    writes.push(DocWrite::Put {
+                        id: slice.doc_id,
+                        body,
+                    });
                 }
                 DocChange::Delete => {
                     self.cache.insert(slice.doc_id.clone(), None);

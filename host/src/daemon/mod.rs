@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub use agent::PauseError;
 use agent::Agent;
+pub use agent::PauseError;
 
 use crate::runtime::{Guest, LoadedComponent};
 use crate::store::{ProjectionKey, Store};

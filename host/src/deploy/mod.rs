@@ -125,7 +125,9 @@ pub async fn restore(
             Err(e) => {
                 tracing::error!(projection = %rec.key, "cannot restore: {e}");
                 let msg = format!("cannot be loaded after a restart: {e}");
-                store.set_status(&rec.key, RunStatus::Paused, Some(&msg)).await?;
+                store
+                    .set_status(&rec.key, RunStatus::Paused, Some(&msg))
+                    .await?;
             }
         }
     }
@@ -141,7 +143,10 @@ async fn restore_one(
     let path = wasm_path(components_dir, &rec.sha256);
     let wasm = tokio::fs::read(&path)
         .await
-        .map_err(|source| DeployError::Io { path: path.clone(), source })?;
+        .map_err(|source| DeployError::Io {
+            path: path.clone(),
+            source,
+        })?;
     let rt = runtime.clone();
     let loaded = tokio::task::spawn_blocking(move || rt.load(&wasm))
         .await
@@ -164,7 +169,10 @@ fn deployed(rec: &ComponentRecord, created: bool) -> Deployed {
 
 /// Writes atomically: the registry never points at half a file.
 async fn write_file(path: &Path, bytes: &[u8]) -> Result<(), DeployError> {
-    let io = |source| DeployError::Io { path: path.to_owned(), source };
+    let io = |source| DeployError::Io {
+        path: path.to_owned(),
+        source,
+    };
     if let Some(dir) = path.parent() {
         tokio::fs::create_dir_all(dir).await.map_err(io)?;
     }

@@ -95,12 +95,19 @@ impl Runtime {
         let (component, from_cache) = self.compile(wasm, &sha256)?;
         let inner = &self.inner;
         let ty = component.component_type();
-        if ty.get_export(&inner.engine, v1::PROJECTION_EXPORT).is_none() {
+        if ty
+            .get_export(&inner.engine, v1::PROJECTION_EXPORT)
+            .is_none()
+        {
             let exports: Vec<&str> = ty.exports(&inner.engine).map(|(n, _)| n).collect();
             return Err(E::WrongWorld(format!(
                 "it does not export {} (it exports: {})",
                 v1::PROJECTION_EXPORT,
-                if exports.is_empty() { "nothing".to_owned() } else { exports.join(", ") }
+                if exports.is_empty() {
+                    "nothing".to_owned()
+                } else {
+                    exports.join(", ")
+                }
             )));
         }
         let instance_pre = inner
@@ -144,11 +151,12 @@ impl Runtime {
                 Err(e) => tracing::warn!(path = %path.display(), "ignoring bad artifact: {e:#}"),
             }
         }
-        let component = Component::new(engine, wasm).map_err(|e| E::NotAComponent(format!("{e:#}")))?;
-        if let Some(path) = cached.as_deref() {
-            if let Err(e) = write_artifact(&component, path) {
-                tracing::warn!(path = %path.display(), "cannot cache compiled component: {e}");
-            }
+        let component =
+            Component::new(engine, wasm).map_err(|e| E::NotAComponent(format!("{e:#}")))?;
+        if let Some(path) = cached.as_deref()
+            && let Err(e) = write_artifact(&component, path)
+        {
+            tracing::warn!(path = %path.display(), "cannot cache compiled component: {e}");
         }
         Ok((component, false))
     }

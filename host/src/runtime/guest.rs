@@ -81,7 +81,9 @@ impl Guest {
 
     /// Asks the component what it is.
     pub fn describe(&mut self) -> Result<Descriptor, RuntimeError> {
-        let d = self.call(None, |p, s| p.refract_projection_projection().call_describe(s))?;
+        let d = self.call(None, |p, s| {
+            p.refract_projection_projection().call_describe(s)
+        })?;
         Ok(d.into())
     }
 
@@ -101,7 +103,9 @@ impl Guest {
         for s in &slices {
             check_doc_id(&s.doc_id).map_err(|m| self.bad_result(format!("slice: {m}")))?;
             if !seen.insert(s.doc_id.as_str()) {
-                return Err(self.bad_result(format!("slice: document id {:?} listed twice", s.doc_id)));
+                return Err(
+                    self.bad_result(format!("slice: document id {:?} listed twice", s.doc_id))
+                );
             }
             if let Some(i) = s.events.iter().find(|&&i| i as usize >= page.events.len()) {
                 return Err(self.bad_result(format!(
@@ -215,7 +219,10 @@ impl Guest {
     /// Turns a trap into an error naming the event (from the guest's panic report
     /// when it sent one) and drops the instance, whose state can no longer be trusted.
     fn trapped(&mut self, err: wasmtime::Error, range: Option<(i64, i64)>) -> RuntimeError {
-        let report = self.instance.take().and_then(|(store, _)| store.into_data().panic);
+        let report = self
+            .instance
+            .take()
+            .and_then(|(store, _)| store.into_data().panic);
         if let Some(p) = report {
             return E::Guest {
                 component: self.component.clone(),
@@ -259,7 +266,10 @@ impl Guest {
 }
 
 fn page_range(events: &[WitEvent]) -> Option<(i64, i64)> {
-    Some((events.first()?.sequence as i64, events.last()?.sequence as i64))
+    Some((
+        events.first()?.sequence as i64,
+        events.last()?.sequence as i64,
+    ))
 }
 
 fn check_doc_id(id: &str) -> Result<(), String> {

@@ -13,12 +13,12 @@ mod bindings {
     });
 }
 
+use bindings::exports::refract::projection::projection as exports;
 pub(crate) use bindings::exports::refract::projection::projection::{
     DocEvents as WitDocEvents, Event as WitEvent,
 };
-use bindings::exports::refract::projection::projection as exports;
-pub(crate) use bindings::{Projector, ProjectorPre};
 use bindings::refract::projection::{host, types};
+pub(crate) use bindings::{Projector, ProjectorPre};
 
 /// The name under which a 1.0.0 projection exports its calls.
 pub const PROJECTION_EXPORT: &str = "refract:projection/projection@1.0.0";

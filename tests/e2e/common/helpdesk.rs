@@ -41,11 +41,23 @@ pub fn incident(rng: &mut Rng, n: usize) -> Vec<(String, Value)> {
     while out.len() < len {
         let step = out.len();
         let event = match step {
-            1 | 5 => ("IncidentCategorised", json!({"category": rng.pick(&["Software", "Hardware", "Network", "Database"]), "categorised_by": person(rng)})),
-            2 | 4 | 6 => ("IncidentPrioritised", json!({"priority": rng.pick(&["Critical", "High", "Medium", "Low"]), "prioritised_by": person(rng)})),
+            1 | 5 => (
+                "IncidentCategorised",
+                json!({"category": rng.pick(&["Software", "Hardware", "Network", "Database"]), "categorised_by": person(rng)}),
+            ),
+            2 | 4 | 6 => (
+                "IncidentPrioritised",
+                json!({"priority": rng.pick(&["Critical", "High", "Medium", "Low"]), "prioritised_by": person(rng)}),
+            ),
             3 | 7 => ("AgentAssignedToIncident", json!({"agent_id": person(rng)})),
-            8 => ("IncidentResolved", json!({"resolution": rng.pick(&["Fixed", "Workaround", "NotAnIncident"]), "resolved_by": person(rng)})),
-            9 => ("ResolutionAcknowledgedByCustomer", json!({"acknowledged_by": format!("customer-{}", rng.below(300))})),
+            8 => (
+                "IncidentResolved",
+                json!({"resolution": rng.pick(&["Fixed", "Workaround", "NotAnIncident"]), "resolved_by": person(rng)}),
+            ),
+            9 => (
+                "ResolutionAcknowledgedByCustomer",
+                json!({"acknowledged_by": format!("customer-{}", rng.below(300))}),
+            ),
             _ => ("IncidentClosed", json!({"closed_by": person(rng)})),
         };
         out.push((event.0.to_owned(), event.1));
@@ -62,7 +74,13 @@ pub fn workload(seed: u64, streams: usize) -> Vec<(String, Vec<(String, Value)>)
 }
 
 /// An SDK event for the native harness.
-pub fn sdk_event(sequence: i64, stream: &str, version: u64, event_type: &str, data: &Value) -> refract_guest::Event {
+pub fn sdk_event(
+    sequence: i64,
+    stream: &str,
+    version: u64,
+    event_type: &str,
+    data: &Value,
+) -> refract_guest::Event {
     refract_guest::Event {
         sequence: sequence as u64,
         stream_id: stream.to_owned(),

@@ -33,7 +33,10 @@ impl Daemon {
         let n = STARTS.fetch_add(1, Ordering::SeqCst);
         let log = data_dir.with_file_name(format!(
             "{}-daemon-{n}.log",
-            data_dir.file_name().and_then(|s| s.to_str()).unwrap_or("data")
+            data_dir
+                .file_name()
+                .and_then(|s| s.to_str())
+                .unwrap_or("data")
         ));
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_refract"));
         cmd.arg("serve")
@@ -62,7 +65,10 @@ impl Daemon {
             Ok(url) => url,
             Err(_) => {
                 let _ = child.kill();
-                panic!("daemon did not start:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
+                panic!(
+                    "daemon did not start:\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
             }
         };
         Self {
@@ -86,7 +92,12 @@ impl Daemon {
     }
 
     /// Sends a request; returns the status and the body as JSON (or as a JSON string).
-    pub async fn request(&self, method: reqwest::Method, path: &str, body: Option<Vec<u8>>) -> (u16, Value) {
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> (u16, Value) {
         let mut req = self.http.request(method, format!("{}{path}", self.url));
         if let Some(b) = body {
             req = req.body(b);
@@ -105,22 +116,40 @@ impl Daemon {
 
     /// POST a JSON body.
     pub async fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
-        self.request(reqwest::Method::POST, path, Some(body.to_string().into_bytes())).await
+        self.request(
+            reqwest::Method::POST,
+            path,
+            Some(body.to_string().into_bytes()),
+        )
+        .await
     }
 
     /// Deploys a component file; panics unless it is accepted.
     pub async fn deploy(&self, wasm_path: &str) -> Value {
         let wasm = std::fs::read(wasm_path).expect("read component");
-        let (status, body) = self.request(reqwest::Method::POST, "/components", Some(wasm)).await;
+        let (status, body) = self
+            .request(reqwest::Method::POST, "/components", Some(wasm))
+            .await;
         assert_eq!(status, 200, "deploy {wasm_path}: {body}");
         body
     }
 
     /// Appends events to a stream; returns status and body.
-    pub async fn append(&self, stream: &str, expected: Option<u64>, events: &[(String, Value)]) -> (u16, Value) {
-        let events: Vec<Value> = events.iter().map(|(t, d)| json!({"type": t, "data": d})).collect();
-        self.post_json(&format!("/streams/{stream}/events"), &json!({"expected_version": expected, "events": events}))
-            .await
+    pub async fn append(
+        &self,
+        stream: &str,
+        expected: Option<u64>,
+        events: &[(String, Value)],
+    ) -> (u16, Value) {
+        let events: Vec<Value> = events
+            .iter()
+            .map(|(t, d)| json!({"type": t, "data": d}))
+            .collect();
+        self.post_json(
+            &format!("/streams/{stream}/events"),
+            &json!({"expected_version": expected, "events": events}),
+        )
+        .await
     }
 
     /// The status row of one projection version.
@@ -128,20 +157,38 @@ impl Daemon {
         let (status, list) = self.get("/projections").await;
         assert_eq!(status, 200, "{list}");
         list.as_array()
-            .and_then(|l| l.iter().find(|p| p["name"] == name && p["version"] == version).cloned())
+            .and_then(|l| {
+                l.iter()
+                    .find(|p| p["name"] == name && p["version"] == version)
+                    .cloned()
+            })
             .unwrap_or_else(|| panic!("{name} v{version} not in {list}"))
     }
 
     /// Waits until a projection version has processed everything up to `head`.
-    pub async fn wait_caught_up(&self, name: &str, version: u32, head: i64, timeout: Duration) -> Value {
+    pub async fn wait_caught_up(
+        &self,
+        name: &str,
+        version: u32,
+        head: i64,
+        timeout: Duration,
+    ) -> Value {
         let started = Instant::now();
         loop {
             let p = self.projection(name, version).await;
             if p["position"].as_i64() >= Some(head) {
                 return p;
             }
-            assert!(p["status"] != "paused", "{name} paused: {p}\n{}", self.log());
-            assert!(started.elapsed() < timeout, "{name} not caught up after {timeout:?}: {p}\n{}", self.log());
+            assert!(
+                p["status"] != "paused",
+                "{name} paused: {p}\n{}",
+                self.log()
+            );
+            assert!(
+                started.elapsed() < timeout,
+                "{name} not caught up after {timeout:?}: {p}\n{}",
+                self.log()
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }

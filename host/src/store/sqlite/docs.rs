@@ -23,7 +23,9 @@ fn table(key: &ProjectionKey) -> Result<String, StoreError> {
     {
         Ok(format!("\"{name}\""))
     } else {
-        Err(StoreError::Invalid(format!("invalid projection name in {key}")))
+        Err(StoreError::Invalid(format!(
+            "invalid projection name in {key}"
+        )))
     }
 }
 

@@ -122,7 +122,11 @@ fn validate(req: &AppendRequest) -> Result<(), StoreError> {
         check_name("idempotency key", key, MAX_IDEMPOTENCY_KEY_LEN)?;
     }
     for (i, e) in req.events.iter().enumerate() {
-        check_name(&format!("events[{i}].type"), &e.event_type, super::MAX_EVENT_TYPE_LEN)?;
+        check_name(
+            &format!("events[{i}].type"),
+            &e.event_type,
+            super::MAX_EVENT_TYPE_LEN,
+        )?;
     }
     Ok(())
 }
@@ -256,10 +260,7 @@ impl EventStore for SqliteStore {
             .fetch_all(&mut *tx)
             .await?;
         tx.commit().await?;
-        let events = rows
-            .iter()
-            .map(event_from_row)
-            .collect::<Result<_, _>>()?;
+        let events = rows.iter().map(event_from_row).collect::<Result<_, _>>()?;
         Ok((to_u64(version, "stream version")?, events))
     }
 
@@ -274,9 +275,8 @@ impl EventStore for SqliteStore {
         let head: Position = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM events")
             .fetch_one(&mut *tx)
             .await?;
-        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
-            "SELECT {EVENT_COLUMNS} FROM events WHERE seq > "
-        ));
+        let mut qb: QueryBuilder<Sqlite> =
+            QueryBuilder::new(format!("SELECT {EVENT_COLUMNS} FROM events WHERE seq > "));
         qb.push_bind(after).push(" AND seq <= ").push_bind(head);
         if let Some(types) = types {
             qb.push(" AND event_type IN (");
@@ -292,10 +292,8 @@ impl EventStore for SqliteStore {
         qb.push(" ORDER BY seq LIMIT ").push_bind(limit as i64);
         let rows = qb.build().fetch_all(&mut *tx).await?;
         tx.commit().await?;
-        let events: Vec<RecordedEvent> = rows
-            .iter()
-            .map(event_from_row)
-            .collect::<Result<_, _>>()?;
+        let events: Vec<RecordedEvent> =
+            rows.iter().map(event_from_row).collect::<Result<_, _>>()?;
         // A short page means every event up to the head was examined.
         let scanned_to = match events.last() {
             Some(last) if events.len() == limit => last.sequence,
