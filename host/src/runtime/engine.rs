@@ -129,7 +129,8 @@ impl Runtime {
             load_time: Duration::ZERO,
             limits: inner.limits.clone(),
         };
-        let mut guest = Guest::new(&loaded, "(loading)".into());
+        let label = format!("sha256:{}", &loaded.sha256[..12]);
+        let mut guest = Guest::new(&loaded, label);
         loaded.descriptor = guest.describe()?;
         loaded.descriptor.validate().map_err(E::BadDescriptor)?;
         loaded.load_time = started.elapsed();

@@ -81,7 +81,7 @@ impl Guest {
 
     /// Asks the component what it is.
     pub fn describe(&mut self) -> Result<Descriptor, RuntimeError> {
-        let d = self.call(None, |p, s| {
+        let d = self.call("describe", None, |p, s| {
             p.refract_projection_projection().call_describe(s)
         })?;
         Ok(d.into())
@@ -90,7 +90,7 @@ impl Guest {
     /// Which documents each event of the page touches, validated.
     pub fn slice(&mut self, page: &GuestOutput) -> Result<Vec<Slice>, RuntimeError> {
         let range = page_range(&page.events);
-        let res = self.call(range, |p, s| {
+        let res = self.call("slice", range, |p, s| {
             p.refract_projection_projection()
                 .call_slice(s, &page.events)
         })?;
@@ -138,7 +138,7 @@ impl Guest {
             })
             .collect();
         let range = page_range(&page.events);
-        let res = self.call(range, |p, s| {
+        let res = self.call("apply", range, |p, s| {
             p.refract_projection_projection().call_apply(s, &input)
         })?;
         let changes: Vec<DocChange> = res
@@ -173,19 +173,33 @@ impl Guest {
             .map_err(|e| self.bad_result(format!("document {id:?} is not valid JSON: {e}")))
     }
 
-    /// Runs one call with the deadline set; a failure drops the instance.
+    /// Runs one call with the deadline set; a failure drops the instance. The span
+    /// records which call it was and, on failure, who was at fault.
     fn call<R>(
         &mut self,
+        name: &'static str,
         range: Option<(i64, i64)>,
         f: impl FnOnce(&Projector, &mut Store<HostState>) -> wasmtime::Result<R>,
     ) -> Result<R, RuntimeError> {
+        let span = tracing::debug_span!(
+            "guest_call",
+            component = %self.component,
+            call = name,
+            fault = tracing::field::Empty
+        );
+        let _entered = span.enter();
         let ticks = self.deadline_ticks();
-        let (store, bindings) = self.instance()?;
-        store.set_epoch_deadline(ticks);
-        match f(bindings, store) {
-            Ok(r) => Ok(r),
-            Err(err) => Err(self.trapped(err, range)),
+        let result = match self.instance() {
+            Ok((store, bindings)) => {
+                store.set_epoch_deadline(ticks);
+                f(bindings, store).map_err(|err| self.trapped(err, range))
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = &result {
+            span.record("fault", tracing::field::debug(e.fault()));
         }
+        result
     }
 
     fn deadline_ticks(&self) -> u64 {
