@@ -28,13 +28,13 @@ pub fn describe<P: Projection>() -> wit::Descriptor {
 }
 
 /// Slices a page.
-pub fn slice<P: Projection>(page: Vec<wit::Event>) -> Result<Vec<wit::Slice>, wit::GuestError> {
+pub fn slice<P: Projection>(page: Vec<wit::Event>) -> Result<Vec<wit::DocSlice>, wit::GuestError> {
     init();
     let page: Vec<Event> = page.into_iter().map(event).collect();
     match crate::engine::slice::<P>(&page) {
         Ok(slices) => Ok(slices
             .into_iter()
-            .map(|s| wit::Slice {
+            .map(|s| wit::DocSlice {
                 doc_id: s.doc_id,
                 events: s.events,
             })

@@ -99,7 +99,7 @@
 #[doc(hidden)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "/tmp/refract-wit-fixed",
+        path: "../wit/projection",
         world: "projector",
         pub_export_macro: true,
         default_bindings_module: "refract_guest::bindings",
@@ -151,7 +151,7 @@ macro_rules! export_projection {
                 fn slice(
                     page: ::std::vec::Vec<$crate::__glue::wit::Event>,
                 ) -> ::core::result::Result<
-                    ::std::vec::Vec<$crate::__glue::wit::Slice>,
+                    ::std::vec::Vec<$crate::__glue::wit::DocSlice>,
                     $crate::__glue::wit::GuestError,
                 > {
                     $crate::__glue::slice::<$projection>(page)

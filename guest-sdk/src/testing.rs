@@ -101,6 +101,7 @@ pub fn project<P: Projection>(events: &[Event]) -> Result<BTreeMap<String, Value
 }
 
 /// Starts a list of events for a test.
+#[must_use]
 pub fn given() -> Given {
     Given::default()
 }
@@ -114,16 +115,19 @@ pub struct Given {
 
 impl Given {
     /// An empty list.
+    #[must_use]
     pub fn new() -> Self {
         Self::default()
     }
 
     /// Appends an event with the next sequence and the next version of its stream.
+    #[must_use]
     pub fn event(self, stream_id: &str, event_type: &str, data: Value) -> Self {
         self.event_with(stream_id, event_type, data, |_| {})
     }
 
     /// Appends an event as [`Given::event`] does, then lets `edit` change it (metadata, tenant...).
+    #[must_use]
     pub fn event_with(
         mut self,
         stream_id: &str,

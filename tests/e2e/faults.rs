@@ -22,15 +22,18 @@ async fn guest_error_pauses_only_its_projection() {
             json!({"customer_id": format!("c{n}"), "contact": {}, "description": "d", "logged_by": "a"}),
         )
     };
-    for n in 0..5 {
-        assert_eq!(
-            daemon
-                .append(&format!("ok-{n}"), Some(0), &[logged(n)])
-                .await
-                .0,
-            200
-        );
-    }
+    let log_incidents = |range: std::ops::Range<u32>| {
+        let (daemon, logged) = (&daemon, &logged);
+        async move {
+            for n in range {
+                let (code, body) = daemon
+                    .append(&format!("ok-{n}"), Some(0), &[logged(n)])
+                    .await;
+                assert_eq!(code, 200, "{body}");
+            }
+        }
+    };
+    log_incidents(0..5).await;
     daemon
         .wait_caught_up("incident-details", 1, 5, Duration::from_secs(30))
         .await;
@@ -43,15 +46,7 @@ async fn guest_error_pauses_only_its_projection() {
     let (code, body) = daemon.append("broken", None, &[bad]).await;
     assert_eq!(code, 200);
     let bad_seq = body["first_sequence"].as_i64().expect("seq");
-    for n in 5..10 {
-        assert_eq!(
-            daemon
-                .append(&format!("ok-{n}"), Some(0), &[logged(n)])
-                .await
-                .0,
-            200
-        );
-    }
+    log_incidents(5..10).await;
 
     let counter = daemon
         .wait_caught_up("stream-counter", 1, 11, Duration::from_secs(30))

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::IntoResponse;
@@ -40,8 +41,9 @@ pub(super) struct DocQuery {
 pub(super) async fn doc(
     State(svc): State<Arc<Refract>>,
     Path((name, id)): Path<(String, String)>,
-    Query(q): Query<DocQuery>,
+    query: Result<Query<DocQuery>, QueryRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let body = svc.get_doc(&name, q.version, &id).await?;
     Ok(([(header::CONTENT_TYPE, "application/json")], body))
 }
