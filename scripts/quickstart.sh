@@ -20,7 +20,7 @@ refract=./target/release/refract
 daemon=$!
 trap 'kill $daemon 2>/dev/null || true' EXIT INT TERM
 for _ in $(seq 100); do
-    curl -fsS "$REFRACT_URL/healthz" >/dev/null 2>&1 && break
+    "$refract" status >/dev/null 2>&1 && break
     kill -0 $daemon 2>/dev/null || { echo "refract serve exited" >&2; exit 1; }
     sleep 0.1
 done
@@ -44,12 +44,16 @@ incident-1002|assign|AgentAssignedToIncident|{"agent_id":"agent-7"}
 incident-1002|resolved|IncidentResolved|{"resolution":"Workaround","resolved_by":"agent-7"}
 incident-1003|logged|IncidentLogged|{"customer_id":"customer-7","contact":{"name":"Ada"},"description":"Cannot log in","logged_by":"agent-1"}
 '
-while IFS='|' read -r stream key type data; do
+while IFS='|' read -r stream key type payload; do
     [ -n "$stream" ] || continue
-    "$refract" append "$stream" --type "$type" --data "$data" --idempotency-key "$stream-$key" >/dev/null
+    "$refract" append "$stream" --type "$type" --data "$payload" --idempotency-key "$stream-$key" >/dev/null
 done <<<"$scenario"
 
-sleep 0.5
+# Wait until every projection has caught up (lag 0).
+for _ in $(seq 100); do
+    "$refract" status --json | grep -q '"lag":[1-9]' || break
+    sleep 0.1
+done
 for id in incident-1001 incident-1002 incident-1003; do
     echo "incident-details/$id: $("$refract" get incident-details "$id")"
 done
