@@ -86,6 +86,11 @@ async fn sigkill_while_projecting_then_restart_gives_identical_documents() {
         .wait_caught_up("stream-counter", 1, head, Duration::from_secs(120))
         .await;
     assert_eq!(c["events_applied"], head);
+    let log = daemon.log();
+    assert!(
+        log.contains("restored") && log.contains("from_cache=true"),
+        "the restart loads components from the artifact cache:\n{log}"
+    );
 
     let expected =
         refract_guest::testing::project::<IncidentDetailsProjection>(&native).expect("fold");
