@@ -32,8 +32,7 @@ fn project_page(
     guest: &mut Guest,
     page: &[RecordedEvent],
 ) -> Result<BTreeMap<String, Value>, RuntimeError> {
-    let prepared = Guest::prepare(page);
-    let slices = guest.slice(&prepared)?;
+    let slices = guest.slice(page)?;
     let inputs: Vec<DocInput> = slices
         .iter()
         .map(|s| DocInput {
@@ -42,7 +41,7 @@ fn project_page(
             events: s.events.clone(),
         })
         .collect();
-    let changes = guest.apply(&prepared, inputs)?;
+    let changes = guest.apply(page, inputs)?;
     let mut docs = BTreeMap::new();
     for (slice, change) in slices.into_iter().zip(changes) {
         if let DocChange::Put(body) = change {

@@ -7,8 +7,11 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::runtime::{DocChange, DocInput, Guest, GuestOutput, RuntimeError, Slice};
-use crate::store::{DocWrite, Page, Position, ProjectionKey, RunStatus, Store, StoreError};
+use super::PageProjector;
+use crate::runtime::{DocChange, DocInput, RuntimeError, Slice};
+use crate::store::{
+    DocWrite, Page, Position, ProjectionKey, RecordedEvent, RunStatus, Store, StoreError,
+};
 
 /// How long an idle agent sleeps when no wake-up comes (appends by another process).
 const IDLE_POLL: Duration = Duration::from_millis(500);
@@ -41,7 +44,7 @@ pub struct PauseError {
 
 pub(crate) struct Agent {
     pub key: ProjectionKey,
-    pub guest: Arc<Mutex<Guest>>,
+    pub projector: Arc<Mutex<Box<dyn PageProjector>>>,
     pub store: Arc<dyn Store>,
     pub event_types: Vec<String>,
     pub page_size: usize,
@@ -169,8 +172,8 @@ impl Agent {
     /// Projects one page and commits it with the progress.
     async fn project(&mut self, page: Page) -> Result<(), PageError> {
         let applied = page.events.len() as u64;
-        let prepared = Arc::new(Guest::prepare(&page.events));
-        let slices = self.call(&prepared, |g, p| g.slice(p)).await?;
+        let events = Arc::new(page.events);
+        let slices = self.call(&events, |p, page| p.slice(page)).await?;
         self.load_missing(&slices).await?;
         let inputs: Vec<DocInput> = slices
             .iter()
@@ -180,7 +183,9 @@ impl Agent {
                 events: s.events.clone(),
             })
             .collect();
-        let changes = self.call(&prepared, move |g, p| g.apply(p, inputs)).await?;
+        let changes = self
+            .call(&events, move |p, page| p.apply(page, inputs))
+            .await?;
         let mut writes = Vec::with_capacity(changes.len());
         for (slice, change) in slices.into_iter().zip(changes) {
             match change {
@@ -225,20 +230,22 @@ impl Agent {
         Ok(())
     }
 
-    /// Runs a guest call on a blocking thread: wasmtime calls are synchronous and
+    /// Runs a projector call on a blocking thread: wasmtime calls are synchronous and
     /// WASI must not block a tokio worker.
     async fn call<R: Send + 'static>(
         &self,
-        page: &Arc<GuestOutput>,
-        f: impl FnOnce(&mut Guest, &GuestOutput) -> Result<R, RuntimeError> + Send + 'static,
+        page: &Arc<Vec<RecordedEvent>>,
+        f: impl FnOnce(&mut dyn PageProjector, &[RecordedEvent]) -> Result<R, RuntimeError>
+        + Send
+        + 'static,
     ) -> Result<R, PageError> {
-        let guest = self.guest.clone();
+        let projector = self.projector.clone();
         let page = page.clone();
         let result = tokio::task::spawn_blocking(move || {
-            let mut g = guest
+            let mut p = projector
                 .lock()
-                .map_err(|_| RuntimeError::Host("guest lock poisoned".into()))?;
-            f(&mut g, &page)
+                .map_err(|_| RuntimeError::Host("projector lock poisoned".into()))?;
+            f(p.as_mut(), &page)
         })
         .await?;
         Ok(result?)

@@ -1,6 +1,7 @@
 //! The async daemon: one agent task per deployed projection version.
 
 mod agent;
+mod projector;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -10,6 +11,7 @@ use tokio::task::JoinHandle;
 
 use agent::Agent;
 pub use agent::PauseError;
+pub use projector::PageProjector;
 
 use crate::runtime::{Guest, LoadedComponent};
 use crate::store::{ProjectionKey, Store};
@@ -36,17 +38,29 @@ impl Daemon {
         }
     }
 
-    /// Starts the agent of one projection version (replacing a running one).
+    /// Starts the agent of one deployed component (replacing a running one).
     pub fn start(&self, loaded: &LoadedComponent) {
         let key = ProjectionKey {
             name: loaded.descriptor.name.clone(),
             version: loaded.descriptor.version,
         };
+        let guest = Guest::new(loaded, key.to_string());
+        self.start_with(key, loaded.descriptor.event_types.clone(), Box::new(guest));
+    }
+
+    /// Starts an agent that drives any projector over the version's documents and
+    /// progress (which must have been prepared in the store).
+    pub fn start_with(
+        &self,
+        key: ProjectionKey,
+        event_types: Vec<String>,
+        projector: Box<dyn PageProjector>,
+    ) {
         let agent = Agent {
-            guest: Arc::new(Mutex::new(Guest::new(loaded, key.to_string()))),
+            projector: Arc::new(Mutex::new(projector)),
             key: key.clone(),
             store: self.store.clone(),
-            event_types: loaded.descriptor.event_types.clone(),
+            event_types,
             page_size: self.page_size,
             shutdown: self.shutdown.subscribe(),
             cache: HashMap::new(),

@@ -10,26 +10,9 @@ use super::engine::{LoadedComponent, TICK};
 use super::limits::Limits;
 use super::state::HostState;
 use super::types::{Descriptor, DocChange, Slice};
-use super::v1::{GuestFailure, Projector, ProjectorPre, WitDocEvents, WitEvent};
+use super::v1::{GuestFailure, PageCalls, Projector, ProjectorPre};
 use super::{RuntimeError, RuntimeError as E};
 use crate::store::{MAX_STREAM_ID_LEN, RecordedEvent};
-
-/// A page converted once into the guest's types, for `slice` and then `apply`.
-pub struct GuestOutput {
-    events: Vec<WitEvent>,
-}
-
-impl GuestOutput {
-    /// Number of events in the page.
-    pub fn len(&self) -> usize {
-        self.events.len()
-    }
-
-    /// Whether the page is empty.
-    pub fn is_empty(&self) -> bool {
-        self.events.is_empty()
-    }
-}
 
 /// One document to bring up to date: its current JSON and its events (page indices).
 #[derive(Debug, Clone)]
@@ -47,7 +30,14 @@ pub struct Guest {
     pre: ProjectorPre<HostState>,
     component: String,
     limits: Limits,
-    instance: Option<(Store<HostState>, Projector)>,
+    instance: Option<Instance>,
+}
+
+/// A live instance: its store, the typed bindings (for `describe`) and the page calls.
+struct Instance {
+    store: Store<HostState>,
+    bindings: Projector,
+    calls: PageCalls,
 }
 
 impl Guest {
@@ -61,44 +51,22 @@ impl Guest {
         }
     }
 
-    /// Converts a page of stored events into the guest's types.
-    pub fn prepare(page: &[RecordedEvent]) -> GuestOutput {
-        let events = page
-            .iter()
-            .map(|e| WitEvent {
-                sequence: e.sequence as u64,
-                stream_id: e.stream_id.clone(),
-                stream_version: e.stream_version,
-                event_type: e.event_type.clone(),
-                data: e.data.clone(),
-                metadata: e.metadata.clone(),
-                tenant: e.tenant.clone(),
-                timestamp: e.timestamp,
-            })
-            .collect();
-        GuestOutput { events }
-    }
-
     /// Asks the component what it is.
     pub fn describe(&mut self) -> Result<Descriptor, RuntimeError> {
-        let d = self.call("describe", None, |p, s| {
-            p.refract_projection_projection().call_describe(s)
+        let d = self.call("describe", None, |i| {
+            i.bindings
+                .refract_projection_projection()
+                .call_describe(&mut i.store)
         })?;
         Ok(d.into())
     }
 
     /// Which documents each event of the page touches, validated.
-    pub fn slice(&mut self, page: &GuestOutput) -> Result<Vec<Slice>, RuntimeError> {
-        let range = page_range(&page.events);
-        let res = self.call("slice", range, |p, s| {
-            p.refract_projection_projection()
-                .call_slice(s, &page.events)
+    pub fn slice(&mut self, page: &[RecordedEvent]) -> Result<Vec<Slice>, RuntimeError> {
+        let res = self.call("slice", page_range(page), |i| {
+            i.calls.slice(&mut i.store, page)
         })?;
-        let slices: Vec<Slice> = res
-            .map_err(|e| self.guest_error(e.into()))?
-            .into_iter()
-            .map(Slice::from)
-            .collect();
+        let slices = res.map_err(|e| self.guest_error(e))?;
         let mut seen = HashSet::with_capacity(slices.len());
         for s in &slices {
             check_doc_id(&s.doc_id).map_err(|m| self.bad_result(format!("slice: {m}")))?;
@@ -107,54 +75,38 @@ impl Guest {
                     self.bad_result(format!("slice: document id {:?} listed twice", s.doc_id))
                 );
             }
-            if let Some(i) = s.events.iter().find(|&&i| i as usize >= page.events.len()) {
+            if let Some(i) = s.events.iter().find(|&&i| i as usize >= page.len()) {
                 return Err(self.bad_result(format!(
                     "slice: event index {i} for document {:?} is outside the page of {}",
                     s.doc_id,
-                    page.events.len()
+                    page.len()
                 )));
             }
         }
         Ok(slices)
     }
 
-    /// The new state of each document, one change per input, validated.
+    /// The new state of each document, one change per input, validated; `page` is
+    /// the page the documents' event indices point into.
     pub fn apply(
         &mut self,
-        page: &GuestOutput,
+        page: &[RecordedEvent],
         docs: Vec<DocInput>,
     ) -> Result<Vec<DocChange>, RuntimeError> {
-        let count = docs.len();
-        let input: Vec<WitDocEvents> = docs
-            .into_iter()
-            .map(|d| WitDocEvents {
-                doc_id: d.id,
-                state: d.state,
-                events: d
-                    .events
-                    .iter()
-                    .filter_map(|&i| page.events.get(i as usize).cloned())
-                    .collect(),
-            })
-            .collect();
-        let range = page_range(&page.events);
-        let res = self.call("apply", range, |p, s| {
-            p.refract_projection_projection().call_apply(s, &input)
+        let res = self.call("apply", page_range(page), |i| {
+            i.calls.apply(&mut i.store, page, &docs)
         })?;
-        let changes: Vec<DocChange> = res
-            .map_err(|e| self.guest_error(e.into()))?
-            .into_iter()
-            .map(DocChange::from)
-            .collect();
-        if changes.len() != count {
+        let changes = res.map_err(|e| self.guest_error(e))?;
+        if changes.len() != docs.len() {
             return Err(self.bad_result(format!(
-                "apply returned {} results for {count} documents",
-                changes.len()
+                "apply returned {} results for {} documents",
+                changes.len(),
+                docs.len()
             )));
         }
-        for (change, doc) in changes.iter().zip(&input) {
+        for (change, doc) in changes.iter().zip(&docs) {
             if let DocChange::Put(body) = change {
-                self.check_body(&doc.doc_id, body)?;
+                self.check_body(&doc.id, body)?;
             }
         }
         Ok(changes)
@@ -179,7 +131,7 @@ impl Guest {
         &mut self,
         name: &'static str,
         range: Option<(i64, i64)>,
-        f: impl FnOnce(&Projector, &mut Store<HostState>) -> wasmtime::Result<R>,
+        f: impl FnOnce(&mut Instance) -> wasmtime::Result<R>,
     ) -> Result<R, RuntimeError> {
         let span = tracing::debug_span!(
             "guest_call",
@@ -190,9 +142,9 @@ impl Guest {
         let _entered = span.enter();
         let ticks = self.deadline_ticks();
         let result = match self.instance() {
-            Ok((store, bindings)) => {
-                store.set_epoch_deadline(ticks);
-                f(bindings, store).map_err(|err| self.trapped(err, range))
+            Ok(instance) => {
+                instance.store.set_epoch_deadline(ticks);
+                f(instance).map_err(|err| self.trapped(err, range))
             }
             Err(e) => Err(e),
         };
@@ -206,7 +158,7 @@ impl Guest {
         (self.limits.call_timeout().as_millis() / TICK.as_millis()).max(1) as u64
     }
 
-    fn instance(&mut self) -> Result<&mut (Store<HostState>, Projector), RuntimeError> {
+    fn instance(&mut self) -> Result<&mut Instance, RuntimeError> {
         if self.instance.is_none() {
             let limits = StoreLimitsBuilder::new()
                 .memory_size(self.limits.memory_bytes)
@@ -218,12 +170,23 @@ impl Guest {
             store.epoch_deadline_trap();
             // Start functions run during instantiation: they get a call's budget too.
             store.set_epoch_deadline(self.deadline_ticks());
-            let bindings = self.pre.instantiate(&mut store).map_err(|e| E::Guest {
+            let failed = |e: wasmtime::Error| E::Guest {
                 component: self.component.clone(),
                 event_sequence: None,
                 message: format!("cannot be instantiated: {e:#}"),
-            })?;
-            self.instance = Some((store, bindings));
+            };
+            let instance = self
+                .pre
+                .instance_pre()
+                .instantiate(&mut store)
+                .map_err(failed)?;
+            let bindings = Projector::new(&mut store, &instance).map_err(failed)?;
+            let calls = PageCalls::lookup(&mut store, &instance).map_err(failed)?;
+            self.instance = Some(Instance {
+                store,
+                bindings,
+                calls,
+            });
         }
         self.instance
             .as_mut()
@@ -233,10 +196,7 @@ impl Guest {
     /// Turns a trap into an error naming the event (from the guest's panic report
     /// when it sent one) and drops the instance, whose state can no longer be trusted.
     fn trapped(&mut self, err: wasmtime::Error, range: Option<(i64, i64)>) -> RuntimeError {
-        let report = self
-            .instance
-            .take()
-            .and_then(|(store, _)| store.into_data().panic);
+        let report = self.instance.take().and_then(|i| i.store.into_data().panic);
         if let Some(p) = report {
             return E::Guest {
                 component: self.component.clone(),
@@ -279,11 +239,8 @@ impl Guest {
     }
 }
 
-fn page_range(events: &[WitEvent]) -> Option<(i64, i64)> {
-    Some((
-        events.first()?.sequence as i64,
-        events.last()?.sequence as i64,
-    ))
+fn page_range(events: &[RecordedEvent]) -> Option<(i64, i64)> {
+    Some((events.first()?.sequence, events.last()?.sequence))
 }
 
 fn check_doc_id(id: &str) -> Result<(), String> {

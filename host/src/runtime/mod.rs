@@ -9,7 +9,7 @@ mod types;
 pub mod v1;
 
 pub use engine::{LoadedComponent, Runtime};
-pub use guest::{DocInput, Guest, GuestOutput};
+pub use guest::{DocInput, Guest};
 pub use limits::Limits;
 pub use types::{ComponentKind, Descriptor, DocChange, Slice};
 

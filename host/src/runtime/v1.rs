@@ -1,10 +1,13 @@
 //! WIT `refract:projection@1.0.0`: the generated bindings, the host imports, and
 //! conversions into the runtime's types.
 
-use wasmtime::component::{HasSelf, Linker};
+use wasmtime::AsContextMut;
+use wasmtime::component::{ComponentType, Func, HasSelf, Instance, Linker, Lower};
 
+use super::guest::DocInput;
 use super::state::{HostState, PanicReport};
 use super::types::{ComponentKind, Descriptor, DocChange, Slice};
+use crate::store::RecordedEvent;
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -14,9 +17,6 @@ mod bindings {
 }
 
 use bindings::exports::refract::projection::projection as exports;
-pub(crate) use bindings::exports::refract::projection::projection::{
-    DocEvents as WitDocEvents, Event as WitEvent,
-};
 use bindings::refract::projection::{host, types};
 pub(crate) use bindings::{Projector, ProjectorPre};
 
@@ -109,5 +109,119 @@ impl From<exports::GuestError> for GuestFailure {
             message: e.message,
             event_sequence: e.event_sequence.and_then(|s| i64::try_from(s).ok()),
         }
+    }
+}
+
+/// An event lowered straight from the store's record: no string is copied on the host.
+#[derive(ComponentType, Lower)]
+#[component(record)]
+struct EventRef<'a> {
+    sequence: u64,
+    #[component(name = "stream-id")]
+    stream_id: &'a str,
+    #[component(name = "stream-version")]
+    stream_version: u64,
+    #[component(name = "event-type")]
+    event_type: &'a str,
+    data: &'a str,
+    metadata: &'a str,
+    tenant: Option<&'a str>,
+    timestamp: i64,
+}
+
+impl<'a> From<&'a RecordedEvent> for EventRef<'a> {
+    fn from(e: &'a RecordedEvent) -> Self {
+        Self {
+            sequence: e.sequence as u64,
+            stream_id: &e.stream_id,
+            stream_version: e.stream_version,
+            event_type: &e.event_type,
+            data: &e.data,
+            metadata: &e.metadata,
+            tenant: e.tenant.as_deref(),
+            timestamp: e.timestamp,
+        }
+    }
+}
+
+/// A document and its events, borrowed from the agent's page and cache.
+#[derive(ComponentType, Lower)]
+#[component(record)]
+struct DocEventsRef<'a> {
+    #[component(name = "doc-id")]
+    doc_id: &'a str,
+    state: Option<&'a str>,
+    events: Vec<EventRef<'a>>,
+}
+
+/// The page calls of a 1.0.0 instance, looked up once per instance.
+pub(crate) struct PageCalls {
+    slice: Func,
+    apply: Func,
+}
+
+type SliceResult = Result<Vec<exports::DocSlice>, exports::GuestError>;
+type ApplyResult = Result<Vec<exports::DocChange>, exports::GuestError>;
+
+impl PageCalls {
+    /// Finds `slice` and `apply` in an instance of a 1.0.0 projection.
+    pub fn lookup(mut store: impl AsContextMut, instance: &Instance) -> wasmtime::Result<Self> {
+        let iface = instance
+            .get_export_index(&mut store, None, PROJECTION_EXPORT)
+            .ok_or_else(|| wasmtime::format_err!("no export {PROJECTION_EXPORT}"))?;
+        let mut func = |name: &str| {
+            instance
+                .get_export_index(&mut store, Some(&iface), name)
+                .and_then(|i| instance.get_func(&mut store, &i))
+                .ok_or_else(|| wasmtime::format_err!("no function {name} in {PROJECTION_EXPORT}"))
+        };
+        Ok(Self {
+            slice: func("slice")?,
+            apply: func("apply")?,
+        })
+    }
+
+    /// `slice(page)`.
+    pub fn slice(
+        &self,
+        mut store: impl AsContextMut,
+        page: &[RecordedEvent],
+    ) -> wasmtime::Result<Result<Vec<Slice>, GuestFailure>> {
+        let events: Vec<EventRef<'_>> = page.iter().map(EventRef::from).collect();
+        let f = self
+            .slice
+            .typed::<(&[EventRef<'_>],), (SliceResult,)>(&store)?;
+        let (out,) = f.call(&mut store, (&events,))?;
+        Ok(out
+            .map(|v| v.into_iter().map(Slice::from).collect())
+            .map_err(GuestFailure::from))
+    }
+
+    /// `apply(docs)`, each document with its events taken from the page by index.
+    pub fn apply(
+        &self,
+        mut store: impl AsContextMut,
+        page: &[RecordedEvent],
+        docs: &[DocInput],
+    ) -> wasmtime::Result<Result<Vec<DocChange>, GuestFailure>> {
+        let input: Vec<DocEventsRef<'_>> = docs
+            .iter()
+            .map(|d| DocEventsRef {
+                doc_id: &d.id,
+                state: d.state.as_deref(),
+                events: d
+                    .events
+                    .iter()
+                    .filter_map(|&i| page.get(i as usize).map(EventRef::from))
+                    .collect(),
+            })
+            .collect();
+        let f = self
+            .apply
+            .typed::<(&[DocEventsRef<'_>],), (ApplyResult,)>(&store)?;
+        let (out,) = f.call(&mut store, (&input,))?;
+        Ok(out
+            .map(|v| v.into_iter().map(DocChange::from).collect())
+            .map_err(GuestFailure::from))
     }
 }
