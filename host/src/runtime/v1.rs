@@ -172,7 +172,7 @@ impl PageCalls {
         let mut func = |name: &str| {
             instance
                 .get_export_index(&mut store, Some(&iface), name)
-                .and_then(|i| instance.get_func(&mut store, &i))
+                .and_then(|i| instance.get_func(&mut store, i))
                 .ok_or_else(|| wasmtime::format_err!("no function {name} in {PROJECTION_EXPORT}"))
         };
         Ok(Self {
