@@ -6,25 +6,18 @@ use std::cell::Cell;
 use std::collections::BTreeMap;
 
 use crate::decode;
-use crate::projection::{Envelope, Projection};
+use crate::projection::{Documents, Envelope, Projection};
 use crate::types::{ComponentKind, Descriptor, DocChange, DocEvents, Event, GuestError, Slice};
 
 thread_local! {
     /// The sequence of the event whose author code is running, for the panic hook.
     static CURRENT: Cell<Option<u64>> = const { Cell::new(None) };
-    /// Set by the default `Projection::doc_ids`: slicing by stream needs no decoding.
-    static DEFAULT_DOC_IDS: Cell<bool> = const { Cell::new(false) };
 }
 
 /// The sequence of the event being processed on this thread, if any.
 #[cfg(any(target_arch = "wasm32", test))]
 pub(crate) fn current_sequence() -> Option<u64> {
     CURRENT.get()
-}
-
-/// Records that the default `doc_ids` ran.
-pub(crate) fn note_default_doc_ids() {
-    DEFAULT_DOC_IDS.set(true);
 }
 
 /// Marks the event being processed; clears the mark when dropped (even by a panic).
@@ -59,7 +52,11 @@ pub fn describe<P: Projection>() -> Descriptor {
         version: P::VERSION,
         kind: ComponentKind::Projection,
         event_types: event_types::<P>().iter().map(|t| (*t).to_owned()).collect(),
-        options: Vec::new(),
+        options: match P::DOCUMENTS {
+            // Tells the host it may group pages by stream itself and skip `slice`.
+            Documents::PerStream => vec![("documents".to_owned(), "per-stream".to_owned())],
+            Documents::Custom => Vec::new(),
+        },
     }
 }
 
@@ -83,28 +80,49 @@ pub fn slice<P: Projection>(page: &[Event]) -> Result<Vec<Slice>, GuestError> {
     let handled = event_types::<P>();
     let processing = Processing::start();
     let mut slices = Slices::default();
-    // Whether `P` keeps the default `doc_ids`, learnt from the first handled event.
-    let mut by_stream = None;
     for (i, event) in page.iter().enumerate() {
         if !handled.contains(&event.event_type.as_str()) {
             continue;
         }
         let index = u32::try_from(i)
             .map_err(|_| GuestError::new("the page has more than 2^32 events", None))?;
-        if by_stream == Some(true) {
+        if P::DOCUMENTS == Documents::PerStream {
             slices.add(&event.stream_id, index);
             continue;
         }
         let envelope = Envelope::from_ref(decode_event::<P::Event>(event)?, event);
         processing.at(Some(event.sequence));
-        DEFAULT_DOC_IDS.set(false);
-        let ids = P::doc_ids(&envelope);
-        by_stream.get_or_insert(DEFAULT_DOC_IDS.get());
-        for id in &ids {
+        for id in &P::doc_ids(&envelope) {
             slices.add(id, index);
         }
     }
     Ok(slices.list)
+}
+
+/// Fails if `P` declares [`Documents::PerStream`] but its `doc_ids` names other
+/// documents for one of these events: the host would never call `doc_ids`.
+pub(crate) fn check_per_stream<P: Projection>(page: &[Event]) -> Result<(), GuestError> {
+    if P::DOCUMENTS != Documents::PerStream {
+        return Ok(());
+    }
+    for event in page {
+        let envelope = Envelope::from_ref(decode_event::<P::Event>(event)?, event);
+        let ids = P::doc_ids(&envelope);
+        if ids.len() != 1 || ids[0] != event.stream_id {
+            return Err(GuestError::new(
+                format!(
+                    "{}::doc_ids names {ids:?} for event {} of stream {:?}, but DOCUMENTS is \
+                     Documents::PerStream so the host never calls doc_ids: set \
+                     `const DOCUMENTS: Documents = Documents::Custom;`",
+                    P::NAME,
+                    event.sequence,
+                    event.stream_id
+                ),
+                Some(event.sequence),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Slices being built, with an index by document id.

@@ -122,7 +122,7 @@ mod types;
 mod tests;
 
 pub use engine::{apply, describe, slice};
-pub use projection::{Envelope, Projection};
+pub use projection::{Documents, Envelope, Projection};
 pub use types::{ComponentKind, Descriptor, DocChange, DocEvents, Event, GuestError, Slice};
 
 /// Checks at compile time, on every target, that `P` is a projection.

@@ -23,11 +23,15 @@ pub trait Projection {
     /// The projection's version; a new version is deployed beside the old one.
     const VERSION: u32;
 
-    /// The ids of the documents an event touches; by default only its stream's.
-    ///
-    /// With the default, slicing a page decodes (almost) no events.
+    /// How events map to documents: one per stream (the default, and the fastest: the
+    /// host groups pages by stream itself), or [`Documents::Custom`] to use
+    /// [`doc_ids`](Projection::doc_ids). Set `Custom` whenever you override `doc_ids`;
+    /// [`testing::project`](crate::testing::project) reports it if you forget.
+    const DOCUMENTS: Documents = Documents::PerStream;
+
+    /// The ids of the documents an event touches, when [`DOCUMENTS`](Projection::DOCUMENTS)
+    /// is [`Documents::Custom`]; by default only its stream's.
     fn doc_ids(event: &Envelope<Self::Event>) -> Vec<String> {
-        crate::engine::note_default_doc_ids();
         vec![event.stream_id.clone()]
     }
 
@@ -42,6 +46,16 @@ pub trait Projection {
         let _ = (doc, event);
         false
     }
+}
+
+/// How a projection's events map to its documents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Documents {
+    /// One document per stream, named by the stream id.
+    PerStream,
+    /// The documents [`Projection::doc_ids`] names (several streams into one document,
+    /// one event into several documents).
+    Custom,
 }
 
 /// A decoded event with its metadata.

@@ -58,6 +58,7 @@ pub fn project<P: Projection>(events: &[Event]) -> Result<BTreeMap<String, Value
     let mut docs: BTreeMap<String, String> = BTreeMap::new();
     for chunk in relevant.chunks(PAGE_SIZE) {
         let page: Vec<Event> = chunk.iter().map(|e| (*e).clone()).collect();
+        crate::engine::check_per_stream::<P>(&page)?;
         let slices = slice::<P>(&page)?;
         let mut inputs = Vec::with_capacity(slices.len());
         for s in &slices {

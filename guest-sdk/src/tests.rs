@@ -2,7 +2,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::testing::{PAGE_SIZE, given};
-use crate::{DocChange, DocEvents, Envelope, Event, Projection, apply, describe, slice};
+use crate::{DocChange, DocEvents, Documents, Envelope, Event, Projection, apply, describe, slice};
 
 #[derive(Debug, Deserialize, PartialEq)]
 enum Ev {
@@ -66,6 +66,7 @@ impl Projection for Fanout {
     type Doc = u32;
     const NAME: &'static str = "fanout";
     const VERSION: u32 = 1;
+    const DOCUMENTS: Documents = Documents::Custom;
 
     fn doc_ids(event: &Envelope<Ev>) -> Vec<String> {
         vec![
@@ -136,7 +137,7 @@ fn describe_lists_the_enum_variants() {
         d.event_types,
         ["Opened", "Added", "Pair", "closed", "Noted"]
     );
-    assert!(d.options.is_empty());
+    assert_eq!(d.options, [("documents".into(), "per-stream".into())]);
 }
 
 #[test]
@@ -366,4 +367,43 @@ fn the_harness_reports_guest_errors() {
             .starts_with("cannot decode Added at sequence 2"),
         "{e}"
     );
+}
+
+/// Overrides `doc_ids` but forgets to say so.
+struct Forgetful;
+
+impl Projection for Forgetful {
+    type Event = Ev;
+    type Doc = u32;
+    const NAME: &'static str = "forgetful";
+    const VERSION: u32 = 1;
+
+    fn doc_ids(_event: &Envelope<Ev>) -> Vec<String> {
+        vec!["all".into()]
+    }
+
+    fn create(_id: &str, _event: &Envelope<Ev>) -> Option<u32> {
+        Some(1)
+    }
+
+    fn apply(doc: &mut u32, _event: &Envelope<Ev>) {
+        *doc += 1;
+    }
+}
+
+#[test]
+fn describe_tells_the_host_how_documents_map_to_streams() {
+    let per_stream = ("documents".to_owned(), "per-stream".to_owned());
+    assert!(describe::<Forgetful>().options.contains(&per_stream));
+    assert!(!describe::<Fanout>().options.contains(&per_stream));
+}
+
+#[test]
+fn the_harness_reports_doc_ids_overridden_without_custom_documents() {
+    let err = given()
+        .event("s-1", "Added", json!(1))
+        .project::<Forgetful>()
+        .expect_err("doc_ids would never be called");
+    assert!(err.message.contains("Documents::Custom"), "{}", err.message);
+    assert_eq!(err.event_sequence, Some(1));
 }

@@ -106,6 +106,13 @@ fn a_page_through_the_component_equals_the_native_fold() {
         "IncidentDuplicated",
         &json!({}),
     ));
+    // The host slices per-stream guests itself: the same answer as the guest's.
+    assert!(loaded.descriptor.per_stream());
+    let by_guest = guest.slice_in_guest(&page).expect("guest slices");
+    assert_eq!(
+        by_guest,
+        refract::runtime::slice_by_stream(&page[..page.len() - 1])
+    );
     let got = project_page(&mut guest, &page).expect("projects");
     let want = refract_guest::testing::project::<IncidentDetailsProjection>(&native).expect("fold");
     assert_eq!(got.len(), 120);

@@ -3,11 +3,13 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 use super::PageProjector;
+use super::metrics::{Burst, Phase};
 use crate::runtime::{DocChange, DocInput, RuntimeError, Slice};
 use crate::store::{
     DocWrite, Page, Position, ProjectionKey, RecordedEvent, RunStatus, Store, StoreError,
@@ -46,11 +48,13 @@ pub(crate) struct Agent {
     pub key: ProjectionKey,
     pub projector: Arc<Mutex<Box<dyn PageProjector>>>,
     pub store: Arc<dyn Store>,
-    pub event_types: Vec<String>,
+    pub event_types: Arc<[String]>,
     pub page_size: usize,
     pub shutdown: watch::Receiver<bool>,
     /// Known documents: `None` means known not to exist.
     pub cache: HashMap<String, Option<String>>,
+    /// Where time went since the agent was last idle.
+    pub burst: Burst,
 }
 
 impl Agent {
@@ -65,12 +69,18 @@ impl Agent {
             }
         };
         let mut backoff = Duration::from_millis(50);
+        // The next page, read while this one is projected (only during a backlog).
+        let mut ahead: Option<JoinHandle<Result<Page, StoreError>>> = None;
         while !*self.shutdown.borrow() {
-            let page = match self
-                .store
-                .read_page(position, Some(&self.event_types), self.page_size)
-                .await
-            {
+            let started = Instant::now();
+            let read = match ahead.take() {
+                Some(task) => task.await.unwrap_or_else(|e| {
+                    Err(StoreError::Invalid(format!("read-ahead task failed: {e}")))
+                }),
+                None => self.read(position).await,
+            };
+            self.burst.add(Phase::Read, started.elapsed());
+            let page = match read {
                 Ok(p) => p,
                 Err(e) => {
                     tracing::warn!(projection = %self.key, "reading events failed: {e}");
@@ -89,10 +99,18 @@ impl Agent {
                         Err(e) => tracing::warn!(projection = %self.key, "saving progress: {e}"),
                     }
                 }
+                self.burst.finish(&self.key);
                 self.idle(&mut wake, position).await;
                 continue;
             }
             let scanned_to = page.scanned_to;
+            if page.events.len() >= self.page_size {
+                let (store, types, size) =
+                    (self.store.clone(), self.event_types.clone(), self.page_size);
+                ahead = Some(tokio::spawn(async move {
+                    store.read_page(scanned_to, Some(&types), size).await
+                }));
+            }
             match self.project(page).await {
                 Ok(()) => {
                     position = scanned_to;
@@ -104,11 +122,19 @@ impl Agent {
                 }
                 Err(e) => {
                     tracing::warn!(projection = %self.key, "page failed, retrying: {e}");
+                    // The page read ahead follows a page that was not committed.
+                    ahead = None;
                     self.cache.clear();
                     self.pause_for(&mut backoff).await;
                 }
             }
         }
+    }
+
+    async fn read(&self, after: Position) -> Result<Page, StoreError> {
+        self.store
+            .read_page(after, Some(&self.event_types), self.page_size)
+            .await
     }
 
     async fn start(&self) -> Result<Position, StoreError> {
@@ -173,8 +199,12 @@ impl Agent {
     async fn project(&mut self, page: Page) -> Result<(), PageError> {
         let applied = page.events.len() as u64;
         let events = Arc::new(page.events);
+        let t = Instant::now();
         let slices = self.call(&events, |p, page| p.slice(page)).await?;
+        self.burst.add(Phase::Slice, t.elapsed());
+        let t = Instant::now();
         self.load_missing(&slices).await?;
+        self.burst.add(Phase::Load, t.elapsed());
         let inputs: Vec<DocInput> = slices
             .iter()
             .map(|s| DocInput {
@@ -183,9 +213,11 @@ impl Agent {
                 events: s.events.clone(),
             })
             .collect();
+        let t = Instant::now();
         let changes = self
             .call(&events, move |p, page| p.apply(page, inputs))
             .await?;
+        self.burst.add(Phase::Apply, t.elapsed());
         let mut writes = Vec::with_capacity(changes.len());
         for (slice, change) in slices.into_iter().zip(changes) {
             match change {
@@ -203,9 +235,12 @@ impl Agent {
                 DocChange::Keep => {}
             }
         }
+        let t = Instant::now();
         self.store
             .commit_page(&self.key, &writes, page.scanned_to, applied)
             .await?;
+        self.burst.add(Phase::Commit, t.elapsed());
+        self.burst.page(applied as usize);
         if self.cache.len() > CACHE_LIMIT {
             self.cache.clear();
         }

@@ -1,6 +1,7 @@
 //! The async daemon: one agent task per deployed projection version.
 
 mod agent;
+mod metrics;
 mod projector;
 
 use std::collections::HashMap;
@@ -60,10 +61,11 @@ impl Daemon {
             projector: Arc::new(Mutex::new(projector)),
             key: key.clone(),
             store: self.store.clone(),
-            event_types,
+            event_types: event_types.into(),
             page_size: self.page_size,
             shutdown: self.shutdown.subscribe(),
             cache: HashMap::new(),
+            burst: Default::default(),
         };
         let task = tokio::spawn(agent.run());
         let mut agents = self.agents.lock().unwrap_or_else(|p| p.into_inner());

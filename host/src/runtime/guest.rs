@@ -9,7 +9,7 @@ use wasmtime::{Store, StoreLimitsBuilder, Trap};
 use super::engine::{LoadedComponent, TICK};
 use super::limits::Limits;
 use super::state::HostState;
-use super::types::{Descriptor, DocChange, Slice};
+use super::types::{Descriptor, DocChange, Slice, slice_by_stream};
 use super::v1::{GuestFailure, PageCalls, Projector, ProjectorPre};
 use super::{RuntimeError, RuntimeError as E};
 use crate::store::{MAX_STREAM_ID_LEN, RecordedEvent};
@@ -30,6 +30,8 @@ pub struct Guest {
     pre: ProjectorPre<HostState>,
     component: String,
     limits: Limits,
+    /// The guest keeps one document per stream: pages are sliced on the host.
+    per_stream: bool,
     instance: Option<Instance>,
 }
 
@@ -47,6 +49,7 @@ impl Guest {
             pre: loaded.pre.clone(),
             component,
             limits: loaded.limits.clone(),
+            per_stream: loaded.descriptor.per_stream(),
             instance: None,
         }
     }
@@ -63,6 +66,16 @@ impl Guest {
 
     /// Which documents each event of the page touches, validated.
     pub fn slice(&mut self, page: &[RecordedEvent]) -> Result<Vec<Slice>, RuntimeError> {
+        if self.per_stream {
+            // Same answer as the guest's, without lowering the page into it.
+            return Ok(slice_by_stream(page));
+        }
+        self.slice_in_guest(page)
+    }
+
+    /// Asks the guest itself which documents each event touches, even when it
+    /// declares per-stream documents (for tests and diagnostics), validated.
+    pub fn slice_in_guest(&mut self, page: &[RecordedEvent]) -> Result<Vec<Slice>, RuntimeError> {
         let res = self.call("slice", page_range(page), |i| {
             i.calls.slice(&mut i.store, page)
         })?;

@@ -11,7 +11,7 @@ pub mod v1;
 pub use engine::{LoadedComponent, Runtime};
 pub use guest::{DocInput, Guest};
 pub use limits::Limits;
-pub use types::{ComponentKind, Descriptor, DocChange, Slice};
+pub use types::{ComponentKind, Descriptor, DocChange, Slice, slice_by_stream};
 
 /// Who was at fault when a call failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -1,7 +1,11 @@
 //! The runtime's own view of what guests say: the latest WIT version's shapes. Older
 //! WIT versions convert into these, so the daemon handles one set of types.
 
+use std::collections::HashMap;
+
 use serde::Serialize;
+
+use crate::store::RecordedEvent;
 
 /// What kind of component this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -28,10 +32,21 @@ pub struct Descriptor {
     pub options: Vec<(String, String)>,
 }
 
+/// The descriptor option by which a guest says its documents are its streams.
+pub const DOCUMENTS_OPTION: (&str, &str) = ("documents", "per-stream");
+
 /// Longest projection name accepted.
 pub const MAX_NAME_LEN: usize = 48;
 
 impl Descriptor {
+    /// Whether the guest keeps one document per stream, so the host can slice pages
+    /// itself instead of calling the guest.
+    pub fn per_stream(&self) -> bool {
+        self.options
+            .iter()
+            .any(|(k, v)| (k.as_str(), v.as_str()) == DOCUMENTS_OPTION)
+    }
+
     /// Checks the name, version, kind and event types, naming the first problem.
     pub fn validate(&self) -> Result<(), String> {
         let n = &self.name;
@@ -84,4 +99,48 @@ pub enum DocChange {
     Delete,
     /// Unchanged.
     Keep,
+}
+
+/// Groups a page by stream, in order of first appearance: what `slice` returns for a
+/// guest whose documents are its streams.
+pub fn slice_by_stream(page: &[RecordedEvent]) -> Vec<Slice> {
+    let mut slices: Vec<Slice> = Vec::new();
+    let mut at: HashMap<&str, usize> = HashMap::new();
+    for (i, e) in page.iter().enumerate() {
+        let n = *at.entry(e.stream_id.as_str()).or_insert_with(|| {
+            slices.push(Slice {
+                doc_id: e.stream_id.clone(),
+                events: Vec::new(),
+            });
+            slices.len() - 1
+        });
+        slices[n].events.push(i as u32);
+    }
+    slices
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slicing_by_stream_keeps_first_appearance_and_page_order() {
+        let ev = |seq: i64, stream: &str| RecordedEvent {
+            sequence: seq,
+            stream_id: stream.into(),
+            stream_version: 1,
+            event_type: "T".into(),
+            data: "{}".into(),
+            metadata: "{}".into(),
+            tenant: None,
+            timestamp: 0,
+        };
+        let page = [ev(1, "b"), ev(2, "a"), ev(3, "b"), ev(4, "c"), ev(5, "a")];
+        let got: Vec<(String, Vec<u32>)> = slice_by_stream(&page)
+            .into_iter()
+            .map(|s| (s.doc_id, s.events))
+            .collect();
+        let want = [("b", vec![0, 2]), ("a", vec![1, 4]), ("c", vec![3])];
+        assert_eq!(got, want.map(|(id, ev)| (id.to_owned(), ev)));
+    }
 }
