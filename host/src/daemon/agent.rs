@@ -53,14 +53,20 @@ pub(crate) struct Agent {
     pub shutdown: watch::Receiver<bool>,
     /// Known documents: `None` means known not to exist.
     pub cache: HashMap<String, Option<String>>,
+    /// The cache holds every document of the table (it started empty and nothing was
+    /// evicted since): a miss means "does not exist", with no query.
+    pub cache_is_whole: bool,
     /// Where time went since the agent was last idle.
     pub burst: Burst,
+    /// The commit of the last page, running while the next one is projected.
+    pub pending: Option<JoinHandle<Result<(), StoreError>>>,
 }
 
 impl Agent {
     /// Runs until shutdown, or until a guest error pauses the projection.
     pub async fn run(mut self) {
         let mut wake = self.store.watch_head();
+        // Where the next read starts: the last page projected, committed or not yet.
         let mut position = match self.start().await {
             Ok(p) => p,
             Err(e) => {
@@ -89,14 +95,19 @@ impl Agent {
                 }
             };
             if page.events.is_empty() {
-                if page.scanned_to > position {
-                    match self
-                        .store
-                        .commit_page(&self.key, &[], page.scanned_to, 0)
-                        .await
-                    {
-                        Ok(()) => position = page.scanned_to,
-                        Err(e) => tracing::warn!(projection = %self.key, "saving progress: {e}"),
+                let saved = match self.settle().await {
+                    Ok(()) if page.scanned_to > position => {
+                        self.store
+                            .commit_page(&self.key, &[], page.scanned_to, 0)
+                            .await
+                    }
+                    other => other,
+                };
+                match saved {
+                    Ok(()) => position = position.max(page.scanned_to),
+                    Err(e) => {
+                        position = self.recover(e.into(), position, &mut backoff).await;
+                        continue;
                     }
                 }
                 self.burst.finish(&self.key);
@@ -117,16 +128,55 @@ impl Agent {
                     backoff = Duration::from_millis(50);
                 }
                 Err(PageError::Guest(e)) => {
+                    // What was projected before the failing page is kept.
+                    if let Err(se) = self.settle().await {
+                        tracing::warn!(projection = %self.key, "last commit failed: {se}");
+                    }
                     self.pause(e).await;
                     return;
                 }
                 Err(e) => {
-                    tracing::warn!(projection = %self.key, "page failed, retrying: {e}");
                     // The page read ahead follows a page that was not committed.
                     ahead = None;
-                    self.cache.clear();
-                    self.pause_for(&mut backoff).await;
+                    position = self.recover(e, position, &mut backoff).await;
                 }
+            }
+        }
+        if let Err(e) = self.settle().await {
+            tracing::warn!(projection = %self.key, "last commit before shutdown failed: {e}");
+        }
+    }
+
+    /// Waits for the commit in flight, if any.
+    async fn settle(&mut self) -> Result<(), StoreError> {
+        let Some(task) = self.pending.take() else {
+            return Ok(());
+        };
+        let started = Instant::now();
+        let result = task
+            .await
+            .unwrap_or_else(|e| Err(StoreError::Invalid(format!("commit task failed: {e}"))));
+        self.burst.add(Phase::Commit, started.elapsed());
+        result
+    }
+
+    /// After a store failure: forgets everything not committed, backs off, and
+    /// returns the committed position to go on from.
+    async fn recover(
+        &mut self,
+        e: PageError,
+        position: Position,
+        backoff: &mut Duration,
+    ) -> Position {
+        tracing::warn!(projection = %self.key, "page failed, retrying: {e}");
+        let _ = self.settle().await;
+        self.forget_cache();
+        self.pause_for(backoff).await;
+        match self.store.progress(&self.key).await {
+            Ok(p) => p.position,
+            Err(pe) => {
+                tracing::warn!(projection = %self.key, "reading progress: {pe}");
+                position
             }
         }
     }
@@ -137,8 +187,9 @@ impl Agent {
             .await
     }
 
-    async fn start(&self) -> Result<Position, StoreError> {
+    async fn start(&mut self) -> Result<Position, StoreError> {
         let progress = self.store.progress(&self.key).await?;
+        self.cache_is_whole = !self.store.has_docs(&self.key).await?;
         if progress.status != RunStatus::Running {
             tracing::info!(projection = %self.key, "resuming after restart (was paused)");
             self.store
@@ -235,16 +286,23 @@ impl Agent {
                 DocChange::Keep => {}
             }
         }
-        let t = Instant::now();
-        self.store
-            .commit_page(&self.key, &writes, page.scanned_to, applied)
-            .await?;
-        self.burst.add(Phase::Commit, t.elapsed());
+        // Commits run one at a time, in order, each while the next page is projected:
+        // the cache already holds every document a commit in flight writes.
+        self.settle().await?;
+        let (store, key, at) = (self.store.clone(), self.key.clone(), page.scanned_to);
+        self.pending = Some(tokio::spawn(async move {
+            store.commit_page(&key, &writes, at, applied).await
+        }));
         self.burst.page(applied as usize);
         if self.cache.len() > CACHE_LIMIT {
-            self.cache.clear();
+            self.forget_cache();
         }
         Ok(())
+    }
+
+    fn forget_cache(&mut self) {
+        self.cache.clear();
+        self.cache_is_whole = false;
     }
 
     /// Fills the cache with the documents the page touches that it does not know.
@@ -255,6 +313,12 @@ impl Agent {
             .filter(|id| !self.cache.contains_key(*id))
             .collect();
         if missing.is_empty() {
+            return Ok(());
+        }
+        if self.cache_is_whole {
+            for id in missing {
+                self.cache.insert(id.to_owned(), None);
+            }
             return Ok(());
         }
         let mut found = self.store.load_docs(&self.key, &missing).await?;

@@ -66,6 +66,8 @@ impl Daemon {
             shutdown: self.shutdown.subscribe(),
             cache: HashMap::new(),
             burst: Default::default(),
+            pending: None,
+            cache_is_whole: false,
         };
         let task = tokio::spawn(agent.run());
         let mut agents = self.agents.lock().unwrap_or_else(|p| p.into_inner());

@@ -97,6 +97,9 @@ pub trait DocumentStore: Send + Sync {
         ids: &[&str],
     ) -> Result<HashMap<String, String>, StoreError>;
 
+    /// Whether the version has any document (a rebuild starts from none).
+    async fn has_docs(&self, key: &ProjectionKey) -> Result<bool, StoreError>;
+
     /// One document's JSON, if it exists.
     async fn get_doc(&self, key: &ProjectionKey, id: &str) -> Result<Option<String>, StoreError>;
 

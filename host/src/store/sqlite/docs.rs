@@ -90,6 +90,15 @@ impl DocumentStore for SqliteStore {
         Ok(docs)
     }
 
+    async fn has_docs(&self, key: &ProjectionKey) -> Result<bool, StoreError> {
+        let t = table(key)?;
+        Ok(
+            sqlx::query_scalar(AssertSqlSafe(format!("SELECT EXISTS (SELECT 1 FROM {t})")))
+                .fetch_one(self.reader())
+                .await?,
+        )
+    }
+
     async fn get_doc(&self, key: &ProjectionKey, id: &str) -> Result<Option<String>, StoreError> {
         let t = table(key)?;
         Ok(
