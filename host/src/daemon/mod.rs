@@ -17,8 +17,9 @@ pub use projector::PageProjector;
 use crate::runtime::{Guest, LoadedComponent};
 use crate::store::{ProjectionKey, Store};
 
-/// Events per page unless configured otherwise.
-pub const DEFAULT_PAGE_SIZE: usize = 1000;
+/// Events per page unless configured otherwise. Measured on the 1M-event rebuild:
+/// 1000 → 235k, 2000 → 258k, 5000 → 290k events/s (fewer commits, fewer calls).
+pub const DEFAULT_PAGE_SIZE: usize = 5000;
 
 /// Starts and stops agents.
 pub struct Daemon {
