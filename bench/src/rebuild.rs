@@ -77,7 +77,7 @@ async fn run_on(
         report.add(
             "scan",
             "events_per_s",
-            "read_page x1000 (projection's types), no projection",
+            format!("read_page x{DEFAULT_PAGE_SIZE} (projection's types), no projection"),
             best,
             "events/s",
         );
