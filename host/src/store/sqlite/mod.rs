@@ -2,6 +2,8 @@
 //! commits land in sequence order) and a pool of readers.
 
 mod docs;
+#[cfg(test)]
+mod tests;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -164,23 +166,50 @@ impl EventStore for SqliteStore {
                 });
             }
         }
-        let current: i64 = sqlx::query_scalar("SELECT version FROM streams WHERE stream_id = ?")
+        // One statement checks the expected version and moves the stream on; no row
+        // back means the check failed (each statement is a round trip to the worker).
+        let n = to_i64(req.events.len() as u64)?;
+        let moved: Option<i64> = match req.expected {
+            ExpectedVersion::Any => sqlx::query_scalar(
+                "INSERT INTO streams (stream_id, version) VALUES (?, ?) ON CONFLICT (stream_id) \
+                 DO UPDATE SET version = version + excluded.version RETURNING version",
+            )
             .bind(stream)
-            .fetch_optional(&mut *tx)
-            .await?
-            .unwrap_or(0);
-        let current = to_u64(current, "stream version")?;
-        if !req.expected.accepts(current) {
+            .bind(n),
+            ExpectedVersion::NoStream => sqlx::query_scalar(
+                "INSERT INTO streams (stream_id, version) VALUES (?, ?) \
+                 ON CONFLICT (stream_id) DO NOTHING RETURNING version",
+            )
+            .bind(stream)
+            .bind(n),
+            ExpectedVersion::Exact(e) => sqlx::query_scalar(
+                "UPDATE streams SET version = version + ? WHERE stream_id = ? AND version = ? \
+                 RETURNING version",
+            )
+            .bind(n)
+            .bind(stream)
+            .bind(to_i64(e)?),
+        }
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(new_version) = moved else {
+            let current: i64 =
+                sqlx::query_scalar("SELECT version FROM streams WHERE stream_id = ?")
+                    .bind(stream)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .unwrap_or(0);
             return Err(StoreError::Conflict {
                 stream: stream.to_owned(),
-                current,
+                current: to_u64(current, "stream version")?,
                 expected: match req.expected {
                     ExpectedVersion::Any => "any".into(),
                     ExpectedVersion::NoStream => "no stream (0)".into(),
                     ExpectedVersion::Exact(n) => n.to_string(),
                 },
             });
-        }
+        };
+        let current = to_u64(new_version - n, "stream version")?;
         let now = now_micros();
         let mut version = current;
         let mut last_seq = 0;
@@ -209,14 +238,6 @@ impl EventStore for SqliteStore {
             first_sequence: last_seq - count + 1,
             last_sequence: last_seq,
         };
-        sqlx::query(
-            "INSERT INTO streams (stream_id, version) VALUES (?, ?) \
-             ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version",
-        )
-        .bind(stream)
-        .bind(to_i64(version)?)
-        .execute(&mut *tx)
-        .await?;
         if let Some(key) = &req.idempotency_key {
             sqlx::query(
                 "INSERT INTO idempotency_keys (key, stream_id, stream_version, first_sequence, \

@@ -1,0 +1,128 @@
+//! The SQLite store's append and read semantics, on a real database file.
+
+use super::*;
+use crate::store::NewEvent;
+
+async fn store() -> (tempfile::TempDir, SqliteStore) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = SqliteStore::open(&dir.path().join("t.db"))
+        .await
+        .expect("open");
+    (dir, store)
+}
+
+fn req(stream: &str, expected: ExpectedVersion, n: usize) -> AppendRequest {
+    AppendRequest {
+        stream: StreamId::new(stream).expect("valid id"),
+        expected,
+        idempotency_key: None,
+        tenant: None,
+        events: (0..n)
+            .map(|i| NewEvent {
+                event_type: "T".into(),
+                data: format!("{{\"i\":{i}}}"),
+                metadata: "{}".into(),
+            })
+            .collect(),
+    }
+}
+
+fn conflict_current(e: StoreError) -> u64 {
+    match e {
+        StoreError::Conflict { current, .. } => current,
+        other => panic!("expected a conflict, got {other}"),
+    }
+}
+
+#[tokio::test]
+async fn expected_versions_are_checked_and_rejected_appends_write_nothing() {
+    let (_dir, s) = store().await;
+    let r = s
+        .append(req("a", ExpectedVersion::NoStream, 3))
+        .await
+        .expect("new stream");
+    assert_eq!(
+        (r.stream_version, r.first_sequence, r.last_sequence),
+        (3, 1, 3)
+    );
+    let e = s
+        .append(req("a", ExpectedVersion::NoStream, 1))
+        .await
+        .expect_err("exists");
+    assert_eq!(conflict_current(e), 3);
+    let e = s
+        .append(req("a", ExpectedVersion::Exact(2), 1))
+        .await
+        .expect_err("stale");
+    assert_eq!(conflict_current(e), 3);
+    // Exactly n on a stream that does not exist is a conflict, not a creation.
+    let e = s
+        .append(req("b", ExpectedVersion::Exact(1), 1))
+        .await
+        .expect_err("missing");
+    assert_eq!(conflict_current(e), 0);
+    assert_eq!(
+        s.read_stream(&StreamId::new("b").expect("id"), 1)
+            .await
+            .expect("read")
+            .0,
+        0
+    );
+    let r = s
+        .append(req("a", ExpectedVersion::Exact(3), 2))
+        .await
+        .expect("in order");
+    assert_eq!(
+        (r.stream_version, r.first_sequence, r.last_sequence),
+        (5, 4, 5)
+    );
+    let r = s
+        .append(req("b", ExpectedVersion::Any, 2))
+        .await
+        .expect("any");
+    assert_eq!((r.stream_version, r.first_sequence), (2, 6));
+    let r = s
+        .append(req("b", ExpectedVersion::Any, 1))
+        .await
+        .expect("any again");
+    assert_eq!(r.stream_version, 3);
+    assert_eq!(
+        s.head().await.expect("head"),
+        8,
+        "rejected appends took no sequence"
+    );
+    let (version, events) = s
+        .read_stream(&StreamId::new("a").expect("id"), 1)
+        .await
+        .expect("read");
+    assert_eq!(version, 5);
+    let versions: Vec<u64> = events.iter().map(|e| e.stream_version).collect();
+    assert_eq!(versions, [1, 2, 3, 4, 5]);
+    assert_eq!(events[3].data, r#"{"i":0}"#);
+}
+
+#[tokio::test]
+async fn pages_filter_by_type_and_report_how_far_they_scanned() {
+    let (_dir, s) = store().await;
+    for (stream, ty) in [("a", "X"), ("b", "Y"), ("a", "X"), ("c", "Y"), ("c", "Z")] {
+        let mut r = req(stream, ExpectedVersion::Any, 1);
+        r.events[0].event_type = ty.into();
+        s.append(r).await.expect("append");
+    }
+    let types = ["Y".to_owned()];
+    let page = s.read_page(0, Some(&types), 10).await.expect("page");
+    let seqs: Vec<i64> = page.events.iter().map(|e| e.sequence).collect();
+    assert_eq!(
+        (seqs, page.scanned_to),
+        (vec![2, 4], 5),
+        "a short page scanned to the head"
+    );
+    let page = s.read_page(0, Some(&types), 1).await.expect("page");
+    assert_eq!(
+        page.scanned_to, 2,
+        "a full page scanned only to its last event"
+    );
+    let page = s.read_page(5, None, 10).await.expect("page");
+    assert!(page.events.is_empty());
+    assert_eq!(page.scanned_to, 5);
+}
