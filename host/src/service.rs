@@ -52,6 +52,8 @@ pub struct ProjectionStatus {
     pub lag: i64,
     /// Events applied so far.
     pub events_applied: u64,
+    /// Events of types it does not handle, passed over so far.
+    pub events_skipped: u64,
     /// The event types it handles.
     pub event_types: Vec<String>,
     /// Why it is paused, if it is.
@@ -155,6 +157,7 @@ impl Refract {
                 head,
                 lag: (head - p.position).max(0),
                 events_applied: p.events_applied,
+                events_skipped: p.events_skipped,
                 event_types: rec.event_types,
                 error,
             });

@@ -7,6 +7,7 @@ use std::process::Command;
 /// (package, constant name) of each guest.
 const GUESTS: &[(&str, &str)] = &[
     ("incident-details", "INCIDENT_DETAILS_V1"),
+    ("incident-details-v2", "INCIDENT_DETAILS_V2"),
     ("stream-counter", "STREAM_COUNTER"),
 ];
 

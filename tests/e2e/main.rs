@@ -7,3 +7,4 @@ mod faults;
 mod helpdesk;
 mod restart;
 mod runtime;
+mod versions;

@@ -62,6 +62,13 @@ pub(crate) struct Agent {
     pub pending: Option<JoinHandle<Result<(), StoreError>>>,
 }
 
+/// Events of other types the page passed over after `position`. SQLite sequences
+/// are dense (rowids, one writer), so it is the gap less the events read.
+fn skipped(position: Position, page: &Page) -> u64 {
+    let passed = (page.scanned_to - position).max(0) as u64;
+    passed.saturating_sub(page.events.len() as u64)
+}
+
 impl Agent {
     /// Runs until shutdown, or until a guest error pauses the projection.
     pub async fn run(mut self) {
@@ -97,8 +104,9 @@ impl Agent {
             if page.events.is_empty() {
                 let saved = match self.settle().await {
                     Ok(()) if page.scanned_to > position => {
+                        let skipped = skipped(position, &page);
                         self.store
-                            .commit_page(&self.key, &[], page.scanned_to, 0)
+                            .commit_page(&self.key, &[], page.scanned_to, 0, skipped)
                             .await
                     }
                     other => other,
@@ -122,7 +130,8 @@ impl Agent {
                     store.read_page(scanned_to, Some(&types), size).await
                 }));
             }
-            match self.project(page).await {
+            let skipped = skipped(position, &page);
+            match self.project(page, skipped).await {
                 Ok(()) => {
                     position = scanned_to;
                     backoff = Duration::from_millis(50);
@@ -247,7 +256,7 @@ impl Agent {
     }
 
     /// Projects one page and commits it with the progress.
-    async fn project(&mut self, page: Page) -> Result<(), PageError> {
+    async fn project(&mut self, page: Page, skipped: u64) -> Result<(), PageError> {
         let applied = page.events.len() as u64;
         let events = Arc::new(page.events);
         let t = Instant::now();
@@ -291,7 +300,7 @@ impl Agent {
         self.settle().await?;
         let (store, key, at) = (self.store.clone(), self.key.clone(), page.scanned_to);
         self.pending = Some(tokio::spawn(async move {
-            store.commit_page(&key, &writes, at, applied).await
+            store.commit_page(&key, &writes, at, applied, skipped).await
         }));
         self.burst.page(applied as usize);
         if self.cache.len() > CACHE_LIMIT {

@@ -103,13 +103,15 @@ pub trait DocumentStore: Send + Sync {
     /// One document's JSON, if it exists.
     async fn get_doc(&self, key: &ProjectionKey, id: &str) -> Result<Option<String>, StoreError>;
 
-    /// Writes a page's document changes and the new progress in one transaction.
+    /// Writes a page's document changes and the new progress in one transaction:
+    /// `applied` events handled and `skipped` events of other types passed over.
     async fn commit_page(
         &self,
         key: &ProjectionKey,
         writes: &[DocWrite],
         position: Position,
         applied: u64,
+        skipped: u64,
     ) -> Result<(), StoreError>;
 
     /// The version's persisted progress.

@@ -202,6 +202,8 @@ pub struct Progress {
     pub position: Position,
     /// Events applied so far (handled types only).
     pub events_applied: u64,
+    /// Events of types it does not handle, passed over.
+    pub events_skipped: u64,
     /// Whether the projection is running or paused.
     pub status: RunStatus,
     /// The error that paused it, if any.

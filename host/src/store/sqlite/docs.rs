@@ -115,6 +115,7 @@ impl DocumentStore for SqliteStore {
         writes: &[DocWrite],
         position: Position,
         applied: u64,
+        skipped: u64,
     ) -> Result<(), StoreError> {
         let t = table(key)?;
         let puts: Vec<(&str, &str)> = writes
@@ -156,10 +157,12 @@ impl DocumentStore for SqliteStore {
         }
         let updated = sqlx::query(
             "UPDATE progress SET position = ?, events_applied = events_applied + ?, \
-             updated_at = ? WHERE name = ? AND version = ? AND position <= ?",
+             events_skipped = events_skipped + ?, updated_at = ? \
+             WHERE name = ? AND version = ? AND position <= ?",
         )
         .bind(position)
         .bind(applied as i64)
+        .bind(skipped as i64)
         .bind(now_micros())
         .bind(&key.name)
         .bind(key.version)
@@ -181,7 +184,7 @@ impl DocumentStore for SqliteStore {
 
     async fn progress(&self, key: &ProjectionKey) -> Result<Progress, StoreError> {
         let row = sqlx::query(
-            "SELECT position, events_applied, status, error FROM progress \
+            "SELECT position, events_applied, status, error, events_skipped FROM progress \
              WHERE name = ? AND version = ?",
         )
         .bind(&key.name)
@@ -193,6 +196,7 @@ impl DocumentStore for SqliteStore {
         Ok(Progress {
             position: row.try_get(0)?,
             events_applied: to_u64(row.try_get(1)?, "events applied")?,
+            events_skipped: to_u64(row.try_get(4)?, "events skipped")?,
             status: RunStatus::parse(&status),
             error: row.try_get(3)?,
         })

@@ -1,0 +1,111 @@
+//! Versions side by side (seed 001): v1 and v2 of incident-details project the same
+//! store into their own documents; v1 skips `IncidentDuplicated`, which it does not
+//! know, and counts it; v2 lists the duplicates.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::common::Daemon;
+use crate::common::helpdesk::{Rng, sdk_event, workload};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v1_skips_what_v2_handles_and_both_reach_the_end() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let daemon = Daemon::start(&dir.path().join("data"), None);
+    let v1 = daemon
+        .deploy(refract_test_artifacts::INCIDENT_DETAILS_V1)
+        .await;
+    let v2 = daemon
+        .deploy(refract_test_artifacts::INCIDENT_DETAILS_V2)
+        .await;
+    assert_eq!(
+        (&v1["name"], &v1["version"]),
+        (&json!("incident-details"), &json!(1))
+    );
+    assert_eq!(
+        (&v2["name"], &v2["version"]),
+        (&json!("incident-details"), &json!(2))
+    );
+
+    // Every third incident is marked a duplicate of one or two others after it is logged.
+    let mut rng = Rng::new(3);
+    let mut native = Vec::new();
+    let mut duplicates = 0u64;
+    for (n, (id, mut events)) in workload(21, 300).into_iter().enumerate() {
+        if n % 3 == 0 {
+            for _ in 0..=rng.below(2) {
+                let other = format!("incident-{:05}", rng.below(300));
+                events.insert(
+                    1,
+                    ("IncidentDuplicated".to_owned(), json!({"other_id": other})),
+                );
+                duplicates += 1;
+            }
+        }
+        let (code, body) = daemon.append(&id, Some(0), &events).await;
+        assert_eq!(code, 200, "{body}");
+        let first = body["first_sequence"].as_i64().expect("sequence");
+        for (i, (ty, data)) in events.iter().enumerate() {
+            native.push(sdk_event(first + i as i64, &id, i as u64 + 1, ty, data));
+        }
+    }
+    let head = native.len() as i64;
+
+    let p1 = daemon
+        .wait_caught_up("incident-details", 1, head, Duration::from_secs(60))
+        .await;
+    let p2 = daemon
+        .wait_caught_up("incident-details", 2, head, Duration::from_secs(60))
+        .await;
+    assert_eq!(
+        p1["events_skipped"], duplicates,
+        "v1 counts what it skipped: {p1}"
+    );
+    assert_eq!(p1["events_applied"], head as u64 - duplicates);
+    assert_eq!(
+        (&p2["events_skipped"], &p2["events_applied"]),
+        (&json!(0), &json!(head))
+    );
+    assert!(p1["error"].is_null() && p2["error"].is_null(), "{p1} {p2}");
+
+    let want1 =
+        refract_guest::testing::project::<incident_details::IncidentDetailsProjection>(&native)
+            .expect("v1 fold");
+    let want2 =
+        refract_guest::testing::project::<incident_details_v2::IncidentDetailsProjection>(&native)
+            .expect("v2 fold");
+    let mut with_duplicates = 0;
+    for (id, want) in &want1 {
+        let (_, got1) = daemon
+            .get(&format!(
+                "/projections/incident-details/docs/{id}?version=1"
+            ))
+            .await;
+        assert_eq!(&got1, want, "v1 document {id}");
+        assert!(
+            got1.get("duplicate_ids").is_none(),
+            "v1 has no duplicate_ids: {got1}"
+        );
+        let (_, got2) = daemon
+            .get(&format!(
+                "/projections/incident-details/docs/{id}?version=2"
+            ))
+            .await;
+        assert_eq!(&got2, &want2[id], "v2 document {id}");
+        if got2["duplicate_ids"]
+            .as_array()
+            .is_some_and(|d| !d.is_empty())
+        {
+            with_duplicates += 1;
+        }
+        // Apart from the new field, the versions agree.
+        let mut stripped = got2.clone();
+        stripped.as_object_mut().map(|o| o.remove("duplicate_ids"));
+        assert_eq!(stripped, got1, "{id}");
+    }
+    assert_eq!(
+        with_duplicates, 100,
+        "every third of 300 incidents has duplicates"
+    );
+}
