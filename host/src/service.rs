@@ -8,7 +8,7 @@ use tokio::sync::Mutex;
 
 use crate::config::Config;
 use crate::daemon::{Daemon, PauseError};
-use crate::deploy::{self, DeployError, Deployed};
+use crate::deploy::{self, DeployError, Deployed, LifecycleError, VersionState};
 use crate::runtime::{Runtime, RuntimeError};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{
@@ -25,6 +25,9 @@ pub enum ServiceError {
     /// A deploy error.
     #[error(transparent)]
     Deploy(#[from] DeployError),
+    /// A lifecycle change was refused.
+    #[error(transparent)]
+    Lifecycle(#[from] LifecycleError),
     /// Something asked for does not exist.
     #[error("{0} not found")]
     NotFound(String),
@@ -139,7 +142,19 @@ impl Refract {
         let head = self.store.head().await?;
         let mut out = Vec::new();
         for rec in self.store.components().await? {
-            let p = self.store.progress(&rec.key).await?;
+            let state = VersionState::parse(&rec.state);
+            let p = match state {
+                // A retired version's progress went with its documents.
+                VersionState::Retired => crate::store::Progress {
+                    position: 0,
+                    events_applied: 0,
+                    events_skipped: 0,
+                    status: RunStatus::Paused,
+                    error: None,
+                },
+                _ => self.store.progress(&rec.key).await?,
+            };
+            let lag = (head - p.position).max(0);
             let error = p.error.as_deref().map(|text| {
                 serde_json::from_str(text).unwrap_or_else(|_| PauseError {
                     component: rec.key.to_string(),
@@ -151,11 +166,11 @@ impl Refract {
             out.push(ProjectionStatus {
                 name: rec.key.name,
                 version: rec.key.version,
-                state: rec.state,
+                state: state.shown(lag).to_owned(),
                 status: p.status,
                 position: p.position,
                 head,
-                lag: (head - p.position).max(0),
+                lag,
                 events_applied: p.events_applied,
                 events_skipped: p.events_skipped,
                 event_types: rec.event_types,
@@ -179,6 +194,74 @@ impl Refract {
             .ok_or_else(|| ServiceError::NotFound(format!("document {id:?} in {key}")))
     }
 
+    /// Makes a version the live one (the live one before it goes to standby). A
+    /// version still catching up is refused unless `force`.
+    pub async fn promote(&self, name: &str, version: u32, force: bool) -> Result<(), ServiceError> {
+        let _one_at_a_time = self.deploy_lock.lock().await;
+        let comps = self.store.components().await?;
+        let target = find(&comps, name, version)?;
+        match VersionState::parse(&target.state) {
+            VersionState::Live => return Ok(()),
+            VersionState::Retired => {
+                return Err(LifecycleError::Retired {
+                    name: name.into(),
+                    version,
+                }
+                .into());
+            }
+            VersionState::CatchingUp if !force => {
+                let lag =
+                    self.store.head().await? - self.store.progress(&target.key).await?.position;
+                if lag > 0 {
+                    return Err(LifecycleError::NotCaughtUp {
+                        name: name.into(),
+                        version,
+                        lag,
+                    }
+                    .into());
+                }
+            }
+            _ => {}
+        }
+        let live = VersionState::Live.as_str();
+        let standby = VersionState::Standby.as_str();
+        let mut changes = vec![(target.key.clone(), live)];
+        changes.extend(
+            comps
+                .iter()
+                .filter(|c| c.key.name == name && c.key != target.key)
+                .filter(|c| VersionState::parse(&c.state) == VersionState::Live)
+                .map(|c| (c.key.clone(), standby)),
+        );
+        self.store.set_states(&changes).await?;
+        tracing::info!(projection = %target.key, "promoted to live");
+        Ok(())
+    }
+
+    /// Stops a version's agent and drops its documents and progress; the live
+    /// version cannot be retired. Retiring again finishes an interrupted retire.
+    pub async fn retire(&self, name: &str, version: u32) -> Result<(), ServiceError> {
+        let _one_at_a_time = self.deploy_lock.lock().await;
+        let comps = self.store.components().await?;
+        let target = find(&comps, name, version)?;
+        if VersionState::parse(&target.state) == VersionState::Live {
+            return Err(LifecycleError::RetireLive {
+                name: name.into(),
+                version,
+            }
+            .into());
+        }
+        // Recorded first: a crash before the drop leaves a retired version that a
+        // restart does not start and a second retire drops.
+        self.store
+            .set_states(&[(target.key.clone(), VersionState::Retired.as_str())])
+            .await?;
+        self.daemon.stop(&target.key).await;
+        self.store.drop_projection(&target.key).await?;
+        tracing::info!(projection = %target.key, "retired");
+        Ok(())
+    }
+
     /// The version a query goes to: the named one, else the live one.
     async fn resolve(
         &self,
@@ -190,7 +273,10 @@ impl Refract {
             .iter()
             .filter(|c| c.key.name == name)
             .filter(|c| version.is_none_or(|v| c.key.version == v))
-            .filter(|c| version.is_some() || c.state == "live")
+            .filter(|c| match version {
+                Some(_) => VersionState::parse(&c.state) != VersionState::Retired,
+                None => VersionState::parse(&c.state) == VersionState::Live,
+            })
             .max_by_key(|c| c.key.version);
         found.map(|c| c.key.clone()).ok_or_else(|| {
             ServiceError::NotFound(match version {
@@ -207,4 +293,16 @@ impl Refract {
             s.close().await;
         }
     }
+}
+
+/// The registered version `name`@`version`, or `NotFound`.
+fn find<'a>(
+    comps: &'a [crate::store::ComponentRecord],
+    name: &str,
+    version: u32,
+) -> Result<&'a crate::store::ComponentRecord, ServiceError> {
+    comps
+        .iter()
+        .find(|c| c.key.name == name && c.key.version == version)
+        .ok_or_else(|| ServiceError::NotFound(format!("projection {name} version {version}")))
 }

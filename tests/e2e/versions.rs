@@ -109,3 +109,125 @@ async fn v1_skips_what_v2_handles_and_both_reach_the_end() {
         "every third of 300 incidents has duplicates"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn promote_roll_back_retire_and_all_of_it_survives_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    // Small pages: v2 takes a while to catch up, long enough to be refused a promote.
+    let config = "page_size = 5\n";
+    let daemon = Daemon::start(&data, Some(config));
+    let v1 = daemon
+        .deploy(refract_test_artifacts::INCIDENT_DETAILS_V1)
+        .await;
+    assert_eq!(v1["state"], "live", "the first version serves at once");
+    let mut head = 0;
+    for (n, (id, mut events)) in workload(5, 600).into_iter().enumerate() {
+        if n % 2 == 0 {
+            events.insert(
+                1,
+                (
+                    "IncidentDuplicated".to_owned(),
+                    json!({"other_id": "incident-00001"}),
+                ),
+            );
+        }
+        let (code, body) = daemon.append(&id, Some(0), &events).await;
+        assert_eq!(code, 200, "{body}");
+        head = body["last_sequence"].as_i64().expect("sequence");
+    }
+    daemon
+        .wait_caught_up("incident-details", 1, head, Duration::from_secs(60))
+        .await;
+
+    let v2 = daemon
+        .deploy(refract_test_artifacts::INCIDENT_DETAILS_V2)
+        .await;
+    assert_eq!(v2["state"], "catching-up");
+    let d = &daemon;
+    let promote = |v: u32, force: bool| {
+        let path = format!(
+            "/projections/incident-details/versions/{v}/promote{}",
+            if force { "?force=true" } else { "" }
+        );
+        async move { d.request(reqwest::Method::POST, &path, None).await }
+    };
+    let (code, refused) = promote(2, false).await;
+    assert_eq!(code, 409, "{refused}");
+    assert!(
+        refused["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("catching up"),
+        "{refused}"
+    );
+    let doc = "/projections/incident-details/docs/incident-00000";
+    assert!(
+        daemon.get(doc).await.1.get("duplicate_ids").is_none(),
+        "v1 still serves"
+    );
+
+    let p2 = daemon
+        .wait_caught_up("incident-details", 2, head, Duration::from_secs(120))
+        .await;
+    assert_eq!(p2["state"], "caught-up");
+    assert_eq!(promote(2, false).await.0, 200);
+    assert_eq!(
+        daemon.get(doc).await.1["duplicate_ids"],
+        json!(["incident-00001"])
+    );
+    assert_eq!(
+        daemon.projection("incident-details", 1).await["state"],
+        "standby"
+    );
+    // Rollback is a promote of the standby version, and back again.
+    assert_eq!(promote(1, false).await.0, 200);
+    assert!(daemon.get(doc).await.1.get("duplicate_ids").is_none());
+    assert_eq!(
+        daemon.projection("incident-details", 2).await["state"],
+        "standby"
+    );
+    assert_eq!(promote(2, false).await.0, 200);
+
+    let retire = |v: u32| {
+        let path = format!("/projections/incident-details/versions/{v}/retire");
+        async move { d.request(reqwest::Method::POST, &path, None).await }
+    };
+    let (code, body) = retire(2).await;
+    assert_eq!(code, 409, "the live version stays: {body}");
+    assert_eq!(retire(1).await.0, 200);
+    assert_eq!(
+        daemon.get(&format!("{doc}?version=1")).await.0,
+        404,
+        "v1's documents are gone"
+    );
+    assert_eq!(
+        daemon.projection("incident-details", 1).await["state"],
+        "retired"
+    );
+    assert_eq!(
+        promote(1, true).await.0,
+        409,
+        "a retired version cannot come back"
+    );
+    drop(daemon);
+
+    let daemon = Daemon::start(&data, Some(config));
+    assert_eq!(
+        daemon.projection("incident-details", 2).await["state"],
+        "live"
+    );
+    assert_eq!(
+        daemon.projection("incident-details", 1).await["state"],
+        "retired"
+    );
+    assert_eq!(
+        daemon.get(doc).await.1["duplicate_ids"],
+        json!(["incident-00001"])
+    );
+    assert_eq!(daemon.get(&format!("{doc}?version=1")).await.0, 404);
+    assert!(
+        !daemon.log().contains("incident-details@v1 position"),
+        "no agent for a retired version"
+    );
+}

@@ -41,6 +41,7 @@ impl From<ServiceError> for ApiError {
         match e {
             ServiceError::Store(e) => e.into(),
             ServiceError::NotFound(_) => Self::not_found(e),
+            ServiceError::Lifecycle(_) => Self::new(StatusCode::CONFLICT, e),
             ServiceError::Deploy(DeployError::Store(e)) => e.into(),
             ServiceError::Deploy(DeployError::Component(ref re)) if re.fault() == Fault::Guest => {
                 Self::bad_request(e)

@@ -37,6 +37,18 @@ pub fn router(service: Arc<Refract>) -> Router {
         )
         .route("/projections", get(projections::list))
         .route("/projections/{name}/docs/{id}", get(projections::doc))
+        .route(
+            "/projections/{name}/versions/{version}/promote",
+            post(projections::promote),
+        )
+        .route(
+            "/projections/{name}/versions/{version}/retire",
+            post(projections::retire),
+        )
+        .route(
+            "/projections/{name}/versions/{version}",
+            axum::routing::delete(projections::retire),
+        )
         .fallback(|| async { ApiError::not_found("no such route") })
         .with_state(service)
 }

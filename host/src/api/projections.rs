@@ -47,3 +47,32 @@ pub(super) async fn doc(
     let body = svc.get_doc(&name, q.version, &id).await?;
     Ok(([(header::CONTENT_TYPE, "application/json")], body))
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PromoteQuery {
+    #[serde(default)]
+    force: bool,
+}
+
+pub(super) async fn promote(
+    State(svc): State<Arc<Refract>>,
+    Path((name, version)): Path<(String, u32)>,
+    query: Result<Query<PromoteQuery>, QueryRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    svc.promote(&name, version, q.force).await?;
+    Ok(Json(
+        serde_json::json!({"name": name, "version": version, "state": "live"}),
+    ))
+}
+
+pub(super) async fn retire(
+    State(svc): State<Arc<Refract>>,
+    Path((name, version)): Path<(String, u32)>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    svc.retire(&name, version).await?;
+    Ok(Json(
+        serde_json::json!({"name": name, "version": version, "state": "retired"}),
+    ))
+}

@@ -167,6 +167,22 @@ impl Client {
         Ok(())
     }
 
+    /// `POST /projections/{name}/versions/{version}/{action}`.
+    pub(super) async fn lifecycle(
+        &self,
+        name: &str,
+        version: u32,
+        action: &str,
+    ) -> anyhow::Result<()> {
+        let url = format!(
+            "{}/projections/{}/versions/{version}/{action}",
+            self.base,
+            encode(name)
+        );
+        println!("{}", self.send(self.http.post(url)).await?);
+        Ok(())
+    }
+
     pub(super) async fn stream(&self, id: &str) -> anyhow::Result<()> {
         let url = format!("{}/streams/{}", self.base, encode(id));
         println!("{}", self.send(self.http.get(url)).await?);

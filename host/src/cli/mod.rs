@@ -67,6 +67,23 @@ enum Command {
         #[arg(long)]
         version: Option<u32>,
     },
+    /// Makes a version the live one (the live one goes to standby: rollback is a promote).
+    Promote {
+        /// The projection's name.
+        name: String,
+        /// The version to promote.
+        version: u32,
+        /// Promote even if it is still catching up.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Stops a version and drops its documents (not the live one).
+    Retire {
+        /// The projection's name.
+        name: String,
+        /// The version to retire.
+        version: u32,
+    },
     /// Prints a stream's events.
     Stream {
         /// The stream's id.
@@ -101,6 +118,23 @@ pub async fn run() -> anyhow::Result<()> {
         Command::Status { json } => api.status(json).await,
         Command::Get { name, id, version } => api.get_doc(&name, &id, version).await,
         Command::Stream { id } => api.stream(&id).await,
+        Command::Promote {
+            name,
+            version,
+            force,
+        } => {
+            api.lifecycle(
+                &name,
+                version,
+                if force {
+                    "promote?force=true"
+                } else {
+                    "promote"
+                },
+            )
+            .await
+        }
+        Command::Retire { name, version } => api.lifecycle(&name, version, "retire").await,
     }
 }
 

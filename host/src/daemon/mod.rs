@@ -77,6 +77,18 @@ impl Daemon {
         }
     }
 
+    /// Stops one version's agent (a commit in flight is abandoned and rolls back).
+    pub async fn stop(&self, key: &ProjectionKey) {
+        let task = {
+            let mut agents = self.agents.lock().unwrap_or_else(|p| p.into_inner());
+            agents.remove(key)
+        };
+        if let Some(task) = task {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+
     /// Whether an agent task is running for this version.
     pub fn is_running(&self, key: &ProjectionKey) -> bool {
         let agents = self.agents.lock().unwrap_or_else(|p| p.into_inner());

@@ -1,7 +1,11 @@
 //! The registry of deployed components: stores the wasm in the data directory,
 //! records it, prepares its tables, and brings everything back after a restart.
 
+mod lifecycle;
+
 use std::path::{Path, PathBuf};
+
+pub use lifecycle::{LifecycleError, VersionState};
 
 use crate::runtime::{LoadedComponent, Runtime, RuntimeError};
 use crate::store::{ComponentRecord, ProjectionKey, RunStatus, Store, StoreError, now_micros};
@@ -92,13 +96,24 @@ pub async fn deploy(
     }
     let path = wasm_path(components_dir, &loaded.sha256);
     write_file(&path, &wasm).await?;
+    // The first version of a name serves at once; later ones rebuild beside it.
+    let has_live = store
+        .components()
+        .await?
+        .iter()
+        .any(|c| c.key.name == key.name && VersionState::parse(&c.state) == VersionState::Live);
+    let state = if has_live {
+        VersionState::CatchingUp
+    } else {
+        VersionState::Live
+    };
     store.prepare_projection(&key).await?;
     let rec = ComponentRecord {
         key,
         team: DEFAULT_TEAM.into(),
         sha256: loaded.sha256.clone(),
         event_types: d.event_types.clone(),
-        state: "live".into(),
+        state: state.as_str().into(),
         deployed_at: now_micros(),
     };
     store.save_component(&rec).await?;
@@ -120,6 +135,9 @@ pub async fn restore(
 ) -> Result<Vec<LoadedComponent>, DeployError> {
     let mut out = Vec::new();
     for rec in store.components().await? {
+        if VersionState::parse(&rec.state) == VersionState::Retired {
+            continue;
+        }
         match restore_one(runtime, store, components_dir, &rec).await {
             Ok(loaded) => out.push(loaded),
             Err(e) => {

@@ -134,6 +134,10 @@ pub trait Registry: Send + Sync {
 
     /// Every deployed component, in key order.
     async fn components(&self) -> Result<Vec<ComponentRecord>, StoreError>;
+
+    /// Sets the lifecycle states of several versions in one transaction (a promote
+    /// makes one live and the previous live one standby at once).
+    async fn set_states(&self, changes: &[(ProjectionKey, &str)]) -> Result<(), StoreError>;
 }
 
 /// Everything the daemon needs from a backend.

@@ -247,6 +247,20 @@ impl Registry for SqliteStore {
         Ok(())
     }
 
+    async fn set_states(&self, changes: &[(ProjectionKey, &str)]) -> Result<(), StoreError> {
+        let mut tx = self.writer().begin().await?;
+        for (key, state) in changes {
+            sqlx::query("UPDATE components SET state = ? WHERE name = ? AND version = ?")
+                .bind(*state)
+                .bind(&key.name)
+                .bind(key.version)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn components(&self) -> Result<Vec<ComponentRecord>, StoreError> {
         let rows = sqlx::query(
             "SELECT name, version, team, sha256, event_types, state, deployed_at \
