@@ -9,7 +9,7 @@ use tokio::sync::Mutex;
 use crate::config::Config;
 use crate::daemon::{Daemon, PauseError};
 use crate::deploy::{self, DeployError, Deployed, LifecycleError, VersionState};
-use crate::runtime::{Runtime, RuntimeError};
+use crate::runtime::{DocChange, DocInput, Guest, LoadedComponent, Runtime, RuntimeError};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{
     AppendRequest, AppendResult, Position, ProjectionKey, RecordedEvent, RunStatus, Store,
@@ -34,6 +34,9 @@ pub enum ServiceError {
     /// Starting up failed.
     #[error("{0}")]
     Startup(String),
+    /// A guest failed while serving a request (a write-model read).
+    #[error(transparent)]
+    Guest(#[from] RuntimeError),
 }
 
 /// One projection version as `GET /projections` shows it.
@@ -71,6 +74,20 @@ pub struct Refract {
     components_dir: PathBuf,
     deploy_lock: Mutex<()>,
     sqlite: Option<SqliteStore>,
+    /// The compiled component of every running version, for write-model reads.
+    loaded: std::sync::Mutex<std::collections::HashMap<ProjectionKey, LoadedComponent>>,
+}
+
+/// A write-model read: a stream's document as of its latest event.
+#[derive(Debug, Clone, Serialize)]
+pub struct Aggregate {
+    /// The stream (and document) id.
+    pub id: String,
+    /// The stream's version the document reflects: append with it as
+    /// `expected_version` for optimistic concurrency.
+    pub version: u64,
+    /// The document's JSON, if the stream's events made one.
+    pub document: Option<Box<serde_json::value::RawValue>>,
 }
 
 impl Refract {
@@ -86,8 +103,10 @@ impl Refract {
         let store: Arc<dyn Store> = Arc::new(sqlite.clone());
         let components_dir = config.data_dir.join("components");
         let daemon = Daemon::new(store.clone(), config.page_size);
+        let mut loaded_map = std::collections::HashMap::new();
         for loaded in deploy::restore(&runtime, store.as_ref(), &components_dir).await? {
             daemon.start(&loaded);
+            loaded_map.insert(key_of(&loaded), loaded);
         }
         Ok(Self {
             store,
@@ -96,6 +115,7 @@ impl Refract {
             components_dir,
             deploy_lock: Mutex::new(()),
             sqlite: Some(sqlite),
+            loaded: std::sync::Mutex::new(loaded_map),
         })
     }
 
@@ -133,6 +153,7 @@ impl Refract {
         .await?;
         if let Some(loaded) = loaded {
             self.daemon.start(&loaded);
+            self.loaded_components().insert(key_of(&loaded), loaded);
         }
         Ok(out)
     }
@@ -257,9 +278,71 @@ impl Refract {
             .set_states(&[(target.key.clone(), VersionState::Retired.as_str())])
             .await?;
         self.daemon.stop(&target.key).await;
+        self.loaded_components().remove(&target.key);
         self.store.drop_projection(&target.key).await?;
         tracing::info!(projection = %target.key, "retired");
         Ok(())
+    }
+
+    /// A stream's document from projection `name` (live, or `version`) as of the
+    /// stream's latest event: the persisted document plus the stream's events after
+    /// the version's position, applied through the guest. Correct while the version
+    /// is still catching up.
+    pub async fn aggregate(
+        &self,
+        stream: &StreamId,
+        name: &str,
+        version: Option<u32>,
+    ) -> Result<Aggregate, ServiceError> {
+        let key = self.resolve(name, version).await?;
+        let loaded = self
+            .loaded_components()
+            .get(&key)
+            .cloned()
+            .ok_or_else(|| ServiceError::NotFound(format!("running component for {key}")))?;
+        let read = self
+            .store
+            .aggregate_read(&key, stream, &loaded.descriptor.event_types)
+            .await?;
+        if read.stream_version == 0 {
+            return Err(ServiceError::NotFound(format!("stream {stream}")));
+        }
+        let document = if read.events.is_empty() {
+            read.doc
+        } else {
+            let id = stream.as_str().to_owned();
+            tokio::task::spawn_blocking(move || {
+                let mut guest = Guest::new(&loaded, key.to_string());
+                let input = DocInput {
+                    id,
+                    state: read.doc.clone(),
+                    events: (0..read.events.len() as u32).collect(),
+                };
+                let change = guest.apply(&read.events, vec![input])?.pop();
+                Ok::<_, RuntimeError>(match change {
+                    Some(DocChange::Put(body)) => Some(body),
+                    Some(DocChange::Delete) => None,
+                    Some(DocChange::Keep) | None => read.doc,
+                })
+            })
+            .await
+            .map_err(|e| RuntimeError::Host(format!("aggregate task: {e}")))??
+        };
+        let document = document
+            .map(serde_json::value::RawValue::from_string)
+            .transpose()
+            .map_err(|e| StoreError::Corrupt(format!("document of {stream}: {e}")))?;
+        Ok(Aggregate {
+            id: stream.as_str().to_owned(),
+            version: read.stream_version,
+            document,
+        })
+    }
+
+    fn loaded_components(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<ProjectionKey, LoadedComponent>> {
+        self.loaded.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The version a query goes to: the named one, else the live one.
@@ -305,4 +388,11 @@ fn find<'a>(
         .iter()
         .find(|c| c.key.name == name && c.key.version == version)
         .ok_or_else(|| ServiceError::NotFound(format!("projection {name} version {version}")))
+}
+
+fn key_of(loaded: &LoadedComponent) -> ProjectionKey {
+    ProjectionKey {
+        name: loaded.descriptor.name.clone(),
+        version: loaded.descriptor.version,
+    }
 }

@@ -231,3 +231,103 @@ async fn promote_roll_back_retire_and_all_of_it_survives_a_restart() {
         "no agent for a retired version"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn write_model_reads_are_correct_while_the_version_catches_up() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Small pages keep v2 catching up for a while over 100,000 events.
+    let daemon = std::sync::Arc::new(Daemon::start(
+        &dir.path().join("data"),
+        Some("page_size = 100\n"),
+    ));
+    let streams = workload(17, 10_000);
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut appended = std::collections::HashMap::new();
+    for (id, events) in streams {
+        let d = daemon.clone();
+        tasks.spawn(async move {
+            let (code, body) = d.append(&id, Some(0), &events).await;
+            assert_eq!(code, 200, "{body}");
+            (
+                id,
+                events,
+                body["first_sequence"].as_i64().expect("sequence"),
+            )
+        });
+        while tasks.len() >= 16 {
+            let (id, events, first) = tasks.join_next().await.expect("task").expect("append");
+            appended.insert(id, (events, first));
+        }
+    }
+    while let Some(done) = tasks.join_next().await {
+        let (id, events, first) = done.expect("append");
+        appended.insert(id, (events, first));
+    }
+    let head: usize = appended.values().map(|(e, _)| e.len()).sum();
+    assert!(head >= 100_000, "{head} events");
+
+    daemon
+        .deploy(refract_test_artifacts::INCIDENT_DETAILS_V2)
+        .await;
+    let mut rng = Rng::new(9);
+    let mut checked_while_behind = 0;
+    for _ in 0..40 {
+        let id = format!("incident-{:05}", rng.below(10_000));
+        let (events, first) = &appended[&id];
+        let native: Vec<_> = events
+            .iter()
+            .enumerate()
+            .map(|(i, (ty, data))| sdk_event(first + i as i64, &id, i as u64 + 1, ty, data))
+            .collect();
+        let want =
+            refract_guest::testing::project::<incident_details_v2::IncidentDetailsProjection>(
+                &native,
+            )
+            .expect("fold");
+        let behind =
+            daemon.projection("incident-details", 2).await["position"].as_i64() < Some(head as i64);
+        let (code, got) = daemon
+            .get(&format!(
+                "/streams/{id}/aggregate/incident-details?version=2"
+            ))
+            .await;
+        assert_eq!(code, 200, "{got}");
+        assert_eq!(got["version"], events.len(), "{id}");
+        assert_eq!(got["document"], want[&id], "{id}");
+        checked_while_behind += usize::from(behind);
+    }
+    assert!(
+        checked_while_behind >= 10,
+        "only {checked_while_behind} reads while v2 was behind"
+    );
+
+    // The command flow of seed 001: decide on the aggregate, append at its version.
+    let (_, agg) = daemon
+        .get("/streams/incident-00042/aggregate/incident-details")
+        .await;
+    let at = agg["version"].as_u64().expect("version");
+    let closed = [("IncidentClosed".to_owned(), json!({"closed_by": "agent-1"}))];
+    assert_eq!(
+        daemon.append("incident-00042", Some(at), &closed).await.0,
+        200
+    );
+    assert_eq!(
+        daemon.append("incident-00042", Some(at), &closed).await.0,
+        409,
+        "stale version"
+    );
+    let (_, agg) = daemon
+        .get("/streams/incident-00042/aggregate/incident-details")
+        .await;
+    assert_eq!(
+        (agg["version"].as_u64(), &agg["document"]["status"]),
+        (Some(at + 1), &json!("Closed"))
+    );
+    assert_eq!(
+        daemon
+            .get("/streams/nope/aggregate/incident-details")
+            .await
+            .0,
+        404
+    );
+}

@@ -42,6 +42,10 @@ impl From<ServiceError> for ApiError {
             ServiceError::Store(e) => e.into(),
             ServiceError::NotFound(_) => Self::not_found(e),
             ServiceError::Lifecycle(_) => Self::new(StatusCode::CONFLICT, e),
+            // The projection's own code failed on this stream's events.
+            ServiceError::Guest(ref re) if re.fault() == Fault::Guest => {
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, e)
+            }
             ServiceError::Deploy(DeployError::Store(e)) => e.into(),
             ServiceError::Deploy(DeployError::Component(ref re)) if re.fault() == Fault::Guest => {
                 Self::bad_request(e)

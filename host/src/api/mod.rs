@@ -32,6 +32,10 @@ pub fn router(service: Arc<Refract>) -> Router {
         )
         .route("/streams/{id}", get(streams::read))
         .route(
+            "/streams/{id}/aggregate/{projection}",
+            get(streams::aggregate),
+        )
+        .route(
             "/components",
             post(projections::deploy).layer(DefaultBodyLimit::max(MAX_COMPONENT_BYTES)),
         )

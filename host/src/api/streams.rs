@@ -137,6 +137,23 @@ fn rfc3339(micros: i64) -> String {
         .unwrap_or_default()
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct AggregateQuery {
+    version: Option<u32>,
+}
+
+/// `GET /streams/{id}/aggregate/{projection}[?version=n]`: the write-model read.
+pub(super) async fn aggregate(
+    State(svc): State<Arc<Refract>>,
+    Path((id, projection)): Path<(String, String)>,
+    query: Result<axum::extract::Query<AggregateQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<crate::service::Aggregate>, ApiError> {
+    let axum::extract::Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let stream = StreamId::new(id)?;
+    Ok(Json(svc.aggregate(&stream, &projection, q.version).await?))
+}
+
 pub(super) async fn read(
     State(svc): State<Arc<Refract>>,
     Path(id): Path<String>,

@@ -100,6 +100,15 @@ pub trait DocumentStore: Send + Sync {
     /// Whether the version has any document (a rebuild starts from none).
     async fn has_docs(&self, key: &ProjectionKey) -> Result<bool, StoreError>;
 
+    /// The document of `stream`, the version's position and the stream's later events
+    /// of `types`, in one read transaction (for write-model reads).
+    async fn aggregate_read(
+        &self,
+        key: &ProjectionKey,
+        stream: &StreamId,
+        types: &[String],
+    ) -> Result<AggregateRead, StoreError>;
+
     /// One document's JSON, if it exists.
     async fn get_doc(&self, key: &ProjectionKey, id: &str) -> Result<Option<String>, StoreError>;
 

@@ -5,10 +5,10 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use sqlx::{AssertSqlSafe, QueryBuilder, Row, Sqlite};
 
-use super::{SqliteStore, to_u64};
+use super::{EVENT_COLUMNS, SqliteStore, event_from_row, to_u64};
 use crate::store::{
-    ComponentRecord, DocWrite, DocumentStore, Position, Progress, ProjectionKey, Registry,
-    RunStatus, StoreError, now_micros,
+    AggregateRead, ComponentRecord, DocWrite, DocumentStore, Position, Progress, ProjectionKey,
+    Registry, RunStatus, StoreError, StreamId, now_micros,
 };
 
 /// Ids per `IN (...)` list, well under SQLite's parameter limit.
@@ -88,6 +88,54 @@ impl DocumentStore for SqliteStore {
             }
         }
         Ok(docs)
+    }
+
+    async fn aggregate_read(
+        &self,
+        key: &ProjectionKey,
+        stream: &StreamId,
+        types: &[String],
+    ) -> Result<AggregateRead, StoreError> {
+        let t = table(key)?;
+        let mut tx = self.reader().begin().await?;
+        let position: Position =
+            sqlx::query_scalar("SELECT position FROM progress WHERE name = ? AND version = ?")
+                .bind(&key.name)
+                .bind(key.version)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or_else(|| StoreError::NotFound(format!("progress of {key}")))?;
+        let doc: Option<String> =
+            sqlx::query_scalar(AssertSqlSafe(format!("SELECT body FROM {t} WHERE id = ?")))
+                .bind(stream.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+        let stream_version: i64 =
+            sqlx::query_scalar("SELECT version FROM streams WHERE stream_id = ?")
+                .bind(stream.as_str())
+                .fetch_optional(&mut *tx)
+                .await?
+                .unwrap_or(0);
+        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = "
+        ));
+        qb.push_bind(stream.as_str())
+            .push(" AND seq > ")
+            .push_bind(position);
+        qb.push(" AND event_type IN (");
+        let mut sep = qb.separated(", ");
+        for ty in types {
+            sep.push_bind(ty);
+        }
+        qb.push(") ORDER BY stream_version");
+        let rows = qb.build().fetch_all(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(AggregateRead {
+            doc,
+            position,
+            stream_version: to_u64(stream_version, "stream version")?,
+            events: rows.iter().map(event_from_row).collect::<Result<_, _>>()?,
+        })
     }
 
     async fn has_docs(&self, key: &ProjectionKey) -> Result<bool, StoreError> {

@@ -96,7 +96,7 @@ fn to_i64(v: u64) -> Result<i64, StoreError> {
     i64::try_from(v).map_err(|_| StoreError::Invalid(format!("{v} is too large")))
 }
 
-fn event_from_row(row: &SqliteRow) -> Result<RecordedEvent, StoreError> {
+pub(super) fn event_from_row(row: &SqliteRow) -> Result<RecordedEvent, StoreError> {
     Ok(RecordedEvent {
         sequence: row.try_get(0)?,
         stream_id: row.try_get(1)?,
@@ -109,7 +109,7 @@ fn event_from_row(row: &SqliteRow) -> Result<RecordedEvent, StoreError> {
     })
 }
 
-const EVENT_COLUMNS: &str =
+pub(super) const EVENT_COLUMNS: &str =
     "seq, stream_id, stream_version, event_type, data, metadata, tenant, created_at";
 
 fn validate(req: &AppendRequest) -> Result<(), StoreError> {
