@@ -60,6 +60,8 @@ pub struct ProjectionStatus {
     pub events_applied: u64,
     /// Events of types it does not handle, passed over so far.
     pub events_skipped: u64,
+    /// Share of the store's events it has passed, 0 to 100.
+    pub percent_caught_up: f64,
     /// The event types it handles.
     pub event_types: Vec<String>,
     /// Why it is paused, if it is.
@@ -72,7 +74,7 @@ pub struct Refract {
     runtime: Runtime,
     daemon: Daemon,
     components_dir: PathBuf,
-    deploy_lock: Mutex<()>,
+    deploy_lock: Arc<Mutex<()>>,
     sqlite: Option<SqliteStore>,
     /// The compiled component of every running version, for write-model reads.
     loaded: std::sync::Mutex<std::collections::HashMap<ProjectionKey, LoadedComponent>>,
@@ -103,6 +105,12 @@ impl Refract {
         let store: Arc<dyn Store> = Arc::new(sqlite.clone());
         let components_dir = config.data_dir.join("components");
         let daemon = Daemon::new(store.clone(), config.page_size);
+        let deploy_lock = Arc::new(Mutex::new(()));
+        for rec in store.components().await? {
+            if rec.auto_promote && VersionState::parse(&rec.state) == VersionState::CatchingUp {
+                spawn_auto_promote(store.clone(), deploy_lock.clone(), rec.key);
+            }
+        }
         let mut loaded_map = std::collections::HashMap::new();
         for loaded in deploy::restore(&runtime, store.as_ref(), &components_dir).await? {
             daemon.start(&loaded);
@@ -113,7 +121,7 @@ impl Refract {
             runtime,
             daemon,
             components_dir,
-            deploy_lock: Mutex::new(()),
+            deploy_lock,
             sqlite: Some(sqlite),
             loaded: std::sync::Mutex::new(loaded_map),
         })
@@ -141,19 +149,29 @@ impl Refract {
         Ok((version, events))
     }
 
-    /// Deploys a component from its wasm bytes and starts its agent.
-    pub async fn deploy(&self, wasm: Vec<u8>) -> Result<Deployed, ServiceError> {
+    /// Deploys a component from its wasm bytes and starts its agent; with
+    /// `auto_promote`, a version deployed beside a live one is promoted once caught up.
+    pub async fn deploy(
+        &self,
+        wasm: Vec<u8>,
+        auto_promote: bool,
+    ) -> Result<Deployed, ServiceError> {
         let _one_at_a_time = self.deploy_lock.lock().await;
         let (out, loaded) = deploy::deploy(
             &self.runtime,
             self.store.as_ref(),
             &self.components_dir,
             wasm,
+            auto_promote,
         )
         .await?;
         if let Some(loaded) = loaded {
             self.daemon.start(&loaded);
-            self.loaded_components().insert(key_of(&loaded), loaded);
+            let key = key_of(&loaded);
+            self.loaded_components().insert(key.clone(), loaded);
+            if auto_promote && out.state == VersionState::CatchingUp.as_str() {
+                spawn_auto_promote(self.store.clone(), self.deploy_lock.clone(), key);
+            }
         }
         Ok(out)
     }
@@ -194,6 +212,11 @@ impl Refract {
                 lag,
                 events_applied: p.events_applied,
                 events_skipped: p.events_skipped,
+                percent_caught_up: if head == 0 {
+                    100.0
+                } else {
+                    (p.position as f64 * 1000.0 / head as f64).round() / 10.0
+                },
                 event_types: rec.event_types,
                 error,
             });
@@ -219,44 +242,7 @@ impl Refract {
     /// version still catching up is refused unless `force`.
     pub async fn promote(&self, name: &str, version: u32, force: bool) -> Result<(), ServiceError> {
         let _one_at_a_time = self.deploy_lock.lock().await;
-        let comps = self.store.components().await?;
-        let target = find(&comps, name, version)?;
-        match VersionState::parse(&target.state) {
-            VersionState::Live => return Ok(()),
-            VersionState::Retired => {
-                return Err(LifecycleError::Retired {
-                    name: name.into(),
-                    version,
-                }
-                .into());
-            }
-            VersionState::CatchingUp if !force => {
-                let lag =
-                    self.store.head().await? - self.store.progress(&target.key).await?.position;
-                if lag > 0 {
-                    return Err(LifecycleError::NotCaughtUp {
-                        name: name.into(),
-                        version,
-                        lag,
-                    }
-                    .into());
-                }
-            }
-            _ => {}
-        }
-        let live = VersionState::Live.as_str();
-        let standby = VersionState::Standby.as_str();
-        let mut changes = vec![(target.key.clone(), live)];
-        changes.extend(
-            comps
-                .iter()
-                .filter(|c| c.key.name == name && c.key != target.key)
-                .filter(|c| VersionState::parse(&c.state) == VersionState::Live)
-                .map(|c| (c.key.clone(), standby)),
-        );
-        self.store.set_states(&changes).await?;
-        tracing::info!(projection = %target.key, "promoted to live");
-        Ok(())
+        promote(self.store.as_ref(), name, version, force).await
     }
 
     /// Stops a version's agent and drops its documents and progress; the live
@@ -395,4 +381,89 @@ fn key_of(loaded: &LoadedComponent) -> ProjectionKey {
         name: loaded.descriptor.name.clone(),
         version: loaded.descriptor.version,
     }
+}
+
+/// Makes a version live and the live one standby; the caller holds the deploy lock.
+async fn promote(
+    store: &dyn Store,
+    name: &str,
+    version: u32,
+    force: bool,
+) -> Result<(), ServiceError> {
+    let comps = store.components().await?;
+    let target = find(&comps, name, version)?;
+    match VersionState::parse(&target.state) {
+        VersionState::Live => return Ok(()),
+        VersionState::Retired => {
+            return Err(LifecycleError::Retired {
+                name: name.into(),
+                version,
+            }
+            .into());
+        }
+        VersionState::CatchingUp if !force => {
+            let lag = store.head().await? - store.progress(&target.key).await?.position;
+            if lag > 0 {
+                return Err(LifecycleError::NotCaughtUp {
+                    name: name.into(),
+                    version,
+                    lag,
+                }
+                .into());
+            }
+        }
+        _ => {}
+    }
+    let live = VersionState::Live.as_str();
+    let standby = VersionState::Standby.as_str();
+    let mut changes = vec![(target.key.clone(), live)];
+    changes.extend(
+        comps
+            .iter()
+            .filter(|c| c.key.name == name && c.key != target.key)
+            .filter(|c| VersionState::parse(&c.state) == VersionState::Live)
+            .map(|c| (c.key.clone(), standby)),
+    );
+    store.set_states(&changes).await?;
+    tracing::info!(projection = %target.key, "promoted to live");
+    Ok(())
+}
+
+/// Watches a version deployed with `auto_promote` and promotes it once it has
+/// caught up, unless someone changed its state first.
+fn spawn_auto_promote(store: Arc<dyn Store>, lock: Arc<Mutex<()>>, key: ProjectionKey) {
+    tokio::spawn(async move {
+        let mut head = store.watch_head();
+        loop {
+            let state = match store.components().await {
+                Ok(c) => c
+                    .into_iter()
+                    .find(|c| c.key == key)
+                    .map(|c| VersionState::parse(&c.state)),
+                Err(e) => {
+                    tracing::warn!(projection = %key, "auto-promote: {e}");
+                    None
+                }
+            };
+            if state != Some(VersionState::CatchingUp) {
+                return;
+            }
+            let caught_up = match (store.head().await, store.progress(&key).await) {
+                (Ok(h), Ok(p)) => p.position >= h,
+                _ => false,
+            };
+            if caught_up {
+                let _one_at_a_time = lock.lock().await;
+                match promote(store.as_ref(), &key.name, key.version, false).await {
+                    Ok(()) => tracing::info!(projection = %key, "auto-promoted: caught up"),
+                    Err(e) => tracing::warn!(projection = %key, "auto-promote: {e}"),
+                }
+                return;
+            }
+            tokio::select! {
+                _ = head.changed() => {}
+                _ = tokio::time::sleep(std::time::Duration::from_millis(100)) => {}
+            }
+        }
+    });
 }

@@ -331,3 +331,61 @@ async fn write_model_reads_are_correct_while_the_version_catches_up() {
         404
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_promote_happens_once_caught_up_even_across_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let config = "page_size = 5\n";
+    let mut daemon = Daemon::start(&data, Some(config));
+    daemon
+        .deploy(refract_test_artifacts::INCIDENT_DETAILS_V1)
+        .await;
+    let mut head = 0;
+    for (id, events) in workload(8, 500) {
+        let (code, body) = daemon.append(&id, Some(0), &events).await;
+        assert_eq!(code, 200, "{body}");
+        head = body["last_sequence"].as_i64().expect("sequence");
+    }
+    let wasm = std::fs::read(refract_test_artifacts::INCIDENT_DETAILS_V2).expect("wasm");
+    let (code, v2) = daemon
+        .request(
+            reqwest::Method::POST,
+            "/components?auto_promote=true",
+            Some(wasm),
+        )
+        .await;
+    assert_eq!((code, &v2["state"]), (200, &json!("catching-up")), "{v2}");
+    // Killed before v2 caught up: the pending promotion is in the registry.
+    let behind = daemon.projection("incident-details", 2).await;
+    assert!(
+        behind["position"].as_i64() < Some(head),
+        "v2 must still be behind: {behind}"
+    );
+    daemon.kill();
+    let daemon = Daemon::start(&data, Some(config));
+    let p2 = daemon
+        .wait_caught_up("incident-details", 2, head, Duration::from_secs(120))
+        .await;
+    assert_eq!(p2["percent_caught_up"], 100.0);
+    let mut state = json!(null);
+    for _ in 0..200 {
+        state = daemon.projection("incident-details", 2).await["state"].clone();
+        if state == "live" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(state, "live", "{}", daemon.log());
+    assert_eq!(
+        daemon.projection("incident-details", 1).await["state"],
+        "standby"
+    );
+    let (_, doc) = daemon
+        .get("/projections/incident-details/docs/incident-00000")
+        .await;
+    assert!(
+        doc.get("duplicate_ids").is_some(),
+        "unversioned reads serve v2: {doc}"
+    );
+}

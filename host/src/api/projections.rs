@@ -14,16 +14,25 @@ use super::ApiError;
 use crate::deploy::Deployed;
 use crate::service::{ProjectionStatus, Refract};
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct DeployQuery {
+    #[serde(default)]
+    auto_promote: bool,
+}
+
 pub(super) async fn deploy(
     State(svc): State<Arc<Refract>>,
+    query: Result<Query<DeployQuery>, QueryRejection>,
     body: Bytes,
 ) -> Result<Json<Deployed>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     if body.is_empty() {
         return Err(ApiError::bad_request(
             "empty upload: send the component's .wasm bytes",
         ));
     }
-    Ok(Json(svc.deploy(body.to_vec()).await?))
+    Ok(Json(svc.deploy(body.to_vec(), q.auto_promote).await?))
 }
 
 pub(super) async fn list(

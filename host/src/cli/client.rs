@@ -98,10 +98,10 @@ impl Client {
         Ok(())
     }
 
-    pub(super) async fn deploy(&self, files: &[PathBuf]) -> anyhow::Result<()> {
+    pub(super) async fn deploy(&self, files: &[PathBuf], auto_promote: bool) -> anyhow::Result<()> {
         for f in files {
             let wasm = std::fs::read(f).with_context(|| format!("cannot read {}", f.display()))?;
-            let url = format!("{}/components", self.base);
+            let url = format!("{}/components?auto_promote={auto_promote}", self.base);
             let out = self
                 .send(self.http.post(url).body(wasm))
                 .await

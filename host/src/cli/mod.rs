@@ -50,6 +50,9 @@ enum Command {
         /// The component files.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// Make a version deployed beside a live one live once it has caught up.
+        #[arg(long)]
+        auto_promote: bool,
     },
     /// Shows every projection version with its progress.
     Status {
@@ -114,7 +117,10 @@ pub async fn run() -> anyhow::Result<()> {
             serve(cfg).await
         }
         Command::Append(args) => api.append(args).await,
-        Command::Deploy { files } => api.deploy(&files).await,
+        Command::Deploy {
+            files,
+            auto_promote,
+        } => api.deploy(&files, auto_promote).await,
         Command::Status { json } => api.status(json).await,
         Command::Get { name, id, version } => api.get_doc(&name, &id, version).await,
         Command::Stream { id } => api.stream(&id).await,

@@ -72,6 +72,7 @@ pub async fn deploy(
     store: &dyn Store,
     components_dir: &Path,
     wasm: Vec<u8>,
+    auto_promote: bool,
 ) -> Result<(Deployed, Option<LoadedComponent>), DeployError> {
     let rt = runtime.clone();
     let loaded = tokio::task::spawn_blocking(move || rt.load(&wasm).map(|l| (l, wasm)))
@@ -115,6 +116,7 @@ pub async fn deploy(
         event_types: d.event_types.clone(),
         state: state.as_str().into(),
         deployed_at: now_micros(),
+        auto_promote,
     };
     store.save_component(&rec).await?;
     tracing::info!(

@@ -254,6 +254,8 @@ pub struct ComponentRecord {
     pub state: String,
     /// Microseconds since the Unix epoch when it was deployed.
     pub deployed_at: i64,
+    /// Promote it to live by itself once it has caught up.
+    pub auto_promote: bool,
 }
 
 /// What a write-model read needs, read in one transaction: the persisted document,

@@ -278,10 +278,11 @@ impl Registry for SqliteStore {
             .map_err(|e| StoreError::Invalid(format!("event types: {e}")))?;
         sqlx::query(
             "INSERT INTO components (name, version, team, sha256, event_types, state, \
-             deployed_at) VALUES (?, ?, ?, ?, ?, ?, ?) \
+             deployed_at, auto_promote) VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
              ON CONFLICT (name, version) DO UPDATE SET team = excluded.team, \
              sha256 = excluded.sha256, event_types = excluded.event_types, \
-             state = excluded.state, deployed_at = excluded.deployed_at",
+             state = excluded.state, deployed_at = excluded.deployed_at, \
+             auto_promote = excluded.auto_promote",
         )
         .bind(&rec.key.name)
         .bind(rec.key.version)
@@ -290,6 +291,7 @@ impl Registry for SqliteStore {
         .bind(types)
         .bind(&rec.state)
         .bind(rec.deployed_at)
+        .bind(rec.auto_promote)
         .execute(self.writer())
         .await?;
         Ok(())
@@ -311,7 +313,7 @@ impl Registry for SqliteStore {
 
     async fn components(&self) -> Result<Vec<ComponentRecord>, StoreError> {
         let rows = sqlx::query(
-            "SELECT name, version, team, sha256, event_types, state, deployed_at \
+            "SELECT name, version, team, sha256, event_types, state, deployed_at, auto_promote \
              FROM components ORDER BY name, version",
         )
         .fetch_all(self.reader())
@@ -332,6 +334,7 @@ impl Registry for SqliteStore {
                         .map_err(|e| StoreError::Corrupt(format!("event types: {e}")))?,
                     state: row.try_get(5)?,
                     deployed_at: row.try_get(6)?,
+                    auto_promote: row.try_get(7)?,
                 })
             })
             .collect()
