@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use sqlx::{AssertSqlSafe, QueryBuilder, Row, Sqlite};
 
-use super::{EVENT_COLUMNS, SqliteStore, event_from_row, to_u64};
+use super::{EVENT_COLUMNS, SqliteStore, event_from_row, push_in_list, to_u64};
 use crate::store::{
     AggregateRead, ComponentRecord, DocWrite, DocumentStore, Position, Progress, ProjectionKey,
     Registry, RunStatus, StoreError, StreamId, now_micros,
@@ -77,12 +77,8 @@ impl DocumentStore for SqliteStore {
         let mut docs = HashMap::with_capacity(ids.len());
         for chunk in ids.chunks(ID_CHUNK) {
             let mut qb: QueryBuilder<Sqlite> =
-                QueryBuilder::new(format!("SELECT id, body FROM {t} WHERE id IN ("));
-            let mut sep = qb.separated(", ");
-            for id in chunk {
-                sep.push_bind(*id);
-            }
-            qb.push(")");
+                QueryBuilder::new(format!("SELECT id, body FROM {t} WHERE id IN "));
+            push_in_list(&mut qb, chunk);
             for row in qb.build().fetch_all(self.reader()).await? {
                 docs.insert(row.try_get(0)?, row.try_get(1)?);
             }
@@ -122,12 +118,9 @@ impl DocumentStore for SqliteStore {
         qb.push_bind(stream.as_str())
             .push(" AND seq > ")
             .push_bind(position);
-        qb.push(" AND event_type IN (");
-        let mut sep = qb.separated(", ");
-        for ty in types {
-            sep.push_bind(ty);
-        }
-        qb.push(") ORDER BY stream_version");
+        qb.push(" AND event_type IN ");
+        push_in_list(&mut qb, types);
+        qb.push(" ORDER BY stream_version");
         let rows = qb.build().fetch_all(&mut *tx).await?;
         tx.commit().await?;
         Ok(AggregateRead {
@@ -195,12 +188,8 @@ impl DocumentStore for SqliteStore {
         }
         for chunk in deletes.chunks(ID_CHUNK) {
             let mut qb: QueryBuilder<Sqlite> =
-                QueryBuilder::new(format!("DELETE FROM {t} WHERE id IN ("));
-            let mut sep = qb.separated(", ");
-            for id in chunk {
-                sep.push_bind(*id);
-            }
-            qb.push(")");
+                QueryBuilder::new(format!("DELETE FROM {t} WHERE id IN "));
+            push_in_list(&mut qb, chunk);
             qb.build().execute(&mut *tx).await?;
         }
         let updated = sqlx::query(

@@ -86,6 +86,23 @@ impl SqliteStore {
     }
 }
 
+/// Appends `(?, ?, ...)` binding `items`; `(NULL)` when there are none, which
+/// matches nothing.
+pub(super) fn push_in_list<'a, T>(qb: &mut QueryBuilder<Sqlite>, items: &'a [T])
+where
+    &'a T: sqlx::Encode<'a, Sqlite> + sqlx::Type<Sqlite>,
+{
+    qb.push("(");
+    let mut sep = qb.separated(", ");
+    for item in items {
+        sep.push_bind(item);
+    }
+    if items.is_empty() {
+        sep.push("NULL");
+    }
+    qb.push(")");
+}
+
 /// Converts a stored integer that must not be negative.
 fn to_u64(v: i64, what: &str) -> Result<u64, StoreError> {
     u64::try_from(v).map_err(|_| StoreError::Corrupt(format!("negative {what}: {v}")))
@@ -302,15 +319,8 @@ impl EventStore for SqliteStore {
             QueryBuilder::new(format!("SELECT {EVENT_COLUMNS} FROM events WHERE seq > "));
         qb.push_bind(after).push(" AND seq <= ").push_bind(head);
         if let Some(types) = types {
-            qb.push(" AND event_type IN (");
-            let mut sep = qb.separated(", ");
-            for t in types {
-                sep.push_bind(t);
-            }
-            if types.is_empty() {
-                sep.push("NULL");
-            }
-            qb.push(")");
+            qb.push(" AND event_type IN ");
+            push_in_list(&mut qb, types);
         }
         qb.push(" ORDER BY seq LIMIT ").push_bind(limit as i64);
         let rows = qb.build().fetch_all(&mut *tx).await?;
