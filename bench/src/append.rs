@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use anyhow::{Context, bail, ensure};
+use anyhow::{Context, ensure};
 use refract::store::sqlite::SqliteStore;
 use refract::store::{AppendRequest, AppendResult, EventStore, ExpectedVersion, StreamId};
 
@@ -62,6 +62,28 @@ fn verify(stream: &str, count: usize, version_after: u64, r: &AppendResult) -> a
     Ok(())
 }
 
+/// Waits for the clients, checks the head moved by exactly `events`, returns events/s.
+async fn finish(
+    tasks: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    store: &dyn EventStore,
+    before: i64,
+    events: usize,
+    started: Instant,
+    what: &str,
+) -> anyhow::Result<f64> {
+    for t in tasks {
+        t.await??;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let after = store.head().await?;
+    ensure!(
+        after - before == events as i64,
+        "{what} append of {events} events moved the head by {}",
+        after - before
+    );
+    Ok(events as f64 / secs)
+}
+
 /// Runs the append workload, library then HTTP, each on its own data directory.
 pub async fn run(report: &mut Report, scale: &Scale, dir: &Path) -> anyhow::Result<()> {
     let lib_dir = dir.join("append-library");
@@ -90,21 +112,12 @@ pub async fn run(report: &mut Report, scale: &Scale, dir: &Path) -> anyhow::Resu
                 })
             })
             .collect();
-        for t in tasks {
-            t.await??;
-        }
-        let secs = started.elapsed().as_secs_f64();
-        let after = store.head().await?;
-        ensure!(
-            after - before == events as i64,
-            "library append of {events} events moved the head by {}",
-            after - before
-        );
+        let rate = finish(tasks, &store, before, events, started, "library").await?;
         report.add(
             "append",
             &format!("library_b{batch}_c{clients}"),
             label("library", batch, clients),
-            events as f64 / secs,
+            rate,
             "events/s",
         );
     }
@@ -217,22 +230,12 @@ async fn http(report: &mut Report, scale: &Scale, server: &Server) -> anyhow::Re
                 })
             })
             .collect();
-        for t in tasks {
-            t.await??;
-        }
-        let secs = started.elapsed().as_secs_f64();
-        let after = store.head().await?;
-        if after - before != events as i64 {
-            bail!(
-                "HTTP append of {events} events moved the head by {}",
-                after - before
-            );
-        }
+        let rate = finish(tasks, store.as_ref(), before, events, started, "HTTP").await?;
         report.add(
             "append",
             &format!("http_b{batch}_c{clients}"),
             label("HTTP", batch, clients),
-            events as f64 / secs,
+            rate,
             "events/s",
         );
     }

@@ -2,6 +2,7 @@
 
 mod error;
 mod projections;
+mod query;
 mod streams;
 
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 
 pub use error::ApiError;
+use query::ApiQuery;
 
 use crate::service::Refract;
 

@@ -4,13 +4,12 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::IntoResponse;
 use serde::Deserialize;
 
-use super::ApiError;
+use super::{ApiError, ApiQuery};
 use crate::deploy::Deployed;
 use crate::service::{ProjectionStatus, Refract};
 
@@ -23,10 +22,9 @@ pub(super) struct DeployQuery {
 
 pub(super) async fn deploy(
     State(svc): State<Arc<Refract>>,
-    query: Result<Query<DeployQuery>, QueryRejection>,
+    ApiQuery(q): ApiQuery<DeployQuery>,
     body: Bytes,
 ) -> Result<Json<Deployed>, ApiError> {
-    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     if body.is_empty() {
         return Err(ApiError::bad_request(
             "empty upload: send the component's .wasm bytes",
@@ -50,9 +48,8 @@ pub(super) struct DocQuery {
 pub(super) async fn doc(
     State(svc): State<Arc<Refract>>,
     Path((name, id)): Path<(String, String)>,
-    query: Result<Query<DocQuery>, QueryRejection>,
+    ApiQuery(q): ApiQuery<DocQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let body = svc.get_doc(&name, q.version, &id).await?;
     Ok(([(header::CONTENT_TYPE, "application/json")], body))
 }
@@ -67,9 +64,8 @@ pub(super) struct PromoteQuery {
 pub(super) async fn promote(
     State(svc): State<Arc<Refract>>,
     Path((name, version)): Path<(String, u32)>,
-    query: Result<Query<PromoteQuery>, QueryRejection>,
+    ApiQuery(q): ApiQuery<PromoteQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     svc.promote(&name, version, q.force).await?;
     Ok(Json(
         serde_json::json!({"name": name, "version": version, "state": "live"}),

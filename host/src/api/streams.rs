@@ -8,7 +8,7 @@ use axum::extract::{Path, State};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use super::ApiError;
+use super::{ApiError, ApiQuery};
 use crate::service::Refract;
 use crate::store::{
     AppendRequest, AppendResult, ExpectedVersion, NewEvent, RecordedEvent, StreamId,
@@ -147,9 +147,8 @@ pub(super) struct AggregateQuery {
 pub(super) async fn aggregate(
     State(svc): State<Arc<Refract>>,
     Path((id, projection)): Path<(String, String)>,
-    query: Result<axum::extract::Query<AggregateQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(q): ApiQuery<AggregateQuery>,
 ) -> Result<Json<crate::service::Aggregate>, ApiError> {
-    let axum::extract::Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let stream = StreamId::new(id)?;
     Ok(Json(svc.aggregate(&stream, &projection, q.version).await?))
 }
