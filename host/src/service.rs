@@ -1,5 +1,9 @@
 //! `Refract`: the one service type the HTTP API (and through it the CLI) drives.
 
+mod reload;
+
+pub use reload::{Reload, Reloaded};
+
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -34,6 +38,9 @@ pub enum ServiceError {
     /// Starting up failed.
     #[error("{0}")]
     Startup(String),
+    /// A version did not get where it was waited for (paused, or too slow).
+    #[error("{0}")]
+    Stalled(String),
     /// A guest failed while serving a request (a write-model read).
     #[error(transparent)]
     Guest(#[from] RuntimeError),
@@ -114,7 +121,7 @@ impl Refract {
         let mut loaded_map = std::collections::HashMap::new();
         for loaded in deploy::restore(&runtime, store.as_ref(), &components_dir).await? {
             daemon.start(&loaded);
-            loaded_map.insert(key_of(&loaded), loaded);
+            loaded_map.insert(deploy::key_of(&loaded), loaded);
         }
         Ok(Self {
             store,
@@ -166,14 +173,19 @@ impl Refract {
         )
         .await?;
         if let Some(loaded) = loaded {
-            self.daemon.start(&loaded);
-            let key = key_of(&loaded);
-            self.loaded_components().insert(key.clone(), loaded);
-            if auto_promote && out.state == VersionState::CatchingUp.as_str() {
-                spawn_auto_promote(self.store.clone(), self.deploy_lock.clone(), key);
-            }
+            self.run_new(loaded, &out, auto_promote);
         }
         Ok(out)
+    }
+
+    /// Starts the agent of a newly registered version and remembers its component.
+    fn run_new(&self, loaded: LoadedComponent, out: &Deployed, auto_promote: bool) {
+        self.daemon.start(&loaded);
+        let key = deploy::key_of(&loaded);
+        self.loaded_components().insert(key.clone(), loaded);
+        if auto_promote && out.state == VersionState::CatchingUp.as_str() {
+            spawn_auto_promote(self.store.clone(), self.deploy_lock.clone(), key);
+        }
     }
 
     /// Every deployed projection version with its progress.
@@ -374,13 +386,6 @@ fn find<'a>(
         .iter()
         .find(|c| c.key.name == name && c.key.version == version)
         .ok_or_else(|| ServiceError::NotFound(format!("projection {name} version {version}")))
-}
-
-fn key_of(loaded: &LoadedComponent) -> ProjectionKey {
-    ProjectionKey {
-        name: loaded.descriptor.name.clone(),
-        version: loaded.descriptor.version,
-    }
 }
 
 /// Makes a version live and the live one standby; the caller holds the deploy lock.

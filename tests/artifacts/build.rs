@@ -9,6 +9,7 @@ const GUESTS: &[(&str, &str)] = &[
     ("incident-details", "INCIDENT_DETAILS_V1"),
     ("incident-details-v2", "INCIDENT_DETAILS_V2"),
     ("stream-counter", "STREAM_COUNTER"),
+    ("incident-details-edited", "INCIDENT_DETAILS_EDITED"),
 ];
 
 fn main() {
@@ -18,7 +19,7 @@ fn main() {
         .and_then(Path::parent)
         .expect("tests/artifacts sits two levels below the workspace root")
         .to_owned();
-    for dir in ["guest-sdk", "sample-projections", "wit"] {
+    for dir in ["guest-sdk", "sample-projections", "tests/guests", "wit"] {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }
     let target_dir = root.join("target").join("guests");

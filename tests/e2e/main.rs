@@ -3,6 +3,7 @@
 
 mod api;
 mod common;
+mod dev;
 mod faults;
 mod helpdesk;
 mod restart;

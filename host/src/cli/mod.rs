@@ -2,13 +2,14 @@
 //! clients of its HTTP API.
 
 mod client;
+mod dev;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 use crate::config::Config;
 use crate::service::Refract;
@@ -29,19 +30,49 @@ pub struct Cli {
     command: Command,
 }
 
+/// Where and how the daemon runs.
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// Data directory (database, components, compiled artifacts).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// A TOML config file.
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+impl ServeArgs {
+    /// The config file (or the defaults) with the flags applied over it.
+    fn config(self) -> anyhow::Result<Config> {
+        let mut cfg = match self.config {
+            Some(path) => Config::load(&path)?,
+            None => Config::default(),
+        };
+        if let Some(d) = self.data_dir {
+            cfg.data_dir = d;
+        }
+        if let Some(l) = self.listen {
+            cfg.listen = l;
+        }
+        Ok(cfg)
+    }
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Runs the daemon: event store, projections and HTTP API.
-    Serve {
-        /// Data directory (database, components, compiled artifacts).
-        #[arg(long)]
-        data_dir: Option<PathBuf>,
-        /// Address to listen on (port 0 picks a free port).
-        #[arg(long)]
-        listen: Option<SocketAddr>,
-        /// A TOML config file.
-        #[arg(long)]
-        config: Option<PathBuf>,
+    Serve(ServeArgs),
+    /// Runs the daemon and hot-reloads components whose .wasm files change: the same
+    /// version is replaced in place and re-projected, a new version is deployed beside.
+    Dev {
+        #[command(flatten)]
+        serve: ServeArgs,
+        /// Component files or directories to watch (default: target/wasm32-wasip2/release
+        /// and target/wasm32-wasip1/release).
+        paths: Vec<PathBuf>,
     },
     /// Appends events to a stream.
     Append(client::AppendArgs),
@@ -99,23 +130,8 @@ pub async fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let api = client::Client::new(&cli.url);
     match cli.command {
-        Command::Serve {
-            data_dir,
-            listen,
-            config,
-        } => {
-            let mut cfg = match config {
-                Some(path) => Config::load(&path)?,
-                None => Config::default(),
-            };
-            if let Some(d) = data_dir {
-                cfg.data_dir = d;
-            }
-            if let Some(l) = listen {
-                cfg.listen = l;
-            }
-            serve(cfg).await
-        }
+        Command::Serve(args) => serve(args.config()?, None).await,
+        Command::Dev { serve: args, paths } => serve(args.config()?, Some(&paths)).await,
         Command::Append(args) => api.append(args).await,
         Command::Deploy {
             files,
@@ -144,9 +160,13 @@ pub async fn run() -> anyhow::Result<()> {
     }
 }
 
-/// Runs the daemon until Ctrl-C or SIGTERM, then stops the agents cleanly.
-pub async fn serve(config: Config) -> anyhow::Result<()> {
+/// Runs the daemon until Ctrl-C or SIGTERM, then stops the agents cleanly; with
+/// `watch`, it hot-reloads the components found there (development mode).
+pub async fn serve(config: Config, watch: Option<&[PathBuf]>) -> anyhow::Result<()> {
     let svc = Arc::new(Refract::open(&config).await?);
+    if let Some(paths) = watch {
+        dev::watch(svc.clone(), paths).await?;
+    }
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;

@@ -59,7 +59,25 @@ pub(crate) struct Agent {
     /// Where time went since the agent was last idle.
     pub burst: Burst,
     /// The commit of the last page, running while the next one is projected.
-    pub pending: Option<JoinHandle<Result<(), StoreError>>>,
+    pub pending: InFlight,
+}
+
+/// An agent's commit in flight, shared with the daemon: stopping an agent waits for
+/// it, so that nothing of the stopped agent lands after, say, a hot reload's reset.
+#[derive(Clone, Default)]
+pub(crate) struct InFlight(Arc<Mutex<Option<CommitTask>>>);
+
+type CommitTask = JoinHandle<Result<(), StoreError>>;
+
+impl InFlight {
+    fn put(&self, task: CommitTask) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(task);
+    }
+
+    /// The commit in flight, if any, leaving none.
+    pub fn take(&self) -> Option<CommitTask> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
 }
 
 /// Events of other types the page passed over after `position`. SQLite sequences
@@ -299,7 +317,7 @@ impl Agent {
         // the cache already holds every document a commit in flight writes.
         self.settle().await?;
         let (store, key, at) = (self.store.clone(), self.key.clone(), page.scanned_to);
-        self.pending = Some(tokio::spawn(async move {
+        self.pending.put(tokio::spawn(async move {
             store.commit_page(&key, &writes, at, applied, skipped).await
         }));
         self.burst.page(applied as usize);

@@ -15,6 +15,9 @@ pub(crate) enum Phase {
     Commit,
 }
 
+/// Bursts of at least this many events are logged at info level.
+const REPORTED_BURST: u64 = 1000;
+
 /// Totals of one burst of work (from idle to caught up).
 #[derive(Debug, Default)]
 pub(crate) struct Burst {
@@ -46,19 +49,31 @@ impl Burst {
             let wall = started.elapsed();
             let ms = |d: Duration| d.as_secs_f64() * 1000.0;
             let [read, slice, load, apply, commit] = self.spent;
-            tracing::info!(
-                projection = %key,
-                events = self.events,
-                pages = self.pages,
-                events_per_s = (self.events as f64 / wall.as_secs_f64().max(1e-9)) as u64,
-                wall_ms = ms(wall) as u64,
-                read_ms = ms(read) as u64,
-                slice_ms = ms(slice) as u64,
-                load_ms = ms(load) as u64,
-                apply_ms = ms(apply) as u64,
-                commit_ms = ms(commit) as u64,
-                "caught up"
-            );
+            macro_rules! report {
+                ($level:expr) => {
+                    tracing::event!(
+                        $level,
+                        projection = %key,
+                        events = self.events,
+                        pages = self.pages,
+                        events_per_s = (self.events as f64 / wall.as_secs_f64().max(1e-9)) as u64,
+                        wall_ms = ms(wall) as u64,
+                        read_ms = ms(read) as u64,
+                        slice_ms = ms(slice) as u64,
+                        load_ms = ms(load) as u64,
+                        apply_ms = ms(apply) as u64,
+                        commit_ms = ms(commit) as u64,
+                        "caught up"
+                    )
+                };
+            }
+            // A daemon keeping up with a trickle of appends catches up all the time:
+            // only bursts worth a look reach the info log.
+            if self.events >= REPORTED_BURST || wall >= Duration::from_secs(1) {
+                report!(tracing::Level::INFO);
+            } else {
+                report!(tracing::Level::DEBUG);
+            }
         }
         *self = Self::default();
     }

@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use agent::Agent;
 pub use agent::PauseError;
+use agent::{Agent, InFlight};
 pub use projector::PageProjector;
 
 use crate::runtime::{Guest, LoadedComponent};
@@ -26,7 +26,7 @@ pub struct Daemon {
     store: Arc<dyn Store>,
     page_size: usize,
     shutdown: watch::Sender<bool>,
-    agents: Mutex<HashMap<ProjectionKey, JoinHandle<()>>>,
+    agents: Mutex<HashMap<ProjectionKey, (JoinHandle<()>, InFlight)>>,
 }
 
 impl Daemon {
@@ -58,6 +58,7 @@ impl Daemon {
         event_types: Vec<String>,
         projector: Box<dyn PageProjector>,
     ) {
+        let pending = InFlight::default();
         let agent = Agent {
             projector: Arc::new(Mutex::new(projector)),
             key: key.clone(),
@@ -67,32 +68,36 @@ impl Daemon {
             shutdown: self.shutdown.subscribe(),
             cache: HashMap::new(),
             burst: Default::default(),
-            pending: None,
+            pending: pending.clone(),
             cache_is_whole: false,
         };
         let task = tokio::spawn(agent.run());
         let mut agents = self.agents.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(old) = agents.insert(key, task) {
+        if let Some((old, _)) = agents.insert(key, (task, pending)) {
             old.abort();
         }
     }
 
-    /// Stops one version's agent (a commit in flight is abandoned and rolls back).
+    /// Stops one version's agent and waits for its commit in flight to end, so the
+    /// version's tables can be reset or dropped without a late write landing.
     pub async fn stop(&self, key: &ProjectionKey) {
-        let task = {
+        let entry = {
             let mut agents = self.agents.lock().unwrap_or_else(|p| p.into_inner());
             agents.remove(key)
         };
-        if let Some(task) = task {
+        if let Some((task, pending)) = entry {
             task.abort();
             let _ = task.await;
+            if let Some(commit) = pending.take() {
+                let _ = commit.await;
+            }
         }
     }
 
     /// Whether an agent task is running for this version.
     pub fn is_running(&self, key: &ProjectionKey) -> bool {
         let agents = self.agents.lock().unwrap_or_else(|p| p.into_inner());
-        agents.get(key).is_some_and(|t| !t.is_finished())
+        agents.get(key).is_some_and(|(t, _)| !t.is_finished())
     }
 
     /// Signals every agent to stop after its current page and waits for them.
@@ -100,7 +105,7 @@ impl Daemon {
         self.shutdown.send_replace(true);
         let tasks: Vec<_> = {
             let mut agents = self.agents.lock().unwrap_or_else(|p| p.into_inner());
-            agents.drain().map(|(_, t)| t).collect()
+            agents.drain().map(|(_, (t, _))| t).collect()
         };
         for t in tasks {
             let _ = t.await;

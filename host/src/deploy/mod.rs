@@ -74,16 +74,32 @@ pub async fn deploy(
     wasm: Vec<u8>,
     auto_promote: bool,
 ) -> Result<(Deployed, Option<LoadedComponent>), DeployError> {
+    let (loaded, wasm) = load(runtime, wasm).await?;
+    register(store, components_dir, loaded, &wasm, auto_promote).await
+}
+
+/// Compiles (or loads from the artifact cache) and validates a component on a
+/// blocking thread; gives the bytes back for storing.
+pub async fn load(
+    runtime: &Runtime,
+    wasm: Vec<u8>,
+) -> Result<(LoadedComponent, Vec<u8>), DeployError> {
     let rt = runtime.clone();
     let loaded = tokio::task::spawn_blocking(move || rt.load(&wasm).map(|l| (l, wasm)))
         .await
         .map_err(|e| RuntimeError::Host(format!("compile task: {e}")))??;
-    let (loaded, wasm) = loaded;
-    let d = &loaded.descriptor;
-    let key = ProjectionKey {
-        name: d.name.clone(),
-        version: d.version,
-    };
+    Ok(loaded)
+}
+
+/// Registers a loaded component under its name and version (see [`deploy`]).
+pub async fn register(
+    store: &dyn Store,
+    components_dir: &Path,
+    loaded: LoadedComponent,
+    wasm: &[u8],
+    auto_promote: bool,
+) -> Result<(Deployed, Option<LoadedComponent>), DeployError> {
+    let key = key_of(&loaded);
     let existing = store.components().await?.into_iter().find(|c| c.key == key);
     if let Some(rec) = existing {
         if rec.sha256 != loaded.sha256 {
@@ -95,8 +111,7 @@ pub async fn deploy(
         let out = deployed(&rec, false);
         return Ok((out, None));
     }
-    let path = wasm_path(components_dir, &loaded.sha256);
-    write_file(&path, &wasm).await?;
+    write_file(&wasm_path(components_dir, &loaded.sha256), wasm).await?;
     // The first version of a name serves at once; later ones rebuild beside it.
     let has_live = store
         .components()
@@ -113,7 +128,7 @@ pub async fn deploy(
         key,
         team: DEFAULT_TEAM.into(),
         sha256: loaded.sha256.clone(),
-        event_types: d.event_types.clone(),
+        event_types: loaded.descriptor.event_types.clone(),
         state: state.as_str().into(),
         deployed_at: now_micros(),
         auto_promote,
@@ -126,6 +141,45 @@ pub async fn deploy(
         "deployed"
     );
     Ok((deployed(&rec, true), Some(loaded)))
+}
+
+/// Puts new code under an existing version (development hot reload): its documents
+/// and progress are dropped and recreated empty, so it re-projects from the first
+/// event. The caller stops the version's agent first and starts it again after.
+pub async fn replace(
+    store: &dyn Store,
+    components_dir: &Path,
+    loaded: &LoadedComponent,
+    wasm: &[u8],
+    previous: &ComponentRecord,
+) -> Result<Deployed, DeployError> {
+    write_file(&wasm_path(components_dir, &loaded.sha256), wasm).await?;
+    // Dropped before the new hash is recorded: a crash in between leaves the old
+    // code with empty tables (a rebuild), never new code over old documents.
+    store.drop_projection(&previous.key).await?;
+    let rec = ComponentRecord {
+        sha256: loaded.sha256.clone(),
+        event_types: loaded.descriptor.event_types.clone(),
+        deployed_at: now_micros(),
+        ..previous.clone()
+    };
+    store.save_component(&rec).await?;
+    store.prepare_projection(&rec.key).await?;
+    tracing::info!(
+        projection = %rec.key,
+        previous = %previous.sha256,
+        sha256 = %rec.sha256,
+        "replaced in place"
+    );
+    Ok(deployed(&rec, true))
+}
+
+/// The projection version a loaded component is.
+pub fn key_of(loaded: &LoadedComponent) -> ProjectionKey {
+    ProjectionKey {
+        name: loaded.descriptor.name.clone(),
+        version: loaded.descriptor.version,
+    }
 }
 
 /// Loads every registered component from the data directory, for a restart. A
@@ -167,10 +221,7 @@ async fn restore_one(
             path: path.clone(),
             source,
         })?;
-    let rt = runtime.clone();
-    let loaded = tokio::task::spawn_blocking(move || rt.load(&wasm))
-        .await
-        .map_err(|e| RuntimeError::Host(format!("compile task: {e}")))??;
+    let (loaded, _) = load(runtime, wasm).await?;
     store.prepare_projection(&rec.key).await?;
     tracing::info!(projection = %rec.key, from_cache = loaded.from_cache, "restored");
     Ok(loaded)

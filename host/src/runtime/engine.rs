@@ -175,7 +175,7 @@ fn write_artifact(component: &Component, path: &Path) -> Result<(), String> {
 fn check_header(wasm: &[u8]) -> Result<(), RuntimeError> {
     if wasm.len() < 8 || &wasm[..4] != b"\0asm" {
         return Err(E::NotAComponent(
-            "the upload does not start with the WebAssembly magic bytes \\0asm".into(),
+            "it does not start with the WebAssembly magic bytes \\0asm".into(),
         ));
     }
     if wasm[4..8] == [1, 0, 0, 0] {

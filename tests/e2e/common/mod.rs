@@ -29,6 +29,15 @@ static STARTS: AtomicUsize = AtomicUsize::new(0);
 impl Daemon {
     /// Starts a daemon on `data_dir` with an optional TOML config and waits until it listens.
     pub fn start(data_dir: &Path, config: Option<&str>) -> Self {
+        Self::launch("serve", data_dir, config, &[])
+    }
+
+    /// Starts `refract dev` watching `paths` and waits until it listens.
+    pub fn start_dev(data_dir: &Path, paths: &[&Path]) -> Self {
+        Self::launch("dev", data_dir, None, paths)
+    }
+
+    fn launch(verb: &str, data_dir: &Path, config: Option<&str>, paths: &[&Path]) -> Self {
         std::fs::create_dir_all(data_dir).expect("create data dir");
         let n = STARTS.fetch_add(1, Ordering::SeqCst);
         let log = data_dir.with_file_name(format!(
@@ -39,7 +48,8 @@ impl Daemon {
                 .unwrap_or("data")
         ));
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_refract"));
-        cmd.arg("serve")
+        cmd.arg(verb)
+            .args(paths)
             .arg("--data-dir")
             .arg(data_dir)
             .args(["--listen", "127.0.0.1:0"])
@@ -83,6 +93,11 @@ impl Daemon {
     /// The daemon's log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Whether the process is still the one started (it has not exited).
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     /// SIGKILL: no shutdown code runs.

@@ -1,0 +1,158 @@
+//! Development hot reload: a component file that changed is deployed when its
+//! version is new, and replaces the running code when it declares a version that is
+//! already deployed (its documents are rebuilt from the first event).
+
+use std::time::{Duration, Instant};
+
+use super::{Refract, ServiceError};
+use crate::deploy::{self, Deployed, LifecycleError, VersionState};
+use crate::store::{Position, ProjectionKey, RunStatus};
+
+/// What a reload did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reload {
+    /// A name or version not deployed before: deployed (beside an older live version
+    /// it is promoted once caught up).
+    Deployed,
+    /// The same version with new code: swapped in place, re-projecting from the start.
+    Replaced {
+        /// Hex SHA-256 of the code it replaced.
+        previous_sha256: String,
+    },
+    /// The code deployed under that version already: nothing changed.
+    Unchanged,
+}
+
+/// The outcome of [`Refract::reload`], with what it took.
+#[derive(Debug, Clone)]
+pub struct Reloaded {
+    /// What was done.
+    pub action: Reload,
+    /// The version as registered now.
+    pub deployed: Deployed,
+    /// Time to compile (or load the cached artifact) and validate the component.
+    pub compile: Duration,
+    /// Whether the compiled artifact came from the cache.
+    pub from_cache: bool,
+    /// The store's last sequence when the new code started: caught up once there.
+    pub head: Position,
+}
+
+impl Reloaded {
+    /// The projection version this reload is about.
+    pub fn key(&self) -> ProjectionKey {
+        ProjectionKey {
+            name: self.deployed.name.clone(),
+            version: self.deployed.version,
+        }
+    }
+}
+
+impl Refract {
+    /// Loads a component for development: a new version is deployed (with
+    /// auto-promote), the same version with other code replaces the running one in
+    /// place. A component that fails to load changes nothing: what ran keeps running.
+    pub async fn reload(&self, wasm: Vec<u8>) -> Result<Reloaded, ServiceError> {
+        let _one_at_a_time = self.deploy_lock.lock().await;
+        let (loaded, wasm) = deploy::load(&self.runtime, wasm).await?;
+        let (compile, from_cache) = (loaded.load_time, loaded.from_cache);
+        let key = deploy::key_of(&loaded);
+        let existing = self
+            .store
+            .components()
+            .await?
+            .into_iter()
+            .find(|c| c.key == key);
+        let (action, deployed) = match existing {
+            Some(rec) if rec.sha256 != loaded.sha256 => {
+                if VersionState::parse(&rec.state) == VersionState::Retired {
+                    return Err(LifecycleError::Retired {
+                        name: key.name,
+                        version: key.version,
+                    }
+                    .into());
+                }
+                self.daemon.stop(&key).await;
+                let replaced = deploy::replace(
+                    self.store.as_ref(),
+                    &self.components_dir,
+                    &loaded,
+                    &wasm,
+                    &rec,
+                )
+                .await;
+                let deployed = match replaced {
+                    Ok(d) => d,
+                    Err(e) => {
+                        // Keep serving with the code that ran before.
+                        let previous = self.loaded_components().get(&key).cloned();
+                        if let Some(previous) = previous {
+                            self.daemon.start(&previous);
+                        }
+                        return Err(e.into());
+                    }
+                };
+                self.daemon.start(&loaded);
+                self.loaded_components().insert(key, loaded);
+                let action = Reload::Replaced {
+                    previous_sha256: rec.sha256,
+                };
+                (action, deployed)
+            }
+            _ => {
+                let (out, new) = deploy::register(
+                    self.store.as_ref(),
+                    &self.components_dir,
+                    loaded,
+                    &wasm,
+                    true,
+                )
+                .await?;
+                match new {
+                    Some(loaded) => {
+                        self.run_new(loaded, &out, true);
+                        (Reload::Deployed, out)
+                    }
+                    None => (Reload::Unchanged, out),
+                }
+            }
+        };
+        Ok(Reloaded {
+            action,
+            deployed,
+            compile,
+            from_cache,
+            head: self.store.head().await?,
+        })
+    }
+
+    /// Waits until a version has projected everything up to `head`; returns how
+    /// many events it applied, or the error that paused it. Gives up after `timeout`.
+    pub async fn wait_caught_up(
+        &self,
+        key: &ProjectionKey,
+        head: Position,
+        timeout: Duration,
+    ) -> Result<u64, ServiceError> {
+        let started = Instant::now();
+        loop {
+            let p = self.store.progress(key).await?;
+            if p.position >= head {
+                return Ok(p.events_applied);
+            }
+            if p.status == RunStatus::Paused {
+                return Err(ServiceError::Stalled(format!(
+                    "{key} paused: {}",
+                    p.error.unwrap_or_default()
+                )));
+            }
+            if started.elapsed() > timeout {
+                return Err(ServiceError::Stalled(format!(
+                    "{key} is still at {} of {head} after {timeout:?}",
+                    p.position
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
