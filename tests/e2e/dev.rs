@@ -66,8 +66,12 @@ async fn wait_for_docs(daemon: &Daemon, events: &[refract_guest::Event], fold: F
 }
 
 async fn wait_for_log(daemon: &Daemon, needle: &str) {
+    wait_for_log_count(daemon, needle, 1).await;
+}
+
+async fn wait_for_log_count(daemon: &Daemon, needle: &str, count: usize) {
     let started = Instant::now();
-    while !daemon.log().contains(needle) {
+    while daemon.log().matches(needle).count() < count {
         assert!(
             started.elapsed() < Duration::from_secs(30),
             "no {needle:?} in the log:\n{}",
@@ -91,7 +95,7 @@ async fn dev_swaps_a_rebuilt_component_in_place_and_keeps_serving_through_garbag
     std::fs::create_dir_all(&watched).expect("mkdir");
     let file = watched.join("incident_details.wasm");
     std::fs::copy(refract_test_artifacts::INCIDENT_DETAILS_V1, &file).expect("copy");
-    let mut daemon = Daemon::start_dev(&dir.path().join("data"), &[&watched]);
+    let mut daemon = Daemon::start_dev(&dir.path().join("data"), None, &[&watched]);
 
     // The component found at start-up serves at once.
     let mut events = append_incidents(&daemon, 41, 200, "a").await;
@@ -164,4 +168,77 @@ async fn dev_swaps_a_rebuilt_component_in_place_and_keeps_serving_through_garbag
         "standby"
     );
     assert!(daemon.is_running(), "no restart");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replacing_again_and_again_mid_rebuild_ends_with_exactly_the_last_build() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let watched = dir.path().join("components");
+    std::fs::create_dir_all(&watched).expect("mkdir");
+    let file = watched.join("incident_details.wasm");
+    std::fs::copy(refract_test_artifacts::INCIDENT_DETAILS_V1, &file).expect("copy");
+    // Small pages: a re-projection takes longer than the debounce.
+    let config = "page_size = 10\n";
+    let daemon = Daemon::start_dev(&dir.path().join("data"), Some(config), &[&watched]);
+    let events = append_incidents(&daemon, 43, 1000, "c").await;
+    let head = events.len() as i64;
+    daemon
+        .wait_caught_up("incident-details", 1, head, Duration::from_secs(120))
+        .await;
+
+    // Each swap lands while the previous build is still re-projecting (the next file
+    // is written as soon as a swap is logged; the re-projection takes longer than
+    // the debounce): its agent is stopped mid-rebuild and nothing it had in flight
+    // may survive into the next.
+    let builds = [
+        refract_test_artifacts::INCIDENT_DETAILS_EDITED,
+        refract_test_artifacts::INCIDENT_DETAILS_V1,
+        refract_test_artifacts::INCIDENT_DETAILS_EDITED,
+    ];
+    for (n, build) in builds.into_iter().enumerate() {
+        rebuild(&file, build);
+        let started = Instant::now();
+        while daemon
+            .log()
+            .matches("replaced incident-details@v1 in place")
+            .count()
+            <= n
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "swap {n} not logged:\n{}",
+                daemon.log()
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    // One line from the start-up load (no events then); none from the swaps yet.
+    let caught_up = daemon
+        .log()
+        .matches("incident-details@v1 caught up")
+        .count();
+    assert_eq!(
+        caught_up,
+        1,
+        "the swaps did not overlap the re-projections:\n{}",
+        daemon.log()
+    );
+    let p = daemon
+        .wait_caught_up("incident-details", 1, head, Duration::from_secs(120))
+        .await;
+    assert_eq!(
+        p["events_applied"], head,
+        "projected once, from the first event: {p}"
+    );
+    wait_for_docs(&daemon, &events, edited_fold).await;
+    // Only the last build's catch-up is reported.
+    wait_for_log_count(&daemon, "incident-details@v1 caught up", 2).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        daemon
+            .log()
+            .matches("incident-details@v1 caught up")
+            .count(),
+        2
+    );
 }

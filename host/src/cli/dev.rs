@@ -1,7 +1,7 @@
 //! `refract dev`: the daemon plus a watcher on component files. A changed `.wasm`
 //! is reloaded (see [`Refract::reload`]) and what happened, with timings, is logged.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,8 +9,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use notify::{EventKind, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 use crate::service::{Refract, Reload};
+use crate::store::ProjectionKey;
 
 /// Quiet time after the last file event before reloading: a build or a rename
 /// produces a burst of events (notify reports ~7 for one rename).
@@ -121,8 +123,9 @@ pub async fn watch(svc: Arc<Refract>, paths: &[PathBuf]) -> anyhow::Result<()> {
             .with_context(|| format!("cannot watch {}", dir.display()))?;
         tracing::info!("dev: watching {} for components", dir.display());
     }
+    let mut waiters = Waiters::new();
     for path in targets.present() {
-        reload(&svc, &path, Instant::now()).await;
+        reload(&svc, &path, Instant::now(), &mut waiters).await;
     }
     tokio::spawn(async move {
         // Moved here so the OS watch lives as long as this loop.
@@ -134,15 +137,19 @@ pub async fn watch(svc: Arc<Refract>, paths: &[PathBuf]) -> anyhow::Result<()> {
                 batch.insert(p);
             }
             for path in batch.into_iter().filter(|p| targets.wants(p)) {
-                reload(&svc, &path, changed_at).await;
+                reload(&svc, &path, changed_at, &mut waiters).await;
             }
         }
     });
     Ok(())
 }
 
+/// The task of each version that waits to report its catch-up; a newer reload of
+/// the version replaces it (the build it waited for is gone).
+type Waiters = HashMap<ProjectionKey, JoinHandle<()>>;
+
 /// Reloads one file and logs what happened; a failure is logged, never fatal.
-async fn reload(svc: &Arc<Refract>, path: &Path, changed_at: Instant) {
+async fn reload(svc: &Arc<Refract>, path: &Path, changed_at: Instant, waiters: &mut Waiters) {
     let file = path.display();
     let wasm = match tokio::fs::read(path).await {
         Ok(w) => w,
@@ -187,7 +194,8 @@ async fn reload(svc: &Arc<Refract>, path: &Path, changed_at: Instant) {
         ),
     }
     let svc = svc.clone();
-    tokio::spawn(async move {
+    let waiting_for = key.clone();
+    let waiter = tokio::spawn(async move {
         let started = Instant::now();
         match svc.wait_caught_up(&key, done.head, CATCH_UP_LIMIT).await {
             Ok(applied) => tracing::info!(
@@ -199,6 +207,9 @@ async fn reload(svc: &Arc<Refract>, path: &Path, changed_at: Instant) {
             Err(e) => tracing::error!("dev: {key}: {e}"),
         }
     });
+    if let Some(superseded) = waiters.insert(waiting_for, waiter) {
+        superseded.abort();
+    }
 }
 
 fn short(sha: &str) -> &str {

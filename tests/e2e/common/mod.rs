@@ -33,8 +33,8 @@ impl Daemon {
     }
 
     /// Starts `refract dev` watching `paths` and waits until it listens.
-    pub fn start_dev(data_dir: &Path, paths: &[&Path]) -> Self {
-        Self::launch("dev", data_dir, None, paths)
+    pub fn start_dev(data_dir: &Path, config: Option<&str>, paths: &[&Path]) -> Self {
+        Self::launch("dev", data_dir, config, paths)
     }
 
     fn launch(verb: &str, data_dir: &Path, config: Option<&str>, paths: &[&Path]) -> Self {
