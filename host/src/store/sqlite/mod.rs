@@ -12,7 +12,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteConnection, SqliteSynchronous,
 };
 use sqlx::{QueryBuilder, Row, Sqlite};
 use tokio::sync::watch;
@@ -84,6 +84,15 @@ impl SqliteStore {
     pub(crate) fn reader(&self) -> &SqlitePool {
         &self.reader
     }
+
+    /// Tells the watchers of the head that events up to `last` are committed.
+    pub(super) fn moved_head(&self, last: Position) {
+        self.head.send_if_modified(|h| {
+            let moved = *h < last;
+            *h = (*h).max(last);
+            moved
+        });
+    }
 }
 
 /// Appends `(?, ?, ...)` binding `items`; `(NULL)` when there are none, which
@@ -129,7 +138,7 @@ pub(super) fn event_from_row(row: &SqliteRow) -> Result<RecordedEvent, StoreErro
 pub(super) const EVENT_COLUMNS: &str =
     "seq, stream_id, stream_version, event_type, data, metadata, tenant, created_at";
 
-fn validate(req: &AppendRequest) -> Result<(), StoreError> {
+pub(super) fn validate(req: &AppendRequest) -> Result<(), StoreError> {
     if req.events.is_empty() {
         return Err(StoreError::Invalid("no events to append".into()));
     }
@@ -152,13 +161,13 @@ fn validate(req: &AppendRequest) -> Result<(), StoreError> {
     Ok(())
 }
 
-#[async_trait]
-impl EventStore for SqliteStore {
-    async fn append(&self, req: AppendRequest) -> Result<AppendResult, StoreError> {
-        validate(&req)?;
-        // IMMEDIATE takes the write lock now, so the version check and the insert see
-        // the same state even if another process shares the file.
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+/// One append inside the caller's write transaction: the idempotency key, the
+/// expected version, the events. Nothing is written when it fails (the caller rolls
+/// back).
+pub(super) async fn append_in(
+    conn: &mut SqliteConnection,
+    req: &AppendRequest,
+) -> Result<AppendResult, StoreError> {
         let stream = req.stream.as_str();
         if let Some(key) = &req.idempotency_key {
             let row = sqlx::query(
@@ -166,7 +175,7 @@ impl EventStore for SqliteStore {
                  FROM idempotency_keys WHERE key = ?",
             )
             .bind(key)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut *conn)
             .await?;
             if let Some(row) = row {
                 let first_stream: String = row.try_get(0)?;
@@ -207,13 +216,13 @@ impl EventStore for SqliteStore {
             .bind(stream)
             .bind(to_i64(e)?),
         }
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut *conn)
         .await?;
         let Some(new_version) = moved else {
             let current: i64 =
                 sqlx::query_scalar("SELECT version FROM streams WHERE stream_id = ?")
                     .bind(stream)
-                    .fetch_optional(&mut *tx)
+                    .fetch_optional(&mut *conn)
                     .await?
                     .unwrap_or(0);
             return Err(StoreError::Conflict {
@@ -245,7 +254,7 @@ impl EventStore for SqliteStore {
                     .push_bind(req.tenant.as_deref())
                     .push_bind(now);
             });
-            let done = qb.build().execute(&mut *tx).await?;
+            let done = qb.build().execute(&mut *conn).await?;
             last_seq = done.last_insert_rowid();
             version += chunk.len() as u64;
         }
@@ -266,15 +275,22 @@ impl EventStore for SqliteStore {
             .bind(result.first_sequence)
             .bind(result.last_sequence)
             .bind(now)
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await?;
         }
+        Ok(result)
+}
+
+#[async_trait]
+impl EventStore for SqliteStore {
+    async fn append(&self, req: AppendRequest) -> Result<AppendResult, StoreError> {
+        validate(&req)?;
+        // IMMEDIATE takes the write lock now, so the version check and the insert see
+        // the same state even if another process shares the file.
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let result = append_in(&mut tx, &req).await?;
         tx.commit().await?;
-        self.head.send_if_modified(|h| {
-            let moved = *h < last_seq;
-            *h = (*h).max(last_seq);
-            moved
-        });
+        self.moved_head(result.last_sequence);
         Ok(result)
     }
 
