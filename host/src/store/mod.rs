@@ -5,6 +5,7 @@
 
 mod model;
 pub mod sqlite;
+pub mod subscription;
 
 use std::collections::HashMap;
 
@@ -150,9 +151,9 @@ pub trait Registry: Send + Sync {
 }
 
 /// Everything the daemon needs from a backend.
-pub trait Store: EventStore + DocumentStore + Registry {}
+pub trait Store: EventStore + DocumentStore + Registry + subscription::SubscriptionStore {}
 
-impl<T: EventStore + DocumentStore + Registry> Store for T {}
+impl<T: EventStore + DocumentStore + Registry + subscription::SubscriptionStore> Store for T {}
 
 /// Microseconds since the Unix epoch, now.
 pub fn now_micros() -> i64 {

@@ -1,0 +1,179 @@
+//! Subscriptions on SQLite: a handled page's emits, outbox rows and progress in one
+//! write transaction; the outbox queries of the delivery worker.
+
+use async_trait::async_trait;
+use sqlx::{QueryBuilder, Row, Sqlite};
+
+use super::{SqliteStore, append_in, to_i64, to_u64, validate};
+use crate::store::subscription::{HandledPage, OutboxCounts, OutboxMessage, SubscriptionStore};
+use crate::store::{AppendResult, Position, ProjectionKey, StoreError, now_micros};
+
+/// Rows per multi-row outbox INSERT (8 parameters a row).
+const OUTBOX_CHUNK: usize = 500;
+
+#[async_trait]
+impl SubscriptionStore for SqliteStore {
+    async fn commit_handled(
+        &self,
+        key: &ProjectionKey,
+        team: &str,
+        page: &HandledPage,
+    ) -> Result<Vec<AppendResult>, StoreError> {
+        for req in &page.emits {
+            validate(req)?;
+        }
+        let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
+        let mut results = Vec::with_capacity(page.emits.len());
+        for req in &page.emits {
+            results.push(append_in(&mut tx, req).await?);
+        }
+        let now = now_micros();
+        for chunk in page.messages.chunks(OUTBOX_CHUNK) {
+            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT INTO outbox (message_id, name, version, team, url, body, \
+                 event_sequence, next_attempt_at, created_at) ",
+            );
+            qb.push_values(chunk, |mut row, m| {
+                row.push_bind(&m.id)
+                    .push_bind(&key.name)
+                    .push_bind(key.version)
+                    .push_bind(team)
+                    .push_bind(&m.url)
+                    .push_bind(&m.body)
+                    .push_bind(m.event_sequence)
+                    .push_bind(now)
+                    .push_bind(now);
+            });
+            // The same message queued again (a replay) is already on its way.
+            qb.push(" ON CONFLICT (message_id) DO NOTHING");
+            qb.build().execute(&mut *tx).await?;
+        }
+        let updated = sqlx::query(
+            "UPDATE progress SET position = ?, events_applied = events_applied + ?, \
+             events_skipped = events_skipped + ?, effects_held = effects_held + ?, \
+             updated_at = ? WHERE name = ? AND version = ? AND position <= ?",
+        )
+        .bind(page.position)
+        .bind(to_i64(page.handled)?)
+        .bind(to_i64(page.skipped)?)
+        .bind(to_i64(page.held)?)
+        .bind(now)
+        .bind(&key.name)
+        .bind(key.version)
+        .bind(page.position)
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Err(StoreError::Conflict {
+                stream: format!("progress of {key}"),
+                current: 0,
+                expected: format!("position <= {}", page.position),
+            });
+        }
+        tx.commit().await?;
+        if let Some(last) = results.iter().map(|r| r.last_sequence).max() {
+            self.moved_head(last);
+        }
+        Ok(results)
+    }
+
+    async fn due_messages(&self, now: i64, limit: usize) -> Result<Vec<OutboxMessage>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, message_id, name, version, team, url, body, attempts, last_error \
+             FROM outbox WHERE delivered_at IS NULL AND gave_up_at IS NULL \
+             AND next_attempt_at <= ? ORDER BY next_attempt_at, seq LIMIT ?",
+        )
+        .bind(now)
+        .bind(to_i64(limit as u64)?)
+        .fetch_all(self.reader())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(OutboxMessage {
+                    seq: r.try_get(0)?,
+                    id: r.try_get(1)?,
+                    subscription: ProjectionKey {
+                        name: r.try_get(2)?,
+                        version: r.try_get(3)?,
+                    },
+                    team: r.try_get(4)?,
+                    url: r.try_get(5)?,
+                    body: r.try_get(6)?,
+                    attempts: u32::try_from(r.try_get::<i64, _>(7)?).unwrap_or(u32::MAX),
+                    last_error: r.try_get(8)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn message_delivered(&self, seq: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE outbox SET delivered_at = ?, attempts = attempts + 1, last_error = NULL \
+             WHERE seq = ?",
+        )
+        .bind(now_micros())
+        .bind(seq)
+        .execute(self.writer())
+        .await?;
+        Ok(())
+    }
+
+    async fn message_failed(
+        &self,
+        seq: i64,
+        error: &str,
+        retry_at: Option<i64>,
+    ) -> Result<(), StoreError> {
+        let now = now_micros();
+        sqlx::query(
+            "UPDATE outbox SET attempts = attempts + 1, last_error = ?, \
+             next_attempt_at = COALESCE(?, next_attempt_at), \
+             gave_up_at = CASE WHEN ? IS NULL THEN ? END WHERE seq = ?",
+        )
+        .bind(error)
+        .bind(retry_at)
+        .bind(retry_at)
+        .bind(now)
+        .bind(seq)
+        .execute(self.writer())
+        .await?;
+        Ok(())
+    }
+
+    async fn outbox_counts(&self, key: &ProjectionKey) -> Result<OutboxCounts, StoreError> {
+        let row = sqlx::query(
+            "SELECT \
+               COALESCE(SUM(delivered_at IS NULL AND gave_up_at IS NULL), 0), \
+               COALESCE(SUM(delivered_at IS NOT NULL), 0), \
+               COALESCE(SUM(gave_up_at IS NOT NULL), 0) \
+             FROM outbox WHERE name = ? AND version = ?",
+        )
+        .bind(&key.name)
+        .bind(key.version)
+        .fetch_one(self.reader())
+        .await?;
+        Ok(OutboxCounts {
+            pending: to_u64(row.try_get(0)?, "outbox count")?,
+            delivered: to_u64(row.try_get(1)?, "outbox count")?,
+            failed: to_u64(row.try_get(2)?, "outbox count")?,
+        })
+    }
+
+    async fn rewind(&self, key: &ProjectionKey, position: Position) -> Result<(), StoreError> {
+        let done = sqlx::query(
+            "UPDATE progress SET position = ?, status = 'running', error = NULL, updated_at = ? \
+             WHERE name = ? AND version = ?",
+        )
+        .bind(position.max(0))
+        .bind(now_micros())
+        .bind(&key.name)
+        .bind(key.version)
+        .execute(self.writer())
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("progress of {key}")));
+        }
+        Ok(())
+    }
+}
