@@ -22,6 +22,9 @@ pub struct Config {
     pub page_size: usize,
     /// Sandbox limits for every component.
     pub limits: Limits,
+    /// What each team's components may reach (`[teams.<name>]`); with none, the
+    /// implicit `default` team reaches nothing outside.
+    pub teams: std::collections::BTreeMap<String, crate::outbox::TeamGrants>,
 }
 
 impl Default for Config {
@@ -33,6 +36,7 @@ impl Default for Config {
                 .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 4300))),
             page_size: crate::daemon::DEFAULT_PAGE_SIZE,
             limits: Limits::default(),
+            teams: Default::default(),
         }
     }
 }
@@ -88,6 +92,9 @@ mod tests {
         assert_eq!(c.page_size, 50);
         assert_eq!(c.limits.call_timeout_ms, 20);
         assert_eq!(c.data_dir, PathBuf::from("refract-data"));
+        let t: Config = toml::from_str("[teams.default]\noutbound_hosts = [\"127.0.0.1:9000\"]\n")
+            .expect("teams");
+        assert_eq!(t.teams["default"].outbound_hosts, ["127.0.0.1:9000"]);
         let err = toml::from_str::<Config>("pagesize = 1").expect_err("unknown key");
         assert!(err.to_string().contains("pagesize"), "{err}");
     }

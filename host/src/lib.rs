@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod deploy;
+pub mod outbox;
 pub mod runtime;
 pub mod service;
 pub mod store;
