@@ -215,3 +215,9 @@ fn apply_doc<P: Projection>(
         None => DocChange::Keep,
     })
 }
+
+/// Marks the event whose author code runs outside a projection (a subscription's
+/// `handle`), for the panic hook.
+pub(crate) fn set_current_sequence(sequence: Option<u64>) {
+    CURRENT.set(sequence);
+}

@@ -115,6 +115,7 @@ mod decode;
 mod engine;
 pub mod log;
 mod projection;
+pub mod subscription;
 pub mod testing;
 mod types;
 
