@@ -64,6 +64,7 @@ async fn cargo_component_build_projects_like_the_native_fold() {
     let deployed = daemon.deploy(&wasm).await;
     let name = deployed["name"].as_str().expect("name").to_owned();
     let version = deployed["version"].as_u64().expect("version") as u32;
+    native_fold(&name, version, &[]); // panics here, before the appends, if not a sample
 
     // Rounds interleave the streams, so each page holds events of many documents.
     let streams = workload(11, 200);
