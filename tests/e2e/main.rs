@@ -2,6 +2,7 @@
 //! `sample-projections/`, a real SQLite file in a temporary directory.
 
 mod api;
+mod cargo_component;
 mod common;
 mod dev;
 mod faults;
