@@ -86,6 +86,10 @@ impl Effects for HostEffects {
     fn send(&mut self, url: &str, body: String, key: &str) -> Result<(), String> {
         host::send(url, &body, key)
     }
+
+    fn setting(&mut self, key: &str) -> Option<String> {
+        host::setting(key)
+    }
 }
 
 fn event(e: wit::Event) -> Event {

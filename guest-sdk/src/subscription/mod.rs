@@ -91,6 +91,9 @@ pub trait Effects {
 
     /// Queues a JSON message for the outbox; `key` makes its id stable.
     fn send(&mut self, url: &str, body: String, key: &str) -> Result<(), String>;
+
+    /// A setting from the daemon's config for this component.
+    fn setting(&mut self, key: &str) -> Option<String>;
 }
 
 /// A stream read back, its events decoded as the variants of `E` it has (other types
@@ -162,6 +165,12 @@ impl<'a> Ctx<'a> {
             events.push(Envelope::new(decoded, e));
         }
         Ok(StreamState { version, events })
+    }
+
+    /// A setting given to this component in the daemon's config
+    /// (`[components.<name>.settings]`), e.g. where to send its messages.
+    pub fn setting(&mut self, key: &str) -> Option<String> {
+        self.effects.setting(key)
     }
 
     /// Queues `body` (as JSON) for delivery to `url` after this page commits. Give a

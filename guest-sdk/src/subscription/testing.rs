@@ -64,6 +64,7 @@ pub struct World {
     positions: HashMap<String, u64>,
     sent: Vec<Sent>,
     sent_keys: HashMap<String, ()>,
+    settings: HashMap<String, String>,
 }
 
 impl World {
@@ -75,6 +76,12 @@ impl World {
     /// Appends one event (no version check), as a client would.
     pub fn given(&mut self, stream: &str, event_type: &str, data: Value) -> &mut Self {
         self.push(stream, event_type, data.to_string());
+        self
+    }
+
+    /// Gives the subscriptions a setting, as the daemon's config would.
+    pub fn setting(&mut self, key: &str, value: &str) -> &mut Self {
+        self.settings.insert(key.to_owned(), value.to_owned());
         self
     }
 
@@ -196,5 +203,9 @@ impl Effects for World {
             });
         }
         Ok(())
+    }
+
+    fn setting(&mut self, key: &str) -> Option<String> {
+        self.settings.get(key).cloned()
     }
 }
