@@ -25,6 +25,18 @@ pub struct Config {
     /// What each team's components may reach (`[teams.<name>]`); with none, the
     /// implicit `default` team reaches nothing outside.
     pub teams: std::collections::BTreeMap<String, crate::outbox::TeamGrants>,
+    /// Per-component settings, by component name (`[components.<name>]`).
+    pub components: std::collections::BTreeMap<String, ComponentConfig>,
+}
+
+/// What the config says about one component (all its versions).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ComponentConfig {
+    /// Values the component reads with `setting(key)` (e.g. a webhook URL).
+    pub settings: std::collections::BTreeMap<String, String>,
+    /// Attempts of a failing subscription page before the version pauses (default 3).
+    pub attempts: Option<u32>,
 }
 
 impl Default for Config {
@@ -37,6 +49,7 @@ impl Default for Config {
             page_size: crate::daemon::DEFAULT_PAGE_SIZE,
             limits: Limits::default(),
             teams: Default::default(),
+            components: Default::default(),
         }
     }
 }

@@ -78,6 +78,16 @@ pub trait EventStore: Send + Sync {
     /// The sequence of the last committed event (0 if none).
     async fn head(&self) -> Result<Position, StoreError>;
 
+    /// The stream and result of the append that first used an idempotency key.
+    async fn idempotency_key(
+        &self,
+        key: &str,
+    ) -> Result<Option<(String, AppendResult)>, StoreError>;
+
+    /// The position just before the first event recorded at or after `micros`
+    /// (the head if there is none): where a subscription starting then starts.
+    async fn position_at_time(&self, micros: i64) -> Result<Position, StoreError>;
+
     /// A receiver that changes whenever events are committed (carries the new head).
     fn watch_head(&self) -> watch::Receiver<Position>;
 }

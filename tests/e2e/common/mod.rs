@@ -180,6 +180,21 @@ impl Daemon {
             .unwrap_or_else(|| panic!("{name} v{version} not in {list}"))
     }
 
+    /// Waits until the live version's document `id` of `projection` satisfies `ok`
+    /// (or 30 s pass) and returns it.
+    pub async fn wait_doc(&self, projection: &str, id: &str, ok: impl Fn(&Value) -> bool) -> Value {
+        let started = Instant::now();
+        loop {
+            let (_, doc) = self
+                .get(&format!("/projections/{projection}/docs/{id}"))
+                .await;
+            if ok(&doc) || started.elapsed() > Duration::from_secs(30) {
+                return doc;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Waits until a projection version has processed everything up to `head`.
     pub async fn wait_caught_up(
         &self,

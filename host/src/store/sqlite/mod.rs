@@ -361,6 +361,43 @@ impl EventStore for SqliteStore {
         )
     }
 
+    async fn idempotency_key(
+        &self,
+        key: &str,
+    ) -> Result<Option<(String, AppendResult)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT stream_id, stream_version, first_sequence, last_sequence \
+             FROM idempotency_keys WHERE key = ?",
+        )
+        .bind(key)
+        .fetch_optional(&self.reader)
+        .await?;
+        row.map(|r| {
+            Ok((
+                r.try_get(0)?,
+                AppendResult {
+                    stream_version: to_u64(r.try_get(1)?, "stream version")?,
+                    first_sequence: r.try_get(2)?,
+                    last_sequence: r.try_get(3)?,
+                },
+            ))
+        })
+        .transpose()
+    }
+
+    async fn position_at_time(&self, micros: i64) -> Result<Position, StoreError> {
+        // A scan, but once per deploy of a subscription that starts at a time.
+        let first: Option<i64> =
+            sqlx::query_scalar("SELECT MIN(seq) FROM events WHERE created_at >= ?")
+                .bind(micros)
+                .fetch_one(&self.reader)
+                .await?;
+        match first {
+            Some(seq) => Ok(seq - 1),
+            None => self.head().await,
+        }
+    }
+
     fn watch_head(&self) -> watch::Receiver<Position> {
         self.head.subscribe()
     }

@@ -1,0 +1,229 @@
+//! What a subscription's `emit`, `read-stream`, `send` and `setting` do during one
+//! page: emits are checked against the store plus the page's earlier emits and
+//! gathered for the page's transaction; messages are checked against the team's
+//! grants and gathered for the outbox. While side effects are held (a new version
+//! catching up) emits and sends succeed for the guest but are dropped and counted.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use serde::de::IgnoredAny;
+use tokio::runtime::Handle;
+
+use crate::outbox::Grants;
+use crate::runtime::{EmittedEvent, Expected, SubscriberHost};
+use crate::store::subscription::NewMessage;
+use crate::store::{
+    AppendRequest, ExpectedVersion, NewEvent, RecordedEvent, Store, StoreError, StreamId,
+};
+
+/// What a page gathered, taken by the agent after `handle` returns.
+#[derive(Debug, Default)]
+pub(crate) struct Gathered {
+    pub emits: Vec<AppendRequest>,
+    pub messages: Vec<NewMessage>,
+    /// Emits and sends dropped because effects were held.
+    pub held: u64,
+    /// Stream versions after this page's emits, and the emitted events.
+    overlay: HashMap<String, (u64, Vec<RecordedEvent>)>,
+    /// Idempotency keys used by this page's emits.
+    keys: HashMap<String, (String, u64)>,
+}
+
+/// What the page's effects need; shared by every page of one agent.
+#[derive(Clone)]
+pub(crate) struct EffectsEnv {
+    pub store: Arc<dyn Store>,
+    pub runtime: Handle,
+    /// The subscription's name: message ids are `<name>/<key>`, the same for every
+    /// version, so a new version never re-sends what an old one sent.
+    pub name: String,
+    pub team: String,
+    pub grants: Arc<Grants>,
+    pub settings: Arc<BTreeMap<String, String>>,
+}
+
+/// One page's effects, lent to the guest for its `handle` call.
+pub(crate) struct PageEffects {
+    env: EffectsEnv,
+    held: bool,
+    gathered: Arc<Mutex<Gathered>>,
+}
+
+impl PageEffects {
+    /// Effects for one page; the agent keeps `gathered` to commit afterwards.
+    pub fn new(env: EffectsEnv, held: bool) -> (Self, Arc<Mutex<Gathered>>) {
+        let gathered = Arc::new(Mutex::new(Gathered::default()));
+        let effects = Self {
+            env,
+            held,
+            gathered: gathered.clone(),
+        };
+        (effects, gathered)
+    }
+
+    fn gathered(&self) -> std::sync::MutexGuard<'_, Gathered> {
+        self.gathered.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn block_on<T>(&self, f: impl Future<Output = Result<T, StoreError>>) -> Result<T, String> {
+        self.env
+            .runtime
+            .block_on(f)
+            .map_err(|e| format!("the store failed: {e}"))
+    }
+
+    /// The stream's version now: this page's emits, else the store's.
+    fn version_of(&self, stream: &StreamId) -> Result<u64, String> {
+        if let Some((v, _)) = self.gathered().overlay.get(stream.as_str()) {
+            return Ok(*v);
+        }
+        let store = self.env.store.clone();
+        let id = stream.clone();
+        Ok(self.block_on(async move { store.read_stream(&id, u64::MAX).await })?.0)
+    }
+}
+
+impl SubscriberHost for PageEffects {
+    fn emit(
+        &mut self,
+        stream: String,
+        expected: Expected,
+        events: Vec<EmittedEvent>,
+        idempotency_key: Option<String>,
+    ) -> Result<u64, String> {
+        let id = StreamId::new(&stream).map_err(|e| format!("emit: {e}"))?;
+        if events.is_empty() {
+            return Err(format!("emit to {stream}: no events"));
+        }
+        for (i, e) in events.iter().enumerate() {
+            let json = |what: &str, text: &str| {
+                serde_json::from_str::<IgnoredAny>(text).map(|_| ()).map_err(|err| {
+                    format!("emit to {stream}: events[{i}] ({}): {what} is not JSON: {err}", e.event_type)
+                })
+            };
+            json("data", &e.data)?;
+            if let Some(m) = &e.metadata {
+                json("metadata", m)?;
+            }
+        }
+        if let Some(key) = &idempotency_key {
+            let earlier = self.gathered().keys.get(key).cloned();
+            let earlier = match earlier {
+                Some(found) => Some(found),
+                None => {
+                    let store = self.env.store.clone();
+                    let k = key.clone();
+                    self.block_on(async move { store.idempotency_key(&k).await })?
+                        .map(|(s, r)| (s, r.stream_version))
+                }
+            };
+            if let Some((first_stream, version)) = earlier {
+                if first_stream != stream {
+                    return Err(format!(
+                        "emit to {stream}: idempotency key {key:?} was already used for stream {first_stream}"
+                    ));
+                }
+                // Done before (a replay, or a retried page): nothing to append again.
+                return Ok(version);
+            }
+        }
+        let current = self.version_of(&id)?;
+        let ok = match expected {
+            Expected::Any => true,
+            Expected::NoStream => current == 0,
+            Expected::Exact(v) => current == v,
+        };
+        if !ok {
+            return Err(format!(
+                "emit to {stream}: the stream is at version {current}, expected {expected:?}"
+            ));
+        }
+        let n = events.len() as u64;
+        if self.held {
+            self.gathered().held += 1;
+            return Ok(current + n);
+        }
+        let mut g = self.gathered();
+        let entry = g.overlay.entry(stream.clone()).or_insert((current, Vec::new()));
+        for e in &events {
+            entry.0 += 1;
+            entry.1.push(RecordedEvent {
+                // Not committed yet: no sequence.
+                sequence: 0,
+                stream_id: stream.clone(),
+                stream_version: entry.0,
+                event_type: e.event_type.clone(),
+                data: e.data.clone(),
+                metadata: e.metadata.clone().unwrap_or_else(|| "{}".into()),
+                tenant: None,
+                timestamp: crate::store::now_micros(),
+            });
+        }
+        let version = entry.0;
+        if let Some(key) = &idempotency_key {
+            g.keys.insert(key.clone(), (stream.clone(), version));
+        }
+        g.emits.push(AppendRequest {
+            stream: id,
+            // Pinned to the version checked here: the commit checks it again.
+            expected: if current == 0 {
+                ExpectedVersion::NoStream
+            } else {
+                ExpectedVersion::Exact(current)
+            },
+            idempotency_key,
+            tenant: None,
+            events: events
+                .into_iter()
+                .map(|e| NewEvent {
+                    event_type: e.event_type,
+                    data: e.data,
+                    metadata: e.metadata.unwrap_or_else(|| "{}".into()),
+                })
+                .collect(),
+        });
+        Ok(version)
+    }
+
+    fn read_stream(&mut self, stream: String) -> Result<(u64, Vec<RecordedEvent>), String> {
+        let id = StreamId::new(&stream).map_err(|e| format!("read-stream: {e}"))?;
+        let store = self.env.store.clone();
+        let (version, mut events) =
+            self.block_on(async move { store.read_stream(&id, 1).await })?;
+        match self.gathered().overlay.get(&stream) {
+            Some((v, pending)) => {
+                events.extend(pending.iter().cloned());
+                Ok((*v, events))
+            }
+            None => Ok((version, events)),
+        }
+    }
+
+    fn send(&mut self, url: String, body: String, key: String) -> Result<(), String> {
+        if let Some(why) = self.env.grants.refusal(&self.env.team, &url) {
+            return Err(format!("send: {why}"));
+        }
+        serde_json::from_str::<IgnoredAny>(&body)
+            .map_err(|e| format!("send to {url}: the body is not JSON: {e}"))?;
+        if key.is_empty() || key.len() > 200 {
+            return Err(format!("send to {url}: the key must be 1 to 200 bytes"));
+        }
+        let mut g = self.gathered();
+        if self.held {
+            g.held += 1;
+            return Ok(());
+        }
+        g.messages.push(NewMessage {
+            id: format!("{}/{key}", self.env.name),
+            url,
+            body,
+            event_sequence: None,
+        });
+        Ok(())
+    }
+
+    fn setting(&mut self, key: String) -> Option<String> {
+        self.env.settings.get(&key).cloned()
+    }
+}
