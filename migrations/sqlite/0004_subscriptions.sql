@@ -1,6 +1,7 @@
 -- Subscriptions (issue 5): side effects a version held back while catching up, and
 -- the outbox its messages leave through after the page that queued them commits.
 ALTER TABLE progress ADD COLUMN effects_held INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE components ADD COLUMN kind TEXT NOT NULL DEFAULT 'projection';
 
 CREATE TABLE outbox (
     seq             INTEGER PRIMARY KEY,

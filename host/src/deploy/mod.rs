@@ -132,6 +132,7 @@ pub async fn register(
         state: state.as_str().into(),
         deployed_at: now_micros(),
         auto_promote,
+        kind: "projection".into(),
     };
     store.save_component(&rec).await?;
     tracing::info!(

@@ -256,6 +256,8 @@ pub struct ComponentRecord {
     pub deployed_at: i64,
     /// Promote it to live by itself once it has caught up.
     pub auto_promote: bool,
+    /// `projection` or `subscription`.
+    pub kind: String,
 }
 
 /// What a write-model read needs, read in one transaction: the persisted document,

@@ -267,11 +267,11 @@ impl Registry for SqliteStore {
             .map_err(|e| StoreError::Invalid(format!("event types: {e}")))?;
         sqlx::query(
             "INSERT INTO components (name, version, team, sha256, event_types, state, \
-             deployed_at, auto_promote) VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
+             deployed_at, auto_promote, kind) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) \
              ON CONFLICT (name, version) DO UPDATE SET team = excluded.team, \
              sha256 = excluded.sha256, event_types = excluded.event_types, \
              state = excluded.state, deployed_at = excluded.deployed_at, \
-             auto_promote = excluded.auto_promote",
+             auto_promote = excluded.auto_promote, kind = excluded.kind",
         )
         .bind(&rec.key.name)
         .bind(rec.key.version)
@@ -281,6 +281,7 @@ impl Registry for SqliteStore {
         .bind(&rec.state)
         .bind(rec.deployed_at)
         .bind(rec.auto_promote)
+        .bind(&rec.kind)
         .execute(self.writer())
         .await?;
         Ok(())
@@ -302,8 +303,8 @@ impl Registry for SqliteStore {
 
     async fn components(&self) -> Result<Vec<ComponentRecord>, StoreError> {
         let rows = sqlx::query(
-            "SELECT name, version, team, sha256, event_types, state, deployed_at, auto_promote \
-             FROM components ORDER BY name, version",
+            "SELECT name, version, team, sha256, event_types, state, deployed_at, auto_promote, \
+             kind FROM components ORDER BY name, version",
         )
         .fetch_all(self.reader())
         .await?;
@@ -324,6 +325,7 @@ impl Registry for SqliteStore {
                     state: row.try_get(5)?,
                     deployed_at: row.try_get(6)?,
                     auto_promote: row.try_get(7)?,
+                    kind: row.try_get(8)?,
                 })
             })
             .collect()
