@@ -67,6 +67,8 @@ impl Runtime {
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
             .map_err(|e| E::Host(format!("linking WASI: {e:#}")))?;
         v1::add_to_linker(&mut linker).map_err(|e| E::Host(format!("linking host: {e:#}")))?;
+        super::subscriber::add_to_linker(&mut linker)
+            .map_err(|e| E::Host(format!("linking the subscription host: {e:#}")))?;
         if let Some(dir) = &cache_dir {
             std::fs::create_dir_all(dir)
                 .map_err(|e| E::Host(format!("creating {}: {e}", dir.display())))?;
@@ -133,11 +135,25 @@ impl Runtime {
         let mut guest = Guest::new(&loaded, label);
         loaded.descriptor = guest.describe()?;
         loaded.descriptor.validate().map_err(E::BadDescriptor)?;
+        if loaded.descriptor.kind != super::ComponentKind::Projection {
+            return Err(E::BadDescriptor(
+                "it exports the projection interface but describes itself as a subscription".into(),
+            ));
+        }
         loaded.load_time = started.elapsed();
         Ok(loaded)
     }
 
-    fn compile(&self, wasm: &[u8], sha256: &str) -> Result<(Component, bool), RuntimeError> {
+    /// The engine and the linker with every host import.
+    pub(super) fn parts(&self) -> (&Engine, &Linker<HostState>) {
+        (&self.inner.engine, &self.inner.linker)
+    }
+
+    pub(super) fn compile(
+        &self,
+        wasm: &[u8],
+        sha256: &str,
+    ) -> Result<(Component, bool), RuntimeError> {
         let engine = &self.inner.engine;
         let cached = self.inner.cache_dir.as_ref().map(|dir| {
             let mut h = DefaultHasher::new();
@@ -172,7 +188,7 @@ fn write_artifact(component: &Component, path: &Path) -> Result<(), String> {
 }
 
 /// Rejects what is plainly not a component, with a message saying what it is instead.
-fn check_header(wasm: &[u8]) -> Result<(), RuntimeError> {
+pub(super) fn check_header(wasm: &[u8]) -> Result<(), RuntimeError> {
     if wasm.len() < 8 || &wasm[..4] != b"\0asm" {
         return Err(E::NotAComponent(
             "it does not start with the WebAssembly magic bytes \\0asm".into(),

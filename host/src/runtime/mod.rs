@@ -4,13 +4,19 @@
 mod engine;
 mod guest;
 mod limits;
+mod sandbox;
 mod state;
+pub mod subscriber;
 mod types;
 pub mod v1;
 
 pub use engine::{LoadedComponent, Runtime};
 pub use guest::{DocInput, Guest};
 pub use limits::Limits;
+pub use subscriber::{
+    EmittedEvent, Expected, Loaded, LoadedSubscription, StartPosition, Subscriber, SubscriberHost,
+    SubscriptionDescriptor,
+};
 pub use types::{ComponentKind, Descriptor, DocChange, Slice, slice_by_stream};
 
 /// Who was at fault when a call failed.
@@ -63,4 +69,28 @@ impl RuntimeError {
             _ => Fault::Guest,
         }
     }
+}
+
+/// Writes one line a guest logged, tagged with the component, capped at 4 KiB.
+pub(crate) fn log_guest_line(component: &str, level: tracing::Level, message: &str) {
+    let message = truncate(message, 4096);
+    match level {
+        tracing::Level::TRACE => tracing::trace!(component, "{message}"),
+        tracing::Level::DEBUG => tracing::debug!(component, "{message}"),
+        tracing::Level::INFO => tracing::info!(component, "{message}"),
+        tracing::Level::WARN => tracing::warn!(component, "{message}"),
+        _ => tracing::error!(component, "{message}"),
+    }
+}
+
+/// Cuts `s` to at most `max` bytes at a character boundary.
+pub(crate) fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
 }

@@ -14,11 +14,23 @@ pub struct PanicReport {
     pub event_sequence: Option<i64>,
 }
 
+impl PanicReport {
+    /// A report from what the guest sent, its message capped.
+    pub fn new(message: &str, event_sequence: Option<u64>) -> Self {
+        Self {
+            message: super::truncate(message, 4096).to_owned(),
+            event_sequence: event_sequence.and_then(|s| i64::try_from(s).ok()),
+        }
+    }
+}
+
 /// The data of one component instance's store.
 pub struct HostState {
     pub(crate) component: String,
     pub(crate) limits: StoreLimits,
     pub(crate) panic: Option<PanicReport>,
+    /// Answers a subscription's imports while it handles a page.
+    pub(crate) subscriber: Option<Box<dyn super::subscriber::SubscriberHost>>,
     wasi: WasiCtx,
     table: ResourceTable,
 }
@@ -30,6 +42,7 @@ impl HostState {
             component,
             limits,
             panic: None,
+            subscriber: None,
             wasi: WasiCtxBuilder::new().build(),
             table: ResourceTable::new(),
         }

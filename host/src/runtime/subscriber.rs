@@ -210,3 +210,131 @@ pub(crate) fn guest_error(e: exports::GuestError) -> (String, Option<i64>) {
         e.event_sequence.and_then(|s| i64::try_from(s).ok()),
     )
 }
+
+/// A compiled, validated subscription component.
+#[derive(Clone)]
+pub struct LoadedSubscription {
+    pub(crate) pre: SubscriberPre<HostState>,
+    /// What the component says it is.
+    pub descriptor: SubscriptionDescriptor,
+    /// Hex SHA-256 of the wasm bytes.
+    pub sha256: String,
+    /// Whether the compiled artifact came from the cache.
+    pub from_cache: bool,
+    /// Time spent compiling (or loading the artifact) and validating.
+    pub load_time: std::time::Duration,
+    pub(crate) limits: super::Limits,
+}
+
+/// A subscription instance with its sandbox, called a page at a time.
+pub struct Subscriber {
+    sandbox: super::sandbox::Sandbox<Bindings>,
+}
+
+impl Subscriber {
+    /// A subscriber for `loaded`, reported as `component` in logs and errors.
+    pub fn new(loaded: &LoadedSubscription, component: String) -> Self {
+        Self {
+            sandbox: super::sandbox::Sandbox::new(
+                loaded.pre.instance_pre().clone(),
+                component,
+                loaded.limits.clone(),
+                |store, instance| Bindings::new(store, instance),
+            ),
+        }
+    }
+
+    /// Asks the component what it is.
+    pub fn describe(&mut self) -> Result<SubscriptionDescriptor, super::RuntimeError> {
+        let d = self.sandbox.call("describe", None, |store, b| {
+            b.refract_subscription_subscription().call_describe(store)
+        })?;
+        Ok(d.into())
+    }
+
+    /// Hands the page to `handle`, with `host` answering its imports for the call.
+    pub fn handle(
+        &mut self,
+        page: &[RecordedEvent],
+        host: Box<dyn SubscriberHost>,
+    ) -> Result<(), super::RuntimeError> {
+        let events: Vec<types::Event> = page.iter().cloned().map(event).collect();
+        let range = page
+            .first()
+            .zip(page.last())
+            .map(|(a, b)| (a.sequence, b.sequence));
+        let out = self.sandbox.call_with(host, "handle", range, |store, b| {
+            b.refract_subscription_subscription()
+                .call_handle(store, &events)
+        })?;
+        out.map_err(|e| {
+            let (message, event_sequence) = guest_error(e);
+            self.sandbox.guest_error(message, event_sequence)
+        })
+    }
+}
+
+/// A loaded component of either kind.
+#[derive(Clone)]
+pub enum Loaded {
+    /// A projection.
+    Projection(super::LoadedComponent),
+    /// A subscription.
+    Subscription(LoadedSubscription),
+}
+
+impl super::Runtime {
+    /// Loads a component of either kind, told apart by the interface it exports.
+    pub fn load_any(&self, wasm: &[u8]) -> Result<Loaded, super::RuntimeError> {
+        use sha2::Digest;
+        let started = std::time::Instant::now();
+        super::engine::check_header(wasm)?;
+        let sha256 = hex::encode(sha2::Sha256::digest(wasm));
+        let (component, from_cache) = self.compile(wasm, &sha256)?;
+        let (engine, linker) = self.parts();
+        let ty = component.component_type();
+        if ty.get_export(engine, SUBSCRIPTION_EXPORT).is_none() {
+            // Compiled artifacts are cached: loading it again as a projection is cheap.
+            return self.load(wasm).map(Loaded::Projection);
+        }
+        let wrong = |e: wasmtime::Error| super::RuntimeError::WrongWorld(format!("{e:#}"));
+        let pre = SubscriberPre::new(linker.instantiate_pre(&component).map_err(wrong)?)
+            .map_err(wrong)?;
+        let mut loaded = LoadedSubscription {
+            pre,
+            descriptor: SubscriptionDescriptor {
+                name: String::new(),
+                version: 0,
+                event_types: Vec::new(),
+                start: StartPosition::Beginning,
+                effects_during_catch_up: false,
+            },
+            sha256,
+            from_cache,
+            load_time: std::time::Duration::ZERO,
+            limits: self.limits().clone(),
+        };
+        let label = format!("sha256:{}", &loaded.sha256[..12]);
+        loaded.descriptor = Subscriber::new(&loaded, label).describe()?;
+        loaded
+            .descriptor
+            .as_descriptor()
+            .validate()
+            .map_err(super::RuntimeError::BadDescriptor)?;
+        loaded.load_time = started.elapsed();
+        Ok(Loaded::Subscription(loaded))
+    }
+}
+
+impl SubscriptionDescriptor {
+    /// The registry's view: name, version, kind and event types.
+    pub fn as_descriptor(&self) -> super::Descriptor {
+        super::Descriptor {
+            name: self.name.clone(),
+            version: self.version,
+            kind: super::ComponentKind::Subscription,
+            event_types: self.event_types.clone(),
+            options: Vec::new(),
+        }
+    }
+}

@@ -64,9 +64,6 @@ impl Descriptor {
         if self.version == 0 {
             return Err("version must be 1 or more".into());
         }
-        if self.kind != ComponentKind::Projection {
-            return Err(format!("kind {:?} is not supported yet", self.kind));
-        }
         if self.event_types.is_empty() {
             return Err("declares no event types".into());
         }

@@ -1,0 +1,154 @@
+//! One sandboxed instance of a component, made on first use: memory limit, a CPU
+//! deadline per call, and on a trap the instance is dropped (its state can no longer
+//! be trusted) and the error says what happened and at which event.
+
+use std::sync::Arc;
+
+use wasmtime::component::{Instance, InstancePre};
+use wasmtime::{Store, StoreLimitsBuilder, Trap};
+
+use super::engine::TICK;
+use super::limits::Limits;
+use super::state::HostState;
+use super::subscriber::SubscriberHost;
+use super::{RuntimeError, RuntimeError as E};
+
+type MakeBindings<B> =
+    Arc<dyn Fn(&mut Store<HostState>, &Instance) -> wasmtime::Result<B> + Send + Sync>;
+
+/// An instance of one component and its typed bindings `B`.
+pub(crate) struct Sandbox<B> {
+    pre: InstancePre<HostState>,
+    component: String,
+    limits: Limits,
+    make: MakeBindings<B>,
+    instance: Option<(Store<HostState>, B)>,
+}
+
+impl<B> Sandbox<B> {
+    /// A sandbox that instantiates `pre` and looks its bindings up with `make`.
+    pub fn new(
+        pre: InstancePre<HostState>,
+        component: String,
+        limits: Limits,
+        make: impl Fn(&mut Store<HostState>, &Instance) -> wasmtime::Result<B> + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            pre,
+            component,
+            limits,
+            make: Arc::new(make),
+            instance: None,
+        }
+    }
+
+    /// Runs one call under the deadline; `range` (first and last sequence of the
+    /// page) goes into the error of a trap. A span records the call and the fault.
+    pub fn call<R>(
+        &mut self,
+        name: &'static str,
+        range: Option<(i64, i64)>,
+        f: impl FnOnce(&mut Store<HostState>, &B) -> wasmtime::Result<R>,
+    ) -> Result<R, RuntimeError> {
+        let span = tracing::debug_span!(
+            "guest_call",
+            component = %self.component,
+            call = name,
+            fault = tracing::field::Empty
+        );
+        let _entered = span.enter();
+        let ticks = self.deadline_ticks();
+        let result = match self.instance() {
+            Ok((store, bindings)) => {
+                store.set_epoch_deadline(ticks);
+                f(store, bindings).map_err(|err| self.trapped(err, range))
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = &result {
+            span.record("fault", tracing::field::debug(e.fault()));
+        }
+        result
+    }
+
+    /// Like [`call`](Self::call), with `host` answering the subscription imports
+    /// during the call only.
+    pub fn call_with<R>(
+        &mut self,
+        host: Box<dyn SubscriberHost>,
+        name: &'static str,
+        range: Option<(i64, i64)>,
+        f: impl FnOnce(&mut Store<HostState>, &B) -> wasmtime::Result<R>,
+    ) -> Result<R, RuntimeError> {
+        if let Ok((store, _)) = self.instance() {
+            store.data_mut().subscriber = Some(host);
+        }
+        let result = self.call(name, range, f);
+        if let Some((store, _)) = self.instance.as_mut() {
+            store.data_mut().subscriber = None;
+        }
+        result
+    }
+
+    /// The guest's own error, as the runtime reports it.
+    pub fn guest_error(&self, message: String, event_sequence: Option<i64>) -> RuntimeError {
+        E::Guest {
+            component: self.component.clone(),
+            event_sequence,
+            message,
+        }
+    }
+
+    fn deadline_ticks(&self) -> u64 {
+        (self.limits.call_timeout().as_millis() / TICK.as_millis()).max(1) as u64
+    }
+
+    fn instance(&mut self) -> Result<&mut (Store<HostState>, B), RuntimeError> {
+        if self.instance.is_none() {
+            let limits = StoreLimitsBuilder::new()
+                .memory_size(self.limits.memory_bytes)
+                .trap_on_grow_failure(true)
+                .build();
+            let mut store = Store::new(
+                self.pre.engine(),
+                HostState::new(self.component.clone(), limits),
+            );
+            store.limiter(|s| &mut s.limits);
+            store.epoch_deadline_trap();
+            // Start functions run during instantiation: they get a call's budget too.
+            store.set_epoch_deadline(self.deadline_ticks());
+            let failed = |e: wasmtime::Error| E::Guest {
+                component: self.component.clone(),
+                event_sequence: None,
+                message: format!("cannot be instantiated: {e:#}"),
+            };
+            let instance = self.pre.instantiate(&mut store).map_err(failed)?;
+            let bindings = (self.make)(&mut store, &instance).map_err(failed)?;
+            self.instance = Some((store, bindings));
+        }
+        self.instance
+            .as_mut()
+            .ok_or_else(|| E::Host("instance vanished".into()))
+    }
+
+    /// Turns a trap into an error naming the event (from the guest's panic report
+    /// when it sent one) and drops the instance.
+    fn trapped(&mut self, err: wasmtime::Error, range: Option<(i64, i64)>) -> RuntimeError {
+        let report = self.instance.take().and_then(|(s, _)| s.into_data().panic);
+        if let Some(p) = report {
+            return self.guest_error(format!("panicked: {}", p.message), p.event_sequence);
+        }
+        let what = match err.downcast_ref::<Trap>() {
+            Some(Trap::Interrupt) => format!(
+                "exceeded its CPU time limit of {} ms per call",
+                self.limits.call_timeout_ms
+            ),
+            Some(trap) => format!("trapped: {trap}"),
+            None => format!("trapped: {err:#}"),
+        };
+        let page = range
+            .map(|(a, b)| format!(" (page of events {a}..={b})"))
+            .unwrap_or_default();
+        self.guest_error(format!("{what}{page}"), None)
+    }
+}
