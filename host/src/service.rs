@@ -12,8 +12,10 @@ use tokio::sync::Mutex;
 
 use crate::config::Config;
 use crate::daemon::{Daemon, PauseError};
+use crate::daemon::{ErrorPolicy, SubscriptionEnv};
 use crate::deploy::{self, DeployError, Deployed, LifecycleError, VersionState};
-use crate::runtime::{DocChange, DocInput, Guest, LoadedComponent, Runtime, RuntimeError};
+use crate::outbox::{Grants, OutboxWaker};
+use crate::runtime::{DocChange, DocInput, Guest, Loaded, Runtime, RuntimeError};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{
     AppendRequest, AppendResult, Position, ProjectionKey, RecordedEvent, RunStatus, Store,
@@ -83,8 +85,15 @@ pub struct Refract {
     components_dir: PathBuf,
     deploy_lock: Arc<Mutex<()>>,
     sqlite: Option<SqliteStore>,
-    /// The compiled component of every running version, for write-model reads.
-    loaded: std::sync::Mutex<std::collections::HashMap<ProjectionKey, LoadedComponent>>,
+    /// The compiled component of every running version (write-model reads, reloads).
+    loaded: std::sync::Mutex<std::collections::HashMap<ProjectionKey, Loaded>>,
+    /// What subscriptions may reach, by team.
+    grants: Arc<Grants>,
+    /// Per-component settings from the config.
+    components: std::collections::BTreeMap<String, crate::config::ComponentConfig>,
+    outbox: OutboxWaker,
+    outbox_task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    stop_outbox: tokio::sync::watch::Sender<bool>,
 }
 
 /// A write-model read: a stream's document as of its latest event.
@@ -118,20 +127,60 @@ impl Refract {
                 spawn_auto_promote(store.clone(), deploy_lock.clone(), rec.key);
             }
         }
-        let mut loaded_map = std::collections::HashMap::new();
-        for loaded in deploy::restore(&runtime, store.as_ref(), &components_dir).await? {
-            daemon.start(&loaded);
-            loaded_map.insert(deploy::key_of(&loaded), loaded);
-        }
-        Ok(Self {
+        let grants = Arc::new(Grants(config.teams.clone()));
+        let outbox = OutboxWaker::default();
+        let stop_outbox = tokio::sync::watch::channel(false).0;
+        let outbox_task = crate::outbox::spawn(
+            store.clone(),
+            (*grants).clone(),
+            outbox.clone(),
+            stop_outbox.subscribe(),
+        );
+        let svc = Self {
             store,
             runtime,
             daemon,
             components_dir,
             deploy_lock,
             sqlite: Some(sqlite),
-            loaded: std::sync::Mutex::new(loaded_map),
-        })
+            loaded: std::sync::Mutex::new(Default::default()),
+            grants,
+            components: config.components.clone(),
+            outbox,
+            outbox_task: std::sync::Mutex::new(Some(outbox_task)),
+            stop_outbox,
+        };
+        let restored =
+            deploy::restore(&svc.runtime, svc.store.as_ref(), &svc.components_dir).await?;
+        for loaded in restored {
+            svc.run(loaded);
+        }
+        Ok(svc)
+    }
+
+    /// Starts the agent of a version (either kind) and remembers its component.
+    fn run(&self, loaded: Loaded) {
+        match &loaded {
+            Loaded::Projection(l) => self.daemon.start(l),
+            Loaded::Subscription(l) => {
+                let config = self.components.get(&l.descriptor.name);
+                let env = SubscriptionEnv {
+                    team: deploy::DEFAULT_TEAM.into(),
+                    grants: self.grants.clone(),
+                    settings: Arc::new(config.map(|c| c.settings.clone()).unwrap_or_default()),
+                    outbox: self.outbox.clone(),
+                    policy: ErrorPolicy {
+                        attempts: config
+                            .and_then(|c| c.attempts)
+                            .unwrap_or(ErrorPolicy::default().attempts)
+                            .max(1),
+                    },
+                };
+                self.daemon.start_subscription(l, env);
+            }
+        }
+        self.loaded_components()
+            .insert(deploy::key_of(&loaded), loaded);
     }
 
     /// The store, for embedding and tests.
@@ -179,10 +228,9 @@ impl Refract {
     }
 
     /// Starts the agent of a newly registered version and remembers its component.
-    fn run_new(&self, loaded: LoadedComponent, out: &Deployed, auto_promote: bool) {
-        self.daemon.start(&loaded);
+    fn run_new(&self, loaded: Loaded, out: &Deployed, auto_promote: bool) {
         let key = deploy::key_of(&loaded);
-        self.loaded_components().insert(key.clone(), loaded);
+        self.run(loaded);
         if auto_promote && out.state == VersionState::CatchingUp.as_str() {
             spawn_auto_promote(self.store.clone(), self.deploy_lock.clone(), key);
         }
@@ -293,11 +341,19 @@ impl Refract {
         version: Option<u32>,
     ) -> Result<Aggregate, ServiceError> {
         let key = self.resolve(name, version).await?;
-        let loaded = self
-            .loaded_components()
-            .get(&key)
-            .cloned()
-            .ok_or_else(|| ServiceError::NotFound(format!("running component for {key}")))?;
+        let loaded = match self.loaded_components().get(&key).cloned() {
+            Some(Loaded::Projection(l)) => l,
+            Some(Loaded::Subscription(_)) => {
+                return Err(ServiceError::NotFound(format!(
+                    "{key} is a subscription: it has no documents"
+                )));
+            }
+            None => {
+                return Err(ServiceError::NotFound(format!(
+                    "running component for {key}"
+                )));
+            }
+        };
         let read = self
             .store
             .aggregate_read(&key, stream, &loaded.descriptor.event_types)
@@ -339,7 +395,7 @@ impl Refract {
 
     fn loaded_components(
         &self,
-    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<ProjectionKey, LoadedComponent>> {
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<ProjectionKey, Loaded>> {
         self.loaded.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -367,9 +423,18 @@ impl Refract {
         })
     }
 
-    /// Stops the agents and closes the store.
+    /// Stops the agents and the outbox worker, and closes the store.
     pub async fn shutdown(&self) {
         self.daemon.shutdown().await;
+        self.stop_outbox.send_replace(true);
+        let task = self
+            .outbox_task
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
         if let Some(s) = &self.sqlite {
             s.close().await;
         }

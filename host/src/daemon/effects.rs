@@ -80,7 +80,9 @@ impl PageEffects {
         }
         let store = self.env.store.clone();
         let id = stream.clone();
-        Ok(self.block_on(async move { store.read_stream(&id, u64::MAX).await })?.0)
+        Ok(self
+            .block_on(async move { store.read_stream(&id, u64::MAX).await })?
+            .0)
     }
 }
 
@@ -98,9 +100,14 @@ impl SubscriberHost for PageEffects {
         }
         for (i, e) in events.iter().enumerate() {
             let json = |what: &str, text: &str| {
-                serde_json::from_str::<IgnoredAny>(text).map(|_| ()).map_err(|err| {
-                    format!("emit to {stream}: events[{i}] ({}): {what} is not JSON: {err}", e.event_type)
-                })
+                serde_json::from_str::<IgnoredAny>(text)
+                    .map(|_| ())
+                    .map_err(|err| {
+                        format!(
+                            "emit to {stream}: events[{i}] ({}): {what} is not JSON: {err}",
+                            e.event_type
+                        )
+                    })
             };
             json("data", &e.data)?;
             if let Some(m) = &e.metadata {
@@ -145,7 +152,10 @@ impl SubscriberHost for PageEffects {
             return Ok(current + n);
         }
         let mut g = self.gathered();
-        let entry = g.overlay.entry(stream.clone()).or_insert((current, Vec::new()));
+        let entry = g
+            .overlay
+            .entry(stream.clone())
+            .or_insert((current, Vec::new()));
         for e in &events {
             entry.0 += 1;
             entry.1.push(RecordedEvent {

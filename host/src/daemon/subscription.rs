@@ -81,7 +81,11 @@ impl SubscriptionAgent {
                         skipped,
                         ..HandledPage::default()
                     };
-                    match self.store().commit_handled(&self.key, &self.team, &progress).await {
+                    match self
+                        .store()
+                        .commit_handled(&self.key, &self.team, &progress)
+                        .await
+                    {
                         Ok(_) => position = page.scanned_to,
                         Err(e) => tracing::warn!(subscription = %self.key, "saving progress: {e}"),
                     }
@@ -120,7 +124,11 @@ impl SubscriptionAgent {
                 skipped,
                 held: g.held,
             };
-            match self.store().commit_handled(&self.key, &self.team, &done).await {
+            match self
+                .store()
+                .commit_handled(&self.key, &self.team, &done)
+                .await
+            {
                 Ok(_) => {
                     position = page.scanned_to;
                     failures = 0;

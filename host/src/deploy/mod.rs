@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 pub use lifecycle::{LifecycleError, VersionState};
 
-use crate::runtime::{LoadedComponent, Runtime, RuntimeError};
+use crate::runtime::{Loaded, Runtime, RuntimeError, StartPosition};
 use crate::store::{ComponentRecord, ProjectionKey, RunStatus, Store, StoreError, now_micros};
 
 /// The team that owns components when no teams are configured.
@@ -73,19 +73,16 @@ pub async fn deploy(
     components_dir: &Path,
     wasm: Vec<u8>,
     auto_promote: bool,
-) -> Result<(Deployed, Option<LoadedComponent>), DeployError> {
+) -> Result<(Deployed, Option<Loaded>), DeployError> {
     let (loaded, wasm) = load(runtime, wasm).await?;
     register(store, components_dir, loaded, &wasm, auto_promote).await
 }
 
 /// Compiles (or loads from the artifact cache) and validates a component on a
 /// blocking thread; gives the bytes back for storing.
-pub async fn load(
-    runtime: &Runtime,
-    wasm: Vec<u8>,
-) -> Result<(LoadedComponent, Vec<u8>), DeployError> {
+pub async fn load(runtime: &Runtime, wasm: Vec<u8>) -> Result<(Loaded, Vec<u8>), DeployError> {
     let rt = runtime.clone();
-    let loaded = tokio::task::spawn_blocking(move || rt.load(&wasm).map(|l| (l, wasm)))
+    let loaded = tokio::task::spawn_blocking(move || rt.load_any(&wasm).map(|l| (l, wasm)))
         .await
         .map_err(|e| RuntimeError::Host(format!("compile task: {e}")))??;
     Ok(loaded)
@@ -95,14 +92,14 @@ pub async fn load(
 pub async fn register(
     store: &dyn Store,
     components_dir: &Path,
-    loaded: LoadedComponent,
+    loaded: Loaded,
     wasm: &[u8],
     auto_promote: bool,
-) -> Result<(Deployed, Option<LoadedComponent>), DeployError> {
+) -> Result<(Deployed, Option<Loaded>), DeployError> {
     let key = key_of(&loaded);
     let existing = store.components().await?.into_iter().find(|c| c.key == key);
     if let Some(rec) = existing {
-        if rec.sha256 != loaded.sha256 {
+        if rec.sha256 != loaded.sha256() {
             return Err(DeployError::VersionTaken {
                 key,
                 existing: rec.sha256,
@@ -111,7 +108,7 @@ pub async fn register(
         let out = deployed(&rec, false);
         return Ok((out, None));
     }
-    write_file(&wasm_path(components_dir, &loaded.sha256), wasm).await?;
+    write_file(&wasm_path(components_dir, loaded.sha256()), wasm).await?;
     // The first version of a name serves at once; later ones rebuild beside it.
     let has_live = store
         .components()
@@ -124,21 +121,23 @@ pub async fn register(
         VersionState::Live
     };
     store.prepare_projection(&key).await?;
+    start_at(store, &key, &loaded).await?;
     let rec = ComponentRecord {
         key,
         team: DEFAULT_TEAM.into(),
-        sha256: loaded.sha256.clone(),
-        event_types: loaded.descriptor.event_types.clone(),
+        sha256: loaded.sha256().to_owned(),
+        event_types: loaded.event_types().to_vec(),
         state: state.as_str().into(),
         deployed_at: now_micros(),
         auto_promote,
-        kind: "projection".into(),
+        kind: loaded.kind().as_str().into(),
     };
     store.save_component(&rec).await?;
     tracing::info!(
         projection = %rec.key,
-        from_cache = loaded.from_cache,
-        ms = loaded.load_time.as_millis() as u64,
+        kind = rec.kind,
+        from_cache = loaded.from_cache(),
+        ms = loaded.load_time().as_millis() as u64,
         "deployed"
     );
     Ok((deployed(&rec, true), Some(loaded)))
@@ -150,22 +149,24 @@ pub async fn register(
 pub async fn replace(
     store: &dyn Store,
     components_dir: &Path,
-    loaded: &LoadedComponent,
+    loaded: &Loaded,
     wasm: &[u8],
     previous: &ComponentRecord,
 ) -> Result<Deployed, DeployError> {
-    write_file(&wasm_path(components_dir, &loaded.sha256), wasm).await?;
+    write_file(&wasm_path(components_dir, loaded.sha256()), wasm).await?;
     // Dropped before the new hash is recorded: a crash in between leaves the old
     // code with empty tables (a rebuild), never new code over old documents.
     store.drop_projection(&previous.key).await?;
     let rec = ComponentRecord {
-        sha256: loaded.sha256.clone(),
-        event_types: loaded.descriptor.event_types.clone(),
+        sha256: loaded.sha256().to_owned(),
+        event_types: loaded.event_types().to_vec(),
         deployed_at: now_micros(),
+        kind: loaded.kind().as_str().into(),
         ..previous.clone()
     };
     store.save_component(&rec).await?;
     store.prepare_projection(&rec.key).await?;
+    start_at(store, &rec.key, loaded).await?;
     tracing::info!(
         projection = %rec.key,
         previous = %previous.sha256,
@@ -175,12 +176,32 @@ pub async fn replace(
     Ok(deployed(&rec, true))
 }
 
-/// The projection version a loaded component is.
-pub fn key_of(loaded: &LoadedComponent) -> ProjectionKey {
+/// The version a loaded component is.
+pub fn key_of(loaded: &Loaded) -> ProjectionKey {
     ProjectionKey {
-        name: loaded.descriptor.name.clone(),
-        version: loaded.descriptor.version,
+        name: loaded.name().to_owned(),
+        version: loaded.version(),
     }
+}
+
+/// Puts a new subscription's progress where it starts: the beginning, the head now,
+/// a sequence, or the first event at a time. Projections always start at the
+/// beginning.
+async fn start_at(
+    store: &dyn Store,
+    key: &ProjectionKey,
+    loaded: &Loaded,
+) -> Result<(), StoreError> {
+    let Loaded::Subscription(s) = loaded else {
+        return Ok(());
+    };
+    let position = match s.descriptor.start {
+        StartPosition::Beginning => return Ok(()),
+        StartPosition::Now => store.head().await?,
+        StartPosition::AfterSequence(seq) => seq,
+        StartPosition::AtTime(t) => store.position_at_time(t).await?,
+    };
+    store.rewind(key, position).await
 }
 
 /// Loads every registered component from the data directory, for a restart. A
@@ -189,7 +210,7 @@ pub async fn restore(
     runtime: &Runtime,
     store: &dyn Store,
     components_dir: &Path,
-) -> Result<Vec<LoadedComponent>, DeployError> {
+) -> Result<Vec<Loaded>, DeployError> {
     let mut out = Vec::new();
     for rec in store.components().await? {
         if VersionState::parse(&rec.state) == VersionState::Retired {
@@ -214,7 +235,7 @@ async fn restore_one(
     store: &dyn Store,
     components_dir: &Path,
     rec: &ComponentRecord,
-) -> Result<LoadedComponent, DeployError> {
+) -> Result<Loaded, DeployError> {
     let path = wasm_path(components_dir, &rec.sha256);
     let wasm = tokio::fs::read(&path)
         .await
@@ -224,7 +245,7 @@ async fn restore_one(
         })?;
     let (loaded, _) = load(runtime, wasm).await?;
     store.prepare_projection(&rec.key).await?;
-    tracing::info!(projection = %rec.key, from_cache = loaded.from_cache, "restored");
+    tracing::info!(projection = %rec.key, from_cache = loaded.from_cache(), "restored");
     Ok(loaded)
 }
 

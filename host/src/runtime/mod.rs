@@ -4,6 +4,7 @@
 mod engine;
 mod guest;
 mod limits;
+mod loaded;
 mod sandbox;
 mod state;
 pub mod subscriber;
@@ -13,8 +14,9 @@ pub mod v1;
 pub use engine::{LoadedComponent, Runtime};
 pub use guest::{DocInput, Guest};
 pub use limits::Limits;
+pub use loaded::Loaded;
 pub use subscriber::{
-    EmittedEvent, Expected, Loaded, LoadedSubscription, StartPosition, Subscriber, SubscriberHost,
+    EmittedEvent, Expected, LoadedSubscription, StartPosition, Subscriber, SubscriberHost,
     SubscriptionDescriptor,
 };
 pub use types::{ComponentKind, Descriptor, DocChange, Slice, slice_by_stream};

@@ -274,14 +274,7 @@ impl Subscriber {
     }
 }
 
-/// A loaded component of either kind.
-#[derive(Clone)]
-pub enum Loaded {
-    /// A projection.
-    Projection(super::LoadedComponent),
-    /// A subscription.
-    Subscription(LoadedSubscription),
-}
+use super::loaded::Loaded;
 
 impl super::Runtime {
     /// Loads a component of either kind, told apart by the interface it exports.

@@ -55,7 +55,7 @@ impl Refract {
     pub async fn reload(&self, wasm: Vec<u8>) -> Result<Reloaded, ServiceError> {
         let _one_at_a_time = self.deploy_lock.lock().await;
         let (loaded, wasm) = deploy::load(&self.runtime, wasm).await?;
-        let (compile, from_cache) = (loaded.load_time, loaded.from_cache);
+        let (compile, from_cache) = (loaded.load_time(), loaded.from_cache());
         let key = deploy::key_of(&loaded);
         let existing = self
             .store
@@ -64,7 +64,7 @@ impl Refract {
             .into_iter()
             .find(|c| c.key == key);
         let (action, deployed) = match existing {
-            Some(rec) if rec.sha256 != loaded.sha256 => {
+            Some(rec) if rec.sha256 != loaded.sha256() => {
                 if VersionState::parse(&rec.state) == VersionState::Retired {
                     return Err(LifecycleError::Retired {
                         name: key.name,
@@ -87,13 +87,12 @@ impl Refract {
                         // Keep serving with the code that ran before.
                         let previous = self.loaded_components().get(&key).cloned();
                         if let Some(previous) = previous {
-                            self.daemon.start(&previous);
+                            self.run(previous);
                         }
                         return Err(e.into());
                     }
                 };
-                self.daemon.start(&loaded);
-                self.loaded_components().insert(key, loaded);
+                self.run(loaded);
                 let action = Reload::Replaced {
                     previous_sha256: rec.sha256,
                 };
