@@ -10,6 +10,9 @@ const GUESTS: &[(&str, &str)] = &[
     ("incident-details-v2", "INCIDENT_DETAILS_V2"),
     ("stream-counter", "STREAM_COUNTER"),
     ("incident-details-edited", "INCIDENT_DETAILS_EDITED"),
+    ("money-transfer", "MONEY_TRANSFER"),
+    ("account-balance", "ACCOUNT_BALANCE"),
+    ("incident-notifier", "INCIDENT_NOTIFIER"),
 ];
 
 fn main() {
