@@ -75,6 +75,14 @@ pub struct ProjectionStatus {
     pub event_types: Vec<String>,
     /// Why it is paused, if it is.
     pub error: Option<PauseError>,
+    /// `projection` or `subscription`.
+    pub kind: String,
+    /// A subscription's emits and sends dropped while it caught up.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub effects_held: Option<u64>,
+    /// A subscription's outbox: pending, delivered and failed messages.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outbox: Option<crate::store::subscription::OutboxCounts>,
 }
 
 /// The refract daemon's services over one store.
@@ -248,6 +256,7 @@ impl Refract {
                     position: 0,
                     events_applied: 0,
                     events_skipped: 0,
+                    effects_held: 0,
                     status: RunStatus::Paused,
                     error: None,
                 },
@@ -262,6 +271,10 @@ impl Refract {
                     fault: crate::runtime::Fault::Host,
                 })
             });
+            let outbox = match rec.kind.as_str() {
+                "subscription" => Some(self.store.outbox_counts(&rec.key).await?),
+                _ => None,
+            };
             out.push(ProjectionStatus {
                 name: rec.key.name,
                 version: rec.key.version,
@@ -279,6 +292,9 @@ impl Refract {
                 },
                 event_types: rec.event_types,
                 error,
+                effects_held: (rec.kind == "subscription").then_some(p.effects_held),
+                outbox,
+                kind: rec.kind,
             });
         }
         Ok(out)

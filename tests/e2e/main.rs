@@ -9,4 +9,5 @@ mod faults;
 mod helpdesk;
 mod restart;
 mod runtime;
+mod subscriptions;
 mod versions;

@@ -16,7 +16,9 @@ const OPENING_BALANCE: i64 = 1_000_000;
 
 /// Appends one event; panics unless accepted.
 async fn append(daemon: &Daemon, stream: &str, expected: Option<u64>, ty: &str, data: Value) {
-    let (code, body) = daemon.append(stream, expected, &[(ty.to_owned(), data)]).await;
+    let (code, body) = daemon
+        .append(stream, expected, &[(ty.to_owned(), data)])
+        .await;
     assert_eq!(code, 200, "append {ty} to {stream}: {body}");
 }
 
@@ -27,7 +29,11 @@ async fn wait_settled(daemon: &Daemon, name: &str, timeout: Duration) -> Value {
     let mut still = 0;
     loop {
         let p = daemon.projection(name, 1).await;
-        assert!(p["status"] != "paused", "{name} paused: {p}\n{}", daemon.log());
+        assert!(
+            p["status"] != "paused",
+            "{name} paused: {p}\n{}",
+            daemon.log()
+        );
         if p["position"] == p["head"] {
             still += 1;
             if still >= 10 {
@@ -94,8 +100,16 @@ async fn transfers_complete_or_refund_exactly_once_across_two_sigkills() {
         let id = format!("t{t:04}");
         let amount = 1 + rng.below(500) as i64;
         amounts.insert(id.clone(), amount);
-        let started = json!({"transfer_id": id, "from": account(from), "to": account(to), "amount": amount});
-        append(&daemon, &format!("transfer-{id}"), Some(0), "TransferStarted", started).await;
+        let started =
+            json!({"transfer_id": id, "from": account(from), "to": account(to), "amount": amount});
+        append(
+            &daemon,
+            &format!("transfer-{id}"),
+            Some(0),
+            "TransferStarted",
+            started,
+        )
+        .await;
     }
     wait_settled(&daemon, "money-transfer", Duration::from_secs(180)).await;
 
@@ -130,7 +144,7 @@ async fn transfers_complete_or_refund_exactly_once_across_two_sigkills() {
                 *seen.entry((ty.clone(), t.to_owned())).or_default() += 1;
             }
         }
-        if let Some(((ty, t), count)) = seen.iter().find(|(_, &c)| c > 1) {
+        if let Some(((ty, t), count)) = seen.iter().find(|(_, c)| **c > 1) {
             panic!("{} has {count} {ty} for transfer {t}", account(n));
         }
         // The read model agrees with the stream.
@@ -140,7 +154,11 @@ async fn transfers_complete_or_refund_exactly_once_across_two_sigkills() {
         assert_eq!(doc["balance"], balance, "{}", account(n));
         total += balance;
     }
-    assert_eq!(total, OPENING_BALANCE * ACCOUNTS as i64, "money is neither made nor lost");
+    assert_eq!(
+        total,
+        OPENING_BALANCE * ACCOUNTS as i64,
+        "money is neither made nor lost"
+    );
 }
 
 /// A webhook receiver that refuses the first two attempts of every message.
@@ -209,7 +227,9 @@ async fn the_notifier_delivers_one_message_per_resolved_incident_despite_failure
          [components.incident-notifier.settings]\nwebhook_url = \"http://{addr}/hooks/incidents\"\n"
     );
     let daemon = Daemon::start(&dir.path().join("data"), Some(&config));
-    daemon.deploy(refract_test_artifacts::INCIDENT_NOTIFIER).await;
+    daemon
+        .deploy(refract_test_artifacts::INCIDENT_NOTIFIER)
+        .await;
     let resolved = append_incidents(&daemon, 5, 60).await;
     assert!(resolved.len() > 10, "the workload resolves incidents");
 
@@ -236,10 +256,16 @@ async fn the_notifier_delivers_one_message_per_resolved_incident_despite_failure
     want.sort_unstable();
     assert_eq!(ids, want, "stable ids, one per resolved incident");
     for (id, body) in &accepted {
-        assert!(id.contains(body["incident_id"].as_str().expect("incident_id")), "{id}: {body}");
+        assert!(
+            id.contains(body["incident_id"].as_str().expect("incident_id")),
+            "{id}: {body}"
+        );
     }
     let attempts = receiver.attempts.lock().expect("lock").clone();
-    assert!(attempts.values().all(|&n| n == 3), "two refusals then accepted: {attempts:?}");
+    assert!(
+        attempts.values().all(|&n| n == 3),
+        "two refusals then accepted: {attempts:?}"
+    );
     let p = daemon.projection("incident-notifier", 1).await;
     assert_eq!(p["outbox"]["delivered"], resolved.len(), "{p}");
     assert_eq!(p["outbox"]["pending"], 0, "{p}");
@@ -254,7 +280,9 @@ async fn nothing_is_sent_to_a_host_that_is_not_granted() {
         "[components.incident-notifier.settings]\nwebhook_url = \"http://{addr}/hooks/incidents\"\n"
     );
     let daemon = Daemon::start(&dir.path().join("data"), Some(&config));
-    daemon.deploy(refract_test_artifacts::INCIDENT_NOTIFIER).await;
+    daemon
+        .deploy(refract_test_artifacts::INCIDENT_NOTIFIER)
+        .await;
     append_incidents(&daemon, 6, 20).await;
     let started = Instant::now();
     let p = loop {
@@ -262,7 +290,10 @@ async fn nothing_is_sent_to_a_host_that_is_not_granted() {
         if p["status"] == "paused" {
             break p;
         }
-        assert!(started.elapsed() < Duration::from_secs(30), "not paused: {p}");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "not paused: {p}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     let message = p["error"]["message"].as_str().unwrap_or_default();
@@ -270,6 +301,9 @@ async fn nothing_is_sent_to_a_host_that_is_not_granted() {
         message.contains("not granted to team default"),
         "the error names the refusal: {p}"
     );
-    assert_eq!(p["position"], 0, "nothing of the failing page is committed: {p}");
+    assert_eq!(
+        p["position"], 0,
+        "nothing of the failing page is committed: {p}"
+    );
     assert!(receiver.attempts.lock().expect("lock").is_empty());
 }

@@ -24,6 +24,9 @@ pub(crate) struct Gathered {
     pub messages: Vec<NewMessage>,
     /// Emits and sends dropped because effects were held.
     pub held: u64,
+    /// A store failure the guest was told about: the page failed because of the
+    /// host, not the guest, and is retried without counting against it.
+    pub host_error: Option<String>,
     /// Stream versions after this page's emits, and the emitted events.
     overlay: HashMap<String, (u64, Vec<RecordedEvent>)>,
     /// Idempotency keys used by this page's emits.
@@ -67,10 +70,11 @@ impl PageEffects {
     }
 
     fn block_on<T>(&self, f: impl Future<Output = Result<T, StoreError>>) -> Result<T, String> {
-        self.env
-            .runtime
-            .block_on(f)
-            .map_err(|e| format!("the store failed: {e}"))
+        self.env.runtime.block_on(f).map_err(|e| {
+            let message = format!("the store failed: {e}");
+            self.gathered().host_error = Some(message.clone());
+            message
+        })
     }
 
     /// The stream's version now: this page's emits, else the store's.

@@ -104,9 +104,20 @@ impl SubscriptionAgent {
             })
             .await
             .unwrap_or_else(|e| Err(RuntimeError::Host(format!("handle task: {e}"))));
+            let host_error = gathered
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .host_error
+                .take();
+            let result = match (result, host_error) {
+                (_, Some(message)) => Err(RuntimeError::Host(message)),
+                (r, None) => r,
+            };
             if let Err(e) = result {
-                failures += 1;
-                if e.fault() == crate::runtime::Fault::Guest && failures >= self.policy.attempts {
+                if e.fault() == crate::runtime::Fault::Guest {
+                    failures += 1;
+                }
+                if failures >= self.policy.attempts {
                     record_pause(self.store(), &self.key, &e).await;
                     return;
                 }

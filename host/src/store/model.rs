@@ -204,6 +204,8 @@ pub struct Progress {
     pub events_applied: u64,
     /// Events of types it does not handle, passed over.
     pub events_skipped: u64,
+    /// A subscription's emits and sends dropped while it caught up.
+    pub effects_held: u64,
     /// Whether the projection is running or paused.
     pub status: RunStatus,
     /// The error that paused it, if any.

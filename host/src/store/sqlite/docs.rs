@@ -221,8 +221,8 @@ impl DocumentStore for SqliteStore {
 
     async fn progress(&self, key: &ProjectionKey) -> Result<Progress, StoreError> {
         let row = sqlx::query(
-            "SELECT position, events_applied, status, error, events_skipped FROM progress \
-             WHERE name = ? AND version = ?",
+            "SELECT position, events_applied, status, error, events_skipped, effects_held \
+             FROM progress WHERE name = ? AND version = ?",
         )
         .bind(&key.name)
         .bind(key.version)
@@ -234,6 +234,7 @@ impl DocumentStore for SqliteStore {
             position: row.try_get(0)?,
             events_applied: to_u64(row.try_get(1)?, "events applied")?,
             events_skipped: to_u64(row.try_get(4)?, "events skipped")?,
+            effects_held: to_u64(row.try_get(5)?, "effects held")?,
             status: RunStatus::parse(&status),
             error: row.try_get(3)?,
         })
