@@ -66,6 +66,10 @@ pub struct ProjectionStatus {
     pub event_types: Vec<String>,
     /// Why it is paused, if it is.
     pub error: Option<PauseError>,
+    /// The WIT version of `refract:projection` it was built against (none if retired).
+    pub wit: Option<crate::runtime::WitVersion>,
+    /// Events per page it gets: the configured size or the guest's smaller maximum.
+    pub page_size: Option<usize>,
 }
 
 /// The refract daemon's services over one store.
@@ -202,6 +206,10 @@ impl Refract {
                     fault: crate::runtime::Fault::Host,
                 })
             });
+            let running = self.loaded_components().get(&rec.key).map(|l| {
+                let d = &l.descriptor;
+                (d.wit_version, self.daemon.page_size_for(d))
+            });
             out.push(ProjectionStatus {
                 name: rec.key.name,
                 version: rec.key.version,
@@ -219,6 +227,8 @@ impl Refract {
                 },
                 event_types: rec.event_types,
                 error,
+                wit: running.map(|(wit, _)| wit),
+                page_size: running.map(|(_, size)| size),
             });
         }
         Ok(out)

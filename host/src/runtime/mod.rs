@@ -1,17 +1,26 @@
 //! The WebAssembly runtime: loads components, validates them, and calls them a page
 //! at a time inside a sandbox. It knows nothing of SQL.
+//!
+//! One module per WIT version of `refract:projection` (`since_v1_0`, `since_v1_1`),
+//! each converting its types into the latest; `versions` picks between them.
 
+mod calls;
 mod engine;
 mod guest;
+mod host;
 mod limits;
+mod since_v1_0;
+mod since_v1_1;
 mod state;
 mod types;
-pub mod v1;
+mod versions;
 
 pub use engine::{LoadedComponent, Runtime};
 pub use guest::{DocInput, Guest};
 pub use limits::Limits;
-pub use types::{ComponentKind, Descriptor, DocChange, Slice, slice_by_stream};
+pub use types::{
+    ComponentKind, Descriptor, DocChange, DocumentMode, Slice, WitVersion, slice_by_stream,
+};
 
 /// Who was at fault when a call failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
