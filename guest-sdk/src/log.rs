@@ -36,19 +36,12 @@ impl fmt::Display for Level {
 
 /// Writes one line to the host's log.
 pub fn log(level: Level, message: &str) {
+    // On wasm the export glue sets the sink (its WIT version's `host.log`) before any
+    // projection code runs; stderr is the fallback natively.
     #[cfg(target_arch = "wasm32")]
-    {
-        use crate::bindings::refract::projection::host;
-        let level = match level {
-            Level::Trace => host::Level::Trace,
-            Level::Debug => host::Level::Debug,
-            Level::Info => host::Level::Info,
-            Level::Warn => host::Level::Warn,
-            Level::Error => host::Level::Error,
-        };
-        host::log(level, message);
+    if crate::__glue::log(level, message) {
+        return;
     }
-    #[cfg(not(target_arch = "wasm32"))]
     eprintln!("[{level}] {message}");
 }
 
