@@ -6,6 +6,8 @@ use std::process::Command;
 
 /// (package, constant name) of each guest.
 const GUESTS: &[(&str, &str)] = &[
+    ("legacy-counter", "LEGACY_COUNTER"),
+    ("capped-counter", "CAPPED_COUNTER"),
     ("incident-details", "INCIDENT_DETAILS_V1"),
     ("incident-details-v2", "INCIDENT_DETAILS_V2"),
     ("stream-counter", "STREAM_COUNTER"),
@@ -18,7 +20,7 @@ fn main() {
         .and_then(Path::parent)
         .expect("tests/artifacts sits two levels below the workspace root")
         .to_owned();
-    for dir in ["guest-sdk", "sample-projections", "wit"] {
+    for dir in ["guest-sdk", "sample-projections", "tests/guests", "wit"] {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }
     let target_dir = root.join("target").join("guests");

@@ -8,3 +8,4 @@ mod helpdesk;
 mod restart;
 mod runtime;
 mod versions;
+mod wit_versions;
