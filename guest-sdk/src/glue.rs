@@ -8,7 +8,7 @@
 //! `describe-settings`, and which version's `host` the glue calls.
 
 use std::panic::PanicHookInfo;
-use std::sync::{Once, OnceLock};
+use std::sync::Once;
 
 pub use crate::bindings::v1_1::refract::projection::types as wit;
 
@@ -19,7 +19,7 @@ use crate::types::{ComponentKind, DocChange, DocEvents, Event, GuestError};
 
 /// One WIT version's host imports.
 pub struct Host {
-    log: fn(WitLevel, &str),
+    log: fn(Level, &str),
     panicked: fn(&wit::GuestError),
     /// Whether this version's descriptor says per-stream documents with the 1.0.0
     /// option, for want of `describe-settings`.
@@ -38,7 +38,7 @@ pub mod v1_1 {
 
     /// The 1.1.0 host imports.
     pub static HOST: super::Host = super::Host {
-        log: host::log,
+        log: |level, message| host::log(super::wit_level(level), message),
         panicked: host::panicked,
         documents_option: false,
         checks_max_page_size: true,
@@ -65,33 +65,22 @@ pub mod v1_0 {
 
     /// The 1.0.0 host imports.
     pub static HOST: super::Host = super::Host {
-        log: host::log,
+        log: |level, message| host::log(super::wit_level(level), message),
         panicked: host::panicked,
         documents_option: true,
         checks_max_page_size: false,
     };
 }
 
-/// Where [`crate::log::log`] sends lines: the exported version's `host.log`, set
-/// before any projection code runs.
-static LOG: OnceLock<fn(WitLevel, &str)> = OnceLock::new();
-
-/// Sends a log line to the host, if the glue has run (it always has on wasm).
-pub(crate) fn log(level: Level, message: &str) -> bool {
-    let Some(log) = LOG.get() else {
-        return false;
-    };
-    log(
-        match level {
-            Level::Trace => WitLevel::Trace,
-            Level::Debug => WitLevel::Debug,
-            Level::Info => WitLevel::Info,
-            Level::Warn => WitLevel::Warn,
-            Level::Error => WitLevel::Error,
-        },
-        message,
-    );
-    true
+/// A log level as the WIT `host.log` of both versions takes it.
+fn wit_level(level: Level) -> WitLevel {
+    match level {
+        Level::Trace => WitLevel::Trace,
+        Level::Debug => WitLevel::Debug,
+        Level::Info => WitLevel::Info,
+        Level::Warn => WitLevel::Warn,
+        Level::Error => WitLevel::Error,
+    }
 }
 
 /// The component's descriptor.
@@ -195,7 +184,7 @@ fn init(host: &'static Host) {
     HOOK.call_once(|| {
         let panicked = host.panicked;
         std::panic::set_hook(Box::new(move |info| report_panic(panicked, info)));
-        let _ = LOG.set(host.log);
+        crate::log::set_sink(host.log);
     });
 }
 

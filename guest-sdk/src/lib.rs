@@ -147,6 +147,8 @@ mod types;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_page_size;
 
 pub use engine::{apply, describe, slice};
 pub use projection::{Documents, Envelope, Projection};

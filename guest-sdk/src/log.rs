@@ -34,14 +34,25 @@ impl fmt::Display for Level {
     }
 }
 
+/// Where lines go on wasm: the `host.log` of the world the component exports, set by
+/// its export glue before any author code runs.
+#[cfg(target_arch = "wasm32")]
+static SINK: std::sync::OnceLock<fn(Level, &str)> = std::sync::OnceLock::new();
+
+/// Sends every later line to `sink` (the first sink set stays).
+#[cfg(target_arch = "wasm32")]
+pub(crate) fn set_sink(sink: fn(Level, &str)) {
+    let _ = SINK.set(sink);
+}
+
 /// Writes one line to the host's log.
 pub fn log(level: Level, message: &str) {
-    // On wasm the export glue sets the sink (its WIT version's `host.log`) before any
-    // projection code runs; stderr is the fallback natively.
     #[cfg(target_arch = "wasm32")]
-    if crate::__glue::log(level, message) {
+    if let Some(sink) = SINK.get() {
+        sink(level, message);
         return;
     }
+    // Natively (and, on wasm, before any export ran, which cannot happen) stderr.
     eprintln!("[{level}] {message}");
 }
 
