@@ -6,7 +6,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use refract::runtime::{DocumentMode, Guest, Limits, LoadedComponent, Runtime, WitVersion};
+use refract::runtime::{
+    DocumentMode, Guest, Limits, LoadedComponent, Runtime, RuntimeError, WitVersion,
+};
 use serde_json::{Value, json};
 
 use crate::common::Daemon;
@@ -123,6 +125,35 @@ fn guests_of_both_versions_project_one_page_side_by_side() {
 }
 
 #[test]
+fn guests_of_both_versions_report_a_panic_with_its_event() {
+    let rt = Runtime::new(None, Limits::default()).expect("runtime");
+    let page = [
+        recorded(1, "t-1", 1, "TicketOpened", &json!({})),
+        recorded(2, "panic", 1, "TicketClosed", &json!({})),
+    ];
+    for (path, name) in [
+        (refract_test_artifacts::LEGACY_COUNTER, "legacy-counter@v1"),
+        (refract_test_artifacts::CAPPED_COUNTER, "capped-counter@v1"),
+    ] {
+        let mut guest = Guest::new(&load(&rt, path), name.into());
+        match project_page(&mut guest, &page) {
+            Err(RuntimeError::Guest {
+                component,
+                event_sequence,
+                message,
+            }) => {
+                assert_eq!((component.as_str(), event_sequence), (name, Some(2)));
+                assert!(
+                    message.contains("told to panic by stream panic"),
+                    "{message}"
+                );
+            }
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+}
+
+#[test]
 fn a_component_exporting_neither_version_is_refused_naming_both() {
     let rt = Runtime::new(None, Limits::default()).expect("runtime");
     // A real component, exporting a projection interface of a version refract lacks.
@@ -220,6 +251,18 @@ async fn guests_of_both_versions_run_at_once_in_one_daemon() {
     }
     let (code, doc) = daemon.get("/projections/stream-counter/docs/i-0").await;
     assert_eq!((code, &doc["total"]), (200, &json!(2)), "{doc}");
+
+    // Each version's guest logs through the host, tagged with the component.
+    let log = daemon.log();
+    for (line, component) in [
+        ("counting stream t-0", "legacy-counter@v1"),
+        ("counting type TicketOpened", "capped-counter@v1"),
+    ] {
+        let found = log
+            .lines()
+            .any(|l| l.contains(line) && l.contains(component));
+        assert!(found, "no {line:?} from {component} in\n{log}");
+    }
 }
 
 /// Ticket events appended so far, and what the counters should make of them.

@@ -47,6 +47,7 @@ impl Projection for CappedCounter {
     }
 
     fn create(id: &str, event: &Envelope<Ticket>) -> Option<TypeCount> {
+        refract_guest::log::info(&format!("counting type {id}"));
         let mut doc = TypeCount {
             event_type: id.to_owned(),
             count: 0,
@@ -57,6 +58,8 @@ impl Projection for CappedCounter {
     }
 
     fn apply(doc: &mut TypeCount, event: &Envelope<Ticket>) {
+        // For the tests: the host's panic report names this event.
+        assert!(event.stream_id != "panic", "told to panic by stream panic");
         doc.count += 1;
         doc.last_sequence = event.sequence;
     }

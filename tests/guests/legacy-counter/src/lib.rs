@@ -5,6 +5,9 @@
 use refract_guest::{Envelope, Projection};
 use serde::{Deserialize, Serialize};
 
+/// A stream whose first event makes the guest panic, for the tests.
+pub const PANIC_STREAM: &str = "panic";
+
 /// The ticket events counted; their payloads are not read.
 #[derive(Debug, Deserialize)]
 #[allow(missing_docs)]
@@ -35,6 +38,9 @@ impl Projection for LegacyCounter {
     const VERSION: u32 = 1;
 
     fn create(id: &str, event: &Envelope<TicketEvent>) -> Option<StreamTally> {
+        // Through the host's log and its panic report: the tests look for both.
+        refract_guest::log::info(&format!("counting stream {id}"));
+        assert!(id != PANIC_STREAM, "told to panic by stream {id}");
         Some(StreamTally {
             stream: id.to_owned(),
             events: 1,
