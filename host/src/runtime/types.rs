@@ -122,9 +122,6 @@ impl Descriptor {
         if self.kind != ComponentKind::Projection {
             return Err(format!("kind {:?} is not supported yet", self.kind));
         }
-        if self.max_page_size == Some(0) {
-            return Err("max-page-size must be 1 or more".into());
-        }
         if self.event_types.is_empty() {
             return Err("declares no event types".into());
         }
@@ -134,6 +131,9 @@ impl Descriptor {
             .find(|t| t.is_empty() || t.len() > 256)
         {
             return Err(format!("event type {t:?} must be 1 to 256 characters"));
+        }
+        if self.max_page_size == Some(0) {
+            return Err("max-page-size must be 1 or more".into());
         }
         Ok(())
     }
