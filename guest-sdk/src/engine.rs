@@ -52,12 +52,34 @@ pub fn describe<P: Projection>() -> Descriptor {
         version: P::VERSION,
         kind: ComponentKind::Projection,
         event_types: event_types::<P>().iter().map(|t| (*t).to_owned()).collect(),
-        options: match P::DOCUMENTS {
-            // Tells the host it may group pages by stream itself and skip `slice`.
-            Documents::PerStream => vec![("documents".to_owned(), "per-stream".to_owned())],
-            Documents::Custom => Vec::new(),
-        },
+        // Per-stream tells the host it may group pages by stream itself and skip `slice`.
+        documents: P::DOCUMENTS,
+        max_page_size: P::MAX_PAGE_SIZE,
+        options: Vec::new(),
     }
+}
+
+/// Fails if a call brings more events than `P`'s [`MAX_PAGE_SIZE`](Projection::MAX_PAGE_SIZE):
+/// a host that honours it never does. `apply` counts each event once, however many
+/// documents it touches.
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+pub(crate) fn check_page_size<P: Projection>(
+    events: impl Iterator<Item = u64>,
+) -> Result<(), GuestError> {
+    let Some(max) = P::MAX_PAGE_SIZE else {
+        return Ok(());
+    };
+    let count = events.collect::<std::collections::BTreeSet<u64>>().len();
+    if count > max as usize {
+        return Err(GuestError::new(
+            format!(
+                "the host sent {count} events in one call; {} declares MAX_PAGE_SIZE {max}",
+                P::NAME
+            ),
+            None,
+        ));
+    }
+    Ok(())
 }
 
 /// Decodes an event's data as its variant of `E`, or says which event could not be.

@@ -4,9 +4,11 @@
 //! you handle (each variant name is an event type, its content the event's data), a
 //! document type, and the [`Projection`] trait's `create` and `apply`; one
 //! [`export_projection!`] line makes the crate a component exporting
-//! `refract:projection/projection@1.0.0`. The SDK decodes events, skips event types the
-//! enum does not name, turns decode errors and panics into errors the host reports with
-//! the event's sequence, and lets you test the projection natively with [`testing`].
+//! `refract:projection/projection@1.1.0` (or `@1.0.0`, for older hosts, with
+//! `export_projection!(T, wit = "1.0.0")`). The SDK decodes events, skips event types
+//! the enum does not name, turns decode errors and panics into errors the host reports
+//! with the event's sequence, and lets you test the projection natively with
+//! [`testing`].
 //!
 //! ```
 //! use std::collections::BTreeMap;
@@ -95,15 +97,40 @@
 //! functions over the mirror types ([`Event`], [`Slice`], [`DocEvents`], ...): the
 //! export glue delegates to them, and hosts can run a projection natively with them.
 
+/// The bindings of each WIT version the SDK can export.
 #[cfg(target_arch = "wasm32")]
 #[doc(hidden)]
 pub mod bindings {
-    wit_bindgen::generate!({
-        path: "../wit/projection",
-        world: "projector",
-        pub_export_macro: true,
-        default_bindings_module: "refract_guest::bindings",
-    });
+    /// `refract:projection@1.1.0`.
+    pub mod v1_1 {
+        wit_bindgen::generate!({
+            path: "../wit/projection-1.1.0",
+            world: "projector",
+            pub_export_macro: true,
+            default_bindings_module: "refract_guest::bindings::v1_1",
+        });
+    }
+
+    /// `refract:projection@1.0.0`, through a world of another name: both versions'
+    /// worlds are called `projector`, and each generated export macro is exported
+    /// under a name made from its world's.
+    pub mod v1_0 {
+        wit_bindgen::generate!({
+            inline: "package refract:guest-sdk;
+                     world projector-v100 { include refract:projection/projector@1.0.0; }",
+            path: "../wit/projection",
+            world: "projector-v100",
+            // 1.1.0 only adds to 1.0.0's types: one set of types, and of glue.
+            with: {
+                "refract:projection/types@1.0.0": crate::bindings::v1_1::refract::projection::types,
+                "refract:projection/host@1.0.0/level": crate::bindings::v1_1::refract::projection::host::Level,
+            },
+            // The interfaces are in another package than this world's: generate them.
+            generate_all,
+            pub_export_macro: true,
+            default_bindings_module: "refract_guest::bindings::v1_0",
+        });
+    }
 }
 
 #[cfg(target_arch = "wasm32")]
@@ -121,6 +148,8 @@ mod types;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_page_size;
 
 pub use engine::{apply, describe, slice};
 pub use projection::{Documents, Envelope, Projection};
@@ -130,23 +159,27 @@ pub use types::{ComponentKind, Descriptor, DocChange, DocEvents, Event, GuestErr
 #[doc(hidden)]
 pub fn __assert_projection<P: Projection>() {}
 
-/// Exports a [`Projection`] as the component's `refract:projection/projection@1.0.0`.
+/// Exports a [`Projection`] as the component's `refract:projection/projection`, of
+/// the latest WIT version (1.1.0) or of the one named.
 ///
 /// Use it once, in the crate built as the component (`crate-type = ["cdylib", "rlib"]`):
-/// `refract_guest::export_projection!(MyProjection);`. It exports only when built for
-/// `wasm32`; natively it expands to a type check, so the crate still builds and tests.
+/// `refract_guest::export_projection!(MyProjection);`. For hosts older than WIT
+/// 1.1.0, `refract_guest::export_projection!(MyProjection, wit = "1.0.0");` exports
+/// 1.0.0 instead (which cannot declare [`Projection::MAX_PAGE_SIZE`]). It exports
+/// only when built for `wasm32`; natively it expands to a type check, so the crate
+/// still builds and tests.
 #[macro_export]
 macro_rules! export_projection {
-    ($projection:ty) => {
+    (@export $projection:ty, $version:ident { $($more:tt)* }) => {
         const _: fn() = $crate::__assert_projection::<$projection>;
 
         #[cfg(target_arch = "wasm32")]
         const _: () = {
             struct RefractProjectionExport;
 
-            impl $crate::__glue::Guest for RefractProjectionExport {
+            impl $crate::__glue::$version::Guest for RefractProjectionExport {
                 fn describe() -> $crate::__glue::wit::Descriptor {
-                    $crate::__glue::describe::<$projection>()
+                    $crate::__glue::describe::<$projection>(&$crate::__glue::$version::HOST)
                 }
 
                 fn slice(
@@ -155,7 +188,7 @@ macro_rules! export_projection {
                     ::std::vec::Vec<$crate::__glue::wit::DocSlice>,
                     $crate::__glue::wit::GuestError,
                 > {
-                    $crate::__glue::slice::<$projection>(page)
+                    $crate::__glue::slice::<$projection>(&$crate::__glue::$version::HOST, page)
                 }
 
                 fn apply(
@@ -164,11 +197,34 @@ macro_rules! export_projection {
                     ::std::vec::Vec<$crate::__glue::wit::DocChange>,
                     $crate::__glue::wit::GuestError,
                 > {
-                    $crate::__glue::apply::<$projection>(docs)
+                    $crate::__glue::apply::<$projection>(&$crate::__glue::$version::HOST, docs)
                 }
+
+                $($more)*
             }
 
-    $crate::bindings::export!(RefractProjectionExport with_types_in $crate::bindings);
+            $crate::bindings::$version::export!(
+                RefractProjectionExport with_types_in $crate::bindings::$version
+            );
         };
+    };
+    ($projection:ty) => {
+        $crate::export_projection!($projection, wit = "1.1.0");
+    };
+    ($projection:ty, wit = "1.1.0") => {
+        $crate::export_projection!(@export $projection, v1_1 {
+            fn describe_settings() -> $crate::__glue::wit::Settings {
+                $crate::__glue::v1_1::describe_settings::<$projection>()
+            }
+        });
+    };
+    ($projection:ty, wit = "1.0.0") => {
+        $crate::export_projection!(@export $projection, v1_0 {});
+    };
+    ($projection:ty, wit = $other:literal) => {
+        ::core::compile_error!(::core::concat!(
+            "refract-guest exports WIT 1.1.0 or 1.0.0, not ",
+            $other
+        ));
     };
 }

@@ -34,21 +34,25 @@ impl fmt::Display for Level {
     }
 }
 
+/// Where lines go on wasm: the `host.log` of the world the component exports, set by
+/// its export glue before any author code runs.
+#[cfg(target_arch = "wasm32")]
+static SINK: std::sync::OnceLock<fn(Level, &str)> = std::sync::OnceLock::new();
+
+/// Sends every later line to `sink` (the first sink set stays).
+#[cfg(target_arch = "wasm32")]
+pub(crate) fn set_sink(sink: fn(Level, &str)) {
+    let _ = SINK.set(sink);
+}
+
 /// Writes one line to the host's log.
 pub fn log(level: Level, message: &str) {
     #[cfg(target_arch = "wasm32")]
-    {
-        use crate::bindings::refract::projection::host;
-        let level = match level {
-            Level::Trace => host::Level::Trace,
-            Level::Debug => host::Level::Debug,
-            Level::Info => host::Level::Info,
-            Level::Warn => host::Level::Warn,
-            Level::Error => host::Level::Error,
-        };
-        host::log(level, message);
+    if let Some(sink) = SINK.get() {
+        sink(level, message);
+        return;
     }
-    #[cfg(not(target_arch = "wasm32"))]
+    // Natively (and, on wasm, before any export ran, which cannot happen) stderr.
     eprintln!("[{level}] {message}");
 }
 

@@ -29,6 +29,14 @@ pub trait Projection {
     /// [`testing::project`](crate::testing::project) reports it if you forget.
     const DOCUMENTS: Documents = Documents::PerStream;
 
+    /// The most events the projection takes in one call, for example because its
+    /// documents are big and a page's worth of them must fit in memory; `None` (the
+    /// default) leaves the page size to the host. Hosts running WIT 1.1.0 send
+    /// pages of at most this many events, and the SDK refuses larger ones with an
+    /// error; exported for WIT 1.0.0 (`export_projection!(T, wit = "1.0.0")`) it is
+    /// neither declared nor checked, since 1.0.0 cannot say it.
+    const MAX_PAGE_SIZE: Option<u32> = None;
+
     /// The ids of the documents an event touches, when [`DOCUMENTS`](Projection::DOCUMENTS)
     /// is [`Documents::Custom`]; by default only its stream's.
     fn doc_ids(event: &Envelope<Self::Event>) -> Vec<String> {

@@ -47,8 +47,9 @@ pub const BASE_TIMESTAMP: i64 = 1_700_000_000_000_000;
 
 /// Projects `events` as the daemon would and returns every document by id.
 ///
-/// Only the event types `P` handles are handed to it, in pages of [`PAGE_SIZE`]; each
-/// page is sliced, then applied, and documents travel as JSON text between pages.
+/// Only the event types `P` handles are handed to it, in pages of [`PAGE_SIZE`] (or
+/// of `P`'s smaller [`MAX_PAGE_SIZE`](Projection::MAX_PAGE_SIZE)); each page is
+/// sliced, then applied, and documents travel as JSON text between pages.
 pub fn project<P: Projection>(events: &[Event]) -> Result<BTreeMap<String, Value>, GuestError> {
     let handled = describe::<P>().event_types;
     let relevant: Vec<&Event> = events
@@ -56,7 +57,8 @@ pub fn project<P: Projection>(events: &[Event]) -> Result<BTreeMap<String, Value
         .filter(|e| handled.contains(&e.event_type))
         .collect();
     let mut docs: BTreeMap<String, String> = BTreeMap::new();
-    for chunk in relevant.chunks(PAGE_SIZE) {
+    let page_size = P::MAX_PAGE_SIZE.map_or(PAGE_SIZE, |max| PAGE_SIZE.min(max.max(1) as usize));
+    for chunk in relevant.chunks(page_size) {
         let page: Vec<Event> = chunk.iter().map(|e| (*e).clone()).collect();
         crate::engine::check_per_stream::<P>(&page)?;
         let slices = slice::<P>(&page)?;

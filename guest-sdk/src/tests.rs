@@ -137,7 +137,9 @@ fn describe_lists_the_enum_variants() {
         d.event_types,
         ["Opened", "Added", "Pair", "closed", "Noted"]
     );
-    assert_eq!(d.options, [("documents".into(), "per-stream".into())]);
+    assert_eq!(d.documents, Documents::PerStream);
+    assert_eq!(d.max_page_size, None);
+    assert!(d.options.is_empty(), "{:?}", d.options);
 }
 
 #[test]
@@ -393,9 +395,12 @@ impl Projection for Forgetful {
 
 #[test]
 fn describe_tells_the_host_how_documents_map_to_streams() {
+    // 1.1.0 says it with a typed field, 1.0.0 with an option.
+    assert_eq!(describe::<Forgetful>().documents, Documents::PerStream);
+    assert_eq!(describe::<Fanout>().documents, Documents::Custom);
     let per_stream = ("documents".to_owned(), "per-stream".to_owned());
-    assert!(describe::<Forgetful>().options.contains(&per_stream));
-    assert!(!describe::<Fanout>().options.contains(&per_stream));
+    assert_eq!(describe::<Forgetful>().v1_0_options(), [per_stream]);
+    assert!(describe::<Fanout>().v1_0_options().is_empty());
 }
 
 #[test]

@@ -1,9 +1,12 @@
-//! Plain Rust mirrors of the WIT types of `refract:projection@1.0.0`.
+//! Plain Rust mirrors of the WIT types of `refract:projection` (the latest version,
+//! 1.1.0; the other types are the same in 1.0.0).
 //!
 //! The projection logic works on these on every target; the wasm export glue converts
-//! between them and the types `wit-bindgen` generates.
+//! between them and the types `wit-bindgen` generates for each version.
 
 use std::fmt;
+
+use crate::projection::Documents;
 
 /// One recorded event, as the host hands it to a guest.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,7 +38,8 @@ pub enum ComponentKind {
     Subscription,
 }
 
-/// What a component says about itself; the host calls `describe` once on load.
+/// What a component says about itself: its WIT `descriptor` and, from 1.1.0, its
+/// `settings` (`documents`, `max_page_size`); the host asks once on load.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Descriptor {
     /// The projection's name: lowercase letters, digits, `-` and `_`.
@@ -46,8 +50,25 @@ pub struct Descriptor {
     pub kind: ComponentKind,
     /// The event types the component handles; the host sends only these.
     pub event_types: Vec<String>,
+    /// How the component's events map to its documents.
+    pub documents: Documents,
+    /// The most events the component takes in one call, if it limits them.
+    pub max_page_size: Option<u32>,
     /// Free-form options (key, value); the host ignores keys it does not know.
     pub options: Vec<(String, String)>,
+}
+
+impl Descriptor {
+    /// The options of this descriptor in WIT 1.0.0, which has no typed `documents`:
+    /// per-stream documents are said with the option `("documents", "per-stream")`.
+    /// (1.0.0 cannot say `max_page_size` at all.)
+    pub fn v1_0_options(&self) -> Vec<(String, String)> {
+        let mut options = self.options.clone();
+        if self.documents == Documents::PerStream {
+            options.push(("documents".to_owned(), "per-stream".to_owned()));
+        }
+        options
+    }
 }
 
 /// A failure the guest reports instead of a result.

@@ -83,6 +83,11 @@ pub struct ProjectionStatus {
     /// A subscription's outbox: pending, delivered and failed messages.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub outbox: Option<crate::store::subscription::OutboxCounts>,
+    /// The WIT version of `refract:projection` it was built against (none if retired
+    /// or a subscription).
+    pub wit: Option<crate::runtime::WitVersion>,
+    /// Events per page it gets: the configured size or the guest's smaller maximum.
+    pub page_size: Option<usize>,
 }
 
 /// The refract daemon's services over one store.
@@ -275,6 +280,13 @@ impl Refract {
                 "subscription" => Some(self.store.outbox_counts(&rec.key).await?),
                 _ => None,
             };
+            let running = match self.loaded_components().get(&rec.key) {
+                Some(Loaded::Projection(l)) => {
+                    let d = &l.descriptor;
+                    Some((d.wit_version, self.daemon.page_size_for(d)))
+                }
+                _ => None,
+            };
             out.push(ProjectionStatus {
                 name: rec.key.name,
                 version: rec.key.version,
@@ -295,6 +307,8 @@ impl Refract {
                 effects_held: (rec.kind == "subscription").then_some(p.effects_held),
                 outbox,
                 kind: rec.kind,
+                wit: running.map(|(wit, _)| wit),
+                page_size: running.map(|(_, size)| size),
             });
         }
         Ok(out)

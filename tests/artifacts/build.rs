@@ -6,6 +6,8 @@ use std::process::Command;
 
 /// (package, constant name) of each guest.
 const GUESTS: &[(&str, &str)] = &[
+    ("legacy-counter", "LEGACY_COUNTER"),
+    ("capped-counter", "CAPPED_COUNTER"),
     ("incident-details", "INCIDENT_DETAILS_V1"),
     ("incident-details-v2", "INCIDENT_DETAILS_V2"),
     ("stream-counter", "STREAM_COUNTER"),

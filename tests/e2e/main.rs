@@ -11,3 +11,4 @@ mod restart;
 mod runtime;
 mod subscriptions;
 mod versions;
+mod wit_versions;

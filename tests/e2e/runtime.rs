@@ -14,7 +14,7 @@ fn wasm() -> Vec<u8> {
     std::fs::read(refract_test_artifacts::INCIDENT_DETAILS_V1).expect("component built")
 }
 
-fn recorded(seq: i64, stream: &str, version: u64, ty: &str, data: &Value) -> RecordedEvent {
+pub fn recorded(seq: i64, stream: &str, version: u64, ty: &str, data: &Value) -> RecordedEvent {
     RecordedEvent {
         sequence: seq,
         stream_id: stream.into(),
@@ -27,8 +27,9 @@ fn recorded(seq: i64, stream: &str, version: u64, ty: &str, data: &Value) -> Rec
     }
 }
 
-/// Runs one page through slice and apply with no prior documents.
-fn project_page(
+/// Runs one page through slice and apply with no prior documents (also used by
+/// `wit_versions`).
+pub fn project_page(
     guest: &mut Guest,
     page: &[RecordedEvent],
 ) -> Result<BTreeMap<String, Value>, RuntimeError> {

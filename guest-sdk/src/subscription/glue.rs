@@ -108,7 +108,23 @@ fn event(e: wit::Event) -> Event {
 /// Installs the panic hook, once.
 fn init() {
     static HOOK: Once = Once::new();
-    HOOK.call_once(|| std::panic::set_hook(Box::new(report_panic)));
+    HOOK.call_once(|| {
+        std::panic::set_hook(Box::new(report_panic));
+        crate::log::set_sink(log_line);
+    });
+}
+
+/// Sends the SDK's log lines to the subscription world's `host.log`.
+fn log_line(level: crate::log::Level, message: &str) {
+    use crate::log::Level as L;
+    let level = match level {
+        L::Trace => host::Level::Trace,
+        L::Debug => host::Level::Debug,
+        L::Info => host::Level::Info,
+        L::Warn => host::Level::Warn,
+        L::Error => host::Level::Error,
+    };
+    host::log(level, message);
 }
 
 /// Tells the host why the guest is about to trap, and at which event.

@@ -18,7 +18,7 @@ pub use projector::PageProjector;
 pub use subscription::ErrorPolicy;
 
 use crate::outbox::{Grants, OutboxWaker};
-use crate::runtime::{Guest, LoadedComponent, LoadedSubscription, Subscriber};
+use crate::runtime::{Descriptor, Guest, LoadedComponent, LoadedSubscription, Subscriber};
 use crate::store::{ProjectionKey, Store};
 
 /// Events per page unless configured otherwise. Measured on the 1M-event rebuild:
@@ -59,6 +59,12 @@ impl Daemon {
         }
     }
 
+    /// Events per page for a component: the configured page size, or the guest's
+    /// maximum if that is smaller.
+    pub fn page_size_for(&self, descriptor: &Descriptor) -> usize {
+        descriptor.page_size(self.page_size)
+    }
+
     /// Starts the agent of one deployed component (replacing a running one).
     pub fn start(&self, loaded: &LoadedComponent) {
         let key = ProjectionKey {
@@ -66,7 +72,11 @@ impl Daemon {
             version: loaded.descriptor.version,
         };
         let guest = Guest::new(loaded, key.to_string());
-        self.start_with(key, loaded.descriptor.event_types.clone(), Box::new(guest));
+        let (types, page_size) = (
+            loaded.descriptor.event_types.clone(),
+            self.page_size_for(&loaded.descriptor),
+        );
+        self.spawn(key, types, Box::new(guest), page_size);
     }
 
     /// Starts the agent of one deployed subscription (replacing a running one).
@@ -103,12 +113,23 @@ impl Daemon {
     }
 
     /// Starts an agent that drives any projector over the version's documents and
-    /// progress (which must have been prepared in the store).
+    /// progress (which must have been prepared in the store), at the configured
+    /// page size.
     pub fn start_with(
         &self,
         key: ProjectionKey,
         event_types: Vec<String>,
         projector: Box<dyn PageProjector>,
+    ) {
+        self.spawn(key, event_types, projector, self.page_size);
+    }
+
+    fn spawn(
+        &self,
+        key: ProjectionKey,
+        event_types: Vec<String>,
+        projector: Box<dyn PageProjector>,
+        page_size: usize,
     ) {
         let pending = InFlight::default();
         let agent = Agent {
@@ -116,7 +137,7 @@ impl Daemon {
             key: key.clone(),
             store: self.store.clone(),
             event_types: event_types.into(),
-            page_size: self.page_size,
+            page_size,
             shutdown: self.shutdown.subscribe(),
             cache: HashMap::new(),
             burst: Default::default(),

@@ -14,8 +14,8 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 use super::guest::Guest;
 use super::limits::Limits;
 use super::state::HostState;
-use super::types::Descriptor;
-use super::v1::{self, ProjectorPre};
+use super::types::{Descriptor, WitVersion};
+use super::versions::{self, ProjectorPre};
 use super::{RuntimeError, RuntimeError as E};
 
 /// How often the epoch advances: the granularity of call deadlines.
@@ -37,8 +37,8 @@ struct Inner {
 /// A compiled, validated component ready to be instantiated.
 #[derive(Clone)]
 pub struct LoadedComponent {
-    pub(crate) pre: ProjectorPre<HostState>,
-    /// What the component says it is.
+    pub(crate) pre: ProjectorPre,
+    /// What the component says it is (and which WIT version it was built against).
     pub descriptor: Descriptor,
     /// Hex SHA-256 of the wasm bytes.
     pub sha256: String,
@@ -66,7 +66,8 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
             .map_err(|e| E::Host(format!("linking WASI: {e:#}")))?;
-        v1::add_to_linker(&mut linker).map_err(|e| E::Host(format!("linking host: {e:#}")))?;
+        versions::add_to_linker(&mut linker)
+            .map_err(|e| E::Host(format!("linking host: {e:#}")))?;
         super::subscriber::add_to_linker(&mut linker)
             .map_err(|e| E::Host(format!("linking the subscription host: {e:#}")))?;
         if let Some(dir) = &cache_dir {
@@ -96,52 +97,29 @@ impl Runtime {
         let sha256 = hex::encode(Sha256::digest(wasm));
         let (component, from_cache) = self.compile(wasm, &sha256)?;
         let inner = &self.inner;
-        let ty = component.component_type();
-        if ty
-            .get_export(&inner.engine, v1::PROJECTION_EXPORT)
-            .is_none()
-        {
-            let exports: Vec<&str> = ty.exports(&inner.engine).map(|(n, _)| n).collect();
-            return Err(E::WrongWorld(format!(
-                "it does not export {} (it exports: {})",
-                v1::PROJECTION_EXPORT,
-                if exports.is_empty() {
-                    "nothing".to_owned()
-                } else {
-                    exports.join(", ")
-                }
-            )));
-        }
+        let version = wit_version(&component, &inner.engine)?;
         let instance_pre = inner
             .linker
             .instantiate_pre(&component)
             .map_err(|e| E::WrongWorld(format!("{e:#}")))?;
-        let pre = ProjectorPre::new(instance_pre).map_err(|e| E::WrongWorld(format!("{e:#}")))?;
-        let mut loaded = LoadedComponent {
-            pre,
-            descriptor: Descriptor {
-                name: String::new(),
-                version: 0,
-                kind: super::ComponentKind::Projection,
-                event_types: Vec::new(),
-                options: Vec::new(),
-            },
-            sha256,
-            from_cache,
-            load_time: Duration::ZERO,
-            limits: inner.limits.clone(),
-        };
-        let label = format!("sha256:{}", &loaded.sha256[..12]);
-        let mut guest = Guest::new(&loaded, label);
-        loaded.descriptor = guest.describe()?;
-        loaded.descriptor.validate().map_err(E::BadDescriptor)?;
-        if loaded.descriptor.kind != super::ComponentKind::Projection {
+        let pre = ProjectorPre::new(version, instance_pre)
+            .map_err(|e| E::WrongWorld(format!("WIT {version}: {e:#}")))?;
+        let label = format!("sha256:{}", &sha256[..12]);
+        let descriptor = Guest::for_describe(&pre, &inner.limits, label).describe()?;
+        descriptor.validate().map_err(E::BadDescriptor)?;
+        if descriptor.kind != super::ComponentKind::Projection {
             return Err(E::BadDescriptor(
                 "it exports the projection interface but describes itself as a subscription".into(),
             ));
         }
-        loaded.load_time = started.elapsed();
-        Ok(loaded)
+        Ok(LoadedComponent {
+            pre,
+            descriptor,
+            sha256,
+            from_cache,
+            load_time: started.elapsed(),
+            limits: inner.limits.clone(),
+        })
     }
 
     /// The engine and the linker with every host import.
@@ -177,6 +155,34 @@ impl Runtime {
         }
         Ok((component, false))
     }
+}
+
+/// The newest WIT version whose projection export the component has. Export names
+/// are matched exactly: wasmtime's semver matching would let a 1.0.0 export stand in
+/// for 1.1.0, whose descriptor differs.
+fn wit_version(component: &Component, engine: &Engine) -> Result<WitVersion, RuntimeError> {
+    let ty = component.component_type();
+    let found = WitVersion::SUPPORTED
+        .into_iter()
+        .find(|v| ty.get_export(engine, v.projection_export()).is_some());
+    if let Some(version) = found {
+        return Ok(version);
+    }
+    let wanted: Vec<&str> = WitVersion::SUPPORTED
+        .iter()
+        .map(|v| v.projection_export())
+        .collect();
+    let exports: Vec<&str> = ty.exports(engine).map(|(n, _)| n).collect();
+    Err(E::WrongWorld(format!(
+        "it exports none of {} (refract runs WIT versions {}); it exports: {}",
+        wanted.join(", "),
+        WitVersion::SUPPORTED.map(WitVersion::as_str).join(", "),
+        if exports.is_empty() {
+            "nothing".to_owned()
+        } else {
+            exports.join(", ")
+        }
+    )))
 }
 
 /// Writes the artifact atomically, so a crash never leaves half a file to load.

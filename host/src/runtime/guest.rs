@@ -1,16 +1,21 @@
 //! A running component: one sandboxed instance, called a page at a time. A trap
 //! drops the instance; the next call makes a fresh one.
+//!
+//! A guest may declare a maximum page size (WIT 1.1.0). The daemon reads pages of at
+//! most that size; `apply` also gets other callers' documents (a write-model read
+//! brings all of a stream's new events), so larger inputs go to it in parts.
 
 use std::collections::HashSet;
 
 use serde::de::IgnoredAny;
 use wasmtime::{Store, StoreLimitsBuilder, Trap};
 
+use super::calls::{GuestFailure, PageCalls};
 use super::engine::{LoadedComponent, TICK};
 use super::limits::Limits;
 use super::state::HostState;
 use super::types::{Descriptor, DocChange, Slice, slice_by_stream};
-use super::v1::{GuestFailure, PageCalls, Projector, ProjectorPre};
+use super::versions::{Projector, ProjectorPre};
 use super::{RuntimeError, RuntimeError as E};
 use crate::store::{MAX_STREAM_ID_LEN, RecordedEvent};
 
@@ -27,11 +32,13 @@ pub struct DocInput {
 
 /// An instantiated component with its sandbox.
 pub struct Guest {
-    pre: ProjectorPre<HostState>,
+    pre: ProjectorPre,
     component: String,
     limits: Limits,
     /// The guest keeps one document per stream: pages are sliced on the host.
     per_stream: bool,
+    /// The most events the guest takes in one call (its max-page-size).
+    max_events: usize,
     instance: Option<Instance>,
 }
 
@@ -45,26 +52,33 @@ struct Instance {
 impl Guest {
     /// A guest for `loaded`, reported as `component` in logs and errors.
     pub fn new(loaded: &LoadedComponent, component: String) -> Self {
+        let d = &loaded.descriptor;
         Self {
-            pre: loaded.pre.clone(),
+            per_stream: d.per_stream(),
+            max_events: d.page_size(usize::MAX),
+            ..Self::for_describe(&loaded.pre, &loaded.limits, component)
+        }
+    }
+
+    /// A guest whose descriptor is not known yet: for `describe` on load.
+    pub(crate) fn for_describe(pre: &ProjectorPre, limits: &Limits, component: String) -> Self {
+        Self {
+            pre: pre.clone(),
             component,
-            limits: loaded.limits.clone(),
-            per_stream: loaded.descriptor.per_stream(),
+            limits: limits.clone(),
+            per_stream: false,
+            max_events: usize::MAX,
             instance: None,
         }
     }
 
-    /// Asks the component what it is.
+    /// Asks the component what it is, converted into the latest WIT version's terms.
     pub fn describe(&mut self) -> Result<Descriptor, RuntimeError> {
-        let d = self.call("describe", None, |i| {
-            i.bindings
-                .refract_projection_projection()
-                .call_describe(&mut i.store)
-        })?;
-        Ok(d.into())
+        self.call("describe", None, |i| i.bindings.describe(&mut i.store))
     }
 
-    /// Which documents each event of the page touches, validated.
+    /// Which documents each event of the page touches, validated. Pages are at most
+    /// the guest's [`Descriptor::page_size`]: a 1.1.0 guest may refuse larger ones.
     pub fn slice(&mut self, page: &[RecordedEvent]) -> Result<Vec<Slice>, RuntimeError> {
         if self.per_stream {
             // Same answer as the guest's, without lowering the page into it.
@@ -106,8 +120,51 @@ impl Guest {
         page: &[RecordedEvent],
         docs: Vec<DocInput>,
     ) -> Result<Vec<DocChange>, RuntimeError> {
+        if page.len() <= self.max_events {
+            return self.apply_once(page, &docs);
+        }
+        docs.into_iter()
+            .map(|doc| self.apply_in_parts(page, doc))
+            .collect()
+    }
+
+    /// Applies one document's events in parts the guest takes, its state carried from
+    /// part to part; the result is the last change made.
+    fn apply_in_parts(
+        &mut self,
+        page: &[RecordedEvent],
+        doc: DocInput,
+    ) -> Result<DocChange, RuntimeError> {
+        let mut state = doc.state;
+        let mut outcome = DocChange::Keep;
+        for part in doc.events.chunks(self.max_events) {
+            let input = DocInput {
+                id: doc.id.clone(),
+                state: state.clone(),
+                events: part.to_vec(),
+            };
+            match self.apply_once(page, &[input])?.pop() {
+                Some(DocChange::Put(body)) => {
+                    state = Some(body.clone());
+                    outcome = DocChange::Put(body);
+                }
+                Some(DocChange::Delete) => {
+                    state = None;
+                    outcome = DocChange::Delete;
+                }
+                Some(DocChange::Keep) | None => {}
+            }
+        }
+        Ok(outcome)
+    }
+
+    fn apply_once(
+        &mut self,
+        page: &[RecordedEvent],
+        docs: &[DocInput],
+    ) -> Result<Vec<DocChange>, RuntimeError> {
         let res = self.call("apply", page_range(page), |i| {
-            i.calls.apply(&mut i.store, page, &docs)
+            i.calls.apply(&mut i.store, page, docs)
         })?;
         let changes = res.map_err(|e| self.guest_error(e))?;
         if changes.len() != docs.len() {
@@ -117,7 +174,7 @@ impl Guest {
                 docs.len()
             )));
         }
-        for (change, doc) in changes.iter().zip(&docs) {
+        for (change, doc) in changes.iter().zip(docs) {
             if let DocChange::Put(body) = change {
                 self.check_body(&doc.id, body)?;
             }
@@ -178,7 +235,8 @@ impl Guest {
                 .trap_on_grow_failure(true)
                 .build();
             let state = HostState::new(self.component.clone(), limits);
-            let mut store = Store::new(self.pre.engine(), state);
+            let pre = self.pre.instance_pre();
+            let mut store = Store::new(pre.engine(), state);
             store.limiter(|s| &mut s.limits);
             store.epoch_deadline_trap();
             // Start functions run during instantiation: they get a call's budget too.
@@ -188,13 +246,10 @@ impl Guest {
                 event_sequence: None,
                 message: format!("cannot be instantiated: {e:#}"),
             };
-            let instance = self
-                .pre
-                .instance_pre()
-                .instantiate(&mut store)
-                .map_err(failed)?;
-            let bindings = Projector::new(&mut store, &instance).map_err(failed)?;
-            let calls = PageCalls::lookup(&mut store, &instance).map_err(failed)?;
+            let instance = pre.instantiate(&mut store).map_err(failed)?;
+            let bindings = self.pre.bindings(&mut store, &instance).map_err(failed)?;
+            let export = self.pre.version().projection_export();
+            let calls = PageCalls::lookup(&mut store, &instance, export).map_err(failed)?;
             self.instance = Some(Instance {
                 store,
                 bindings,
@@ -238,7 +293,7 @@ impl Guest {
     fn guest_error(&self, e: GuestFailure) -> RuntimeError {
         E::Guest {
             component: self.component.clone(),
-            event_sequence: e.event_sequence,
+            event_sequence: e.event_sequence(),
             message: e.message,
         }
     }

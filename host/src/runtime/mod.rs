@@ -1,15 +1,22 @@
 //! The WebAssembly runtime: loads components, validates them, and calls them a page
 //! at a time inside a sandbox. It knows nothing of SQL.
+//!
+//! One module per WIT version of `refract:projection` (`since_v1_0`, `since_v1_1`),
+//! each converting its types into the latest; `versions` picks between them.
 
+mod calls;
 mod engine;
 mod guest;
+mod host;
 mod limits;
 mod loaded;
 mod sandbox;
+mod since_v1_0;
+mod since_v1_1;
 mod state;
 pub mod subscriber;
 mod types;
-pub mod v1;
+mod versions;
 
 pub use engine::{LoadedComponent, Runtime};
 pub use guest::{DocInput, Guest};
@@ -19,7 +26,9 @@ pub use subscriber::{
     EmittedEvent, Expected, LoadedSubscription, StartPosition, Subscriber, SubscriberHost,
     SubscriptionDescriptor,
 };
-pub use types::{ComponentKind, Descriptor, DocChange, Slice, slice_by_stream};
+pub use types::{
+    ComponentKind, Descriptor, DocChange, DocumentMode, Slice, WitVersion, slice_by_stream,
+};
 
 /// Who was at fault when a call failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -71,28 +80,4 @@ impl RuntimeError {
             _ => Fault::Guest,
         }
     }
-}
-
-/// Writes one line a guest logged, tagged with the component, capped at 4 KiB.
-pub(crate) fn log_guest_line(component: &str, level: tracing::Level, message: &str) {
-    let message = truncate(message, 4096);
-    match level {
-        tracing::Level::TRACE => tracing::trace!(component, "{message}"),
-        tracing::Level::DEBUG => tracing::debug!(component, "{message}"),
-        tracing::Level::INFO => tracing::info!(component, "{message}"),
-        tracing::Level::WARN => tracing::warn!(component, "{message}"),
-        _ => tracing::error!(component, "{message}"),
-    }
-}
-
-/// Cuts `s` to at most `max` bytes at a character boundary.
-pub(crate) fn truncate(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
 }

@@ -14,16 +14,6 @@ pub struct PanicReport {
     pub event_sequence: Option<i64>,
 }
 
-impl PanicReport {
-    /// A report from what the guest sent, its message capped.
-    pub fn new(message: &str, event_sequence: Option<u64>) -> Self {
-        Self {
-            message: super::truncate(message, 4096).to_owned(),
-            event_sequence: event_sequence.and_then(|s| i64::try_from(s).ok()),
-        }
-    }
-}
-
 /// The data of one component instance's store.
 pub struct HostState {
     pub(crate) component: String,

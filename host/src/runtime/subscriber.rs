@@ -5,7 +5,7 @@
 use wasmtime::component::HasSelf;
 use wasmtime::component::Linker;
 
-use super::state::{HostState, PanicReport};
+use super::state::HostState;
 use crate::store::RecordedEvent;
 
 mod bindings {
@@ -113,11 +113,11 @@ impl host::Host for HostState {
             host::Level::Warn => tracing::Level::WARN,
             host::Level::Error => tracing::Level::ERROR,
         };
-        super::log_guest_line(&self.component, level, &message);
+        self.log_line(level, &message);
     }
 
     fn panicked(&mut self, error: types::GuestError) {
-        self.panic = Some(PanicReport::new(&error.message, error.event_sequence));
+        self.record_panic(&error.message, error.event_sequence);
     }
 
     fn emit(
@@ -309,25 +309,10 @@ impl super::Runtime {
         };
         let label = format!("sha256:{}", &loaded.sha256[..12]);
         loaded.descriptor = Subscriber::new(&loaded, label).describe()?;
-        loaded
-            .descriptor
-            .as_descriptor()
-            .validate()
+        let d = &loaded.descriptor;
+        super::types::validate_identity(&d.name, d.version, &d.event_types)
             .map_err(super::RuntimeError::BadDescriptor)?;
         loaded.load_time = started.elapsed();
         Ok(Loaded::Subscription(loaded))
-    }
-}
-
-impl SubscriptionDescriptor {
-    /// The registry's view: name, version, kind and event types.
-    pub fn as_descriptor(&self) -> super::Descriptor {
-        super::Descriptor {
-            name: self.name.clone(),
-            version: self.version,
-            kind: super::ComponentKind::Subscription,
-            event_types: self.event_types.clone(),
-            options: Vec::new(),
-        }
     }
 }

@@ -2,8 +2,10 @@
 //! WIT versions convert into these, so the daemon handles one set of types.
 
 use std::collections::HashMap;
+use std::fmt;
 
 use serde::Serialize;
+use wasmtime::component::{ComponentType, Lift};
 
 use crate::store::RecordedEvent;
 
@@ -17,7 +19,48 @@ pub enum ComponentKind {
     Subscription,
 }
 
-/// A component's description of itself.
+/// A version of the WIT package `refract:projection` that refract runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub enum WitVersion {
+    /// `refract:projection@1.0.0`.
+    #[serde(rename = "1.0.0")]
+    V1_0,
+    /// `refract:projection@1.1.0`: typed `documents` and `max-page-size` in the descriptor.
+    #[serde(rename = "1.1.0")]
+    V1_1,
+}
+
+impl WitVersion {
+    /// Every version refract runs, newest first: the order a component's exports are
+    /// tried in.
+    pub const SUPPORTED: [WitVersion; 2] = [WitVersion::V1_1, WitVersion::V1_0];
+
+    /// The version number, as in the package name (`1.1.0`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::V1_0 => "1.0.0",
+            Self::V1_1 => "1.1.0",
+        }
+    }
+}
+
+impl fmt::Display for WitVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How a component's events map to its documents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DocumentMode {
+    /// One document per stream: the host slices pages by stream itself.
+    PerStream,
+    /// The documents the guest's `slice` names.
+    Custom,
+}
+
+/// A component's description of itself, in the latest WIT version's terms.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Descriptor {
     /// The projection's name.
@@ -28,11 +71,18 @@ pub struct Descriptor {
     pub kind: ComponentKind,
     /// The event types it handles.
     pub event_types: Vec<String>,
+    /// How its events map to its documents.
+    pub documents: DocumentMode,
+    /// The most events it takes in one call, if it limits them.
+    pub max_page_size: Option<u32>,
     /// Free-form options.
     pub options: Vec<(String, String)>,
+    /// The WIT version the component was built against.
+    pub wit_version: WitVersion,
 }
 
-/// The descriptor option by which a guest says its documents are its streams.
+/// The 1.0.0 descriptor option by which a guest says its documents are its streams
+/// (1.1.0 has the typed `documents` field instead).
 pub const DOCUMENTS_OPTION: (&str, &str) = ("documents", "per-stream");
 
 /// Longest projection name accepted.
@@ -42,59 +92,82 @@ impl Descriptor {
     /// Whether the guest keeps one document per stream, so the host can slice pages
     /// itself instead of calling the guest.
     pub fn per_stream(&self) -> bool {
-        self.options
-            .iter()
-            .any(|(k, v)| (k.as_str(), v.as_str()) == DOCUMENTS_OPTION)
+        self.documents == DocumentMode::PerStream
     }
 
-    /// Checks the name, version, kind and event types, naming the first problem.
+    /// How many events the host hands the guest in one call: `configured`, or the
+    /// guest's maximum if that is smaller.
+    pub fn page_size(&self, configured: usize) -> usize {
+        let max = self.max_page_size.map_or(usize::MAX, |m| m as usize);
+        configured.min(max).max(1)
+    }
+
+    /// Checks the name, version, event types and settings, naming the first problem.
     pub fn validate(&self) -> Result<(), String> {
-        let n = &self.name;
-        if n.is_empty() || n.len() > MAX_NAME_LEN {
-            return Err(format!("name {n:?} must be 1 to {MAX_NAME_LEN} characters"));
-        }
-        let ok = n
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
-        if !ok || !n.starts_with(|c: char| c.is_ascii_lowercase()) {
-            return Err(format!(
-                "name {n:?} must start with a-z and hold only a-z, 0-9, '-' and '_'"
-            ));
-        }
-        if self.version == 0 {
-            return Err("version must be 1 or more".into());
-        }
-        if self.event_types.is_empty() {
-            return Err("declares no event types".into());
-        }
-        if let Some(t) = self
-            .event_types
-            .iter()
-            .find(|t| t.is_empty() || t.len() > 256)
-        {
-            return Err(format!("event type {t:?} must be 1 to 256 characters"));
+        validate_identity(&self.name, self.version, &self.event_types)?;
+        if self.max_page_size == Some(0) {
+            return Err("max-page-size must be 1 or more".into());
         }
         Ok(())
     }
 }
 
-/// Which events of a page touch one document.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Checks what every component declares, of either kind: its name, its version
+/// and its event types, naming the first problem.
+pub(crate) fn validate_identity(
+    name: &str,
+    version: u32,
+    event_types: &[String],
+) -> Result<(), String> {
+    let n = name;
+    if n.is_empty() || n.len() > MAX_NAME_LEN {
+        return Err(format!("name {n:?} must be 1 to {MAX_NAME_LEN} characters"));
+    }
+    let ok = n
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+    if !ok || !n.starts_with(|c: char| c.is_ascii_lowercase()) {
+        return Err(format!(
+            "name {n:?} must start with a-z and hold only a-z, 0-9, '-' and '_'"
+        ));
+    }
+    if version == 0 {
+        return Err("version must be 1 or more".into());
+    }
+    if event_types.is_empty() {
+        return Err("declares no event types".into());
+    }
+    if let Some(t) = event_types.iter().find(|t| t.is_empty() || t.len() > 256) {
+        return Err(format!("event type {t:?} must be 1 to 256 characters"));
+    }
+    Ok(())
+}
+
+/// Which events of a page touch one document. Lifted straight from the guest: WIT
+/// `doc-slice` has this shape in every version.
+#[derive(Debug, Clone, PartialEq, Eq, ComponentType, Lift)]
+#[component(record)]
 pub struct Slice {
     /// The document's id.
+    #[component(name = "doc-id")]
     pub doc_id: String,
     /// Indices into the page, in page order.
     pub events: Vec<u32>,
 }
 
-/// What became of one document.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What became of one document. Lifted straight from the guest: WIT `doc-change` has
+/// this shape in every version.
+#[derive(Debug, Clone, PartialEq, Eq, ComponentType, Lift)]
+#[component(variant)]
 pub enum DocChange {
     /// New JSON.
+    #[component(name = "put")]
     Put(String),
     /// Deleted.
+    #[component(name = "delete")]
     Delete,
     /// Unchanged.
+    #[component(name = "keep")]
     Keep,
 }
 
@@ -139,5 +212,27 @@ mod tests {
             .collect();
         let want = [("b", vec![0, 2]), ("a", vec![1, 4]), ("c", vec![3])];
         assert_eq!(got, want.map(|(id, ev)| (id.to_owned(), ev)));
+    }
+
+    #[test]
+    fn a_guest_maximum_lowers_the_page_size_and_must_be_positive() {
+        let mut d = Descriptor {
+            name: "p".into(),
+            version: 1,
+            kind: ComponentKind::Projection,
+            event_types: vec!["T".into()],
+            documents: DocumentMode::PerStream,
+            max_page_size: None,
+            options: Vec::new(),
+            wit_version: WitVersion::V1_0,
+        };
+        assert_eq!((d.page_size(5000), d.page_size(0)), (5000, 1));
+        d.max_page_size = Some(300);
+        assert_eq!((d.page_size(5000), d.page_size(20)), (300, 20));
+        assert_eq!(d.validate(), Ok(()));
+        d.max_page_size = Some(0);
+        assert_eq!(d.validate(), Err("max-page-size must be 1 or more".into()));
+        let json = serde_json::to_value(WitVersion::SUPPORTED).expect("serializes");
+        assert_eq!(json, serde_json::json!(["1.1.0", "1.0.0"]));
     }
 }
