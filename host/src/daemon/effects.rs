@@ -84,9 +84,11 @@ impl PageEffects {
         }
         let store = self.env.store.clone();
         let id = stream.clone();
-        Ok(self
-            .block_on(async move { store.read_stream(&id, u64::MAX).await })?
-            .0)
+        // From a version past any stream's end: only the version comes back.
+        let past_the_end = i64::MAX as u64;
+        let (version, _) =
+            self.block_on(async move { store.read_stream(&id, past_the_end).await })?;
+        Ok(version)
     }
 }
 
