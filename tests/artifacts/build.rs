@@ -15,6 +15,8 @@ const GUESTS: &[(&str, &str)] = &[
     ("money-transfer", "MONEY_TRANSFER"),
     ("account-balance", "ACCOUNT_BALANCE"),
     ("incident-notifier", "INCIDENT_NOTIFIER"),
+    ("incident-notifier-v2", "INCIDENT_NOTIFIER_V2"),
+    ("hot-notifier", "HOT_NOTIFIER"),
 ];
 
 fn main() {

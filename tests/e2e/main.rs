@@ -9,6 +9,7 @@ mod faults;
 mod helpdesk;
 mod restart;
 mod runtime;
+mod side_effects;
 mod subscriptions;
 mod versions;
 mod wit_versions;

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use crate::common::Daemon;
 use crate::common::helpdesk::Rng;
+use crate::common::receiver::Receiver;
 
 const ACCOUNTS: usize = 50;
 const TRANSFERS: usize = 1000;
@@ -161,54 +162,17 @@ async fn transfers_complete_or_refund_exactly_once_across_two_sigkills() {
     );
 }
 
-/// A webhook receiver that refuses the first two attempts of every message.
-#[derive(Clone, Default)]
-struct Receiver {
-    attempts: std::sync::Arc<std::sync::Mutex<HashMap<String, usize>>>,
-    accepted: std::sync::Arc<std::sync::Mutex<Vec<(String, Value)>>>,
-}
-
-async fn receive(
-    axum::extract::State(r): axum::extract::State<Receiver>,
-    headers: axum::http::HeaderMap,
-    body: String,
-) -> axum::http::StatusCode {
-    let id = headers
-        .get("refract-message-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
-    let n = {
-        let mut attempts = r.attempts.lock().expect("lock");
-        let n = attempts.entry(id.clone()).or_default();
-        *n += 1;
-        *n
-    };
-    if n <= 2 {
-        return axum::http::StatusCode::SERVICE_UNAVAILABLE;
-    }
-    let body = serde_json::from_str(&body).unwrap_or(Value::String(body));
-    r.accepted.lock().expect("lock").push((id, body));
-    axum::http::StatusCode::OK
-}
-
-async fn start_receiver() -> (Receiver, std::net::SocketAddr) {
-    let receiver = Receiver::default();
-    let app = axum::Router::new()
-        .route("/hooks/incidents", axum::routing::post(receive))
-        .with_state(receiver.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (receiver, addr)
-}
-
-/// Appends the help-desk workload; returns the ids of the incidents it resolves.
-async fn append_incidents(daemon: &Daemon, seed: u64, incidents: usize) -> Vec<String> {
+/// Appends the help-desk workload, stream ids prefixed with `tag`; returns the ids
+/// of the incidents it resolves.
+pub async fn append_incidents(
+    daemon: &Daemon,
+    seed: u64,
+    incidents: usize,
+    tag: &str,
+) -> Vec<String> {
     let mut resolved = Vec::new();
     for (id, events) in crate::common::helpdesk::workload(seed, incidents) {
+        let id = format!("{tag}{id}");
         if events.iter().any(|(t, _)| t == "IncidentResolved") {
             resolved.push(id.clone());
         }
@@ -220,7 +184,7 @@ async fn append_incidents(daemon: &Daemon, seed: u64, incidents: usize) -> Vec<S
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_notifier_delivers_one_message_per_resolved_incident_despite_failures() {
-    let (receiver, addr) = start_receiver().await;
+    let (receiver, addr) = Receiver::start(2).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let config = format!(
         "[teams.default]\noutbound_hosts = [\"{addr}\"]\n\
@@ -230,7 +194,7 @@ async fn the_notifier_delivers_one_message_per_resolved_incident_despite_failure
     daemon
         .deploy(refract_test_artifacts::INCIDENT_NOTIFIER)
         .await;
-    let resolved = append_incidents(&daemon, 5, 60).await;
+    let resolved = append_incidents(&daemon, 5, 60, "").await;
     assert!(resolved.len() > 10, "the workload resolves incidents");
 
     let started = Instant::now();
@@ -273,7 +237,7 @@ async fn the_notifier_delivers_one_message_per_resolved_incident_despite_failure
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nothing_is_sent_to_a_host_that_is_not_granted() {
-    let (receiver, addr) = start_receiver().await;
+    let (receiver, addr) = Receiver::start(0).await;
     let dir = tempfile::tempdir().expect("tempdir");
     // The webhook is configured, but the team may reach no host.
     let config = format!(
@@ -283,7 +247,7 @@ async fn nothing_is_sent_to_a_host_that_is_not_granted() {
     daemon
         .deploy(refract_test_artifacts::INCIDENT_NOTIFIER)
         .await;
-    append_incidents(&daemon, 6, 20).await;
+    append_incidents(&daemon, 6, 20, "").await;
     let started = Instant::now();
     let p = loop {
         let p = daemon.projection("incident-notifier", 1).await;

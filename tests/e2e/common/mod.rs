@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod helpdesk;
+pub mod receiver;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
