@@ -1,8 +1,11 @@
 //! `Refract`: the one service type the HTTP API (and through it the CLI) drives.
 
+mod lifecycle;
 mod reload;
 
 pub use reload::{Reload, Reloaded};
+
+use lifecycle::spawn_auto_promote;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -328,38 +331,6 @@ impl Refract {
             .ok_or_else(|| ServiceError::NotFound(format!("document {id:?} in {key}")))
     }
 
-    /// Makes a version the live one (the live one before it goes to standby). A
-    /// version still catching up is refused unless `force`.
-    pub async fn promote(&self, name: &str, version: u32, force: bool) -> Result<(), ServiceError> {
-        let _one_at_a_time = self.deploy_lock.lock().await;
-        promote(self.store.as_ref(), name, version, force).await
-    }
-
-    /// Stops a version's agent and drops its documents and progress; the live
-    /// version cannot be retired. Retiring again finishes an interrupted retire.
-    pub async fn retire(&self, name: &str, version: u32) -> Result<(), ServiceError> {
-        let _one_at_a_time = self.deploy_lock.lock().await;
-        let comps = self.store.components().await?;
-        let target = find(&comps, name, version)?;
-        if VersionState::parse(&target.state) == VersionState::Live {
-            return Err(LifecycleError::RetireLive {
-                name: name.into(),
-                version,
-            }
-            .into());
-        }
-        // Recorded first: a crash before the drop leaves a retired version that a
-        // restart does not start and a second retire drops.
-        self.store
-            .set_states(&[(target.key.clone(), VersionState::Retired.as_str())])
-            .await?;
-        self.daemon.stop(&target.key).await;
-        self.loaded_components().remove(&target.key);
-        self.store.drop_projection(&target.key).await?;
-        tracing::info!(projection = %target.key, "retired");
-        Ok(())
-    }
-
     /// A stream's document from projection `name` (live, or `version`) as of the
     /// stream's latest event: the persisted document plus the stream's events after
     /// the version's position, applied through the guest. Correct while the version
@@ -469,101 +440,4 @@ impl Refract {
             s.close().await;
         }
     }
-}
-
-/// The registered version `name`@`version`, or `NotFound`.
-fn find<'a>(
-    comps: &'a [crate::store::ComponentRecord],
-    name: &str,
-    version: u32,
-) -> Result<&'a crate::store::ComponentRecord, ServiceError> {
-    comps
-        .iter()
-        .find(|c| c.key.name == name && c.key.version == version)
-        .ok_or_else(|| ServiceError::NotFound(format!("projection {name} version {version}")))
-}
-
-/// Makes a version live and the live one standby; the caller holds the deploy lock.
-async fn promote(
-    store: &dyn Store,
-    name: &str,
-    version: u32,
-    force: bool,
-) -> Result<(), ServiceError> {
-    let comps = store.components().await?;
-    let target = find(&comps, name, version)?;
-    match VersionState::parse(&target.state) {
-        VersionState::Live => return Ok(()),
-        VersionState::Retired => {
-            return Err(LifecycleError::Retired {
-                name: name.into(),
-                version,
-            }
-            .into());
-        }
-        VersionState::CatchingUp if !force => {
-            let lag = store.head().await? - store.progress(&target.key).await?.position;
-            if lag > 0 {
-                return Err(LifecycleError::NotCaughtUp {
-                    name: name.into(),
-                    version,
-                    lag,
-                }
-                .into());
-            }
-        }
-        _ => {}
-    }
-    let live = VersionState::Live.as_str();
-    let standby = VersionState::Standby.as_str();
-    let mut changes = vec![(target.key.clone(), live)];
-    changes.extend(
-        comps
-            .iter()
-            .filter(|c| c.key.name == name && c.key != target.key)
-            .filter(|c| VersionState::parse(&c.state) == VersionState::Live)
-            .map(|c| (c.key.clone(), standby)),
-    );
-    store.set_states(&changes).await?;
-    tracing::info!(projection = %target.key, "promoted to live");
-    Ok(())
-}
-
-/// Watches a version deployed with `auto_promote` and promotes it once it has
-/// caught up, unless someone changed its state first.
-fn spawn_auto_promote(store: Arc<dyn Store>, lock: Arc<Mutex<()>>, key: ProjectionKey) {
-    tokio::spawn(async move {
-        let mut head = store.watch_head();
-        loop {
-            let state = match store.components().await {
-                Ok(c) => c
-                    .into_iter()
-                    .find(|c| c.key == key)
-                    .map(|c| VersionState::parse(&c.state)),
-                Err(e) => {
-                    tracing::warn!(projection = %key, "auto-promote: {e}");
-                    None
-                }
-            };
-            if state != Some(VersionState::CatchingUp) {
-                return;
-            }
-            let caught_up = match (store.head().await, store.progress(&key).await) {
-                (Ok(h), Ok(p)) => p.position >= h,
-                _ => false,
-            };
-            if caught_up {
-                let _one_at_a_time = lock.lock().await;
-                match promote(store.as_ref(), &key.name, key.version, false).await {
-                    Ok(()) => tracing::info!(projection = %key, "auto-promoted: caught up"),
-                    Err(e) => tracing::warn!(projection = %key, "auto-promote: {e}"),
-                }
-                return;
-            }
-            tokio::select! {
-                _ = head.changed() => {}
-                _ = tokio::time::sleep(std::time::Duration::from_millis(100)) => {}
-            }
-        }
-    });
 }

@@ -181,3 +181,95 @@ async fn a_failing_handle_commits_nothing_of_its_page() {
     );
     assert_eq!(p["head"], 4, "no emitted event landed: {p}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rewind_replays_without_firing_anything_twice() {
+    let (receiver, addr) = Receiver::start(0).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let daemon = Daemon::start(
+        &dir.path().join("data"),
+        Some(&config(addr, &["incident-notifier"])),
+    );
+    for wasm in [
+        refract_test_artifacts::INCIDENT_NOTIFIER,
+        refract_test_artifacts::MONEY_TRANSFER,
+        refract_test_artifacts::ACCOUNT_BALANCE,
+    ] {
+        daemon.deploy(wasm).await;
+    }
+    for a in ["account-a", "account-b"] {
+        let opened = json!({"owner": a, "initial_balance": 100, "rejects_deposits": false});
+        daemon
+            .append(a, Some(0), &[("AccountOpened".into(), opened)])
+            .await;
+    }
+    for t in 0..3 {
+        let started = json!({"transfer_id": format!("t{t}"), "from": "account-a", "to": "account-b", "amount": 10});
+        daemon
+            .append(
+                &format!("transfer-t{t}"),
+                Some(0),
+                &[("TransferStarted".into(), started)],
+            )
+            .await;
+    }
+    let resolved = append_incidents(&daemon, 12, 15, "").await;
+    let sent = wait_accepted(&receiver, resolved.len()).await.len();
+    let first = caught_up(&daemon, "money-transfer", 1).await;
+    caught_up(&daemon, "incident-notifier", 1).await;
+
+    let (code, body) = daemon
+        .post_json(
+            "/projections/money-transfer/versions/1/rewind?to=0",
+            &json!({}),
+        )
+        .await;
+    assert_eq!((code, &body["position"]), (200, &json!(0)), "{body}");
+    let (code, body) = daemon
+        .post_json(
+            "/projections/incident-notifier/versions/1/rewind?at=2000-01-01T00:00:00Z",
+            &json!({}),
+        )
+        .await;
+    assert_eq!((code, &body["position"]), (200, &json!(0)), "{body}");
+    let again = caught_up(&daemon, "money-transfer", 1).await;
+    caught_up(&daemon, "incident-notifier", 1).await;
+    assert_eq!(
+        again["events_applied"].as_u64(),
+        first["events_applied"].as_u64().map(|n| 2 * n),
+        "every event handled again: {again}"
+    );
+    assert_eq!(
+        again["head"], first["head"],
+        "no event emitted twice: {again}"
+    );
+    assert_eq!(
+        wait_accepted(&receiver, sent).await.len(),
+        sent,
+        "no message sent twice"
+    );
+    let (_, a) = daemon.get("/streams/account-a").await;
+    assert_eq!(
+        a["version"], 4,
+        "opened + three withdrawals, once each: {a}"
+    );
+
+    let (code, body) = daemon
+        .post_json("/projections/account-balance/versions/1/rewind", &json!({}))
+        .await;
+    assert_eq!(code, 409, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("only subscriptions"),
+        "{body}"
+    );
+    let (code, body) = daemon
+        .post_json(
+            "/projections/money-transfer/versions/1/rewind?at=yesterday",
+            &json!({}),
+        )
+        .await;
+    assert_eq!(code, 400, "{body}");
+}

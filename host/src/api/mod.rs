@@ -55,6 +55,10 @@ pub fn router(service: Arc<Refract>) -> Router {
             "/projections/{name}/versions/{version}",
             axum::routing::delete(projections::retire),
         )
+        .route(
+            "/projections/{name}/versions/{version}/rewind",
+            post(projections::rewind),
+        )
         .fallback(|| async { ApiError::not_found("no such route") })
         .with_state(service)
 }

@@ -81,3 +81,37 @@ pub(super) async fn retire(
         serde_json::json!({"name": name, "version": version, "state": "retired"}),
     ))
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RewindQuery {
+    /// Replay the events after this sequence (default 0: from the beginning).
+    to: Option<i64>,
+    /// Replay from the first event recorded at or after this time (RFC 3339).
+    at: Option<String>,
+}
+
+pub(super) async fn rewind(
+    State(svc): State<Arc<Refract>>,
+    Path((name, version)): Path<(String, u32)>,
+    ApiQuery(q): ApiQuery<RewindQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let position = match (q.to, q.at) {
+        (Some(_), Some(_)) => return Err(ApiError::bad_request("give either to or at, not both")),
+        (to, None) => to.unwrap_or(0),
+        (None, Some(at)) => {
+            let t =
+                time::OffsetDateTime::parse(&at, &time::format_description::well_known::Rfc3339)
+                    .map_err(|e| {
+                        ApiError::bad_request(format!("at={at:?} is not an RFC 3339 time: {e}"))
+                    })?;
+            let micros = i64::try_from(t.unix_timestamp_nanos() / 1000)
+                .map_err(|_| ApiError::bad_request(format!("at={at:?} is out of range")))?;
+            svc.position_at_time(micros).await?
+        }
+    };
+    let position = svc.rewind(&name, version, position).await?;
+    Ok(Json(
+        serde_json::json!({"name": name, "version": version, "position": position}),
+    ))
+}

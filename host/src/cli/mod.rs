@@ -118,6 +118,20 @@ enum Command {
         /// The version to retire.
         version: u32,
     },
+    /// Replays a subscription version from a position (its effects keep their
+    /// idempotency keys and message ids, so nothing fires twice by accident).
+    Rewind {
+        /// The subscription's name.
+        name: String,
+        /// The version.
+        version: u32,
+        /// Replay the events after this sequence (default: from the beginning).
+        #[arg(long, conflicts_with = "at")]
+        to: Option<i64>,
+        /// Replay from the first event recorded at or after this RFC 3339 time.
+        #[arg(long)]
+        at: Option<String>,
+    },
     /// Prints a stream's events.
     Stream {
         /// The stream's id.
@@ -157,6 +171,18 @@ pub async fn run() -> anyhow::Result<()> {
             .await
         }
         Command::Retire { name, version } => api.lifecycle(&name, version, "retire").await,
+        Command::Rewind {
+            name,
+            version,
+            to,
+            at,
+        } => {
+            let query = match at {
+                Some(at) => format!("rewind?at={}", client::encode(&at)),
+                None => format!("rewind?to={}", to.unwrap_or(0)),
+            };
+            api.lifecycle(&name, version, &query).await
+        }
     }
 }
 

@@ -78,6 +78,17 @@ pub enum LifecycleError {
         /// The version.
         version: u32,
     },
+    /// Only subscriptions are rewound; a projection is rebuilt by a redeploy.
+    #[error(
+        "{name} version {version} is a projection: deploy a new version (or use refract \
+         dev) to rebuild it; only subscriptions are rewound"
+    )]
+    RewindProjection {
+        /// The projection.
+        name: String,
+        /// The version.
+        version: u32,
+    },
     /// The version was retired: it cannot be promoted.
     #[error("{name} version {version} is retired; deploy it again as a new version")]
     Retired {

@@ -1,0 +1,190 @@
+//! Lifecycle changes of deployed versions: promote (and roll back), retire, the
+//! auto-promote watcher, and rewinding a subscription to replay from a position.
+
+use std::sync::Arc;
+
+use tokio::sync::Mutex;
+
+use super::{Refract, ServiceError};
+use crate::deploy::{LifecycleError, VersionState};
+use crate::store::{Position, ProjectionKey, Store};
+
+impl Refract {
+    /// Moves a subscription version to `position` (clamped to the store's head) and
+    /// restarts it from there: a replay. Its emits and messages carry the same
+    /// idempotency keys and message ids as the first time, so nothing fires twice by
+    /// accident. Projections are rebuilt by deploying again instead.
+    pub async fn rewind(
+        &self,
+        name: &str,
+        version: u32,
+        position: Position,
+    ) -> Result<Position, ServiceError> {
+        let _one_at_a_time = self.deploy_lock.lock().await;
+        let comps = self.store.components().await?;
+        let target = find(&comps, name, version)?;
+        if VersionState::parse(&target.state) == VersionState::Retired {
+            return Err(LifecycleError::Retired {
+                name: name.into(),
+                version,
+            }
+            .into());
+        }
+        if target.kind != "subscription" {
+            return Err(LifecycleError::RewindProjection {
+                name: name.into(),
+                version,
+            }
+            .into());
+        }
+        let loaded = self
+            .loaded_components()
+            .get(&target.key)
+            .cloned()
+            .ok_or_else(|| {
+                ServiceError::NotFound(format!("running component for {}", target.key))
+            })?;
+        let position = position.clamp(0, self.store.head().await?);
+        self.daemon.stop(&target.key).await;
+        let rewound = self.store.rewind(&target.key, position).await;
+        // Running again either way: from the new position, or the old one.
+        self.run(loaded);
+        rewound?;
+        tracing::info!(subscription = %target.key, position, "rewound");
+        Ok(position)
+    }
+
+    /// The position just before the first event recorded at or after `micros`.
+    pub async fn position_at_time(&self, micros: i64) -> Result<Position, ServiceError> {
+        Ok(self.store.position_at_time(micros).await?)
+    }
+
+    /// Makes a version the live one (the live one before it goes to standby). A
+    /// version still catching up is refused unless `force`.
+    pub async fn promote(&self, name: &str, version: u32, force: bool) -> Result<(), ServiceError> {
+        let _one_at_a_time = self.deploy_lock.lock().await;
+        promote(self.store.as_ref(), name, version, force).await
+    }
+
+    /// Stops a version's agent and drops its documents and progress; the live
+    /// version cannot be retired. Retiring again finishes an interrupted retire.
+    pub async fn retire(&self, name: &str, version: u32) -> Result<(), ServiceError> {
+        let _one_at_a_time = self.deploy_lock.lock().await;
+        let comps = self.store.components().await?;
+        let target = find(&comps, name, version)?;
+        if VersionState::parse(&target.state) == VersionState::Live {
+            return Err(LifecycleError::RetireLive {
+                name: name.into(),
+                version,
+            }
+            .into());
+        }
+        // Recorded first: a crash before the drop leaves a retired version that a
+        // restart does not start and a second retire drops.
+        self.store
+            .set_states(&[(target.key.clone(), VersionState::Retired.as_str())])
+            .await?;
+        self.daemon.stop(&target.key).await;
+        self.loaded_components().remove(&target.key);
+        self.store.drop_projection(&target.key).await?;
+        tracing::info!(projection = %target.key, "retired");
+        Ok(())
+    }
+}
+
+/// The registered version `name`@`version`, or `NotFound`.
+fn find<'a>(
+    comps: &'a [crate::store::ComponentRecord],
+    name: &str,
+    version: u32,
+) -> Result<&'a crate::store::ComponentRecord, ServiceError> {
+    comps
+        .iter()
+        .find(|c| c.key.name == name && c.key.version == version)
+        .ok_or_else(|| ServiceError::NotFound(format!("projection {name} version {version}")))
+}
+
+/// Makes a version live and the live one standby; the caller holds the deploy lock.
+async fn promote(
+    store: &dyn Store,
+    name: &str,
+    version: u32,
+    force: bool,
+) -> Result<(), ServiceError> {
+    let comps = store.components().await?;
+    let target = find(&comps, name, version)?;
+    match VersionState::parse(&target.state) {
+        VersionState::Live => return Ok(()),
+        VersionState::Retired => {
+            return Err(LifecycleError::Retired {
+                name: name.into(),
+                version,
+            }
+            .into());
+        }
+        VersionState::CatchingUp if !force => {
+            let lag = store.head().await? - store.progress(&target.key).await?.position;
+            if lag > 0 {
+                return Err(LifecycleError::NotCaughtUp {
+                    name: name.into(),
+                    version,
+                    lag,
+                }
+                .into());
+            }
+        }
+        _ => {}
+    }
+    let live = VersionState::Live.as_str();
+    let standby = VersionState::Standby.as_str();
+    let mut changes = vec![(target.key.clone(), live)];
+    changes.extend(
+        comps
+            .iter()
+            .filter(|c| c.key.name == name && c.key != target.key)
+            .filter(|c| VersionState::parse(&c.state) == VersionState::Live)
+            .map(|c| (c.key.clone(), standby)),
+    );
+    store.set_states(&changes).await?;
+    tracing::info!(projection = %target.key, "promoted to live");
+    Ok(())
+}
+
+/// Watches a version deployed with `auto_promote` and promotes it once it has
+/// caught up, unless someone changed its state first.
+pub(super) fn spawn_auto_promote(store: Arc<dyn Store>, lock: Arc<Mutex<()>>, key: ProjectionKey) {
+    tokio::spawn(async move {
+        let mut head = store.watch_head();
+        loop {
+            let state = match store.components().await {
+                Ok(c) => c
+                    .into_iter()
+                    .find(|c| c.key == key)
+                    .map(|c| VersionState::parse(&c.state)),
+                Err(e) => {
+                    tracing::warn!(projection = %key, "auto-promote: {e}");
+                    None
+                }
+            };
+            if state != Some(VersionState::CatchingUp) {
+                return;
+            }
+            let caught_up = match (store.head().await, store.progress(&key).await) {
+                (Ok(h), Ok(p)) => p.position >= h,
+                _ => false,
+            };
+            if caught_up {
+                let _one_at_a_time = lock.lock().await;
+                match promote(store.as_ref(), &key.name, key.version, false).await {
+                    Ok(()) => tracing::info!(projection = %key, "auto-promoted: caught up"),
+                    Err(e) => tracing::warn!(projection = %key, "auto-promote: {e}"),
+                }
+                return;
+            }
+            tokio::select! {
+                _ = head.changed() => {}
+                _ = tokio::time::sleep(std::time::Duration::from_millis(100)) => {}
+            }
+        }
+    });
+}
