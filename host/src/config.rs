@@ -35,8 +35,11 @@ pub struct Config {
 pub struct ComponentConfig {
     /// Values the component reads with `setting(key)` (e.g. a webhook URL).
     pub settings: std::collections::BTreeMap<String, String>,
-    /// Attempts of a failing subscription page before the version pauses (default 3).
+    /// Attempts of a failing subscription page before giving up (default 3).
     pub attempts: Option<u32>,
+    /// Giving up means `pause` (the default) or `dead-letter` (record the failing
+    /// event and go on after it).
+    pub on_error: crate::daemon::OnError,
 }
 
 impl Default for Config {

@@ -86,6 +86,9 @@ pub struct ProjectionStatus {
     /// A subscription's outbox: pending, delivered and failed messages.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub outbox: Option<crate::store::subscription::OutboxCounts>,
+    /// A subscription's dead letters: events it gave up on (policy dead-letter).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dead_letters: Option<Vec<crate::store::subscription::DeadLetter>>,
     /// The WIT version of `refract:projection` it was built against (none if retired
     /// or a subscription).
     pub wit: Option<crate::runtime::WitVersion>,
@@ -190,6 +193,7 @@ impl Refract {
                             .and_then(|c| c.attempts)
                             .unwrap_or(ErrorPolicy::default().attempts)
                             .max(1),
+                        on_error: config.map(|c| c.on_error).unwrap_or_default(),
                     },
                 };
                 self.daemon.start_subscription(l, env);
@@ -279,9 +283,12 @@ impl Refract {
                     fault: crate::runtime::Fault::Host,
                 })
             });
-            let outbox = match rec.kind.as_str() {
-                "subscription" => Some(self.store.outbox_counts(&rec.key).await?),
-                _ => None,
+            let (outbox, dead_letters) = match rec.kind.as_str() {
+                "subscription" => (
+                    Some(self.store.outbox_counts(&rec.key).await?),
+                    Some(self.store.dead_letters(&rec.key).await?),
+                ),
+                _ => (None, None),
             };
             let running = match self.loaded_components().get(&rec.key) {
                 Some(Loaded::Projection(l)) => {
@@ -309,6 +316,7 @@ impl Refract {
                 error,
                 effects_held: (rec.kind == "subscription").then_some(p.effects_held),
                 outbox,
+                dead_letters,
                 kind: rec.kind,
                 wit: running.map(|(wit, _)| wit),
                 page_size: running.map(|(_, size)| size),

@@ -22,3 +22,14 @@ CREATE TABLE outbox (
 
 CREATE INDEX outbox_due ON outbox (next_attempt_at)
     WHERE delivered_at IS NULL AND gave_up_at IS NULL;
+
+-- Events a subscription version gave up on (its error policy is dead-letter): the
+-- version moved past them; they wait here to be looked at.
+CREATE TABLE dead_letters (
+    name        TEXT    NOT NULL,
+    version     INTEGER NOT NULL,
+    sequence    INTEGER NOT NULL,
+    error       TEXT    NOT NULL,
+    created_at  INTEGER NOT NULL,
+    PRIMARY KEY (name, version, sequence)
+);

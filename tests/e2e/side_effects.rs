@@ -273,3 +273,52 @@ async fn a_rewind_replays_without_firing_anything_twice() {
         .await;
     assert_eq!(code, 400, "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dead_letter_policy_records_the_failing_event_and_goes_on() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = "[components.money-transfer]\nattempts = 2\non_error = \"dead-letter\"\n";
+    let daemon = Daemon::start(&dir.path().join("data"), Some(config));
+    for a in ["account-a", "account-b"] {
+        let opened = json!({"owner": a, "initial_balance": 100, "rejects_deposits": false});
+        daemon
+            .append(a, Some(0), &[("AccountOpened".into(), opened)])
+            .await;
+    }
+    for (t, amount) in [("t1", json!(10)), ("t2", json!("ten")), ("t3", json!(5))] {
+        let started =
+            json!({"transfer_id": t, "from": "account-a", "to": "account-b", "amount": amount});
+        daemon
+            .append(
+                &format!("transfer-{t}"),
+                Some(0),
+                &[("TransferStarted".into(), started)],
+            )
+            .await;
+    }
+    // Deployed after: its first page holds all three transfers, the bad one between.
+    daemon.deploy(refract_test_artifacts::MONEY_TRANSFER).await;
+    let p = caught_up(&daemon, "money-transfer", 1).await;
+    let letters = p["dead_letters"].as_array().expect("dead letters");
+    assert_eq!(letters.len(), 1, "{p}");
+    assert_eq!(letters[0]["sequence"], 4, "the bad transfer: {p}");
+    assert!(
+        letters[0]["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("\"ten\""),
+        "{p}"
+    );
+    for t in ["t1", "t3"] {
+        let (_, s) = daemon.get(&format!("/streams/transfer-{t}")).await;
+        let last = s["events"]
+            .as_array()
+            .and_then(|e| e.last())
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(last["type"], "TransferCompleted", "{t} went through: {s}");
+    }
+    let (_, t2) = daemon.get("/streams/transfer-t2").await;
+    assert_eq!(t2["version"], 1, "nothing done for the dead letter: {t2}");
+    assert_eq!(p["status"], "running", "{p}");
+}

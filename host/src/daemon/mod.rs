@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 pub use agent::PauseError;
 use agent::{Agent, InFlight};
 pub use projector::PageProjector;
-pub use subscription::ErrorPolicy;
+pub use subscription::{ErrorPolicy, OnError};
 
 use crate::outbox::{Grants, OutboxWaker};
 use crate::runtime::{Descriptor, Guest, LoadedComponent, LoadedSubscription, Subscriber};

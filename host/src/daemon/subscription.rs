@@ -13,20 +13,36 @@ use super::effects::{EffectsEnv, PageEffects};
 use crate::deploy::VersionState;
 use crate::outbox::OutboxWaker;
 use crate::runtime::{RuntimeError, Subscriber};
-use crate::store::subscription::HandledPage;
-use crate::store::{Position, ProjectionKey, RunStatus, Store, StoreError};
+use crate::store::subscription::{DeadLetter, HandledPage};
+use crate::store::{Position, ProjectionKey, RecordedEvent, RunStatus, Store, StoreError};
 
 /// How a subscription version meets a failing `handle`.
 #[derive(Debug, Clone, Copy)]
 pub struct ErrorPolicy {
-    /// Attempts of one page before the version pauses.
+    /// Attempts of one page (with backoff between them) before giving up.
     pub attempts: u32,
+    /// What giving up means.
+    pub on_error: OnError,
 }
 
 impl Default for ErrorPolicy {
     fn default() -> Self {
-        Self { attempts: 3 }
+        Self {
+            attempts: 3,
+            on_error: OnError::Pause,
+        }
     }
+}
+
+/// What a subscription version does when a page keeps failing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnError {
+    /// Stop and show the error in the status (the default).
+    #[default]
+    Pause,
+    /// Record the failing event as a dead letter and go on after it.
+    DeadLetter,
 }
 
 pub(crate) struct SubscriptionAgent {
@@ -94,59 +110,35 @@ impl SubscriptionAgent {
                 continue;
             };
             let held = !self.effects_during_catch_up && last <= hold_until;
-            let handled = page.events.len() as u64;
-            let (effects, gathered) = PageEffects::new(self.env.clone(), held);
-            let subscriber = self.subscriber.clone();
-            let events = page.events;
-            let result = tokio::task::spawn_blocking(move || {
-                let mut s = subscriber.lock().unwrap_or_else(|p| p.into_inner());
-                s.handle(&events, Box::new(effects))
-            })
-            .await
-            .unwrap_or_else(|e| Err(RuntimeError::Host(format!("handle task: {e}"))));
-            let host_error = gathered
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .host_error
-                .take();
-            let result = match (result, host_error) {
-                (_, Some(message)) => Err(RuntimeError::Host(message)),
-                (r, None) => r,
-            };
-            if let Err(e) = result {
-                if e.fault() == crate::runtime::Fault::Guest {
-                    failures += 1;
+            let result = self
+                .handle(page.events.clone(), held, page.scanned_to, skipped)
+                .await;
+            let done = match result {
+                Ok(done) => done,
+                Err(e) => {
+                    if e.fault() == crate::runtime::Fault::Guest {
+                        failures += 1;
+                    }
+                    if failures < self.policy.attempts {
+                        tracing::warn!(subscription = %self.key, failures, "handle failed, retrying: {e}");
+                        back_off(&mut self.shutdown, &mut backoff).await;
+                        continue;
+                    }
+                    match self.give_up(e, &page.events, position, held).await {
+                        Some(moved_to) => {
+                            position = moved_to;
+                            failures = 0;
+                            continue;
+                        }
+                        None => return,
+                    }
                 }
-                if failures >= self.policy.attempts {
-                    record_pause(self.store(), &self.key, &e).await;
-                    return;
-                }
-                tracing::warn!(subscription = %self.key, failures, "handle failed, retrying: {e}");
-                back_off(&mut self.shutdown, &mut backoff).await;
-                continue;
-            }
-            let g = std::mem::take(&mut *gathered.lock().unwrap_or_else(|p| p.into_inner()));
-            let sends = g.messages.len();
-            let done = HandledPage {
-                emits: g.emits,
-                messages: g.messages,
-                position: page.scanned_to,
-                handled,
-                skipped,
-                held: g.held,
             };
-            match self
-                .store()
-                .commit_handled(&self.key, &self.team, &done)
-                .await
-            {
-                Ok(_) => {
+            match self.commit(&done).await {
+                Ok(()) => {
                     position = page.scanned_to;
                     failures = 0;
                     backoff = Duration::from_millis(50);
-                    if sends > 0 {
-                        self.outbox.wake();
-                    }
                 }
                 // An emit's stream moved on since it was read: handle the page again.
                 Err(StoreError::Conflict { .. }) if failures < 100 => {
@@ -157,6 +149,115 @@ impl SubscriptionAgent {
                     tracing::warn!(subscription = %self.key, "commit failed, retrying: {e}");
                     back_off(&mut self.shutdown, &mut backoff).await;
                 }
+            }
+        }
+    }
+
+    /// Hands `events` to the guest with fresh effects; what it gathered becomes the
+    /// page to commit at `position`. A store failure during the call is the host's.
+    async fn handle(
+        &self,
+        events: Vec<RecordedEvent>,
+        held: bool,
+        position: Position,
+        skipped: u64,
+    ) -> Result<HandledPage, RuntimeError> {
+        let handled = events.len() as u64;
+        let (effects, gathered) = PageEffects::new(self.env.clone(), held);
+        let subscriber = self.subscriber.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            let mut s = subscriber.lock().unwrap_or_else(|p| p.into_inner());
+            s.handle(&events, Box::new(effects))
+        })
+        .await
+        .unwrap_or_else(|e| Err(RuntimeError::Host(format!("handle task: {e}"))));
+        let g = std::mem::take(&mut *gathered.lock().unwrap_or_else(|p| p.into_inner()));
+        if let Some(message) = g.host_error {
+            return Err(RuntimeError::Host(message));
+        }
+        result?;
+        Ok(HandledPage {
+            emits: g.emits,
+            messages: g.messages,
+            position,
+            handled,
+            skipped,
+            held: g.held,
+            dead_letter: None,
+        })
+    }
+
+    async fn commit(&self, page: &HandledPage) -> Result<(), StoreError> {
+        self.store()
+            .commit_handled(&self.key, &self.team, page)
+            .await?;
+        if !page.messages.is_empty() {
+            self.outbox.wake();
+        }
+        Ok(())
+    }
+
+    /// The page kept failing: pause, or (policy dead-letter, with the failing event
+    /// known) commit the events before it, record it as a dead letter and move past
+    /// it. Returns where to go on from, or `None` when the version paused.
+    async fn give_up(
+        &mut self,
+        e: RuntimeError,
+        page: &[RecordedEvent],
+        position: Position,
+        held: bool,
+    ) -> Option<Position> {
+        let failed_at = match (&e, self.policy.on_error) {
+            (
+                RuntimeError::Guest {
+                    event_sequence: Some(s),
+                    ..
+                },
+                OnError::DeadLetter,
+            ) if page.iter().any(|ev| ev.sequence == *s) => *s,
+            _ => {
+                record_pause(self.store(), &self.key, &e).await;
+                return None;
+            }
+        };
+        let before: Vec<RecordedEvent> = page
+            .iter()
+            .take_while(|ev| ev.sequence < failed_at)
+            .cloned()
+            .collect();
+        let mut at = position;
+        if !before.is_empty() {
+            let skipped =
+                ((failed_at - 1 - position).max(0) as u64).saturating_sub(before.len() as u64);
+            match self.handle(before, held, failed_at - 1, skipped).await {
+                Ok(done) => match self.commit(&done).await {
+                    Ok(()) => at = failed_at - 1,
+                    Err(se) => {
+                        tracing::warn!(subscription = %self.key, "commit failed, retrying: {se}");
+                        return Some(position);
+                    }
+                },
+                // Another event before it fails: found on the next round.
+                Err(_) => return Some(position),
+            }
+        }
+        let letter = HandledPage {
+            position: failed_at,
+            skipped: (failed_at - 1 - at).max(0) as u64,
+            dead_letter: Some(DeadLetter {
+                sequence: failed_at,
+                error: e.to_string(),
+            }),
+            ..HandledPage::default()
+        };
+        match self.commit(&letter).await {
+            Ok(()) => {
+                tracing::error!(subscription = %self.key, sequence = failed_at, "dead-lettered: {e}");
+                Some(failed_at)
+            }
+            Err(se) => {
+                tracing::warn!(subscription = %self.key, "recording the dead letter: {se}");
+                Some(at)
             }
         }
     }

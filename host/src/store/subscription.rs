@@ -36,6 +36,17 @@ pub struct HandledPage {
     pub skipped: u64,
     /// Emits and sends dropped because side effects were held (catch-up).
     pub held: u64,
+    /// An event given up on, recorded with the page (policy dead-letter).
+    pub dead_letter: Option<DeadLetter>,
+}
+
+/// An event a subscription version gave up on, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeadLetter {
+    /// The event's sequence.
+    pub sequence: Position,
+    /// The error of its last attempt.
+    pub error: String,
 }
 
 /// An outbox row, as the delivery worker and the status see it.
@@ -99,6 +110,9 @@ pub trait SubscriptionStore: Send + Sync {
 
     /// The outbox counts of one subscription version.
     async fn outbox_counts(&self, key: &ProjectionKey) -> Result<OutboxCounts, StoreError>;
+
+    /// The events a version dead-lettered, oldest first.
+    async fn dead_letters(&self, key: &ProjectionKey) -> Result<Vec<DeadLetter>, StoreError>;
 
     /// Moves a version's progress to `position` (replay from there); its agent must
     /// be stopped.

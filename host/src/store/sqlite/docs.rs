@@ -59,11 +59,18 @@ impl DocumentStore for SqliteStore {
         sqlx::query(AssertSqlSafe(format!("DROP TABLE IF EXISTS {t}")))
             .execute(&mut *tx)
             .await?;
-        sqlx::query("DELETE FROM progress WHERE name = ? AND version = ?")
-            .bind(&key.name)
-            .bind(key.version)
-            .execute(&mut *tx)
-            .await?;
+        // Its dead letters go with it; outbox messages already committed stay and
+        // are still delivered.
+        for sql in [
+            "DELETE FROM progress WHERE name = ? AND version = ?",
+            "DELETE FROM dead_letters WHERE name = ? AND version = ?",
+        ] {
+            sqlx::query(sql)
+                .bind(&key.name)
+                .bind(key.version)
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         Ok(())
     }

@@ -5,7 +5,9 @@ use async_trait::async_trait;
 use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::{SqliteStore, append_in, to_i64, to_u64, validate};
-use crate::store::subscription::{HandledPage, OutboxCounts, OutboxMessage, SubscriptionStore};
+use crate::store::subscription::{
+    DeadLetter, HandledPage, OutboxCounts, OutboxMessage, SubscriptionStore,
+};
 use crate::store::{AppendResult, Position, ProjectionKey, StoreError, now_micros};
 
 /// Rows per multi-row outbox INSERT (8 parameters a row).
@@ -47,6 +49,19 @@ impl SubscriptionStore for SqliteStore {
             // The same message queued again (a replay) is already on its way.
             qb.push(" ON CONFLICT (message_id) DO NOTHING");
             qb.build().execute(&mut *tx).await?;
+        }
+        if let Some(d) = &page.dead_letter {
+            sqlx::query(
+                "INSERT INTO dead_letters (name, version, sequence, error, created_at) \
+                 VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET error = excluded.error",
+            )
+            .bind(&key.name)
+            .bind(key.version)
+            .bind(d.sequence)
+            .bind(&d.error)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
         }
         let updated = sqlx::query(
             "UPDATE progress SET position = ?, events_applied = events_applied + ?, \
@@ -158,6 +173,25 @@ impl SubscriptionStore for SqliteStore {
             delivered: to_u64(row.try_get(1)?, "outbox count")?,
             failed: to_u64(row.try_get(2)?, "outbox count")?,
         })
+    }
+
+    async fn dead_letters(&self, key: &ProjectionKey) -> Result<Vec<DeadLetter>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT sequence, error FROM dead_letters WHERE name = ? AND version = ? \
+             ORDER BY sequence",
+        )
+        .bind(&key.name)
+        .bind(key.version)
+        .fetch_all(self.reader())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(DeadLetter {
+                    sequence: r.try_get(0)?,
+                    error: r.try_get(1)?,
+                })
+            })
+            .collect()
     }
 
     async fn rewind(&self, key: &ProjectionKey, position: Position) -> Result<(), StoreError> {
