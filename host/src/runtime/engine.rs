@@ -93,14 +93,34 @@ impl Runtime {
     /// Compiles (or loads from cache), links and describes a component.
     pub fn load(&self, wasm: &[u8]) -> Result<LoadedComponent, RuntimeError> {
         let started = Instant::now();
+        let (component, sha256, from_cache) = self.compile_checked(wasm)?;
+        self.link_projection(&component, sha256, from_cache, started)
+    }
+
+    /// Checks the header, hashes and compiles (or loads the cached artifact).
+    pub(super) fn compile_checked(
+        &self,
+        wasm: &[u8],
+    ) -> Result<(Component, String, bool), RuntimeError> {
         check_header(wasm)?;
         let sha256 = hex::encode(Sha256::digest(wasm));
         let (component, from_cache) = self.compile(wasm, &sha256)?;
+        Ok((component, sha256, from_cache))
+    }
+
+    /// Links a compiled component as a projector of its WIT version and describes it.
+    pub(super) fn link_projection(
+        &self,
+        component: &Component,
+        sha256: String,
+        from_cache: bool,
+        started: Instant,
+    ) -> Result<LoadedComponent, RuntimeError> {
         let inner = &self.inner;
-        let version = wit_version(&component, &inner.engine)?;
+        let version = wit_version(component, &inner.engine)?;
         let instance_pre = inner
             .linker
-            .instantiate_pre(&component)
+            .instantiate_pre(component)
             .map_err(|e| E::WrongWorld(format!("{e:#}")))?;
         let pre = ProjectorPre::new(version, instance_pre)
             .map_err(|e| E::WrongWorld(format!("WIT {version}: {e:#}")))?;
@@ -174,9 +194,11 @@ fn wit_version(component: &Component, engine: &Engine) -> Result<WitVersion, Run
         .collect();
     let exports: Vec<&str> = ty.exports(engine).map(|(n, _)| n).collect();
     Err(E::WrongWorld(format!(
-        "it exports none of {} (refract runs WIT versions {}); it exports: {}",
+        "it exports none of {} (refract runs WIT versions {}), nor a subscription ({}); \
+         it exports: {}",
         wanted.join(", "),
         WitVersion::SUPPORTED.map(WitVersion::as_str).join(", "),
+        super::subscriber::SUBSCRIPTION_EXPORT,
         if exports.is_empty() {
             "nothing".to_owned()
         } else {
@@ -194,7 +216,7 @@ fn write_artifact(component: &Component, path: &Path) -> Result<(), String> {
 }
 
 /// Rejects what is plainly not a component, with a message saying what it is instead.
-pub(super) fn check_header(wasm: &[u8]) -> Result<(), RuntimeError> {
+fn check_header(wasm: &[u8]) -> Result<(), RuntimeError> {
     if wasm.len() < 8 || &wasm[..4] != b"\0asm" {
         return Err(E::NotAComponent(
             "it does not start with the WebAssembly magic bytes \\0asm".into(),

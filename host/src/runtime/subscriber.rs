@@ -279,16 +279,14 @@ use super::loaded::Loaded;
 impl super::Runtime {
     /// Loads a component of either kind, told apart by the interface it exports.
     pub fn load_any(&self, wasm: &[u8]) -> Result<Loaded, super::RuntimeError> {
-        use sha2::Digest;
         let started = std::time::Instant::now();
-        super::engine::check_header(wasm)?;
-        let sha256 = hex::encode(sha2::Sha256::digest(wasm));
-        let (component, from_cache) = self.compile(wasm, &sha256)?;
+        let (component, sha256, from_cache) = self.compile_checked(wasm)?;
         let (engine, linker) = self.parts();
         let ty = component.component_type();
         if ty.get_export(engine, SUBSCRIPTION_EXPORT).is_none() {
-            // Compiled artifacts are cached: loading it again as a projection is cheap.
-            return self.load(wasm).map(Loaded::Projection);
+            return self
+                .link_projection(&component, sha256, from_cache, started)
+                .map(Loaded::Projection);
         }
         let wrong = |e: wasmtime::Error| super::RuntimeError::WrongWorld(format!("{e:#}"));
         let pre = SubscriberPre::new(linker.instantiate_pre(&component).map_err(wrong)?)
