@@ -190,13 +190,17 @@ fn init(host: &'static Host) {
 
 /// Tells the host why the guest is about to trap, and at which event.
 fn report_panic(panicked: fn(&wit::GuestError), info: &PanicHookInfo<'_>) {
-    let message = info.payload_as_str().unwrap_or("(no message)");
-    let message = match info.location() {
-        Some(at) => format!("panicked at {at}: {message}"),
-        None => format!("panicked: {message}"),
-    };
     panicked(&wit::GuestError {
-        message,
+        message: panic_message(info),
         event_sequence: crate::engine::current_sequence(),
     });
+}
+
+/// A panic's message and where it happened, for the host's report.
+pub(crate) fn panic_message(info: &PanicHookInfo<'_>) -> String {
+    let message = info.payload_as_str().unwrap_or("(no message)");
+    match info.location() {
+        Some(at) => format!("panicked at {at}: {message}"),
+        None => format!("panicked: {message}"),
+    }
 }

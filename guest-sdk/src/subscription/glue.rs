@@ -129,13 +129,8 @@ fn log_line(level: crate::log::Level, message: &str) {
 
 /// Tells the host why the guest is about to trap, and at which event.
 fn report_panic(info: &PanicHookInfo<'_>) {
-    let message = info.payload_as_str().unwrap_or("(no message)");
-    let message = match info.location() {
-        Some(at) => format!("panicked at {at}: {message}"),
-        None => format!("panicked: {message}"),
-    };
     host::panicked(&wit::GuestError {
-        message,
+        message: crate::__glue::panic_message(info),
         event_sequence: crate::engine::current_sequence(),
     });
 }

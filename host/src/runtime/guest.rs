@@ -8,15 +8,17 @@
 use std::collections::HashSet;
 
 use serde::de::IgnoredAny;
-use wasmtime::{Store, StoreLimitsBuilder, Trap};
+use wasmtime::Store;
+use wasmtime::component::Instance;
 
+use super::RuntimeError;
 use super::calls::{GuestFailure, PageCalls};
-use super::engine::{LoadedComponent, TICK};
+use super::engine::LoadedComponent;
 use super::limits::Limits;
+use super::sandbox::Sandbox;
 use super::state::HostState;
 use super::types::{Descriptor, DocChange, Slice, slice_by_stream};
 use super::versions::{Projector, ProjectorPre};
-use super::{RuntimeError, RuntimeError as E};
 use crate::store::{MAX_STREAM_ID_LEN, RecordedEvent};
 
 /// One document to bring up to date: its current JSON and its events (page indices).
@@ -32,21 +34,17 @@ pub struct DocInput {
 
 /// An instantiated component with its sandbox.
 pub struct Guest {
-    pre: ProjectorPre,
-    component: String,
-    limits: Limits,
+    sandbox: Sandbox<Calls>,
     /// The guest keeps one document per stream: pages are sliced on the host.
     per_stream: bool,
     /// The most events the guest takes in one call (its max-page-size).
     max_events: usize,
-    instance: Option<Instance>,
 }
 
-/// A live instance: its store, the typed bindings (for `describe`) and the page calls.
-struct Instance {
-    store: Store<HostState>,
+/// What an instance offers: the typed bindings (for `describe`) and the page calls.
+struct Calls {
     bindings: Projector,
-    calls: PageCalls,
+    page: PageCalls,
 }
 
 impl Guest {
@@ -62,19 +60,24 @@ impl Guest {
 
     /// A guest whose descriptor is not known yet: for `describe` on load.
     pub(crate) fn for_describe(pre: &ProjectorPre, limits: &Limits, component: String) -> Self {
+        let linked = pre.clone();
+        let make = move |store: &mut Store<HostState>, instance: &Instance| {
+            let bindings = linked.bindings(store, instance)?;
+            let export = linked.version().projection_export();
+            let page = PageCalls::lookup(store, instance, export)?;
+            Ok(Calls { bindings, page })
+        };
         Self {
-            pre: pre.clone(),
-            component,
-            limits: limits.clone(),
+            sandbox: Sandbox::new(pre.instance_pre().clone(), component, limits.clone(), make),
             per_stream: false,
             max_events: usize::MAX,
-            instance: None,
         }
     }
 
     /// Asks the component what it is, converted into the latest WIT version's terms.
     pub fn describe(&mut self) -> Result<Descriptor, RuntimeError> {
-        self.call("describe", None, |i| i.bindings.describe(&mut i.store))
+        self.sandbox
+            .call("describe", None, |store, c| c.bindings.describe(store))
     }
 
     /// Which documents each event of the page touches, validated. Pages are at most
@@ -90,8 +93,8 @@ impl Guest {
     /// Asks the guest itself which documents each event touches, even when it
     /// declares per-stream documents (for tests and diagnostics), validated.
     pub fn slice_in_guest(&mut self, page: &[RecordedEvent]) -> Result<Vec<Slice>, RuntimeError> {
-        let res = self.call("slice", page_range(page), |i| {
-            i.calls.slice(&mut i.store, page)
+        let res = self.sandbox.call("slice", page_range(page), |store, c| {
+            c.page.slice(store, page)
         })?;
         let slices = res.map_err(|e| self.guest_error(e))?;
         let mut seen = HashSet::with_capacity(slices.len());
@@ -163,8 +166,8 @@ impl Guest {
         page: &[RecordedEvent],
         docs: &[DocInput],
     ) -> Result<Vec<DocChange>, RuntimeError> {
-        let res = self.call("apply", page_range(page), |i| {
-            i.calls.apply(&mut i.store, page, docs)
+        let res = self.sandbox.call("apply", page_range(page), |store, c| {
+            c.page.apply(store, page, docs)
         })?;
         let changes = res.map_err(|e| self.guest_error(e))?;
         if changes.len() != docs.len() {
@@ -183,11 +186,11 @@ impl Guest {
     }
 
     fn check_body(&self, id: &str, body: &str) -> Result<(), RuntimeError> {
-        if body.len() > self.limits.max_doc_bytes {
+        let max = self.sandbox.limits().max_doc_bytes;
+        if body.len() > max {
             return Err(self.bad_result(format!(
-                "document {id:?} is {} bytes; the limit is {}",
+                "document {id:?} is {} bytes; the limit is {max}",
                 body.len(),
-                self.limits.max_doc_bytes
             )));
         }
         serde_json::from_str::<IgnoredAny>(body)
@@ -195,115 +198,14 @@ impl Guest {
             .map_err(|e| self.bad_result(format!("document {id:?} is not valid JSON: {e}")))
     }
 
-    /// Runs one call with the deadline set; a failure drops the instance. The span
-    /// records which call it was and, on failure, who was at fault.
-    fn call<R>(
-        &mut self,
-        name: &'static str,
-        range: Option<(i64, i64)>,
-        f: impl FnOnce(&mut Instance) -> wasmtime::Result<R>,
-    ) -> Result<R, RuntimeError> {
-        let span = tracing::debug_span!(
-            "guest_call",
-            component = %self.component,
-            call = name,
-            fault = tracing::field::Empty
-        );
-        let _entered = span.enter();
-        let ticks = self.deadline_ticks();
-        let result = match self.instance() {
-            Ok(instance) => {
-                instance.store.set_epoch_deadline(ticks);
-                f(instance).map_err(|err| self.trapped(err, range))
-            }
-            Err(e) => Err(e),
-        };
-        if let Err(e) = &result {
-            span.record("fault", tracing::field::debug(e.fault()));
-        }
-        result
-    }
-
-    fn deadline_ticks(&self) -> u64 {
-        (self.limits.call_timeout().as_millis() / TICK.as_millis()).max(1) as u64
-    }
-
-    fn instance(&mut self) -> Result<&mut Instance, RuntimeError> {
-        if self.instance.is_none() {
-            let limits = StoreLimitsBuilder::new()
-                .memory_size(self.limits.memory_bytes)
-                .trap_on_grow_failure(true)
-                .build();
-            let state = HostState::new(self.component.clone(), limits);
-            let pre = self.pre.instance_pre();
-            let mut store = Store::new(pre.engine(), state);
-            store.limiter(|s| &mut s.limits);
-            store.epoch_deadline_trap();
-            // Start functions run during instantiation: they get a call's budget too.
-            store.set_epoch_deadline(self.deadline_ticks());
-            let failed = |e: wasmtime::Error| E::Guest {
-                component: self.component.clone(),
-                event_sequence: None,
-                message: format!("cannot be instantiated: {e:#}"),
-            };
-            let instance = pre.instantiate(&mut store).map_err(failed)?;
-            let bindings = self.pre.bindings(&mut store, &instance).map_err(failed)?;
-            let export = self.pre.version().projection_export();
-            let calls = PageCalls::lookup(&mut store, &instance, export).map_err(failed)?;
-            self.instance = Some(Instance {
-                store,
-                bindings,
-                calls,
-            });
-        }
-        self.instance
-            .as_mut()
-            .ok_or_else(|| E::Host("instance vanished".into()))
-    }
-
-    /// Turns a trap into an error naming the event (from the guest's panic report
-    /// when it sent one) and drops the instance, whose state can no longer be trusted.
-    fn trapped(&mut self, err: wasmtime::Error, range: Option<(i64, i64)>) -> RuntimeError {
-        let report = self.instance.take().and_then(|i| i.store.into_data().panic);
-        if let Some(p) = report {
-            return E::Guest {
-                component: self.component.clone(),
-                event_sequence: p.event_sequence,
-                message: format!("panicked: {}", p.message),
-            };
-        }
-        let what = match err.downcast_ref::<Trap>() {
-            Some(Trap::Interrupt) => format!(
-                "exceeded its CPU time limit of {} ms per call",
-                self.limits.call_timeout_ms
-            ),
-            Some(trap) => format!("trapped: {trap}"),
-            None => format!("trapped: {err:#}"),
-        };
-        let page = range
-            .map(|(a, b)| format!(" (page of events {a}..={b})"))
-            .unwrap_or_default();
-        E::Guest {
-            component: self.component.clone(),
-            event_sequence: None,
-            message: format!("{what}{page}"),
-        }
-    }
-
     fn guest_error(&self, e: GuestFailure) -> RuntimeError {
-        E::Guest {
-            component: self.component.clone(),
-            event_sequence: e.event_sequence(),
-            message: e.message,
-        }
+        let seq = e.event_sequence();
+        self.sandbox.guest_error(e.message, seq)
     }
 
     fn bad_result(&self, message: String) -> RuntimeError {
-        E::Guest {
-            component: self.component.clone(),
-            event_sequence: None,
-            message: format!("returned an invalid result: {message}"),
-        }
+        self.sandbox
+            .guest_error(format!("returned an invalid result: {message}"), None)
     }
 }
 

@@ -90,6 +90,11 @@ impl<B> Sandbox<B> {
         result
     }
 
+    /// The limits the instance runs under.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
     /// The guest's own error, as the runtime reports it.
     pub fn guest_error(&self, message: String, event_sequence: Option<i64>) -> RuntimeError {
         E::Guest {

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use sqlx::{AssertSqlSafe, QueryBuilder, Row, Sqlite};
 
-use super::{EVENT_COLUMNS, SqliteStore, event_from_row, push_in_list, to_u64};
+use super::{EVENT_COLUMNS, SqliteStore, event_from_row, push_in_list, to_i64, to_u64};
 use crate::store::{
     AggregateRead, ComponentRecord, DocWrite, DocumentStore, Position, Progress, ProjectionKey,
     Registry, RunStatus, StoreError, StreamId, now_micros,
@@ -199,29 +199,7 @@ impl DocumentStore for SqliteStore {
             push_in_list(&mut qb, chunk);
             qb.build().execute(&mut *tx).await?;
         }
-        let updated = sqlx::query(
-            "UPDATE progress SET position = ?, events_applied = events_applied + ?, \
-             events_skipped = events_skipped + ?, updated_at = ? \
-             WHERE name = ? AND version = ? AND position <= ?",
-        )
-        .bind(position)
-        .bind(applied as i64)
-        .bind(skipped as i64)
-        .bind(now_micros())
-        .bind(&key.name)
-        .bind(key.version)
-        .bind(position)
-        .execute(&mut *tx)
-        .await?;
-        if updated.rows_affected() != 1 {
-            // Someone else moved this projection on (or retired it): write nothing.
-            tx.rollback().await?;
-            return Err(StoreError::Conflict {
-                stream: format!("progress of {key}"),
-                current: 0,
-                expected: format!("position <= {position}"),
-            });
-        }
+        advance_progress(&mut tx, key, position, applied, skipped, 0).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -338,4 +316,41 @@ impl Registry for SqliteStore {
             })
             .collect()
     }
+}
+
+/// Moves a version's progress on inside the caller's transaction, counting what the
+/// page applied, skipped and held back. The guard `position <= ?` refuses to move
+/// it back: someone else (a replaced or retired agent) moved it on, so the caller's
+/// transaction must write nothing.
+pub(super) async fn advance_progress(
+    conn: &mut sqlx::SqliteConnection,
+    key: &ProjectionKey,
+    position: Position,
+    applied: u64,
+    skipped: u64,
+    held: u64,
+) -> Result<(), StoreError> {
+    let updated = sqlx::query(
+        "UPDATE progress SET position = ?, events_applied = events_applied + ?, \
+         events_skipped = events_skipped + ?, effects_held = effects_held + ?, \
+         updated_at = ? WHERE name = ? AND version = ? AND position <= ?",
+    )
+    .bind(position)
+    .bind(to_i64(applied)?)
+    .bind(to_i64(skipped)?)
+    .bind(to_i64(held)?)
+    .bind(now_micros())
+    .bind(&key.name)
+    .bind(key.version)
+    .bind(position)
+    .execute(conn)
+    .await?;
+    if updated.rows_affected() != 1 {
+        return Err(StoreError::Conflict {
+            stream: format!("progress of {key}"),
+            current: 0,
+            expected: format!("position <= {position}"),
+        });
+    }
+    Ok(())
 }

@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 use sqlx::{QueryBuilder, Row, Sqlite};
 
+use super::docs::advance_progress;
 use super::{SqliteStore, append_in, to_i64, to_u64, validate};
 use crate::store::subscription::{
     DeadLetter, HandledPage, OutboxCounts, OutboxMessage, SubscriptionStore,
@@ -63,29 +64,8 @@ impl SubscriptionStore for SqliteStore {
             .execute(&mut *tx)
             .await?;
         }
-        let updated = sqlx::query(
-            "UPDATE progress SET position = ?, events_applied = events_applied + ?, \
-             events_skipped = events_skipped + ?, effects_held = effects_held + ?, \
-             updated_at = ? WHERE name = ? AND version = ? AND position <= ?",
-        )
-        .bind(page.position)
-        .bind(to_i64(page.handled)?)
-        .bind(to_i64(page.skipped)?)
-        .bind(to_i64(page.held)?)
-        .bind(now)
-        .bind(&key.name)
-        .bind(key.version)
-        .bind(page.position)
-        .execute(&mut *tx)
-        .await?;
-        if updated.rows_affected() != 1 {
-            tx.rollback().await?;
-            return Err(StoreError::Conflict {
-                stream: format!("progress of {key}"),
-                current: 0,
-                expected: format!("position <= {}", page.position),
-            });
-        }
+        let p = page;
+        advance_progress(&mut tx, key, p.position, p.handled, p.skipped, p.held).await?;
         tx.commit().await?;
         if let Some(last) = results.iter().map(|r| r.last_sequence).max() {
             self.moved_head(last);
