@@ -121,8 +121,8 @@ impl Client {
         }
         let rows: Vec<Value> = serde_json::from_str(&text)?;
         println!(
-            "{:<28} {:>4} {:<8} {:<8} {:>10} {:>8}  error",
-            "name", "ver", "state", "status", "position", "lag"
+            "{:<28} {:>4} {:<12} {:<11} {:<8} {:>10} {:>8} {:>14}  error",
+            "name", "ver", "kind", "state", "status", "position", "lag", "outbox p/d/f"
         );
         for r in rows {
             let s = |k: &str| {
@@ -135,14 +135,21 @@ impl Client {
                 .filter(|e| !e.is_null())
                 .map(|e| e["message"].to_string())
                 .unwrap_or_default();
+            let outbox = r
+                .get("outbox")
+                .filter(|o| o.is_object())
+                .map(|o| format!("{}/{}/{}", o["pending"], o["delivered"], o["failed"]))
+                .unwrap_or_default();
             println!(
-                "{:<28} {:>4} {:<8} {:<8} {:>10} {:>8}  {err}",
+                "{:<28} {:>4} {:<12} {:<11} {:<8} {:>10} {:>8} {:>14}  {err}",
                 s("name"),
                 s("version"),
+                s("kind"),
                 s("state"),
                 s("status"),
                 s("position"),
-                s("lag")
+                s("lag"),
+                outbox
             );
         }
         Ok(())

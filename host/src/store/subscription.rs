@@ -71,7 +71,7 @@ pub struct OutboxMessage {
 }
 
 /// Outbox counts of one subscription version.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct OutboxCounts {
     /// Waiting for (another) delivery attempt.
     pub pending: u64,
@@ -79,6 +79,8 @@ pub struct OutboxCounts {
     pub delivered: u64,
     /// Given up on after the last retry.
     pub failed: u64,
+    /// Why the latest undelivered message failed its last attempt, if one did.
+    pub last_error: Option<String>,
 }
 
 /// Subscription pages and the outbox.

@@ -148,10 +148,19 @@ impl SubscriptionStore for SqliteStore {
         .bind(key.version)
         .fetch_one(self.reader())
         .await?;
+        let last_error: Option<String> = sqlx::query_scalar(
+            "SELECT last_error FROM outbox WHERE name = ? AND version = ? \
+             AND delivered_at IS NULL AND last_error IS NOT NULL ORDER BY seq DESC LIMIT 1",
+        )
+        .bind(&key.name)
+        .bind(key.version)
+        .fetch_optional(self.reader())
+        .await?;
         Ok(OutboxCounts {
             pending: to_u64(row.try_get(0)?, "outbox count")?,
             delivered: to_u64(row.try_get(1)?, "outbox count")?,
             failed: to_u64(row.try_get(2)?, "outbox count")?,
+            last_error,
         })
     }
 

@@ -170,4 +170,9 @@ async fn failed_deliveries_are_retried_then_given_up_and_counted() {
         .expect("give up");
     let c = s.outbox_counts(&key).await.expect("counts");
     assert_eq!((c.pending, c.delivered, c.failed), (0, 1, 1));
+    assert_eq!(
+        c.last_error.as_deref(),
+        Some("HTTP 503"),
+        "failures are visible"
+    );
 }
