@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 rustup target add wasm32-wasip2 >/dev/null || { echo "cannot install the wasm32-wasip2 target" >&2; exit 1; }
 cargo build --release -p refract
 cargo build --target wasm32-wasip2 --profile guest --target-dir target/guests \
-    -p incident-details -p stream-counter
+    -p incident-details -p stream-counter -p account-balance -p money-transfer
 
 listen="${REFRACT_LISTEN:-127.0.0.1:4300}"
 data="${REFRACT_DATA:-./refract-data}"
@@ -25,8 +25,9 @@ for _ in $(seq 100); do
     sleep 0.1
 done
 
-"$refract" deploy target/guests/wasm32-wasip2/guest/incident_details.wasm \
-    target/guests/wasm32-wasip2/guest/stream_counter.wasm
+guests=target/guests/wasm32-wasip2/guest
+"$refract" deploy "$guests/incident_details.wasm" "$guests/stream_counter.wasm" \
+    "$guests/account_balance.wasm" "$guests/money_transfer.wasm"
 
 # incident stream, idempotency key, type, data
 scenario='
@@ -43,6 +44,12 @@ incident-1002|prio|IncidentPrioritised|{"priority":"High","prioritised_by":"agen
 incident-1002|assign|AgentAssignedToIncident|{"agent_id":"agent-7"}
 incident-1002|resolved|IncidentResolved|{"resolution":"Workaround","resolved_by":"agent-7"}
 incident-1003|logged|IncidentLogged|{"customer_id":"customer-7","contact":{"name":"Ada"},"description":"Cannot log in","logged_by":"agent-1"}
+account-ada|opened|AccountOpened|{"owner":"Ada","initial_balance":10000,"rejects_deposits":false}
+account-brian|opened|AccountOpened|{"owner":"Brian","initial_balance":500,"rejects_deposits":false}
+account-closed|opened|AccountOpened|{"owner":"Old account","initial_balance":0,"rejects_deposits":true}
+transfer-t1|started|TransferStarted|{"transfer_id":"t1","from":"account-ada","to":"account-brian","amount":2500}
+transfer-t2|started|TransferStarted|{"transfer_id":"t2","from":"account-brian","to":"account-closed","amount":300}
+transfer-t3|started|TransferStarted|{"transfer_id":"t3","from":"account-brian","to":"account-ada","amount":99999}
 '
 while IFS='|' read -r stream key type payload; do
     [ -n "$stream" ] || continue
@@ -56,6 +63,12 @@ for _ in $(seq 100); do
 done
 for id in incident-1001 incident-1002 incident-1003; do
     echo "incident-details/$id: $("$refract" get incident-details "$id")"
+done
+for id in account-ada account-brian account-closed; do
+    echo "account-balance/$id: $("$refract" get account-balance "$id")"
+done
+for t in t1 t2 t3; do
+    echo "transfer-$t: $("$refract" stream "transfer-$t" | grep -o '"type":"[A-Za-z]*"' | tr '\n' ' ')"
 done
 "$refract" status
 cat <<EOT
