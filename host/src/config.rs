@@ -22,9 +22,13 @@ pub struct Config {
     pub page_size: usize,
     /// Sandbox limits for every component.
     pub limits: Limits,
-    /// What each team's components may reach (`[teams.<name>]`); with none, the
-    /// implicit `default` team reaches nothing outside.
-    pub teams: std::collections::BTreeMap<String, crate::outbox::TeamGrants>,
+    /// The teams (`[teams.<name>]`): tokens, permissions, limits, grants. With no
+    /// token anywhere, refract runs as the implicit team `default`, without tokens.
+    pub teams: std::collections::BTreeMap<String, crate::teams::TeamConfig>,
+    /// The admin token (sees and manages every team's components).
+    pub admin_token: Option<String>,
+    /// Hex SHA-256 of the admin token, instead of the token itself.
+    pub admin_token_sha256: Option<String>,
     /// Per-component settings, by component name (`[components.<name>]`).
     pub components: std::collections::BTreeMap<String, ComponentConfig>,
 }
@@ -52,6 +56,8 @@ impl Default for Config {
             page_size: crate::daemon::DEFAULT_PAGE_SIZE,
             limits: Limits::default(),
             teams: Default::default(),
+            admin_token: None,
+            admin_token_sha256: None,
             components: Default::default(),
         }
     }
@@ -89,6 +95,22 @@ impl Config {
             path: path.to_owned(),
             message: e.to_string(),
         })
+    }
+
+    /// The teams and the admin token, checked.
+    pub fn teams(&self) -> Result<crate::teams::Teams, String> {
+        use sha2::Digest;
+        if self.admin_token.is_some() && self.admin_token_sha256.is_some() {
+            return Err("give admin_token or admin_token_sha256, not both".into());
+        }
+        let admin = self
+            .admin_token
+            .as_ref()
+            .map(|t| hex::encode(sha2::Sha256::digest(t.as_bytes())))
+            .or_else(|| self.admin_token_sha256.clone());
+        let teams = crate::teams::Teams::new(self.teams.clone(), admin);
+        teams.validate()?;
+        Ok(teams)
     }
 
     /// The SQLite database file.

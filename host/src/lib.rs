@@ -15,6 +15,7 @@ pub mod outbox;
 pub mod runtime;
 pub mod service;
 pub mod store;
+pub mod teams;
 
 pub use config::Config;
 pub use service::{Refract, ServiceError};

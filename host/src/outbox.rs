@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Deserialize;
 use tokio::sync::{Notify, watch};
 
 use crate::store::subscription::OutboxMessage;
@@ -25,17 +24,10 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often an idle worker looks for retries that came due.
 const IDLE_POLL: Duration = Duration::from_millis(200);
 
-/// What one team may reach from its components.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
-#[serde(default, deny_unknown_fields)]
-pub struct TeamGrants {
-    /// Hosts the outbox may deliver to: `host` (any port) or `host:port`.
-    pub outbound_hosts: Vec<String>,
-}
-
-/// The grants of every team, by team name; a team not listed may reach nothing.
+/// The hosts each team's components may deliver to (`host` or `host:port`), by
+/// team name; a team not listed may reach nothing.
 #[derive(Debug, Clone, Default)]
-pub struct Grants(pub BTreeMap<String, TeamGrants>);
+pub struct Grants(pub BTreeMap<String, Vec<String>>);
 
 impl Grants {
     /// Why `team` may not send to `url`, or `None` when it may.
@@ -49,13 +41,11 @@ impl Grants {
             return Some(format!("{url} has no host"));
         };
         let port = parsed.port_or_known_default();
-        let granted = self.0.get(team).is_some_and(|g| {
-            g.outbound_hosts
-                .iter()
-                .any(|grant| match grant.rsplit_once(':') {
-                    Some((h, p)) => h.eq_ignore_ascii_case(host) && p.parse().ok() == port,
-                    None => grant.eq_ignore_ascii_case(host),
-                })
+        let granted = self.0.get(team).is_some_and(|hosts| {
+            hosts.iter().any(|grant| match grant.rsplit_once(':') {
+                Some((h, p)) => h.eq_ignore_ascii_case(host) && p.parse().ok() == port,
+                None => grant.eq_ignore_ascii_case(host),
+            })
         });
         (!granted).then(|| {
             format!(

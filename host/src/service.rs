@@ -108,6 +108,8 @@ pub struct Refract {
     loaded: std::sync::Mutex<std::collections::HashMap<ProjectionKey, Loaded>>,
     /// What subscriptions may reach, by team.
     grants: Arc<Grants>,
+    /// Who may call, and each team's permissions and limits.
+    teams: crate::teams::Teams,
     /// Per-component settings from the config.
     components: std::collections::BTreeMap<String, crate::config::ComponentConfig>,
     outbox: OutboxWaker,
@@ -146,7 +148,8 @@ impl Refract {
                 spawn_auto_promote(store.clone(), deploy_lock.clone(), rec.key);
             }
         }
-        let grants = Arc::new(Grants(config.teams.clone()));
+        let teams = config.teams().map_err(ServiceError::Startup)?;
+        let grants = Arc::new(Grants(teams.outbound_hosts()));
         let outbox = OutboxWaker::default();
         let stop_outbox = tokio::sync::watch::channel(false).0;
         let outbox_task = crate::outbox::spawn(
@@ -164,6 +167,7 @@ impl Refract {
             sqlite: Some(sqlite),
             loaded: std::sync::Mutex::new(Default::default()),
             grants,
+            teams,
             components: config.components.clone(),
             outbox,
             outbox_task: std::sync::Mutex::new(Some(outbox_task)),
@@ -171,20 +175,24 @@ impl Refract {
         };
         let restored =
             deploy::restore(&svc.runtime, svc.store.as_ref(), &svc.components_dir).await?;
-        for loaded in restored {
-            svc.run(loaded);
+        for (rec, loaded) in restored {
+            svc.run(rec.key, &rec.team, loaded);
         }
         Ok(svc)
     }
 
-    /// Starts the agent of a version (either kind) and remembers its component.
-    fn run(&self, loaded: Loaded) {
+    /// Starts the agent of `team`'s version `key` (either kind) under the team's
+    /// limits, and remembers its component.
+    fn run(&self, key: ProjectionKey, team: &str, mut loaded: Loaded) {
+        if let Some(limits) = self.teams.team(team).limits {
+            loaded.set_limits(limits);
+        }
         match &loaded {
-            Loaded::Projection(l) => self.daemon.start(l),
+            Loaded::Projection(l) => self.daemon.start_as(key.clone(), l),
             Loaded::Subscription(l) => {
-                let config = self.components.get(&l.descriptor.name);
+                let config = self.components.get(&key.name);
                 let env = SubscriptionEnv {
-                    team: deploy::DEFAULT_TEAM.into(),
+                    team: team.into(),
                     grants: self.grants.clone(),
                     settings: Arc::new(config.map(|c| c.settings.clone()).unwrap_or_default()),
                     outbox: self.outbox.clone(),
@@ -196,11 +204,15 @@ impl Refract {
                         on_error: config.map(|c| c.on_error).unwrap_or_default(),
                     },
                 };
-                self.daemon.start_subscription(l, env);
+                self.daemon.start_subscription(key.clone(), l, env);
             }
         }
-        self.loaded_components()
-            .insert(deploy::key_of(&loaded), loaded);
+        self.loaded_components().insert(key, loaded);
+    }
+
+    /// The configured teams.
+    pub fn teams(&self) -> &crate::teams::Teams {
+        &self.teams
     }
 
     /// The store, for embedding and tests.
@@ -225,32 +237,57 @@ impl Refract {
         Ok((version, events))
     }
 
-    /// Deploys a component from its wasm bytes and starts its agent; with
+    /// Deploys a component for `team` from its wasm bytes and starts its agent; with
     /// `auto_promote`, a version deployed beside a live one is promoted once caught up.
     pub async fn deploy(
         &self,
         wasm: Vec<u8>,
         auto_promote: bool,
+        team: &str,
     ) -> Result<Deployed, ServiceError> {
         let _one_at_a_time = self.deploy_lock.lock().await;
-        let (out, loaded) = deploy::deploy(
-            &self.runtime,
+        let (loaded, wasm) = deploy::load(&self.runtime, wasm).await?;
+        let key = deploy::key_in(team, &loaded);
+        if let Some(max) = self.teams.team(team).max_components {
+            let comps = self.store.components().await?;
+            let has = |c: &&crate::store::ComponentRecord| {
+                c.team == team && VersionState::parse(&c.state) != VersionState::Retired
+            };
+            let existing = comps.iter().filter(has).any(|c| c.key == key);
+            let count = comps.iter().filter(has).count();
+            if !existing && count >= max {
+                return Err(LifecycleError::TooManyComponents {
+                    team: team.into(),
+                    max,
+                }
+                .into());
+            }
+        }
+        let (out, loaded) = deploy::register(
             self.store.as_ref(),
             &self.components_dir,
-            wasm,
+            loaded,
+            &wasm,
             auto_promote,
+            team,
         )
         .await?;
         if let Some(loaded) = loaded {
-            self.run_new(loaded, &out, auto_promote);
+            self.run_new(key, team, loaded, &out, auto_promote);
         }
         Ok(out)
     }
 
     /// Starts the agent of a newly registered version and remembers its component.
-    fn run_new(&self, loaded: Loaded, out: &Deployed, auto_promote: bool) {
-        let key = deploy::key_of(&loaded);
-        self.run(loaded);
+    fn run_new(
+        &self,
+        key: ProjectionKey,
+        team: &str,
+        loaded: Loaded,
+        out: &Deployed,
+        auto_promote: bool,
+    ) {
+        self.run(key.clone(), team, loaded);
         if auto_promote && out.state == VersionState::CatchingUp.as_str() {
             spawn_auto_promote(self.store.clone(), self.deploy_lock.clone(), key);
         }

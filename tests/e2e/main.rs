@@ -11,5 +11,6 @@ mod restart;
 mod runtime;
 mod side_effects;
 mod subscriptions;
+mod teams;
 mod versions;
 mod wit_versions;

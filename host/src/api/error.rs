@@ -28,6 +28,25 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, msg)
     }
 
+    /// 401: no token, or one nobody has.
+    pub fn unauthorized(msg: impl std::fmt::Display) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, msg)
+    }
+
+    /// 403: the caller's team may not do this (never about another team's things:
+    /// those are 404, so nothing is revealed).
+    pub fn forbidden(msg: impl std::fmt::Display) -> Self {
+        Self::new(StatusCode::FORBIDDEN, msg)
+    }
+
+    /// The same error with `from` replaced by `to` in its message.
+    pub(crate) fn replace_in_message(mut self, from: &str, to: &str) -> Self {
+        if let Some(serde_json::Value::String(m)) = self.body.get_mut("error") {
+            *m = m.replace(from, to);
+        }
+        self
+    }
+
     fn new(status: StatusCode, msg: impl std::fmt::Display) -> Self {
         Self {
             status,

@@ -1,5 +1,6 @@
 //! The HTTP API (axum, JSON): a thin layer over [`Refract`].
 
+mod auth;
 mod error;
 mod projections;
 mod query;

@@ -9,6 +9,7 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use serde::Deserialize;
 
+use super::auth::{Auth, for_caller};
 use super::{ApiError, ApiQuery};
 use crate::deploy::Deployed;
 use crate::service::{ProjectionStatus, Refract};
@@ -22,6 +23,7 @@ pub(super) struct DeployQuery {
 
 pub(super) async fn deploy(
     State(svc): State<Arc<Refract>>,
+    Auth(caller): Auth,
     ApiQuery(q): ApiQuery<DeployQuery>,
     body: Bytes,
 ) -> Result<Json<Deployed>, ApiError> {
@@ -30,13 +32,29 @@ pub(super) async fn deploy(
             "empty upload: send the component's .wasm bytes",
         ));
     }
-    Ok(Json(svc.deploy(body.to_vec(), q.auto_promote).await?))
+    let mut out = svc
+        .deploy(body.to_vec(), q.auto_promote, caller.team())
+        .await
+        .map_err(for_caller(&caller))?;
+    out.name = caller.sees(&out.name).unwrap_or(&out.name).to_owned();
+    Ok(Json(out))
 }
 
+/// Every version the caller may see, under the names the caller knows.
 pub(super) async fn list(
     State(svc): State<Arc<Refract>>,
+    Auth(caller): Auth,
 ) -> Result<Json<Vec<ProjectionStatus>>, ApiError> {
-    Ok(Json(svc.projections().await?))
+    let all = svc.projections().await?;
+    let mine = all
+        .into_iter()
+        .filter_map(|mut p| {
+            let name = caller.sees(&p.name)?.to_owned();
+            p.name = name;
+            Some(p)
+        })
+        .collect();
+    Ok(Json(mine))
 }
 
 #[derive(Deserialize)]
@@ -47,10 +65,14 @@ pub(super) struct DocQuery {
 
 pub(super) async fn doc(
     State(svc): State<Arc<Refract>>,
+    Auth(caller): Auth,
     Path((name, id)): Path<(String, String)>,
     ApiQuery(q): ApiQuery<DocQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let body = svc.get_doc(&name, q.version, &id).await?;
+    let body = svc
+        .get_doc(&caller.qualify(&name), q.version, &id)
+        .await
+        .map_err(for_caller(&caller))?;
     Ok(([(header::CONTENT_TYPE, "application/json")], body))
 }
 
@@ -63,10 +85,13 @@ pub(super) struct PromoteQuery {
 
 pub(super) async fn promote(
     State(svc): State<Arc<Refract>>,
+    Auth(caller): Auth,
     Path((name, version)): Path<(String, u32)>,
     ApiQuery(q): ApiQuery<PromoteQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    svc.promote(&name, version, q.force).await?;
+    svc.promote(&caller.qualify(&name), version, q.force)
+        .await
+        .map_err(for_caller(&caller))?;
     Ok(Json(
         serde_json::json!({"name": name, "version": version, "state": "live"}),
     ))
@@ -74,9 +99,12 @@ pub(super) async fn promote(
 
 pub(super) async fn retire(
     State(svc): State<Arc<Refract>>,
+    Auth(caller): Auth,
     Path((name, version)): Path<(String, u32)>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    svc.retire(&name, version).await?;
+    svc.retire(&caller.qualify(&name), version)
+        .await
+        .map_err(for_caller(&caller))?;
     Ok(Json(
         serde_json::json!({"name": name, "version": version, "state": "retired"}),
     ))
@@ -93,6 +121,7 @@ pub(super) struct RewindQuery {
 
 pub(super) async fn rewind(
     State(svc): State<Arc<Refract>>,
+    Auth(caller): Auth,
     Path((name, version)): Path<(String, u32)>,
     ApiQuery(q): ApiQuery<RewindQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
@@ -107,10 +136,15 @@ pub(super) async fn rewind(
                     })?;
             let micros = i64::try_from(t.unix_timestamp_nanos() / 1000)
                 .map_err(|_| ApiError::bad_request(format!("at={at:?} is out of range")))?;
-            svc.position_at_time(micros).await?
+            svc.position_at_time(micros)
+                .await
+                .map_err(for_caller(&caller))?
         }
     };
-    let position = svc.rewind(&name, version, position).await?;
+    let position = svc
+        .rewind(&caller.qualify(&name), version, position)
+        .await
+        .map_err(for_caller(&caller))?;
     Ok(Json(
         serde_json::json!({"name": name, "version": version, "position": position}),
     ))

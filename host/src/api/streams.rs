@@ -8,6 +8,7 @@ use axum::extract::{Path, State};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use super::auth::{Auth, Permission, for_caller};
 use super::{ApiError, ApiQuery};
 use crate::service::Refract;
 use crate::store::{
@@ -75,9 +76,11 @@ fn parse_append(id: String, body: &[u8]) -> Result<AppendRequest, ApiError> {
 
 pub(super) async fn append(
     State(svc): State<Arc<Refract>>,
+    auth: Auth,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<AppendResult>, ApiError> {
+    auth.require(&svc, Permission::Append)?;
     let req = parse_append(id, &body)?;
     Ok(Json(svc.append(req).await?))
 }
@@ -146,17 +149,25 @@ pub(super) struct AggregateQuery {
 /// `GET /streams/{id}/aggregate/{projection}[?version=n]`: the write-model read.
 pub(super) async fn aggregate(
     State(svc): State<Arc<Refract>>,
+    Auth(caller): Auth,
     Path((id, projection)): Path<(String, String)>,
     ApiQuery(q): ApiQuery<AggregateQuery>,
 ) -> Result<Json<crate::service::Aggregate>, ApiError> {
     let stream = StreamId::new(id)?;
-    Ok(Json(svc.aggregate(&stream, &projection, q.version).await?))
+    let projection = caller.qualify(&projection);
+    let out = svc
+        .aggregate(&stream, &projection, q.version)
+        .await
+        .map_err(for_caller(&caller))?;
+    Ok(Json(out))
 }
 
 pub(super) async fn read(
     State(svc): State<Arc<Refract>>,
+    auth: Auth,
     Path(id): Path<String>,
 ) -> Result<Json<StreamBody>, ApiError> {
+    auth.require(&svc, Permission::ReadEvents)?;
     let stream = StreamId::new(id)?;
     let (version, events) = svc.read_stream(&stream).await?;
     let events = events

@@ -37,12 +37,22 @@ pub struct Client {
 }
 
 impl Client {
-    /// A client for the daemon at `base` (e.g. `http://127.0.0.1:4300`).
-    pub fn new(base: &str) -> Self {
-        Self {
-            base: base.trim_end_matches('/').to_owned(),
-            http: reqwest::Client::new(),
+    /// A client for the daemon at `base` (e.g. `http://127.0.0.1:4300`), sending
+    /// `token` (a team's or the admin's) with every request.
+    pub fn new(base: &str, token: Option<&str>) -> anyhow::Result<Self> {
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(t) = token {
+            let value = reqwest::header::HeaderValue::from_str(&format!("Bearer {t}"))
+                .context("the token holds characters an HTTP header cannot")?;
+            headers.insert(reqwest::header::AUTHORIZATION, value);
         }
+        Ok(Self {
+            base: base.trim_end_matches('/').to_owned(),
+            http: reqwest::Client::builder()
+                .default_headers(headers)
+                .build()
+                .context("building the HTTP client")?,
+        })
     }
 
     async fn send(&self, req: reqwest::RequestBuilder) -> anyhow::Result<String> {

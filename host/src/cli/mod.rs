@@ -26,6 +26,9 @@ pub struct Cli {
         default_value = "http://127.0.0.1:4300"
     )]
     url: String,
+    /// The API token of your team (or the admin's), when the daemon asks for one.
+    #[arg(long, global = true, env = "REFRACT_TOKEN", hide_env_values = true)]
+    token: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -142,7 +145,7 @@ enum Command {
 /// Parses the command line and runs it.
 pub async fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let api = client::Client::new(&cli.url);
+    let api = client::Client::new(&cli.url, cli.token.as_deref())?;
     match cli.command {
         Command::Serve(args) => serve(args.config()?, None).await,
         Command::Dev { serve: args, paths } => serve(args.config()?, Some(&paths)).await,

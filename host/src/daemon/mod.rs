@@ -71,6 +71,12 @@ impl Daemon {
             name: loaded.descriptor.name.clone(),
             version: loaded.descriptor.version,
         };
+        self.start_as(key, loaded);
+    }
+
+    /// Starts the agent of a deployed projection under its registry key (a team's
+    /// components have team-qualified names).
+    pub fn start_as(&self, key: ProjectionKey, loaded: &LoadedComponent) {
         let guest = Guest::new(loaded, key.to_string());
         let (types, page_size) = (
             loaded.descriptor.event_types.clone(),
@@ -80,12 +86,13 @@ impl Daemon {
     }
 
     /// Starts the agent of one deployed subscription (replacing a running one).
-    pub fn start_subscription(&self, loaded: &LoadedSubscription, env: SubscriptionEnv) {
+    pub fn start_subscription(
+        &self,
+        key: ProjectionKey,
+        loaded: &LoadedSubscription,
+        env: SubscriptionEnv,
+    ) {
         let d = &loaded.descriptor;
-        let key = ProjectionKey {
-            name: d.name.clone(),
-            version: d.version,
-        };
         let agent = subscription::SubscriptionAgent {
             subscriber: Arc::new(Mutex::new(Subscriber::new(loaded, key.to_string()))),
             key: key.clone(),
@@ -96,7 +103,7 @@ impl Daemon {
             env: effects::EffectsEnv {
                 store: self.store.clone(),
                 runtime: tokio::runtime::Handle::current(),
-                name: d.name.clone(),
+                name: key.name.clone(),
                 team: env.team,
                 grants: env.grants,
                 settings: env.settings,

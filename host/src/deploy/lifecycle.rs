@@ -89,6 +89,14 @@ pub enum LifecycleError {
         /// The version.
         version: u32,
     },
+    /// The team has as many components as it may.
+    #[error("team {team} may have at most {max} components; retire one first")]
+    TooManyComponents {
+        /// The team.
+        team: String,
+        /// Its limit.
+        max: usize,
+    },
     /// The version was retired: it cannot be promoted.
     #[error("{name} version {version} is retired; deploy it again as a new version")]
     Retired {

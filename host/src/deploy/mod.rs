@@ -10,8 +10,7 @@ pub use lifecycle::{LifecycleError, VersionState};
 use crate::runtime::{Loaded, Runtime, RuntimeError, StartPosition};
 use crate::store::{ComponentRecord, ProjectionKey, RunStatus, Store, StoreError, now_micros};
 
-/// The team that owns components when no teams are configured.
-pub const DEFAULT_TEAM: &str = "default";
+pub use crate::teams::DEFAULT_TEAM;
 
 /// What can go wrong deploying a component.
 #[derive(Debug, thiserror::Error)]
@@ -73,9 +72,10 @@ pub async fn deploy(
     components_dir: &Path,
     wasm: Vec<u8>,
     auto_promote: bool,
+    team: &str,
 ) -> Result<(Deployed, Option<Loaded>), DeployError> {
     let (loaded, wasm) = load(runtime, wasm).await?;
-    register(store, components_dir, loaded, &wasm, auto_promote).await
+    register(store, components_dir, loaded, &wasm, auto_promote, team).await
 }
 
 /// Compiles (or loads from the artifact cache) and validates a component on a
@@ -95,8 +95,9 @@ pub async fn register(
     loaded: Loaded,
     wasm: &[u8],
     auto_promote: bool,
+    team: &str,
 ) -> Result<(Deployed, Option<Loaded>), DeployError> {
-    let key = key_of(&loaded);
+    let key = key_in(team, &loaded);
     let existing = store.components().await?.into_iter().find(|c| c.key == key);
     if let Some(rec) = existing {
         if rec.sha256 != loaded.sha256() {
@@ -124,7 +125,7 @@ pub async fn register(
     start_at(store, &key, &loaded).await?;
     let rec = ComponentRecord {
         key,
-        team: DEFAULT_TEAM.into(),
+        team: team.into(),
         sha256: loaded.sha256().to_owned(),
         event_types: loaded.event_types().to_vec(),
         state: state.as_str().into(),
@@ -176,10 +177,10 @@ pub async fn replace(
     Ok(deployed(&rec, true))
 }
 
-/// The version a loaded component is.
-pub fn key_of(loaded: &Loaded) -> ProjectionKey {
+/// The registry key of `team`'s loaded component: its name in the team's namespace.
+pub fn key_in(team: &str, loaded: &Loaded) -> ProjectionKey {
     ProjectionKey {
-        name: loaded.name().to_owned(),
+        name: crate::teams::qualified(team, loaded.name()),
         version: loaded.version(),
     }
 }
@@ -210,14 +211,14 @@ pub async fn restore(
     runtime: &Runtime,
     store: &dyn Store,
     components_dir: &Path,
-) -> Result<Vec<Loaded>, DeployError> {
+) -> Result<Vec<(ComponentRecord, Loaded)>, DeployError> {
     let mut out = Vec::new();
     for rec in store.components().await? {
         if VersionState::parse(&rec.state) == VersionState::Retired {
             continue;
         }
         match restore_one(runtime, store, components_dir, &rec).await {
-            Ok(loaded) => out.push(loaded),
+            Ok(loaded) => out.push((rec, loaded)),
             Err(e) => {
                 tracing::error!(projection = %rec.key, "cannot restore: {e}");
                 let msg = format!("cannot be loaded after a restart: {e}");

@@ -13,9 +13,7 @@ use crate::store::{DocumentStore, ProjectionKey};
 fn grants(team: &str, hosts: &[&str]) -> Grants {
     Grants(BTreeMap::from([(
         team.to_owned(),
-        TeamGrants {
-            outbound_hosts: hosts.iter().map(|h| h.to_string()).collect(),
-        },
+        hosts.iter().map(|h| h.to_string()).collect(),
     )]))
 }
 

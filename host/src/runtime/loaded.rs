@@ -62,6 +62,14 @@ impl Loaded {
         }
     }
 
+    /// Runs it under other limits (its team's) from now on.
+    pub fn set_limits(&mut self, limits: super::Limits) {
+        match self {
+            Self::Projection(l) => l.limits = limits,
+            Self::Subscription(l) => l.limits = limits,
+        }
+    }
+
     /// Which kind it is.
     pub fn kind(&self) -> ComponentKind {
         match self {

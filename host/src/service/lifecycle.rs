@@ -48,7 +48,7 @@ impl Refract {
         self.daemon.stop(&target.key).await;
         let rewound = self.store.rewind(&target.key, position).await;
         // Running again either way: from the new position, or the old one.
-        self.run(loaded);
+        self.run(target.key.clone(), &target.team, loaded);
         rewound?;
         tracing::info!(subscription = %target.key, position, "rewound");
         Ok(position)

@@ -56,7 +56,9 @@ impl Refract {
         let _one_at_a_time = self.deploy_lock.lock().await;
         let (loaded, wasm) = deploy::load(&self.runtime, wasm).await?;
         let (compile, from_cache) = (loaded.load_time(), loaded.from_cache());
-        let key = deploy::key_of(&loaded);
+        // Development runs as the implicit team.
+        let team = crate::teams::DEFAULT_TEAM;
+        let key = deploy::key_in(team, &loaded);
         let existing = self
             .store
             .components()
@@ -87,12 +89,12 @@ impl Refract {
                         // Keep serving with the code that ran before.
                         let previous = self.loaded_components().get(&key).cloned();
                         if let Some(previous) = previous {
-                            self.run(previous);
+                            self.run(key, &rec.team, previous);
                         }
                         return Err(e.into());
                     }
                 };
-                self.run(loaded);
+                self.run(key, &rec.team, loaded);
                 let action = Reload::Replaced {
                     previous_sha256: rec.sha256,
                 };
@@ -105,11 +107,12 @@ impl Refract {
                     loaded,
                     &wasm,
                     true,
+                    team,
                 )
                 .await?;
                 match new {
                     Some(loaded) => {
-                        self.run_new(loaded, &out, true);
+                        self.run_new(key, team, loaded, &out, true);
                         (Reload::Deployed, out)
                     }
                     None => (Reload::Unchanged, out),

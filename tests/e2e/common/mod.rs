@@ -114,7 +114,21 @@ impl Daemon {
         path: &str,
         body: Option<Vec<u8>>,
     ) -> (u16, Value) {
+        self.request_as(None, method, path, body).await
+    }
+
+    /// Sends a request with `token` as the bearer token (none: no header).
+    pub async fn request_as(
+        &self,
+        token: Option<&str>,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> (u16, Value) {
         let mut req = self.http.request(method, format!("{}{path}", self.url));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
         if let Some(b) = body {
             req = req.body(b);
         }
@@ -192,6 +206,35 @@ impl Daemon {
             if ok(&doc) || started.elapsed() > Duration::from_secs(30) {
                 return doc;
             }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits (up to 60 s) until `token`'s projection version has reached `head`.
+    pub async fn wait_caught_up_as(
+        &self,
+        token: Option<&str>,
+        name: &str,
+        version: u32,
+        head: i64,
+    ) {
+        let started = Instant::now();
+        loop {
+            let (_, list) = self
+                .request_as(token, reqwest::Method::GET, "/projections", None)
+                .await;
+            let at = list.as_array().and_then(|l| {
+                l.iter()
+                    .find(|p| p["name"] == name && p["version"] == version)
+                    .and_then(|p| p["position"].as_i64())
+            });
+            if at >= Some(head) {
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "{name} v{version}: {list}"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }

@@ -19,7 +19,8 @@ fn table(key: &ProjectionKey) -> Result<String, StoreError> {
     let name = key.doc_table();
     if name
         .chars()
-        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+        // `.` separates a team from its component's name (always quoted).
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-' | '.'))
     {
         Ok(format!("\"{name}\""))
     } else {
