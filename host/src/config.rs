@@ -108,6 +108,17 @@ impl Config {
             .as_ref()
             .map(|t| hex::encode(sha2::Sha256::digest(t.as_bytes())))
             .or_else(|| self.admin_token_sha256.clone());
+        for (name, t) in &self.teams {
+            if let Some(l) = &t.limits
+                && l.memory_bytes > self.limits.memory_bytes
+            {
+                return Err(format!(
+                    "team {name}: limits.memory_bytes {} is above the daemon's \
+                     [limits] memory_bytes {} (instances are pooled at that size)",
+                    l.memory_bytes, self.limits.memory_bytes
+                ));
+            }
+        }
         let teams = crate::teams::Teams::new(self.teams.clone(), admin);
         teams.validate()?;
         Ok(teams)
