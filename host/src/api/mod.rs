@@ -60,6 +60,10 @@ pub fn router(service: Arc<Refract>) -> Router {
             "/projections/{name}/versions/{version}/rewind",
             post(projections::rewind),
         )
+        .route(
+            "/projections/{name}/versions/{version}/rebuild",
+            post(projections::rebuild),
+        )
         .fallback(|| async { ApiError::not_found("no such route") })
         .with_state(service)
 }

@@ -149,3 +149,16 @@ pub(super) async fn rewind(
         serde_json::json!({"name": name, "version": version, "position": position}),
     ))
 }
+
+pub(super) async fn rebuild(
+    State(svc): State<Arc<Refract>>,
+    Auth(caller): Auth,
+    Path((name, version)): Path<(String, u32)>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    svc.rebuild(&caller.qualify(&name), version)
+        .await
+        .map_err(for_caller(&caller))?;
+    Ok(Json(
+        serde_json::json!({"name": name, "version": version, "position": 0}),
+    ))
+}

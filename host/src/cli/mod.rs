@@ -121,6 +121,13 @@ enum Command {
         /// The version to retire.
         version: u32,
     },
+    /// Rebuilds a version from the first event (documents and progress start empty).
+    Rebuild {
+        /// The projection's name.
+        name: String,
+        /// The version.
+        version: u32,
+    },
     /// Replays a subscription version from a position (its effects keep their
     /// idempotency keys and message ids, so nothing fires twice by accident).
     Rewind {
@@ -174,6 +181,7 @@ pub async fn run() -> anyhow::Result<()> {
             .await
         }
         Command::Retire { name, version } => api.lifecycle(&name, version, "retire").await,
+        Command::Rebuild { name, version } => api.lifecycle(&name, version, "rebuild").await,
         Command::Rewind {
             name,
             version,

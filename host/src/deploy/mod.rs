@@ -177,6 +177,19 @@ pub async fn replace(
     Ok(deployed(&rec, true))
 }
 
+/// Empties a version's documents and progress so it runs again from its start; its
+/// agent must be stopped.
+pub async fn reset(
+    store: &dyn Store,
+    key: &ProjectionKey,
+    loaded: &Loaded,
+) -> Result<(), DeployError> {
+    store.drop_projection(key).await?;
+    store.prepare_projection(key).await?;
+    start_at(store, key, loaded).await?;
+    Ok(())
+}
+
 /// The registry key of `team`'s loaded component: its name in the team's namespace.
 pub fn key_in(team: &str, loaded: &Loaded) -> ProjectionKey {
     ProjectionKey {

@@ -54,6 +54,36 @@ impl Refract {
         Ok(position)
     }
 
+    /// Rebuilds a version from the first event: its agent stops, its documents and
+    /// progress are dropped and recreated empty (a subscription goes back to its
+    /// start position), and it projects everything again with the same code.
+    pub async fn rebuild(&self, name: &str, version: u32) -> Result<(), ServiceError> {
+        let _one_at_a_time = self.deploy_lock.lock().await;
+        let comps = self.store.components().await?;
+        let target = find(&comps, name, version)?;
+        if VersionState::parse(&target.state) == VersionState::Retired {
+            return Err(LifecycleError::Retired {
+                name: name.into(),
+                version,
+            }
+            .into());
+        }
+        let loaded = self
+            .loaded_components()
+            .get(&target.key)
+            .cloned()
+            .ok_or_else(|| {
+                ServiceError::NotFound(format!("running component for {}", target.key))
+            })?;
+        self.daemon.stop(&target.key).await;
+        let reset = crate::deploy::reset(self.store.as_ref(), &target.key, &loaded).await;
+        // Running again either way.
+        self.run(target.key.clone(), &target.team, loaded);
+        reset?;
+        tracing::info!(projection = %target.key, "rebuilding from the first event");
+        Ok(())
+    }
+
     /// The position just before the first event recorded at or after `micros`.
     pub async fn position_at_time(&self, micros: i64) -> Result<Position, ServiceError> {
         Ok(self.store.position_at_time(micros).await?)
