@@ -94,6 +94,9 @@ pub struct ProjectionStatus {
     pub wit: Option<crate::runtime::WitVersion>,
     /// Events per page it gets: the configured size or the guest's smaller maximum.
     pub page_size: Option<usize>,
+    /// Counters since the daemon started: guest time, pages, events, errors, limit
+    /// hits (none if it has not run since).
+    pub metrics: Option<crate::daemon::Metrics>,
 }
 
 /// The refract daemon's services over one store.
@@ -334,6 +337,7 @@ impl Refract {
                 }
                 _ => None,
             };
+            let metrics = self.daemon.metrics(&rec.key);
             out.push(ProjectionStatus {
                 name: rec.key.name,
                 version: rec.key.version,
@@ -355,6 +359,7 @@ impl Refract {
                 outbox,
                 dead_letters,
                 kind: rec.kind,
+                metrics,
                 wit: running.map(|(wit, _)| wit),
                 page_size: running.map(|(_, size)| size),
             });

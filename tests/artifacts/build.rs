@@ -17,6 +17,12 @@ const GUESTS: &[(&str, &str)] = &[
     ("incident-notifier", "INCIDENT_NOTIFIER"),
     ("incident-notifier-v2", "INCIDENT_NOTIFIER_V2"),
     ("hot-notifier", "HOT_NOTIFIER"),
+    ("hostile-loop", "HOSTILE_LOOP"),
+    ("hostile-alloc", "HOSTILE_ALLOC"),
+    ("hostile-recursion", "HOSTILE_RECURSION"),
+    ("hostile-big-result", "HOSTILE_BIG_RESULT"),
+    ("hostile-panic", "HOSTILE_PANIC"),
+    ("hostile-wasi", "HOSTILE_WASI"),
 ];
 
 fn main() {

@@ -7,6 +7,7 @@ mod common;
 mod dev;
 mod faults;
 mod helpdesk;
+mod hostile;
 mod restart;
 mod runtime;
 mod side_effects;

@@ -17,6 +17,8 @@ use crate::store::{
 
 /// How long an idle agent sleeps when no wake-up comes (appends by another process).
 const IDLE_POLL: Duration = Duration::from_millis(500);
+/// Tries of a page whose guest call fails before the version pauses.
+const GUEST_ATTEMPTS: u32 = 3;
 /// Documents kept in an agent's cache before it is cleared.
 const CACHE_LIMIT: usize = 200_000;
 
@@ -60,6 +62,8 @@ pub(crate) struct Agent {
     pub burst: Burst,
     /// The commit of the last page, running while the next one is projected.
     pub pending: InFlight,
+    /// Counters shown in the status.
+    pub counters: Arc<super::counters::Counters>,
 }
 
 /// An agent's commit in flight, shared with the daemon: stopping an agent waits for
@@ -132,6 +136,7 @@ impl Agent {
             }
         };
         let mut backoff = Duration::from_millis(50);
+        let (mut guest_failures, mut guest_backoff) = (0, Duration::from_millis(100));
         // The next page, read while this one is projected (only during a backlog).
         let mut ahead: Option<JoinHandle<Result<Page, StoreError>>> = None;
         while !*self.shutdown.borrow() {
@@ -185,14 +190,28 @@ impl Agent {
                 Ok(()) => {
                     position = scanned_to;
                     backoff = Duration::from_millis(50);
+                    (guest_failures, guest_backoff) = (0, Duration::from_millis(100));
                 }
                 Err(PageError::Guest(e)) => {
                     // What was projected before the failing page is kept.
                     if let Err(se) = self.settle().await {
                         tracing::warn!(projection = %self.key, "last commit failed: {se}");
                     }
-                    self.pause(e).await;
-                    return;
+                    guest_failures += 1;
+                    self.counters.error(&e);
+                    if guest_failures >= GUEST_ATTEMPTS {
+                        self.pause(e).await;
+                        return;
+                    }
+                    // A fresh instance gets another go, after a wait: never a hot loop.
+                    tracing::warn!(
+                        projection = %self.key,
+                        attempt = guest_failures,
+                        "guest failed, retrying with a fresh instance: {e}"
+                    );
+                    ahead = None;
+                    self.pause_for(&mut guest_backoff).await;
+                    continue;
                 }
                 Err(e) => {
                     // The page read ahead follows a page that was not committed.
@@ -286,6 +305,7 @@ impl Agent {
         let t = Instant::now();
         let slices = self.call(&events, |p, page| p.slice(page)).await?;
         self.burst.add(Phase::Slice, t.elapsed());
+        self.counters.guest_time(t.elapsed());
         let t = Instant::now();
         self.load_missing(&slices).await?;
         self.burst.add(Phase::Load, t.elapsed());
@@ -302,6 +322,8 @@ impl Agent {
             .call(&events, move |p, page| p.apply(page, inputs))
             .await?;
         self.burst.add(Phase::Apply, t.elapsed());
+        self.counters.guest_time(t.elapsed());
+        self.counters.page(applied as usize);
         let mut writes = Vec::with_capacity(changes.len());
         for (slice, change) in slices.into_iter().zip(changes) {
             match change {

@@ -1,6 +1,7 @@
 //! The async daemon: one agent task per deployed projection version.
 
 mod agent;
+mod counters;
 mod effects;
 mod metrics;
 mod projector;
@@ -14,6 +15,7 @@ use tokio::task::JoinHandle;
 
 pub use agent::PauseError;
 use agent::{Agent, InFlight};
+pub use counters::{LimitHits, Metrics};
 pub use projector::PageProjector;
 pub use subscription::{ErrorPolicy, OnError};
 
@@ -46,6 +48,7 @@ pub struct Daemon {
     page_size: usize,
     shutdown: watch::Sender<bool>,
     agents: Mutex<HashMap<ProjectionKey, (JoinHandle<()>, InFlight)>>,
+    counters: Mutex<HashMap<ProjectionKey, Arc<counters::Counters>>>,
 }
 
 impl Daemon {
@@ -56,6 +59,7 @@ impl Daemon {
             page_size: page_size.max(1),
             shutdown: watch::channel(false).0,
             agents: Mutex::new(HashMap::new()),
+            counters: Mutex::new(HashMap::new()),
         }
     }
 
@@ -94,6 +98,7 @@ impl Daemon {
     ) {
         let d = &loaded.descriptor;
         let agent = subscription::SubscriptionAgent {
+            counters: self.counters_of(&key),
             subscriber: Arc::new(Mutex::new(Subscriber::new(loaded, key.to_string()))),
             key: key.clone(),
             team: env.team.clone(),
@@ -149,6 +154,7 @@ impl Daemon {
             cache: HashMap::new(),
             burst: Default::default(),
             pending: pending.clone(),
+            counters: self.counters_of(&key),
             cache_is_whole: false,
         };
         let task = tokio::spawn(agent.run());
@@ -156,6 +162,19 @@ impl Daemon {
         if let Some((old, _)) = agents.insert(key, (task, pending)) {
             old.abort();
         }
+    }
+
+    /// The counters of a version (kept across restarts of its agent, zero after a
+    /// daemon restart).
+    fn counters_of(&self, key: &ProjectionKey) -> Arc<counters::Counters> {
+        let mut all = self.counters.lock().unwrap_or_else(|p| p.into_inner());
+        all.entry(key.clone()).or_default().clone()
+    }
+
+    /// A version's counters since the daemon started, if it has run.
+    pub fn metrics(&self, key: &ProjectionKey) -> Option<Metrics> {
+        let all = self.counters.lock().unwrap_or_else(|p| p.into_inner());
+        all.get(key).map(|c| c.snapshot())
     }
 
     /// Stops one version's agent and waits for its commit in flight to end, so the

@@ -56,6 +56,7 @@ pub(crate) struct SubscriptionAgent {
     pub outbox: OutboxWaker,
     pub policy: ErrorPolicy,
     pub effects_during_catch_up: bool,
+    pub counters: Arc<super::counters::Counters>,
 }
 
 impl SubscriptionAgent {
@@ -165,12 +166,19 @@ impl SubscriptionAgent {
         let handled = events.len() as u64;
         let (effects, gathered) = PageEffects::new(self.env.clone(), held);
         let subscriber = self.subscriber.clone();
+        let started = std::time::Instant::now();
         let result = tokio::task::spawn_blocking(move || {
             let mut s = subscriber.lock().unwrap_or_else(|p| p.into_inner());
             s.handle(&events, Box::new(effects))
         })
         .await
         .unwrap_or_else(|e| Err(RuntimeError::Host(format!("handle task: {e}"))));
+        self.counters.guest_time(started.elapsed());
+        match &result {
+            Ok(()) => self.counters.page(handled as usize),
+            Err(e) if e.fault() == crate::runtime::Fault::Guest => self.counters.error(e),
+            Err(_) => {}
+        }
         let g = std::mem::take(&mut *gathered.lock().unwrap_or_else(|p| p.into_inner()));
         if let Some(message) = g.host_error {
             return Err(RuntimeError::Host(message));

@@ -53,7 +53,11 @@ impl Runtime {
     /// Creates the engine; `cache_dir` holds compiled artifacts (none: no cache).
     pub fn new(cache_dir: Option<PathBuf>, limits: Limits) -> Result<Self, RuntimeError> {
         let mut config = Config::new();
-        config.wasm_component_model(true).epoch_interruption(true);
+        config
+            .wasm_component_model(true)
+            .epoch_interruption(true)
+            // One engine for all: the stack limit is the daemon's, not a team's.
+            .max_wasm_stack(limits.max_stack_bytes.max(64 << 10));
         let mut pool = PoolingAllocationConfig::default();
         pool.max_memory_size(limits.memory_bytes)
             .total_memories(512)

@@ -148,7 +148,16 @@ impl<B> Sandbox<B> {
                 "exceeded its CPU time limit of {} ms per call",
                 self.limits.call_timeout_ms
             ),
+            Some(Trap::StackOverflow) => format!(
+                "exceeded its stack limit of {} KiB (unbounded recursion?)",
+                self.limits.max_stack_bytes >> 10
+            ),
             Some(trap) => format!("trapped: {trap}"),
+            // A failed memory.grow traps with an error (trap_on_grow_failure).
+            None if format!("{err:#}").contains("growing memory") => format!(
+                "exceeded its memory limit of {} MiB",
+                self.limits.memory_bytes >> 20
+            ),
             None => format!("trapped: {err:#}"),
         };
         let page = range

@@ -33,7 +33,13 @@ impl HostState {
             limits,
             panic: None,
             subscriber: None,
-            wasi: WasiCtxBuilder::new().build(),
+            // No files, environment, arguments or network: a guest that tries gets an
+            // error (the builder's defaults, spelled out so a change shows here).
+            wasi: WasiCtxBuilder::new()
+                .allow_tcp(false)
+                .allow_udp(false)
+                .allow_ip_name_lookup(false)
+                .build(),
             table: ResourceTable::new(),
         }
     }

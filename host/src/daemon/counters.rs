@@ -1,0 +1,100 @@
+//! Per-version counters since the daemon started: time spent in the guest, pages,
+//! events, guest errors and which limits were hit. Shown in `GET /projections`.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::runtime::RuntimeError;
+
+/// The live counters of one version, updated by its agent.
+#[derive(Debug, Default)]
+pub struct Counters {
+    guest_micros: AtomicU64,
+    pages: AtomicU64,
+    events: AtomicU64,
+    errors: AtomicU64,
+    cpu_limit: AtomicU64,
+    memory_limit: AtomicU64,
+    stack_limit: AtomicU64,
+    result_limit: AtomicU64,
+}
+
+/// A copy of a version's counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Metrics {
+    /// Wall time spent inside the guest's calls, in milliseconds.
+    pub guest_ms: u64,
+    /// Pages handled.
+    pub pages: u64,
+    /// Events handled.
+    pub events: u64,
+    /// Guest failures (each retried or pausing the version).
+    pub errors: u64,
+    /// Limit hits, by limit.
+    pub limit_hits: LimitHits,
+}
+
+/// How often each limit stopped the guest.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct LimitHits {
+    /// The CPU deadline of a call.
+    pub cpu: u64,
+    /// The memory cap.
+    pub memory: u64,
+    /// The stack limit.
+    pub stack: u64,
+    /// Result checks (document size, JSON, ids).
+    pub result: u64,
+}
+
+impl Counters {
+    /// Time spent in one guest call.
+    pub fn guest_time(&self, d: Duration) {
+        self.guest_micros
+            .fetch_add(d.as_micros().min(u64::MAX as u128) as u64, Relaxed);
+    }
+
+    /// A page handled.
+    pub fn page(&self, events: usize) {
+        self.pages.fetch_add(1, Relaxed);
+        self.events.fetch_add(events as u64, Relaxed);
+    }
+
+    /// A failed guest call, counted by the limit it names.
+    pub fn error(&self, e: &RuntimeError) {
+        self.errors.fetch_add(1, Relaxed);
+        let message = e.to_string();
+        let hit = if message.contains("CPU time limit") {
+            Some(&self.cpu_limit)
+        } else if message.contains("memory limit") {
+            Some(&self.memory_limit)
+        } else if message.contains("stack limit") {
+            Some(&self.stack_limit)
+        } else if message.contains("invalid result") {
+            Some(&self.result_limit)
+        } else {
+            None
+        };
+        if let Some(c) = hit {
+            c.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// The counters now.
+    pub fn snapshot(&self) -> Metrics {
+        Metrics {
+            guest_ms: self.guest_micros.load(Relaxed) / 1000,
+            pages: self.pages.load(Relaxed),
+            events: self.events.load(Relaxed),
+            errors: self.errors.load(Relaxed),
+            limit_hits: LimitHits {
+                cpu: self.cpu_limit.load(Relaxed),
+                memory: self.memory_limit.load(Relaxed),
+                stack: self.stack_limit.load(Relaxed),
+                result: self.result_limit.load(Relaxed),
+            },
+        }
+    }
+}

@@ -1,0 +1,32 @@
+//! Loops forever on the first event: the CPU deadline must stop it.
+
+use refract_guest::{Envelope, Projection};
+use serde::Deserialize;
+
+/// The event it reacts to (any payload).
+#[derive(Debug, Deserialize)]
+#[allow(missing_docs)]
+pub enum Logged {
+    IncidentLogged {},
+}
+
+/// The projection.
+pub struct Hostile;
+
+impl Projection for Hostile {
+    type Event = Logged;
+    type Doc = u64;
+    const NAME: &'static str = "hostile-loop";
+    const VERSION: u32 = 1;
+
+    fn create(_id: &str, _event: &Envelope<Logged>) -> Option<u64> {
+        let mut n = 0u64;
+        loop {
+            n = std::hint::black_box(n.wrapping_add(1));
+        }
+    }
+
+    fn apply(_doc: &mut u64, _event: &Envelope<Logged>) {}
+}
+
+refract_guest::export_projection!(Hostile);
