@@ -138,6 +138,15 @@ async fn hostile_guests_are_stopped_and_named_while_the_good_one_keeps_up() {
     }
     let log = daemon.log();
     assert!(
+        log.contains("line 0 from the guest"),
+        "guest stdout reaches the log"
+    );
+    assert!(
+        log.contains("guest output beyond 16384 bytes is dropped"),
+        "and is capped"
+    );
+    assert!(!log.contains("line 4999 from the guest"), "capped");
+    assert!(
         log.contains("retrying with a fresh instance"),
         "failing guests are retried after a wait"
     );

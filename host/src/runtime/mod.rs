@@ -10,6 +10,7 @@ mod guest;
 mod host;
 mod limits;
 mod loaded;
+mod output;
 mod sandbox;
 mod since_v1_0;
 mod since_v1_1;

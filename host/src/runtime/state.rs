@@ -28,18 +28,22 @@ pub struct HostState {
 impl HostState {
     /// A fresh state with no WASI grants: no files, network, environment or arguments.
     pub fn new(component: String, limits: StoreLimits) -> Self {
+        // No files, environment, arguments or network: a guest that tries gets an
+        // error (the builder's defaults, spelled out so a change shows here). Its
+        // output goes to the log, capped.
+        let wasi = WasiCtxBuilder::new()
+            .stdout(super::output::GuestOutput::new(&component, "stdout"))
+            .stderr(super::output::GuestOutput::new(&component, "stderr"))
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
         Self {
             component,
             limits,
             panic: None,
             subscriber: None,
-            // No files, environment, arguments or network: a guest that tries gets an
-            // error (the builder's defaults, spelled out so a change shows here).
-            wasi: WasiCtxBuilder::new()
-                .allow_tcp(false)
-                .allow_udp(false)
-                .allow_ip_name_lookup(false)
-                .build(),
+            wasi,
             table: ResourceTable::new(),
         }
     }

@@ -1,4 +1,4 @@
-//! Tries to read a file, an environment variable and to open a socket: the sandbox must refuse all three; it panics with what it got, so the host reports it.
+//! Prints a lot, then tries to read a file, an environment variable and to open a socket: the sandbox must refuse all three; it panics with what it got, so the host reports it.
 
 use refract_guest::{Envelope, Projection};
 use serde::Deserialize;
@@ -20,6 +20,10 @@ impl Projection for Hostile {
     const VERSION: u32 = 1;
 
     fn create(_id: &str, _event: &Envelope<Logged>) -> Option<u64> {
+        // Chatty too: about 130 KB of output, which the host caps in its log.
+        for i in 0..5000 {
+            println!("line {i} from the guest");
+        }
         let file = std::fs::File::open("/etc/passwd").map(|_| "OPENED");
         let env = std::env::var("HOME").map(|_| "READ");
         let socket = std::net::TcpStream::connect("127.0.0.1:80").map(|_| "CONNECTED");
