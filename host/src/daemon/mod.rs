@@ -5,6 +5,7 @@ mod counters;
 mod effects;
 mod metrics;
 mod projector;
+mod shared;
 mod subscription;
 
 use std::collections::HashMap;

@@ -177,10 +177,18 @@ impl Guest {
                 docs.len()
             )));
         }
+        let mut total = 0usize;
         for (change, doc) in changes.iter().zip(docs) {
             if let DocChange::Put(body) = change {
                 self.check_body(&doc.id, body)?;
+                total += body.len();
             }
+        }
+        let max = self.sandbox.limits().max_result_bytes;
+        if total > max {
+            return Err(self.bad_result(format!(
+                "apply returned {total} bytes of documents for one page; the limit is {max}"
+            )));
         }
         Ok(changes)
     }

@@ -12,6 +12,8 @@ pub struct Limits {
     pub call_timeout_ms: u64,
     /// Largest document a guest may return, in bytes.
     pub max_doc_bytes: usize,
+    /// Largest result of one call (all the documents of a page together), in bytes.
+    pub max_result_bytes: usize,
     /// Deepest wasm stack a call may use, in bytes (unbounded recursion traps here).
     pub max_stack_bytes: usize,
 }
@@ -22,6 +24,7 @@ impl Default for Limits {
             memory_bytes: 256 << 20,
             call_timeout_ms: 10_000,
             max_doc_bytes: 1 << 20,
+            max_result_bytes: 64 << 20,
             max_stack_bytes: 1 << 20,
         }
     }

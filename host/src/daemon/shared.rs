@@ -1,0 +1,49 @@
+//! What both kinds of agents share: backing off, recording a pause, counting the
+//! events a page passed over.
+
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::PauseError;
+use crate::runtime::RuntimeError;
+use crate::store::{Page, Position, ProjectionKey, RunStatus, Store};
+
+/// Sleeps for `backoff` (or until shutdown) and doubles it, up to 5 s.
+pub(crate) async fn back_off(shutdown: &mut watch::Receiver<bool>, backoff: &mut Duration) {
+    tokio::select! {
+        _ = tokio::time::sleep(*backoff) => {}
+        _ = shutdown.changed() => {}
+    }
+    *backoff = (*backoff * 2).min(Duration::from_secs(5));
+}
+
+/// Pauses a version, recording why as a [`PauseError`] for its status.
+pub(crate) async fn record_pause(store: &dyn Store, key: &ProjectionKey, e: &RuntimeError) {
+    let (event_sequence, message) = match e {
+        RuntimeError::Guest {
+            event_sequence,
+            message,
+            ..
+        } => (*event_sequence, message.clone()),
+        other => (None, other.to_string()),
+    };
+    let error = PauseError {
+        component: key.to_string(),
+        event_sequence,
+        message,
+        fault: e.fault(),
+    };
+    tracing::error!(projection = %key, fault = ?error.fault, "paused: {e}");
+    let text = serde_json::to_string(&error).unwrap_or_else(|_| e.to_string());
+    if let Err(se) = store.set_status(key, RunStatus::Paused, Some(&text)).await {
+        tracing::error!(projection = %key, "cannot record the pause: {se}");
+    }
+}
+
+/// Events of other types the page passed over after `position`. SQLite sequences
+/// are dense (rowids, one writer), so it is the gap less the events read.
+pub(crate) fn skipped(position: Position, page: &Page) -> u64 {
+    let passed = (page.scanned_to - position).max(0) as u64;
+    passed.saturating_sub(page.events.len() as u64)
+}
