@@ -21,15 +21,7 @@ impl Refract {
         position: Position,
     ) -> Result<Position, ServiceError> {
         let _one_at_a_time = self.deploy_lock.lock().await;
-        let comps = self.store.components().await?;
-        let target = find(&comps, name, version)?;
-        if VersionState::parse(&target.state) == VersionState::Retired {
-            return Err(LifecycleError::Retired {
-                name: name.into(),
-                version,
-            }
-            .into());
-        }
+        let (target, loaded) = self.running(name, version).await?;
         if target.kind != "subscription" {
             return Err(LifecycleError::RewindProjection {
                 name: name.into(),
@@ -37,13 +29,6 @@ impl Refract {
             }
             .into());
         }
-        let loaded = self
-            .loaded_components()
-            .get(&target.key)
-            .cloned()
-            .ok_or_else(|| {
-                ServiceError::NotFound(format!("running component for {}", target.key))
-            })?;
         let position = position.clamp(0, self.store.head().await?);
         self.daemon.stop(&target.key).await;
         let rewound = self.store.rewind(&target.key, position).await;
@@ -59,8 +44,24 @@ impl Refract {
     /// start position), and it projects everything again with the same code.
     pub async fn rebuild(&self, name: &str, version: u32) -> Result<(), ServiceError> {
         let _one_at_a_time = self.deploy_lock.lock().await;
+        let (target, loaded) = self.running(name, version).await?;
+        self.daemon.stop(&target.key).await;
+        let reset = crate::deploy::reset(self.store.as_ref(), &target.key, &loaded).await;
+        // Running again either way.
+        self.run(target.key.clone(), &target.team, loaded);
+        reset?;
+        tracing::info!(projection = %target.key, "rebuilding from the first event");
+        Ok(())
+    }
+
+    /// A version that is not retired, with its running component.
+    async fn running(
+        &self,
+        name: &str,
+        version: u32,
+    ) -> Result<(crate::store::ComponentRecord, crate::runtime::Loaded), ServiceError> {
         let comps = self.store.components().await?;
-        let target = find(&comps, name, version)?;
+        let target = find(&comps, name, version)?.clone();
         if VersionState::parse(&target.state) == VersionState::Retired {
             return Err(LifecycleError::Retired {
                 name: name.into(),
@@ -75,13 +76,7 @@ impl Refract {
             .ok_or_else(|| {
                 ServiceError::NotFound(format!("running component for {}", target.key))
             })?;
-        self.daemon.stop(&target.key).await;
-        let reset = crate::deploy::reset(self.store.as_ref(), &target.key, &loaded).await;
-        // Running again either way.
-        self.run(target.key.clone(), &target.team, loaded);
-        reset?;
-        tracing::info!(projection = %target.key, "rebuilding from the first event");
-        Ok(())
+        Ok((target, loaded))
     }
 
     /// The position just before the first event recorded at or after `micros`.
