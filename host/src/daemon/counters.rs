@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::runtime::RuntimeError;
+use crate::runtime::{Limit, RuntimeError};
 
 /// The live counters of one version, updated by its agent.
 #[derive(Debug, Default)]
@@ -65,18 +65,12 @@ impl Counters {
     /// A failed guest call, counted by the limit it names.
     pub fn error(&self, e: &RuntimeError) {
         self.errors.fetch_add(1, Relaxed);
-        let message = e.to_string();
-        let hit = if message.contains("CPU time limit") {
-            Some(&self.cpu_limit)
-        } else if message.contains("memory limit") {
-            Some(&self.memory_limit)
-        } else if message.contains("stack limit") {
-            Some(&self.stack_limit)
-        } else if message.contains("invalid result") {
-            Some(&self.result_limit)
-        } else {
-            None
-        };
+        let hit = e.limit().map(|l| match l {
+            Limit::Cpu => &self.cpu_limit,
+            Limit::Memory => &self.memory_limit,
+            Limit::Stack => &self.stack_limit,
+            Limit::Result => &self.result_limit,
+        });
         if let Some(c) = hit {
             c.fetch_add(1, Relaxed);
         }

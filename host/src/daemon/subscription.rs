@@ -111,8 +111,10 @@ impl SubscriptionAgent {
                 continue;
             };
             let held = !self.effects_during_catch_up && last <= hold_until;
+            // Shared, not copied: a failed page may still be needed by `give_up`.
+            let events: Arc<[RecordedEvent]> = page.events.into();
             let result = self
-                .handle(page.events.clone(), held, page.scanned_to, skipped)
+                .handle(events.clone(), held, page.scanned_to, skipped)
                 .await;
             let done = match result {
                 Ok(done) => done,
@@ -125,7 +127,7 @@ impl SubscriptionAgent {
                         back_off(&mut self.shutdown, &mut backoff).await;
                         continue;
                     }
-                    match self.give_up(e, &page.events, position, held).await {
+                    match self.give_up(e, &events, position, held).await {
                         Some(moved_to) => {
                             position = moved_to;
                             failures = 0;
@@ -158,7 +160,7 @@ impl SubscriptionAgent {
     /// page to commit at `position`. A store failure during the call is the host's.
     async fn handle(
         &self,
-        events: Vec<RecordedEvent>,
+        events: Arc<[RecordedEvent]>,
         held: bool,
         position: Position,
         skipped: u64,
@@ -228,7 +230,7 @@ impl SubscriptionAgent {
                 return None;
             }
         };
-        let before: Vec<RecordedEvent> = page
+        let before: Arc<[RecordedEvent]> = page
             .iter()
             .take_while(|ev| ev.sequence < failed_at)
             .cloned()

@@ -212,8 +212,10 @@ impl Guest {
     }
 
     fn bad_result(&self, message: String) -> RuntimeError {
-        self.sandbox
-            .guest_error(format!("returned an invalid result: {message}"), None)
+        self.sandbox.guest_error(
+            format!("{}: {message}", super::Limit::Result.phrase()),
+            None,
+        )
     }
 }
 

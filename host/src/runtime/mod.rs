@@ -73,7 +73,42 @@ fn at_event(seq: Option<i64>) -> String {
         .unwrap_or_else(|| " failed".to_owned())
 }
 
+/// A sandbox limit a guest can hit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// The CPU deadline of one call.
+    Cpu,
+    /// The memory cap.
+    Memory,
+    /// The wasm stack limit.
+    Stack,
+    /// The checks on what a call returns (sizes, JSON, ids).
+    Result,
+}
+
+impl Limit {
+    /// How the error message of a hit on this limit begins (after the component).
+    pub(crate) const fn phrase(self) -> &'static str {
+        match self {
+            Self::Cpu => "exceeded its CPU time limit",
+            Self::Memory => "exceeded its memory limit",
+            Self::Stack => "exceeded its stack limit",
+            Self::Result => "returned an invalid result",
+        }
+    }
+}
+
 impl RuntimeError {
+    /// The limit a guest error reports, if it was one.
+    pub fn limit(&self) -> Option<Limit> {
+        let Self::Guest { message, .. } = self else {
+            return None;
+        };
+        [Limit::Cpu, Limit::Memory, Limit::Stack, Limit::Result]
+            .into_iter()
+            .find(|l| message.starts_with(l.phrase()))
+    }
+
     /// Whether the guest or the host was at fault.
     pub fn fault(&self) -> Fault {
         match self {

@@ -11,7 +11,7 @@ use super::engine::TICK;
 use super::limits::Limits;
 use super::state::HostState;
 use super::subscriber::SubscriberHost;
-use super::{RuntimeError, RuntimeError as E};
+use super::{Limit, RuntimeError, RuntimeError as E};
 
 type MakeBindings<B> =
     Arc<dyn Fn(&mut Store<HostState>, &Instance) -> wasmtime::Result<B> + Send + Sync>;
@@ -145,17 +145,20 @@ impl<B> Sandbox<B> {
         }
         let what = match err.downcast_ref::<Trap>() {
             Some(Trap::Interrupt) => format!(
-                "exceeded its CPU time limit of {} ms per call",
+                "{} of {} ms per call",
+                Limit::Cpu.phrase(),
                 self.limits.call_timeout_ms
             ),
             Some(Trap::StackOverflow) => format!(
-                "exceeded its stack limit of {} KiB (unbounded recursion?)",
+                "{} of {} KiB (unbounded recursion?)",
+                Limit::Stack.phrase(),
                 self.limits.max_stack_bytes >> 10
             ),
             Some(trap) => format!("trapped: {trap}"),
             // A failed memory.grow traps with an error (trap_on_grow_failure).
             None if format!("{err:#}").contains("growing memory") => format!(
-                "exceeded its memory limit of {} MiB",
+                "{} of {} MiB",
+                Limit::Memory.phrase(),
                 self.limits.memory_bytes >> 20
             ),
             None => format!("trapped: {err:#}"),
