@@ -16,6 +16,7 @@ mod rebuild;
 mod report;
 mod rss;
 mod server;
+mod wide;
 
 use std::path::{Path, PathBuf};
 
@@ -49,6 +50,7 @@ enum Workload {
     Hotswap,
     Guest,
     Rss,
+    Wide,
 }
 
 /// Benchmarks refract and writes a JSON report.
@@ -101,6 +103,10 @@ pub struct Scale {
     pub guest_events: usize,
     /// Fresh guests instantiated.
     pub instantiations: usize,
+    /// Streams of the wide workload.
+    pub wide_streams: usize,
+    /// Events of the wide workload.
+    pub wide_events: usize,
 }
 
 impl Scale {
@@ -121,6 +127,8 @@ impl Scale {
                 hotswap_warm: 2,
                 guest_events: 10_000,
                 instantiations: 10,
+                wide_streams: 3_000,
+                wide_events: 10_000,
             },
             ScaleName::Full => Self {
                 name: "full",
@@ -137,6 +145,8 @@ impl Scale {
                 hotswap_warm: 5,
                 guest_events: 100_000,
                 instantiations: 50,
+                wide_streams: 300_000,
+                wide_events: 1_000_000,
             },
         }
     }
@@ -249,6 +259,10 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     if wants(Workload::Latency) {
         eprintln!("== latency");
         outcome("latency", latency::run(&mut report, &scale, dir).await);
+    }
+    if wants(Workload::Wide) {
+        eprintln!("== wide");
+        outcome("wide", wide::run(&mut report, &scale, dir, &runtime).await);
     }
     let (scan, rebuild) = (wants(Workload::Scan), wants(Workload::Rebuild));
     let rss = wants(Workload::Rss) && !rss::skip_without_binary(&mut report, &bin);

@@ -20,6 +20,12 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Events per page handed to a guest.
     pub page_size: usize,
+    /// Bytes of event data and metadata per page (a bigger event goes alone).
+    pub page_bytes: usize,
+    /// Largest event (data and metadata, in bytes) an append or an emit may carry.
+    pub max_event_bytes: usize,
+    /// Bytes of documents each projection version keeps cached between pages.
+    pub cache_bytes: usize,
     /// Sandbox limits for every component.
     pub limits: Limits,
     /// The teams (`[teams.<name>]`): tokens, permissions, limits, grants. With no
@@ -39,10 +45,11 @@ pub struct Config {
 pub struct ComponentConfig {
     /// Values the component reads with `setting(key)` (e.g. a webhook URL).
     pub settings: std::collections::BTreeMap<String, String>,
-    /// Attempts of a failing subscription page before giving up (default 3).
+    /// Attempts of a failing event (or subscription page) before giving up
+    /// (default 3).
     pub attempts: Option<u32>,
     /// Giving up means `pause` (the default) or `dead-letter` (record the failing
-    /// event and go on after it).
+    /// event and go on after it). Applies to projections and subscriptions.
     pub on_error: crate::daemon::OnError,
 }
 
@@ -54,6 +61,9 @@ impl Default for Config {
                 .parse()
                 .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 4300))),
             page_size: crate::daemon::DEFAULT_PAGE_SIZE,
+            page_bytes: crate::store::DEFAULT_PAGE_BYTES,
+            max_event_bytes: crate::store::DEFAULT_MAX_EVENT_BYTES,
+            cache_bytes: crate::daemon::DEFAULT_CACHE_BYTES,
             limits: Limits::default(),
             teams: Default::default(),
             admin_token: None,
@@ -122,6 +132,17 @@ impl Config {
         let teams = crate::teams::Teams::new(self.teams.clone(), admin);
         teams.validate()?;
         Ok(teams)
+    }
+
+    /// What a component's config (if any) says a failing event leads to.
+    pub fn error_policy(config: Option<&ComponentConfig>) -> crate::daemon::ErrorPolicy {
+        crate::daemon::ErrorPolicy {
+            attempts: config
+                .and_then(|c| c.attempts)
+                .unwrap_or(crate::daemon::ErrorPolicy::default().attempts)
+                .max(1),
+            on_error: config.map(|c| c.on_error).unwrap_or_default(),
+        }
     }
 
     /// The SQLite database file.

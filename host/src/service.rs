@@ -1,5 +1,6 @@
 //! `Refract`: the one service type the HTTP API (and through it the CLI) drives.
 
+mod dead_letters;
 mod lifecycle;
 mod reload;
 
@@ -14,8 +15,8 @@ use serde::Serialize;
 use tokio::sync::Mutex;
 
 use crate::config::Config;
+use crate::daemon::SubscriptionEnv;
 use crate::daemon::{Daemon, PauseError};
-use crate::daemon::{ErrorPolicy, SubscriptionEnv};
 use crate::deploy::{self, DeployError, Deployed, LifecycleError, VersionState};
 use crate::outbox::{Grants, OutboxWaker};
 use crate::runtime::{DocChange, DocInput, Guest, Loaded, Runtime, RuntimeError};
@@ -49,6 +50,9 @@ pub enum ServiceError {
     /// A guest failed while serving a request (a write-model read).
     #[error(transparent)]
     Guest(#[from] RuntimeError),
+    /// A running version could not do what was asked.
+    #[error(transparent)]
+    Daemon(#[from] crate::daemon::DaemonError),
 }
 
 /// One projection version as `GET /projections` shows it.
@@ -86,7 +90,7 @@ pub struct ProjectionStatus {
     /// A subscription's outbox: pending, delivered and failed messages.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub outbox: Option<crate::store::subscription::OutboxCounts>,
-    /// A subscription's dead letters: events it gave up on (policy dead-letter).
+    /// Events the version gave up on (policy dead-letter), with their errors.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dead_letters: Option<Vec<crate::store::subscription::DeadLetter>>,
     /// The WIT version of `refract:projection` it was built against (none if retired
@@ -139,12 +143,15 @@ impl Refract {
         std::fs::create_dir_all(&config.data_dir).map_err(|e| {
             ServiceError::Startup(format!("cannot create {}: {e}", config.data_dir.display()))
         })?;
-        let sqlite = SqliteStore::open(&config.database_path()).await?;
+        let sqlite = SqliteStore::open(&config.database_path())
+            .await?
+            .with_max_event_bytes(config.max_event_bytes);
         let runtime = Runtime::new(Some(config.data_dir.join("cache")), config.limits.clone())
             .map_err(|e: RuntimeError| ServiceError::Startup(e.to_string()))?;
         let store: Arc<dyn Store> = Arc::new(sqlite.clone());
         let components_dir = config.data_dir.join("components");
-        let daemon = Daemon::new(store.clone(), config.page_size);
+        let daemon = Daemon::new(store.clone(), config.page_size)
+            .with_budgets(config.page_bytes, config.cache_bytes);
         let deploy_lock = Arc::new(Mutex::new(()));
         for rec in store.components().await? {
             if rec.auto_promote && VersionState::parse(&rec.state) == VersionState::CatchingUp {
@@ -191,7 +198,10 @@ impl Refract {
             loaded.set_limits(limits);
         }
         match &loaded {
-            Loaded::Projection(l) => self.daemon.start_as(key.clone(), l),
+            Loaded::Projection(l) => {
+                let policy = Config::error_policy(self.components.get(&key.name));
+                self.daemon.start_projection(key.clone(), l, policy);
+            }
             Loaded::Subscription(l) => {
                 let config = self.components.get(&key.name);
                 let env = SubscriptionEnv {
@@ -199,13 +209,7 @@ impl Refract {
                     grants: self.grants.clone(),
                     settings: Arc::new(config.map(|c| c.settings.clone()).unwrap_or_default()),
                     outbox: self.outbox.clone(),
-                    policy: ErrorPolicy {
-                        attempts: config
-                            .and_then(|c| c.attempts)
-                            .unwrap_or(ErrorPolicy::default().attempts)
-                            .max(1),
-                        on_error: config.map(|c| c.on_error).unwrap_or_default(),
-                    },
+                    policy: Config::error_policy(config),
                 };
                 self.daemon.start_subscription(key.clone(), l, env);
             }
@@ -328,7 +332,7 @@ impl Refract {
                     Some(self.store.outbox_counts(&rec.key).await?),
                     Some(self.store.dead_letters(&rec.key).await?),
                 ),
-                _ => (None, None),
+                _ => (None, Some(self.store.dead_letters(&rec.key).await?)),
             };
             let running = match self.loaded_components().get(&rec.key) {
                 Some(Loaded::Projection(l)) => {

@@ -23,6 +23,8 @@ const GUESTS: &[(&str, &str)] = &[
     ("hostile-big-result", "HOSTILE_BIG_RESULT"),
     ("hostile-panic", "HOSTILE_PANIC"),
     ("hostile-wasi", "HOSTILE_WASI"),
+    ("value-sum", "VALUE_SUM"),
+    ("value-sum-fixed", "VALUE_SUM_FIXED"),
 ];
 
 fn main() {

@@ -4,10 +4,12 @@
 mod api;
 mod cargo_component;
 mod common;
+mod data_path;
 mod dev;
 mod faults;
 mod helpdesk;
 mod hostile;
+mod poison;
 mod restart;
 mod runtime;
 mod side_effects;

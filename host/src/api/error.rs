@@ -5,6 +5,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use crate::daemon::DaemonError;
 use crate::deploy::DeployError;
 use crate::runtime::Fault;
 use crate::service::ServiceError;
@@ -61,6 +62,10 @@ impl From<ServiceError> for ApiError {
             ServiceError::Store(e) => e.into(),
             ServiceError::NotFound(_) => Self::not_found(e),
             ServiceError::Lifecycle(_) => Self::new(StatusCode::CONFLICT, e),
+            ServiceError::Daemon(DaemonError::Failed(_)) => {
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, e)
+            }
+            ServiceError::Daemon(_) => Self::new(StatusCode::CONFLICT, e),
             // The projection's own code failed on this stream's events.
             ServiceError::Guest(ref re) if re.fault() == Fault::Guest => {
                 Self::new(StatusCode::UNPROCESSABLE_ENTITY, e)
@@ -89,6 +94,15 @@ impl From<StoreError> for ApiError {
             },
             StoreError::KeyReused { .. } => Self::new(StatusCode::CONFLICT, e),
             StoreError::Invalid(_) => Self::bad_request(e),
+            StoreError::TooLarge { index, size, max } => Self {
+                status: StatusCode::PAYLOAD_TOO_LARGE,
+                body: json!({
+                    "error": e.to_string(),
+                    "index": index,
+                    "size": size,
+                    "max_event_bytes": max,
+                }),
+            },
             StoreError::NotFound(_) => Self::not_found(e),
             _ => {
                 tracing::error!("store error: {e}");

@@ -1,6 +1,7 @@
 //! The HTTP API (axum, JSON): a thin layer over [`Refract`].
 
 mod auth;
+mod dead_letters;
 mod error;
 mod projections;
 mod query;
@@ -63,6 +64,14 @@ pub fn router(service: Arc<Refract>) -> Router {
         .route(
             "/projections/{name}/versions/{version}/rebuild",
             post(projections::rebuild),
+        )
+        .route(
+            "/projections/{name}/versions/{version}/dead-letters",
+            get(dead_letters::list),
+        )
+        .route(
+            "/projections/{name}/versions/{version}/dead-letters/replay",
+            post(dead_letters::replay),
         )
         .fallback(|| async { ApiError::not_found("no such route") })
         .with_state(service)

@@ -19,6 +19,10 @@ use crate::service::{ProjectionStatus, Refract};
 pub(super) struct DeployQuery {
     #[serde(default)]
     auto_promote: bool,
+    /// Replace the code of the deployed version of the same name and version,
+    /// keeping its documents and progress (a hotfix).
+    #[serde(default)]
+    replace: bool,
 }
 
 pub(super) async fn deploy(
@@ -32,10 +36,13 @@ pub(super) async fn deploy(
             "empty upload: send the component's .wasm bytes",
         ));
     }
-    let mut out = svc
-        .deploy(body.to_vec(), q.auto_promote, caller.team())
-        .await
-        .map_err(for_caller(&caller))?;
+    let deployed = if q.replace {
+        svc.hotfix(body.to_vec(), caller.team()).await
+    } else {
+        svc.deploy(body.to_vec(), q.auto_promote, caller.team())
+            .await
+    };
+    let mut out = deployed.map_err(for_caller(&caller))?;
     out.name = caller.sees(&out.name).unwrap_or(&out.name).to_owned();
     Ok(Json(out))
 }

@@ -108,10 +108,18 @@ impl Client {
         Ok(())
     }
 
-    pub(super) async fn deploy(&self, files: &[PathBuf], auto_promote: bool) -> anyhow::Result<()> {
+    pub(super) async fn deploy(
+        &self,
+        files: &[PathBuf],
+        auto_promote: bool,
+        replace: bool,
+    ) -> anyhow::Result<()> {
         for f in files {
             let wasm = std::fs::read(f).with_context(|| format!("cannot read {}", f.display()))?;
-            let url = format!("{}/components?auto_promote={auto_promote}", self.base);
+            let url = format!(
+                "{}/components?auto_promote={auto_promote}&replace={replace}",
+                self.base
+            );
             let out = self
                 .send(self.http.post(url).body(wasm))
                 .await
@@ -197,6 +205,16 @@ impl Client {
             encode(name)
         );
         println!("{}", self.send(self.http.post(url)).await?);
+        Ok(())
+    }
+
+    pub(super) async fn dead_letters(&self, name: &str, version: u32) -> anyhow::Result<()> {
+        let url = format!(
+            "{}/projections/{}/versions/{version}/dead-letters",
+            self.base,
+            encode(name)
+        );
+        println!("{}", self.send(self.http.get(url)).await?);
         Ok(())
     }
 

@@ -87,6 +87,11 @@ enum Command {
         /// Make a version deployed beside a live one live once it has caught up.
         #[arg(long)]
         auto_promote: bool,
+        /// Replace the code of the deployed version of the same name and version,
+        /// keeping its documents and progress (a hotfix, e.g. before replaying its
+        /// dead letters).
+        #[arg(long, conflicts_with = "auto_promote")]
+        replace: bool,
     },
     /// Shows every projection version with its progress.
     Status {
@@ -142,6 +147,17 @@ enum Command {
         #[arg(long)]
         at: Option<String>,
     },
+    /// Lists a version's dead letters (events it gave up on), or applies them again
+    /// after a fixed build is deployed.
+    DeadLetters {
+        /// The projection's name.
+        name: String,
+        /// The version.
+        version: u32,
+        /// Apply them again through the version's running code.
+        #[arg(long)]
+        replay: bool,
+    },
     /// Prints a stream's events.
     Stream {
         /// The stream's id.
@@ -160,7 +176,8 @@ pub async fn run() -> anyhow::Result<()> {
         Command::Deploy {
             files,
             auto_promote,
-        } => api.deploy(&files, auto_promote).await,
+            replace,
+        } => api.deploy(&files, auto_promote, replace).await,
         Command::Status { json } => api.status(json).await,
         Command::Get { name, id, version } => api.get_doc(&name, &id, version).await,
         Command::Stream { id } => api.stream(&id).await,
@@ -182,6 +199,12 @@ pub async fn run() -> anyhow::Result<()> {
         }
         Command::Retire { name, version } => api.lifecycle(&name, version, "retire").await,
         Command::Rebuild { name, version } => api.lifecycle(&name, version, "rebuild").await,
+        Command::DeadLetters {
+            name,
+            version,
+            replay: true,
+        } => api.lifecycle(&name, version, "dead-letters/replay").await,
+        Command::DeadLetters { name, version, .. } => api.dead_letters(&name, version).await,
         Command::Rewind {
             name,
             version,

@@ -1,27 +1,52 @@
 //! One agent per deployed projection version: page → slice → load → apply → one
 //! transaction with the documents and the progress.
+//!
+//! # Invariants (what keeps every update)
+//! 1. **One commit in flight, in order.** Page N's commit is spawned only after
+//!    page N−1's has settled, and it runs while page N+1 is projected.
+//! 2. **A document is only read from a state that includes every commit that wrote
+//!    it.** Page N+1 loads documents while commit N may still run, so everything
+//!    commit N writes must be in the cache: the cache ([`DocCache`]) evicts only
+//!    between pages, only entries last touched before the page whose commit is in
+//!    flight, after the commit before it settled. It is bounded by bytes (the
+//!    version's budget plus at most one page's documents), never cleared wholesale
+//!    while a commit runs.
+//! 3. **A failed commit forgets everything it did not write.** Every path that
+//!    settles a commit goes through [`Agent::settle`]; on failure it clears the
+//!    cache, drops the page read ahead and forgets the position, so the next page
+//!    starts from the stored progress (which the failed commit did not move).
+//! 4. **Stopping waits for the last write.** A commit holds the version's
+//!    [`CommitGate`] until it ends, even if its agent is aborted; the daemon waits
+//!    on the gate before it resets, drops or restarts the version.
+//!
+//! # Failing pages
+//! A guest failure never costs more than the events at fault: when the error names
+//! an event, the events before it are projected on their own; when it does not (a
+//! limit hit), the page is halved, down to one event. An event that fails on its
+//! own is tried `attempts` times with a fresh instance and a doubling wait, then the
+//! version pauses, or (policy `dead-letter`) records it as a dead letter in the same
+//! transaction as the progress past it and goes on.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use super::PageProjector;
+use super::cache::DocCache;
+use super::commits::Commits;
 use super::metrics::{Burst, Phase};
 pub(crate) use super::shared::{back_off, record_pause, skipped};
-use crate::runtime::{DocChange, DocInput, RuntimeError, Slice};
-use crate::store::{
-    DocWrite, Page, Position, ProjectionKey, RecordedEvent, RunStatus, Store, StoreError,
-};
+use super::subscription::{ErrorPolicy, OnError};
+use crate::runtime::RuntimeError;
+use crate::store::subscription::DeadLetter;
+use crate::store::{Page, PageCommit, Position, ProjectionKey, RunStatus, Store, StoreError};
 
 /// How long an idle agent sleeps when no wake-up comes (appends by another process).
 const IDLE_POLL: Duration = Duration::from_millis(500);
-/// Tries of a page whose guest call fails before the version pauses.
-const GUEST_ATTEMPTS: u32 = 3;
-/// Documents kept in an agent's cache before it is cleared.
-const CACHE_LIMIT: usize = 200_000;
+/// The first wait after a failing page; it doubles up to 5 s.
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Why a page could not be projected.
 #[derive(Debug, thiserror::Error)]
@@ -47,63 +72,73 @@ pub struct PauseError {
     pub fault: crate::runtime::Fault,
 }
 
+/// Limits of one page read.
+#[derive(Debug, Clone, Copy)]
+pub struct PageBudget {
+    /// Events per page at most.
+    pub events: usize,
+    /// Bytes of event data and metadata per page at most (one event always fits).
+    pub bytes: usize,
+}
+
+/// A request an agent handles between pages.
+pub(crate) enum Control {
+    /// Apply the version's dead letters again (after a fixed build); answers how
+    /// many were applied.
+    ReplayDeadLetters(oneshot::Sender<Result<u64, String>>),
+}
+
 pub(crate) struct Agent {
     pub key: ProjectionKey,
     pub projector: Arc<Mutex<Box<dyn PageProjector>>>,
     pub store: Arc<dyn Store>,
     pub event_types: Arc<[String]>,
-    pub page_size: usize,
+    pub budget: PageBudget,
+    pub policy: ErrorPolicy,
     pub shutdown: watch::Receiver<bool>,
-    /// Known documents: `None` means known not to exist.
-    pub cache: HashMap<String, Option<String>>,
-    /// The cache holds every document of the table (it started empty and nothing was
-    /// evicted since): a miss means "does not exist", with no query.
-    pub cache_is_whole: bool,
+    pub control: mpsc::Receiver<Control>,
+    pub cache: DocCache,
     /// Where time went since the agent was last idle.
     pub burst: Burst,
-    /// The commit of the last page, running while the next one is projected.
-    pub pending: InFlight,
+    pub commits: Commits,
     /// Counters shown in the status.
     pub counters: Arc<super::counters::Counters>,
+    /// Where the next read starts (the last page projected, committed or not);
+    /// `None` after a failed commit: read the stored progress again.
+    pub position: Option<Position>,
+    /// Events per page now: the budget's, less while a failing page is narrowed.
+    pub limit: usize,
+    /// The next page, read while this one is projected (only during a backlog).
+    pub ahead: Option<JoinHandle<Result<Page, StoreError>>>,
+    /// Failures of the page at the current position, and the wait before the next.
+    pub failures: (u32, Duration),
 }
 
-/// An agent's commit in flight, shared with the daemon: stopping an agent waits for
-/// it, so that nothing of the stopped agent lands after, say, a hot reload's reset.
-#[derive(Clone, Default)]
-pub(crate) struct InFlight(Arc<Mutex<Option<CommitTask>>>);
-
-type CommitTask = JoinHandle<Result<(), StoreError>>;
-
-impl InFlight {
-    fn put(&self, task: CommitTask) {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(task);
-    }
-
-    /// The commit in flight, if any, leaving none.
-    pub fn take(&self) -> Option<CommitTask> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
-    }
+/// What the loop does after a failing page.
+enum Next {
+    Continue,
+    Stop,
 }
 
 impl Agent {
     /// Runs until shutdown, or until a guest error pauses the projection.
     pub async fn run(mut self) {
         let mut wake = self.store.watch_head();
-        // Where the next read starts: the last page projected, committed or not yet.
-        let mut position = match self.start().await {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::error!(projection = %self.key, "cannot start: {e}");
-                return;
-            }
-        };
-        let mut backoff = Duration::from_millis(50);
-        let (mut guest_failures, mut guest_backoff) = (0, Duration::from_millis(100));
-        // The next page, read while this one is projected (only during a backlog).
-        let mut ahead: Option<JoinHandle<Result<Page, StoreError>>> = None;
+        if let Err(e) = self.start().await {
+            tracing::error!(projection = %self.key, "cannot start: {e}");
+            return;
+        }
+        let mut store_backoff = Duration::from_millis(50);
         while !*self.shutdown.borrow() {
+            let Some(position) = self.position(&mut store_backoff).await else {
+                continue;
+            };
+            if let Ok(request) = self.control.try_recv() {
+                self.handle(request).await;
+                continue;
+            }
             let started = Instant::now();
-            let read = match ahead.take() {
+            let read = match self.ahead.take() {
                 Some(task) => task.await.unwrap_or_else(|e| {
                     Err(StoreError::Invalid(format!("read-ahead task failed: {e}")))
                 }),
@@ -114,71 +149,51 @@ impl Agent {
                 Ok(p) => p,
                 Err(e) => {
                     tracing::warn!(projection = %self.key, "reading events failed: {e}");
-                    self.pause_for(&mut backoff).await;
+                    self.pause_for(&mut store_backoff).await;
                     continue;
                 }
             };
             if page.events.is_empty() {
-                let saved = match self.settle().await {
-                    Ok(()) if page.scanned_to > position => {
-                        let skipped = skipped(position, &page);
-                        self.store
-                            .commit_page(&self.key, &[], page.scanned_to, 0, skipped)
-                            .await
-                    }
-                    other => other,
+                let moved = page.scanned_to > position;
+                let commit = PageCommit {
+                    position: page.scanned_to,
+                    skipped: skipped(position, &page),
+                    ..Default::default()
                 };
-                match saved {
-                    Ok(()) => position = position.max(page.scanned_to),
-                    Err(e) => {
-                        position = self.recover(e.into(), position, &mut backoff).await;
-                        continue;
-                    }
-                }
-                self.burst.finish(&self.key);
-                self.idle(&mut wake, position).await;
-                continue;
-            }
-            let scanned_to = page.scanned_to;
-            if page.events.len() >= self.page_size {
-                let (store, types, size) =
-                    (self.store.clone(), self.event_types.clone(), self.page_size);
-                ahead = Some(tokio::spawn(async move {
-                    store.read_page(scanned_to, Some(&types), size).await
-                }));
-            }
-            let skipped = skipped(position, &page);
-            match self.project(page, skipped).await {
-                Ok(()) => {
-                    position = scanned_to;
-                    backoff = Duration::from_millis(50);
-                    (guest_failures, guest_backoff) = (0, Duration::from_millis(100));
-                }
-                Err(PageError::Guest(e)) => {
-                    // What was projected before the failing page is kept.
-                    if let Err(se) = self.settle().await {
-                        tracing::warn!(projection = %self.key, "last commit failed: {se}");
-                    }
-                    guest_failures += 1;
-                    self.counters.error(&e);
-                    if guest_failures >= GUEST_ATTEMPTS {
-                        self.pause(e).await;
-                        return;
-                    }
-                    // A fresh instance gets another go, after a wait: never a hot loop.
-                    tracing::warn!(
-                        projection = %self.key,
-                        attempt = guest_failures,
-                        "guest failed, retrying with a fresh instance: {e}"
-                    );
-                    ahead = None;
-                    self.pause_for(&mut guest_backoff).await;
+                if (moved && self.commit(commit).await.is_err()) || self.settle().await.is_err() {
                     continue;
                 }
+                self.burst.finish(&self.key);
+                self.idle(&mut wake).await;
+                continue;
+            }
+            // A backlog (the page stopped short of the head, by count or by bytes):
+            // read the next page while this one is projected.
+            if page.scanned_to < *wake.borrow() {
+                self.read_ahead(page.scanned_to);
+            }
+            let commit = PageCommit {
+                position: page.scanned_to,
+                skipped: skipped(position, &page),
+                ..Default::default()
+            };
+            let events = Arc::new(page.events);
+            match self.project(events.clone(), commit).await {
+                Ok(()) => {
+                    self.limit = (self.limit * 2).min(self.budget.events);
+                    self.failures = (0, FIRST_BACKOFF);
+                    store_backoff = Duration::from_millis(50);
+                }
+                Err(PageError::Guest(e)) => {
+                    if let Next::Stop = self.failed(e, position, &events).await {
+                        return;
+                    }
+                }
                 Err(e) => {
-                    // The page read ahead follows a page that was not committed.
-                    ahead = None;
-                    position = self.recover(e, position, &mut backoff).await;
+                    tracing::warn!(projection = %self.key, "page failed, retrying: {e}");
+                    let _ = self.settle().await;
+                    self.reset();
+                    self.pause_for(&mut store_backoff).await;
                 }
             }
         }
@@ -187,49 +202,165 @@ impl Agent {
         }
     }
 
-    /// Waits for the commit in flight, if any.
-    async fn settle(&mut self) -> Result<(), StoreError> {
-        let Some(task) = self.pending.take() else {
-            return Ok(());
-        };
-        let started = Instant::now();
-        let result = task
-            .await
-            .unwrap_or_else(|e| Err(StoreError::Invalid(format!("commit task failed: {e}"))));
-        self.burst.add(Phase::Commit, started.elapsed());
-        result
+    /// The position to read after, reading the stored progress when it is unknown.
+    async fn position(&mut self, backoff: &mut Duration) -> Option<Position> {
+        if let Some(p) = self.position {
+            return Some(p);
+        }
+        if self.settle().await.is_ok() {
+            match self.store.progress(&self.key).await {
+                Ok(p) => {
+                    self.position = Some(p.position);
+                    return self.position;
+                }
+                Err(e) => tracing::warn!(projection = %self.key, "reading progress: {e}"),
+            }
+        }
+        self.pause_for(backoff).await;
+        None
     }
 
-    /// After a store failure: forgets everything not committed, backs off, and
-    /// returns the committed position to go on from.
-    async fn recover(
+    /// After a guest failure of the page read after `position`: narrow the page,
+    /// try again after a wait, or give up on its first event (pause or dead letter).
+    async fn failed(
         &mut self,
-        e: PageError,
+        e: RuntimeError,
         position: Position,
-        backoff: &mut Duration,
-    ) -> Position {
-        tracing::warn!(projection = %self.key, "page failed, retrying: {e}");
-        let _ = self.settle().await;
-        self.forget_cache();
-        self.pause_for(backoff).await;
-        match self.store.progress(&self.key).await {
-            Ok(p) => p.position,
-            Err(pe) => {
-                tracing::warn!(projection = %self.key, "reading progress: {pe}");
-                position
+        page: &[crate::store::RecordedEvent],
+    ) -> Next {
+        self.counters.error(&e);
+        self.ahead = None;
+        // The previous page's commit must land before anything else is decided: if
+        // it failed, the position is unknown and the page is read again from there.
+        if self.settle().await.is_err() {
+            return Next::Continue;
+        }
+        let at = match &e {
+            RuntimeError::Guest { event_sequence, .. } => {
+                event_sequence.and_then(|s| page.iter().position(|ev| ev.sequence == s))
+            }
+            _ => None,
+        };
+        let half = (page.len() / 2).max(1);
+        let narrowed = match at {
+            // Every narrowing at least halves the page, so a guest that names
+            // events at random costs log2(page) calls, not one per event.
+            Some(i) if i > 0 => Some(i.min(half)),
+            None if page.len() > 1 => Some(half),
+            _ => None,
+        };
+        if let Some(limit) = narrowed {
+            tracing::info!(
+                projection = %self.key,
+                events = limit,
+                "narrowing a failing page: {e}"
+            );
+            self.limit = limit;
+            return Next::Continue;
+        }
+        self.limit = 1;
+        self.failures.0 += 1;
+        if self.failures.0 < self.policy.attempts {
+            tracing::warn!(
+                projection = %self.key,
+                attempt = self.failures.0,
+                "guest failed, retrying with a fresh instance: {e}"
+            );
+            let mut wait = self.failures.1;
+            self.pause_for(&mut wait).await;
+            self.failures.1 = wait;
+            return Next::Continue;
+        }
+        let Some(event) = page.first() else {
+            return Next::Continue;
+        };
+        match self.policy.on_error {
+            OnError::Pause => {
+                self.pause(e).await;
+                Next::Stop
+            }
+            OnError::DeadLetter => {
+                tracing::warn!(
+                    projection = %self.key,
+                    sequence = event.sequence,
+                    "dead-lettering the event after {} attempts: {e}",
+                    self.failures.0
+                );
+                let commit = PageCommit {
+                    position: event.sequence,
+                    skipped: (event.sequence - position - 1).max(0) as u64,
+                    dead_letter: Some(DeadLetter {
+                        sequence: event.sequence,
+                        error: e.to_string(),
+                    }),
+                    ..Default::default()
+                };
+                self.failures = (0, FIRST_BACKOFF);
+                let _ = self.commit(commit).await;
+                Next::Continue
             }
         }
     }
 
+    /// Settles the commit in flight; on failure forgets everything not committed.
+    pub(super) async fn settle(&mut self) -> Result<(), StoreError> {
+        if !self.commits.in_flight() {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let result = self.commits.settle().await;
+        self.burst.add(Phase::Commit, started.elapsed());
+        if let Err(e) = &result {
+            tracing::warn!(projection = %self.key, "commit failed, going back to the stored progress: {e}");
+            self.reset();
+        }
+        result
+    }
+
+    /// Forgets the position, the cache and the page read ahead: the store is the
+    /// truth again.
+    fn reset(&mut self) {
+        self.cache.clear();
+        self.position = None;
+        self.ahead = None;
+        self.limit = self.limit.max(1);
+    }
+
+    /// Settles the previous commit and starts this one (moving the position).
+    pub(super) async fn commit(&mut self, commit: PageCommit) -> Result<(), StoreError> {
+        self.settle().await?;
+        let (store, key, at) = (self.store.clone(), self.key.clone(), commit.position);
+        self.commits
+            .spawn(async move { store.commit_page(&key, &commit).await })
+            .await;
+        self.position = Some(at);
+        Ok(())
+    }
+
+    fn read_ahead(&mut self, after: Position) {
+        let (store, types) = (self.store.clone(), self.event_types.clone());
+        let (limit, bytes) = (self.limit, self.budget.bytes);
+        self.ahead = Some(tokio::spawn(async move {
+            store
+                .read_page_within(after, Some(&types), limit, bytes)
+                .await
+        }));
+    }
+
     async fn read(&self, after: Position) -> Result<Page, StoreError> {
         self.store
-            .read_page(after, Some(&self.event_types), self.page_size)
+            .read_page_within(
+                after,
+                Some(&self.event_types),
+                self.limit,
+                self.budget.bytes,
+            )
             .await
     }
 
-    async fn start(&mut self) -> Result<Position, StoreError> {
+    async fn start(&mut self) -> Result<(), StoreError> {
         let progress = self.store.progress(&self.key).await?;
-        self.cache_is_whole = !self.store.has_docs(&self.key).await?;
+        self.cache.set_whole(!self.store.has_docs(&self.key).await?);
         if progress.status != RunStatus::Running {
             tracing::info!(projection = %self.key, "resuming after restart (was paused)");
             self.store
@@ -237,18 +368,33 @@ impl Agent {
                 .await?;
         }
         tracing::info!(projection = %self.key, position = progress.position, "agent started");
-        Ok(progress.position)
+        self.position = Some(progress.position);
+        Ok(())
     }
 
-    /// Waits for new events, a poll interval, or shutdown.
-    async fn idle(&mut self, wake: &mut watch::Receiver<Position>, position: Position) {
-        if *wake.borrow_and_update() > position {
+    /// Waits for new events, a poll interval, a request, or shutdown.
+    async fn idle(&mut self, wake: &mut watch::Receiver<Position>) {
+        if *wake.borrow_and_update() > self.position.unwrap_or(0) {
             return;
         }
         tokio::select! {
             _ = wake.changed() => {}
             _ = tokio::time::sleep(IDLE_POLL) => {}
             _ = self.shutdown.changed() => {}
+            request = self.control.recv() => {
+                if let Some(r) = request {
+                    self.handle(r).await;
+                }
+            }
+        }
+    }
+
+    async fn handle(&mut self, request: Control) {
+        match request {
+            Control::ReplayDeadLetters(reply) => {
+                let result = self.replay_dead_letters().await;
+                let _ = reply.send(result);
+            }
         }
     }
 
@@ -271,112 +417,5 @@ impl Agent {
             "pausing after repeated guest failures"
         );
         record_pause(self.store.as_ref(), &self.key, &e).await;
-    }
-
-    /// Projects one page and commits it with the progress.
-    async fn project(&mut self, page: Page, skipped: u64) -> Result<(), PageError> {
-        let applied = page.events.len() as u64;
-        let events = Arc::new(page.events);
-        let t = Instant::now();
-        let slices = self.call(&events, |p, page| p.slice(page)).await?;
-        self.burst.add(Phase::Slice, t.elapsed());
-        self.counters.guest_time(t.elapsed());
-        let t = Instant::now();
-        self.load_missing(&slices).await?;
-        self.burst.add(Phase::Load, t.elapsed());
-        let inputs: Vec<DocInput> = slices
-            .iter()
-            .map(|s| DocInput {
-                id: s.doc_id.clone(),
-                state: self.cache.get(&s.doc_id).cloned().flatten(),
-                events: s.events.clone(),
-            })
-            .collect();
-        let t = Instant::now();
-        let changes = self
-            .call(&events, move |p, page| p.apply(page, inputs))
-            .await?;
-        self.burst.add(Phase::Apply, t.elapsed());
-        self.counters.guest_time(t.elapsed());
-        self.counters.page(applied as usize);
-        let mut writes = Vec::with_capacity(changes.len());
-        for (slice, change) in slices.into_iter().zip(changes) {
-            match change {
-                DocChange::Put(body) => {
-                    self.cache.insert(slice.doc_id.clone(), Some(body.clone()));
-                    writes.push(DocWrite::Put {
-                        id: slice.doc_id,
-                        body,
-                    });
-                }
-                DocChange::Delete => {
-                    self.cache.insert(slice.doc_id.clone(), None);
-                    writes.push(DocWrite::Delete { id: slice.doc_id });
-                }
-                DocChange::Keep => {}
-            }
-        }
-        // Commits run one at a time, in order, each while the next page is projected:
-        // the cache already holds every document a commit in flight writes.
-        self.settle().await?;
-        let (store, key, at) = (self.store.clone(), self.key.clone(), page.scanned_to);
-        self.pending.put(tokio::spawn(async move {
-            store.commit_page(&key, &writes, at, applied, skipped).await
-        }));
-        self.burst.page(applied as usize);
-        if self.cache.len() > CACHE_LIMIT {
-            self.forget_cache();
-        }
-        Ok(())
-    }
-
-    fn forget_cache(&mut self) {
-        self.cache.clear();
-        self.cache_is_whole = false;
-    }
-
-    /// Fills the cache with the documents the page touches that it does not know.
-    async fn load_missing(&mut self, slices: &[Slice]) -> Result<(), StoreError> {
-        let missing: Vec<&str> = slices
-            .iter()
-            .map(|s| s.doc_id.as_str())
-            .filter(|id| !self.cache.contains_key(*id))
-            .collect();
-        if missing.is_empty() {
-            return Ok(());
-        }
-        if self.cache_is_whole {
-            for id in missing {
-                self.cache.insert(id.to_owned(), None);
-            }
-            return Ok(());
-        }
-        let mut found = self.store.load_docs(&self.key, &missing).await?;
-        for id in missing {
-            let body = found.remove(id);
-            self.cache.insert(id.to_owned(), body);
-        }
-        Ok(())
-    }
-
-    /// Runs a projector call on a blocking thread: wasmtime calls are synchronous and
-    /// WASI must not block a tokio worker.
-    async fn call<R: Send + 'static>(
-        &self,
-        page: &Arc<Vec<RecordedEvent>>,
-        f: impl FnOnce(&mut dyn PageProjector, &[RecordedEvent]) -> Result<R, RuntimeError>
-        + Send
-        + 'static,
-    ) -> Result<R, PageError> {
-        let projector = self.projector.clone();
-        let page = page.clone();
-        let result = tokio::task::spawn_blocking(move || {
-            let mut p = projector
-                .lock()
-                .map_err(|_| RuntimeError::Host("projector lock poisoned".into()))?;
-            f(p.as_mut(), &page)
-        })
-        .await?;
-        Ok(result?)
     }
 }

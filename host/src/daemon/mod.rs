@@ -1,9 +1,12 @@
 //! The async daemon: one agent task per deployed projection version.
 
 mod agent;
+mod cache;
+mod commits;
 mod counters;
 mod effects;
 mod metrics;
+mod page;
 mod projector;
 mod shared;
 mod subscription;
@@ -11,11 +14,12 @@ mod subscription;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-pub use agent::PauseError;
-use agent::{Agent, InFlight};
+use agent::{Agent, Control};
+pub use agent::{PageBudget, PauseError};
+use commits::{CommitGate, Commits};
 pub use counters::{LimitHits, Metrics};
 pub use projector::PageProjector;
 pub use subscription::{ErrorPolicy, OnError};
@@ -27,6 +31,39 @@ use crate::store::{ProjectionKey, Store};
 /// Events per page unless configured otherwise. Measured on the 1M-event rebuild:
 /// 1000 → 235k, 2000 → 258k, 5000 → 290k events/s (fewer commits, fewer calls).
 pub const DEFAULT_PAGE_SIZE: usize = 5000;
+
+/// Bytes of documents an agent keeps cached between pages unless configured
+/// otherwise.
+pub const DEFAULT_CACHE_BYTES: usize = 64 << 20;
+
+/// How long [`Daemon::stop`] waits for an agent to finish its page before it aborts
+/// it (a guest call ends by its CPU deadline long before).
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// A running agent as the daemon sees it.
+struct Running {
+    task: JoinHandle<()>,
+    /// Tells this agent to stop after its page.
+    stop: watch::Sender<bool>,
+    /// Free when no commit of the version runs.
+    gate: CommitGate,
+    /// Requests for a projection agent.
+    control: Option<mpsc::Sender<Control>>,
+}
+
+/// Why the daemon could not do what was asked of a version.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// No agent runs for the version (retired, paused, or not deployed).
+    #[error("{0} is not running (paused or retired)")]
+    NotRunning(String),
+    /// The agent tried and failed.
+    #[error("{0}")]
+    Failed(String),
+    /// The version's kind does not do this.
+    #[error("{0}")]
+    Unsupported(String),
+}
 
 /// What a subscription agent needs besides the store.
 #[derive(Clone)]
@@ -47,8 +84,9 @@ pub struct SubscriptionEnv {
 pub struct Daemon {
     store: Arc<dyn Store>,
     page_size: usize,
-    shutdown: watch::Sender<bool>,
-    agents: Mutex<HashMap<ProjectionKey, (JoinHandle<()>, InFlight)>>,
+    page_bytes: usize,
+    cache_bytes: usize,
+    agents: Mutex<HashMap<ProjectionKey, Running>>,
     counters: Mutex<HashMap<ProjectionKey, Arc<counters::Counters>>>,
 }
 
@@ -58,10 +96,19 @@ impl Daemon {
         Self {
             store,
             page_size: page_size.max(1),
-            shutdown: watch::channel(false).0,
+            page_bytes: crate::store::DEFAULT_PAGE_BYTES,
+            cache_bytes: DEFAULT_CACHE_BYTES,
             agents: Mutex::new(HashMap::new()),
             counters: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The same daemon with other byte budgets: event bytes per page and document
+    /// bytes cached per projection version.
+    pub fn with_budgets(mut self, page_bytes: usize, cache_bytes: usize) -> Self {
+        self.page_bytes = page_bytes.max(1);
+        self.cache_bytes = cache_bytes;
+        self
     }
 
     /// Events per page for a component: the configured page size, or the guest's
@@ -82,12 +129,23 @@ impl Daemon {
     /// Starts the agent of a deployed projection under its registry key (a team's
     /// components have team-qualified names).
     pub fn start_as(&self, key: ProjectionKey, loaded: &LoadedComponent) {
+        self.start_projection(key, loaded, ErrorPolicy::default());
+    }
+
+    /// Starts the agent of a deployed projection under its registry key, meeting
+    /// failing events with `policy`.
+    pub fn start_projection(
+        &self,
+        key: ProjectionKey,
+        loaded: &LoadedComponent,
+        policy: ErrorPolicy,
+    ) {
         let guest = Guest::new(loaded, key.to_string());
         let (types, page_size) = (
             loaded.descriptor.event_types.clone(),
             self.page_size_for(&loaded.descriptor),
         );
-        self.spawn(key, types, Box::new(guest), page_size);
+        self.spawn(key, types, Box::new(guest), page_size, policy);
     }
 
     /// Starts the agent of one deployed subscription (replacing a running one).
@@ -98,6 +156,7 @@ impl Daemon {
         env: SubscriptionEnv,
     ) {
         let d = &loaded.descriptor;
+        let stop = watch::channel(false).0;
         let agent = subscription::SubscriptionAgent {
             counters: self.counters_of(&key),
             subscriber: Arc::new(Mutex::new(Subscriber::new(loaded, key.to_string()))),
@@ -105,7 +164,7 @@ impl Daemon {
             team: env.team.clone(),
             event_types: d.event_types.clone().into(),
             page_size: self.page_size,
-            shutdown: self.shutdown.subscribe(),
+            shutdown: stop.subscribe(),
             env: effects::EffectsEnv {
                 store: self.store.clone(),
                 runtime: tokio::runtime::Handle::current(),
@@ -118,11 +177,7 @@ impl Daemon {
             policy: env.policy,
             effects_during_catch_up: d.effects_during_catch_up,
         };
-        let task = tokio::spawn(agent.run());
-        let mut agents = self.agents.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((old, _)) = agents.insert(key, (task, InFlight::default())) {
-            old.abort();
-        }
+        self.install(key, stop, None, |_| agent.run());
     }
 
     /// Starts an agent that drives any projector over the version's documents and
@@ -134,7 +189,19 @@ impl Daemon {
         event_types: Vec<String>,
         projector: Box<dyn PageProjector>,
     ) {
-        self.spawn(key, event_types, projector, self.page_size);
+        let policy = ErrorPolicy::default();
+        self.spawn(key, event_types, projector, self.page_size, policy);
+    }
+
+    /// Like [`Daemon::start_with`], with an error policy.
+    pub fn start_with_policy(
+        &self,
+        key: ProjectionKey,
+        event_types: Vec<String>,
+        projector: Box<dyn PageProjector>,
+        policy: ErrorPolicy,
+    ) {
+        self.spawn(key, event_types, projector, self.page_size, policy);
     }
 
     fn spawn(
@@ -143,26 +210,95 @@ impl Daemon {
         event_types: Vec<String>,
         projector: Box<dyn PageProjector>,
         page_size: usize,
+        policy: ErrorPolicy,
     ) {
-        let pending = InFlight::default();
-        let agent = Agent {
+        let stop = watch::channel(false).0;
+        let (control, requests) = mpsc::channel(4);
+        let budget = PageBudget {
+            events: page_size.max(1),
+            bytes: self.page_bytes,
+        };
+        let mut agent = Agent {
             projector: Arc::new(Mutex::new(projector)),
             key: key.clone(),
             store: self.store.clone(),
             event_types: event_types.into(),
-            page_size,
-            shutdown: self.shutdown.subscribe(),
-            cache: HashMap::new(),
+            budget,
+            policy,
+            shutdown: stop.subscribe(),
+            control: requests,
+            cache: cache::DocCache::new(self.cache_bytes),
             burst: Default::default(),
-            pending: pending.clone(),
+            commits: Commits::new(CommitGate::default()),
             counters: self.counters_of(&key),
-            cache_is_whole: false,
+            position: None,
+            limit: budget.events,
+            ahead: None,
+            failures: (0, std::time::Duration::from_millis(100)),
         };
-        let task = tokio::spawn(agent.run());
+        self.install(key, stop, Some(control), move |gate| {
+            agent.commits = Commits::new(gate);
+            agent.run()
+        });
+    }
+
+    /// Runs a new agent for `key`. A running one is stopped first, and the new one
+    /// starts only when the old one's task and its last commit have ended, so two
+    /// agents of one version never write at once.
+    fn install<F>(
+        &self,
+        key: ProjectionKey,
+        stop: watch::Sender<bool>,
+        control: Option<mpsc::Sender<Control>>,
+        agent: impl FnOnce(CommitGate) -> F,
+    ) where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
         let mut agents = self.agents.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((old, _)) = agents.insert(key, (task, pending)) {
-            old.abort();
-        }
+        let old = agents.remove(&key);
+        let gate = old.as_ref().map(|o| o.gate.clone()).unwrap_or_default();
+        let run = agent(gate.clone());
+        let wait = gate.clone();
+        let task = tokio::spawn(async move {
+            if let Some(old) = old {
+                old.stop.send_replace(true);
+                finish(old.task).await;
+            }
+            wait.wait().await;
+            run.await;
+        });
+        agents.insert(
+            key,
+            Running {
+                task,
+                stop,
+                gate,
+                control,
+            },
+        );
+    }
+
+    /// Applies a projection version's dead letters again (after a fixed build is
+    /// deployed); answers how many were applied.
+    pub async fn replay_dead_letters(&self, key: &ProjectionKey) -> Result<u64, DaemonError> {
+        let control = {
+            let agents = self.agents.lock().unwrap_or_else(|p| p.into_inner());
+            agents
+                .get(key)
+                .filter(|r| !r.task.is_finished())
+                .and_then(|r| r.control.clone())
+        };
+        let not_running = || DaemonError::NotRunning(key.to_string());
+        let control = control.ok_or_else(not_running)?;
+        let (reply, answer) = oneshot::channel();
+        control
+            .send(Control::ReplayDeadLetters(reply))
+            .await
+            .map_err(|_| not_running())?;
+        answer
+            .await
+            .map_err(|_| not_running())?
+            .map_err(DaemonError::Failed)
     }
 
     /// The counters of a version (kept across restarts of its agent, zero after a
@@ -185,30 +321,41 @@ impl Daemon {
             let mut agents = self.agents.lock().unwrap_or_else(|p| p.into_inner());
             agents.remove(key)
         };
-        if let Some((task, pending)) = entry {
-            task.abort();
-            let _ = task.await;
-            if let Some(commit) = pending.take() {
-                let _ = commit.await;
-            }
+        if let Some(r) = entry {
+            r.stop.send_replace(true);
+            finish(r.task).await;
+            r.gate.wait().await;
         }
     }
 
     /// Whether an agent task is running for this version.
     pub fn is_running(&self, key: &ProjectionKey) -> bool {
         let agents = self.agents.lock().unwrap_or_else(|p| p.into_inner());
-        agents.get(key).is_some_and(|(t, _)| !t.is_finished())
+        agents.get(key).is_some_and(|r| !r.task.is_finished())
     }
 
-    /// Signals every agent to stop after its current page and waits for them.
+    /// Signals every agent to stop after its current page and waits for them and
+    /// their last commits.
     pub async fn shutdown(&self) {
-        self.shutdown.send_replace(true);
-        let tasks: Vec<_> = {
+        let all: Vec<Running> = {
             let mut agents = self.agents.lock().unwrap_or_else(|p| p.into_inner());
-            agents.drain().map(|(_, (t, _))| t).collect()
+            agents.drain().map(|(_, r)| r).collect()
         };
-        for t in tasks {
-            let _ = t.await;
+        for r in &all {
+            r.stop.send_replace(true);
         }
+        for r in all {
+            finish(r.task).await;
+            r.gate.wait().await;
+        }
+    }
+}
+
+/// Waits for an agent told to stop, aborting it if it does not end in time.
+async fn finish(mut task: JoinHandle<()>) {
+    if tokio::time::timeout(STOP_GRACE, &mut task).await.is_err() {
+        tracing::warn!("an agent did not stop within {STOP_GRACE:?}; aborting it");
+        task.abort();
+        let _ = task.await;
     }
 }

@@ -144,6 +144,34 @@ pub async fn register(
     Ok((deployed(&rec, true), Some(loaded)))
 }
 
+/// Puts fixed code under an existing version keeping its documents and progress (a
+/// hotfix: for a fix that does not change what was already projected, after which
+/// the version's dead letters can be replayed). The caller stops the version's agent
+/// after this and starts it again with the new code.
+pub async fn hotfix(
+    store: &dyn Store,
+    components_dir: &Path,
+    loaded: &Loaded,
+    wasm: &[u8],
+    previous: &ComponentRecord,
+) -> Result<Deployed, DeployError> {
+    write_file(&wasm_path(components_dir, loaded.sha256()), wasm).await?;
+    let rec = ComponentRecord {
+        sha256: loaded.sha256().to_owned(),
+        event_types: loaded.event_types().to_vec(),
+        kind: loaded.kind().as_str().into(),
+        ..previous.clone()
+    };
+    store.save_component(&rec).await?;
+    tracing::info!(
+        projection = %rec.key,
+        previous = %previous.sha256,
+        sha256 = %rec.sha256,
+        "code replaced, documents and progress kept"
+    );
+    Ok(deployed(&rec, false))
+}
+
 /// Puts new code under an existing version (development hot reload): its documents
 /// and progress are dropped and recreated empty, so it re-projects from the first
 /// event. The caller stops the version's agent first and starts it again after.

@@ -55,7 +55,7 @@ impl Refract {
     }
 
     /// A version that is not retired, with its running component.
-    async fn running(
+    pub(super) async fn running(
         &self,
         name: &str,
         version: u32,

@@ -41,6 +41,18 @@ pub enum StoreError {
     /// Something named does not exist.
     #[error("{0} not found")]
     NotFound(String),
+    /// An event is larger than the store accepts.
+    #[error(
+        "events[{index}] is {size} bytes (data and metadata); the maximum event size is {max} bytes"
+    )]
+    TooLarge {
+        /// The event's index in its append.
+        index: usize,
+        /// Its size in bytes.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
     /// Stored data could not be read back.
     #[error("corrupt stored data: {0}")]
     Corrupt(String),
@@ -67,13 +79,31 @@ pub trait EventStore: Send + Sync {
         from_version: u64,
     ) -> Result<(u64, Vec<RecordedEvent>), StoreError>;
 
-    /// Up to `limit` events after `after` whose type is in `types` (all if `None`).
+    /// Up to `limit` events after `after` whose type is in `types` (all if `None`),
+    /// within [`DEFAULT_PAGE_BYTES`].
     async fn read_page(
         &self,
         after: Position,
         types: Option<&[String]>,
         limit: usize,
+    ) -> Result<Page, StoreError> {
+        self.read_page_within(after, types, limit, DEFAULT_PAGE_BYTES)
+            .await
+    }
+
+    /// Up to `limit` events after `after` whose type is in `types` (all if `None`),
+    /// stopping before the event that would take the page's data and metadata past
+    /// `max_bytes` (the first event is always included, whatever its size).
+    async fn read_page_within(
+        &self,
+        after: Position,
+        types: Option<&[String]>,
+        limit: usize,
+        max_bytes: usize,
     ) -> Result<Page, StoreError>;
+
+    /// The events with these sequences (those that exist), in sequence order.
+    async fn read_events(&self, sequences: &[Position]) -> Result<Vec<RecordedEvent>, StoreError>;
 
     /// The sequence of the last committed event (0 if none).
     async fn head(&self) -> Result<Position, StoreError>;
@@ -123,16 +153,9 @@ pub trait DocumentStore: Send + Sync {
     /// One document's JSON, if it exists.
     async fn get_doc(&self, key: &ProjectionKey, id: &str) -> Result<Option<String>, StoreError>;
 
-    /// Writes a page's document changes and the new progress in one transaction:
-    /// `applied` events handled and `skipped` events of other types passed over.
-    async fn commit_page(
-        &self,
-        key: &ProjectionKey,
-        writes: &[DocWrite],
-        position: Position,
-        applied: u64,
-        skipped: u64,
-    ) -> Result<(), StoreError>;
+    /// Writes a page's document changes, dead letters and the new progress in one
+    /// transaction.
+    async fn commit_page(&self, key: &ProjectionKey, page: &PageCommit) -> Result<(), StoreError>;
 
     /// The version's persisted progress.
     async fn progress(&self, key: &ProjectionKey) -> Result<Progress, StoreError>;
@@ -164,6 +187,12 @@ pub trait Registry: Send + Sync {
 pub trait Store: EventStore + DocumentStore + Registry + subscription::SubscriptionStore {}
 
 impl<T: EventStore + DocumentStore + Registry + subscription::SubscriptionStore> Store for T {}
+
+/// Bytes of event data and metadata per page unless configured otherwise.
+pub const DEFAULT_PAGE_BYTES: usize = 8 << 20;
+
+/// Largest event (data and metadata) accepted unless configured otherwise.
+pub const DEFAULT_MAX_EVENT_BYTES: usize = 1 << 20;
 
 /// Microseconds since the Unix epoch, now.
 pub fn now_micros() -> i64 {

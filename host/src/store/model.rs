@@ -156,6 +156,23 @@ pub struct Page {
     pub scanned_to: Position,
 }
 
+/// Everything one projected page writes, in one transaction.
+#[derive(Debug, Clone, Default)]
+pub struct PageCommit {
+    /// Document changes.
+    pub writes: Vec<DocWrite>,
+    /// The progress after the page (never moves back).
+    pub position: Position,
+    /// Events the guest handled.
+    pub applied: u64,
+    /// Events of other types passed over.
+    pub skipped: u64,
+    /// An event given up on (policy dead-letter), recorded with the progress.
+    pub dead_letter: Option<super::subscription::DeadLetter>,
+    /// Dead letters this page applied after all (a replay): removed with the writes.
+    pub replayed: Vec<Position>,
+}
+
 /// Identifies one deployed version of a projection.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub struct ProjectionKey {

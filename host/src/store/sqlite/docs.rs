@@ -7,8 +7,8 @@ use sqlx::{AssertSqlSafe, QueryBuilder, Row, Sqlite};
 
 use super::{EVENT_COLUMNS, SqliteStore, event_from_row, push_in_list, to_i64, to_u64};
 use crate::store::{
-    AggregateRead, ComponentRecord, DocWrite, DocumentStore, Position, Progress, ProjectionKey,
-    Registry, RunStatus, StoreError, StreamId, now_micros,
+    AggregateRead, ComponentRecord, DocWrite, DocumentStore, PageCommit, Position, Progress,
+    ProjectionKey, Registry, RunStatus, StoreError, StreamId, now_micros,
 };
 
 /// Ids per `IN (...)` list, well under SQLite's parameter limit.
@@ -158,23 +158,19 @@ impl DocumentStore for SqliteStore {
         )
     }
 
-    async fn commit_page(
-        &self,
-        key: &ProjectionKey,
-        writes: &[DocWrite],
-        position: Position,
-        applied: u64,
-        skipped: u64,
-    ) -> Result<(), StoreError> {
+    async fn commit_page(&self, key: &ProjectionKey, page: &PageCommit) -> Result<(), StoreError> {
         let t = table(key)?;
-        let puts: Vec<(&str, &str)> = writes
+        let position = page.position;
+        let puts: Vec<(&str, &str)> = page
+            .writes
             .iter()
             .filter_map(|w| match w {
                 DocWrite::Put { id, body } => Some((id.as_str(), body.as_str())),
                 DocWrite::Delete { .. } => None,
             })
             .collect();
-        let deletes: Vec<&str> = writes
+        let deletes: Vec<&str> = page
+            .writes
             .iter()
             .filter_map(|w| match w {
                 DocWrite::Delete { id } => Some(id.as_str()),
@@ -200,7 +196,20 @@ impl DocumentStore for SqliteStore {
             push_in_list(&mut qb, chunk);
             qb.build().execute(&mut *tx).await?;
         }
-        advance_progress(&mut tx, key, position, applied, skipped, 0).await?;
+        if let Some(d) = &page.dead_letter {
+            super::subscription::record_dead_letter(&mut tx, key, d).await?;
+        }
+        for chunk in page.replayed.chunks(ID_CHUNK) {
+            let mut qb: QueryBuilder<Sqlite> =
+                QueryBuilder::new("DELETE FROM dead_letters WHERE name = ");
+            qb.push_bind(&key.name)
+                .push(" AND version = ")
+                .push_bind(key.version)
+                .push(" AND sequence IN ");
+            push_in_list(&mut qb, chunk);
+            qb.build().execute(&mut *tx).await?;
+        }
+        advance_progress(&mut tx, key, position, page.applied, page.skipped, 0).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -37,6 +37,8 @@ pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
     head: watch::Sender<Position>,
+    /// Largest event (data and metadata, in bytes) an append or an emit may carry.
+    max_event_bytes: usize,
 }
 
 impl SqliteStore {
@@ -68,10 +70,22 @@ impl SqliteStore {
             writer,
             reader,
             head: watch::channel(0).0,
+            max_event_bytes: super::DEFAULT_MAX_EVENT_BYTES,
         };
         let head = store.head().await?;
         store.head.send_replace(head);
         Ok(store)
+    }
+
+    /// The same store with another maximum event size (bytes of data and metadata).
+    pub fn with_max_event_bytes(mut self, max: usize) -> Self {
+        self.max_event_bytes = max.max(1);
+        self
+    }
+
+    /// The largest event an append or an emit may carry, in bytes.
+    pub fn max_event_bytes(&self) -> usize {
+        self.max_event_bytes
     }
 
     /// Writes a checkpoint of the WAL and closes the pools.
@@ -141,7 +155,39 @@ pub(super) fn event_from_row(row: &SqliteRow) -> Result<RecordedEvent, StoreErro
 pub(super) const EVENT_COLUMNS: &str =
     "seq, stream_id, stream_version, event_type, data, metadata, tenant, created_at";
 
-pub(super) fn validate(req: &AppendRequest) -> Result<(), StoreError> {
+/// Sequences per `IN (...)` list.
+const ID_LIST_CHUNK: usize = 1000;
+
+/// `seq > after AND seq <= upto` and the type filter of a page query.
+fn push_page_filter(
+    qb: &mut QueryBuilder<Sqlite>,
+    after: Position,
+    upto: Position,
+    types: Option<&[String]>,
+) {
+    qb.push_bind(after).push(" AND seq <= ").push_bind(upto);
+    if let Some(types) = types {
+        qb.push(" AND event_type IN ");
+        push_in_list(qb, types);
+    }
+}
+
+/// How many of the events (sequence, size) fit in `max_bytes`, at least one, and
+/// the sequence of the last that does.
+fn page_cut(sizes: &[(i64, i64)], max_bytes: usize) -> (usize, Option<Position>) {
+    let mut total = 0usize;
+    let mut count = 0;
+    for &(_, size) in sizes {
+        total = total.saturating_add(usize::try_from(size).unwrap_or(usize::MAX));
+        if count > 0 && total > max_bytes {
+            break;
+        }
+        count += 1;
+    }
+    (count, sizes.get(count.wrapping_sub(1)).map(|&(seq, _)| seq))
+}
+
+pub(super) fn validate(req: &AppendRequest, max_event_bytes: usize) -> Result<(), StoreError> {
     if req.events.is_empty() {
         return Err(StoreError::Invalid("no events to append".into()));
     }
@@ -155,6 +201,14 @@ pub(super) fn validate(req: &AppendRequest) -> Result<(), StoreError> {
         check_name("idempotency key", key, MAX_IDEMPOTENCY_KEY_LEN)?;
     }
     for (i, e) in req.events.iter().enumerate() {
+        let size = e.data.len() + e.metadata.len();
+        if size > max_event_bytes {
+            return Err(StoreError::TooLarge {
+                index: i,
+                size,
+                max: max_event_bytes,
+            });
+        }
         check_name(
             &format!("events[{i}].type"),
             &e.event_type,
@@ -286,7 +340,7 @@ pub(super) async fn append_in(
 #[async_trait]
 impl EventStore for SqliteStore {
     async fn append(&self, req: AppendRequest) -> Result<AppendResult, StoreError> {
-        validate(&req)?;
+        validate(&req, self.max_event_bytes)?;
         // IMMEDIATE takes the write lock now, so the version check and the insert see
         // the same state even if another process shares the file.
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
@@ -322,35 +376,60 @@ impl EventStore for SqliteStore {
         Ok((to_u64(version, "stream version")?, events))
     }
 
-    async fn read_page(
+    async fn read_page_within(
         &self,
         after: Position,
         types: Option<&[String]>,
         limit: usize,
+        max_bytes: usize,
     ) -> Result<Page, StoreError> {
         let limit = limit.max(1);
         let mut tx = self.reader.begin().await?;
         let head: Position = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM events")
             .fetch_one(&mut *tx)
             .await?;
-        let mut qb: QueryBuilder<Sqlite> =
-            QueryBuilder::new(format!("SELECT {EVENT_COLUMNS} FROM events WHERE seq > "));
-        qb.push_bind(after).push(" AND seq <= ").push_bind(head);
-        if let Some(types) = types {
-            qb.push(" AND event_type IN ");
-            push_in_list(&mut qb, types);
-        }
+        // Sizes first: octet_length reads the record header, not the data, so a page
+        // of huge events is cut before any of them is loaded.
+        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "SELECT seq, octet_length(data) + octet_length(metadata) FROM events WHERE seq > ",
+        );
+        push_page_filter(&mut qb, after, head, types);
         qb.push(" ORDER BY seq LIMIT ").push_bind(limit as i64);
-        let rows = qb.build().fetch_all(&mut *tx).await?;
+        let sizes: Vec<(i64, i64)> = qb.build_query_as().fetch_all(&mut *tx).await?;
+        let (count, cut) = page_cut(&sizes, max_bytes);
+        let mut events = Vec::with_capacity(count);
+        if let Some(last) = cut {
+            let mut qb: QueryBuilder<Sqlite> =
+                QueryBuilder::new(format!("SELECT {EVENT_COLUMNS} FROM events WHERE seq > "));
+            push_page_filter(&mut qb, after, last, types);
+            qb.push(" ORDER BY seq");
+            let rows = qb.build().fetch_all(&mut *tx).await?;
+            for row in &rows {
+                events.push(event_from_row(row)?);
+            }
+        }
         tx.commit().await?;
-        let events: Vec<RecordedEvent> =
-            rows.iter().map(event_from_row).collect::<Result<_, _>>()?;
         // A short page means every event up to the head was examined.
         let scanned_to = match events.last() {
-            Some(last) if events.len() == limit => last.sequence,
+            Some(last) if count < sizes.len() || sizes.len() == limit => last.sequence,
             _ => head.max(after),
         };
         Ok(Page { events, scanned_to })
+    }
+
+    async fn read_events(&self, sequences: &[Position]) -> Result<Vec<RecordedEvent>, StoreError> {
+        let mut events = Vec::with_capacity(sequences.len());
+        for chunk in sequences.chunks(ID_LIST_CHUNK) {
+            let mut qb: QueryBuilder<Sqlite> =
+                QueryBuilder::new(format!("SELECT {EVENT_COLUMNS} FROM events WHERE seq IN "));
+            push_in_list(&mut qb, chunk);
+            let rows = qb.build().fetch_all(&self.reader).await?;
+            for row in &rows {
+                events.push(event_from_row(row)?);
+            }
+        }
+        events.sort_by_key(|e| e.sequence);
+        Ok(events)
     }
 
     async fn head(&self) -> Result<Position, StoreError> {

@@ -23,7 +23,7 @@ impl SubscriptionStore for SqliteStore {
         page: &HandledPage,
     ) -> Result<Vec<AppendResult>, StoreError> {
         for req in &page.emits {
-            validate(req)?;
+            validate(req, self.max_event_bytes())?;
         }
         let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
         let mut results = Vec::with_capacity(page.emits.len());
@@ -52,17 +52,7 @@ impl SubscriptionStore for SqliteStore {
             qb.build().execute(&mut *tx).await?;
         }
         if let Some(d) = &page.dead_letter {
-            sqlx::query(
-                "INSERT INTO dead_letters (name, version, sequence, error, created_at) \
-                 VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET error = excluded.error",
-            )
-            .bind(&key.name)
-            .bind(key.version)
-            .bind(d.sequence)
-            .bind(&d.error)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+            record_dead_letter(&mut tx, key, d).await?;
         }
         let p = page;
         advance_progress(&mut tx, key, p.position, p.handled, p.skipped, p.held).await?;
@@ -199,4 +189,24 @@ impl SubscriptionStore for SqliteStore {
         }
         Ok(())
     }
+}
+
+/// Records (or updates) a version's dead letter inside the caller's transaction.
+pub(super) async fn record_dead_letter(
+    conn: &mut sqlx::SqliteConnection,
+    key: &ProjectionKey,
+    d: &DeadLetter,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO dead_letters (name, version, sequence, error, created_at) \
+         VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET error = excluded.error",
+    )
+    .bind(&key.name)
+    .bind(key.version)
+    .bind(d.sequence)
+    .bind(&d.error)
+    .bind(now_micros())
+    .execute(conn)
+    .await?;
+    Ok(())
 }

@@ -126,3 +126,52 @@ async fn pages_filter_by_type_and_report_how_far_they_scanned() {
     assert!(page.events.is_empty());
     assert_eq!(page.scanned_to, 5);
 }
+
+#[tokio::test]
+async fn pages_stop_at_their_byte_budget_and_a_big_event_goes_alone() {
+    let (_dir, s) = store().await;
+    let sized = |n: usize| {
+        let mut r = req("s", ExpectedVersion::Any, 1);
+        r.events[0].data = format!("\"{}\"", "x".repeat(n));
+        r
+    };
+    // Events of about 100, 100, 5,000, 100 and 100 bytes (data + "{}" metadata).
+    for n in [98, 98, 4_998, 98, 98] {
+        s.append(sized(n)).await.expect("append");
+    }
+    let page = s.read_page_within(0, None, 10, 300).await.expect("page");
+    let seqs: Vec<i64> = page.events.iter().map(|e| e.sequence).collect();
+    assert_eq!(
+        (seqs, page.scanned_to),
+        (vec![1, 2], 2),
+        "cut before the big one"
+    );
+    let page = s.read_page_within(2, None, 10, 300).await.expect("page");
+    let seqs: Vec<i64> = page.events.iter().map(|e| e.sequence).collect();
+    assert_eq!(
+        (seqs, page.scanned_to),
+        (vec![3], 3),
+        "a big event goes alone"
+    );
+    let page = s.read_page_within(3, None, 10, 300).await.expect("page");
+    let seqs: Vec<i64> = page.events.iter().map(|e| e.sequence).collect();
+    assert_eq!((seqs, page.scanned_to), (vec![4, 5], 5), "the rest fits");
+    let got = s.read_events(&[5, 1, 99]).await.expect("events");
+    let seqs: Vec<i64> = got.iter().map(|e| e.sequence).collect();
+    assert_eq!(seqs, vec![1, 5]);
+}
+
+#[tokio::test]
+async fn an_event_over_the_maximum_size_is_refused_and_nothing_is_written() {
+    let (_dir, s) = store().await;
+    let s = s.with_max_event_bytes(1_000);
+    let mut r = req("s", ExpectedVersion::Any, 3);
+    r.events[2].data = format!("\"{}\"", "x".repeat(1_000));
+    match s.append(r).await {
+        Err(StoreError::TooLarge { index, size, max }) => {
+            assert_eq!((index, size, max), (2, 1_004, 1_000));
+        }
+        other => panic!("expected TooLarge, got {other:?}"),
+    }
+    assert_eq!(s.head().await.expect("head"), 0);
+}
