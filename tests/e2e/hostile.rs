@@ -134,7 +134,18 @@ async fn hostile_guests_are_stopped_and_named_while_the_good_one_keeps_up() {
         }
         assert!(!message.contains("ACCESS GRANTED"), "{name}: {message}");
         assert_eq!(p["error"]["fault"], "guest", "{p}");
-        assert_eq!(p["metrics"]["errors"], 3, "tried three times: {p}");
+        // The failing page was narrowed to its first event (each narrowing a
+        // failure), which was then tried three times.
+        let errors = p["metrics"]["errors"].as_u64().unwrap_or(0);
+        assert!(errors >= 3, "tried three times: {p}");
+        if let Some(seq) = p["error"]["event_sequence"].as_i64() {
+            assert_eq!(seq, 1, "{name} failed on the first event alone: {p}");
+        } else {
+            assert!(
+                message.contains("events 1..=1"),
+                "{name}: one event alone: {p}"
+            );
+        }
     }
     let log = daemon.log();
     assert!(
@@ -157,7 +168,14 @@ async fn hostile_guests_are_stopped_and_named_while_the_good_one_keeps_up() {
         ("hostile-recursion", "stack"),
     ] {
         let p = daemon.projection(name, 1).await;
-        assert_eq!(p["metrics"]["limit_hits"][limit], 3, "{name}: {p}");
+        // Narrowing hits the limit too: at least the three tries of one event.
+        let hits = p["metrics"]["limit_hits"][limit].as_u64().unwrap_or(0);
+        assert!(hits >= 3, "{name}: {p}");
+        assert_eq!(
+            hits,
+            p["metrics"]["errors"].as_u64().unwrap_or(0),
+            "{name}: {p}"
+        );
     }
     let good = daemon.projection("incident-details", 1).await;
     assert_eq!(good["metrics"]["errors"], 0, "{good}");
