@@ -113,7 +113,10 @@ async fn prepare(
                 let v = versions.entry(id.clone()).or_insert(0);
                 batch.push(AppendRequest {
                     stream: StreamId::new(&id)?,
-                    expected: ExpectedVersion::Exact(*v),
+                    expected: match *v {
+                        0 => ExpectedVersion::NoStream,
+                        v => ExpectedVersion::Exact(v),
+                    },
                     idempotency_key: None,
                     tenant: None,
                     events: vec![NewEvent {
