@@ -10,6 +10,7 @@ mod helpdesk;
 mod hostile;
 mod restart;
 mod runtime;
+mod shadow;
 mod side_effects;
 mod subscriptions;
 mod teams;
