@@ -51,9 +51,7 @@ impl Poller {
                     let status = resp.status().as_u16();
                     let text = resp.text().await.map_err(|e| format!("body: {e}"))?;
                     if status != 200 {
-                        return Err(format!(
-                            "read {reads} of {id} answered {status}: {text}"
-                        ));
+                        return Err(format!("read {reads} of {id} answered {status}: {text}"));
                     }
                     let doc: Value =
                         serde_json::from_str(&text).map_err(|e| format!("{id}: {e}: {text}"))?;
@@ -127,7 +125,11 @@ async fn dev_keeps_serving_through_a_panicking_build_and_swaps_a_good_one_when_c
     let file = watched.join("incident_details.wasm");
     std::fs::copy(refract_test_artifacts::INCIDENT_DETAILS_V1, &file).expect("copy");
     // Small pages: a re-projection takes a while, long enough to be read through.
-    let daemon = Daemon::start_dev(&dir.path().join("data"), Some("page_size = 10\n"), &[&watched]);
+    let daemon = Daemon::start_dev(
+        &dir.path().join("data"),
+        Some("page_size = 10\n"),
+        &[&watched],
+    );
     let mut events = append_incidents(&daemon, 61, 300, "a").await;
     // The new build panics on these, after re-projecting everything before them.
     events.extend(append_incidents(&daemon, 62, 3, "boom").await);
@@ -142,7 +144,11 @@ async fn dev_keeps_serving_through_a_panicking_build_and_swaps_a_good_one_when_c
     // of the running build are served all along, and after.
     rebuild(&file, refract_test_artifacts::INCIDENT_DETAILS_PANICKY);
     let (p, seen) = watch_candidate(&daemon, |p| p["candidate"]["state"] == "failed").await;
-    assert_eq!(seen.first().map(String::as_str), Some("building"), "{seen:?}");
+    assert_eq!(
+        seen.first().map(String::as_str),
+        Some("building"),
+        "{seen:?}"
+    );
     let candidate = &p["candidate"];
     assert_eq!(candidate["cause"], "reload", "{p}");
     let message = candidate["error"]["message"].as_str().unwrap_or_default();
@@ -168,7 +174,11 @@ async fn dev_keeps_serving_through_a_panicking_build_and_swaps_a_good_one_when_c
     rebuild(&file, refract_test_artifacts::INCIDENT_DETAILS_EDITED);
     let (p, seen) = watch_candidate(&daemon, |p| p["candidate"].is_null()).await;
     assert!(seen.contains(&"building".to_owned()), "{seen:?}");
-    wait_for_log(&daemon, "incident-details@v1 caught up: swapped in the new build").await;
+    wait_for_log(
+        &daemon,
+        "incident-details@v1 caught up: swapped in the new build",
+    )
+    .await;
     wait_for_docs(&daemon, &events, edited_fold).await;
     let head = events.len() as i64;
     assert_eq!(

@@ -275,7 +275,11 @@ fn deployed(rec: &ComponentRecord, created: bool) -> Deployed {
 }
 
 /// Saves a component's wasm under its hash in the data directory (atomically).
-pub async fn save_wasm(components_dir: &Path, sha256: &str, wasm: &[u8]) -> Result<(), DeployError> {
+pub async fn save_wasm(
+    components_dir: &Path,
+    sha256: &str,
+    wasm: &[u8],
+) -> Result<(), DeployError> {
     write_file(&wasm_path(components_dir, sha256), wasm).await
 }
 

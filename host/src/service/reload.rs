@@ -89,7 +89,9 @@ impl Refract {
         }
         let projection = matches!(loaded, Loaded::Projection(_));
         let (action, deployed) = match existing {
-            Some(rec) if rec.sha256 != loaded.sha256() && projection && rec.kind != "subscription" => {
+            Some(rec)
+                if rec.sha256 != loaded.sha256() && projection && rec.kind != "subscription" =>
+            {
                 if VersionState::parse(&rec.state) == VersionState::Retired {
                     return Err(LifecycleError::Retired {
                         name: key.name,
