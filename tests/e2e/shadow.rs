@@ -173,7 +173,11 @@ async fn dev_keeps_serving_through_a_panicking_build_and_swaps_a_good_one_when_c
     poller.also_allow(&edited_fold(&events));
     rebuild(&file, refract_test_artifacts::INCIDENT_DETAILS_EDITED);
     let (p, seen) = watch_candidate(&daemon, |p| p["candidate"].is_null()).await;
-    assert!(seen.contains(&"building".to_owned()), "{seen:?}");
+    assert!(
+        seen.contains(&"building".to_owned()),
+        "{seen:?}\n{}",
+        daemon.log()
+    );
     wait_for_log(
         &daemon,
         "incident-details@v1 caught up: swapped in the new build",

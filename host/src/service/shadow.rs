@@ -99,8 +99,6 @@ impl Refract {
         cause: Cause,
     ) -> Result<u64, ServiceError> {
         let key = &rec.key;
-        self.drop_candidate(key).await?;
-        let shadow = key.shadow();
         let mut limited = loaded.clone();
         if let Some(limits) = self.teams.team(&rec.team).limits {
             limited.set_limits(limits);
@@ -108,7 +106,18 @@ impl Refract {
         let Loaded::Projection(component) = &limited else {
             return Err(ServiceError::NotFound(format!("projection {key}")));
         };
-        self.store.prepare_projection(&shadow).await?;
+        // The candidate before it stops and loses its tables; its entry is replaced
+        // below, so the status never shows no candidate in between.
+        let shadow = key.shadow();
+        self.daemon.stop(&shadow).await;
+        if let Err(e) = self.store.drop_projection(&shadow).await {
+            self.candidates.lock().by_key.remove(key);
+            return Err(e.into());
+        }
+        if let Err(e) = self.store.prepare_projection(&shadow).await {
+            self.candidates.lock().by_key.remove(key);
+            return Err(e.into());
+        }
         self.daemon.start_as(shadow, component);
         let id = {
             let mut inner = self.candidates.lock();
