@@ -92,10 +92,10 @@ impl Refract {
             "the candidate build failed: {}; the running build keeps serving",
             error.message
         );
-        if let Some(mine) = self.candidates.lock().by_key.get_mut(key) {
-            if mine.id == c.id {
-                mine.failed = Some((error, position, applied));
-            }
+        if let Some(mine) = self.candidates.lock().by_key.get_mut(key)
+            && mine.id == c.id
+        {
+            mine.failed = Some((error, position, applied));
         }
         self.store.drop_projection(&shadow).await?;
         Ok(())
@@ -120,10 +120,11 @@ impl Refract {
         let was_running = self.daemon.is_running(key);
         self.daemon.stop(key).await;
         let end = self.swap_stopped(&rec, &c).await;
-        if !matches!(end, Ok(SwapEnd::Swapped)) && was_running {
-            if let Some(previous) = previous {
-                self.run(key.clone(), &rec.team, previous);
-            }
+        if !matches!(end, Ok(SwapEnd::Swapped))
+            && was_running
+            && let Some(previous) = previous
+        {
+            self.run(key.clone(), &rec.team, previous);
         }
         if let Err(e) = &end {
             let error = PauseError {
