@@ -3,8 +3,10 @@
 mod dead_letters;
 mod lifecycle;
 mod reload;
+mod shadow;
 
 pub use reload::{Reload, Reloaded};
+pub use shadow::{CandidateStatus, Cause};
 
 use lifecycle::spawn_auto_promote;
 
@@ -101,6 +103,9 @@ pub struct ProjectionStatus {
     /// Counters since the daemon started: guest time, pages, events, errors, limit
     /// hits (none if it has not run since).
     pub metrics: Option<crate::daemon::Metrics>,
+    /// A candidate build of this version (same-version reload or rebuild), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub candidate: Option<CandidateStatus>,
 }
 
 /// The refract daemon's services over one store.
@@ -122,6 +127,8 @@ pub struct Refract {
     outbox: OutboxWaker,
     outbox_task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
     stop_outbox: tokio::sync::watch::Sender<bool>,
+    /// Candidate builds projecting into shadow tables.
+    candidates: shadow::Candidates,
 }
 
 /// A write-model read: a stream's document as of its latest event.
@@ -182,7 +189,9 @@ impl Refract {
             outbox,
             outbox_task: std::sync::Mutex::new(Some(outbox_task)),
             stop_outbox,
+            candidates: Default::default(),
         };
+        svc.drop_stale_shadows().await?;
         let restored =
             deploy::restore(&svc.runtime, svc.store.as_ref(), &svc.components_dir).await?;
         for (rec, loaded) in restored {
@@ -342,6 +351,7 @@ impl Refract {
                 _ => None,
             };
             let metrics = self.daemon.metrics(&rec.key);
+            let candidate = self.candidate_status(&rec.key, head).await?;
             out.push(ProjectionStatus {
                 name: rec.key.name,
                 version: rec.key.version,
@@ -366,6 +376,7 @@ impl Refract {
                 metrics,
                 wit: running.map(|(wit, _)| wit),
                 page_size: running.map(|(_, size)| size),
+                candidate,
             });
         }
         Ok(out)

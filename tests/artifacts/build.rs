@@ -12,6 +12,7 @@ const GUESTS: &[(&str, &str)] = &[
     ("incident-details-v2", "INCIDENT_DETAILS_V2"),
     ("stream-counter", "STREAM_COUNTER"),
     ("incident-details-edited", "INCIDENT_DETAILS_EDITED"),
+    ("incident-details-panicky", "INCIDENT_DETAILS_PANICKY"),
     ("money-transfer", "MONEY_TRANSFER"),
     ("account-balance", "ACCOUNT_BALANCE"),
     ("incident-notifier", "INCIDENT_NOTIFIER"),

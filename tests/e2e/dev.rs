@@ -11,20 +11,20 @@ use serde_json::Value;
 use crate::common::Daemon;
 use crate::common::helpdesk::{sdk_event, workload};
 
-type Fold = fn(&[refract_guest::Event]) -> BTreeMap<String, Value>;
+pub(crate) type Fold = fn(&[refract_guest::Event]) -> BTreeMap<String, Value>;
 
-fn sample_fold(events: &[refract_guest::Event]) -> BTreeMap<String, Value> {
+pub(crate) fn sample_fold(events: &[refract_guest::Event]) -> BTreeMap<String, Value> {
     refract_guest::testing::project::<incident_details::IncidentDetailsProjection>(events)
         .expect("sample fold")
 }
 
-fn edited_fold(events: &[refract_guest::Event]) -> BTreeMap<String, Value> {
+pub(crate) fn edited_fold(events: &[refract_guest::Event]) -> BTreeMap<String, Value> {
     refract_guest::testing::project::<incident_details_edited::EditedIncidentDetails>(events)
         .expect("edited fold")
 }
 
 /// Appends `incidents` help-desk incidents; returns their events as the SDK sees them.
-async fn append_incidents(
+pub(crate) async fn append_incidents(
     daemon: &Daemon,
     seed: u64,
     incidents: usize,
@@ -44,7 +44,7 @@ async fn append_incidents(
 }
 
 /// Waits until every document of the unversioned (live) reads equals `fold(events)`.
-async fn wait_for_docs(daemon: &Daemon, events: &[refract_guest::Event], fold: Fold) {
+pub(crate) async fn wait_for_docs(daemon: &Daemon, events: &[refract_guest::Event], fold: Fold) {
     let want = fold(events);
     let started = Instant::now();
     for (id, doc) in &want {
@@ -65,7 +65,7 @@ async fn wait_for_docs(daemon: &Daemon, events: &[refract_guest::Event], fold: F
     }
 }
 
-async fn wait_for_log(daemon: &Daemon, needle: &str) {
+pub(crate) async fn wait_for_log(daemon: &Daemon, needle: &str) {
     wait_for_log_count(daemon, needle, 1).await;
 }
 
@@ -82,7 +82,7 @@ async fn wait_for_log_count(daemon: &Daemon, needle: &str, count: usize) {
 }
 
 /// Replaces `file` the way a build does: written beside, renamed over.
-fn rebuild(file: &Path, from: &str) {
+pub(crate) fn rebuild(file: &Path, from: &str) {
     let tmp = file.with_extension("partial");
     std::fs::copy(from, &tmp).expect("copy component");
     std::fs::rename(&tmp, file).expect("rename over the watched file");
@@ -105,11 +105,11 @@ async fn dev_swaps_a_rebuilt_component_in_place_and_keeps_serving_through_garbag
         .await;
     wait_for_docs(&daemon, &events, sample_fold).await;
 
-    // Another build of the same name and version: swapped in, everything re-projected.
+    // Another build of the same name and version: re-projected beside, swapped in.
     rebuild(&file, refract_test_artifacts::INCIDENT_DETAILS_EDITED);
     wait_for_docs(&daemon, &events, edited_fold).await;
     assert!(daemon.is_running(), "no restart");
-    wait_for_log(&daemon, "replaced incident-details@v1 in place").await;
+    wait_for_log(&daemon, "new build of incident-details@v1").await;
     wait_for_log(&daemon, "incident-details@v1 caught up").await;
     let p = daemon.projection("incident-details", 1).await;
     assert_eq!(
@@ -186,13 +186,13 @@ async fn replacing_again_and_again_mid_rebuild_ends_with_exactly_the_last_build(
         .wait_caught_up("incident-details", 1, head, Duration::from_secs(120))
         .await;
 
-    // Each swap lands while the previous build is still re-projecting (the next file
-    // is written as soon as a swap is logged; the re-projection takes longer than
-    // the debounce): its agent is stopped mid-rebuild and nothing it had in flight
-    // may survive into the next.
+    // Each build lands while the previous candidate is still re-projecting (the next
+    // file is written as soon as a build is logged; the re-projection takes longer
+    // than the debounce): its agent is stopped mid-rebuild, its tables dropped, and
+    // nothing it had in flight may survive into the next.
     let builds = [
         refract_test_artifacts::INCIDENT_DETAILS_EDITED,
-        refract_test_artifacts::INCIDENT_DETAILS_V1,
+        refract_test_artifacts::INCIDENT_DETAILS_PANICKY,
         refract_test_artifacts::INCIDENT_DETAILS_EDITED,
     ];
     for (n, build) in builds.into_iter().enumerate() {
@@ -200,7 +200,7 @@ async fn replacing_again_and_again_mid_rebuild_ends_with_exactly_the_last_build(
         let started = Instant::now();
         while daemon
             .log()
-            .matches("replaced incident-details@v1 in place")
+            .matches("new build of incident-details@v1")
             .count()
             <= n
         {
@@ -223,6 +223,7 @@ async fn replacing_again_and_again_mid_rebuild_ends_with_exactly_the_last_build(
         "the swaps did not overlap the re-projections:\n{}",
         daemon.log()
     );
+    wait_for_docs(&daemon, &events, edited_fold).await;
     let p = daemon
         .wait_caught_up("incident-details", 1, head, Duration::from_secs(120))
         .await;
@@ -230,7 +231,6 @@ async fn replacing_again_and_again_mid_rebuild_ends_with_exactly_the_last_build(
         p["events_applied"], head,
         "projected once, from the first event: {p}"
     );
-    wait_for_docs(&daemon, &events, edited_fold).await;
     // Only the last build's catch-up is reported.
     wait_for_log_count(&daemon, "incident-details@v1 caught up", 2).await;
     tokio::time::sleep(Duration::from_millis(200)).await;

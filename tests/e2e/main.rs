@@ -12,6 +12,7 @@ mod hostile;
 mod poison;
 mod restart;
 mod runtime;
+mod shadow;
 mod side_effects;
 mod subscriptions;
 mod teams;

@@ -169,6 +169,17 @@ impl Client {
                 s("lag"),
                 outbox
             );
+            if let Some(c) = r.get("candidate").filter(|c| c.is_object()) {
+                let why = c["error"]["message"].as_str().unwrap_or_default();
+                println!(
+                    "  candidate ({}, sha256 {:.12}): {} at {}, lag {}  {why}",
+                    c["cause"].as_str().unwrap_or_default(),
+                    c["sha256"].as_str().unwrap_or_default(),
+                    c["state"].as_str().unwrap_or_default(),
+                    c["position"],
+                    c["lag"]
+                );
+            }
         }
         Ok(())
     }

@@ -186,6 +186,38 @@ async fn reload(svc: &Arc<Refract>, path: &Path, changed_at: Instant, waiters: &
             "dev: {file}: deployed {key} ({}), {compiled}",
             done.deployed.state
         ),
+        Reload::Candidate {
+            previous_sha256,
+            id,
+        } => {
+            tracing::info!(
+                "dev: {file}: new build of {key} (sha256 {} -> {}), {compiled}; re-projecting \
+                 it from the first event beside the running build, which serves until the new \
+                 one has caught up",
+                short(previous_sha256),
+                short(&done.deployed.sha256)
+            );
+            let (svc, id) = (svc.clone(), *id);
+            let waiting_for = key.clone();
+            let waiter = tokio::spawn(async move {
+                let started = Instant::now();
+                match svc.wait_candidate(&key, id, CATCH_UP_LIMIT).await {
+                    Ok(applied) => tracing::info!(
+                        "dev: {key} caught up: swapped in the new build, projected {applied} \
+                         events in {} ms ({} ms since the file changed)",
+                        started.elapsed().as_millis(),
+                        changed_at.elapsed().as_millis()
+                    ),
+                    Err(e) => {
+                        tracing::error!("dev: {key}: {e}; the previous build keeps serving")
+                    }
+                }
+            });
+            if let Some(superseded) = waiters.insert(waiting_for, waiter) {
+                superseded.abort();
+            }
+            return;
+        }
         Reload::Replaced { previous_sha256 } => tracing::info!(
             "dev: {file}: replaced {key} in place (sha256 {} -> {}), {compiled}; \
              re-projecting from the first event",

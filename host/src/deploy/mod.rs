@@ -302,6 +302,15 @@ fn deployed(rec: &ComponentRecord, created: bool) -> Deployed {
     }
 }
 
+/// Saves a component's wasm under its hash in the data directory (atomically).
+pub async fn save_wasm(
+    components_dir: &Path,
+    sha256: &str,
+    wasm: &[u8],
+) -> Result<(), DeployError> {
+    write_file(&wasm_path(components_dir, sha256), wasm).await
+}
+
 /// Writes atomically: the registry never points at half a file.
 async fn write_file(path: &Path, bytes: &[u8]) -> Result<(), DeployError> {
     let io = |source| DeployError::Io {

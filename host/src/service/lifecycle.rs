@@ -39,12 +39,19 @@ impl Refract {
         Ok(position)
     }
 
-    /// Rebuilds a version from the first event: its agent stops, its documents and
-    /// progress are dropped and recreated empty (a subscription goes back to its
-    /// start position), and it projects everything again with the same code.
-    pub async fn rebuild(&self, name: &str, version: u32) -> Result<(), ServiceError> {
+    /// Rebuilds a version from the first event with the same code. A projection
+    /// rebuilds as a candidate into shadow tables while its documents keep serving,
+    /// and swaps in once caught up (see `shadow`). A subscription's agent stops, its
+    /// progress is recreated at its start position and it runs again.
+    pub async fn rebuild(self: &Arc<Self>, name: &str, version: u32) -> Result<(), ServiceError> {
         let _one_at_a_time = self.deploy_lock.lock().await;
         let (target, loaded) = self.running(name, version).await?;
+        if target.kind != "subscription" {
+            self.start_candidate(&target, loaded, super::Cause::Rebuild)
+                .await?;
+            tracing::info!(projection = %target.key, "rebuilding from the first event beside the served documents");
+            return Ok(());
+        }
         self.daemon.stop(&target.key).await;
         let reset = crate::deploy::reset(self.store.as_ref(), &target.key, &loaded).await;
         // Running again either way.
@@ -110,6 +117,7 @@ impl Refract {
             .set_states(&[(target.key.clone(), VersionState::Retired.as_str())])
             .await?;
         self.daemon.stop(&target.key).await;
+        self.drop_candidate(&target.key).await?;
         self.loaded_components().remove(&target.key);
         self.store.drop_projection(&target.key).await?;
         tracing::info!(projection = %target.key, "retired");

@@ -1,11 +1,15 @@
 //! Development hot reload: a component file that changed is deployed when its
-//! version is new, and replaces the running code when it declares a version that is
-//! already deployed (its documents are rebuilt from the first event).
+//! version is new. When it declares a projection version that is already deployed,
+//! it becomes that version's candidate: it projects into shadow tables while the
+//! running code serves, and swaps in once caught up (see `shadow`). A subscription
+//! version is replaced in place (its progress restarts).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{Refract, ServiceError};
+use super::{Cause, Refract, ServiceError};
 use crate::deploy::{self, Deployed, LifecycleError, VersionState};
+use crate::runtime::Loaded;
 use crate::store::{Position, ProjectionKey, RunStatus};
 
 /// What a reload did.
@@ -14,7 +18,15 @@ pub enum Reload {
     /// A name or version not deployed before: deployed (beside an older live version
     /// it is promoted once caught up).
     Deployed,
-    /// The same version with new code: swapped in place, re-projecting from the start.
+    /// The same projection version with new code: a candidate re-projects it from the
+    /// start beside the running code and swaps in once caught up.
+    Candidate {
+        /// Hex SHA-256 of the code it is to replace.
+        previous_sha256: String,
+        /// The candidate, for [`Refract::wait_candidate`].
+        id: u64,
+    },
+    /// The same subscription version with new code: swapped in place, from its start.
     Replaced {
         /// Hex SHA-256 of the code it replaced.
         previous_sha256: String,
@@ -50,9 +62,11 @@ impl Reloaded {
 
 impl Refract {
     /// Loads a component for development: a new version is deployed (with
-    /// auto-promote), the same version with other code replaces the running one in
-    /// place. A component that fails to load changes nothing: what ran keeps running.
-    pub async fn reload(&self, wasm: Vec<u8>) -> Result<Reloaded, ServiceError> {
+    /// auto-promote); the same projection version with other code becomes its
+    /// candidate (the running code serves until the candidate has caught up and swaps
+    /// in; a failing candidate is dropped); the same subscription version is replaced
+    /// in place. A component that fails to load changes nothing: what ran keeps running.
+    pub async fn reload(self: &Arc<Self>, wasm: Vec<u8>) -> Result<Reloaded, ServiceError> {
         let _one_at_a_time = self.deploy_lock.lock().await;
         let (loaded, wasm) = deploy::load(&self.runtime, wasm).await?;
         let (compile, from_cache) = (loaded.load_time(), loaded.from_cache());
@@ -65,7 +79,46 @@ impl Refract {
             .await?
             .into_iter()
             .find(|c| c.key == key);
+        if existing
+            .as_ref()
+            .is_some_and(|r| r.sha256 == loaded.sha256())
+            && self.has_candidate(&key)
+        {
+            // Back to the code that serves: the candidate is not wanted any more.
+            self.drop_candidate(&key).await?;
+        }
+        let projection = matches!(loaded, Loaded::Projection(_));
         let (action, deployed) = match existing {
+            Some(rec)
+                if rec.sha256 != loaded.sha256() && projection && rec.kind != "subscription" =>
+            {
+                if VersionState::parse(&rec.state) == VersionState::Retired {
+                    return Err(LifecycleError::Retired {
+                        name: key.name,
+                        version: key.version,
+                    }
+                    .into());
+                }
+                let deployed = Deployed {
+                    name: rec.key.name.clone(),
+                    version: rec.key.version,
+                    event_types: loaded.event_types().to_vec(),
+                    sha256: loaded.sha256().to_owned(),
+                    created: true,
+                    state: rec.state.clone(),
+                };
+                if self.building_sha(&key, loaded.sha256()) {
+                    (Reload::Unchanged, deployed)
+                } else {
+                    deploy::save_wasm(&self.components_dir, loaded.sha256(), &wasm).await?;
+                    let id = self.start_candidate(&rec, loaded, Cause::Reload).await?;
+                    let action = Reload::Candidate {
+                        previous_sha256: rec.sha256,
+                        id,
+                    };
+                    (action, deployed)
+                }
+            }
             Some(rec) if rec.sha256 != loaded.sha256() => {
                 if VersionState::parse(&rec.state) == VersionState::Retired {
                     return Err(LifecycleError::Retired {

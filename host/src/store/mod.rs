@@ -4,6 +4,7 @@
 //! SQL lives in the backend modules and nowhere else.
 
 mod model;
+pub mod shadow;
 pub mod sqlite;
 pub mod subscription;
 
@@ -184,9 +185,16 @@ pub trait Registry: Send + Sync {
 }
 
 /// Everything the daemon needs from a backend.
-pub trait Store: EventStore + DocumentStore + Registry + subscription::SubscriptionStore {}
+pub trait Store:
+    EventStore + DocumentStore + Registry + subscription::SubscriptionStore + shadow::ShadowStore
+{
+}
 
-impl<T: EventStore + DocumentStore + Registry + subscription::SubscriptionStore> Store for T {}
+impl<
+    T: EventStore + DocumentStore + Registry + subscription::SubscriptionStore + shadow::ShadowStore,
+> Store for T
+{
+}
 
 /// Bytes of event data and metadata per page unless configured otherwise.
 pub const DEFAULT_PAGE_BYTES: usize = 8 << 20;

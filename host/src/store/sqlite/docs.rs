@@ -15,7 +15,7 @@ use crate::store::{
 const ID_CHUNK: usize = 900;
 
 /// The quoted name of a version's document table, refusing names that could escape.
-fn table(key: &ProjectionKey) -> Result<String, StoreError> {
+pub(super) fn table(key: &ProjectionKey) -> Result<String, StoreError> {
     let name = key.doc_table();
     if name
         .chars()

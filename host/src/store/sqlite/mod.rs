@@ -2,6 +2,7 @@
 //! commits land in sequence order) and a pool of readers.
 
 mod docs;
+mod shadow;
 mod subscription;
 #[cfg(test)]
 mod subscription_tests;

@@ -1,0 +1,77 @@
+//! SQLite: swapping a candidate's shadow tables in (see [`crate::store::shadow`]).
+
+use async_trait::async_trait;
+use sqlx::AssertSqlSafe;
+
+use super::SqliteStore;
+use super::docs::table;
+use crate::store::shadow::ShadowStore;
+use crate::store::{ComponentRecord, StoreError};
+
+#[async_trait]
+impl ShadowStore for SqliteStore {
+    async fn swap_shadow(&self, rec: &ComponentRecord) -> Result<(), StoreError> {
+        let (real, shadow) = (&rec.key, rec.key.shadow());
+        let (real_table, shadow_table) = (table(real)?, table(&shadow)?);
+        // The name after RENAME TO is an identifier: the same quoted form.
+        let types = serde_json::to_string(&rec.event_types)
+            .map_err(|e| StoreError::Invalid(format!("event types: {e}")))?;
+        let mut tx = self.writer().begin().await?;
+        let has_shadow: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM progress WHERE name = ? AND version = ?)",
+        )
+        .bind(&shadow.name)
+        .bind(shadow.version)
+        .fetch_one(&mut *tx)
+        .await?;
+        if !has_shadow {
+            return Err(StoreError::NotFound(format!("shadow of {real}")));
+        }
+        sqlx::query(AssertSqlSafe(format!("DROP TABLE IF EXISTS {real_table}")))
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(AssertSqlSafe(format!(
+            "ALTER TABLE {shadow_table} RENAME TO {real_table}"
+        )))
+        .execute(&mut *tx)
+        .await?;
+        for sql in [
+            "DELETE FROM progress WHERE name = ? AND version = ?",
+            "DELETE FROM dead_letters WHERE name = ? AND version = ?",
+        ] {
+            sqlx::query(sql)
+                .bind(&real.name)
+                .bind(real.version)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for sql in [
+            "UPDATE progress SET name = ? WHERE name = ? AND version = ?",
+            "UPDATE dead_letters SET name = ? WHERE name = ? AND version = ?",
+        ] {
+            sqlx::query(sql)
+                .bind(&real.name)
+                .bind(&shadow.name)
+                .bind(real.version)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let updated = sqlx::query(
+            "UPDATE components SET sha256 = ?, event_types = ?, deployed_at = ?, kind = ? \
+             WHERE name = ? AND version = ?",
+        )
+        .bind(&rec.sha256)
+        .bind(types)
+        .bind(rec.deployed_at)
+        .bind(&rec.kind)
+        .bind(&real.name)
+        .bind(real.version)
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() != 1 {
+            return Err(StoreError::NotFound(format!("component {real}")));
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
