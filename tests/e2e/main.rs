@@ -8,6 +8,7 @@ mod dev;
 mod faults;
 mod helpdesk;
 mod hostile;
+mod reads;
 mod restart;
 mod runtime;
 mod side_effects;

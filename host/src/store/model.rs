@@ -11,6 +11,9 @@ pub type Position = i64;
 pub const MAX_STREAM_ID_LEN: usize = 256;
 /// Longest event type accepted, in bytes.
 pub const MAX_EVENT_TYPE_LEN: usize = 256;
+/// Most bytes of event data and metadata one page of a stream read brings (a page
+/// always has at least one event, whatever its size).
+pub const MAX_STREAM_PAGE_BYTES: usize = 16 << 20;
 /// Longest idempotency key accepted, in bytes.
 pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 256;
 

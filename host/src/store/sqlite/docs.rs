@@ -7,7 +7,7 @@ use sqlx::{AssertSqlSafe, QueryBuilder, Row, Sqlite};
 
 use super::{EVENT_COLUMNS, SqliteStore, event_from_row, push_in_list, to_i64, to_u64};
 use crate::store::{
-    AggregateRead, ComponentRecord, DocWrite, DocumentStore, Position, Progress, ProjectionKey,
+    AggregateRead, ComponentRecord, DocRead, DocWrite, DocumentStore, Position, Progress, ProjectionKey,
     Registry, RunStatus, StoreError, StreamId, now_micros,
 };
 
@@ -137,6 +137,15 @@ impl DocumentStore for SqliteStore {
             stream_version: to_u64(stream_version, "stream version")?,
             events: rows.iter().map(event_from_row).collect::<Result<_, _>>()?,
         })
+    }
+
+    async fn doc_read(
+        &self,
+        key: &ProjectionKey,
+        id: &str,
+        types: &[String],
+    ) -> Result<DocRead, StoreError> {
+        self.begin_doc_read(key, &table(key)?, id, types).await
     }
 
     async fn has_docs(&self, key: &ProjectionKey) -> Result<bool, StoreError> {
