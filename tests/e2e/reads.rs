@@ -51,7 +51,9 @@ impl Expected {
 /// Texts of 1 to 6 words from [`WORDS`], some repeated, from a fixed seed.
 fn texts(seed: &mut u64, n: usize) -> Vec<String> {
     let mut next = || {
-        *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        *seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (*seed >> 33) as usize
     };
     (0..n)
@@ -117,7 +119,10 @@ async fn consistent_doc_reads_fold_every_committed_event_while_behind_or_paused(
             .await;
         stale += usize::from(plain != doc);
     }
-    assert!(stale >= 30, "the paused projection should lag: {stale} stale");
+    assert!(
+        stale >= 30,
+        "the paused projection should lag: {stale} stale"
+    );
     let (code, got) = daemon
         .get("/projections/word-counter/docs/apple?version=1&consistent=true")
         .await;
@@ -134,12 +139,21 @@ async fn consistent_doc_reads_fold_every_committed_event_while_behind_or_paused(
     // Too far behind: the read refuses to scan without bound.
     for part in 0..2 {
         let events: Vec<(String, Value)> = (0..50_001)
-            .map(|i| ("TextWritten".to_owned(), json!({"text": format!("w{part}x{i}")})))
+            .map(|i| {
+                (
+                    "TextWritten".to_owned(),
+                    json!({"text": format!("w{part}x{i}")}),
+                )
+            })
             .collect();
         assert_eq!(daemon.append("bulk", None, &events).await.0, 200);
     }
     let (code, got) = daemon.get(&consistent("apple")).await;
-    assert_eq!((code, &got["code"]), (503, &json!("too_far_behind")), "{got}");
+    assert_eq!(
+        (code, &got["code"]),
+        (503, &json!("too_far_behind")),
+        "{got}"
+    );
     assert!(
         got["error"].as_str().unwrap_or_default().contains("100000"),
         "{got}"
@@ -156,7 +170,11 @@ async fn aggregate_reads_answer_for_every_projection_with_distinct_codes() {
     assert_eq!(daemon.append("s-1", None, &text).await.0, 200);
 
     let (code, got) = daemon.get("/streams/s-1/aggregate/word-counter").await;
-    assert_eq!((code, &got["code"]), (409, &json!("custom_documents")), "{got}");
+    assert_eq!(
+        (code, &got["code"]),
+        (409, &json!("custom_documents")),
+        "{got}"
+    );
     let msg = got["error"].as_str().unwrap_or_default();
     assert!(
         msg.contains("GET /projections/word-counter/docs/{id}?consistent=true"),
@@ -182,7 +200,11 @@ async fn aggregate_reads_answer_for_every_projection_with_distinct_codes() {
             404,
             "projection_not_found",
         ),
-        ("/projections/word-counter/docs/absent", 404, "document_not_found"),
+        (
+            "/projections/word-counter/docs/absent",
+            404,
+            "document_not_found",
+        ),
         (
             "/projections/word-counter/docs/absent?consistent=true",
             404,
@@ -194,7 +216,11 @@ async fn aggregate_reads_answer_for_every_projection_with_distinct_codes() {
     ];
     for (path, status, want) in codes {
         let (code, got) = daemon.get(path).await;
-        assert_eq!((code, &got["code"]), (status, &json!(want)), "{path}: {got}");
+        assert_eq!(
+            (code, &got["code"]),
+            (status, &json!(want)),
+            "{path}: {got}"
+        );
         assert!(got["error"].is_string(), "{path}: {got}");
     }
     let (code, got) = daemon.append("s-1", Some(0), &text).await;
@@ -236,7 +262,11 @@ async fn a_long_stream_reads_in_pages_each_event_once() {
         }
     };
     let all: Vec<u64> = (0..2500).collect();
-    assert_eq!(read_all(None).await, (all.clone(), 3), "default pages of 1,000");
+    assert_eq!(
+        read_all(None).await,
+        (all.clone(), 3),
+        "default pages of 1,000"
+    );
     assert_eq!(read_all(Some(700)).await, (all.clone(), 4));
     assert_eq!(read_all(Some(50_000)).await, (all.clone(), 1), "capped");
     let (_, first) = daemon.get("/streams/long").await;
@@ -245,7 +275,10 @@ async fn a_long_stream_reads_in_pages_each_event_once() {
     let (_, cap) = daemon.get("/streams/long?from=2&limit=100000").await;
     assert_eq!(cap["events"].as_array().map(Vec::len), Some(2499));
     let (code, past) = daemon.get("/streams/long?from=2501").await;
-    assert_eq!((code, &past["events"], &past["next"]), (200, &json!([]), &Value::Null));
+    assert_eq!(
+        (code, &past["events"], &past["next"]),
+        (200, &json!([]), &Value::Null)
+    );
 
     // The CLI follows `next` and prints every event once, one a line.
     let cli = || {
@@ -254,7 +287,11 @@ async fn a_long_stream_reads_in_pages_each_event_once() {
         cmd
     };
     let out = cli().output().expect("run refract stream");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let ns: Vec<u64> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| {

@@ -325,9 +325,7 @@ async fn write_model_reads_are_correct_while_the_version_catches_up() {
     );
     // A stream that does not exist yet is at version 0 to a writer.
     assert_eq!(
-        daemon
-            .get("/streams/nope/aggregate/incident-details")
-            .await,
+        daemon.get("/streams/nope/aggregate/incident-details").await,
         (200, json!({"id": "nope", "version": 0, "document": null}))
     );
 }

@@ -6,7 +6,9 @@ use serde_json::value::RawValue;
 
 use super::{Aggregate, Refract, ServiceError};
 use crate::runtime::{DocChange, DocInput, Guest, Loaded, LoadedComponent, RuntimeError};
-use crate::store::{Position, ProjectionKey, RecordedEvent, StoreError, StreamId};
+use crate::store::{
+    MAX_AGGREGATE_EVENTS, Position, ProjectionKey, RecordedEvent, StoreError, StreamId,
+};
 
 /// Events a stream page brings when the caller does not say.
 pub const DEFAULT_STREAM_PAGE: usize = 1_000;
@@ -159,6 +161,13 @@ impl Refract {
             .store
             .aggregate_read(&key, stream, &loaded.descriptor.event_types)
             .await?;
+        if read.events.len() > MAX_AGGREGATE_EVENTS {
+            return Err(ServiceError::TooFarBehind(format!(
+                "{key} is more than {MAX_AGGREGATE_EVENTS} of stream {stream}'s events behind \
+                 (at {}): retry once it has caught up",
+                read.position
+            )));
+        }
         if read.stream_version == 0 {
             return Ok(Aggregate {
                 id: stream.as_str().to_owned(),

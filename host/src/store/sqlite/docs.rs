@@ -7,8 +7,8 @@ use sqlx::{AssertSqlSafe, QueryBuilder, Row, Sqlite};
 
 use super::{EVENT_COLUMNS, SqliteStore, event_from_row, push_in_list, to_i64, to_u64};
 use crate::store::{
-    AggregateRead, ComponentRecord, DocRead, DocWrite, DocumentStore, Position, Progress, ProjectionKey,
-    Registry, RunStatus, StoreError, StreamId, now_micros,
+    AggregateRead, ComponentRecord, DocRead, DocWrite, DocumentStore, MAX_AGGREGATE_EVENTS,
+    Position, Progress, ProjectionKey, Registry, RunStatus, StoreError, StreamId, now_micros,
 };
 
 /// Ids per `IN (...)` list, well under SQLite's parameter limit.
@@ -128,7 +128,8 @@ impl DocumentStore for SqliteStore {
             .push_bind(position);
         qb.push(" AND event_type IN ");
         push_in_list(&mut qb, types);
-        qb.push(" ORDER BY stream_version");
+        qb.push(" ORDER BY stream_version LIMIT ")
+            .push_bind(to_i64(MAX_AGGREGATE_EVENTS as u64 + 1)?);
         let rows = qb.build().fetch_all(&mut *tx).await?;
         tx.commit().await?;
         Ok(AggregateRead {

@@ -3,6 +3,8 @@
 
 mod docs;
 mod reads;
+#[cfg(test)]
+mod reads_tests;
 mod subscription;
 #[cfg(test)]
 mod subscription_tests;

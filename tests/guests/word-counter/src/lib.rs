@@ -86,7 +86,11 @@ mod tests {
     #[test]
     fn counts_each_word_across_streams() {
         let docs = given()
-            .event("a", "TextWritten", serde_json::json!({"text": "The cat, the HAT."}))
+            .event(
+                "a",
+                "TextWritten",
+                serde_json::json!({"text": "The cat, the HAT."}),
+            )
             .event("b", "TextWritten", serde_json::json!({"text": "a cat"}))
             .docs::<WordCounter>();
         assert_eq!(docs["the"]["count"], 2);
