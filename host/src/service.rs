@@ -22,11 +22,10 @@ use crate::daemon::{Daemon, PauseError};
 use crate::daemon::{ErrorPolicy, SubscriptionEnv};
 use crate::deploy::{self, DeployError, Deployed, LifecycleError, VersionState};
 use crate::outbox::{Grants, OutboxWaker};
-use crate::runtime::{DocChange, DocInput, Guest, Loaded, Runtime, RuntimeError};
+use crate::runtime::{Loaded, Runtime, RuntimeError};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{
-    AppendRequest, AppendResult, Position, ProjectionKey, RecordedEvent, RunStatus, Store,
-    StoreError, StreamId,
+    AppendRequest, AppendResult, Position, ProjectionKey, RunStatus, Store, StoreError,
 };
 
 /// What a service call can fail with; the API maps each to a status code.
