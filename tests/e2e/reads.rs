@@ -321,3 +321,58 @@ async fn a_long_stream_reads_in_pages_each_event_once() {
         out.status
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_errors_name_things_as_the_calling_team_knows_them() {
+    let config = "[teams.alpha]\ntoken = \"alpha-token\"\n[teams.beta]\ntoken = \"beta-token\"\n";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let daemon = Daemon::start(&dir.path().join("data"), Some(config));
+    let as_team = |token: &'static str, path: String| {
+        let daemon = &daemon;
+        async move {
+            daemon
+                .request_as(Some(token), reqwest::Method::GET, &path, None)
+                .await
+        }
+    };
+    let wasm = std::fs::read(WORD_COUNTER).expect("component");
+    let (code, out) = daemon
+        .request_as(
+            Some("alpha-token"),
+            reqwest::Method::POST,
+            "/components",
+            Some(wasm),
+        )
+        .await;
+    assert_eq!(code, 200, "{out}");
+    let events = json!({"events": [{"type": "TextWritten", "data": {"text": "hi there"}}]});
+    let (code, out) = daemon
+        .request_as(
+            Some("alpha-token"),
+            reqwest::Method::POST,
+            "/streams/s-1/events",
+            Some(events.to_string().into_bytes()),
+        )
+        .await;
+    assert_eq!(code, 200, "{out}");
+    let (code, got) = as_team("alpha-token", "/streams/s-1/aggregate/word-counter".into()).await;
+    assert_eq!((code, &got["code"]), (409, &json!("custom_documents")));
+    let msg = got["error"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains("/projections/word-counter/docs/") && !msg.contains("alpha."),
+        "{msg}"
+    );
+    let (code, got) = as_team("alpha-token", consistent("hi")).await;
+    assert_eq!((code, &got["count"]), (200, &json!(1)), "{got}");
+    for path in [
+        consistent("hi"),
+        "/streams/s-1/aggregate/word-counter".to_owned(),
+    ] {
+        let (code, got) = as_team("beta-token", path.clone()).await;
+        assert_eq!((code, &got["code"]), (404, &json!("projection_not_found")));
+        assert!(!got.to_string().contains("alpha"), "{path}: {got}");
+    }
+    let (code, got) = as_team("alpha-token", consistent("absent")).await;
+    assert_eq!((code, &got["code"]), (404, &json!("document_not_found")));
+    assert!(!got.to_string().contains("alpha."), "{got}");
+}
