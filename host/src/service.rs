@@ -2,9 +2,13 @@
 
 mod dead_letters;
 mod lifecycle;
+mod reads;
 mod reload;
 mod shadow;
 
+pub use reads::{
+    ConsistentDoc, DEFAULT_STREAM_PAGE, MAX_CONSISTENT_SCAN, MAX_STREAM_PAGE, StreamPage,
+};
 pub use reload::{Reload, Reloaded};
 pub use shadow::{CandidateStatus, Cause};
 
@@ -21,11 +25,10 @@ use crate::daemon::SubscriptionEnv;
 use crate::daemon::{Daemon, PauseError};
 use crate::deploy::{self, DeployError, Deployed, LifecycleError, VersionState};
 use crate::outbox::{Grants, OutboxWaker};
-use crate::runtime::{DocChange, DocInput, Guest, Loaded, Runtime, RuntimeError};
+use crate::runtime::{Loaded, Runtime, RuntimeError};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{
-    AppendRequest, AppendResult, Position, ProjectionKey, RecordedEvent, RunStatus, Store,
-    StoreError, StreamId,
+    AppendRequest, AppendResult, Position, ProjectionKey, RunStatus, Store, StoreError,
 };
 
 /// What a service call can fail with; the API maps each to a status code.
@@ -43,6 +46,22 @@ pub enum ServiceError {
     /// Something asked for does not exist.
     #[error("{0} not found")]
     NotFound(String),
+    /// The stream has no events.
+    #[error("{0} not found")]
+    StreamNotFound(String),
+    /// No projection (or version) of that name the caller may see.
+    #[error("{0} not found")]
+    ProjectionNotFound(String),
+    /// The projection has no document of that id.
+    #[error("{0} not found")]
+    DocumentNotFound(String),
+    /// A stream's aggregate was asked of a projection whose documents are not its
+    /// streams; the message names the read to use instead.
+    #[error("{0}")]
+    CustomDocuments(String),
+    /// A consistent read would have to scan more events than it may.
+    #[error("{0}")]
+    TooFarBehind(String),
     /// Starting up failed.
     #[error("{0}")]
     Startup(String),
@@ -241,18 +260,6 @@ impl Refract {
         Ok(self.store.append(req).await?)
     }
 
-    /// A stream's version and events; `NotFound` if it has none.
-    pub async fn read_stream(
-        &self,
-        id: &StreamId,
-    ) -> Result<(u64, Vec<RecordedEvent>), ServiceError> {
-        let (version, events) = self.store.read_stream(id, 1).await?;
-        if version == 0 {
-            return Err(ServiceError::NotFound(format!("stream {id}")));
-        }
-        Ok((version, events))
-    }
-
     /// Deploys a component for `team` from its wasm bytes and starts its agent; with
     /// `auto_promote`, a version deployed beside a live one is promoted once caught up.
     pub async fn deploy(
@@ -382,83 +389,6 @@ impl Refract {
         Ok(out)
     }
 
-    /// A document's JSON from the live version of `name`, or from `version`.
-    pub async fn get_doc(
-        &self,
-        name: &str,
-        version: Option<u32>,
-        id: &str,
-    ) -> Result<String, ServiceError> {
-        let key = self.resolve(name, version).await?;
-        self.store
-            .get_doc(&key, id)
-            .await?
-            .ok_or_else(|| ServiceError::NotFound(format!("document {id:?} in {key}")))
-    }
-
-    /// A stream's document from projection `name` (live, or `version`) as of the
-    /// stream's latest event: the persisted document plus the stream's events after
-    /// the version's position, applied through the guest. Correct while the version
-    /// is still catching up.
-    pub async fn aggregate(
-        &self,
-        stream: &StreamId,
-        name: &str,
-        version: Option<u32>,
-    ) -> Result<Aggregate, ServiceError> {
-        let key = self.resolve(name, version).await?;
-        let loaded = match self.loaded_components().get(&key).cloned() {
-            Some(Loaded::Projection(l)) => l,
-            Some(Loaded::Subscription(_)) => {
-                return Err(ServiceError::NotFound(format!(
-                    "{key} is a subscription: it has no documents"
-                )));
-            }
-            None => {
-                return Err(ServiceError::NotFound(format!(
-                    "running component for {key}"
-                )));
-            }
-        };
-        let read = self
-            .store
-            .aggregate_read(&key, stream, &loaded.descriptor.event_types)
-            .await?;
-        if read.stream_version == 0 {
-            return Err(ServiceError::NotFound(format!("stream {stream}")));
-        }
-        let document = if read.events.is_empty() {
-            read.doc
-        } else {
-            let id = stream.as_str().to_owned();
-            tokio::task::spawn_blocking(move || {
-                let mut guest = Guest::new(&loaded, key.to_string());
-                let input = DocInput {
-                    id,
-                    state: read.doc.clone(),
-                    events: (0..read.events.len() as u32).collect(),
-                };
-                let change = guest.apply(&read.events, vec![input])?.pop();
-                Ok::<_, RuntimeError>(match change {
-                    Some(DocChange::Put(body)) => Some(body),
-                    Some(DocChange::Delete) => None,
-                    Some(DocChange::Keep) | None => read.doc,
-                })
-            })
-            .await
-            .map_err(|e| RuntimeError::Host(format!("aggregate task: {e}")))??
-        };
-        let document = document
-            .map(serde_json::value::RawValue::from_string)
-            .transpose()
-            .map_err(|e| StoreError::Corrupt(format!("document of {stream}: {e}")))?;
-        Ok(Aggregate {
-            id: stream.as_str().to_owned(),
-            version: read.stream_version,
-            document,
-        })
-    }
-
     fn loaded_components(
         &self,
     ) -> std::sync::MutexGuard<'_, std::collections::HashMap<ProjectionKey, Loaded>> {
@@ -482,7 +412,7 @@ impl Refract {
             })
             .max_by_key(|c| c.key.version);
         found.map(|c| c.key.clone()).ok_or_else(|| {
-            ServiceError::NotFound(match version {
+            ServiceError::ProjectionNotFound(match version {
                 Some(v) => format!("projection {name} version {v}"),
                 None => format!("projection {name}"),
             })

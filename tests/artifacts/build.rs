@@ -8,6 +8,7 @@ use std::process::Command;
 const GUESTS: &[(&str, &str)] = &[
     ("legacy-counter", "LEGACY_COUNTER"),
     ("capped-counter", "CAPPED_COUNTER"),
+    ("word-counter", "WORD_COUNTER"),
     ("incident-details", "INCIDENT_DETAILS_V1"),
     ("incident-details-v2", "INCIDENT_DETAILS_V2"),
     ("stream-counter", "STREAM_COUNTER"),

@@ -10,6 +10,7 @@ mod faults;
 mod helpdesk;
 mod hostile;
 mod poison;
+mod reads;
 mod restart;
 mod runtime;
 mod shadow;

@@ -1,4 +1,6 @@
-//! API errors: one JSON shape, `{"error": "...", ...}`, and a status code per kind.
+//! API errors: one JSON shape, `{"error": "...", "code": "...", ...}`, and a status
+//! code per kind. The `code` is for programs (it never changes with the wording);
+//! the message is for people.
 
 use axum::Json;
 use axum::http::StatusCode;
@@ -48,11 +50,39 @@ impl ApiError {
         self
     }
 
+    /// The error's machine-readable code (`stream_not_found`, `conflict`, ...).
+    pub fn code(&self) -> &str {
+        self.body
+            .get("code")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default()
+    }
+
+    /// An error with the default code of its status.
     fn new(status: StatusCode, msg: impl std::fmt::Display) -> Self {
+        Self::coded(status, default_code(status), msg)
+    }
+
+    /// An error with its own code.
+    fn coded(status: StatusCode, code: &str, msg: impl std::fmt::Display) -> Self {
         Self {
             status,
-            body: json!({ "error": msg.to_string() }),
+            body: json!({ "error": msg.to_string(), "code": code }),
         }
+    }
+}
+
+/// The code of an error that has no more specific one.
+fn default_code(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::BAD_REQUEST => "invalid",
+        StatusCode::UNAUTHORIZED => "unauthorized",
+        StatusCode::FORBIDDEN => "forbidden",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::CONFLICT => "conflict",
+        StatusCode::UNPROCESSABLE_ENTITY => "guest_error",
+        StatusCode::SERVICE_UNAVAILABLE => "unavailable",
+        _ => "internal",
     }
 }
 
@@ -61,6 +91,21 @@ impl From<ServiceError> for ApiError {
         match e {
             ServiceError::Store(e) => e.into(),
             ServiceError::NotFound(_) => Self::not_found(e),
+            ServiceError::StreamNotFound(_) => {
+                Self::coded(StatusCode::NOT_FOUND, "stream_not_found", e)
+            }
+            ServiceError::ProjectionNotFound(_) => {
+                Self::coded(StatusCode::NOT_FOUND, "projection_not_found", e)
+            }
+            ServiceError::DocumentNotFound(_) => {
+                Self::coded(StatusCode::NOT_FOUND, "document_not_found", e)
+            }
+            ServiceError::CustomDocuments(_) => {
+                Self::coded(StatusCode::CONFLICT, "custom_documents", e)
+            }
+            ServiceError::TooFarBehind(_) => {
+                Self::coded(StatusCode::SERVICE_UNAVAILABLE, "too_far_behind", e)
+            }
             ServiceError::Lifecycle(_) => Self::new(StatusCode::CONFLICT, e),
             ServiceError::Daemon(DaemonError::Failed(_)) => {
                 Self::new(StatusCode::UNPROCESSABLE_ENTITY, e)
@@ -75,7 +120,7 @@ impl From<ServiceError> for ApiError {
                 Self::bad_request(e)
             }
             ServiceError::Deploy(DeployError::VersionTaken { .. }) => {
-                Self::new(StatusCode::CONFLICT, e)
+                Self::coded(StatusCode::CONFLICT, "version_taken", e)
             }
             _ => {
                 tracing::error!("internal error: {e}");
@@ -90,9 +135,15 @@ impl From<StoreError> for ApiError {
         match &e {
             StoreError::Conflict { current, .. } => Self {
                 status: StatusCode::CONFLICT,
-                body: json!({ "error": e.to_string(), "current_version": current }),
+                body: json!({
+                    "error": e.to_string(),
+                    "code": "conflict",
+                    "current_version": current,
+                }),
             },
-            StoreError::KeyReused { .. } => Self::new(StatusCode::CONFLICT, e),
+            StoreError::KeyReused { .. } => {
+                Self::coded(StatusCode::CONFLICT, "idempotency_key_reused", e)
+            }
             StoreError::Invalid(_) => Self::bad_request(e),
             StoreError::TooLarge { index, size, max } => Self {
                 status: StatusCode::PAYLOAD_TOO_LARGE,

@@ -6,7 +6,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::header;
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::auth::{Auth, for_caller};
@@ -68,19 +68,40 @@ pub(super) async fn list(
 #[serde(deny_unknown_fields)]
 pub(super) struct DocQuery {
     version: Option<u32>,
+    /// Apply every event committed since the version's position (through the guest).
+    #[serde(default)]
+    consistent: bool,
 }
 
+/// Header of a consistent read: the sequence the document reflects every event up to.
+const POSITION_HEADER: &str = "refract-position";
+
+/// `GET /projections/{name}/docs/{id}[?version=n][&consistent=true]`.
 pub(super) async fn doc(
     State(svc): State<Arc<Refract>>,
     Auth(caller): Auth,
     Path((name, id)): Path<(String, String)>,
     ApiQuery(q): ApiQuery<DocQuery>,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<Response, ApiError> {
+    let name = caller.qualify(&name);
+    let json = [(header::CONTENT_TYPE, "application/json")];
+    if q.consistent {
+        let doc = svc
+            .get_doc_consistent(&name, q.version, &id)
+            .await
+            .map_err(for_caller(&caller))?;
+        let mut resp = (json, doc.body).into_response();
+        resp.headers_mut().insert(
+            header::HeaderName::from_static(POSITION_HEADER),
+            header::HeaderValue::from(doc.position),
+        );
+        return Ok(resp);
+    }
     let body = svc
-        .get_doc(&caller.qualify(&name), q.version, &id)
+        .get_doc(&name, q.version, &id)
         .await
         .map_err(for_caller(&caller))?;
-    Ok(([(header::CONTENT_TYPE, "application/json")], body))
+    Ok((json, body).into_response())
 }
 
 #[derive(Deserialize)]

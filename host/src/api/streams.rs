@@ -1,4 +1,5 @@
-//! `POST /streams/{id}/events` and `GET /streams/{id}`.
+//! `POST /streams/{id}/events`, `GET /streams/{id}` (a page at a time) and the
+//! write-model read `GET /streams/{id}/aggregate/{projection}`.
 
 use std::sync::Arc;
 
@@ -10,7 +11,7 @@ use serde_json::value::RawValue;
 
 use super::auth::{Auth, Permission, for_caller};
 use super::{ApiError, ApiQuery};
-use crate::service::Refract;
+use crate::service::{DEFAULT_STREAM_PAGE, Refract};
 use crate::store::{
     AppendRequest, AppendResult, ExpectedVersion, NewEvent, RecordedEvent, StreamId,
 };
@@ -91,6 +92,8 @@ pub(super) struct StreamBody {
     id: String,
     version: u64,
     events: Vec<EventOut>,
+    /// The `from` of the next page; null at the end of the stream.
+    next: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -162,22 +165,45 @@ pub(super) async fn aggregate(
     Ok(Json(out))
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ReadQuery {
+    /// The first stream version to return (default 1).
+    from: Option<u64>,
+    /// Events per page (default 1,000; more than 10,000 is lowered to 10,000).
+    limit: Option<usize>,
+}
+
+/// `GET /streams/{id}[?from=v&limit=n]`: one page of a stream, `next` the `from` of
+/// the following page (null at the end).
 pub(super) async fn read(
     State(svc): State<Arc<Refract>>,
     auth: Auth,
     Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<ReadQuery>,
 ) -> Result<Json<StreamBody>, ApiError> {
     auth.require(&svc, Permission::ReadEvents)?;
     let stream = StreamId::new(id)?;
-    let (version, events) = svc.read_stream(&stream).await?;
-    let events = events
+    if q.limit == Some(0) {
+        return Err(ApiError::bad_request("limit must be 1 or more"));
+    }
+    let page = svc
+        .read_stream_page(
+            &stream,
+            q.from.unwrap_or(1),
+            q.limit.unwrap_or(DEFAULT_STREAM_PAGE),
+        )
+        .await?;
+    let events = page
+        .events
         .into_iter()
         .map(EventOut::try_from)
         .collect::<Result<_, _>>()?;
     Ok(Json(StreamBody {
         id: stream.as_str().to_owned(),
-        version,
+        version: page.version,
         events,
+        next: page.next,
     }))
 }
 

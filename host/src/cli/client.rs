@@ -229,10 +229,40 @@ impl Client {
         Ok(())
     }
 
+    /// Prints every event of a stream, one JSON object a line, a page at a time
+    /// (following `next`); stops quietly when the reader goes away (`| head`).
     pub(super) async fn stream(&self, id: &str) -> anyhow::Result<()> {
-        let url = format!("{}/streams/{}", self.base, encode(id));
-        println!("{}", self.send(self.http.get(url)).await?);
-        Ok(())
+        let mut from = 1u64;
+        loop {
+            let url = format!("{}/streams/{}?from={from}", self.base, encode(id));
+            let text = self.send(self.http.get(url)).await?;
+            let page: Value =
+                serde_json::from_str(&text).context("the daemon's answer is not JSON")?;
+            let mut lines = String::new();
+            for event in page["events"].as_array().into_iter().flatten() {
+                lines.push_str(&event.to_string());
+                lines.push('\n');
+            }
+            if !print(&lines)? {
+                return Ok(());
+            }
+            match page["next"].as_u64() {
+                Some(next) if next > from => from = next,
+                _ => return Ok(()),
+            }
+        }
+    }
+}
+
+/// Writes `text` to stdout; `false` if the reader has gone (a closed pipe), which
+/// is not an error for a command whose output may be cut short.
+fn print(text: &str) -> anyhow::Result<bool> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
+        Err(e) => Err(e).context("writing to stdout"),
     }
 }
 

@@ -134,7 +134,9 @@ fn find<'a>(
     comps
         .iter()
         .find(|c| c.key.name == name && c.key.version == version)
-        .ok_or_else(|| ServiceError::NotFound(format!("projection {name} version {version}")))
+        .ok_or_else(|| {
+            ServiceError::ProjectionNotFound(format!("projection {name} version {version}"))
+        })
 }
 
 /// Makes a version live and the live one standby; the caller holds the deploy lock.

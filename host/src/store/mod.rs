@@ -80,6 +80,16 @@ pub trait EventStore: Send + Sync {
         from_version: u64,
     ) -> Result<(u64, Vec<RecordedEvent>), StoreError>;
 
+    /// The stream's current version (0 if it does not exist) and at most `limit` of its
+    /// events from `from_version` on, fewer if they pass [`MAX_STREAM_PAGE_BYTES`]
+    /// (never none while there are some): one bounded page, in one read transaction.
+    async fn read_stream_page(
+        &self,
+        stream: &StreamId,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<(u64, Vec<RecordedEvent>), StoreError>;
+
     /// Up to `limit` events after `after` whose type is in `types` (all if `None`),
     /// within [`DEFAULT_PAGE_BYTES`].
     async fn read_page(
@@ -151,6 +161,16 @@ pub trait DocumentStore: Send + Sync {
         types: &[String],
     ) -> Result<AggregateRead, StoreError>;
 
+    /// Opens one read transaction for a consistent read of document `id`: its
+    /// persisted JSON, the version's position, the store's head, and a cursor over
+    /// the events of `types` after the position up to the head.
+    async fn doc_read(
+        &self,
+        key: &ProjectionKey,
+        id: &str,
+        types: &[String],
+    ) -> Result<DocRead, StoreError>;
+
     /// One document's JSON, if it exists.
     async fn get_doc(&self, key: &ProjectionKey, id: &str) -> Result<Option<String>, StoreError>;
 
@@ -168,6 +188,27 @@ pub trait DocumentStore: Send + Sync {
         status: RunStatus,
         error: Option<&str>,
     ) -> Result<(), StoreError>;
+}
+
+/// Pages of events read inside a read transaction that stays open while the
+/// cursor lives: every page sees the same state.
+#[async_trait]
+pub trait EventCursor: Send {
+    /// The next up to `limit` events in sequence order; empty at the end.
+    async fn next_page(&mut self, limit: usize) -> Result<Vec<RecordedEvent>, StoreError>;
+}
+
+/// A consistent read of one document, begun: what was persisted and where the rest
+/// of its events are.
+pub struct DocRead {
+    /// The document as persisted.
+    pub doc: Option<String>,
+    /// The version's position: the document reflects every event up to it.
+    pub position: Position,
+    /// The store's last sequence in this read's snapshot.
+    pub head: Position,
+    /// The events of the version's types after `position`, up to `head`.
+    pub later: Box<dyn EventCursor>,
 }
 
 /// The registry of deployed components.

@@ -11,6 +11,12 @@ pub type Position = i64;
 pub const MAX_STREAM_ID_LEN: usize = 256;
 /// Longest event type accepted, in bytes.
 pub const MAX_EVENT_TYPE_LEN: usize = 256;
+/// Most bytes of event data and metadata one page of a stream read brings (a page
+/// always has at least one event, whatever its size).
+pub const MAX_STREAM_PAGE_BYTES: usize = 16 << 20;
+/// Most of a stream's later events an aggregate read applies: `aggregate_read`
+/// returns at most one more, so the caller can tell it stopped there.
+pub const MAX_AGGREGATE_EVENTS: usize = 100_000;
 /// Longest idempotency key accepted, in bytes.
 pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 256;
 
@@ -289,6 +295,7 @@ pub struct AggregateRead {
     pub position: Position,
     /// The stream's current version (0 if it does not exist).
     pub stream_version: u64,
-    /// The stream's events of the version's types after `position`, in order.
+    /// The stream's events of the version's types after `position`, in order; at
+    /// most [`MAX_AGGREGATE_EVENTS`] + 1.
     pub events: Vec<RecordedEvent>,
 }

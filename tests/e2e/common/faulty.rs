@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use refract::store::shadow::ShadowStore;
 use refract::store::sqlite::SqliteStore;
 use refract::store::subscription::{
     DeadLetter, HandledPage, OutboxCounts, OutboxMessage, SubscriptionStore,
@@ -57,6 +58,14 @@ impl EventStore for Faulty {
         from: u64,
     ) -> Result<(u64, Vec<RecordedEvent>), StoreError> {
         self.inner.read_stream(s, from).await
+    }
+    async fn read_stream_page(
+        &self,
+        s: &StreamId,
+        from: u64,
+        limit: usize,
+    ) -> Result<(u64, Vec<RecordedEvent>), StoreError> {
+        self.inner.read_stream_page(s, from, limit).await
     }
     async fn read_page_within(
         &self,
@@ -111,6 +120,14 @@ impl DocumentStore for Faulty {
         types: &[String],
     ) -> Result<AggregateRead, StoreError> {
         self.inner.aggregate_read(key, s, types).await
+    }
+    async fn doc_read(
+        &self,
+        key: &ProjectionKey,
+        id: &str,
+        types: &[String],
+    ) -> Result<DocRead, StoreError> {
+        self.inner.doc_read(key, id, types).await
     }
     async fn get_doc(&self, key: &ProjectionKey, id: &str) -> Result<Option<String>, StoreError> {
         self.inner.get_doc(key, id).await
@@ -199,5 +216,12 @@ impl SubscriptionStore for Faulty {
     }
     async fn rewind(&self, key: &ProjectionKey, position: Position) -> Result<(), StoreError> {
         self.inner.rewind(key, position).await
+    }
+}
+
+#[async_trait]
+impl ShadowStore for Faulty {
+    async fn swap_shadow(&self, rec: &ComponentRecord) -> Result<(), StoreError> {
+        self.inner.swap_shadow(rec).await
     }
 }

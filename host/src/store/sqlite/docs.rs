@@ -7,8 +7,9 @@ use sqlx::{AssertSqlSafe, QueryBuilder, Row, Sqlite};
 
 use super::{EVENT_COLUMNS, SqliteStore, event_from_row, push_in_list, to_i64, to_u64};
 use crate::store::{
-    AggregateRead, ComponentRecord, DocWrite, DocumentStore, PageCommit, Position, Progress,
-    ProjectionKey, Registry, RunStatus, StoreError, StreamId, now_micros,
+    AggregateRead, ComponentRecord, DocRead, DocWrite, DocumentStore, MAX_AGGREGATE_EVENTS,
+    PageCommit, Position, Progress, ProjectionKey, Registry, RunStatus, StoreError, StreamId,
+    now_micros,
 };
 
 /// Ids per `IN (...)` list, well under SQLite's parameter limit.
@@ -128,7 +129,8 @@ impl DocumentStore for SqliteStore {
             .push_bind(position);
         qb.push(" AND event_type IN ");
         push_in_list(&mut qb, types);
-        qb.push(" ORDER BY stream_version");
+        qb.push(" ORDER BY stream_version LIMIT ")
+            .push_bind(to_i64(MAX_AGGREGATE_EVENTS as u64 + 1)?);
         let rows = qb.build().fetch_all(&mut *tx).await?;
         tx.commit().await?;
         Ok(AggregateRead {
@@ -137,6 +139,15 @@ impl DocumentStore for SqliteStore {
             stream_version: to_u64(stream_version, "stream version")?,
             events: rows.iter().map(event_from_row).collect::<Result<_, _>>()?,
         })
+    }
+
+    async fn doc_read(
+        &self,
+        key: &ProjectionKey,
+        id: &str,
+        types: &[String],
+    ) -> Result<DocRead, StoreError> {
+        self.begin_doc_read(key, &table(key)?, id, types).await
     }
 
     async fn has_docs(&self, key: &ProjectionKey) -> Result<bool, StoreError> {

@@ -2,6 +2,9 @@
 //! commits land in sequence order) and a pool of readers.
 
 mod docs;
+mod reads;
+#[cfg(test)]
+mod reads_tests;
 mod shadow;
 mod subscription;
 #[cfg(test)]
@@ -375,6 +378,15 @@ impl EventStore for SqliteStore {
         tx.commit().await?;
         let events = rows.iter().map(event_from_row).collect::<Result<_, _>>()?;
         Ok((to_u64(version, "stream version")?, events))
+    }
+
+    async fn read_stream_page(
+        &self,
+        stream: &StreamId,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<(u64, Vec<RecordedEvent>), StoreError> {
+        self.stream_page(stream, from_version, limit).await
     }
 
     async fn read_page_within(
