@@ -10,6 +10,9 @@ use crate::runtime::Limits;
 /// Default address of the HTTP API.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:4300";
 
+/// Largest event accepted unless configured otherwise: 1 MiB of data and metadata.
+pub const DEFAULT_MAX_EVENT_BYTES: usize = 1 << 20;
+
 /// Everything `refract serve` needs to know.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -20,6 +23,9 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Events per page handed to a guest.
     pub page_size: usize,
+    /// The largest event (data and metadata bytes) an append or a subscription's
+    /// emit may carry.
+    pub max_event_bytes: usize,
     /// Sandbox limits for every component.
     pub limits: Limits,
     /// The teams (`[teams.<name>]`): tokens, permissions, limits, grants. With no
@@ -54,6 +60,7 @@ impl Default for Config {
                 .parse()
                 .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 4300))),
             page_size: crate::daemon::DEFAULT_PAGE_SIZE,
+            max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
             limits: Limits::default(),
             teams: Default::default(),
             admin_token: None,

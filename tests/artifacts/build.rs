@@ -23,6 +23,8 @@ const GUESTS: &[(&str, &str)] = &[
     ("hostile-big-result", "HOSTILE_BIG_RESULT"),
     ("hostile-panic", "HOSTILE_PANIC"),
     ("hostile-wasi", "HOSTILE_WASI"),
+    ("emit-probe", "EMIT_PROBE"),
+    ("emit-probe-v100", "EMIT_PROBE_V100"),
 ];
 
 fn main() {

@@ -3,10 +3,12 @@
 mod agent;
 mod counters;
 mod effects;
+mod emit_check;
 mod metrics;
 mod projector;
 mod shared;
 mod subscription;
+mod subscription_hold;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -47,6 +49,7 @@ pub struct SubscriptionEnv {
 pub struct Daemon {
     store: Arc<dyn Store>,
     page_size: usize,
+    max_event_bytes: usize,
     shutdown: watch::Sender<bool>,
     agents: Mutex<HashMap<ProjectionKey, (JoinHandle<()>, InFlight)>>,
     counters: Mutex<HashMap<ProjectionKey, Arc<counters::Counters>>>,
@@ -58,10 +61,17 @@ impl Daemon {
         Self {
             store,
             page_size: page_size.max(1),
+            max_event_bytes: crate::config::DEFAULT_MAX_EVENT_BYTES,
             shutdown: watch::channel(false).0,
             agents: Mutex::new(HashMap::new()),
             counters: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The largest event (data and metadata bytes) a subscription may emit.
+    pub fn with_max_event_bytes(mut self, max_event_bytes: usize) -> Self {
+        self.max_event_bytes = max_event_bytes;
+        self
     }
 
     /// Events per page for a component: the configured page size, or the guest's
@@ -104,7 +114,7 @@ impl Daemon {
             key: key.clone(),
             team: env.team.clone(),
             event_types: d.event_types.clone().into(),
-            page_size: self.page_size,
+            page_size: d.page_size(self.page_size),
             shutdown: self.shutdown.subscribe(),
             env: effects::EffectsEnv {
                 store: self.store.clone(),
@@ -113,6 +123,7 @@ impl Daemon {
                 team: env.team,
                 grants: env.grants,
                 settings: env.settings,
+                max_event_bytes: self.max_event_bytes,
             },
             outbox: env.outbox,
             policy: env.policy,

@@ -5,7 +5,9 @@
 use async_trait::async_trait;
 use serde::Serialize;
 
-use super::{AppendRequest, AppendResult, Position, ProjectionKey, StoreError};
+use super::{
+    AppendRequest, AppendResult, Position, ProjectionKey, RecordedEvent, StoreError, StreamId,
+};
 
 /// A message a subscription queued, delivered only after its page commits.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,6 +119,25 @@ pub trait SubscriptionStore: Send + Sync {
     async fn dead_letters(&self, key: &ProjectionKey) -> Result<Vec<DeadLetter>, StoreError>;
 
     /// Moves a version's progress to `position` (replay from there); its agent must
-    /// be stopped.
-    async fn rewind(&self, key: &ProjectionKey, position: Position) -> Result<(), StoreError>;
+    /// be stopped. With `replay_effects`, its effects high-water mark comes down to
+    /// `position` too, so the replayed events' emits and sends are performed again.
+    async fn rewind(
+        &self,
+        key: &ProjectionKey,
+        position: Position,
+        replay_effects: bool,
+    ) -> Result<(), StoreError>;
+
+    /// The furthest position this version ever committed (0 if none): kept across
+    /// rewinds, rebuilds and reloads, so the events up to it handle with effects held.
+    async fn effects_high_water(&self, key: &ProjectionKey) -> Result<Position, StoreError>;
+
+    /// The stream's current version (0 if it does not exist) and at most `limit` of
+    /// its events from `from_version` on.
+    async fn read_stream_window(
+        &self,
+        stream: &StreamId,
+        from_version: u64,
+        limit: u64,
+    ) -> Result<(u64, Vec<RecordedEvent>), StoreError>;
 }

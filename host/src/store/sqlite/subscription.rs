@@ -5,11 +5,13 @@ use async_trait::async_trait;
 use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::docs::advance_progress;
-use super::{SqliteStore, append_in, to_i64, to_u64, validate};
+use super::{EVENT_COLUMNS, SqliteStore, append_in, event_from_row, to_i64, to_u64, validate};
 use crate::store::subscription::{
     DeadLetter, HandledPage, OutboxCounts, OutboxMessage, SubscriptionStore,
 };
-use crate::store::{AppendResult, Position, ProjectionKey, StoreError, now_micros};
+use crate::store::{
+    AppendResult, Position, ProjectionKey, RecordedEvent, StoreError, StreamId, now_micros,
+};
 
 /// Rows per multi-row outbox INSERT (8 parameters a row).
 const OUTBOX_CHUNK: usize = 500;
@@ -66,6 +68,17 @@ impl SubscriptionStore for SqliteStore {
         }
         let p = page;
         advance_progress(&mut tx, key, p.position, p.handled, p.skipped, p.held).await?;
+        // The furthest position ever committed: replays up to it hold their effects.
+        sqlx::query(
+            "INSERT INTO effects_high_water (name, version, position) VALUES (?, ?, ?) \
+             ON CONFLICT (name, version) DO UPDATE \
+             SET position = MAX(position, excluded.position)",
+        )
+        .bind(&key.name)
+        .bind(key.version)
+        .bind(p.position)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         if let Some(last) = results.iter().map(|r| r.last_sequence).max() {
             self.moved_head(last);
@@ -183,20 +196,78 @@ impl SubscriptionStore for SqliteStore {
             .collect()
     }
 
-    async fn rewind(&self, key: &ProjectionKey, position: Position) -> Result<(), StoreError> {
+    async fn rewind(
+        &self,
+        key: &ProjectionKey,
+        position: Position,
+        replay_effects: bool,
+    ) -> Result<(), StoreError> {
+        let position = position.max(0);
+        let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
         let done = sqlx::query(
             "UPDATE progress SET position = ?, status = 'running', error = NULL, updated_at = ? \
              WHERE name = ? AND version = ?",
         )
-        .bind(position.max(0))
+        .bind(position)
         .bind(now_micros())
         .bind(&key.name)
         .bind(key.version)
-        .execute(self.writer())
+        .execute(&mut *tx)
         .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("progress of {key}")));
         }
+        if replay_effects {
+            sqlx::query(
+                "UPDATE effects_high_water SET position = MIN(position, ?) \
+                 WHERE name = ? AND version = ?",
+            )
+            .bind(position)
+            .bind(&key.name)
+            .bind(key.version)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
         Ok(())
+    }
+
+    async fn effects_high_water(&self, key: &ProjectionKey) -> Result<Position, StoreError> {
+        let position: Option<i64> = sqlx::query_scalar(
+            "SELECT position FROM effects_high_water WHERE name = ? AND version = ?",
+        )
+        .bind(&key.name)
+        .bind(key.version)
+        .fetch_optional(self.reader())
+        .await?;
+        Ok(position.unwrap_or(0))
+    }
+
+    async fn read_stream_window(
+        &self,
+        stream: &StreamId,
+        from_version: u64,
+        limit: u64,
+    ) -> Result<(u64, Vec<RecordedEvent>), StoreError> {
+        let mut tx = self.reader().begin().await?;
+        let version: i64 = sqlx::query_scalar("SELECT version FROM streams WHERE stream_id = ?")
+            .bind(stream.as_str())
+            .fetch_optional(&mut *tx)
+            .await?
+            .unwrap_or(0);
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = ? AND stream_version >= ? \
+             AND stream_version <= ? ORDER BY stream_version LIMIT ?"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(stream.as_str())
+            .bind(to_i64(from_version)?)
+            .bind(version)
+            .bind(to_i64(limit)?)
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        let events = rows.iter().map(event_from_row).collect::<Result<_, _>>()?;
+        Ok((to_u64(version, "stream version")?, events))
     }
 }
