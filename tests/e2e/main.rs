@@ -11,6 +11,8 @@ mod hostile;
 mod restart;
 mod runtime;
 mod side_effects;
+mod subscription_guarantees;
+mod subscription_restarts;
 mod subscriptions;
 mod teams;
 mod versions;

@@ -1,5 +1,6 @@
-//! The emit probe exported as WIT `refract:subscription@1.0.0` (under the name
-//! `emit-probe-legacy`): a guest built for an older host must keep running.
+//! Version 2 of the emit probe, exported as WIT `refract:subscription@1.0.0`: a guest
+//! built for an older host must keep running (and, deployed beside version 1, it
+//! serves the standby tests).
 
 use refract_guest::Envelope;
 use refract_guest::subscription::{Ctx, Subscription};
@@ -12,8 +13,8 @@ pub struct LegacyProbe;
 
 impl Subscription for LegacyProbe {
     type Event = probe::Poked;
-    const NAME: &'static str = "emit-probe-legacy";
-    const VERSION: u32 = 1;
+    const NAME: &'static str = "emit-probe";
+    const VERSION: u32 = 2;
 
     fn handle(ctx: &mut Ctx<'_>, event: &Envelope<probe::Poked>) -> Result<(), String> {
         probe::handle(ctx, event)
