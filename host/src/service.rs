@@ -89,8 +89,8 @@ pub struct ProjectionStatus {
     /// A subscription's dead letters: events it gave up on (policy dead-letter).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dead_letters: Option<Vec<crate::store::subscription::DeadLetter>>,
-    /// The WIT version of `refract:projection` it was built against (none if retired
-    /// or a subscription).
+    /// The WIT version (of `refract:projection`, or of `refract:subscription`) it was
+    /// built against (none if retired).
     pub wit: Option<crate::runtime::WitVersion>,
     /// Events per page it gets: the configured size or the guest's smaller maximum.
     pub page_size: Option<usize>,
@@ -335,7 +335,11 @@ impl Refract {
                     let d = &l.descriptor;
                     Some((d.wit_version, self.daemon.page_size_for(d)))
                 }
-                _ => None,
+                Some(Loaded::Subscription(l)) => {
+                    let d = &l.descriptor;
+                    Some((d.wit_version, d.page_size(self.daemon.page_size())))
+                }
+                None => None,
             };
             let metrics = self.daemon.metrics(&rec.key);
             out.push(ProjectionStatus {

@@ -202,6 +202,9 @@ async fn a_standby_emits_nothing_and_a_wit_1_0_guest_still_runs() {
     daemon.deploy(refract_test_artifacts::EMIT_PROBE_V100).await;
     let p2 = settled(&daemon, 2).await;
     assert_eq!(p2["effects_held"], 10, "{p2}");
+    assert_eq!((&p2["wit"], &p2["page_size"]), (&json!("1.0.0"), &json!(5000)), "{p2}");
+    let p1 = daemon.projection("emit-probe", 1).await;
+    assert_eq!((&p1["wit"], &p1["page_size"]), (&json!("1.1.0"), &json!(10)), "{p1}");
     assert_eq!(count(&daemon, "echo").await, 10);
     post(&daemon, "/projections/emit-probe/versions/2/promote").await;
     let p1 = daemon.projection("emit-probe", 1).await;
@@ -213,4 +216,25 @@ async fn a_standby_emits_nothing_and_a_wit_1_0_guest_still_runs() {
     let p1 = settled(&daemon, 1).await;
     assert_eq!(count(&daemon, "echo").await, 22, "v1 (standby) emitted nothing: {p1}");
     assert!(p1["effects_held"].as_u64().unwrap_or(0) >= 12, "{p1}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_reads_are_paged_and_a_whole_stream_read_is_capped() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let daemon = Daemon::start(&dir.path().join("data"), Some(&config("count", "")));
+    daemon.deploy(refract_test_artifacts::EMIT_PROBE).await;
+    let items: Vec<(String, Value)> = (0..10_001).map(|_| ("Item".into(), json!({}))).collect();
+    let (code, body) = daemon.append("long", Some(0), &items).await;
+    assert_eq!(code, 200, "{body}");
+    poke(&daemon, "a", 1).await;
+    settled(&daemon, 1).await;
+    let (code, body) = daemon.get("/streams/counts").await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["events"][0]["data"]["events"], 10_001, "read in pages: {body}");
+
+    // A 1.0.0 guest reads whole streams: refused past 10,000 events, its error.
+    daemon.deploy(refract_test_artifacts::EMIT_PROBE_V100).await;
+    let p2 = paused(&daemon, 2, Duration::from_secs(30)).await;
+    let message = p2["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("has more than 10000 events"), "{p2}");
 }

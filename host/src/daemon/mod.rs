@@ -74,6 +74,11 @@ impl Daemon {
         self
     }
 
+    /// The configured events per page.
+    pub fn page_size(&self) -> usize {
+        self.page_size
+    }
+
     /// Events per page for a component: the configured page size, or the guest's
     /// maximum if that is smaller.
     pub fn page_size_for(&self, descriptor: &Descriptor) -> usize {

@@ -5,8 +5,8 @@
 //! - `big`: emits an event of `bytes` (setting) bytes of data;
 //! - `conflict`: emits to the stream `hot` at the version it reads, then spins for
 //!   `spin` (setting) rounds, so that appends to `hot` land before the commit;
-//! - `count`: reads the stream `long` in pages (or whole, 1.0.0) and emits
-//!   `Counted {events}` to `counts`.
+//! - `count`: folds the stream `long` (its `Item`s) a page at a time (1.0.0: whole
+//!   reads) and emits `Counted {events}` to `counts`.
 
 use refract_guest::Envelope;
 use refract_guest::subscription::{Ctx, Expected};
@@ -18,6 +18,13 @@ use serde_json::json;
 #[allow(missing_docs)]
 pub enum Poked {
     Poke {},
+}
+
+/// The events of the stream `long` counted by the mode `count`.
+#[derive(Debug, Deserialize)]
+#[allow(missing_docs)]
+pub enum LongEvent {
+    Item {},
 }
 
 /// Handles one `Poke` as the setting `mode` says.
@@ -48,7 +55,7 @@ pub fn handle(ctx: &mut Ctx<'_>, event: &Envelope<Poked>) -> Result<(), String> 
             std::hint::black_box(x);
         }
         "count" => {
-            let (_, events) = ctx.fold_stream::<serde_json::Value, _>("long", 0u64, |n, _| *n += 1)?;
+            let (_, events) = ctx.fold_stream::<LongEvent, _>("long", 0u64, |n, _| *n += 1)?;
             ctx.emit("counts", Expected::Any, "Counted", &json!({ "events": events }), None)?;
         }
         other => return Err(format!("unknown mode {other:?}")),
