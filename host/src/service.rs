@@ -144,7 +144,8 @@ impl Refract {
             .map_err(|e: RuntimeError| ServiceError::Startup(e.to_string()))?;
         let store: Arc<dyn Store> = Arc::new(sqlite.clone());
         let components_dir = config.data_dir.join("components");
-        let daemon = Daemon::new(store.clone(), config.page_size).with_max_event_bytes(config.max_event_bytes);
+        let daemon = Daemon::new(store.clone(), config.page_size)
+            .with_max_event_bytes(config.max_event_bytes);
         let deploy_lock = Arc::new(Mutex::new(()));
         for rec in store.components().await? {
             if rec.auto_promote && VersionState::parse(&rec.state) == VersionState::CatchingUp {

@@ -12,14 +12,20 @@ use crate::common::Daemon;
 
 /// The probe's config: its `mode`, attempts, and anything else.
 fn config(mode: &str, extra: &str) -> String {
-    format!("[components.emit-probe]\nattempts = 2\n[components.emit-probe.settings]\nmode = \"{mode}\"\n{extra}")
+    format!(
+        "[components.emit-probe]\nattempts = 2\n[components.emit-probe.settings]\nmode = \"{mode}\"\n{extra}"
+    )
 }
 
 /// Appends `n` `Poke`s, each to its own stream `poke-<tag>-<i>`.
 async fn poke(daemon: &Daemon, tag: &str, n: usize) {
     for i in 0..n {
         let (code, body) = daemon
-            .append(&format!("poke-{tag}-{i}"), None, &[("Poke".into(), json!({}))])
+            .append(
+                &format!("poke-{tag}-{i}"),
+                None,
+                &[("Poke".into(), json!({}))],
+            )
             .await;
         assert_eq!(code, 200, "{body}");
     }
@@ -42,11 +48,18 @@ async fn settled(daemon: &Daemon, version: u32) -> Value {
     loop {
         let p = daemon.projection("emit-probe", version).await;
         assert!(p["status"] != "paused", "paused: {p}\n{}", daemon.log());
-        still = if p["position"] == p["head"] { still + 1 } else { 0 };
+        still = if p["position"] == p["head"] {
+            still + 1
+        } else {
+            0
+        };
         if still >= 10 {
             return p;
         }
-        assert!(started.elapsed() < Duration::from_secs(60), "not settled: {p}");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "not settled: {p}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -59,7 +72,11 @@ async fn paused(daemon: &Daemon, version: u32, within: Duration) -> Value {
         if p["status"] == "paused" {
             return p;
         }
-        assert!(started.elapsed() < within, "not paused after {within:?}: {p}\n{}", daemon.log());
+        assert!(
+            started.elapsed() < within,
+            "not paused after {within:?}: {p}\n{}",
+            daemon.log()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -110,7 +127,13 @@ async fn an_emit_over_the_maximum_event_size_is_a_guest_error() {
     daemon.deploy(refract_test_artifacts::EMIT_PROBE).await;
     poke(&daemon, "a", 1).await;
     let p = paused(&daemon, 1, Duration::from_secs(30)).await;
-    assert!(p["error"]["message"].as_str().unwrap_or_default().contains("is 1000 bytes"), "{p}");
+    assert!(
+        p["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("is 1000 bytes"),
+        "{p}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -146,7 +169,12 @@ async fn emit_conflicts_back_off_and_pause_after_the_attempts() {
     // Two attempts, a backoff (50 ms) between them: not a tight loop of re-handles.
     assert!(took >= Duration::from_millis(50), "{took:?}");
     let tries = daemon.log().matches("page failed, retrying").count();
-    assert_eq!(tries, 1, "attempts = 2: one retry, then the pause\n{}", daemon.log());
+    assert_eq!(
+        tries,
+        1,
+        "attempts = 2: one retry, then the pause\n{}",
+        daemon.log()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -171,20 +199,39 @@ async fn a_rewound_or_rebuilt_subscription_emits_nothing_twice() {
     daemon.kill();
     daemon = Daemon::start(&data, Some(&config("echo", "")));
     let p = settled(&daemon, 1).await;
-    assert_eq!(count(&daemon, "echo").await, 30, "each poke echoed once: {p}");
+    assert_eq!(
+        count(&daemon, "echo").await,
+        30,
+        "each poke echoed once: {p}"
+    );
     assert!(p["effects_held"].as_u64().unwrap_or(0) >= 25, "{p}");
 
     // A rebuild starts again from the first event: everything is held.
     post(&daemon, "/projections/emit-probe/versions/1/rebuild").await;
     settled(&daemon, 1).await;
-    assert_eq!(count(&daemon, "echo").await, 30, "nothing twice after a rebuild");
+    assert_eq!(
+        count(&daemon, "echo").await,
+        30,
+        "nothing twice after a rebuild"
+    );
 
     // Asked for, a replay performs the effects again.
-    post(&daemon, "/projections/emit-probe/versions/1/rewind?to=0&effects=replay").await;
+    post(
+        &daemon,
+        "/projections/emit-probe/versions/1/rewind?to=0&effects=replay",
+    )
+    .await;
     settled(&daemon, 1).await;
-    assert_eq!(count(&daemon, "echo").await, 60, "effects=replay emits again");
+    assert_eq!(
+        count(&daemon, "echo").await,
+        60,
+        "effects=replay emits again"
+    );
     let (code, body) = daemon
-        .post_json("/projections/emit-probe/versions/1/rewind?effects=twice", &json!({}))
+        .post_json(
+            "/projections/emit-probe/versions/1/rewind?effects=twice",
+            &json!({}),
+        )
         .await;
     assert_eq!(code, 400, "{body}");
 }
@@ -202,9 +249,17 @@ async fn a_standby_emits_nothing_and_a_wit_1_0_guest_still_runs() {
     daemon.deploy(refract_test_artifacts::EMIT_PROBE_V100).await;
     let p2 = settled(&daemon, 2).await;
     assert_eq!(p2["effects_held"], 10, "{p2}");
-    assert_eq!((&p2["wit"], &p2["page_size"]), (&json!("1.0.0"), &json!(5000)), "{p2}");
+    assert_eq!(
+        (&p2["wit"], &p2["page_size"]),
+        (&json!("1.0.0"), &json!(5000)),
+        "{p2}"
+    );
     let p1 = daemon.projection("emit-probe", 1).await;
-    assert_eq!((&p1["wit"], &p1["page_size"]), (&json!("1.1.0"), &json!(10)), "{p1}");
+    assert_eq!(
+        (&p1["wit"], &p1["page_size"]),
+        (&json!("1.1.0"), &json!(10)),
+        "{p1}"
+    );
     assert_eq!(count(&daemon, "echo").await, 10);
     post(&daemon, "/projections/emit-probe/versions/2/promote").await;
     let p1 = daemon.projection("emit-probe", 1).await;
@@ -214,7 +269,11 @@ async fn a_standby_emits_nothing_and_a_wit_1_0_guest_still_runs() {
     poke(&daemon, "b", 12).await;
     settled(&daemon, 2).await;
     let p1 = settled(&daemon, 1).await;
-    assert_eq!(count(&daemon, "echo").await, 22, "v1 (standby) emitted nothing: {p1}");
+    assert_eq!(
+        count(&daemon, "echo").await,
+        22,
+        "v1 (standby) emitted nothing: {p1}"
+    );
     assert!(p1["effects_held"].as_u64().unwrap_or(0) >= 12, "{p1}");
 }
 
@@ -230,7 +289,10 @@ async fn stream_reads_are_paged_and_a_whole_stream_read_is_capped() {
     settled(&daemon, 1).await;
     let (code, body) = daemon.get("/streams/counts").await;
     assert_eq!(code, 200, "{body}");
-    assert_eq!(body["events"][0]["data"]["events"], 10_001, "read in pages: {body}");
+    assert_eq!(
+        body["events"][0]["data"]["events"], 10_001,
+        "read in pages: {body}"
+    );
 
     // A 1.0.0 guest reads whole streams: refused past 10,000 events, its error.
     daemon.deploy(refract_test_artifacts::EMIT_PROBE_V100).await;

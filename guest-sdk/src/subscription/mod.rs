@@ -204,9 +204,7 @@ impl<'a> Ctx<'a> {
         from_version: u64,
         limit: u32,
     ) -> Result<StreamPage<E>, String> {
-        let (version, raw) = self
-            .effects
-            .read_stream_page(stream, from_version, limit)?;
+        let (version, raw) = self.effects.read_stream_page(stream, from_version, limit)?;
         let next = raw
             .last()
             .map(|e| e.stream_version + 1)

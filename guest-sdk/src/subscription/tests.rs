@@ -29,12 +29,21 @@ impl Subscription for Counter {
         let first = ctx.read_stream_page::<Long>("long", 1, 1000)?;
         assert_eq!((first.events.len(), first.next), (1000, Some(1001)));
         let last = ctx.read_stream_page::<Long>("long", 2001, 1000)?;
-        assert_eq!((last.events.len(), last.next, last.version), (500, None, 2500));
+        assert_eq!(
+            (last.events.len(), last.next, last.version),
+            (500, None, 2500)
+        );
         let (version, sum) = ctx.fold_stream::<Long, _>("long", 0, |sum, e| {
             let Long::Item { n } = e.event;
             *sum += n;
         })?;
-        ctx.emit("sums", Expected::Any, "Summed", &json!({ "version": version, "sum": sum }), None)?;
+        ctx.emit(
+            "sums",
+            Expected::Any,
+            "Summed",
+            &json!({ "version": version, "sum": sum }),
+            None,
+        )?;
         Ok(())
     }
 }

@@ -96,8 +96,8 @@ impl PageEffects {
     ) -> Result<(u64, Vec<RecordedEvent>), String> {
         let id = StreamId::new(&stream).map_err(|e| format!("{call}: {e}"))?;
         let store = self.env.store.clone();
-        let (version, mut events) = self
-            .block_on(async move { store.read_stream_window(&id, from, limit as u64).await })?;
+        let (version, mut events) =
+            self.block_on(async move { store.read_stream_window(&id, from, limit as u64).await })?;
         let g = self.gathered();
         let Some((v, pending)) = g.overlay.get(&stream) else {
             return Ok((version, events));

@@ -33,7 +33,8 @@ pub(crate) fn check_emit(
             .map_err(|e| format!("emit to {stream}: {}", store_message(e)))?;
     }
     for (i, e) in events.iter().enumerate() {
-        let at = |what: String| format!("emit to {stream}: events[{i}] ({:?}): {what}", e.event_type);
+        let at =
+            |what: String| format!("emit to {stream}: events[{i}] ({:?}): {what}", e.event_type);
         check_name("event_type", &e.event_type, MAX_EVENT_TYPE_LEN)
             .map_err(|err| at(store_message(err)))?;
         let json = |field: &str, text: &str| {
@@ -79,7 +80,10 @@ mod tests {
     #[test]
     fn names_the_event_and_the_field() {
         let e = check_emit("s", &[ev("Ok", "{}"), ev("", "{}")], None, 100).unwrap_err();
-        assert!(e.contains("events[1]") && e.contains("event_type is empty"), "{e}");
+        assert!(
+            e.contains("events[1]") && e.contains("event_type is empty"),
+            "{e}"
+        );
         let e = check_emit("s", &[ev("Bad\n", "{}")], None, 100).unwrap_err();
         assert!(e.contains("event_type") && e.contains("control"), "{e}");
         let e = check_emit("s", &[ev("T", "{")], None, 100).unwrap_err();

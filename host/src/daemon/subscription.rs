@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::shared::{back_off, record_pause, skipped};
 use super::effects::{EffectsEnv, PageEffects};
+use super::shared::{back_off, record_pause, skipped};
 use crate::outbox::OutboxWaker;
 use crate::runtime::{RuntimeError, Subscriber};
 use crate::store::subscription::{DeadLetter, HandledPage};

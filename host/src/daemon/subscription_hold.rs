@@ -46,9 +46,12 @@ impl SubscriptionAgent {
     /// Whether the version is a standby now (a newer version was promoted over it):
     /// it then handles with effects held, so only the live version acts.
     pub(super) async fn is_standby(&self) -> Result<bool, StoreError> {
-        Ok(self.store().components().await?.iter().any(|c| {
-            c.key == self.key && VersionState::parse(&c.state) == VersionState::Standby
-        }))
+        Ok(self
+            .store()
+            .components()
+            .await?
+            .iter()
+            .any(|c| c.key == self.key && VersionState::parse(&c.state) == VersionState::Standby))
     }
 
     /// Waits for new events (or shutdown, or half a second).

@@ -224,11 +224,8 @@ impl super::Runtime {
                 .map(Loaded::Projection);
         };
         let wrong = |e: wasmtime::Error| super::RuntimeError::WrongWorld(format!("{e:#}"));
-        let pre = SubscriberPre::new(
-            version,
-            linker.instantiate_pre(&component).map_err(wrong)?,
-        )
-        .map_err(wrong)?;
+        let pre = SubscriberPre::new(version, linker.instantiate_pre(&component).map_err(wrong)?)
+            .map_err(wrong)?;
         let mut loaded = LoadedSubscription {
             pre,
             descriptor: SubscriptionDescriptor {

@@ -118,7 +118,12 @@ impl Bindings {
         match self {
             Self::V1_0(b) => {
                 let d = b.refract_subscription_subscription().call_describe(store)?;
-                Ok((d, types::Settings { max_page_size: None }))
+                Ok((
+                    d,
+                    types::Settings {
+                        max_page_size: None,
+                    },
+                ))
             }
             Self::V1_1(b) => {
                 let calls = b.refract_subscription_subscription();
@@ -135,8 +140,12 @@ impl Bindings {
         page: &[types::Event],
     ) -> wasmtime::Result<Result<(), types::GuestError>> {
         match self {
-            Self::V1_0(b) => b.refract_subscription_subscription().call_handle(store, page),
-            Self::V1_1(b) => b.refract_subscription_subscription().call_handle(store, page),
+            Self::V1_0(b) => b
+                .refract_subscription_subscription()
+                .call_handle(store, page),
+            Self::V1_1(b) => b
+                .refract_subscription_subscription()
+                .call_handle(store, page),
         }
     }
 }

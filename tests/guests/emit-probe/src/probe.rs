@@ -33,7 +33,13 @@ pub fn handle(ctx: &mut Ctx<'_>, event: &Envelope<Poked>) -> Result<(), String> 
     let seq = event.sequence;
     match mode.as_str() {
         "echo" => {
-            ctx.emit("echo", Expected::Any, "Echoed", &json!({ "sequence": seq }), None)?;
+            ctx.emit(
+                "echo",
+                Expected::Any,
+                "Echoed",
+                &json!({ "sequence": seq }),
+                None,
+            )?;
         }
         "bad-type" => {
             ctx.emit("out", Expected::Any, "Bad\nType", &json!({}), None)?;
@@ -56,7 +62,13 @@ pub fn handle(ctx: &mut Ctx<'_>, event: &Envelope<Poked>) -> Result<(), String> 
         }
         "count" => {
             let (_, events) = ctx.fold_stream::<LongEvent, _>("long", 0u64, |n, _| *n += 1)?;
-            ctx.emit("counts", Expected::Any, "Counted", &json!({ "events": events }), None)?;
+            ctx.emit(
+                "counts",
+                Expected::Any,
+                "Counted",
+                &json!({ "events": events }),
+                None,
+            )?;
         }
         other => return Err(format!("unknown mode {other:?}")),
     }
@@ -64,5 +76,7 @@ pub fn handle(ctx: &mut Ctx<'_>, event: &Envelope<Poked>) -> Result<(), String> 
 }
 
 fn setting<T: std::str::FromStr>(ctx: &mut Ctx<'_>, key: &str, default: T) -> T {
-    ctx.setting(key).and_then(|v| v.parse().ok()).unwrap_or(default)
+    ctx.setting(key)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
