@@ -114,8 +114,8 @@ pub struct ProjectionStatus {
     /// Events the version gave up on (policy dead-letter), with their errors.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dead_letters: Option<Vec<crate::store::subscription::DeadLetter>>,
-    /// The WIT version of `refract:projection` it was built against (none if retired
-    /// or a subscription).
+    /// The WIT version (of `refract:projection`, or of `refract:subscription`) it was
+    /// built against (none if retired).
     pub wit: Option<crate::runtime::WitVersion>,
     /// Events per page it gets: the configured size or the guest's smaller maximum.
     pub page_size: Option<usize>,
@@ -177,7 +177,8 @@ impl Refract {
         let store: Arc<dyn Store> = Arc::new(sqlite.clone());
         let components_dir = config.data_dir.join("components");
         let daemon = Daemon::new(store.clone(), config.page_size)
-            .with_budgets(config.page_bytes, config.cache_bytes);
+            .with_budgets(config.page_bytes, config.cache_bytes)
+            .with_max_event_bytes(config.max_event_bytes);
         let deploy_lock = Arc::new(Mutex::new(()));
         for rec in store.components().await? {
             if rec.auto_promote && VersionState::parse(&rec.state) == VersionState::CatchingUp {
@@ -355,7 +356,11 @@ impl Refract {
                     let d = &l.descriptor;
                     Some((d.wit_version, self.daemon.page_size_for(d)))
                 }
-                _ => None,
+                Some(Loaded::Subscription(l)) => {
+                    let d = &l.descriptor;
+                    Some((d.wit_version, d.page_size(self.daemon.page_size())))
+                }
+                None => None,
             };
             let metrics = self.daemon.metrics(&rec.key);
             let candidate = self.candidate_status(&rec.key, head).await?;

@@ -27,6 +27,8 @@ const GUESTS: &[(&str, &str)] = &[
     ("hostile-wasi", "HOSTILE_WASI"),
     ("value-sum", "VALUE_SUM"),
     ("value-sum-fixed", "VALUE_SUM_FIXED"),
+    ("emit-probe", "EMIT_PROBE"),
+    ("emit-probe-v100", "EMIT_PROBE_V100"),
 ];
 
 fn main() {

@@ -15,6 +15,8 @@ mod restart;
 mod runtime;
 mod shadow;
 mod side_effects;
+mod subscription_guarantees;
+mod subscription_restarts;
 mod subscriptions;
 mod teams;
 mod versions;

@@ -6,10 +6,13 @@
 //! [`export_subscription!`](crate::export_subscription); test it natively with
 //! [`testing`].
 
+mod export;
 #[cfg(target_arch = "wasm32")]
 #[doc(hidden)]
 pub mod glue;
 pub mod testing;
+#[cfg(test)]
+mod tests;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -36,6 +39,12 @@ pub trait Subscription {
     /// and sends dropped) until it passes where its previous version got, so nothing
     /// fires twice; `true` opts out.
     const EFFECTS_DURING_CATCH_UP: bool = false;
+
+    /// The most events the subscription takes per page (WIT 1.1.0), for example
+    /// because it reads streams for each event: the host sends pages of at most
+    /// `min(its page size, this)` events, so each page commits in good time. None
+    /// leaves the page size to the host.
+    const MAX_PAGE_SIZE: Option<u32> = None;
 
     /// Reacts to one event. An error fails the page: nothing of it is committed, and
     /// the host retries or pauses as configured.
@@ -89,6 +98,23 @@ pub trait Effects {
     /// The stream's version and events, this page's emits included.
     fn read_stream(&mut self, stream: &str) -> Result<(u64, Vec<Event>), String>;
 
+    /// The stream's version and at most `limit` of its events from `from_version`
+    /// on, this page's emits included.
+    fn read_stream_page(
+        &mut self,
+        stream: &str,
+        from_version: u64,
+        limit: u32,
+    ) -> Result<(u64, Vec<Event>), String> {
+        let (version, events) = self.read_stream(stream)?;
+        let events = events
+            .into_iter()
+            .filter(|e| e.stream_version >= from_version)
+            .take(limit as usize)
+            .collect();
+        Ok((version, events))
+    }
+
     /// Queues a JSON message for the outbox; `key` makes its id stable.
     fn send(&mut self, url: &str, body: String, key: &str) -> Result<(), String>;
 
@@ -104,6 +130,20 @@ pub struct StreamState<E> {
     pub version: u64,
     /// Its events of the types `E` names, in order.
     pub events: Vec<Envelope<E>>,
+}
+
+/// Events asked for per paged read (the host's cap).
+pub(crate) const STREAM_PAGE: u32 = 1000;
+
+/// Part of a stream read back ([`Ctx::read_stream_page`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamPage<E> {
+    /// The stream's version (0: it does not exist).
+    pub version: u64,
+    /// The page's events of the types `E` names, in order.
+    pub events: Vec<Envelope<E>>,
+    /// The version to read on from, if the stream has events after this page.
+    pub next: Option<u64>,
 }
 
 /// What a subscription's `handle` works with: the effects, with typed helpers.
@@ -144,27 +184,58 @@ impl<'a> Ctx<'a> {
             .emit(stream, expected, vec![event], idempotency_key)
     }
 
-    /// Reads a stream, decoding the events of the types `E` names.
+    /// Reads a whole stream, decoding the events of the types `E` names. For long
+    /// streams prefer [`fold_stream`](Self::fold_stream), which holds one page at a
+    /// time.
     pub fn read_stream<E: DeserializeOwned>(
         &mut self,
         stream: &str,
     ) -> Result<StreamState<E>, String> {
         let (version, raw) = self.effects.read_stream(stream)?;
-        let known = decode::variants::<E>();
-        let mut events = Vec::with_capacity(raw.len());
-        for e in raw {
-            if !known.contains(&e.event_type.as_str()) {
-                continue;
-            }
-            let decoded = decode::decode::<E>(&e.event_type, &e.data).map_err(|err| {
-                format!(
-                    "cannot decode {} of stream {stream} (version {}): {err}",
-                    e.event_type, e.stream_version
-                )
-            })?;
-            events.push(Envelope::new(decoded, e));
-        }
+        let events = decoded(stream, raw)?;
         Ok(StreamState { version, events })
+    }
+
+    /// Reads at most `limit` events of a stream from `from_version` on (the host
+    /// caps `limit` at 1,000), decoding those of the types `E` names.
+    pub fn read_stream_page<E: DeserializeOwned>(
+        &mut self,
+        stream: &str,
+        from_version: u64,
+        limit: u32,
+    ) -> Result<StreamPage<E>, String> {
+        let (version, raw) = self.effects.read_stream_page(stream, from_version, limit)?;
+        let next = raw
+            .last()
+            .map(|e| e.stream_version + 1)
+            .filter(|next| *next <= version);
+        let events = decoded(stream, raw)?;
+        Ok(StreamPage {
+            version,
+            events,
+            next,
+        })
+    }
+
+    /// Folds a whole stream into `state` a page at a time (the events of the types
+    /// `E` names, oldest first); returns the stream's version and the state.
+    pub fn fold_stream<E: DeserializeOwned, A>(
+        &mut self,
+        stream: &str,
+        mut state: A,
+        mut f: impl FnMut(&mut A, &Envelope<E>),
+    ) -> Result<(u64, A), String> {
+        let mut from = 1;
+        loop {
+            let page = self.read_stream_page::<E>(stream, from, STREAM_PAGE)?;
+            for e in &page.events {
+                f(&mut state, e);
+            }
+            match page.next {
+                Some(next) if next > from => from = next,
+                _ => return Ok((page.version, state)),
+            }
+        }
     }
 
     /// A setting given to this component in the daemon's config
@@ -183,6 +254,25 @@ impl<'a> Ctx<'a> {
     }
 }
 
+/// Decodes the events of the types `E` names, leaving out the others.
+fn decoded<E: DeserializeOwned>(stream: &str, raw: Vec<Event>) -> Result<Vec<Envelope<E>>, String> {
+    let known = decode::variants::<E>();
+    let mut events = Vec::with_capacity(raw.len());
+    for e in raw {
+        if !known.contains(&e.event_type.as_str()) {
+            continue;
+        }
+        let decoded = decode::decode::<E>(&e.event_type, &e.data).map_err(|err| {
+            format!(
+                "cannot decode {} of stream {stream} (version {}): {err}",
+                e.event_type, e.stream_version
+            )
+        })?;
+        events.push(Envelope::new(decoded, e));
+    }
+    Ok(events)
+}
+
 /// What a subscription says about itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SubscriptionDescriptor {
@@ -196,6 +286,8 @@ pub struct SubscriptionDescriptor {
     pub start: Start,
     /// Whether it wants its side effects during catch-up.
     pub effects_during_catch_up: bool,
+    /// The most events it takes per page, if it says.
+    pub max_page_size: Option<u32>,
 }
 
 /// The descriptor of `S`.
@@ -209,6 +301,7 @@ pub fn describe<S: Subscription>() -> SubscriptionDescriptor {
             .collect(),
         start: S::START,
         effects_during_catch_up: S::EFFECTS_DURING_CATCH_UP,
+        max_page_size: S::MAX_PAGE_SIZE,
     }
 }
 
@@ -267,36 +360,3 @@ impl Drop for Marked {
 /// Checks at compile time, on every target, that `S` is a subscription.
 #[doc(hidden)]
 pub fn __assert_subscription<S: Subscription>() {}
-
-/// Exports a [`Subscription`] as the component's `refract:subscription/subscription@1.0.0`.
-///
-/// Use it once, in the crate built as the component: `refract_guest::export_subscription!(MySubscription);`.
-/// It exports only when built for `wasm32`; natively it expands to a type check.
-#[macro_export]
-macro_rules! export_subscription {
-    ($subscription:ty) => {
-        const _: fn() = $crate::subscription::__assert_subscription::<$subscription>;
-
-        #[cfg(target_arch = "wasm32")]
-        const _: () = {
-            struct RefractSubscriptionExport;
-
-            impl $crate::subscription::glue::Guest for RefractSubscriptionExport {
-                fn describe() -> $crate::subscription::glue::wit::Descriptor {
-                    $crate::subscription::glue::describe::<$subscription>()
-                }
-
-                fn handle(
-                    page: ::std::vec::Vec<$crate::subscription::glue::wit::Event>,
-                ) -> ::core::result::Result<(), $crate::subscription::glue::wit::GuestError>
-                {
-                    $crate::subscription::glue::handle::<$subscription>(page)
-                }
-            }
-
-            $crate::subscription::glue::bindings::__export_subscriber!(
-                RefractSubscriptionExport with_types_in $crate::subscription::glue::bindings
-            );
-        };
-    };
-}

@@ -145,6 +145,9 @@ pub(super) struct RewindQuery {
     to: Option<i64>,
     /// Replay from the first event recorded at or after this time (RFC 3339).
     at: Option<String>,
+    /// `replay`: perform the replayed events' emits and sends again (by default they
+    /// are held up to the furthest position the version ever committed).
+    effects: Option<String>,
 }
 
 pub(super) async fn rewind(
@@ -169,8 +172,17 @@ pub(super) async fn rewind(
                 .map_err(for_caller(&caller))?
         }
     };
+    let replay_effects = match q.effects.as_deref() {
+        None | Some("held") => false,
+        Some("replay") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "effects={other:?}: give effects=replay (or effects=held, the default)"
+            )));
+        }
+    };
     let position = svc
-        .rewind(&caller.qualify(&name), version, position)
+        .rewind(&caller.qualify(&name), version, position, replay_effects)
         .await
         .map_err(for_caller(&caller))?;
     Ok(Json(

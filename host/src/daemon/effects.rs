@@ -44,7 +44,15 @@ pub(crate) struct EffectsEnv {
     pub team: String,
     pub grants: Arc<Grants>,
     pub settings: Arc<BTreeMap<String, String>>,
+    /// The largest event (data and metadata bytes) an emit may carry.
+    pub max_event_bytes: usize,
 }
+
+/// Most events a whole-stream `read-stream` (WIT 1.0.0) returns; a longer stream is
+/// refused (read it with `read-stream-page`) rather than materialised.
+pub const MAX_WHOLE_STREAM_READ: usize = 10_000;
+/// Most events one `read-stream-page` returns, whatever the guest asks.
+pub const MAX_STREAM_PAGE: u32 = 1_000;
 
 /// One page's effects, lent to the guest for its `handle` call.
 pub(crate) struct PageEffects {
@@ -77,6 +85,29 @@ impl PageEffects {
         })
     }
 
+    /// The stream's version and at most `limit` of its events from `from` on: the
+    /// store's, then this page's emits to it.
+    fn window(
+        &self,
+        call: &str,
+        stream: String,
+        from: u64,
+        limit: usize,
+    ) -> Result<(u64, Vec<RecordedEvent>), String> {
+        let id = StreamId::new(&stream).map_err(|e| format!("{call}: {e}"))?;
+        let store = self.env.store.clone();
+        let (version, mut events) =
+            self.block_on(async move { store.read_stream_page(&id, from, limit).await })?;
+        let g = self.gathered();
+        let Some((v, pending)) = g.overlay.get(&stream) else {
+            return Ok((version, events));
+        };
+        let room = limit.saturating_sub(events.len());
+        let pending = pending.iter().filter(|e| e.stream_version >= from);
+        events.extend(pending.take(room).cloned());
+        Ok((*v, events))
+    }
+
     /// The stream's version now: this page's emits, else the store's.
     fn version_of(&self, stream: &StreamId) -> Result<u64, String> {
         if let Some((v, _)) = self.gathered().overlay.get(stream.as_str()) {
@@ -100,26 +131,13 @@ impl SubscriberHost for PageEffects {
         events: Vec<EmittedEvent>,
         idempotency_key: Option<String>,
     ) -> Result<u64, String> {
-        let id = StreamId::new(&stream).map_err(|e| format!("emit: {e}"))?;
-        if events.is_empty() {
-            return Err(format!("emit to {stream}: no events"));
-        }
-        for (i, e) in events.iter().enumerate() {
-            let json = |what: &str, text: &str| {
-                serde_json::from_str::<IgnoredAny>(text)
-                    .map(|_| ())
-                    .map_err(|err| {
-                        format!(
-                            "emit to {stream}: events[{i}] ({}): {what} is not JSON: {err}",
-                            e.event_type
-                        )
-                    })
-            };
-            json("data", &e.data)?;
-            if let Some(m) = &e.metadata {
-                json("metadata", m)?;
-            }
-        }
+        let id = StreamId::new(&stream).map_err(|e| format!("emit: stream_id: {e}"))?;
+        super::emit_check::check_emit(
+            &stream,
+            &events,
+            idempotency_key.as_deref(),
+            self.env.max_event_bytes,
+        )?;
         if let Some(key) = &idempotency_key {
             let earlier = self.gathered().keys.get(key).cloned();
             let earlier = match earlier {
@@ -203,17 +221,25 @@ impl SubscriberHost for PageEffects {
     }
 
     fn read_stream(&mut self, stream: String) -> Result<(u64, Vec<RecordedEvent>), String> {
-        let id = StreamId::new(&stream).map_err(|e| format!("read-stream: {e}"))?;
-        let store = self.env.store.clone();
-        let (version, mut events) =
-            self.block_on(async move { store.read_stream(&id, 1).await })?;
-        match self.gathered().overlay.get(&stream) {
-            Some((v, pending)) => {
-                events.extend(pending.iter().cloned());
-                Ok((*v, events))
-            }
-            None => Ok((version, events)),
+        let cap = MAX_WHOLE_STREAM_READ;
+        let (version, events) = self.window("read-stream", stream.clone(), 1, cap + 1)?;
+        if events.len() > cap {
+            return Err(format!(
+                "read-stream: stream {stream} has more than {cap} events; read it in pages \
+                 with read-stream-page (WIT refract:subscription@1.1.0)"
+            ));
         }
+        Ok((version, events))
+    }
+
+    fn read_stream_page(
+        &mut self,
+        stream: String,
+        from_version: u64,
+        limit: u32,
+    ) -> Result<(u64, Vec<RecordedEvent>), String> {
+        let limit = limit.min(MAX_STREAM_PAGE) as usize;
+        self.window("read-stream-page", stream, from_version.max(1), limit)
     }
 
     fn send(&mut self, url: String, body: String, key: String) -> Result<(), String> {

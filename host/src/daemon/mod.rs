@@ -5,11 +5,13 @@ mod cache;
 mod commits;
 mod counters;
 mod effects;
+mod emit_check;
 mod metrics;
 mod page;
 mod projector;
 mod shared;
 mod subscription;
+mod subscription_hold;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -86,6 +88,7 @@ pub struct Daemon {
     page_size: usize,
     page_bytes: usize,
     cache_bytes: usize,
+    max_event_bytes: usize,
     agents: Mutex<HashMap<ProjectionKey, Running>>,
     counters: Mutex<HashMap<ProjectionKey, Arc<counters::Counters>>>,
 }
@@ -98,6 +101,7 @@ impl Daemon {
             page_size: page_size.max(1),
             page_bytes: crate::store::DEFAULT_PAGE_BYTES,
             cache_bytes: DEFAULT_CACHE_BYTES,
+            max_event_bytes: crate::store::DEFAULT_MAX_EVENT_BYTES,
             agents: Mutex::new(HashMap::new()),
             counters: Mutex::new(HashMap::new()),
         }
@@ -109,6 +113,17 @@ impl Daemon {
         self.page_bytes = page_bytes.max(1);
         self.cache_bytes = cache_bytes;
         self
+    }
+
+    /// The largest event (data and metadata bytes) a subscription may emit.
+    pub fn with_max_event_bytes(mut self, max_event_bytes: usize) -> Self {
+        self.max_event_bytes = max_event_bytes;
+        self
+    }
+
+    /// The configured events per page.
+    pub fn page_size(&self) -> usize {
+        self.page_size
     }
 
     /// Events per page for a component: the configured page size, or the guest's
@@ -163,7 +178,7 @@ impl Daemon {
             key: key.clone(),
             team: env.team.clone(),
             event_types: d.event_types.clone().into(),
-            page_size: self.page_size,
+            page_size: d.page_size(self.page_size),
             shutdown: stop.subscribe(),
             env: effects::EffectsEnv {
                 store: self.store.clone(),
@@ -172,6 +187,7 @@ impl Daemon {
                 team: env.team,
                 grants: env.grants,
                 settings: env.settings,
+                max_event_bytes: self.max_event_bytes,
             },
             outbox: env.outbox,
             policy: env.policy,

@@ -1,20 +1,22 @@
 //! One agent per subscription version: page → `handle` (with the page's effects) →
 //! one transaction with the emitted events, the outbox messages and the progress.
 //! A failing `handle` commits nothing; it is retried with backoff, then the version
-//! pauses. A conflicting emit (someone appended first) re-handles the page.
+//! pauses. A conflicting emit (someone appended first) re-handles the page, with the
+//! same backoff and counted against the same attempts. Effects are held (emits and
+//! sends dropped) for every event at or below the hold mark (`subscription_hold.rs`)
+//! and while the version is a standby.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::agent::{back_off, record_pause, skipped};
 use super::effects::{EffectsEnv, PageEffects};
-use crate::deploy::VersionState;
+use super::shared::{back_off, record_pause, skipped};
 use crate::outbox::OutboxWaker;
 use crate::runtime::{RuntimeError, Subscriber};
 use crate::store::subscription::{DeadLetter, HandledPage};
-use crate::store::{Position, ProjectionKey, RecordedEvent, RunStatus, Store, StoreError};
+use crate::store::{Position, ProjectionKey, RecordedEvent, Store, StoreError};
 
 /// How a subscription version meets a failing `handle`.
 #[derive(Debug, Clone, Copy)]
@@ -60,7 +62,7 @@ pub(crate) struct SubscriptionAgent {
 }
 
 impl SubscriptionAgent {
-    fn store(&self) -> &dyn Store {
+    pub(super) fn store(&self) -> &dyn Store {
         self.env.store.as_ref()
     }
 
@@ -77,7 +79,7 @@ impl SubscriptionAgent {
         let mut backoff = Duration::from_millis(50);
         let mut failures = 0u32;
         while !*self.shutdown.borrow() {
-            let page = match self
+            let mut page = match self
                 .env
                 .store
                 .read_page(position, Some(&self.event_types), self.page_size)
@@ -90,8 +92,14 @@ impl SubscriptionAgent {
                     continue;
                 }
             };
+            // Held or not is decided per event: a page across the mark ends at it.
+            let first = page.events.first().map(|e| e.sequence);
+            if first.is_some_and(|f| f <= hold_until) && page.scanned_to > hold_until {
+                page.events.retain(|e| e.sequence <= hold_until);
+                page.scanned_to = hold_until;
+            }
             let skipped = skipped(position, &page);
-            let Some(last) = page.events.last().map(|e| e.sequence) else {
+            if page.events.is_empty() {
                 if page.scanned_to > position {
                     let progress = HandledPage {
                         position: page.scanned_to,
@@ -109,51 +117,77 @@ impl SubscriptionAgent {
                 }
                 self.idle(&mut wake, position).await;
                 continue;
+            }
+            let standby = match self.is_standby().await {
+                Ok(standby) => standby,
+                Err(e) => {
+                    tracing::warn!(subscription = %self.key, "reading its state failed: {e}");
+                    back_off(&mut self.shutdown, &mut backoff).await;
+                    continue;
+                }
             };
-            let held = !self.effects_during_catch_up && last <= hold_until;
+            let held = standby || first.is_some_and(|f| f <= hold_until);
             // Shared, not copied: a failed page may still be needed by `give_up`.
             let events: Arc<[RecordedEvent]> = page.events.into();
             let result = self
                 .handle(events.clone(), held, page.scanned_to, skipped)
                 .await;
-            let done = match result {
-                Ok(done) => done,
-                Err(e) => {
-                    if e.fault() == crate::runtime::Fault::Guest {
-                        failures += 1;
-                    }
-                    if failures < self.policy.attempts {
-                        tracing::warn!(subscription = %self.key, failures, "handle failed, retrying: {e}");
-                        back_off(&mut self.shutdown, &mut backoff).await;
+            let failed = match result {
+                Ok(done) => match self.commit(&done).await {
+                    Ok(()) => {
+                        position = page.scanned_to;
+                        failures = 0;
+                        backoff = Duration::from_millis(50);
                         continue;
                     }
-                    match self.give_up(e, &events, position, held).await {
-                        Some(moved_to) => {
-                            position = moved_to;
-                            failures = 0;
+                    Err(e) => match self.refused(e) {
+                        Some(guest) => guest,
+                        None => {
+                            back_off(&mut self.shutdown, &mut backoff).await;
                             continue;
                         }
-                        None => return,
-                    }
-                }
+                    },
+                },
+                Err(e) => e,
             };
-            match self.commit(&done).await {
-                Ok(()) => {
-                    position = page.scanned_to;
+            if failed.fault() == crate::runtime::Fault::Guest {
+                failures += 1;
+            }
+            if failures < self.policy.attempts {
+                tracing::warn!(subscription = %self.key, failures, "page failed, retrying: {failed}");
+                back_off(&mut self.shutdown, &mut backoff).await;
+                continue;
+            }
+            match self.give_up(failed, &events, position, held).await {
+                Some(moved_to) => {
+                    position = moved_to;
                     failures = 0;
-                    backoff = Duration::from_millis(50);
                 }
-                // An emit's stream moved on since it was read: handle the page again.
-                Err(StoreError::Conflict { .. }) if failures < 100 => {
-                    failures += 1;
-                    tracing::debug!(subscription = %self.key, "emit conflict, handling the page again");
-                }
-                Err(e) => {
-                    tracing::warn!(subscription = %self.key, "commit failed, retrying: {e}");
-                    back_off(&mut self.shutdown, &mut backoff).await;
-                }
+                None => return,
             }
         }
+    }
+
+    /// A failed commit as the page's failure: a conflicting emit (someone appended to
+    /// its stream first) or an emit the store refused is the guest's, retried with
+    /// fresh reads and counted against its attempts; anything else is the host's
+    /// (`None`: retried with backoff, not counted).
+    fn refused(&self, e: StoreError) -> Option<RuntimeError> {
+        let message = match e {
+            StoreError::Conflict { .. } => format!("emit conflict at commit: {e}"),
+            StoreError::Invalid(_) | StoreError::KeyReused { .. } => {
+                format!("emit refused at commit: {e}")
+            }
+            other => {
+                tracing::warn!(subscription = %self.key, "commit failed, retrying: {other}");
+                return None;
+            }
+        };
+        Some(RuntimeError::Guest {
+            component: self.key.to_string(),
+            event_sequence: None,
+            message,
+        })
     }
 
     /// Hands `events` to the guest with fresh effects; what it gathered becomes the
@@ -269,42 +303,6 @@ impl SubscriptionAgent {
                 tracing::warn!(subscription = %self.key, "recording the dead letter: {se}");
                 Some(at)
             }
-        }
-    }
-
-    /// The stored position, and up to where side effects are held: the furthest
-    /// position another running version of the name has reached.
-    async fn start(&mut self) -> Result<(Position, Position), StoreError> {
-        let progress = self.store().progress(&self.key).await?;
-        if progress.status != RunStatus::Running {
-            self.store()
-                .set_status(&self.key, RunStatus::Running, None)
-                .await?;
-        }
-        let mut hold_until = 0;
-        for c in self.store().components().await? {
-            let other = c.key.name == self.key.name && c.key != self.key;
-            if other && VersionState::parse(&c.state) != VersionState::Retired {
-                hold_until = hold_until.max(self.store().progress(&c.key).await?.position);
-            }
-        }
-        tracing::info!(
-            subscription = %self.key,
-            position = progress.position,
-            hold_until,
-            "subscription agent started"
-        );
-        Ok((progress.position, hold_until))
-    }
-
-    async fn idle(&mut self, wake: &mut watch::Receiver<Position>, position: Position) {
-        if *wake.borrow_and_update() > position {
-            return;
-        }
-        tokio::select! {
-            _ = wake.changed() => {}
-            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-            _ = self.shutdown.changed() => {}
         }
     }
 }

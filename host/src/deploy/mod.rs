@@ -243,7 +243,8 @@ async fn start_at(
         StartPosition::AfterSequence(seq) => seq,
         StartPosition::AtTime(t) => store.position_at_time(t).await?,
     };
-    store.rewind(key, position).await
+    // Where it starts is not a replay: its effects high-water mark stays.
+    store.rewind(key, position, false).await
 }
 
 /// Loads every registered component from the data directory, for a restart. A

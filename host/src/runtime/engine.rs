@@ -198,11 +198,12 @@ fn wit_version(component: &Component, engine: &Engine) -> Result<WitVersion, Run
         .collect();
     let exports: Vec<&str> = ty.exports(engine).map(|(n, _)| n).collect();
     Err(E::WrongWorld(format!(
-        "it exports none of {} (refract runs WIT versions {}), nor a subscription ({}); \
+        "it exports none of {} (refract runs WIT versions {}), nor a subscription ({} or {}); \
          it exports: {}",
         wanted.join(", "),
         WitVersion::SUPPORTED.map(WitVersion::as_str).join(", "),
-        super::subscriber::SUBSCRIPTION_EXPORT,
+        super::subscriber::SUBSCRIPTION_EXPORT_V1_1,
+        super::subscriber::SUBSCRIPTION_EXPORT_V1_0,
         if exports.is_empty() {
             "nothing".to_owned()
         } else {

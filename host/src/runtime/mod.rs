@@ -16,6 +16,7 @@ mod since_v1_0;
 mod since_v1_1;
 mod state;
 pub mod subscriber;
+mod subscriber_wit;
 mod types;
 mod versions;
 

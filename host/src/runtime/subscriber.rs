@@ -1,30 +1,21 @@
-//! WIT `refract:subscription@1.0.0`: subscriptions. During one `handle` call the
-//! daemon lends the instance a [`SubscriberHost`] that answers `emit`, `read-stream`,
-//! `send` and `setting`; the runtime itself knows nothing of the store.
+//! Subscriptions (WIT `refract:subscription@1.0.0` and `@1.1.0`, bound in
+//! `subscriber_wit.rs`). During one `handle` call the daemon lends the instance a
+//! [`SubscriberHost`] that answers `emit`, `read-stream`, `read-stream-page`, `send`
+//! and `setting`; the runtime itself knows nothing of the store.
 
-use wasmtime::component::HasSelf;
 use wasmtime::component::Linker;
 
 use super::state::HostState;
 use crate::store::RecordedEvent;
 
-mod bindings {
-    wasmtime::component::bindgen!({
-        world: "subscriber",
-        path: "../wit/subscription",
-    });
-}
+use super::subscriber_wit::{Bindings, SubscriberPre, event, types};
+use super::types::WitVersion;
 
-use bindings::exports::refract::subscription::subscription as exports;
-use bindings::refract::subscription::{host, types};
-pub(crate) use bindings::{Subscriber as Bindings, SubscriberPre};
+pub use super::subscriber_wit::{SUBSCRIPTION_EXPORT_V1_0, SUBSCRIPTION_EXPORT_V1_1};
 
-/// The name under which a 1.0.0 subscription exports its calls.
-pub const SUBSCRIPTION_EXPORT: &str = "refract:subscription/subscription@1.0.0";
-
-/// Adds the subscription host imports to a linker.
+/// Adds the subscription host imports (every WIT version) to a linker.
 pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
-    Bindings::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)
+    super::subscriber_wit::add_to_linker(linker)
 }
 
 /// Where a subscription starts when first deployed.
@@ -54,6 +45,18 @@ pub struct SubscriptionDescriptor {
     pub start: StartPosition,
     /// Whether it wants its side effects while a new version catches up.
     pub effects_during_catch_up: bool,
+    /// The most events it takes per `handle` call (1.1.0's settings), if it says.
+    pub max_page_size: Option<u32>,
+    /// The WIT version it was built against.
+    pub wit_version: WitVersion,
+}
+
+impl SubscriptionDescriptor {
+    /// Events per page for it: `configured`, or its smaller maximum (at least 1).
+    pub fn page_size(&self, configured: usize) -> usize {
+        let max = self.max_page_size.map_or(usize::MAX, |m| m as usize);
+        configured.min(max).max(1)
+    }
 }
 
 /// The version a stream must be at for an emit to apply.
@@ -90,8 +93,18 @@ pub trait SubscriberHost: Send {
         idempotency_key: Option<String>,
     ) -> Result<u64, String>;
 
-    /// The stream's version and events, this page's emits included.
+    /// The stream's version and events, this page's emits included (refused past
+    /// the host's cap on a whole-stream read).
     fn read_stream(&mut self, stream: String) -> Result<(u64, Vec<RecordedEvent>), String>;
+
+    /// The stream's version and at most `limit` of its events from `from_version`
+    /// on, this page's emits included.
+    fn read_stream_page(
+        &mut self,
+        stream: String,
+        from_version: u64,
+        limit: u32,
+    ) -> Result<(u64, Vec<RecordedEvent>), String>;
 
     /// Queues a message for the outbox.
     fn send(&mut self, url: String, body: String, key: String) -> Result<(), String>;
@@ -100,92 +113,9 @@ pub trait SubscriberHost: Send {
     fn setting(&mut self, key: String) -> Option<String>;
 }
 
-const OUTSIDE_A_PAGE: &str = "only possible while handling a page";
-
-impl types::Host for HostState {}
-
-impl host::Host for HostState {
-    fn log(&mut self, level: host::Level, message: String) {
-        let level = match level {
-            host::Level::Trace => tracing::Level::TRACE,
-            host::Level::Debug => tracing::Level::DEBUG,
-            host::Level::Info => tracing::Level::INFO,
-            host::Level::Warn => tracing::Level::WARN,
-            host::Level::Error => tracing::Level::ERROR,
-        };
-        self.log_line(level, &message);
-    }
-
-    fn panicked(&mut self, error: types::GuestError) {
-        self.record_panic(&error.message, error.event_sequence);
-    }
-
-    fn emit(
-        &mut self,
-        stream_id: String,
-        expected: types::ExpectedVersion,
-        events: Vec<types::NewEvent>,
-        idempotency_key: Option<String>,
-    ) -> Result<u64, String> {
-        let expected = match expected {
-            types::ExpectedVersion::Any => Expected::Any,
-            types::ExpectedVersion::NoStream => Expected::NoStream,
-            types::ExpectedVersion::Exact(v) => Expected::Exact(v),
-        };
-        let events = events
-            .into_iter()
-            .map(|e| EmittedEvent {
-                event_type: e.event_type,
-                data: e.data,
-                metadata: e.metadata,
-            })
-            .collect();
-        match self.subscriber.as_mut() {
-            Some(h) => h.emit(stream_id, expected, events, idempotency_key),
-            None => Err(format!("emit is {OUTSIDE_A_PAGE}")),
-        }
-    }
-
-    fn read_stream(&mut self, stream_id: String) -> Result<types::StreamState, String> {
-        let h = self
-            .subscriber
-            .as_mut()
-            .ok_or_else(|| format!("read-stream is {OUTSIDE_A_PAGE}"))?;
-        let (version, events) = h.read_stream(stream_id)?;
-        Ok(types::StreamState {
-            version,
-            events: events.into_iter().map(event).collect(),
-        })
-    }
-
-    fn setting(&mut self, key: String) -> Option<String> {
-        self.subscriber.as_mut().and_then(|h| h.setting(key))
-    }
-
-    fn send(&mut self, url: String, body: String, key: String) -> Result<(), String> {
-        match self.subscriber.as_mut() {
-            Some(h) => h.send(url, body, key),
-            None => Err(format!("send is {OUTSIDE_A_PAGE}")),
-        }
-    }
-}
-
-/// A stored event as the subscription world's record.
-pub(crate) fn event(e: RecordedEvent) -> types::Event {
-    types::Event {
-        sequence: e.sequence as u64,
-        stream_id: e.stream_id,
-        stream_version: e.stream_version,
-        event_type: e.event_type,
-        data: e.data,
-        metadata: e.metadata,
-        tenant: e.tenant,
-        timestamp: e.timestamp,
-    }
-}
-
-impl From<exports::Descriptor> for SubscriptionDescriptor {
-    fn from(d: exports::Descriptor) -> Self {
+impl SubscriptionDescriptor {
+    /// The runtime's descriptor of a guest of `wit_version`, from what it said.
+    fn from_wit(d: types::Descriptor, settings: types::Settings, wit_version: WitVersion) -> Self {
         Self {
             name: d.name,
             version: d.version,
@@ -199,12 +129,14 @@ impl From<exports::Descriptor> for SubscriptionDescriptor {
                 types::StartPosition::AtTime(t) => StartPosition::AtTime(t),
             },
             effects_during_catch_up: d.effects_during_catch_up,
+            max_page_size: settings.max_page_size,
+            wit_version,
         }
     }
 }
 
 /// The guest's own error from `handle`.
-pub(crate) fn guest_error(e: exports::GuestError) -> (String, Option<i64>) {
+pub(crate) fn guest_error(e: types::GuestError) -> (String, Option<i64>) {
     (
         e.message,
         e.event_sequence.and_then(|s| i64::try_from(s).ok()),
@@ -214,7 +146,7 @@ pub(crate) fn guest_error(e: exports::GuestError) -> (String, Option<i64>) {
 /// A compiled, validated subscription component.
 #[derive(Clone)]
 pub struct LoadedSubscription {
-    pub(crate) pre: SubscriberPre<HostState>,
+    pub(crate) pre: SubscriberPre,
     /// What the component says it is.
     pub descriptor: SubscriptionDescriptor,
     /// Hex SHA-256 of the wasm bytes.
@@ -234,22 +166,26 @@ pub struct Subscriber {
 impl Subscriber {
     /// A subscriber for `loaded`, reported as `component` in logs and errors.
     pub fn new(loaded: &LoadedSubscription, component: String) -> Self {
+        let version = loaded.pre.version();
         Self {
             sandbox: super::sandbox::Sandbox::new(
                 loaded.pre.instance_pre().clone(),
                 component,
                 loaded.limits.clone(),
-                |store, instance| Bindings::new(store, instance),
+                move |store, instance| Bindings::new(version, store, instance),
             ),
         }
     }
 
-    /// Asks the component what it is.
-    pub fn describe(&mut self) -> Result<SubscriptionDescriptor, super::RuntimeError> {
-        let d = self.sandbox.call("describe", None, |store, b| {
-            b.refract_subscription_subscription().call_describe(store)
-        })?;
-        Ok(d.into())
+    /// Asks the component (built against `version`) what it is.
+    pub fn describe(
+        &mut self,
+        version: WitVersion,
+    ) -> Result<SubscriptionDescriptor, super::RuntimeError> {
+        let (d, settings) = self
+            .sandbox
+            .call("describe", None, |store, b| b.describe(store))?;
+        Ok(SubscriptionDescriptor::from_wit(d, settings, version))
     }
 
     /// Hands the page to `handle`, with `host` answering its imports for the call.
@@ -263,10 +199,9 @@ impl Subscriber {
             .first()
             .zip(page.last())
             .map(|(a, b)| (a.sequence, b.sequence));
-        let out = self.sandbox.call_with(host, "handle", range, |store, b| {
-            b.refract_subscription_subscription()
-                .call_handle(store, &events)
-        })?;
+        let out = self
+            .sandbox
+            .call_with(host, "handle", range, |store, b| b.handle(store, &events))?;
         out.map_err(|e| {
             let (message, event_sequence) = guest_error(e);
             self.sandbox.guest_error(message, event_sequence)
@@ -283,13 +218,13 @@ impl super::Runtime {
         let (component, sha256, from_cache) = self.compile_checked(wasm)?;
         let (engine, linker) = self.parts();
         let ty = component.component_type();
-        if ty.get_export(engine, SUBSCRIPTION_EXPORT).is_none() {
+        let Some(version) = super::subscriber_wit::exported_version(engine, &ty) else {
             return self
                 .link_projection(&component, sha256, from_cache, started)
                 .map(Loaded::Projection);
-        }
+        };
         let wrong = |e: wasmtime::Error| super::RuntimeError::WrongWorld(format!("{e:#}"));
-        let pre = SubscriberPre::new(linker.instantiate_pre(&component).map_err(wrong)?)
+        let pre = SubscriberPre::new(version, linker.instantiate_pre(&component).map_err(wrong)?)
             .map_err(wrong)?;
         let mut loaded = LoadedSubscription {
             pre,
@@ -299,6 +234,8 @@ impl super::Runtime {
                 event_types: Vec::new(),
                 start: StartPosition::Beginning,
                 effects_during_catch_up: false,
+                max_page_size: None,
+                wit_version: version,
             },
             sha256,
             from_cache,
@@ -306,8 +243,13 @@ impl super::Runtime {
             limits: self.limits().clone(),
         };
         let label = format!("sha256:{}", &loaded.sha256[..12]);
-        loaded.descriptor = Subscriber::new(&loaded, label).describe()?;
+        loaded.descriptor = Subscriber::new(&loaded, label).describe(version)?;
         let d = &loaded.descriptor;
+        if d.max_page_size == Some(0) {
+            return Err(super::RuntimeError::BadDescriptor(
+                "max-page-size is 0; it must be at least 1 (or none)".into(),
+            ));
+        }
         super::types::validate_identity(&d.name, d.version, &d.event_types)
             .map_err(super::RuntimeError::BadDescriptor)?;
         loaded.load_time = started.elapsed();

@@ -13,12 +13,16 @@ impl Refract {
     /// Moves a subscription version to `position` (clamped to the store's head) and
     /// restarts it from there: a replay. Its emits and messages carry the same
     /// idempotency keys and message ids as the first time, so nothing fires twice by
-    /// accident. Projections are rebuilt by deploying again instead.
+    /// accident, and every event up to the furthest position the version ever
+    /// committed handles with effects held, unless `replay_effects` (then its emits
+    /// and sends after `position` are performed again). Projections are rebuilt by
+    /// deploying again instead.
     pub async fn rewind(
         &self,
         name: &str,
         version: u32,
         position: Position,
+        replay_effects: bool,
     ) -> Result<Position, ServiceError> {
         let _one_at_a_time = self.deploy_lock.lock().await;
         let (target, loaded) = self.running(name, version).await?;
@@ -31,11 +35,14 @@ impl Refract {
         }
         let position = position.clamp(0, self.store.head().await?);
         self.daemon.stop(&target.key).await;
-        let rewound = self.store.rewind(&target.key, position).await;
+        let rewound = self
+            .store
+            .rewind(&target.key, position, replay_effects)
+            .await;
         // Running again either way: from the new position, or the old one.
         self.run(target.key.clone(), &target.team, loaded);
         rewound?;
-        tracing::info!(subscription = %target.key, position, "rewound");
+        tracing::info!(subscription = %target.key, position, replay_effects, "rewound");
         Ok(position)
     }
 

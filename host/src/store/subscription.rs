@@ -117,6 +117,16 @@ pub trait SubscriptionStore: Send + Sync {
     async fn dead_letters(&self, key: &ProjectionKey) -> Result<Vec<DeadLetter>, StoreError>;
 
     /// Moves a version's progress to `position` (replay from there); its agent must
-    /// be stopped.
-    async fn rewind(&self, key: &ProjectionKey, position: Position) -> Result<(), StoreError>;
+    /// be stopped. With `replay_effects`, its effects high-water mark comes down to
+    /// `position` too, so the replayed events' emits and sends are performed again.
+    async fn rewind(
+        &self,
+        key: &ProjectionKey,
+        position: Position,
+        replay_effects: bool,
+    ) -> Result<(), StoreError>;
+
+    /// The furthest position this version ever committed (0 if none): kept across
+    /// rewinds, rebuilds and reloads, so the events up to it handle with effects held.
+    async fn effects_high_water(&self, key: &ProjectionKey) -> Result<Position, StoreError>;
 }

@@ -60,6 +60,9 @@ impl Subscription for MoneyTransfer {
     type Event = ProcessEvent;
     const NAME: &'static str = "money-transfer";
     const VERSION: u32 = 1;
+    /// Each event folds whole account streams: small pages commit in good time,
+    /// even while a replay reads long accounts.
+    const MAX_PAGE_SIZE: Option<u32> = Some(100);
 
     fn handle(ctx: &mut Ctx<'_>, event: &Envelope<ProcessEvent>) -> Result<(), String> {
         let account = &event.stream_id;
@@ -97,8 +100,7 @@ fn on_started(ctx: &mut Ctx<'_>, e: &TransferStarted) -> Result<(), String> {
     if let Some(reason) = invalid(e) {
         return fail(ctx, id, reason);
     }
-    let from = ctx.read_stream::<AccountEvent>(&e.from)?;
-    let account = Account::fold(&from.events);
+    let (from_version, account) = read_account(ctx, &e.from)?;
     if account.withdrawn.contains_key(id) {
         return Ok(()); // withdrawn before
     }
@@ -113,7 +115,7 @@ fn on_started(ctx: &mut Ctx<'_>, e: &TransferStarted) -> Result<(), String> {
     append(
         ctx,
         &e.from,
-        Expected::Exact(from.version),
+        Expected::Exact(from_version),
         &withdrawn,
         id,
         "withdraw",
@@ -152,8 +154,7 @@ fn on_withdrawn(ctx: &mut Ctx<'_>, from: &str, e: &MoneyWithdrawn) -> Result<(),
     {
         return Ok(()); // decided before: a replay keeps the decision
     }
-    let to = ctx.read_stream::<AccountEvent>(&e.to)?;
-    let account = Account::fold(&to.events);
+    let (to_version, account) = read_account(ctx, &e.to)?;
     if account.deposited.contains_key(id) {
         return Ok(()); // deposited before
     }
@@ -174,7 +175,7 @@ fn on_withdrawn(ctx: &mut Ctx<'_>, from: &str, e: &MoneyWithdrawn) -> Result<(),
     append(
         ctx,
         &e.to,
-        Expected::Exact(to.version),
+        Expected::Exact(to_version),
         &deposited,
         id,
         "deposit",
@@ -184,8 +185,7 @@ fn on_withdrawn(ctx: &mut Ctx<'_>, from: &str, e: &MoneyWithdrawn) -> Result<(),
 /// Gives the withdrawn amount back to `from`.
 fn on_failed_to_deposit(ctx: &mut Ctx<'_>, e: &TransferFailedToDeposit) -> Result<(), String> {
     let id = &e.transfer_id;
-    let from = ctx.read_stream::<AccountEvent>(&e.from)?;
-    let account = Account::fold(&from.events);
+    let (from_version, account) = read_account(ctx, &e.from)?;
     if account.refunded.contains_key(id) {
         return Ok(()); // refunded before
     }
@@ -201,11 +201,18 @@ fn on_failed_to_deposit(ctx: &mut Ctx<'_>, e: &TransferFailedToDeposit) -> Resul
     append(
         ctx,
         &e.from,
-        Expected::Exact(from.version),
+        Expected::Exact(from_version),
         &refunded,
         id,
         "refund",
     )
+}
+
+/// An account's version and state, folded a page of its stream at a time.
+fn read_account(ctx: &mut Ctx<'_>, stream: &str) -> Result<(u64, Account), String> {
+    ctx.fold_stream::<AccountEvent, _>(stream, Account::default(), |account, e| {
+        account.apply(&e.event)
+    })
 }
 
 /// The outcomes already recorded on a transfer's stream.

@@ -214,8 +214,16 @@ impl SubscriptionStore for Faulty {
     async fn dead_letters(&self, key: &ProjectionKey) -> Result<Vec<DeadLetter>, StoreError> {
         self.inner.dead_letters(key).await
     }
-    async fn rewind(&self, key: &ProjectionKey, position: Position) -> Result<(), StoreError> {
-        self.inner.rewind(key, position).await
+    async fn rewind(
+        &self,
+        key: &ProjectionKey,
+        position: Position,
+        replay_effects: bool,
+    ) -> Result<(), StoreError> {
+        self.inner.rewind(key, position, replay_effects).await
+    }
+    async fn effects_high_water(&self, key: &ProjectionKey) -> Result<Position, StoreError> {
+        self.inner.effects_high_water(key).await
     }
 }
 

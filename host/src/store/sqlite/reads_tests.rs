@@ -66,7 +66,13 @@ async fn a_doc_read_sees_one_snapshot_in_pages_of_the_given_types() {
         id: "d".into(),
         body: "{\"n\":3}".into(),
     };
-    s.commit_page(&key, &[put], 3, 3, 0).await.expect("commit");
+    let commit = crate::store::PageCommit {
+        writes: vec![put],
+        position: 3,
+        applied: 3,
+        ..Default::default()
+    };
+    s.commit_page(&key, &commit).await.expect("commit");
     append(&s, "a", "T", 4).await;
     append(&s, "b", "Other", 2).await;
     append(&s, "c", "T", 3).await;

@@ -56,6 +56,17 @@ impl SubscriptionStore for SqliteStore {
         }
         let p = page;
         advance_progress(&mut tx, key, p.position, p.handled, p.skipped, p.held).await?;
+        // The furthest position ever committed: replays up to it hold their effects.
+        sqlx::query(
+            "INSERT INTO effects_high_water (name, version, position) VALUES (?, ?, ?) \
+             ON CONFLICT (name, version) DO UPDATE \
+             SET position = MAX(position, excluded.position)",
+        )
+        .bind(&key.name)
+        .bind(key.version)
+        .bind(p.position)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         if let Some(last) = results.iter().map(|r| r.last_sequence).max() {
             self.moved_head(last);
@@ -173,21 +184,51 @@ impl SubscriptionStore for SqliteStore {
             .collect()
     }
 
-    async fn rewind(&self, key: &ProjectionKey, position: Position) -> Result<(), StoreError> {
+    async fn rewind(
+        &self,
+        key: &ProjectionKey,
+        position: Position,
+        replay_effects: bool,
+    ) -> Result<(), StoreError> {
+        let position = position.max(0);
+        let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await?;
         let done = sqlx::query(
             "UPDATE progress SET position = ?, status = 'running', error = NULL, updated_at = ? \
              WHERE name = ? AND version = ?",
         )
-        .bind(position.max(0))
+        .bind(position)
         .bind(now_micros())
         .bind(&key.name)
         .bind(key.version)
-        .execute(self.writer())
+        .execute(&mut *tx)
         .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("progress of {key}")));
         }
+        if replay_effects {
+            sqlx::query(
+                "UPDATE effects_high_water SET position = MIN(position, ?) \
+                 WHERE name = ? AND version = ?",
+            )
+            .bind(position)
+            .bind(&key.name)
+            .bind(key.version)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
         Ok(())
+    }
+
+    async fn effects_high_water(&self, key: &ProjectionKey) -> Result<Position, StoreError> {
+        let position: Option<i64> = sqlx::query_scalar(
+            "SELECT position FROM effects_high_water WHERE name = ? AND version = ?",
+        )
+        .bind(&key.name)
+        .bind(key.version)
+        .fetch_optional(self.reader())
+        .await?;
+        Ok(position.unwrap_or(0))
     }
 }
 
