@@ -128,6 +128,8 @@ struct Counter {
     fail_without_naming: bool,
     /// Each chosen event fails once (a transient fault), not forever.
     once: bool,
+    /// How long each `apply` takes (a slow guest).
+    apply_ms: u64,
 }
 
 impl PageProjector for Counter {
@@ -151,6 +153,7 @@ impl PageProjector for Counter {
         _page: &[RecordedEvent],
         docs: Vec<DocInput>,
     ) -> Result<Vec<DocChange>, RuntimeError> {
+        std::thread::sleep(Duration::from_millis(self.apply_ms));
         Ok(docs
             .into_iter()
             .map(|d| {
@@ -171,6 +174,7 @@ fn counter(fail_on: &Arc<Mutex<Vec<Position>>>) -> Box<dyn PageProjector> {
         fail_on: fail_on.clone(),
         fail_without_naming: false,
         once: true,
+        apply_ms: 0,
     })
 }
 
@@ -255,6 +259,39 @@ async fn stop_during_a_commit_waits_for_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_aborted_mid_commit_still_lands_its_commit_before_stop_returns() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sqlite = SqliteStore::open(&dir.path().join("r.db")).await.expect("db");
+    let store = Faulty::new(sqlite);
+    wide_store(store.as_ref(), 1_000, 100).await;
+    let k = key("counter");
+    store.prepare_projection(&k).await.expect("prepare");
+    store.commit_delay_ms.store(400, SeqCst);
+    // A slow guest: the agent is inside the next page's apply when it is told to
+    // stop, does not finish within the grace period, and is aborted while page
+    // 1's commit is still writing.
+    let slow = Box::new(Counter {
+        fail_on: Arc::new(Mutex::new(Vec::new())),
+        fail_without_naming: false,
+        once: true,
+        apply_ms: 1_000,
+    });
+    let daemon = Daemon::new(store.clone(), 100).with_stop_grace(Duration::from_millis(50));
+    daemon.start_with(k.clone(), vec!["IncidentLogged".into()], slow);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !store.in_commit.load(SeqCst) {
+        assert!(Instant::now() < deadline, "no commit started");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    daemon.stop(&k).await;
+    assert!(!store.in_commit.load(SeqCst), "stop returned with a commit in flight");
+    assert_eq!(store.started.load(SeqCst), store.finished.load(SeqCst));
+    store.fence.store(true, SeqCst);
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(store.after_fence.load(SeqCst), 0, "a commit landed after stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_poison_event_is_dead_lettered_and_replayed() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Arc::new(
@@ -273,6 +310,7 @@ async fn a_poison_event_is_dead_lettered_and_replayed() {
         // A limit hit names no event: the page is halved until it stands alone.
         fail_without_naming: true,
         once: false,
+        apply_ms: 0,
     });
     let policy = ErrorPolicy {
         attempts: 2,

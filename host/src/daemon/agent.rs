@@ -39,7 +39,7 @@ use super::commits::Commits;
 use super::metrics::{Burst, Phase};
 pub(crate) use super::shared::{back_off, record_pause, skipped};
 use super::subscription::{ErrorPolicy, OnError};
-use crate::runtime::RuntimeError;
+use crate::runtime::{Fault, RuntimeError};
 use crate::store::subscription::DeadLetter;
 use crate::store::{Page, PageCommit, Position, ProjectionKey, RunStatus, Store, StoreError};
 
@@ -228,13 +228,25 @@ impl Agent {
         position: Position,
         page: &[crate::store::RecordedEvent],
     ) -> Next {
-        self.counters.error(&e);
         self.ahead = None;
         // The previous page's commit must land before anything else is decided: if
         // it failed, the position is unknown and the page is read again from there.
         if self.settle().await.is_err() {
             return Next::Continue;
         }
+        // No commit is in flight now: what failed attempts loaded may go.
+        let next = self.cache.begin_page();
+        self.cache.evict_before(next);
+        if e.fault() == Fault::Host {
+            // Not the guest's doing (a full instance pool, say): wait and try the
+            // same page again, never narrowing, counting or pausing.
+            tracing::warn!(projection = %self.key, "host fault, retrying: {e}");
+            let mut wait = self.failures.1;
+            self.pause_for(&mut wait).await;
+            self.failures.1 = wait;
+            return Next::Continue;
+        }
+        self.counters.error(&e);
         let at = match &e {
             RuntimeError::Guest { event_sequence, .. } => {
                 event_sequence.and_then(|s| page.iter().position(|ev| ev.sequence == s))

@@ -9,6 +9,7 @@ mod emit_check;
 mod metrics;
 mod page;
 mod projector;
+mod running;
 mod shared;
 mod subscription;
 mod subscription_hold;
@@ -17,11 +18,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::{mpsc, oneshot, watch};
-use tokio::task::JoinHandle;
 
 use agent::{Agent, Control};
 pub use agent::{PageBudget, PauseError};
 use commits::{CommitGate, Commits};
+use running::Running;
 pub use counters::{LimitHits, Metrics};
 pub use projector::PageProjector;
 pub use subscription::{ErrorPolicy, OnError};
@@ -37,21 +38,6 @@ pub const DEFAULT_PAGE_SIZE: usize = 5000;
 /// Bytes of documents an agent keeps cached between pages unless configured
 /// otherwise.
 pub const DEFAULT_CACHE_BYTES: usize = 64 << 20;
-
-/// How long [`Daemon::stop`] waits for an agent to finish its page before it aborts
-/// it (a guest call ends by its CPU deadline long before).
-const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(15);
-
-/// A running agent as the daemon sees it.
-struct Running {
-    task: JoinHandle<()>,
-    /// Tells this agent to stop after its page.
-    stop: watch::Sender<bool>,
-    /// Free when no commit of the version runs.
-    gate: CommitGate,
-    /// Requests for a projection agent.
-    control: Option<mpsc::Sender<Control>>,
-}
 
 /// Why the daemon could not do what was asked of a version.
 #[derive(Debug, thiserror::Error)]
@@ -89,6 +75,7 @@ pub struct Daemon {
     page_bytes: usize,
     cache_bytes: usize,
     max_event_bytes: usize,
+    stop_grace: std::time::Duration,
     agents: Mutex<HashMap<ProjectionKey, Running>>,
     counters: Mutex<HashMap<ProjectionKey, Arc<counters::Counters>>>,
 }
@@ -102,9 +89,17 @@ impl Daemon {
             page_bytes: crate::store::DEFAULT_PAGE_BYTES,
             cache_bytes: DEFAULT_CACHE_BYTES,
             max_event_bytes: crate::store::DEFAULT_MAX_EVENT_BYTES,
+            stop_grace: running::STOP_GRACE,
             agents: Mutex::new(HashMap::new()),
             counters: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The same daemon giving agents told to stop `grace` to finish their page
+    /// before they are aborted (default 15 s).
+    pub fn with_stop_grace(mut self, grace: std::time::Duration) -> Self {
+        self.stop_grace = grace;
+        self
     }
 
     /// The same daemon with other byte budgets: event bytes per page and document
@@ -272,26 +267,8 @@ impl Daemon {
     {
         let mut agents = self.agents.lock().unwrap_or_else(|p| p.into_inner());
         let old = agents.remove(&key);
-        let gate = old.as_ref().map(|o| o.gate.clone()).unwrap_or_default();
-        let run = agent(gate.clone());
-        let wait = gate.clone();
-        let task = tokio::spawn(async move {
-            if let Some(old) = old {
-                old.stop.send_replace(true);
-                finish(old.task).await;
-            }
-            wait.wait().await;
-            run.await;
-        });
-        agents.insert(
-            key,
-            Running {
-                task,
-                stop,
-                gate,
-                control,
-            },
-        );
+        let running = Running::spawn(old, stop, control, self.stop_grace, agent);
+        agents.insert(key, running);
     }
 
     /// Applies a projection version's dead letters again (after a fixed build is
@@ -339,8 +316,7 @@ impl Daemon {
         };
         if let Some(r) = entry {
             r.stop.send_replace(true);
-            finish(r.task).await;
-            r.gate.wait().await;
+            r.end().await;
         }
     }
 
@@ -361,17 +337,7 @@ impl Daemon {
             r.stop.send_replace(true);
         }
         for r in all {
-            finish(r.task).await;
-            r.gate.wait().await;
+            r.end().await;
         }
-    }
-}
-
-/// Waits for an agent told to stop, aborting it if it does not end in time.
-async fn finish(mut task: JoinHandle<()>) {
-    if tokio::time::timeout(STOP_GRACE, &mut task).await.is_err() {
-        tracing::warn!("an agent did not stop within {STOP_GRACE:?}; aborting it");
-        task.abort();
-        let _ = task.await;
     }
 }

@@ -122,10 +122,20 @@ impl<B> Sandbox<B> {
             store.epoch_deadline_trap();
             // Start functions run during instantiation: they get a call's budget too.
             store.set_epoch_deadline(self.deadline_ticks());
-            let failed = |e: wasmtime::Error| E::Guest {
-                component: self.component.clone(),
-                event_sequence: None,
-                message: format!("cannot be instantiated: {e:#}"),
+            let failed = |e: wasmtime::Error| {
+                // Every slot of the shared pool taken is the host's condition (wait
+                // and retry), never the guest's fault.
+                if e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>().is_some() {
+                    return E::Host(format!(
+                        "component {} cannot be instantiated now: {e:#}",
+                        self.component
+                    ));
+                }
+                E::Guest {
+                    component: self.component.clone(),
+                    event_sequence: None,
+                    message: format!("cannot be instantiated: {e:#}"),
+                }
             };
             let instance = self.pre.instantiate(&mut store).map_err(failed)?;
             let bindings = (self.make)(&mut store, &instance).map_err(failed)?;

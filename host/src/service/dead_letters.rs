@@ -62,6 +62,8 @@ impl Refract {
             ))
             .into());
         }
+        // A candidate still building runs older code: its swap would undo the fix.
+        self.drop_candidate(&key).await?;
         self.daemon.stop(&key).await;
         let replaced = deploy::hotfix(
             self.store.as_ref(),

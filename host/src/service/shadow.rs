@@ -118,7 +118,10 @@ impl Refract {
             self.candidates.lock().by_key.remove(key);
             return Err(e.into());
         }
-        self.daemon.start_as(shadow, component);
+        // The candidate meets failing events as the version does (a dead-letter
+        // version's rebuild must get past its poison events too).
+        let policy = crate::config::Config::error_policy(self.components.get(&key.name));
+        self.daemon.start_projection(shadow, component, policy);
         let id = {
             let mut inner = self.candidates.lock();
             inner.next_id += 1;
