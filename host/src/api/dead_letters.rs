@@ -30,13 +30,15 @@ pub(super) async fn replay(
     Auth(caller): Auth,
     Path((name, version)): Path<(String, u32)>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let applied = svc
+    let done = svc
         .replay_dead_letters(&caller.qualify(&name), version)
         .await
         .map_err(for_caller(&caller))?;
     Ok(Json(serde_json::json!({
         "name": name,
         "version": version,
-        "replayed": applied,
+        "replayed": done.replayed,
+        "still_failing": done.failing,
+        "missing": done.missing,
     })))
 }

@@ -85,7 +85,7 @@ pub struct PageBudget {
 pub(crate) enum Control {
     /// Apply the version's dead letters again (after a fixed build); answers how
     /// many were applied.
-    ReplayDeadLetters(oneshot::Sender<Result<u64, String>>),
+    ReplayDeadLetters(oneshot::Sender<Result<super::page::Replayed, String>>),
 }
 
 pub(crate) struct Agent {

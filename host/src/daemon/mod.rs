@@ -22,9 +22,10 @@ use tokio::sync::{mpsc, oneshot, watch};
 use agent::{Agent, Control};
 pub use agent::{PageBudget, PauseError};
 use commits::{CommitGate, Commits};
-use running::Running;
 pub use counters::{LimitHits, Metrics};
+pub use page::Replayed;
 pub use projector::PageProjector;
+use running::Running;
 pub use subscription::{ErrorPolicy, OnError};
 
 use crate::outbox::{Grants, OutboxWaker};
@@ -273,7 +274,7 @@ impl Daemon {
 
     /// Applies a projection version's dead letters again (after a fixed build is
     /// deployed); answers how many were applied.
-    pub async fn replay_dead_letters(&self, key: &ProjectionKey) -> Result<u64, DaemonError> {
+    pub async fn replay_dead_letters(&self, key: &ProjectionKey) -> Result<Replayed, DaemonError> {
         let control = {
             let agents = self.agents.lock().unwrap_or_else(|p| p.into_inner());
             agents

@@ -11,6 +11,17 @@ use super::metrics::Phase;
 use crate::runtime::{DocChange, DocInput, RuntimeError, Slice};
 use crate::store::{DocWrite, PageCommit, RecordedEvent, StoreError};
 
+/// What a replay of dead letters did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Replayed {
+    /// Applied, and removed from the dead letters.
+    pub replayed: u64,
+    /// Still failing: they stay dead letters.
+    pub failing: u64,
+    /// Letters whose event is no longer there: they stay too.
+    pub missing: u64,
+}
+
 impl Agent {
     /// Projects the events and commits their writes with `commit`'s progress.
     pub(super) async fn project(
@@ -95,10 +106,12 @@ impl Agent {
         Ok(())
     }
 
-    /// Applies the version's dead letters again, oldest first, a page at a time;
-    /// each page removes the ones it applied in the same transaction as its
-    /// writes. A failure leaves the rest dead-lettered and is returned.
-    pub(super) async fn replay_dead_letters(&mut self) -> Result<u64, String> {
+    /// Applies the version's dead letters again, oldest first, a page at a time
+    /// (bounded by the page's events and bytes); each page removes the ones it
+    /// applied in the same transaction as its writes. A page that fails is tried
+    /// again one event at a time, so one letter that still fails keeps only itself
+    /// back. Answers how many were applied and how many still fail.
+    pub(super) async fn replay_dead_letters(&mut self) -> Result<Replayed, String> {
         self.settle()
             .await
             .map_err(|e| format!("the last commit failed ({e}); try again"))?;
@@ -110,33 +123,81 @@ impl Agent {
             .dead_letters(&self.key)
             .await
             .map_err(|e| e.to_string())?;
-        let mut replayed = 0;
-        for chunk in letters.chunks(self.budget.events.max(1)) {
-            let sequences: Vec<i64> = chunk.iter().map(|d| d.sequence).collect();
+        let mut todo: std::collections::VecDeque<i64> =
+            letters.iter().map(|d| d.sequence).collect();
+        let mut out = Replayed::default();
+        while !todo.is_empty() && !*self.shutdown.borrow() {
+            let want: Vec<i64> = todo.iter().take(self.budget.events).copied().collect();
             let events = self
                 .store
-                .read_events(&sequences)
+                .read_events(&want, self.budget.bytes)
                 .await
                 .map_err(|e| e.to_string())?;
-            let n = events.len() as u64;
-            let commit = PageCommit {
-                position,
-                replayed: sequences,
-                ..Default::default()
+            let Some(last) = events.last().map(|e| e.sequence) else {
+                // Their events are gone (or of no type it reads): nothing to apply.
+                out.missing += want.len() as u64;
+                todo.drain(..want.len());
+                continue;
             };
-            match self.project(Arc::new(events), commit).await {
-                Ok(()) => replayed += n,
-                Err(e) => {
-                    self.counters_error(&e);
-                    let _ = self.settle().await;
-                    return Err(format!("replaying dead letters failed: {e}"));
+            let taken = todo.iter().take_while(|s| **s <= last).count();
+            let sequences: Vec<i64> = todo.drain(..taken).collect();
+            if self.replay_page(position, events.clone(), sequences).await {
+                out.replayed += events.len() as u64;
+                continue;
+            }
+            for event in events {
+                let seq = event.sequence;
+                if self.replay_page(position, vec![event], vec![seq]).await {
+                    out.replayed += 1;
+                } else {
+                    out.failing += 1;
                 }
             }
         }
         self.settle()
             .await
             .map_err(|e| format!("committing the replay failed: {e}"))?;
-        Ok(replayed)
+        if out.replayed == 0 && out.failing > 0 {
+            return Err(format!(
+                "replaying dead letters failed: {} still fail (see their errors)",
+                out.failing
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Projects dead-lettered events as one page; on a guest error records it on
+    /// their letters and answers false.
+    async fn replay_page(
+        &mut self,
+        position: crate::store::Position,
+        events: Vec<RecordedEvent>,
+        sequences: Vec<i64>,
+    ) -> bool {
+        let commit = PageCommit {
+            position,
+            replayed: sequences,
+            ..Default::default()
+        };
+        let first = events.first().map(|e| e.sequence);
+        match self.project(Arc::new(events), commit).await {
+            // Counted only once its commit (which removes the letters) has landed.
+            Ok(()) => match self.settle().await {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::warn!(projection = %self.key, "replay commit failed: {e}");
+                    false
+                }
+            },
+            Err(e) => {
+                self.counters_error(&e);
+                let _ = self.settle().await;
+                if let (Some(sequence), PageError::Guest(g)) = (first, &e) {
+                    tracing::warn!(projection = %self.key, sequence, "dead letter still fails: {g}");
+                }
+                false
+            }
+        }
     }
 
     fn counters_error(&self, e: &PageError) {

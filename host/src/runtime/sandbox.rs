@@ -125,7 +125,9 @@ impl<B> Sandbox<B> {
             let failed = |e: wasmtime::Error| {
                 // Every slot of the shared pool taken is the host's condition (wait
                 // and retry), never the guest's fault.
-                if e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>().is_some() {
+                if e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
+                    .is_some()
+                {
                     return E::Host(format!(
                         "component {} cannot be instantiated now: {e:#}",
                         self.component

@@ -21,7 +21,11 @@ impl Refract {
     /// in sequence order after the events it has already projected; those that
     /// apply are removed in the same transaction as their writes. Answers how many
     /// were applied.
-    pub async fn replay_dead_letters(&self, name: &str, version: u32) -> Result<u64, ServiceError> {
+    pub async fn replay_dead_letters(
+        &self,
+        name: &str,
+        version: u32,
+    ) -> Result<crate::daemon::Replayed, ServiceError> {
         let (target, _) = self.running(name, version).await?;
         if target.kind == "subscription" {
             return Err(DaemonError::Unsupported(format!(
@@ -30,9 +34,9 @@ impl Refract {
             ))
             .into());
         }
-        let applied = self.daemon.replay_dead_letters(&target.key).await?;
-        tracing::info!(projection = %target.key, applied, "dead letters replayed");
-        Ok(applied)
+        let done = self.daemon.replay_dead_letters(&target.key).await?;
+        tracing::info!(projection = %target.key, ?done, "dead letters replayed");
+        Ok(done)
     }
 }
 

@@ -113,8 +113,14 @@ pub trait EventStore: Send + Sync {
         max_bytes: usize,
     ) -> Result<Page, StoreError>;
 
-    /// The events with these sequences (those that exist), in sequence order.
-    async fn read_events(&self, sequences: &[Position]) -> Result<Vec<RecordedEvent>, StoreError>;
+    /// The events with these sequences (those that exist), in sequence order, stopping
+    /// before the one that would take their data and metadata past `max_bytes` (the
+    /// first always comes): the caller asks again for the rest.
+    async fn read_events(
+        &self,
+        sequences: &[Position],
+        max_bytes: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError>;
 
     /// The sequence of the last committed event (0 if none).
     async fn head(&self) -> Result<Position, StoreError>;

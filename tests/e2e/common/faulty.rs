@@ -78,8 +78,12 @@ impl EventStore for Faulty {
             .read_page_within(after, types, limit, max_bytes)
             .await
     }
-    async fn read_events(&self, seqs: &[Position]) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.inner.read_events(seqs).await
+    async fn read_events(
+        &self,
+        seqs: &[Position],
+        max_bytes: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.inner.read_events(seqs, max_bytes).await
     }
     async fn head(&self) -> Result<Position, StoreError> {
         self.inner.head().await

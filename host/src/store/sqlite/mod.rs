@@ -430,19 +430,31 @@ impl EventStore for SqliteStore {
         Ok(Page { events, scanned_to })
     }
 
-    async fn read_events(&self, sequences: &[Position]) -> Result<Vec<RecordedEvent>, StoreError> {
-        let mut events = Vec::with_capacity(sequences.len());
-        for chunk in sequences.chunks(ID_LIST_CHUNK) {
-            let mut qb: QueryBuilder<Sqlite> =
-                QueryBuilder::new(format!("SELECT {EVENT_COLUMNS} FROM events WHERE seq IN "));
-            push_in_list(&mut qb, chunk);
-            let rows = qb.build().fetch_all(&self.reader).await?;
-            for row in &rows {
-                events.push(event_from_row(row)?);
-            }
-        }
-        events.sort_by_key(|e| e.sequence);
-        Ok(events)
+    async fn read_events(
+        &self,
+        sequences: &[Position],
+        max_bytes: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let mut sorted = sequences.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        sorted.truncate(ID_LIST_CHUNK);
+        let mut tx = self.reader.begin().await?;
+        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "SELECT seq, octet_length(data) + octet_length(metadata) FROM events WHERE seq IN ",
+        );
+        push_in_list(&mut qb, &sorted);
+        qb.push(" ORDER BY seq");
+        let sizes: Vec<(i64, i64)> = qb.build_query_as().fetch_all(&mut *tx).await?;
+        let (count, _) = page_cut(&sizes, max_bytes);
+        let fitting: Vec<i64> = sizes[..count].iter().map(|&(seq, _)| seq).collect();
+        let mut qb: QueryBuilder<Sqlite> =
+            QueryBuilder::new(format!("SELECT {EVENT_COLUMNS} FROM events WHERE seq IN "));
+        push_in_list(&mut qb, &fitting);
+        qb.push(" ORDER BY seq");
+        let rows = qb.build().fetch_all(&mut *tx).await?;
+        tx.commit().await?;
+        rows.iter().map(event_from_row).collect()
     }
 
     async fn head(&self) -> Result<Position, StoreError> {

@@ -156,9 +156,12 @@ async fn pages_stop_at_their_byte_budget_and_a_big_event_goes_alone() {
     let page = s.read_page_within(3, None, 10, 300).await.expect("page");
     let seqs: Vec<i64> = page.events.iter().map(|e| e.sequence).collect();
     assert_eq!((seqs, page.scanned_to), (vec![4, 5], 5), "the rest fits");
-    let got = s.read_events(&[5, 1, 99]).await.expect("events");
+    let got = s.read_events(&[5, 1, 99], 1 << 20).await.expect("events");
     let seqs: Vec<i64> = got.iter().map(|e| e.sequence).collect();
     assert_eq!(seqs, vec![1, 5]);
+    let got = s.read_events(&[4, 3, 2], 300).await.expect("events");
+    let seqs: Vec<i64> = got.iter().map(|e| e.sequence).collect();
+    assert_eq!(seqs, vec![2], "the big event 3 waits for the next read");
 }
 
 #[tokio::test]
