@@ -234,27 +234,11 @@ async fn stop_during_a_commit_waits_for_it() {
     for round in 0..3 {
         let daemon = Daemon::new(store.clone(), 100);
         daemon.start_with(k.clone(), vec!["IncidentLogged".into()], counter(&none));
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !store.in_commit.load(SeqCst) {
-            assert!(Instant::now() < deadline, "no commit started");
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        store.wait_for_a_commit().await;
         // Stop while the agent settles (or projects beside) a slow commit.
         tokio::time::sleep(Duration::from_millis(100 + 50 * round)).await;
         daemon.stop(&k).await;
-        assert!(
-            !store.in_commit.load(SeqCst),
-            "stop returned with a commit in flight"
-        );
-        assert_eq!(store.started.load(SeqCst), store.finished.load(SeqCst));
-        store.fence.store(true, SeqCst);
-        tokio::time::sleep(Duration::from_millis(800)).await;
-        assert_eq!(
-            store.after_fence.load(SeqCst),
-            0,
-            "a commit landed after stop"
-        );
-        store.fence.store(false, SeqCst);
+        store.assert_nothing_lands(Duration::from_millis(800)).await;
     }
 }
 
@@ -280,24 +264,11 @@ async fn an_agent_aborted_mid_commit_still_lands_its_commit_before_stop_returns(
     });
     let daemon = Daemon::new(store.clone(), 100).with_stop_grace(Duration::from_millis(50));
     daemon.start_with(k.clone(), vec!["IncidentLogged".into()], slow);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !store.in_commit.load(SeqCst) {
-        assert!(Instant::now() < deadline, "no commit started");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    store.wait_for_a_commit().await;
     daemon.stop(&k).await;
-    assert!(
-        !store.in_commit.load(SeqCst),
-        "stop returned with a commit in flight"
-    );
-    assert_eq!(store.started.load(SeqCst), store.finished.load(SeqCst));
-    store.fence.store(true, SeqCst);
-    tokio::time::sleep(Duration::from_millis(1_500)).await;
-    assert_eq!(
-        store.after_fence.load(SeqCst),
-        0,
-        "a commit landed after stop"
-    );
+    store
+        .assert_nothing_lands(Duration::from_millis(1_500))
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

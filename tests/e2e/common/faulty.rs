@@ -47,6 +47,34 @@ impl Faulty {
     }
 }
 
+impl Faulty {
+    /// Waits (up to 10 s) until a page commit is running.
+    pub async fn wait_for_a_commit(&self) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !self.in_commit.load(SeqCst) {
+            assert!(std::time::Instant::now() < deadline, "no commit started");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Right after a stop: no commit runs, and none lands during `watch`.
+    pub async fn assert_nothing_lands(&self, watch: Duration) {
+        assert!(
+            !self.in_commit.load(SeqCst),
+            "stop returned with a commit in flight"
+        );
+        assert_eq!(self.started.load(SeqCst), self.finished.load(SeqCst));
+        self.fence.store(true, SeqCst);
+        tokio::time::sleep(watch).await;
+        assert_eq!(
+            self.after_fence.load(SeqCst),
+            0,
+            "a commit landed after stop"
+        );
+        self.fence.store(false, SeqCst);
+    }
+}
+
 #[async_trait]
 impl EventStore for Faulty {
     async fn append(&self, req: AppendRequest) -> Result<AppendResult, StoreError> {
