@@ -7,7 +7,8 @@ mod reload;
 mod shadow;
 
 pub use reads::{
-    ConsistentDoc, DEFAULT_STREAM_PAGE, MAX_CONSISTENT_SCAN, MAX_STREAM_PAGE, StreamPage,
+    ConsistentDoc, DEFAULT_STREAM_PAGE, GUEST_READ_PERMITS, GUEST_READ_WAIT, MAX_CONSISTENT_SCAN,
+    MAX_STREAM_PAGE, StreamPage,
 };
 pub use reload::{Reload, Reloaded};
 pub use shadow::{CandidateStatus, Cause};
@@ -62,6 +63,9 @@ pub enum ServiceError {
     /// A consistent read would have to scan more events than it may.
     #[error("{0}")]
     TooFarBehind(String),
+    /// Too many request-driven guest reads are running; retry shortly.
+    #[error("{0}")]
+    Busy(String),
     /// Starting up failed.
     #[error("{0}")]
     Startup(String),
@@ -148,6 +152,8 @@ pub struct Refract {
     stop_outbox: tokio::sync::watch::Sender<bool>,
     /// Candidate builds projecting into shadow tables.
     candidates: shadow::Candidates,
+    /// Permits for request-driven guest reads (consistent documents, aggregates).
+    guest_reads: reads::GuestReads,
 }
 
 /// A write-model read: a stream's document as of its latest event.
@@ -210,6 +216,7 @@ impl Refract {
             outbox_task: std::sync::Mutex::new(Some(outbox_task)),
             stop_outbox,
             candidates: Default::default(),
+            guest_reads: Default::default(),
         };
         svc.drop_stale_shadows().await?;
         let restored =

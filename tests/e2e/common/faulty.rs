@@ -118,16 +118,18 @@ impl DocumentStore for Faulty {
         key: &ProjectionKey,
         s: &StreamId,
         types: &[String],
+        budget: ReadBudget,
     ) -> Result<AggregateRead, StoreError> {
-        self.inner.aggregate_read(key, s, types).await
+        self.inner.aggregate_read(key, s, types, budget).await
     }
     async fn doc_read(
         &self,
         key: &ProjectionKey,
         id: &str,
         types: &[String],
+        budget: ReadBudget,
     ) -> Result<DocRead, StoreError> {
-        self.inner.doc_read(key, id, types).await
+        self.inner.doc_read(key, id, types, budget).await
     }
     async fn get_doc(&self, key: &ProjectionKey, id: &str) -> Result<Option<String>, StoreError> {
         self.inner.get_doc(key, id).await
