@@ -28,6 +28,9 @@ const CONSISTENT_PAGE: usize = 1_000;
 pub const GUEST_READ_PERMITS: usize = 4;
 /// How long a request-driven guest read waits for a permit before it answers busy.
 pub const GUEST_READ_WAIT: Duration = Duration::from_secs(3);
+/// Most guest reads reading the store at once: the other reader connections stay
+/// free for the agents and plain reads.
+const GUEST_READ_LOADS: usize = 2;
 
 /// The permits of request-driven guest reads: each read holds one from before its
 /// store read until its guest calls end, which bounds their guest instances, their
@@ -36,6 +39,7 @@ pub(super) struct GuestReads {
     permits: Arc<Semaphore>,
     size: usize,
     wait: Duration,
+    loads: Semaphore,
 }
 
 impl Default for GuestReads {
@@ -52,7 +56,15 @@ impl GuestReads {
             permits: Arc::new(Semaphore::new(size)),
             size,
             wait,
+            loads: Semaphore::new(GUEST_READ_LOADS),
         }
+    }
+
+    /// Runs a guest read's store read, at most [`GUEST_READ_LOADS`] at once.
+    async fn load<T>(&self, read: impl Future<Output = T>) -> T {
+        // Never closed; without a slot the read would run all the same.
+        let _slot = self.loads.acquire().await.ok();
+        read.await
     }
 
     /// A permit for a guest read of `key`; `Busy` if none frees up in time.
@@ -149,9 +161,10 @@ impl Refract {
             events: MAX_CONSISTENT_SCAN,
             bytes: MAX_READ_BYTES,
         };
+        let types = &loaded.descriptor.event_types;
         let read = self
-            .store
-            .doc_read(&key, id, &loaded.descriptor.event_types, budget)
+            .guest_reads
+            .load(self.store.doc_read(&key, id, types, budget))
             .await?;
         let Some(later) = read.later else {
             return Err(ServiceError::TooFarBehind(format!(
@@ -216,9 +229,10 @@ impl Refract {
             events: MAX_AGGREGATE_EVENTS,
             bytes: MAX_READ_BYTES,
         };
+        let types = &loaded.descriptor.event_types;
         let read = self
-            .store
-            .aggregate_read(&key, stream, &loaded.descriptor.event_types, budget)
+            .guest_reads
+            .load(self.store.aggregate_read(&key, stream, types, budget))
             .await?;
         let Some(events) = read.events else {
             return Err(ServiceError::TooFarBehind(format!(
