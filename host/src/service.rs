@@ -10,6 +10,9 @@ pub use reads::{
     ConsistentDoc, DEFAULT_STREAM_PAGE, GUEST_READ_PERMITS, GUEST_READ_WAIT, MAX_CONSISTENT_SCAN,
     MAX_STREAM_PAGE, StreamPage,
 };
+pub use dead_letters::{
+    DEFAULT_DEAD_LETTER_PAGE, DeadLetterPage, MAX_DEAD_LETTER_PAGE, STATUS_DEAD_LETTERS,
+};
 pub use reload::{Reload, Reloaded};
 pub use shadow::{CandidateStatus, Cause};
 
@@ -115,7 +118,10 @@ pub struct ProjectionStatus {
     /// A subscription's outbox: pending, delivered and failed messages.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub outbox: Option<crate::store::subscription::OutboxCounts>,
-    /// Events the version gave up on (policy dead-letter), with their errors.
+    /// How many events the version gave up on (policy dead-letter).
+    pub dead_letter_count: u64,
+    /// The first [`STATUS_DEAD_LETTERS`] of them, oldest first, with their errors
+    /// (all of them: `GET /projections/{name}/versions/{v}/dead-letters`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dead_letters: Option<Vec<crate::store::subscription::DeadLetter>>,
     /// The WIT version (of `refract:projection`, or of `refract:subscription`) it was
@@ -324,11 +330,18 @@ impl Refract {
         }
     }
 
-    /// Every deployed projection version with its progress.
-    pub async fn projections(&self) -> Result<Vec<ProjectionStatus>, ServiceError> {
+    /// Every deployed version whose (internal) name is `visible`, with its progress;
+    /// nothing is read for the others.
+    pub async fn projections(
+        &self,
+        visible: &(dyn Fn(&str) -> bool + Sync),
+    ) -> Result<Vec<ProjectionStatus>, ServiceError> {
         let head = self.store.head().await?;
         let mut out = Vec::new();
         for rec in self.store.components().await? {
+            if !visible(&rec.key.name) {
+                continue;
+            }
             let state = VersionState::parse(&rec.state);
             let p = match state {
                 // A retired version's progress went with its documents.
@@ -351,12 +364,17 @@ impl Refract {
                     fault: crate::runtime::Fault::Host,
                 })
             });
-            let (outbox, dead_letters) = match rec.kind.as_str() {
-                "subscription" => (
-                    Some(self.store.outbox_counts(&rec.key).await?),
-                    Some(self.store.dead_letters(&rec.key).await?),
-                ),
-                _ => (None, Some(self.store.dead_letters(&rec.key).await?)),
+            let outbox = match rec.kind.as_str() {
+                "subscription" => Some(self.store.outbox_counts(&rec.key).await?),
+                _ => None,
+            };
+            let dead_letter_count = self.store.dead_letter_count(&rec.key).await?;
+            let dead_letters = match dead_letter_count {
+                0 => Vec::new(),
+                _ => {
+                    let first = self.store.dead_letter_page(&rec.key, 0, STATUS_DEAD_LETTERS);
+                    first.await?
+                }
             };
             let running = match self.loaded_components().get(&rec.key) {
                 Some(Loaded::Projection(l)) => {
@@ -390,7 +408,8 @@ impl Refract {
                 error,
                 effects_held: (rec.kind == "subscription").then_some(p.effects_held),
                 outbox,
-                dead_letters,
+                dead_letter_count,
+                dead_letters: Some(dead_letters),
                 kind: rec.kind,
                 metrics,
                 wit: running.map(|(wit, _)| wit),

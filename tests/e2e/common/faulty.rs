@@ -216,6 +216,17 @@ impl SubscriptionStore for Faulty {
     async fn dead_letters(&self, key: &ProjectionKey) -> Result<Vec<DeadLetter>, StoreError> {
         self.inner.dead_letters(key).await
     }
+    async fn dead_letter_count(&self, key: &ProjectionKey) -> Result<u64, StoreError> {
+        self.inner.dead_letter_count(key).await
+    }
+    async fn dead_letter_page(
+        &self,
+        key: &ProjectionKey,
+        after: Position,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>, StoreError> {
+        self.inner.dead_letter_page(key, after, limit).await
+    }
     async fn rewind(
         &self,
         key: &ProjectionKey,
