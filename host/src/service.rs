@@ -6,12 +6,12 @@ mod reads;
 mod reload;
 mod shadow;
 
+pub use dead_letters::{
+    DEFAULT_DEAD_LETTER_PAGE, DeadLetterPage, MAX_DEAD_LETTER_PAGE, STATUS_DEAD_LETTERS,
+};
 pub use reads::{
     ConsistentDoc, DEFAULT_STREAM_PAGE, GUEST_READ_PERMITS, GUEST_READ_WAIT, MAX_CONSISTENT_SCAN,
     MAX_STREAM_PAGE, StreamPage,
-};
-pub use dead_letters::{
-    DEFAULT_DEAD_LETTER_PAGE, DeadLetterPage, MAX_DEAD_LETTER_PAGE, STATUS_DEAD_LETTERS,
 };
 pub use reload::{Reload, Reloaded};
 pub use shadow::{CandidateStatus, Cause};
@@ -372,7 +372,9 @@ impl Refract {
             let dead_letters = match dead_letter_count {
                 0 => Vec::new(),
                 _ => {
-                    let first = self.store.dead_letter_page(&rec.key, 0, STATUS_DEAD_LETTERS);
+                    let first = self
+                        .store
+                        .dead_letter_page(&rec.key, 0, STATUS_DEAD_LETTERS);
                     first.await?
                 }
             };

@@ -90,3 +90,66 @@ async fn concurrent_consistent_reads_leave_the_readers_free_and_answer_busy_past
         "plain reads waited {slowest:?} behind the consistent reads"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_are_counted_in_the_status_and_listed_a_page_at_a_time() {
+    let config = "[components.word-counter]\non_error = \"dead-letter\"\nattempts = 1\n";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let daemon = Daemon::start(&dir.path().join("data"), Some(config));
+    daemon.deploy(WORD_COUNTER).await;
+    let events: Vec<(String, Value)> = (0..50)
+        .map(|i| {
+            let text = if i % 2 == 0 { "poison" } else { "apple" };
+            ("TextWritten".to_owned(), json!({ "text": text }))
+        })
+        .collect();
+    let (code, out) = daemon.append("s", None, &events).await;
+    assert_eq!(code, 200, "{out}");
+    let poisoned: Vec<i64> = (0..25).map(|i| 1 + 2 * i).collect();
+    let p = daemon
+        .wait_caught_up("word-counter", 1, 50, Duration::from_secs(60))
+        .await;
+    assert_eq!(p["dead_letter_count"], 25, "{p}");
+    let shown: Vec<i64> = p["dead_letters"]
+        .as_array()
+        .expect("dead letters")
+        .iter()
+        .filter_map(|l| l["sequence"].as_i64())
+        .collect();
+    assert_eq!(shown, poisoned[..20], "the first 20, oldest first");
+
+    let path = "/projections/word-counter/versions/1/dead-letters";
+    let (code, all) = daemon.get(path).await;
+    assert_eq!(code, 200, "{all}");
+    assert_eq!(all["dead_letters"].as_array().map(Vec::len), Some(25));
+    assert_eq!(
+        (&all["dead_letter_count"], &all["next"]),
+        (&json!(25), &Value::Null)
+    );
+    let (mut seen, mut after, mut pages) = (Vec::new(), Some(0), 0);
+    while let Some(a) = after {
+        let (code, page) = daemon.get(&format!("{path}?after={a}&limit=10")).await;
+        assert_eq!(code, 200, "{page}");
+        let letters = page["dead_letters"].as_array().expect("letters");
+        assert!(letters.len() <= 10, "{page}");
+        seen.extend(letters.iter().filter_map(|l| l["sequence"].as_i64()));
+        after = page["next"].as_i64();
+        pages += 1;
+    }
+    assert_eq!((seen, pages), (poisoned.clone(), 3));
+    let (_, past) = daemon.get(&format!("{path}?after={}", poisoned[24])).await;
+    assert_eq!(
+        (&past["dead_letters"], &past["next"]),
+        (&json!([]), &Value::Null)
+    );
+    let (_, capped) = daemon.get(&format!("{path}?limit=100000")).await;
+    assert_eq!(capped["dead_letters"].as_array().map(Vec::len), Some(25));
+    for bad in ["?limit=0", "?after=x", "?colour=red"] {
+        let (code, got) = daemon.get(&format!("{path}{bad}")).await;
+        assert_eq!(
+            (code, &got["code"]),
+            (400, &json!("invalid")),
+            "{bad}: {got}"
+        );
+    }
+}
