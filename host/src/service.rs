@@ -6,8 +6,12 @@ mod reads;
 mod reload;
 mod shadow;
 
+pub use dead_letters::{
+    DEFAULT_DEAD_LETTER_PAGE, DeadLetterPage, MAX_DEAD_LETTER_PAGE, STATUS_DEAD_LETTERS,
+};
 pub use reads::{
-    ConsistentDoc, DEFAULT_STREAM_PAGE, MAX_CONSISTENT_SCAN, MAX_STREAM_PAGE, StreamPage,
+    ConsistentDoc, DEFAULT_STREAM_PAGE, GUEST_READ_PERMITS, GUEST_READ_WAIT, MAX_CONSISTENT_SCAN,
+    MAX_STREAM_PAGE, StreamPage,
 };
 pub use reload::{Reload, Reloaded};
 pub use shadow::{CandidateStatus, Cause};
@@ -62,6 +66,9 @@ pub enum ServiceError {
     /// A consistent read would have to scan more events than it may.
     #[error("{0}")]
     TooFarBehind(String),
+    /// Too many request-driven guest reads are running; retry shortly.
+    #[error("{0}")]
+    Busy(String),
     /// Starting up failed.
     #[error("{0}")]
     Startup(String),
@@ -111,7 +118,10 @@ pub struct ProjectionStatus {
     /// A subscription's outbox: pending, delivered and failed messages.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub outbox: Option<crate::store::subscription::OutboxCounts>,
-    /// Events the version gave up on (policy dead-letter), with their errors.
+    /// How many events the version gave up on (policy dead-letter).
+    pub dead_letter_count: u64,
+    /// The first [`STATUS_DEAD_LETTERS`] of them, oldest first, with their errors
+    /// (all of them: `GET /projections/{name}/versions/{v}/dead-letters`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dead_letters: Option<Vec<crate::store::subscription::DeadLetter>>,
     /// The WIT version (of `refract:projection`, or of `refract:subscription`) it was
@@ -148,6 +158,8 @@ pub struct Refract {
     stop_outbox: tokio::sync::watch::Sender<bool>,
     /// Candidate builds projecting into shadow tables.
     candidates: shadow::Candidates,
+    /// Permits for request-driven guest reads (consistent documents, aggregates).
+    guest_reads: reads::GuestReads,
 }
 
 /// A write-model read: a stream's document as of its latest event.
@@ -210,6 +222,7 @@ impl Refract {
             outbox_task: std::sync::Mutex::new(Some(outbox_task)),
             stop_outbox,
             candidates: Default::default(),
+            guest_reads: Default::default(),
         };
         svc.drop_stale_shadows().await?;
         let restored =
@@ -317,11 +330,18 @@ impl Refract {
         }
     }
 
-    /// Every deployed projection version with its progress.
-    pub async fn projections(&self) -> Result<Vec<ProjectionStatus>, ServiceError> {
+    /// Every deployed version whose (internal) name is `visible`, with its progress;
+    /// nothing is read for the others.
+    pub async fn projections(
+        &self,
+        visible: &(dyn Fn(&str) -> bool + Sync),
+    ) -> Result<Vec<ProjectionStatus>, ServiceError> {
         let head = self.store.head().await?;
         let mut out = Vec::new();
         for rec in self.store.components().await? {
+            if !visible(&rec.key.name) {
+                continue;
+            }
             let state = VersionState::parse(&rec.state);
             let p = match state {
                 // A retired version's progress went with its documents.
@@ -344,12 +364,19 @@ impl Refract {
                     fault: crate::runtime::Fault::Host,
                 })
             });
-            let (outbox, dead_letters) = match rec.kind.as_str() {
-                "subscription" => (
-                    Some(self.store.outbox_counts(&rec.key).await?),
-                    Some(self.store.dead_letters(&rec.key).await?),
-                ),
-                _ => (None, Some(self.store.dead_letters(&rec.key).await?)),
+            let outbox = match rec.kind.as_str() {
+                "subscription" => Some(self.store.outbox_counts(&rec.key).await?),
+                _ => None,
+            };
+            let dead_letter_count = self.store.dead_letter_count(&rec.key).await?;
+            let dead_letters = match dead_letter_count {
+                0 => Vec::new(),
+                _ => {
+                    let first = self
+                        .store
+                        .dead_letter_page(&rec.key, 0, STATUS_DEAD_LETTERS);
+                    first.await?
+                }
             };
             let running = match self.loaded_components().get(&rec.key) {
                 Some(Loaded::Projection(l)) => {
@@ -383,7 +410,8 @@ impl Refract {
                 error,
                 effects_held: (rec.kind == "subscription").then_some(p.effects_held),
                 outbox,
-                dead_letters,
+                dead_letter_count,
+                dead_letters: Some(dead_letters),
                 kind: rec.kind,
                 metrics,
                 wit: running.map(|(wit, _)| wit),

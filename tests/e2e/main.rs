@@ -11,6 +11,7 @@ mod helpdesk;
 mod hostile;
 mod poison;
 mod reads;
+mod reads_bounded;
 mod restart;
 mod runtime;
 mod shadow;

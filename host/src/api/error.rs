@@ -106,6 +106,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::TooFarBehind(_) => {
                 Self::coded(StatusCode::SERVICE_UNAVAILABLE, "too_far_behind", e)
             }
+            ServiceError::Busy(_) => Self::coded(StatusCode::SERVICE_UNAVAILABLE, "busy", e),
             ServiceError::Lifecycle(_) => Self::new(StatusCode::CONFLICT, e),
             ServiceError::Daemon(DaemonError::Failed(_)) => {
                 Self::new(StatusCode::UNPROCESSABLE_ENTITY, e)

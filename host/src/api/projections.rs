@@ -52,7 +52,7 @@ pub(super) async fn list(
     State(svc): State<Arc<Refract>>,
     Auth(caller): Auth,
 ) -> Result<Json<Vec<ProjectionStatus>>, ApiError> {
-    let all = svc.projections().await?;
+    let all = svc.projections(&|name| caller.sees(name).is_some()).await?;
     let mine = all
         .into_iter()
         .filter_map(|mut p| {

@@ -1,20 +1,53 @@
 //! A projection version's dead letters: the events it gave up on (policy
 //! `dead-letter`), applied again after a fixed build is put in place (a hotfix).
 
+use serde::Serialize;
+
 use super::{Refract, ServiceError};
 use crate::daemon::DaemonError;
 use crate::deploy::{self, Deployed};
+use crate::store::Position;
 use crate::store::subscription::DeadLetter;
 
+/// Most dead letters a version's status shows (with the count of all of them).
+pub const STATUS_DEAD_LETTERS: usize = 20;
+/// Dead letters a page brings when the caller does not say.
+pub const DEFAULT_DEAD_LETTER_PAGE: usize = 100;
+/// Most dead letters one page brings (a larger `limit` is lowered to it).
+pub const MAX_DEAD_LETTER_PAGE: usize = 1_000;
+
+/// One page of a version's dead letters.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeadLetterPage {
+    /// The letters after the requested sequence, oldest first.
+    pub dead_letters: Vec<DeadLetter>,
+    /// How many letters the version has in all.
+    pub dead_letter_count: u64,
+    /// The `after` of the next page; `None` after the last letter.
+    pub next: Option<Position>,
+}
+
 impl Refract {
-    /// The events a version gave up on, oldest first.
+    /// At most `limit` (1 to [`MAX_DEAD_LETTER_PAGE`]) of the events a version gave
+    /// up on with a sequence after `after`, oldest first.
     pub async fn dead_letters(
         &self,
         name: &str,
         version: u32,
-    ) -> Result<Vec<DeadLetter>, ServiceError> {
+        after: Position,
+        limit: usize,
+    ) -> Result<DeadLetterPage, ServiceError> {
         let (target, _) = self.running(name, version).await?;
-        Ok(self.store.dead_letters(&target.key).await?)
+        let limit = limit.clamp(1, MAX_DEAD_LETTER_PAGE);
+        let key = &target.key;
+        let mut letters = self.store.dead_letter_page(key, after, limit + 1).await?;
+        let more = letters.len() > limit;
+        letters.truncate(limit);
+        Ok(DeadLetterPage {
+            next: letters.last().filter(|_| more).map(|l| l.sequence),
+            dead_letters: letters,
+            dead_letter_count: self.store.dead_letter_count(key).await?,
+        })
     }
 
     /// Applies a projection version's dead letters again through its running code,

@@ -1,13 +1,18 @@
 //! Reads: pages of a stream, documents, and the write-model reads that include every
 //! committed event (the persisted document plus the later events, through the guest).
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use serde::Serialize;
 use serde_json::value::RawValue;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::{Aggregate, Refract, ServiceError};
 use crate::runtime::{DocChange, DocInput, Guest, Loaded, LoadedComponent, RuntimeError};
 use crate::store::{
-    MAX_AGGREGATE_EVENTS, Position, ProjectionKey, RecordedEvent, StoreError, StreamId,
+    MAX_AGGREGATE_EVENTS, MAX_READ_BYTES, Position, ProjectionKey, ReadBudget, RecordedEvent,
+    StoreError, StreamId,
 };
 
 /// Events a stream page brings when the caller does not say.
@@ -17,8 +22,65 @@ pub const MAX_STREAM_PAGE: usize = 10_000;
 /// Most events of the version's types a consistent read scans after the version's
 /// position before it gives up (the version is too far behind).
 pub const MAX_CONSISTENT_SCAN: usize = 100_000;
-/// Events read and sliced at a time by a consistent read.
+/// Events sliced and applied at a time by a consistent read.
 const CONSISTENT_PAGE: usize = 1_000;
+/// Most request-driven guest reads (consistent documents, aggregates) at once.
+pub const GUEST_READ_PERMITS: usize = 4;
+/// How long a request-driven guest read waits for a permit before it answers busy.
+pub const GUEST_READ_WAIT: Duration = Duration::from_secs(3);
+/// Most guest reads reading the store at once: the other reader connections stay
+/// free for the agents and plain reads.
+const GUEST_READ_LOADS: usize = 2;
+
+/// The permits of request-driven guest reads: each read holds one from before its
+/// store read until its guest calls end, which bounds their guest instances, their
+/// memory and the reader connections they take from the agents.
+pub(super) struct GuestReads {
+    permits: Arc<Semaphore>,
+    size: usize,
+    wait: Duration,
+    loads: Semaphore,
+}
+
+impl Default for GuestReads {
+    fn default() -> Self {
+        Self::new(GUEST_READ_PERMITS, GUEST_READ_WAIT)
+    }
+}
+
+impl GuestReads {
+    /// `permits` reads at once, each waiting at most `wait` for its turn.
+    fn new(permits: usize, wait: Duration) -> Self {
+        let size = permits.max(1);
+        Self {
+            permits: Arc::new(Semaphore::new(size)),
+            size,
+            wait,
+            loads: Semaphore::new(GUEST_READ_LOADS),
+        }
+    }
+
+    /// Runs a guest read's store read, at most [`GUEST_READ_LOADS`] at once.
+    async fn load<T>(&self, read: impl Future<Output = T>) -> T {
+        // Never closed; without a slot the read would run all the same.
+        let _slot = self.loads.acquire().await.ok();
+        read.await
+    }
+
+    /// A permit for a guest read of `key`; `Busy` if none frees up in time.
+    async fn acquire(&self, key: &ProjectionKey) -> Result<OwnedSemaphorePermit, ServiceError> {
+        match tokio::time::timeout(self.wait, self.permits.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            // The semaphore is never closed; answer busy all the same.
+            Ok(Err(_)) | Err(_) => Err(ServiceError::Busy(format!(
+                "too many consistent and aggregate reads are running (at most {} at once; \
+                 waited {} ms): retry {key}'s read shortly, or read without consistent=true",
+                self.size,
+                self.wait.as_millis()
+            ))),
+        }
+    }
+}
 
 /// One page of a stream.
 #[derive(Debug, Clone)]
@@ -81,11 +143,11 @@ impl Refract {
             .ok_or_else(|| ServiceError::DocumentNotFound(format!("document {id:?} in {key}")))
     }
 
-    /// A document of `name` (live, or `version`) as of the store's last event: in one
-    /// read transaction, the persisted document and every later event of the
-    /// version's types that the guest slices to it, applied through the guest.
-    /// `TooFarBehind` if more than [`MAX_CONSISTENT_SCAN`] later events would have to
-    /// be scanned.
+    /// A document of `name` (live, or `version`) as of the store's last event: the
+    /// persisted document and every later event of the version's types, read into
+    /// memory in one read transaction that ends before the guest slices them to the
+    /// document and applies them. `TooFarBehind` past [`MAX_CONSISTENT_SCAN`] events
+    /// or [`MAX_READ_BYTES`]; `Busy` if no guest-read permit frees up in time.
     pub async fn get_doc_consistent(
         &self,
         name: &str,
@@ -94,40 +156,44 @@ impl Refract {
     ) -> Result<ConsistentDoc, ServiceError> {
         let key = self.resolve(name, version).await?;
         let loaded = self.projection_of(&key)?;
-        let mut read = self
-            .store
-            .doc_read(&key, id, &loaded.descriptor.event_types)
+        let permit = self.guest_reads.acquire(&key).await?;
+        let budget = ReadBudget {
+            events: MAX_CONSISTENT_SCAN,
+            bytes: MAX_READ_BYTES,
+        };
+        let types = &loaded.descriptor.event_types;
+        let read = self
+            .guest_reads
+            .load(self.store.doc_read(&key, id, types, budget))
             .await?;
-        let page_size = loaded.descriptor.page_size(CONSISTENT_PAGE);
-        let mut state = read.doc.take();
-        let mut guest: Option<Guest> = None;
-        let mut scanned = 0usize;
-        loop {
-            let events = read.later.next_page(page_size).await?;
-            if events.is_empty() {
-                break;
-            }
-            scanned += events.len();
-            if scanned > MAX_CONSISTENT_SCAN {
-                return Err(ServiceError::TooFarBehind(format!(
-                    "{key} is more than {MAX_CONSISTENT_SCAN} events behind (at {} of {}): a \
-                     consistent read would scan them all; read without consistent=true, or \
-                     retry once it has caught up",
-                    read.position, read.head
-                )));
-            }
-            let (loaded, key, id) = (loaded.clone(), key.to_string(), id.to_owned());
-            let (g, s) = (guest.take(), state.take());
-            let (g, s) = tokio::task::spawn_blocking(move || {
-                let mut g = g.unwrap_or_else(|| Guest::new(&loaded, key));
-                let s = apply_sliced(&mut g, &events, &id, s)?;
-                Ok::<_, RuntimeError>((g, s))
+        let Some(later) = read.later else {
+            return Err(ServiceError::TooFarBehind(format!(
+                "{key} is more than {MAX_CONSISTENT_SCAN} events or {} MiB of events behind \
+                 (at {} of {}): a consistent read would bring them all into memory; read \
+                 without consistent=true, or retry once it has caught up",
+                MAX_READ_BYTES >> 20,
+                read.position,
+                read.head
+            )));
+        };
+        let state = if later.is_empty() {
+            read.doc
+        } else {
+            let page_size = loaded.descriptor.page_size(CONSISTENT_PAGE);
+            let (key, id, doc) = (key.to_string(), id.to_owned(), read.doc);
+            tokio::task::spawn_blocking(move || {
+                // Held until the guest is done, even if the request goes away.
+                let _permit = permit;
+                let mut guest = Guest::new(&loaded, key);
+                let mut state = doc;
+                for page in later.chunks(page_size) {
+                    state = apply_sliced(&mut guest, page, &id, state)?;
+                }
+                Ok::<_, RuntimeError>(state)
             })
             .await
-            .map_err(|e| RuntimeError::Host(format!("consistent read task: {e}")))??;
-            guest = Some(g);
-            state = s;
-        }
+            .map_err(|e| RuntimeError::Host(format!("consistent read task: {e}")))??
+        };
         let body = state
             .ok_or_else(|| ServiceError::DocumentNotFound(format!("document {id:?} in {key}")))?;
         Ok(ConsistentDoc {
@@ -141,7 +207,8 @@ impl Refract {
     /// the version's position, applied through the guest. Correct while the version
     /// is still catching up. Only for projections with a document per stream
     /// (`CustomDocuments` otherwise); a stream that does not exist is at version 0
-    /// with no document.
+    /// with no document. `TooFarBehind` past [`MAX_AGGREGATE_EVENTS`] events or
+    /// [`MAX_READ_BYTES`]; `Busy` if no guest-read permit frees up in time.
     pub async fn aggregate(
         &self,
         stream: &StreamId,
@@ -157,17 +224,24 @@ impl Refract {
                  documents; read GET /projections/{n}/docs/{{id}}?consistent=true"
             )));
         }
+        let permit = self.guest_reads.acquire(&key).await?;
+        let budget = ReadBudget {
+            events: MAX_AGGREGATE_EVENTS,
+            bytes: MAX_READ_BYTES,
+        };
+        let types = &loaded.descriptor.event_types;
         let read = self
-            .store
-            .aggregate_read(&key, stream, &loaded.descriptor.event_types)
+            .guest_reads
+            .load(self.store.aggregate_read(&key, stream, types, budget))
             .await?;
-        if read.events.len() > MAX_AGGREGATE_EVENTS {
+        let Some(events) = read.events else {
             return Err(ServiceError::TooFarBehind(format!(
-                "{key} is more than {MAX_AGGREGATE_EVENTS} of stream {stream}'s events behind \
-                 (at {}): retry once it has caught up",
+                "{key} is more than {MAX_AGGREGATE_EVENTS} or {} MiB of stream {stream}'s \
+                 events behind (at {}): retry once it has caught up",
+                MAX_READ_BYTES >> 20,
                 read.position
             )));
-        }
+        };
         if read.stream_version == 0 {
             return Ok(Aggregate {
                 id: stream.as_str().to_owned(),
@@ -175,19 +249,20 @@ impl Refract {
                 document: None,
             });
         }
-        let document = if read.events.is_empty() {
+        let document = if events.is_empty() {
             read.doc
         } else {
-            let id = stream.as_str().to_owned();
+            let (id, doc) = (stream.as_str().to_owned(), read.doc);
             tokio::task::spawn_blocking(move || {
+                let _permit = permit;
                 let mut guest = Guest::new(&loaded, key.to_string());
                 let input = DocInput {
                     id,
-                    state: read.doc.clone(),
-                    events: (0..read.events.len() as u32).collect(),
+                    state: doc.clone(),
+                    events: (0..events.len() as u32).collect(),
                 };
-                let change = guest.apply(&read.events, vec![input])?.pop();
-                Ok::<_, RuntimeError>(changed(change, read.doc))
+                let change = guest.apply(&events, vec![input])?.pop();
+                Ok::<_, RuntimeError>(changed(change, doc))
             })
             .await
             .map_err(|e| RuntimeError::Host(format!("aggregate task: {e}")))??
@@ -243,5 +318,25 @@ fn changed(change: Option<DocChange>, before: Option<String>) -> Option<String> 
         Some(DocChange::Put(body)) => Some(body),
         Some(DocChange::Delete) => None,
         Some(DocChange::Keep) | None => before,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_guest_read_waits_for_a_permit_then_answers_busy() {
+        let reads = GuestReads::new(1, Duration::from_millis(50));
+        let key = ProjectionKey {
+            name: "p".into(),
+            version: 1,
+        };
+        let held = reads.acquire(&key).await.expect("first permit");
+        let err = reads.acquire(&key).await.expect_err("no second permit");
+        assert!(matches!(err, ServiceError::Busy(_)), "{err}");
+        assert!(err.to_string().contains("at most 1 at once"), "{err}");
+        drop(held);
+        let _again = reads.acquire(&key).await.expect("freed");
     }
 }

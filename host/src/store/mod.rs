@@ -159,22 +159,26 @@ pub trait DocumentStore: Send + Sync {
     async fn has_docs(&self, key: &ProjectionKey) -> Result<bool, StoreError>;
 
     /// The document of `stream`, the version's position and the stream's later events
-    /// of `types`, in one read transaction (for write-model reads).
+    /// of `types` (`None` past `budget`), in one read transaction that ends before
+    /// it answers (for write-model reads).
     async fn aggregate_read(
         &self,
         key: &ProjectionKey,
         stream: &StreamId,
         types: &[String],
+        budget: ReadBudget,
     ) -> Result<AggregateRead, StoreError>;
 
-    /// Opens one read transaction for a consistent read of document `id`: its
-    /// persisted JSON, the version's position, the store's head, and a cursor over
-    /// the events of `types` after the position up to the head.
+    /// A consistent read of document `id`, in one read transaction that ends before
+    /// it answers: its persisted JSON, the version's position, the store's head, and
+    /// the events of `types` after the position up to the head (`None` past
+    /// `budget`).
     async fn doc_read(
         &self,
         key: &ProjectionKey,
         id: &str,
         types: &[String],
+        budget: ReadBudget,
     ) -> Result<DocRead, StoreError>;
 
     /// One document's JSON, if it exists.
@@ -196,16 +200,8 @@ pub trait DocumentStore: Send + Sync {
     ) -> Result<(), StoreError>;
 }
 
-/// Pages of events read inside a read transaction that stays open while the
-/// cursor lives: every page sees the same state.
-#[async_trait]
-pub trait EventCursor: Send {
-    /// The next up to `limit` events in sequence order; empty at the end.
-    async fn next_page(&mut self, limit: usize) -> Result<Vec<RecordedEvent>, StoreError>;
-}
-
-/// A consistent read of one document, begun: what was persisted and where the rest
-/// of its events are.
+/// A consistent read of one document: what was persisted and the events after it,
+/// read in one snapshot.
 pub struct DocRead {
     /// The document as persisted.
     pub doc: Option<String>,
@@ -213,8 +209,9 @@ pub struct DocRead {
     pub position: Position,
     /// The store's last sequence in this read's snapshot.
     pub head: Position,
-    /// The events of the version's types after `position`, up to `head`.
-    pub later: Box<dyn EventCursor>,
+    /// The events of the version's types after `position`, up to `head`, in order;
+    /// `None` if they pass the read's budget.
+    pub later: Option<Vec<RecordedEvent>>,
 }
 
 /// The registry of deployed components.

@@ -14,9 +14,11 @@ pub const MAX_EVENT_TYPE_LEN: usize = 256;
 /// Most bytes of event data and metadata one page of a stream read brings (a page
 /// always has at least one event, whatever its size).
 pub const MAX_STREAM_PAGE_BYTES: usize = 16 << 20;
-/// Most of a stream's later events an aggregate read applies: `aggregate_read`
-/// returns at most one more, so the caller can tell it stopped there.
+/// Most of a stream's later events an aggregate read applies.
 pub const MAX_AGGREGATE_EVENTS: usize = 100_000;
+/// Most bytes of event data and metadata a request-driven guest read (a consistent
+/// document read, an aggregate) brings into memory.
+pub const MAX_READ_BYTES: usize = 64 << 20;
 /// Longest idempotency key accepted, in bytes.
 pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 256;
 
@@ -295,7 +297,17 @@ pub struct AggregateRead {
     pub position: Position,
     /// The stream's current version (0 if it does not exist).
     pub stream_version: u64,
-    /// The stream's events of the version's types after `position`, in order; at
-    /// most [`MAX_AGGREGATE_EVENTS`] + 1.
-    pub events: Vec<RecordedEvent>,
+    /// The stream's events of the version's types after `position`, in order;
+    /// `None` if they pass the read's budget.
+    pub events: Option<Vec<RecordedEvent>>,
+}
+
+/// How much a read may bring into memory before it gives up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadBudget {
+    /// Most events.
+    pub events: usize,
+    /// Most bytes of event data and metadata (at most one event more is read before
+    /// the read stops).
+    pub bytes: usize,
 }

@@ -116,6 +116,18 @@ pub trait SubscriptionStore: Send + Sync {
     /// The events a version dead-lettered, oldest first.
     async fn dead_letters(&self, key: &ProjectionKey) -> Result<Vec<DeadLetter>, StoreError>;
 
+    /// How many events a version dead-lettered.
+    async fn dead_letter_count(&self, key: &ProjectionKey) -> Result<u64, StoreError>;
+
+    /// Up to `limit` of a version's dead letters with a sequence after `after`,
+    /// oldest first.
+    async fn dead_letter_page(
+        &self,
+        key: &ProjectionKey,
+        after: Position,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>, StoreError>;
+
     /// Moves a version's progress to `position` (replay from there); its agent must
     /// be stopped. With `replay_effects`, its effects high-water mark comes down to
     /// `position` too, so the replayed events' emits and sends are performed again.

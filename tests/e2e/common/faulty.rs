@@ -150,16 +150,18 @@ impl DocumentStore for Faulty {
         key: &ProjectionKey,
         s: &StreamId,
         types: &[String],
+        budget: ReadBudget,
     ) -> Result<AggregateRead, StoreError> {
-        self.inner.aggregate_read(key, s, types).await
+        self.inner.aggregate_read(key, s, types, budget).await
     }
     async fn doc_read(
         &self,
         key: &ProjectionKey,
         id: &str,
         types: &[String],
+        budget: ReadBudget,
     ) -> Result<DocRead, StoreError> {
-        self.inner.doc_read(key, id, types).await
+        self.inner.doc_read(key, id, types, budget).await
     }
     async fn get_doc(&self, key: &ProjectionKey, id: &str) -> Result<Option<String>, StoreError> {
         self.inner.get_doc(key, id).await
@@ -245,6 +247,17 @@ impl SubscriptionStore for Faulty {
     }
     async fn dead_letters(&self, key: &ProjectionKey) -> Result<Vec<DeadLetter>, StoreError> {
         self.inner.dead_letters(key).await
+    }
+    async fn dead_letter_count(&self, key: &ProjectionKey) -> Result<u64, StoreError> {
+        self.inner.dead_letter_count(key).await
+    }
+    async fn dead_letter_page(
+        &self,
+        key: &ProjectionKey,
+        after: Position,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>, StoreError> {
+        self.inner.dead_letter_page(key, after, limit).await
     }
     async fn rewind(
         &self,

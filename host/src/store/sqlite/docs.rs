@@ -5,11 +5,10 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use sqlx::{AssertSqlSafe, QueryBuilder, Row, Sqlite};
 
-use super::{EVENT_COLUMNS, SqliteStore, event_from_row, push_in_list, to_i64, to_u64};
+use super::{SqliteStore, push_in_list, to_i64, to_u64};
 use crate::store::{
-    AggregateRead, ComponentRecord, DocRead, DocWrite, DocumentStore, MAX_AGGREGATE_EVENTS,
-    PageCommit, Position, Progress, ProjectionKey, Registry, RunStatus, StoreError, StreamId,
-    now_micros,
+    AggregateRead, ComponentRecord, DocRead, DocWrite, DocumentStore, PageCommit, Position,
+    Progress, ProjectionKey, ReadBudget, Registry, RunStatus, StoreError, StreamId, now_micros,
 };
 
 /// Ids per `IN (...)` list, well under SQLite's parameter limit.
@@ -100,6 +99,7 @@ impl DocumentStore for SqliteStore {
         key: &ProjectionKey,
         stream: &StreamId,
         types: &[String],
+        budget: ReadBudget,
     ) -> Result<AggregateRead, StoreError> {
         let t = table(key)?;
         let mut tx = self.reader().begin().await?;
@@ -121,23 +121,19 @@ impl DocumentStore for SqliteStore {
                 .fetch_optional(&mut *tx)
                 .await?
                 .unwrap_or(0);
-        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
-            "SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = "
-        ));
-        qb.push_bind(stream.as_str())
-            .push(" AND seq > ")
-            .push_bind(position);
-        qb.push(" AND event_type IN ");
-        push_in_list(&mut qb, types);
-        qb.push(" ORDER BY stream_version LIMIT ")
-            .push_bind(to_i64(MAX_AGGREGATE_EVENTS as u64 + 1)?);
-        let rows = qb.build().fetch_all(&mut *tx).await?;
+        let scan = super::reads::Scan {
+            after: position,
+            upto: None,
+            types: Some(types),
+            stream: Some(stream.as_str()),
+        };
+        let events = super::reads::read_within(&mut tx, scan, budget).await?;
         tx.commit().await?;
         Ok(AggregateRead {
             doc,
             position,
             stream_version: to_u64(stream_version, "stream version")?,
-            events: rows.iter().map(event_from_row).collect::<Result<_, _>>()?,
+            events,
         })
     }
 
@@ -146,8 +142,10 @@ impl DocumentStore for SqliteStore {
         key: &ProjectionKey,
         id: &str,
         types: &[String],
+        budget: ReadBudget,
     ) -> Result<DocRead, StoreError> {
-        self.begin_doc_read(key, &table(key)?, id, types).await
+        self.read_doc_and_later(key, &table(key)?, id, types, budget)
+            .await
     }
 
     async fn has_docs(&self, key: &ProjectionKey) -> Result<bool, StoreError> {

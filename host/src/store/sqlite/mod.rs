@@ -162,35 +162,6 @@ pub(super) const EVENT_COLUMNS: &str =
 /// Sequences per `IN (...)` list.
 const ID_LIST_CHUNK: usize = 1000;
 
-/// `seq > after AND seq <= upto` and the type filter of a page query.
-fn push_page_filter(
-    qb: &mut QueryBuilder<Sqlite>,
-    after: Position,
-    upto: Position,
-    types: Option<&[String]>,
-) {
-    qb.push_bind(after).push(" AND seq <= ").push_bind(upto);
-    if let Some(types) = types {
-        qb.push(" AND event_type IN ");
-        push_in_list(qb, types);
-    }
-}
-
-/// How many of the events (sequence, size) fit in `max_bytes`, at least one, and
-/// the sequence of the last that does.
-fn page_cut(sizes: &[(i64, i64)], max_bytes: usize) -> (usize, Option<Position>) {
-    let mut total = 0usize;
-    let mut count = 0;
-    for &(_, size) in sizes {
-        total = total.saturating_add(usize::try_from(size).unwrap_or(usize::MAX));
-        if count > 0 && total > max_bytes {
-            break;
-        }
-        count += 1;
-    }
-    (count, sizes.get(count.wrapping_sub(1)).map(|&(seq, _)| seq))
-}
-
 pub(super) fn validate(req: &AppendRequest, max_event_bytes: usize) -> Result<(), StoreError> {
     if req.events.is_empty() {
         return Err(StoreError::Invalid("no events to append".into()));
@@ -396,35 +367,22 @@ impl EventStore for SqliteStore {
         limit: usize,
         max_bytes: usize,
     ) -> Result<Page, StoreError> {
-        let limit = limit.max(1);
         let mut tx = self.reader.begin().await?;
         let head: Position = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM events")
             .fetch_one(&mut *tx)
             .await?;
-        // Sizes first: octet_length reads the record header, not the data, so a page
-        // of huge events is cut before any of them is loaded.
-        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
-            "SELECT seq, octet_length(data) + octet_length(metadata) FROM events WHERE seq > ",
-        );
-        push_page_filter(&mut qb, after, head, types);
-        qb.push(" ORDER BY seq LIMIT ").push_bind(limit as i64);
-        let sizes: Vec<(i64, i64)> = qb.build_query_as().fetch_all(&mut *tx).await?;
-        let (count, cut) = page_cut(&sizes, max_bytes);
-        let mut events = Vec::with_capacity(count);
-        if let Some(last) = cut {
-            let mut qb: QueryBuilder<Sqlite> =
-                QueryBuilder::new(format!("SELECT {EVENT_COLUMNS} FROM events WHERE seq > "));
-            push_page_filter(&mut qb, after, last, types);
-            qb.push(" ORDER BY seq");
-            let rows = qb.build().fetch_all(&mut *tx).await?;
-            for row in &rows {
-                events.push(event_from_row(row)?);
-            }
-        }
+        let scan = reads::Scan {
+            after,
+            upto: Some(head),
+            types,
+            stream: None,
+        };
+        let page = reads::page_in(&mut tx, scan, limit, max_bytes).await?;
         tx.commit().await?;
+        let events = page.events;
         // A short page means every event up to the head was examined.
         let scanned_to = match events.last() {
-            Some(last) if count < sizes.len() || sizes.len() == limit => last.sequence,
+            Some(last) if !page.exhausted => last.sequence,
             _ => head.max(after),
         };
         Ok(Page { events, scanned_to })

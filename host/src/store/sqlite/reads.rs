@@ -1,18 +1,150 @@
-//! SQLite: bounded reads. A page of one stream, and the cursor of a consistent
-//! document read (one read transaction held while its pages are read).
+//! SQLite: bounded reads. A page of one stream, byte-bounded pages of events inside
+//! a caller's read transaction, and the in-memory reads of request-driven guest reads
+//! (a consistent document read), each within a budget of events and bytes.
 
-use async_trait::async_trait;
-use sqlx::{AssertSqlSafe, QueryBuilder, Sqlite, Transaction};
+use sqlx::sqlite::SqliteConnection;
+use sqlx::{AssertSqlSafe, QueryBuilder, Sqlite};
 
 use super::{EVENT_COLUMNS, SqliteStore, event_from_row, push_in_list, to_i64, to_u64};
 use crate::store::{
-    DocRead, EventCursor, MAX_STREAM_PAGE_BYTES, Position, ProjectionKey, RecordedEvent,
-    StoreError, StreamId,
+    DEFAULT_PAGE_BYTES, DocRead, MAX_STREAM_PAGE_BYTES, Position, ProjectionKey, ReadBudget,
+    RecordedEvent, StoreError, StreamId,
 };
 
 /// Events fetched per query of a stream page, so the bytes budget is checked often
 /// (sqlx hands a query's rows over at once).
 const STREAM_CHUNK: usize = 100;
+
+/// Events per query of a budgeted read (each query is also cut by bytes).
+const BUDGET_CHUNK: usize = 1_000;
+
+/// Which events a page query reads: after a sequence, up to another, of some types,
+/// of one stream.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Scan<'a> {
+    /// Only events after this sequence.
+    pub after: Position,
+    /// Only events up to this sequence, if given.
+    pub upto: Option<Position>,
+    /// Only events of these types (all if `None`).
+    pub types: Option<&'a [String]>,
+    /// Only the events of this stream (then read in stream order, by its index).
+    pub stream: Option<&'a str>,
+}
+
+impl Scan<'_> {
+    /// Appends ` WHERE ...` and the order of the scan's query.
+    fn push_where(&self, qb: &mut QueryBuilder<Sqlite>) {
+        qb.push(" WHERE seq > ").push_bind(self.after);
+        if let Some(upto) = self.upto {
+            qb.push(" AND seq <= ").push_bind(upto);
+        }
+        if let Some(stream) = self.stream {
+            qb.push(" AND stream_id = ").push_bind(stream.to_owned());
+        }
+        if let Some(types) = self.types {
+            qb.push(" AND event_type IN ");
+            push_in_list(qb, types);
+        }
+        // Within a stream the sequence follows the stream version; ordering by the
+        // version keeps SQLite on the (stream_id, stream_version) index.
+        qb.push(match self.stream {
+            Some(_) => " ORDER BY stream_version",
+            None => " ORDER BY seq",
+        });
+    }
+}
+
+/// One page of a scan read in the caller's transaction.
+pub(super) struct PageIn {
+    /// The events, in order.
+    pub events: Vec<RecordedEvent>,
+    /// Every event of the scan was examined (the page was neither full nor cut).
+    pub exhausted: bool,
+}
+
+/// Up to `limit` events of `scan`, stopping before the event that would take the
+/// page's data and metadata past `max_bytes` (the first is always included). Sizes
+/// are read first: `octet_length` reads the record header, not the data, so a page
+/// of huge events is cut before any of them is loaded.
+pub(super) async fn page_in(
+    conn: &mut SqliteConnection,
+    scan: Scan<'_>,
+    limit: usize,
+    max_bytes: usize,
+) -> Result<PageIn, StoreError> {
+    let limit = limit.max(1);
+    let mut qb: QueryBuilder<Sqlite> =
+        QueryBuilder::new("SELECT seq, octet_length(data) + octet_length(metadata) FROM events");
+    scan.push_where(&mut qb);
+    qb.push(" LIMIT ").push_bind(to_i64(limit as u64)?);
+    let sizes: Vec<(i64, i64)> = qb.build_query_as().fetch_all(&mut *conn).await?;
+    let (count, cut) = page_cut(&sizes, max_bytes);
+    let mut events = Vec::with_capacity(count);
+    if let Some(last) = cut {
+        let mut qb: QueryBuilder<Sqlite> =
+            QueryBuilder::new(format!("SELECT {EVENT_COLUMNS} FROM events"));
+        Scan {
+            upto: Some(last),
+            ..scan
+        }
+        .push_where(&mut qb);
+        qb.push(" LIMIT ").push_bind(to_i64(count as u64)?);
+        for row in &qb.build().fetch_all(&mut *conn).await? {
+            events.push(event_from_row(row)?);
+        }
+    }
+    Ok(PageIn {
+        events,
+        exhausted: count == sizes.len() && sizes.len() < limit,
+    })
+}
+
+/// Every event of `scan`, read a byte-bounded page at a time in the caller's
+/// transaction; `None` once they pass `budget` (more events, or more bytes of data
+/// and metadata: at most one event over the bytes is read before it stops).
+pub(super) async fn read_within(
+    conn: &mut SqliteConnection,
+    scan: Scan<'_>,
+    budget: ReadBudget,
+) -> Result<Option<Vec<RecordedEvent>>, StoreError> {
+    let mut events: Vec<RecordedEvent> = Vec::new();
+    let (mut bytes, mut after) = (0usize, scan.after);
+    loop {
+        let want = (budget.events + 1 - events.len()).min(BUDGET_CHUNK);
+        let room = budget
+            .bytes
+            .saturating_sub(bytes)
+            .clamp(1, DEFAULT_PAGE_BYTES);
+        let page = page_in(conn, Scan { after, ..scan }, want, room).await?;
+        for e in page.events {
+            bytes = bytes.saturating_add(e.data.len() + e.metadata.len());
+            after = e.sequence;
+            events.push(e);
+        }
+        if events.len() > budget.events || bytes > budget.bytes {
+            return Ok(None);
+        }
+        if page.exhausted {
+            return Ok(Some(events));
+        }
+    }
+}
+
+/// How many of the events (sequence, size) fit in `max_bytes`, at least one, and
+/// the sequence of the last that does.
+fn page_cut(sizes: &[(i64, i64)], max_bytes: usize) -> (usize, Option<Position>) {
+    let mut total = 0usize;
+    let mut count = 0;
+    for &(_, size) in sizes {
+        total = total.saturating_add(usize::try_from(size).unwrap_or(usize::MAX));
+        if count > 0 && total > max_bytes {
+            break;
+        }
+        count += 1;
+    }
+    (count, sizes.get(count.wrapping_sub(1)).map(|&(seq, _)| seq))
+}
 
 impl SqliteStore {
     /// [`EventStore::read_stream_page`](crate::store::EventStore::read_stream_page).
@@ -64,12 +196,13 @@ impl SqliteStore {
     }
 
     /// [`DocumentStore::doc_read`](crate::store::DocumentStore::doc_read).
-    pub(super) async fn begin_doc_read(
+    pub(super) async fn read_doc_and_later(
         &self,
         key: &ProjectionKey,
         table: &str,
         id: &str,
         types: &[String],
+        budget: ReadBudget,
     ) -> Result<DocRead, StoreError> {
         let mut tx = self.reader().begin().await?;
         let position: Position =
@@ -88,50 +221,20 @@ impl SqliteStore {
         let head: Position = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM events")
             .fetch_one(&mut *tx)
             .await?;
+        let scan = Scan {
+            after: position,
+            upto: Some(head),
+            types: Some(types),
+            stream: None,
+        };
+        let later = read_within(&mut tx, scan, budget).await?;
+        // Ends the transaction (and frees the connection) before any guest call.
+        tx.commit().await?;
         Ok(DocRead {
             doc,
             position,
             head,
-            later: Box::new(Cursor {
-                tx,
-                after: position,
-                head,
-                types: types.to_vec(),
-            }),
+            later,
         })
-    }
-}
-
-/// The later events of a consistent read, in the read's transaction.
-struct Cursor {
-    tx: Transaction<'static, Sqlite>,
-    after: Position,
-    head: Position,
-    types: Vec<String>,
-}
-
-#[async_trait]
-impl EventCursor for Cursor {
-    async fn next_page(&mut self, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
-        if self.after >= self.head {
-            return Ok(Vec::new());
-        }
-        let mut qb: QueryBuilder<Sqlite> =
-            QueryBuilder::new(format!("SELECT {EVENT_COLUMNS} FROM events WHERE seq > "));
-        qb.push_bind(self.after)
-            .push(" AND seq <= ")
-            .push_bind(self.head)
-            .push(" AND event_type IN ");
-        push_in_list(&mut qb, &self.types);
-        qb.push(" ORDER BY seq LIMIT ")
-            .push_bind(to_i64(limit.max(1) as u64)?);
-        let rows = qb.build().fetch_all(&mut *self.tx).await?;
-        let events: Vec<RecordedEvent> =
-            rows.iter().map(event_from_row).collect::<Result<_, _>>()?;
-        self.after = match events.last() {
-            Some(last) if events.len() >= limit.max(1) => last.sequence,
-            _ => self.head,
-        };
-        Ok(events)
     }
 }

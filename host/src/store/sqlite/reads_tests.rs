@@ -1,9 +1,11 @@
 //! Bounded reads on a real database file: stream pages and consistent-read cursors.
 
+use std::time::Duration;
+
 use crate::store::sqlite::SqliteStore;
 use crate::store::{
     AppendRequest, DocWrite, DocumentStore, EventStore, ExpectedVersion, NewEvent, ProjectionKey,
-    StreamId,
+    ReadBudget, StreamId,
 };
 
 async fn store() -> (tempfile::TempDir, SqliteStore) {
@@ -53,8 +55,12 @@ async fn stream_pages_are_bounded_and_cover_the_stream_once() {
     assert_eq!((version, page.len()), (0, 0));
 }
 
+fn budget(events: usize, bytes: usize) -> ReadBudget {
+    ReadBudget { events, bytes }
+}
+
 #[tokio::test]
-async fn a_doc_read_sees_one_snapshot_in_pages_of_the_given_types() {
+async fn a_doc_read_sees_one_snapshot_of_the_given_types_and_frees_its_connection() {
     let (_dir, s) = store().await;
     let key = ProjectionKey {
         name: "p".into(),
@@ -76,24 +82,89 @@ async fn a_doc_read_sees_one_snapshot_in_pages_of_the_given_types() {
     append(&s, "a", "T", 4).await;
     append(&s, "b", "Other", 2).await;
     append(&s, "c", "T", 3).await;
-    let mut read = s
-        .doc_read(&key, "d", &["T".to_owned()])
+    let types = ["T".to_owned()];
+    let read = s
+        .doc_read(&key, "d", &types, budget(100, 1 << 20))
         .await
         .expect("read");
+    // Every reader connection is free while the caller holds the read's events.
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        let conn = tokio::time::timeout(Duration::from_secs(2), s.reader().acquire()).await;
+        held.push(conn.expect("a free reader").expect("connection"));
+    }
+    drop(held);
     assert_eq!(
         (read.doc.as_deref(), read.position, read.head),
         (Some("{\"n\":3}"), 3, 12)
     );
-    // Appended after the read began: not seen.
-    append(&s, "a", "T", 5).await;
-    let mut seqs = Vec::new();
-    loop {
-        let page = read.later.next_page(3).await.expect("page");
-        if page.is_empty() {
-            break;
-        }
-        assert!(page.len() <= 3);
-        seqs.extend(page.iter().map(|e| e.sequence));
-    }
+    let seqs: Vec<i64> = read
+        .later
+        .expect("within budget")
+        .iter()
+        .map(|e| e.sequence)
+        .collect();
     assert_eq!(seqs, [4, 5, 6, 7, 10, 11, 12]);
+
+    // Exactly at the budget is fine; one event or one byte more is not.
+    let read = s.doc_read(&key, "d", &types, budget(7, 1 << 20)).await;
+    assert_eq!(read.expect("read").later.map(|l| l.len()), Some(7));
+    let read = s.doc_read(&key, "d", &types, budget(6, 1 << 20)).await;
+    assert!(read.expect("read").later.is_none());
+    // Each event is `{"i":N}` (7 bytes) with `{}` metadata: 9 bytes.
+    let read = s.doc_read(&key, "d", &types, budget(100, 63)).await;
+    assert_eq!(read.expect("read").later.map(|l| l.len()), Some(7));
+    let read = s.doc_read(&key, "d", &types, budget(100, 62)).await;
+    assert!(read.expect("read").later.is_none());
+}
+
+#[tokio::test]
+async fn budgeted_reads_stop_at_the_bytes_across_many_queries() {
+    let (_dir, s) = store().await;
+    let key = ProjectionKey {
+        name: "p".into(),
+        version: 1,
+    };
+    s.prepare_projection(&key).await.expect("prepare");
+    // 2,500 events: more than one query's worth, of 9 or 10 bytes each.
+    append(&s, "a", "T", 2_500).await;
+    append(&s, "b", "T", 10).await;
+    let types = ["T".to_owned()];
+    let all = s.doc_read(&key, "d", &types, budget(10_000, 1 << 20)).await;
+    let all = all.expect("read").later.expect("within budget");
+    assert_eq!(all.len(), 2_510);
+    let bytes: usize = all.iter().map(|e| e.data.len() + e.metadata.len()).sum();
+    let read = s.doc_read(&key, "d", &types, budget(10_000, bytes)).await;
+    assert_eq!(read.expect("read").later.map(|l| l.len()), Some(2_510));
+    let read = s
+        .doc_read(&key, "d", &types, budget(10_000, bytes - 1))
+        .await;
+    assert!(read.expect("read").later.is_none());
+
+    // The aggregate read: one stream's events, within the same kind of budget.
+    let a = StreamId::new("a").expect("id");
+    let agg = s
+        .aggregate_read(&key, &a, &types, budget(2_500, 1 << 20))
+        .await;
+    let events = agg.expect("aggregate").events.expect("within budget");
+    assert_eq!(events.len(), 2_500);
+    assert!(
+        events
+            .windows(2)
+            .all(|w| w[0].stream_version + 1 == w[1].stream_version)
+    );
+    assert!(events.iter().all(|e| e.stream_id == "a"));
+    let agg = s
+        .aggregate_read(&key, &a, &types, budget(2_499, 1 << 20))
+        .await;
+    assert!(agg.expect("aggregate").events.is_none());
+    let a_bytes: usize = events.iter().map(|e| e.data.len() + e.metadata.len()).sum();
+    let agg = s
+        .aggregate_read(&key, &a, &types, budget(2_500, a_bytes - 1))
+        .await;
+    assert!(agg.expect("aggregate").events.is_none());
+    let other = s
+        .aggregate_read(&key, &a, &["U".to_owned()], budget(1, 1))
+        .await;
+    assert_eq!(other.expect("aggregate").events.map(|e| e.len()), Some(0));
 }

@@ -184,6 +184,42 @@ impl SubscriptionStore for SqliteStore {
             .collect()
     }
 
+    async fn dead_letter_count(&self, key: &ProjectionKey) -> Result<u64, StoreError> {
+        let n: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM dead_letters WHERE name = ? AND version = ?")
+                .bind(&key.name)
+                .bind(key.version)
+                .fetch_one(self.reader())
+                .await?;
+        to_u64(n, "dead letter count")
+    }
+
+    async fn dead_letter_page(
+        &self,
+        key: &ProjectionKey,
+        after: Position,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT sequence, error FROM dead_letters WHERE name = ? AND version = ? \
+             AND sequence > ? ORDER BY sequence LIMIT ?",
+        )
+        .bind(&key.name)
+        .bind(key.version)
+        .bind(after)
+        .bind(to_i64(limit.max(1) as u64)?)
+        .fetch_all(self.reader())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(DeadLetter {
+                    sequence: r.try_get(0)?,
+                    error: r.try_get(1)?,
+                })
+            })
+            .collect()
+    }
+
     async fn rewind(
         &self,
         key: &ProjectionKey,
