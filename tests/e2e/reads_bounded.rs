@@ -86,7 +86,7 @@ async fn concurrent_consistent_reads_leave_the_readers_free_and_answer_busy_past
     );
     assert!(ok >= 4, "{ok} of 12 consistent reads answered");
     assert!(
-        slowest < Duration::from_secs(2),
+        slowest < Duration::from_secs(5),
         "plain reads waited {slowest:?} behind the consistent reads"
     );
 }

@@ -38,15 +38,14 @@ use super::cache::DocCache;
 use super::commits::Commits;
 use super::metrics::{Burst, Phase};
 pub(crate) use super::shared::{back_off, record_pause, skipped};
-use super::subscription::{ErrorPolicy, OnError};
-use crate::runtime::{Fault, RuntimeError};
-use crate::store::subscription::DeadLetter;
+use super::subscription::ErrorPolicy;
+use crate::runtime::RuntimeError;
 use crate::store::{Page, PageCommit, Position, ProjectionKey, RunStatus, Store, StoreError};
 
 /// How long an idle agent sleeps when no wake-up comes (appends by another process).
 const IDLE_POLL: Duration = Duration::from_millis(500);
 /// The first wait after a failing page; it doubles up to 5 s.
-const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+pub(super) const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Why a page could not be projected.
 #[derive(Debug, thiserror::Error)]
@@ -115,7 +114,7 @@ pub(crate) struct Agent {
 }
 
 /// What the loop does after a failing page.
-enum Next {
+pub(super) enum Next {
     Continue,
     Stop,
 }
@@ -220,100 +219,6 @@ impl Agent {
         None
     }
 
-    /// After a guest failure of the page read after `position`: narrow the page,
-    /// try again after a wait, or give up on its first event (pause or dead letter).
-    async fn failed(
-        &mut self,
-        e: RuntimeError,
-        position: Position,
-        page: &[crate::store::RecordedEvent],
-    ) -> Next {
-        self.ahead = None;
-        // The previous page's commit must land before anything else is decided: if
-        // it failed, the position is unknown and the page is read again from there.
-        if self.settle().await.is_err() {
-            return Next::Continue;
-        }
-        // No commit is in flight now: what failed attempts loaded may go.
-        let next = self.cache.begin_page();
-        self.cache.evict_before(next);
-        if e.fault() == Fault::Host {
-            // Not the guest's doing (a full instance pool, say): wait and try the
-            // same page again, never narrowing, counting or pausing.
-            tracing::warn!(projection = %self.key, "host fault, retrying: {e}");
-            let mut wait = self.failures.1;
-            self.pause_for(&mut wait).await;
-            self.failures.1 = wait;
-            return Next::Continue;
-        }
-        self.counters.error(&e);
-        let at = match &e {
-            RuntimeError::Guest { event_sequence, .. } => {
-                event_sequence.and_then(|s| page.iter().position(|ev| ev.sequence == s))
-            }
-            _ => None,
-        };
-        let half = (page.len() / 2).max(1);
-        let narrowed = match at {
-            // Every narrowing at least halves the page, so a guest that names
-            // events at random costs log2(page) calls, not one per event.
-            Some(i) if i > 0 => Some(i.min(half)),
-            None if page.len() > 1 => Some(half),
-            _ => None,
-        };
-        if let Some(limit) = narrowed {
-            tracing::info!(
-                projection = %self.key,
-                events = limit,
-                "narrowing a failing page: {e}"
-            );
-            self.limit = limit;
-            return Next::Continue;
-        }
-        self.limit = 1;
-        self.failures.0 += 1;
-        if self.failures.0 < self.policy.attempts {
-            tracing::warn!(
-                projection = %self.key,
-                attempt = self.failures.0,
-                "guest failed, retrying with a fresh instance: {e}"
-            );
-            let mut wait = self.failures.1;
-            self.pause_for(&mut wait).await;
-            self.failures.1 = wait;
-            return Next::Continue;
-        }
-        let Some(event) = page.first() else {
-            return Next::Continue;
-        };
-        match self.policy.on_error {
-            OnError::Pause => {
-                self.pause(e).await;
-                Next::Stop
-            }
-            OnError::DeadLetter => {
-                tracing::warn!(
-                    projection = %self.key,
-                    sequence = event.sequence,
-                    "dead-lettering the event after {} attempts: {e}",
-                    self.failures.0
-                );
-                let commit = PageCommit {
-                    position: event.sequence,
-                    skipped: (event.sequence - position - 1).max(0) as u64,
-                    dead_letter: Some(DeadLetter {
-                        sequence: event.sequence,
-                        error: e.to_string(),
-                    }),
-                    ..Default::default()
-                };
-                self.failures = (0, FIRST_BACKOFF);
-                let _ = self.commit(commit).await;
-                Next::Continue
-            }
-        }
-    }
-
     /// Settles the commit in flight; on failure forgets everything not committed.
     pub(super) async fn settle(&mut self) -> Result<(), StoreError> {
         if !self.commits.in_flight() {
@@ -331,7 +236,7 @@ impl Agent {
 
     /// Forgets the position, the cache and the page read ahead: the store is the
     /// truth again.
-    fn reset(&mut self) {
+    pub(super) fn reset(&mut self) {
         self.cache.clear();
         self.position = None;
         self.ahead = None;
@@ -410,11 +315,11 @@ impl Agent {
         }
     }
 
-    async fn pause_for(&mut self, backoff: &mut Duration) {
+    pub(super) async fn pause_for(&mut self, backoff: &mut Duration) {
         back_off(&mut self.shutdown, backoff).await;
     }
 
-    async fn pause(&self, e: RuntimeError) {
+    pub(super) async fn pause(&self, e: RuntimeError) {
         let m = self.counters.snapshot();
         tracing::error!(
             projection = %self.key,

@@ -6,6 +6,7 @@ mod commits;
 mod counters;
 mod effects;
 mod emit_check;
+mod failing;
 mod metrics;
 mod page;
 mod projector;

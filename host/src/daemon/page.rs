@@ -118,26 +118,54 @@ impl Agent {
         let Some(position) = self.position else {
             return Err("the version is recovering from a failed commit; try again".into());
         };
-        let letters = self
-            .store
-            .dead_letters(&self.key)
-            .await
-            .map_err(|e| e.to_string())?;
-        let mut todo: std::collections::VecDeque<i64> =
-            letters.iter().map(|d| d.sequence).collect();
         let mut out = Replayed::default();
-        while !todo.is_empty() && !*self.shutdown.borrow() {
-            let want: Vec<i64> = todo.iter().take(self.budget.events).copied().collect();
+        let mut after = 0;
+        // A page of letters at a time (keyset on the sequence): failing ones stay
+        // behind without being met again.
+        while !*self.shutdown.borrow() {
+            let letters = self
+                .store
+                .dead_letter_page(&self.key, after, self.budget.events.min(1_000))
+                .await
+                .map_err(|e| e.to_string())?;
+            let Some(last) = letters.last() else {
+                break;
+            };
+            after = last.sequence;
+            let todo = letters.iter().map(|d| d.sequence).collect();
+            self.replay_letters(position, todo, &mut out).await?;
+        }
+        self.settle()
+            .await
+            .map_err(|e| format!("committing the replay failed: {e}"))?;
+        if out.replayed == 0 && out.failing > 0 {
+            return Err(format!(
+                "replaying dead letters failed: {} still fail (see their errors)",
+                out.failing
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Replays the events of these letters, pages bounded by the budget's bytes; a
+    /// failing page is tried again one event at a time.
+    async fn replay_letters(
+        &mut self,
+        position: crate::store::Position,
+        mut todo: std::collections::VecDeque<i64>,
+        out: &mut Replayed,
+    ) -> Result<(), String> {
+        while !todo.is_empty() {
+            let want: Vec<i64> = todo.iter().copied().collect();
             let events = self
                 .store
                 .read_events(&want, self.budget.bytes)
                 .await
                 .map_err(|e| e.to_string())?;
             let Some(last) = events.last().map(|e| e.sequence) else {
-                // Their events are gone (or of no type it reads): nothing to apply.
-                out.missing += want.len() as u64;
-                todo.drain(..want.len());
-                continue;
+                // Their events are gone: nothing to apply.
+                out.missing += todo.len() as u64;
+                return Ok(());
             };
             let taken = todo.iter().take_while(|s| **s <= last).count();
             let sequences: Vec<i64> = todo.drain(..taken).collect();
@@ -154,16 +182,7 @@ impl Agent {
                 }
             }
         }
-        self.settle()
-            .await
-            .map_err(|e| format!("committing the replay failed: {e}"))?;
-        if out.replayed == 0 && out.failing > 0 {
-            return Err(format!(
-                "replaying dead letters failed: {} still fail (see their errors)",
-                out.failing
-            ));
-        }
-        Ok(out)
+        Ok(())
     }
 
     /// Projects dead-lettered events as one page; on a guest error records it on

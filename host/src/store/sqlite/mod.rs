@@ -404,7 +404,7 @@ impl EventStore for SqliteStore {
         push_in_list(&mut qb, &sorted);
         qb.push(" ORDER BY seq");
         let sizes: Vec<(i64, i64)> = qb.build_query_as().fetch_all(&mut *tx).await?;
-        let (count, _) = page_cut(&sizes, max_bytes);
+        let (count, _) = reads::page_cut(&sizes, max_bytes);
         let fitting: Vec<i64> = sizes[..count].iter().map(|&(seq, _)| seq).collect();
         let mut qb: QueryBuilder<Sqlite> =
             QueryBuilder::new(format!("SELECT {EVENT_COLUMNS} FROM events WHERE seq IN "));

@@ -133,7 +133,7 @@ pub(super) async fn read_within(
 
 /// How many of the events (sequence, size) fit in `max_bytes`, at least one, and
 /// the sequence of the last that does.
-fn page_cut(sizes: &[(i64, i64)], max_bytes: usize) -> (usize, Option<Position>) {
+pub(super) fn page_cut(sizes: &[(i64, i64)], max_bytes: usize) -> (usize, Option<Position>) {
     let mut total = 0usize;
     let mut count = 0;
     for &(_, size) in sizes {
