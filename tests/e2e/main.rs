@@ -16,6 +16,7 @@ mod restart;
 mod runtime;
 mod shadow;
 mod side_effects;
+mod subscription_bounds;
 mod subscription_guarantees;
 mod subscription_restarts;
 mod subscriptions;

@@ -11,14 +11,14 @@ use serde_json::{Value, json};
 use crate::common::Daemon;
 
 /// The probe's config: its `mode`, attempts, and anything else.
-fn config(mode: &str, extra: &str) -> String {
+pub(crate) fn config(mode: &str, extra: &str) -> String {
     format!(
         "[components.emit-probe]\nattempts = 2\n[components.emit-probe.settings]\nmode = \"{mode}\"\n{extra}"
     )
 }
 
 /// Appends `n` `Poke`s, each to its own stream `poke-<tag>-<i>`.
-async fn poke(daemon: &Daemon, tag: &str, n: usize) {
+pub(crate) async fn poke(daemon: &Daemon, tag: &str, n: usize) {
     for i in 0..n {
         let (code, body) = daemon
             .append(
@@ -32,7 +32,7 @@ async fn poke(daemon: &Daemon, tag: &str, n: usize) {
 }
 
 /// How many events a stream has.
-async fn count(daemon: &Daemon, stream: &str) -> usize {
+pub(crate) async fn count(daemon: &Daemon, stream: &str) -> usize {
     let (code, body) = daemon.get(&format!("/streams/{stream}")).await;
     if code == 404 {
         return 0;
@@ -42,7 +42,7 @@ async fn count(daemon: &Daemon, stream: &str) -> usize {
 }
 
 /// Waits until the version has handled everything and stays there for a while.
-async fn settled(daemon: &Daemon, version: u32) -> Value {
+pub(crate) async fn settled(daemon: &Daemon, version: u32) -> Value {
     let started = Instant::now();
     let mut still = 0;
     loop {
@@ -65,7 +65,7 @@ async fn settled(daemon: &Daemon, version: u32) -> Value {
 }
 
 /// Waits until the version pauses; returns its status.
-async fn paused(daemon: &Daemon, version: u32, within: Duration) -> Value {
+pub(crate) async fn paused(daemon: &Daemon, version: u32, within: Duration) -> Value {
     let started = Instant::now();
     loop {
         let p = daemon.projection("emit-probe", version).await;

@@ -14,7 +14,8 @@ use crate::outbox::Grants;
 use crate::runtime::{EmittedEvent, Expected, SubscriberHost};
 use crate::store::subscription::NewMessage;
 use crate::store::{
-    AppendRequest, ExpectedVersion, NewEvent, RecordedEvent, Store, StoreError, StreamId,
+    AppendRequest, ExpectedVersion, MAX_STREAM_PAGE_BYTES, NewEvent, RecordedEvent, Store,
+    StoreError, StreamId,
 };
 
 /// What a page gathered, taken by the agent after `handle` returns.
@@ -77,16 +78,26 @@ impl PageEffects {
         self.gathered.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn block_on<T>(&self, f: impl Future<Output = Result<T, StoreError>>) -> Result<T, String> {
-        self.env.runtime.block_on(f).map_err(|e| {
-            let message = format!("the store failed: {e}");
-            self.gathered().host_error = Some(message.clone());
-            message
+    /// Runs a store call for `call`. The store's `Invalid` is the guest's error (the
+    /// call's arguments are the guest's); any other failure is the host's.
+    fn block_on<T>(
+        &self,
+        call: &str,
+        f: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, String> {
+        self.env.runtime.block_on(f).map_err(|e| match e {
+            StoreError::Invalid(m) => format!("{call}: {m}"),
+            e => {
+                let message = format!("the store failed: {e}");
+                self.gathered().host_error = Some(message.clone());
+                message
+            }
         })
     }
 
     /// The stream's version and at most `limit` of its events from `from` on: the
-    /// store's, then this page's emits to it.
+    /// store's, then this page's emits to it, these only when the store's page reached
+    /// the stored version (a page cut short by bytes ends where the store's does).
     fn window(
         &self,
         call: &str,
@@ -96,15 +107,18 @@ impl PageEffects {
     ) -> Result<(u64, Vec<RecordedEvent>), String> {
         let id = StreamId::new(&stream).map_err(|e| format!("{call}: {e}"))?;
         let store = self.env.store.clone();
-        let (version, mut events) =
-            self.block_on(async move { store.read_stream_page(&id, from, limit).await })?;
+        let (version, mut events) = self.block_on(call, async move {
+            store.read_stream_page(&id, from, limit).await
+        })?;
         let g = self.gathered();
         let Some((v, pending)) = g.overlay.get(&stream) else {
             return Ok((version, events));
         };
-        let room = limit.saturating_sub(events.len());
-        let pending = pending.iter().filter(|e| e.stream_version >= from);
-        events.extend(pending.take(room).cloned());
+        if reaches(&events, from, version) {
+            let room = limit.saturating_sub(events.len());
+            let pending = pending.iter().filter(|e| e.stream_version >= from);
+            events.extend(pending.take(room).cloned());
+        }
         Ok((*v, events))
     }
 
@@ -118,7 +132,10 @@ impl PageEffects {
         // From a version past any stream's end: only the version comes back.
         let past_the_end = i64::MAX as u64;
         let (version, _) =
-            self.block_on(async move { store.read_stream(&id, past_the_end).await })?;
+            self.block_on(
+                "emit",
+                async move { store.read_stream(&id, past_the_end).await },
+            )?;
         Ok(version)
     }
 }
@@ -145,7 +162,7 @@ impl SubscriberHost for PageEffects {
                 None => {
                     let store = self.env.store.clone();
                     let k = key.clone();
-                    self.block_on(async move { store.idempotency_key(&k).await })?
+                    self.block_on("emit", async move { store.idempotency_key(&k).await })?
                         .map(|(s, r)| (s, r.stream_version))
                 }
             };
@@ -229,6 +246,14 @@ impl SubscriberHost for PageEffects {
                  with read-stream-page (WIT refract:subscription@1.1.0)"
             ));
         }
+        // Never part of a stream as the whole: a read cut short by bytes is refused.
+        if !reaches(&events, 1, version) {
+            return Err(format!(
+                "read-stream: stream {stream} is more than {} MiB of events; read it in \
+                 pages with read-stream-page (WIT refract:subscription@1.1.0)",
+                MAX_STREAM_PAGE_BYTES >> 20
+            ));
+        }
         Ok((version, events))
     }
 
@@ -238,6 +263,16 @@ impl SubscriberHost for PageEffects {
         from_version: u64,
         limit: u32,
     ) -> Result<(u64, Vec<RecordedEvent>), String> {
+        if i64::try_from(from_version).is_err() {
+            return Err(format!(
+                "read-stream-page: from_version {from_version} is past the largest stream \
+                 version ({})",
+                i64::MAX
+            ));
+        }
+        if limit == 0 {
+            return Err("read-stream-page: limit must be at least 1".into());
+        }
         let limit = limit.min(MAX_STREAM_PAGE) as usize;
         self.window("read-stream-page", stream, from_version.max(1), limit)
     }
@@ -268,4 +303,12 @@ impl SubscriberHost for PageEffects {
     fn setting(&mut self, key: String) -> Option<String> {
         self.env.settings.get(&key).cloned()
     }
+}
+
+/// Whether `events`, read from `from` on, reach the stream's `version`: the last is
+/// at it, or there are none to read.
+fn reaches(events: &[RecordedEvent], from: u64, version: u64) -> bool {
+    events
+        .last()
+        .map_or(from > version, |e| e.stream_version >= version)
 }

@@ -176,6 +176,7 @@ impl Daemon {
             team: env.team.clone(),
             event_types: d.event_types.clone().into(),
             page_size: d.page_size(self.page_size),
+            page_bytes: self.page_bytes,
             shutdown: stop.subscribe(),
             env: effects::EffectsEnv {
                 store: self.store.clone(),

@@ -53,6 +53,8 @@ pub(crate) struct SubscriptionAgent {
     pub subscriber: Arc<Mutex<Subscriber>>,
     pub event_types: Arc<[String]>,
     pub page_size: usize,
+    /// Bytes of event data and metadata per page (a bigger event goes alone).
+    pub page_bytes: usize,
     pub shutdown: watch::Receiver<bool>,
     pub env: EffectsEnv,
     pub outbox: OutboxWaker,
@@ -82,7 +84,12 @@ impl SubscriptionAgent {
             let mut page = match self
                 .env
                 .store
-                .read_page(position, Some(&self.event_types), self.page_size)
+                .read_page_within(
+                    position,
+                    Some(&self.event_types),
+                    self.page_size,
+                    self.page_bytes,
+                )
                 .await
             {
                 Ok(p) => p,
@@ -159,10 +166,14 @@ impl SubscriptionAgent {
                 continue;
             }
             match self.give_up(failed, &events, position, held).await {
-                Some(moved_to) => {
+                // Attempts start over only past the failing event: a page that could
+                // not be got past is tried again, after a while, and given up at once.
+                Some(moved_to) if moved_to > position => {
                     position = moved_to;
                     failures = 0;
+                    backoff = Duration::from_millis(50);
                 }
+                Some(_) => back_off(&mut self.shutdown, &mut backoff).await,
                 None => return,
             }
         }
@@ -243,15 +254,17 @@ impl SubscriptionAgent {
 
     /// The page kept failing: pause, or (policy dead-letter, with the failing event
     /// known) commit the events before it, record it as a dead letter and move past
-    /// it. Returns where to go on from, or `None` when the version paused.
+    /// it. When the events before it fail too, naming one of them, that one is the
+    /// failing event (narrowed until the events before it pass, or none are left).
+    /// Returns where to go on from, or `None` when the version paused.
     async fn give_up(
         &mut self,
-        e: RuntimeError,
+        mut e: RuntimeError,
         page: &[RecordedEvent],
         position: Position,
         held: bool,
     ) -> Option<Position> {
-        let failed_at = match (&e, self.policy.on_error) {
+        let mut failed_at = match (&e, self.policy.on_error) {
             (
                 RuntimeError::Guest {
                     event_sequence: Some(s),
@@ -264,26 +277,50 @@ impl SubscriptionAgent {
                 return None;
             }
         };
-        let before: Arc<[RecordedEvent]> = page
-            .iter()
-            .take_while(|ev| ev.sequence < failed_at)
-            .cloned()
-            .collect();
         let mut at = position;
-        if !before.is_empty() {
+        loop {
+            let before: Arc<[RecordedEvent]> = page
+                .iter()
+                .take_while(|ev| ev.sequence < failed_at)
+                .cloned()
+                .collect();
+            if before.is_empty() {
+                break;
+            }
             let skipped =
                 ((failed_at - 1 - position).max(0) as u64).saturating_sub(before.len() as u64);
-            match self.handle(before, held, failed_at - 1, skipped).await {
-                Ok(done) => match self.commit(&done).await {
-                    Ok(()) => at = failed_at - 1,
-                    Err(se) => {
-                        tracing::warn!(subscription = %self.key, "commit failed, retrying: {se}");
+            let done = match self.handle(before, held, failed_at - 1, skipped).await {
+                Ok(done) => done,
+                Err(earlier) => match earlier_failure(&earlier, page, failed_at) {
+                    Some(s) => {
+                        (e, failed_at) = (earlier, s);
+                        continue;
+                    }
+                    // The host's failure: the page is tried again later.
+                    None if earlier.fault() != crate::runtime::Fault::Guest => {
                         return Some(position);
                     }
+                    None => {
+                        record_pause(self.store(), &self.key, &earlier).await;
+                        return None;
+                    }
                 },
-                // Another event before it fails: found on the next round.
-                Err(_) => return Some(position),
+            };
+            match self.commit(&done).await {
+                Ok(()) => at = failed_at - 1,
+                Err(se) => {
+                    // A conflict is tried again; an emit the store refuses never passes.
+                    let conflict = matches!(se, StoreError::Conflict { .. });
+                    return match self.refused(se) {
+                        Some(refused) if !conflict => {
+                            record_pause(self.store(), &self.key, &refused).await;
+                            None
+                        }
+                        _ => Some(position),
+                    };
+                }
             }
+            break;
         }
         let letter = HandledPage {
             position: failed_at,
@@ -304,5 +341,21 @@ impl SubscriptionAgent {
                 Some(at)
             }
         }
+    }
+}
+
+/// The guest's failure of the events before `failed_at`, naming one of them: where
+/// the page fails first.
+fn earlier_failure(
+    e: &RuntimeError,
+    page: &[RecordedEvent],
+    failed_at: Position,
+) -> Option<Position> {
+    match e {
+        RuntimeError::Guest {
+            event_sequence: Some(s),
+            ..
+        } if *s < failed_at && page.iter().any(|ev| ev.sequence == *s) => Some(*s),
+        _ => None,
     }
 }

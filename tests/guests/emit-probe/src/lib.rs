@@ -20,4 +20,40 @@ impl Subscription for EmitProbe {
     }
 }
 
+// Exported by hand (as `export_subscription!` does) to fail whole pages in the mode
+// `fail-last-of-many`, which a per-event `handle` cannot.
+#[cfg(target_arch = "wasm32")]
+mod export {
+    use refract_guest::subscription::glue::bindings::v1_1::refract::subscription::host;
+    use refract_guest::subscription::glue::{self, v1_1, wit};
+
+    struct Export;
+
+    impl v1_1::Guest for Export {
+        fn describe() -> wit::Descriptor {
+            glue::describe::<super::EmitProbe>(&v1_1::HOST)
+        }
+
+        fn describe_settings() -> wit::Settings {
+            glue::describe_settings::<super::EmitProbe>()
+        }
+
+        fn handle(page: Vec<wit::Event>) -> Result<(), wit::GuestError> {
+            let mode = host::setting("mode");
+            if page.len() > 1 && mode.as_deref() == Some("fail-last-of-many") {
+                return Err(wit::GuestError {
+                    message: format!("a page of {} events fails at its last", page.len()),
+                    event_sequence: page.last().map(|e| e.sequence),
+                });
+            }
+            glue::handle::<super::EmitProbe>(&v1_1::HOST, page)
+        }
+    }
+
+    glue::bindings::v1_1::export!(
+        Export with_types_in refract_guest::subscription::glue::bindings::v1_1
+    );
+}
+
+#[cfg(not(target_arch = "wasm32"))]
 refract_guest::export_subscription!(EmitProbe);

@@ -6,7 +6,12 @@
 //! - `conflict`: emits to the stream `hot` (pinned to its version then), spins for
 //!   `spin` (setting) rounds, so that appends to `hot` land before the commit;
 //! - `count`: folds the stream `long` (its `Item`s) a page at a time (1.0.0: whole
-//!   reads) and emits `Counted {events}` to `counts`.
+//!   reads) and emits `Counted {events}` to `counts`;
+//! - `emit-count`: emits two `Item`s to `long`, then counts as `count` does;
+//! - `read-page`: reads one page of `long` from the setting `from` (default 1), of
+//!   `limit` (default 10) events, and fails if the read fails;
+//! - `fail-last-of-many`: does nothing with each event, but (1.1.0, see `lib.rs`)
+//!   fails every page of more than one event, naming its last event.
 
 use refract_guest::Envelope;
 use refract_guest::subscription::{Ctx, Expected};
@@ -60,18 +65,34 @@ pub fn handle(ctx: &mut Ctx<'_>, event: &Envelope<Poked>) -> Result<(), String> 
             }
             std::hint::black_box(x);
         }
-        "count" => {
-            let (_, events) = ctx.fold_stream::<LongEvent, _>("long", 0u64, |n, _| *n += 1)?;
-            ctx.emit(
-                "counts",
-                Expected::Any,
-                "Counted",
-                &json!({ "events": events }),
-                None,
-            )?;
+        "emit-count" => {
+            for _ in 0..2 {
+                ctx.emit("long", Expected::Any, "Item", &json!({}), None)?;
+            }
+            count(ctx)?;
         }
+        "count" => count(ctx)?,
+        "read-page" => {
+            let from: u64 = setting(ctx, "from", 1);
+            let limit: u32 = setting(ctx, "limit", 10);
+            ctx.read_stream_page::<LongEvent>("long", from, limit)?;
+        }
+        "fail-last-of-many" => {}
         other => return Err(format!("unknown mode {other:?}")),
     }
+    Ok(())
+}
+
+/// Folds the stream `long` and emits how many `Item`s it has to `counts`.
+fn count(ctx: &mut Ctx<'_>) -> Result<(), String> {
+    let (_, events) = ctx.fold_stream::<LongEvent, _>("long", 0u64, |n, _| *n += 1)?;
+    ctx.emit(
+        "counts",
+        Expected::Any,
+        "Counted",
+        &json!({ "events": events }),
+        None,
+    )?;
     Ok(())
 }
 
