@@ -74,6 +74,32 @@ pub(super) async fn page_in(
     max_bytes: usize,
 ) -> Result<PageIn, StoreError> {
     let limit = limit.max(1);
+    // Most pages hold no event bigger than their share of the bytes: one row at
+    // most answers that, and then the page is read in one query with no cut.
+    let share = (max_bytes / limit) as i64;
+    let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+        "SELECT seq FROM (SELECT seq, octet_length(data) + octet_length(metadata) AS size \
+         FROM events",
+    );
+    scan.push_where(&mut qb);
+    qb.push(" LIMIT ").push_bind(to_i64(limit as u64)?);
+    qb.push(") WHERE size > ").push_bind(share).push(" LIMIT 1");
+    let big: Option<i64> = qb.build_query_scalar().fetch_optional(&mut *conn).await?;
+    if big.is_none() {
+        let mut qb: QueryBuilder<Sqlite> =
+            QueryBuilder::new(format!("SELECT {EVENT_COLUMNS} FROM events"));
+        scan.push_where(&mut qb);
+        qb.push(" LIMIT ").push_bind(to_i64(limit as u64)?);
+        let rows = qb.build().fetch_all(&mut *conn).await?;
+        let events = rows
+            .iter()
+            .map(event_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        return Ok(PageIn {
+            exhausted: events.len() < limit,
+            events,
+        });
+    }
     let mut qb: QueryBuilder<Sqlite> =
         QueryBuilder::new("SELECT seq, octet_length(data) + octet_length(metadata) FROM events");
     scan.push_where(&mut qb);
