@@ -185,8 +185,8 @@ impl Agent {
         Ok(())
     }
 
-    /// Projects dead-lettered events as one page; on a guest error records it on
-    /// their letters and answers false.
+    /// Projects dead-lettered events as one page; answers whether it was applied and
+    /// committed (the letters keep their first error otherwise).
     async fn replay_page(
         &mut self,
         position: crate::store::Position,
@@ -237,9 +237,9 @@ impl Agent {
         let projector = self.projector.clone();
         let page = page.clone();
         let result = tokio::task::spawn_blocking(move || {
-            let mut p = projector
-                .lock()
-                .map_err(|_| RuntimeError::Host("projector lock poisoned".into()))?;
+            // A panic in an earlier call leaves the lock poisoned; the projector drops
+            // its instance on any failure, so going on with it is sound.
+            let mut p = projector.lock().unwrap_or_else(|p| p.into_inner());
             f(p.as_mut(), &page)
         })
         .await?;

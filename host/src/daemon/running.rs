@@ -65,12 +65,16 @@ impl Running {
         let run = agent(gate.clone());
         let wait = gate.clone();
         let task = tokio::spawn(async move {
-            let _life = life;
             if let Some(old) = old {
                 old.stop.send_replace(true);
                 let mut old_task = AbortOnDrop(old.task);
                 finish(&mut old_task.0, old.grace).await;
+                drop(old_task);
+                // The agents it replaced (aborted ones included) must be gone, not
+                // just told: only this task's own token may be left.
+                wait_gone(&life, 1, old.grace).await;
             }
+            let _life = life;
             wait.wait().await;
             run.await;
         });
@@ -90,12 +94,20 @@ impl Running {
         finish(&mut self.task, self.grace).await;
         // An aborted future is dropped at its next await, not at once: until then
         // it could still start a commit.
-        let mut waited = Duration::ZERO;
-        while self.life.strong_count() > 0 && waited < self.grace {
-            tokio::time::sleep(Duration::from_millis(2)).await;
-            waited += Duration::from_millis(2);
+        if let Some(life) = self.life.upgrade() {
+            wait_gone(&life, 1, self.grace).await;
         }
         self.gate.wait().await;
+    }
+}
+
+/// Waits (up to `grace`) until at most `mine` holders of the version's life token
+/// are left: the futures of its other agents have been dropped.
+async fn wait_gone(life: &Arc<()>, mine: usize, grace: Duration) {
+    let mut waited = Duration::ZERO;
+    while Arc::strong_count(life) > mine && waited < grace {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        waited += Duration::from_millis(2);
     }
 }
 

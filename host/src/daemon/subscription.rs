@@ -157,9 +157,14 @@ impl SubscriptionAgent {
                 },
                 Err(e) => e,
             };
-            if failed.fault() == crate::runtime::Fault::Guest {
-                failures += 1;
+            if failed.fault() == crate::runtime::Fault::Host {
+                // Not the guest's doing: wait and try again, never counted, never a
+                // pause or a dead letter (even right after a give-up that stalled).
+                tracing::warn!(subscription = %self.key, "host fault, retrying: {failed}");
+                back_off(&mut self.shutdown, &mut backoff).await;
+                continue;
             }
+            failures += 1;
             if failures < self.policy.attempts {
                 tracing::warn!(subscription = %self.key, failures, "page failed, retrying: {failed}");
                 back_off(&mut self.shutdown, &mut backoff).await;
