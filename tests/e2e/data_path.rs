@@ -130,10 +130,16 @@ struct Counter {
     once: bool,
     /// How long each `apply` takes (a slow guest).
     apply_ms: u64,
+    /// Calls that fail as the host's fault (a full instance pool), first.
+    host_faults: u32,
 }
 
 impl PageProjector for Counter {
     fn slice(&mut self, page: &[RecordedEvent]) -> Result<Vec<Slice>, RuntimeError> {
+        if self.host_faults > 0 {
+            self.host_faults -= 1;
+            return Err(RuntimeError::Host("instance pool full (injected)".into()));
+        }
         let mut fail = self.fail_on.lock().expect("lock");
         if let Some(e) = page.iter().find(|e| fail.contains(&e.sequence)) {
             if self.once {
@@ -175,6 +181,7 @@ fn counter(fail_on: &Arc<Mutex<Vec<Position>>>) -> Box<dyn PageProjector> {
         fail_without_naming: false,
         once: true,
         apply_ms: 0,
+        host_faults: 0,
     })
 }
 
@@ -261,6 +268,7 @@ async fn an_agent_aborted_mid_commit_still_lands_its_commit_before_stop_returns(
         fail_without_naming: false,
         once: true,
         apply_ms: 1_000,
+        host_faults: 0,
     });
     let daemon = Daemon::new(store.clone(), 100).with_stop_grace(Duration::from_millis(50));
     daemon.start_with(k.clone(), vec!["IncidentLogged".into()], slow);
@@ -291,6 +299,7 @@ async fn a_poison_event_is_dead_lettered_and_replayed() {
         fail_without_naming: true,
         once: false,
         apply_ms: 0,
+        host_faults: 0,
     });
     let policy = ErrorPolicy {
         attempts: 2,
@@ -322,5 +331,41 @@ async fn a_poison_event_is_dead_lettered_and_replayed() {
     assert_eq!((replayed.replayed, replayed.failing), (1, 0));
     assert!(store.dead_letters(&k).await.expect("letters").is_empty());
     daemon.shutdown().await;
+    assert_counts(store.as_ref(), &k, &versions).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_faults_are_waited_out_and_never_cost_the_guest() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(
+        SqliteStore::open(&dir.path().join("r.db"))
+            .await
+            .expect("db"),
+    );
+    let versions = wide_store(store.as_ref(), 500, 100).await;
+    let k = key("counter");
+    store.prepare_projection(&k).await.expect("prepare");
+    // Three host faults in a row, pages of 4, one attempt, the dead-letter policy:
+    // counted as the guest's, they would narrow the page to one event (4, 2, 1)
+    // and dead-letter it.
+    let projector = Box::new(Counter {
+        fail_on: Arc::new(Mutex::new(Vec::new())),
+        fail_without_naming: true,
+        once: false,
+        apply_ms: 0,
+        host_faults: 3,
+    });
+    let policy = ErrorPolicy {
+        attempts: 1,
+        on_error: OnError::DeadLetter,
+    };
+    let daemon = Daemon::new(store.clone(), 4);
+    daemon.start_with_policy(k.clone(), vec!["IncidentLogged".into()], projector, policy);
+    let head = store.head().await.expect("head");
+    let p = wait_for(store.as_ref(), &k, head).await;
+    daemon.shutdown().await;
+    assert_eq!(p.status, RunStatus::Running, "{:?}", p.error);
+    assert!(store.dead_letters(&k).await.expect("letters").is_empty());
+    assert_eq!(p.events_applied, versions.values().sum::<u64>());
     assert_counts(store.as_ref(), &k, &versions).await;
 }
