@@ -185,6 +185,10 @@ impl Caller {
     pub fn qualify(&self, name: &str) -> String {
         match self {
             Self::Admin => name.to_owned(),
+            // Component names have no dot, so a dotted name is never the caller's:
+            // kept under its team it names nothing (`default` would otherwise pass
+            // `ops.x` through as another team's component).
+            Self::Team(t) if name.contains('.') => format!("{t}.{name}"),
             Self::Team(t) => qualified(t, name),
         }
     }
@@ -227,6 +231,19 @@ mod tests {
             BTreeMap::from([("a".into(), a), ("b".into(), b)]),
             Some(hex::encode(Sha256::digest(b"root"))),
         )
+    }
+
+    #[test]
+    fn a_dotted_name_never_reaches_another_team() {
+        let default = Caller::Team(DEFAULT_TEAM.into());
+        assert_eq!(default.qualify("incident-details"), "incident-details");
+        let probe = default.qualify("ops.incident-details");
+        assert_ne!(probe, "ops.incident-details");
+        assert_eq!(split(&probe).0, DEFAULT_TEAM, "{probe}");
+        let a = Caller::Team("a".into());
+        assert_eq!(a.qualify("x"), "a.x");
+        assert_eq!(split(&a.qualify("b.x")).0, "a");
+        assert_eq!(Caller::Admin.qualify("ops.x"), "ops.x");
     }
 
     #[test]
