@@ -233,6 +233,15 @@ impl Refract {
         Ok(svc)
     }
 
+    /// Starts a stopped version again with the code it ran before (a replacement of
+    /// its code failed): what served keeps serving.
+    fn run_previous(&self, key: ProjectionKey, team: &str) {
+        let previous = self.loaded_components().get(&key).cloned();
+        if let Some(previous) = previous {
+            self.run(key, team, previous);
+        }
+    }
+
     /// Starts the agent of `team`'s version `key` (either kind) under the team's
     /// limits, and remembers its component.
     fn run(&self, key: ProjectionKey, team: &str, mut loaded: Loaded) {

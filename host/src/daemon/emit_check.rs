@@ -95,4 +95,15 @@ mod tests {
         assert!(e.contains("maximum event size is 100 bytes"), "{e}");
         assert!(check_emit("s", &[ev("T", &big)], None, 104).is_ok());
     }
+
+    #[test]
+    fn one_emit_over_the_append_limit_is_refused() {
+        let over = vec![ev("T", "{}"); MAX_EVENTS_PER_EMIT + 1];
+        let e = check_emit("s", &over, None, 100).unwrap_err();
+        assert!(
+            e.contains(&format!("{} events in one emit", MAX_EVENTS_PER_EMIT + 1)),
+            "{e}"
+        );
+        assert!(check_emit("s", &over[1..], None, 100).is_ok());
+    }
 }

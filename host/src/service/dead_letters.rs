@@ -116,11 +116,7 @@ impl Refract {
                 Ok(out)
             }
             Err(e) => {
-                // Keep running the code that ran before.
-                let previous = self.loaded_components().get(&key).cloned();
-                if let Some(previous) = previous {
-                    self.run(key, &rec.team, previous);
-                }
+                self.run_previous(key, &rec.team);
                 Err(e.into())
             }
         }

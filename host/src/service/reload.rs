@@ -139,11 +139,7 @@ impl Refract {
                 let deployed = match replaced {
                     Ok(d) => d,
                     Err(e) => {
-                        // Keep serving with the code that ran before.
-                        let previous = self.loaded_components().get(&key).cloned();
-                        if let Some(previous) = previous {
-                            self.run(key, &rec.team, previous);
-                        }
+                        self.run_previous(key, &rec.team);
                         return Err(e.into());
                     }
                 };

@@ -113,8 +113,11 @@ pub trait SubscriptionStore: Send + Sync {
     /// The outbox counts of one subscription version.
     async fn outbox_counts(&self, key: &ProjectionKey) -> Result<OutboxCounts, StoreError>;
 
-    /// The events a version dead-lettered, oldest first.
-    async fn dead_letters(&self, key: &ProjectionKey) -> Result<Vec<DeadLetter>, StoreError>;
+    /// The events a version dead-lettered, oldest first (all of them: for tests and
+    /// tools; the daemon and the API read them a page at a time).
+    async fn dead_letters(&self, key: &ProjectionKey) -> Result<Vec<DeadLetter>, StoreError> {
+        self.dead_letter_page(key, 0, i64::MAX as usize).await
+    }
 
     /// How many events a version dead-lettered.
     async fn dead_letter_count(&self, key: &ProjectionKey) -> Result<u64, StoreError>;

@@ -245,9 +245,6 @@ impl SubscriptionStore for Faulty {
     async fn outbox_counts(&self, key: &ProjectionKey) -> Result<OutboxCounts, StoreError> {
         self.inner.outbox_counts(key).await
     }
-    async fn dead_letters(&self, key: &ProjectionKey) -> Result<Vec<DeadLetter>, StoreError> {
-        self.inner.dead_letters(key).await
-    }
     async fn dead_letter_count(&self, key: &ProjectionKey) -> Result<u64, StoreError> {
         self.inner.dead_letter_count(key).await
     }

@@ -62,16 +62,7 @@ impl DocumentStore for SqliteStore {
             .await?;
         // Its dead letters go with it; outbox messages already committed stay and
         // are still delivered.
-        for sql in [
-            "DELETE FROM progress WHERE name = ? AND version = ?",
-            "DELETE FROM dead_letters WHERE name = ? AND version = ?",
-        ] {
-            sqlx::query(sql)
-                .bind(&key.name)
-                .bind(key.version)
-                .execute(&mut *tx)
-                .await?;
-        }
+        delete_version_rows(&mut tx, key).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -103,18 +94,8 @@ impl DocumentStore for SqliteStore {
     ) -> Result<AggregateRead, StoreError> {
         let t = table(key)?;
         let mut tx = self.reader().begin().await?;
-        let position: Position =
-            sqlx::query_scalar("SELECT position FROM progress WHERE name = ? AND version = ?")
-                .bind(&key.name)
-                .bind(key.version)
-                .fetch_optional(&mut *tx)
-                .await?
-                .ok_or_else(|| StoreError::NotFound(format!("progress of {key}")))?;
-        let doc: Option<String> =
-            sqlx::query_scalar(AssertSqlSafe(format!("SELECT body FROM {t} WHERE id = ?")))
-                .bind(stream.as_str())
-                .fetch_optional(&mut *tx)
-                .await?;
+        let (position, doc) =
+            super::reads::position_and_doc(&mut tx, key, &t, stream.as_str()).await?;
         let stream_version: i64 =
             sqlx::query_scalar("SELECT version FROM streams WHERE stream_id = ?")
                 .bind(stream.as_str())
@@ -335,6 +316,24 @@ impl Registry for SqliteStore {
             })
             .collect()
     }
+}
+
+/// Deletes a version's progress and dead letters inside the caller's transaction.
+pub(super) async fn delete_version_rows(
+    conn: &mut sqlx::SqliteConnection,
+    key: &ProjectionKey,
+) -> Result<(), StoreError> {
+    for sql in [
+        "DELETE FROM progress WHERE name = ? AND version = ?",
+        "DELETE FROM dead_letters WHERE name = ? AND version = ?",
+    ] {
+        sqlx::query(sql)
+            .bind(&key.name)
+            .bind(key.version)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
 }
 
 /// Moves a version's progress on inside the caller's transaction, counting what the

@@ -157,6 +157,30 @@ pub(super) async fn read_within(
     }
 }
 
+/// A version's position and one of its documents, in the caller's read transaction
+/// (so a write-model read sees them at one moment).
+pub(super) async fn position_and_doc(
+    conn: &mut SqliteConnection,
+    key: &ProjectionKey,
+    table: &str,
+    id: &str,
+) -> Result<(Position, Option<String>), StoreError> {
+    let position: Position =
+        sqlx::query_scalar("SELECT position FROM progress WHERE name = ? AND version = ?")
+            .bind(&key.name)
+            .bind(key.version)
+            .fetch_optional(&mut *conn)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("progress of {key}")))?;
+    let doc: Option<String> = sqlx::query_scalar(AssertSqlSafe(format!(
+        "SELECT body FROM {table} WHERE id = ?"
+    )))
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok((position, doc))
+}
+
 /// How many of the events (sequence, size) fit in `max_bytes`, at least one, and
 /// the sequence of the last that does.
 pub(super) fn page_cut(sizes: &[(i64, i64)], max_bytes: usize) -> (usize, Option<Position>) {
@@ -231,19 +255,7 @@ impl SqliteStore {
         budget: ReadBudget,
     ) -> Result<DocRead, StoreError> {
         let mut tx = self.reader().begin().await?;
-        let position: Position =
-            sqlx::query_scalar("SELECT position FROM progress WHERE name = ? AND version = ?")
-                .bind(&key.name)
-                .bind(key.version)
-                .fetch_optional(&mut *tx)
-                .await?
-                .ok_or_else(|| StoreError::NotFound(format!("progress of {key}")))?;
-        let doc: Option<String> = sqlx::query_scalar(AssertSqlSafe(format!(
-            "SELECT body FROM {table} WHERE id = ?"
-        )))
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await?;
+        let (position, doc) = position_and_doc(&mut tx, key, table, id).await?;
         let head: Position = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM events")
             .fetch_one(&mut *tx)
             .await?;

@@ -35,16 +35,7 @@ impl ShadowStore for SqliteStore {
         )))
         .execute(&mut *tx)
         .await?;
-        for sql in [
-            "DELETE FROM progress WHERE name = ? AND version = ?",
-            "DELETE FROM dead_letters WHERE name = ? AND version = ?",
-        ] {
-            sqlx::query(sql)
-                .bind(&real.name)
-                .bind(real.version)
-                .execute(&mut *tx)
-                .await?;
-        }
+        super::docs::delete_version_rows(&mut tx, real).await?;
         for sql in [
             "UPDATE progress SET name = ? WHERE name = ? AND version = ?",
             "UPDATE dead_letters SET name = ? WHERE name = ? AND version = ?",

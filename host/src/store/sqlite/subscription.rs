@@ -165,25 +165,6 @@ impl SubscriptionStore for SqliteStore {
         })
     }
 
-    async fn dead_letters(&self, key: &ProjectionKey) -> Result<Vec<DeadLetter>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT sequence, error FROM dead_letters WHERE name = ? AND version = ? \
-             ORDER BY sequence",
-        )
-        .bind(&key.name)
-        .bind(key.version)
-        .fetch_all(self.reader())
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(DeadLetter {
-                    sequence: r.try_get(0)?,
-                    error: r.try_get(1)?,
-                })
-            })
-            .collect()
-    }
-
     async fn dead_letter_count(&self, key: &ProjectionKey) -> Result<u64, StoreError> {
         let n: i64 =
             sqlx::query_scalar("SELECT COUNT(*) FROM dead_letters WHERE name = ? AND version = ?")
