@@ -63,6 +63,10 @@ pub enum ServiceError {
     /// streams; the message names the read to use instead.
     #[error("{0}")]
     CustomDocuments(String),
+    /// The caller's team may not touch that stream; the message names only what
+    /// the caller asked for.
+    #[error("{0}")]
+    Forbidden(String),
     /// A consistent read would have to scan more events than it may.
     #[error("{0}")]
     TooFarBehind(String),
@@ -191,13 +195,14 @@ impl Refract {
         let daemon = Daemon::new(store.clone(), config.page_size)
             .with_budgets(config.page_bytes, config.cache_bytes)
             .with_max_event_bytes(config.max_event_bytes);
+        let teams = config.teams().map_err(ServiceError::Startup)?;
+        let daemon = daemon.with_teams(teams.clone());
         let deploy_lock = Arc::new(Mutex::new(()));
         for rec in store.components().await? {
             if rec.auto_promote && VersionState::parse(&rec.state) == VersionState::CatchingUp {
                 spawn_auto_promote(store.clone(), deploy_lock.clone(), rec.key);
             }
         }
-        let teams = config.teams().map_err(ServiceError::Startup)?;
         let grants = Arc::new(Grants(teams.outbound_hosts()));
         let outbox = OutboxWaker::default();
         let stop_outbox = tokio::sync::watch::channel(false).0;
@@ -447,6 +452,8 @@ impl Refract {
         let found = comps
             .iter()
             .filter(|c| c.key.name == name)
+            // Ownership after the lookup: a record of another team is not found.
+            .filter(|c| c.team == crate::teams::team_of(name))
             .filter(|c| version.is_none_or(|v| c.key.version == v))
             .filter(|c| match version {
                 Some(_) => VersionState::parse(&c.state) != VersionState::Retired,

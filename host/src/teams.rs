@@ -8,7 +8,11 @@
 //! With no token configured at all, refract runs as the single implicit team
 //! `default` and asks for no token: the quickstart needs no setup.
 
+mod access;
+
 use std::collections::BTreeMap;
+
+pub use access::{MAX_TENANT_LEN, StreamAccess, Streams, check_tenant_form};
 
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -28,10 +32,20 @@ pub struct TeamConfig {
     pub token_sha256: Option<String>,
     /// Hosts its components' outbox may deliver to: `host` or `host:port`.
     pub outbound_hosts: Vec<String>,
-    /// May it append events.
+    /// May it append events at all (`false` overrides `append_streams`).
     pub append: bool,
-    /// May it read streams (events) directly.
+    /// May it read streams (events) directly at all: `GET /streams`, the aggregate
+    /// route and `read-stream` (`false` overrides `read_streams` for those; its
+    /// components are still fed the streams `read_streams` allows).
     pub read_events: bool,
+    /// Globs of the streams it may append to, over HTTP or by `emit` (`*` is any
+    /// run of characters; default every stream).
+    pub append_streams: Option<Vec<String>>,
+    /// Globs of the streams it may read and its components are fed (default every
+    /// stream).
+    pub read_streams: Option<Vec<String>>,
+    /// The tenants its appends may name (default any well-formed tenant).
+    pub tenants: Option<Vec<String>>,
     /// The most components (versions not retired) it may have deployed.
     pub max_components: Option<usize>,
     /// Sandbox limits of its components (default: the daemon's `[limits]`).
@@ -46,6 +60,9 @@ impl Default for TeamConfig {
             outbound_hosts: Vec::new(),
             append: true,
             read_events: true,
+            append_streams: None,
+            read_streams: None,
+            tenants: None,
             max_components: None,
             limits: None,
         }
@@ -108,6 +125,18 @@ impl Teams {
             if t.token.is_some() && t.token_sha256.is_some() {
                 return Err(format!("team {name}: give token or token_sha256, not both"));
             }
+            let field = |f: &str| format!("[teams.{name}] {f}");
+            access::check_patterns(
+                &field("append_streams"),
+                t.append_streams.as_deref().unwrap_or_default(),
+            )?;
+            access::check_patterns(
+                &field("read_streams"),
+                t.read_streams.as_deref().unwrap_or_default(),
+            )?;
+            for tenant in t.tenants.iter().flatten() {
+                check_tenant_form(tenant).map_err(|e| format!("{}: {e}", field("tenants")))?;
+            }
             if let Some(h) = token_hash(t)
                 && let Some(other) = seen.insert(h, format!("team {name}"))
             {
@@ -148,6 +177,33 @@ impl Teams {
         self.teams.get(name).cloned().unwrap_or_default()
     }
 
+    /// What `team` may do with streams and tenants (everything for a team that is
+    /// not listed, like the implicit `default`).
+    pub fn access(&self, team: &str) -> StreamAccess {
+        let Some(t) = self.teams.get(team) else {
+            return StreamAccess::everything();
+        };
+        let globs = |allowed: bool, patterns: &Option<Vec<String>>| match (allowed, patterns) {
+            (false, _) => Streams::none(),
+            (true, None) => Streams::all(),
+            (true, Some(p)) => Streams::of(p),
+        };
+        StreamAccess {
+            append: globs(t.append, &t.append_streams),
+            read: globs(true, &t.read_streams),
+            read_direct: t.read_events,
+            tenants: t.tenants.as_deref().map(Into::into),
+        }
+    }
+
+    /// What a caller may do with streams (the admin: everything).
+    pub fn access_of(&self, caller: &Caller) -> StreamAccess {
+        match caller {
+            Caller::Admin => StreamAccess::everything(),
+            Caller::Team(t) => self.access(t),
+        }
+    }
+
     /// Every team's outbound hosts, for the outbox.
     pub fn outbound_hosts(&self) -> BTreeMap<String, Vec<String>> {
         self.teams
@@ -163,6 +219,14 @@ fn token_hash(t: &TeamConfig) -> Option<String> {
         (None, Some(h)) => Some(h.to_ascii_lowercase()),
         (None, None) => None,
     }
+}
+
+/// The team whose component (or candidate of one) has the internal name `internal`.
+pub fn team_of(internal: &str) -> &str {
+    let name = internal
+        .strip_suffix(crate::store::shadow::SHADOW_SUFFIX)
+        .unwrap_or(internal);
+    split(name).0
 }
 
 /// The internal name of `team`'s component `name`.
@@ -190,6 +254,20 @@ impl Caller {
             // `ops.x` through as another team's component).
             Self::Team(t) if name.contains('.') => format!("{t}.{name}"),
             Self::Team(t) => qualified(t, name),
+        }
+    }
+
+    /// The internal name of what the caller calls `name`, refusing a `.` from any
+    /// caller but the admin: component names never hold one, so such a name can
+    /// only be an attempt at another team's namespace. The refusal reads the same
+    /// whether or not such a component exists.
+    pub fn resolve(&self, name: &str) -> Result<String, String> {
+        match self {
+            Self::Team(_) if name.contains('.') => Err(format!(
+                "{name:?}: component names never hold a '.', and a team reaches only its \
+                 own components by their plain names"
+            )),
+            _ => Ok(self.qualify(name)),
         }
     }
 

@@ -43,6 +43,8 @@ pub(crate) struct EffectsEnv {
     /// version, so a new version never re-sends what an old one sent.
     pub name: String,
     pub team: String,
+    /// The streams its team may emit to and read.
+    pub access: crate::teams::StreamAccess,
     pub grants: Arc<Grants>,
     pub settings: Arc<BTreeMap<String, String>>,
     /// The largest event (data and metadata bytes) an emit may carry.
@@ -106,6 +108,7 @@ impl PageEffects {
         limit: usize,
     ) -> Result<(u64, Vec<RecordedEvent>), String> {
         let id = StreamId::new(&stream).map_err(|e| format!("{call}: {e}"))?;
+        self.may_read(call, &stream)?;
         let store = self.env.store.clone();
         let (version, mut events) = self.block_on(call, async move {
             store.read_stream_page(&id, from, limit).await
@@ -120,6 +123,19 @@ impl PageEffects {
             events.extend(pending.take(room).cloned());
         }
         Ok((*v, events))
+    }
+
+    /// Refuses a stream its team may not read directly, naming only that stream
+    /// (nothing of it is read, not even whether it exists).
+    fn may_read(&self, call: &str, stream: &str) -> Result<(), String> {
+        if self.env.access.may_read(stream) {
+            return Ok(());
+        }
+        let team = &self.env.team;
+        Err(format!(
+            "{call}: team {team} may not read stream {stream:?} (config: [teams.{team}] \
+             read_events, read_streams)"
+        ))
     }
 
     /// The stream's version now: this page's emits, else the store's.
@@ -149,6 +165,13 @@ impl SubscriberHost for PageEffects {
         idempotency_key: Option<String>,
     ) -> Result<u64, String> {
         let id = StreamId::new(&stream).map_err(|e| format!("emit: stream_id: {e}"))?;
+        if !self.env.access.may_append(&stream) {
+            let team = &self.env.team;
+            return Err(format!(
+                "emit to {stream}: team {team} may not append to this stream (config: \
+                 [teams.{team}] append, append_streams)"
+            ));
+        }
         super::emit_check::check_emit(
             &stream,
             &events,
@@ -161,9 +184,12 @@ impl SubscriberHost for PageEffects {
                 Some(found) => Some(found),
                 None => {
                     let store = self.env.store.clone();
-                    let k = key.clone();
-                    self.block_on("emit", async move { store.idempotency_key(&k).await })?
-                        .map(|(s, r)| (s, r.stream_version))
+                    let (team, k) = (self.env.team.clone(), key.clone());
+                    self.block_on(
+                        "emit",
+                        async move { store.idempotency_key(&team, &k).await },
+                    )?
+                    .map(|(s, r)| (s, r.stream_version))
                 }
             };
             if let Some((first_stream, version)) = earlier {
@@ -225,6 +251,7 @@ impl SubscriberHost for PageEffects {
             },
             idempotency_key,
             tenant: None,
+            team: self.env.team.clone(),
             events: events
                 .into_iter()
                 .map(|e| NewEvent {

@@ -80,6 +80,8 @@ pub struct Daemon {
     stop_grace: std::time::Duration,
     agents: Mutex<HashMap<ProjectionKey, Running>>,
     counters: Mutex<HashMap<ProjectionKey, Arc<counters::Counters>>>,
+    /// Which streams each team's components are fed, emit to and read.
+    teams: crate::teams::Teams,
 }
 
 impl Daemon {
@@ -94,7 +96,15 @@ impl Daemon {
             stop_grace: running::STOP_GRACE,
             agents: Mutex::new(HashMap::new()),
             counters: Mutex::new(HashMap::new()),
+            teams: crate::teams::Teams::default(),
         }
+    }
+
+    /// The same daemon keeping each team's components to the streams the team's
+    /// config allows (by default every team may use every stream).
+    pub fn with_teams(mut self, teams: crate::teams::Teams) -> Self {
+        self.teams = teams;
+        self
     }
 
     /// The same daemon giving agents told to stop `grace` to finish their page
@@ -179,6 +189,7 @@ impl Daemon {
             page_bytes: self.page_bytes,
             shutdown: stop.subscribe(),
             env: effects::EffectsEnv {
+                access: self.teams.access(&env.team),
                 store: self.store.clone(),
                 runtime: tokio::runtime::Handle::current(),
                 name: key.name.clone(),
@@ -232,7 +243,9 @@ impl Daemon {
             events: page_size.max(1),
             bytes: self.page_bytes,
         };
+        let streams = self.teams.access(crate::teams::team_of(&key.name)).read;
         let mut agent = Agent {
+            streams,
             projector: Arc::new(Mutex::new(projector)),
             key: key.clone(),
             store: self.store.clone(),

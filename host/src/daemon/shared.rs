@@ -47,3 +47,12 @@ pub(crate) fn skipped(position: Position, page: &Page) -> u64 {
     let passed = (page.scanned_to - position).max(0) as u64;
     passed.saturating_sub(page.events.len() as u64)
 }
+
+/// The page without the events of streams the team may not read: they count as
+/// passed over (skipped), like events of other types.
+pub(crate) fn readable(mut page: Page, streams: &crate::teams::Streams) -> Page {
+    if !streams.is_all() {
+        page.events.retain(|e| streams.matches(&e.stream_id));
+    }
+    page
+}

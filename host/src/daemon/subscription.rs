@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::effects::{EffectsEnv, PageEffects};
-use super::shared::{back_off, record_pause, skipped};
+use super::shared::{back_off, readable, record_pause, skipped};
 use crate::outbox::OutboxWaker;
 use crate::runtime::{RuntimeError, Subscriber};
 use crate::store::subscription::{DeadLetter, HandledPage};
@@ -92,7 +92,7 @@ impl SubscriptionAgent {
                 )
                 .await
             {
-                Ok(p) => p,
+                Ok(p) => readable(p, &self.env.access.read),
                 Err(e) => {
                     tracing::warn!(subscription = %self.key, "reading events failed: {e}");
                     back_off(&mut self.shutdown, &mut backoff).await;

@@ -166,7 +166,7 @@ impl Refract {
             .guest_reads
             .load(self.store.doc_read(&key, id, types, budget))
             .await?;
-        let Some(later) = read.later else {
+        let Some(mut later) = read.later else {
             return Err(ServiceError::TooFarBehind(format!(
                 "{key} is more than {MAX_CONSISTENT_SCAN} events or {} MiB of events behind \
                  (at {} of {}): a consistent read would bring them all into memory; read \
@@ -176,6 +176,11 @@ impl Refract {
                 read.head
             )));
         };
+        // Only the events its agent would be fed.
+        let feed = self.teams().access(crate::teams::team_of(&key.name)).read;
+        if !feed.is_all() {
+            later.retain(|e| feed.matches(&e.stream_id));
+        }
         let state = if later.is_empty() {
             read.doc
         } else {
@@ -217,6 +222,15 @@ impl Refract {
     ) -> Result<Aggregate, ServiceError> {
         let key = self.resolve(name, version).await?;
         let loaded = self.projection_of(&key)?;
+        // A projection answers only for streams its team may read (it is never fed
+        // the others); the refusal names nothing but what was asked.
+        let team = crate::teams::team_of(&key.name);
+        if !self.teams().access(team).may_feed(stream.as_str()) {
+            return Err(ServiceError::Forbidden(format!(
+                "team {team} may not read stream {:?} (config: [teams.{team}] read_streams)",
+                stream.as_str()
+            )));
+        }
         if !loaded.descriptor.per_stream() {
             let n = &key.name;
             return Err(ServiceError::CustomDocuments(format!(

@@ -116,8 +116,12 @@ impl EventStore for Faulty {
     async fn head(&self) -> Result<Position, StoreError> {
         self.inner.head().await
     }
-    async fn idempotency_key(&self, k: &str) -> Result<Option<(String, AppendResult)>, StoreError> {
-        self.inner.idempotency_key(k).await
+    async fn idempotency_key(
+        &self,
+        t: &str,
+        k: &str,
+    ) -> Result<Option<(String, AppendResult)>, StoreError> {
+        self.inner.idempotency_key(t, k).await
     }
     async fn position_at_time(&self, micros: i64) -> Result<Position, StoreError> {
         self.inner.position_at_time(micros).await

@@ -17,6 +17,7 @@ fn req(stream: &str, expected: ExpectedVersion, n: usize) -> AppendRequest {
         expected,
         idempotency_key: None,
         tenant: None,
+        team: "default".into(),
         events: (0..n)
             .map(|i| NewEvent {
                 event_type: "T".into(),
