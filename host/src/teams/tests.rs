@@ -83,7 +83,10 @@ fn stream_access_follows_the_globs_and_the_old_switches() {
     let a = t.access("a");
     assert!(a.may_append("anything") && a.may_read("anything"));
     let b = t.access("b");
-    assert!(!b.may_append("anything"), "append = false overrides the globs");
+    assert!(
+        !b.may_append("anything"),
+        "append = false overrides the globs"
+    );
     let globbed = TeamConfig {
         append_streams: Some(vec!["orders-*".into()]),
         read_streams: Some(vec!["orders-*".into(), "audit".into()]),
@@ -95,7 +98,10 @@ fn stream_access_follows_the_globs_and_the_old_switches() {
     let c = t.access("c");
     assert!(c.may_append("orders-1") && !c.may_append("payroll-1"));
     assert!(c.may_feed("audit") && !c.may_feed("audit-2"));
-    assert!(!c.may_read("orders-1"), "read_events = false: no direct reads");
+    assert!(
+        !c.may_read("orders-1"),
+        "read_events = false: no direct reads"
+    );
     assert!(c.check_tenant("acme").is_ok() && c.check_tenant("globex").is_err());
     assert_eq!(t.access(DEFAULT_TEAM), StreamAccess::everything());
     assert_eq!(t.access_of(&Caller::Admin), StreamAccess::everything());

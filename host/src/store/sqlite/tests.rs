@@ -190,8 +190,13 @@ async fn idempotency_keys_belong_to_their_team() {
     };
     // Another team used the key first (on another stream, and on the same one).
     let theirs = s.append(keyed("secret", "mallory")).await.expect("mallory");
-    s.append(keyed("ledger", "mallory")).await.expect_err("mallory's own reuse");
-    let ours = s.append(keyed("ledger", "ops")).await.expect("ops is not blocked");
+    s.append(keyed("ledger", "mallory"))
+        .await
+        .expect_err("mallory's own reuse");
+    let ours = s
+        .append(keyed("ledger", "ops"))
+        .await
+        .expect("ops is not blocked");
     assert!(ours.first_sequence > theirs.last_sequence, "{ours:?}");
     assert_eq!(s.append(keyed("ledger", "ops")).await.expect("retry"), ours);
     match s.append(keyed("other", "ops")).await {
