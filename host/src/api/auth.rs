@@ -38,7 +38,7 @@ impl Auth {
         }
         Err(self.refusal(
             &format!("append events to stream {stream:?}"),
-            "append_streams",
+            "append, append_streams",
         ))
     }
 
