@@ -170,9 +170,10 @@ async fn default_with_a_token_reaches_nothing_of_another_team_on_any_route() {
         "[teams.default]\ntoken = \"default-token\"\n[teams.ops]\ntoken = \"ops-token\"\n{GOOD_TEAM}"
     );
     let daemon = Daemon::start(&dir.path().join("data"), Some(&cfg));
-    let by = Bystander::start(&daemon, GOOD).await;
+    // Compiling is not the attack: the components are deployed before the bystander.
     deploy_as(&daemon, OPS, refract_test_artifacts::INCIDENT_DETAILS_V1).await;
     deploy_as(&daemon, OPS, refract_test_artifacts::INCIDENT_DETAILS_V2).await;
+    let by = Bystander::start(&daemon, GOOD).await;
     let mut head = 0;
     for (id, events) in workload(11, 6) {
         let events: Vec<Value> = events
@@ -303,12 +304,14 @@ async fn emits_appends_and_reads_outside_the_teams_streams_are_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = ops_config("echo", "\"poke-*\", \"orders-*\"");
     let daemon = Daemon::start(&dir.path().join("data"), Some(&cfg));
+    // Compiling is not the attack: the components are deployed before the bystander.
+    deploy_as(&daemon, OPS, refract_test_artifacts::EMIT_PROBE).await;
+    deploy_as(&daemon, OPS, refract_test_artifacts::INCIDENT_DETAILS_V1).await;
     let by = Bystander::start(&daemon, GOOD).await;
     let (code, body) = append_as(&daemon, ADMIN, "long", one("Item", json!({}))).await;
     assert_eq!(code, 200, "{body}");
 
     // Emit: the subscription's `emit` to `echo` is the guest's error; nothing lands.
-    deploy_as(&daemon, OPS, refract_test_artifacts::EMIT_PROBE).await;
     let (code, body) = append_as(&daemon, ADMIN, "poke-a-0", one("Poke", json!({}))).await;
     assert_eq!(code, 200, "{body}");
     let p = paused_as(&daemon, OPS, "emit-probe").await;
@@ -352,7 +355,6 @@ async fn emits_appends_and_reads_outside_the_teams_streams_are_refused() {
 
     // Fed only what it may read: ops's incident-details projects orders-* and
     // passes over the same incident under payroll-* (counted as skipped).
-    deploy_as(&daemon, OPS, refract_test_artifacts::INCIDENT_DETAILS_V1).await;
     let (_, events) = workload(3, 1).remove(0);
     let events: Vec<Value> = events
         .iter()
@@ -412,12 +414,12 @@ async fn read_stream_outside_the_teams_streams_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = ops_config("read-page", "\"poke-*\"");
     let daemon = Daemon::start(&dir.path().join("data"), Some(&cfg));
+    deploy_as(&daemon, OPS, refract_test_artifacts::EMIT_PROBE).await;
     let by = Bystander::start(&daemon, GOOD).await;
     for _ in 0..3 {
         let (code, body) = append_as(&daemon, ADMIN, "long", one("Item", json!({}))).await;
         assert_eq!(code, 200, "{body}");
     }
-    deploy_as(&daemon, OPS, refract_test_artifacts::EMIT_PROBE).await;
     let (code, body) = append_as(&daemon, ADMIN, "poke-a-0", one("Poke", json!({}))).await;
     assert_eq!(code, 200, "{body}");
     let p = paused_as(&daemon, OPS, "emit-probe").await;
@@ -441,9 +443,13 @@ async fn another_team_pre_claiming_idempotency_keys_has_no_effect() {
     let cfg = format!(
         "admin_token = \"root-token\"\n{GOOD_TEAM}\
          [teams.ops]\ntoken = \"ops-token\"\n[teams.mallory]\ntoken = \"mallory-token\"\n\
-         [components.\"ops.emit-probe\".settings]\nmode = \"conflict\"\nspin = \"0\"\n"
+         [components.\"ops.emit-probe\".settings]\nmode = \"conflict\"\nspin = \"0\"\n\
+         [components.\"mallory.emit-probe\".settings]\nmode = \"read-page\"\n"
     );
     let daemon = Daemon::start(&dir.path().join("data"), Some(&cfg));
+    // Compiling is not the attack: mallory's own copy (it only reads) compiles the
+    // component before the bystander starts, so ops's deploy below is a cache hit.
+    deploy_as(&daemon, MALLORY, refract_test_artifacts::EMIT_PROBE).await;
 
     // Over HTTP: mallory uses a key first; ops's append with it still happens, and
     // ops's own reuse names only ops's stream.
