@@ -25,10 +25,31 @@ const GOOD: Option<&str> = Some("good-token");
 /// append never reaches it.
 const GOOD_TEAM: &str = "[teams.good]\ntoken = \"good-token\"\nread_streams = [\"bystander-*\"]\n";
 
-/// Ends an attack: the bystander kept up and folded right, the daemon stayed small
-/// and stops in time.
+/// Starts the bystander and waits until its appends show, so the attack that follows
+/// runs while it works.
+async fn bystander(daemon: &Daemon) -> Bystander {
+    let by = Bystander::start(daemon, GOOD).await;
+    let started = Instant::now();
+    while status_as(daemon, GOOD, "incident-details", 1)
+        .await
+        .and_then(|p| p["position"].as_i64())
+        < Some(1)
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the bystander never appended"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    by
+}
+
+/// Ends an attack: the bystander kept up (through the attack and a second after)
+/// and folded right, the daemon stayed small and stops in time.
 async fn bystander_held(by: Bystander, mut daemon: Daemon) {
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let report = by.finish(&daemon).await;
+    assert!(report.latencies.len() >= 10, "{report:?}");
     report.assert_p99_below(Duration::from_millis(100));
     daemon.assert_peak_rss_below(512 << 20);
     daemon.sigterm_within(Duration::from_secs(10));
@@ -173,7 +194,21 @@ async fn default_with_a_token_reaches_nothing_of_another_team_on_any_route() {
     // Compiling is not the attack: the components are deployed before the bystander.
     deploy_as(&daemon, OPS, refract_test_artifacts::INCIDENT_DETAILS_V1).await;
     deploy_as(&daemon, OPS, refract_test_artifacts::INCIDENT_DETAILS_V2).await;
-    let by = Bystander::start(&daemon, GOOD).await;
+    // The unnamed routes: the listing shows nothing of ops, a deploy lands in
+    // default's own namespace.
+    let (code, list) = call(&daemon, DEFAULT, Method::GET, "/projections").await;
+    assert_eq!((code, list.clone()), (200, json!([])), "{list}");
+    deploy_as(
+        &daemon,
+        DEFAULT,
+        refract_test_artifacts::INCIDENT_DETAILS_V1,
+    )
+    .await;
+    let (_, list) = call(&daemon, DEFAULT, Method::GET, "/projections").await;
+    assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
+    assert_eq!(list[0]["name"], "incident-details", "{list}");
+
+    let by = bystander(&daemon).await;
     let mut head = 0;
     for (id, events) in workload(11, 6) {
         let events: Vec<Value> = events
@@ -243,20 +278,6 @@ async fn default_with_a_token_reaches_nothing_of_another_team_on_any_route() {
     }
     assert_eq!(walked, NAMED_ROUTES.len() * 2 * 4);
 
-    // The unnamed routes: the listing shows nothing of ops, a deploy lands in
-    // default's own namespace.
-    let (code, list) = call(&daemon, DEFAULT, Method::GET, "/projections").await;
-    assert_eq!((code, list.clone()), (200, json!([])), "{list}");
-    deploy_as(
-        &daemon,
-        DEFAULT,
-        refract_test_artifacts::INCIDENT_DETAILS_V1,
-    )
-    .await;
-    let (_, list) = call(&daemon, DEFAULT, Method::GET, "/projections").await;
-    assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
-    assert_eq!(list[0]["name"], "incident-details", "{list}");
-
     // Nothing of ops changed, and it still projects.
     let after_v1 = status_as(&daemon, OPS, "incident-details", 1)
         .await
@@ -307,7 +328,7 @@ async fn emits_appends_and_reads_outside_the_teams_streams_are_refused() {
     // Compiling is not the attack: the components are deployed before the bystander.
     deploy_as(&daemon, OPS, refract_test_artifacts::EMIT_PROBE).await;
     deploy_as(&daemon, OPS, refract_test_artifacts::INCIDENT_DETAILS_V1).await;
-    let by = Bystander::start(&daemon, GOOD).await;
+    let by = bystander(&daemon).await;
     let (code, body) = append_as(&daemon, ADMIN, "long", one("Item", json!({}))).await;
     assert_eq!(code, 200, "{body}");
 
@@ -415,7 +436,7 @@ async fn read_stream_outside_the_teams_streams_is_refused() {
     let cfg = ops_config("read-page", "\"poke-*\"");
     let daemon = Daemon::start(&dir.path().join("data"), Some(&cfg));
     deploy_as(&daemon, OPS, refract_test_artifacts::EMIT_PROBE).await;
-    let by = Bystander::start(&daemon, GOOD).await;
+    let by = bystander(&daemon).await;
     for _ in 0..3 {
         let (code, body) = append_as(&daemon, ADMIN, "long", one("Item", json!({}))).await;
         assert_eq!(code, 200, "{body}");
@@ -506,7 +527,7 @@ async fn another_team_pre_claiming_idempotency_keys_has_no_effect() {
         assert_eq!(body["last_sequence"].as_i64(), Some(head + 1 + i), "{body}");
     }
     assert_eq!(head + 1, first_poke);
-    let by = Bystander::start(&daemon, GOOD).await;
+    let by = bystander(&daemon).await;
     deploy_as(&daemon, OPS, refract_test_artifacts::EMIT_PROBE).await;
     let started = Instant::now();
     let hot = loop {
@@ -547,7 +568,7 @@ async fn tenants_are_checked_for_form_and_restricted_to_the_teams_list() {
          [teams.mallory]\ntoken = \"mallory-token\"\n"
     );
     let daemon = Daemon::start(&dir.path().join("data"), Some(&cfg));
-    let by = Bystander::start(&daemon, GOOD).await;
+    let by = bystander(&daemon).await;
     let tenant = |t: &str| json!({"tenant": t});
     for (token, t, code, says) in [
         (OPS, "acme", 200, ""),
