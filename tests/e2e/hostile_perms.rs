@@ -593,3 +593,42 @@ async fn tenants_are_checked_for_form_and_restricted_to_the_teams_list() {
     assert_eq!(stored, [json!("acme"), json!("acme.eu-1"), json!("globex")]);
     bystander_held(by, daemon).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_of_a_stream_the_team_may_no_longer_read_are_not_replayed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let letters = "[components.value-sum]\non_error = \"dead-letter\"\nattempts = 1\n";
+    let daemon = Daemon::start(&data, Some(letters));
+    daemon.deploy(refract_test_artifacts::VALUE_SUM).await;
+    let poison = ("ValueAdded".to_owned(), json!({"value": "three"}));
+    let (code, body) = daemon.append("secret-1", None, &[poison]).await;
+    assert_eq!(code, 200, "{body}");
+    let head = body["last_sequence"].as_i64().expect("sequence");
+    let p = daemon
+        .wait_caught_up("value-sum", 1, head, Duration::from_secs(60))
+        .await;
+    assert_eq!(p["dead_letter_count"], 1, "{p}");
+    drop(daemon);
+
+    // The team may now read only `open-*`: its letter of `secret-1` is not applied
+    // again (it stays, counted as missing), whatever its code would do with it.
+    let cfg = format!("{letters}[teams.default]\nread_streams = [\"open-*\"]\n");
+    let daemon = Daemon::start(&data, Some(&cfg));
+    let (code, body) = daemon
+        .post_json(
+            "/projections/value-sum/versions/1/dead-letters/replay",
+            &json!({}),
+        )
+        .await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(
+        (&body["replayed"], &body["still_failing"], &body["missing"]),
+        (&json!(0), &json!(0), &json!(1)),
+        "{body}"
+    );
+    assert_eq!(
+        daemon.projection("value-sum", 1).await["dead_letter_count"],
+        1
+    );
+}

@@ -157,7 +157,7 @@ impl Agent {
     ) -> Result<(), String> {
         while !todo.is_empty() {
             let want: Vec<i64> = todo.iter().copied().collect();
-            let events = self
+            let mut events = self
                 .store
                 .read_events(&want, self.budget.bytes)
                 .await
@@ -168,7 +168,22 @@ impl Agent {
                 return Ok(());
             };
             let taken = todo.iter().take_while(|s| **s <= last).count();
-            let sequences: Vec<i64> = todo.drain(..taken).collect();
+            let mut sequences: Vec<i64> = todo.drain(..taken).collect();
+            // Events of streams the team may no longer read are not applied (they
+            // stay letters, as if missing).
+            if !self.streams.is_all() {
+                let (kept, unreadable): (Vec<_>, Vec<_>) = events
+                    .into_iter()
+                    .partition(|e| self.streams.matches(&e.stream_id));
+                events = kept;
+                let unreadable: std::collections::HashSet<i64> =
+                    unreadable.iter().map(|e| e.sequence).collect();
+                sequences.retain(|s| !unreadable.contains(s));
+                out.missing += unreadable.len() as u64;
+                if events.is_empty() {
+                    continue;
+                }
+            }
             if self.replay_page(position, events.clone(), sequences).await {
                 out.replayed += events.len() as u64;
                 continue;
