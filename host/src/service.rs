@@ -198,12 +198,17 @@ impl Refract {
             }
         }
         let teams = config.teams().map_err(ServiceError::Startup)?;
-        let grants = Arc::new(Grants(teams.outbound_hosts()));
+        let grants = Grants::new(teams.outbound_hosts())
+            .with_listen(config.listen)
+            .with_max_body_bytes(config.max_outbox_bytes);
+        grants.validate().map_err(ServiceError::Startup)?;
+        let grants = Arc::new(grants);
         let outbox = OutboxWaker::default();
         let stop_outbox = tokio::sync::watch::channel(false).0;
         let outbox_task = crate::outbox::spawn(
             store.clone(),
             (*grants).clone(),
+            std::time::Duration::from_millis(config.outbox_timeout_ms.max(1)),
             outbox.clone(),
             stop_outbox.subscribe(),
         );

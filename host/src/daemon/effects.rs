@@ -281,6 +281,9 @@ impl SubscriberHost for PageEffects {
         if let Some(why) = self.env.grants.refusal(&self.env.team, &url) {
             return Err(format!("send: {why}"));
         }
+        if let Some(why) = self.env.grants.body_refusal(body.len()) {
+            return Err(format!("send to {url}: {why}"));
+        }
         serde_json::from_str::<IgnoredAny>(&body)
             .map_err(|e| format!("send to {url}: the body is not JSON: {e}"))?;
         if key.is_empty() || key.len() > 200 {

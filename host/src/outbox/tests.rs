@@ -5,13 +5,15 @@ use std::sync::Mutex;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 
+use std::collections::BTreeMap;
+
 use super::*;
 use crate::store::sqlite::SqliteStore;
 use crate::store::subscription::{HandledPage, NewMessage, SubscriptionStore};
 use crate::store::{DocumentStore, ProjectionKey};
 
 fn grants(team: &str, hosts: &[&str]) -> Grants {
-    Grants(BTreeMap::from([(
+    Grants::new(BTreeMap::from([(
         team.to_owned(),
         hosts.iter().map(|h| h.to_string()).collect(),
     )]))
@@ -112,9 +114,11 @@ async fn a_failing_receiver_gets_the_message_again_with_the_same_id_until_it_acc
         .expect("commit");
     let store: Arc<dyn Store> = Arc::new(store);
     let g = grants("ops", &[&addr.to_string()]);
-    let http = reqwest::Client::new();
+    let http = client(&g, DEFAULT_REQUEST_TIMEOUT);
     for _ in 0..100 {
-        deliver_due(store.as_ref(), &g, &http).await.expect("pass");
+        deliver_pass(store.as_ref(), &g, &http, "ops")
+            .await
+            .expect("pass");
         if store.outbox_counts(&key).await.expect("counts").pending == 0 {
             break;
         }
