@@ -237,6 +237,6 @@ fn backoff_micros(attempts: u32) -> i64 {
 }
 
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 mod guard_tests;
+#[cfg(test)]
+mod tests;

@@ -17,6 +17,19 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::common::Daemon;
+use crate::common::bystander::Bystander;
+
+/// The daemon's peak RSS bound while an outbox attack runs (guest instances, the
+/// bystander's documents, a 40 MiB body copied once from its guest).
+const RSS_BOUND: u64 = 512 << 20;
+
+/// The bystander's verdict, the daemon's peak RSS, and SIGTERM within 10 s.
+async fn bystander_unharmed(d: &mut Daemon, by: Bystander) {
+    let report = by.finish(d).await;
+    report.assert_p99_below(Duration::from_millis(100));
+    d.assert_peak_rss_below(RSS_BOUND);
+    d.sigterm_within(Duration::from_secs(10));
+}
 
 /// How a test endpoint answers.
 #[derive(Clone)]
@@ -173,10 +186,11 @@ async fn a_40_mib_outbox_message_is_the_guests_error_and_nothing_goes_out() {
     let sink = Endpoint::start(Mode::Ok).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let hosts = [sink.addr.to_string()];
-    let d = Daemon::start(
+    let mut d = Daemon::start(
         &dir.path().join("data"),
         Some(&config(&[("evil", &hosts, &sink.url())])),
     );
+    let by = Bystander::start(&d, Some("good-token")).await;
     deploy_probe(&d, "evil").await;
     probe(&d, "evil", "probe-1", 100).await;
     wait_hits(&sink, 1, Duration::from_secs(30)).await;
@@ -193,8 +207,7 @@ async fn a_40_mib_outbox_message_is_the_guests_error_and_nothing_goes_out() {
         .unwrap_or_else(|| panic!("no size named: {p}"));
     assert!(size > 40 << 20, "{p}");
     assert!(
-        message.contains("over the limit of 1048576 bytes")
-            && message.contains("max_outbox_bytes"),
+        message.contains("over the limit of 1048576 bytes") && message.contains("max_outbox_bytes"),
         "{p}"
     );
     assert_eq!(p["error"]["fault"], "guest", "{p}");
@@ -206,6 +219,7 @@ async fn a_40_mib_outbox_message_is_the_guests_error_and_nothing_goes_out() {
         (&json!(1), &json!(0)),
         "{p}"
     );
+    bystander_unharmed(&mut d, by).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -215,13 +229,14 @@ async fn a_receiver_that_takes_15_s_delays_only_its_own_team() {
     let dir = tempfile::tempdir().expect("tempdir");
     let slow_hosts = [slow.addr.to_string()];
     let fast_hosts = [fast.addr.to_string()];
-    let d = Daemon::start(
+    let mut d = Daemon::start(
         &dir.path().join("data"),
         Some(&config(&[
             ("slow", &slow_hosts, &slow.url()),
             ("fast", &fast_hosts, &fast.url()),
         ])),
     );
+    let by = Bystander::start(&d, Some("good-token")).await;
     deploy_probe(&d, "slow").await;
     deploy_probe(&d, "fast").await;
     // Both subscriptions see every probe event: the slow team's outbox fills with
@@ -236,7 +251,14 @@ async fn a_receiver_that_takes_15_s_delays_only_its_own_team() {
     eprintln!("fast team: worst append-to-delivery {worst:?}");
     let held = slow.hits();
     assert!(!held.is_empty(), "the slow receiver holds a delivery");
-    assert!(held.len() <= 2, "the slow team's messages go one at a time: {held:?}");
+    assert!(
+        held.len() <= 2,
+        "the slow team's messages go one at a time: {held:?}"
+    );
+    // SIGTERM (below) arrives while the slow receiver still holds the latest request.
+    let latest = held.iter().map(|h| h.2).max().expect("a request");
+    assert!(latest.elapsed() < Duration::from_secs(8), "{held:?}");
+    bystander_unharmed(&mut d, by).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -247,13 +269,14 @@ async fn a_redirect_to_a_loopback_sink_fails_with_its_location_and_reaches_nothi
     let dir = tempfile::tempdir().expect("tempdir");
     let hosts307 = [r307.addr.to_string()];
     let hosts302 = [r302.addr.to_string()];
-    let d = Daemon::start(
+    let mut d = Daemon::start(
         &dir.path().join("data"),
         Some(&config(&[
             ("evil", &hosts307, &r307.url()),
             ("worse", &hosts302, &r302.url()),
         ])),
     );
+    let by = Bystander::start(&d, Some("good-token")).await;
     deploy_probe(&d, "evil").await;
     deploy_probe(&d, "worse").await;
     probe(&d, "evil", "probe-1", 10).await;
@@ -270,16 +293,23 @@ async fn a_redirect_to_a_loopback_sink_fails_with_its_location_and_reaches_nothi
             "{team}: {error}"
         );
         assert_eq!(p["outbox"]["delivered"], 0, "{p}");
-        assert!(!redirector.hits().is_empty(), "{team}: the redirector was asked");
+        assert!(
+            !redirector.hits().is_empty(),
+            "{team}: the redirector was asked"
+        );
     }
     let log = d.log();
     let logged = log
         .lines()
         .filter(|l| l.contains("redirects are not followed") && l.contains(&sink.url()))
         .count();
-    assert!(logged >= 2, "both attempts logged with their Location:\n{log}");
+    assert!(
+        logged >= 2,
+        "both attempts logged with their Location:\n{log}"
+    );
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(sink.hits().is_empty(), "the sink got {:?}", sink.hits());
+    bystander_unharmed(&mut d, by).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -291,13 +321,14 @@ async fn a_grant_reaches_only_its_port_and_never_a_name_for_loopback() {
     // `byname` may reach localhost:<port>, a name that resolves to loopback.
     let portless = ["127.0.0.1".to_owned()];
     let byname = [format!("localhost:{port}")];
-    let d = Daemon::start(
+    let mut d = Daemon::start(
         &dir.path().join("data"),
         Some(&config(&[
             ("portless", &portless, &sink.url()),
             ("byname", &byname, &format!("http://localhost:{port}/hook")),
         ])),
     );
+    let by = Bystander::start(&d, Some("good-token")).await;
     deploy_probe(&d, "portless").await;
     deploy_probe(&d, "byname").await;
     probe(&d, "portless", "probe-1", 10).await;
@@ -317,4 +348,5 @@ async fn a_grant_reaches_only_its_port_and_never_a_name_for_loopback() {
     assert_eq!(p["outbox"]["delivered"], 0, "{p}");
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(sink.hits().is_empty(), "the sink got {:?}", sink.hits());
+    bystander_unharmed(&mut d, by).await;
 }

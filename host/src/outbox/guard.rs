@@ -94,9 +94,8 @@ impl Resolve for GuardedResolver {
         let listen = self.listen;
         let host = name.as_str().to_owned();
         Box::pin(async move {
-            let found: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await?
-                .collect();
+            let found: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             let (allowed, refused) = screen(&found, listen);
             if allowed.is_empty() {
                 let why = if refused.is_empty() {

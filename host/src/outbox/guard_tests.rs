@@ -62,7 +62,10 @@ fn refracts_own_listen_address_is_never_a_target() {
     // A public listen IP is refused to names whatever the port.
     let public: SocketAddr = "203.0.113.7:4300".parse().expect("addr");
     let (ok, refused) = screen(&["203.0.113.7:0".parse().expect("a")], Some(public));
-    assert!(ok.is_empty() && refused[0].contains("own listen"), "{refused:?}");
+    assert!(
+        ok.is_empty() && refused[0].contains("own listen"),
+        "{refused:?}"
+    );
 
     let g = Grants::new(BTreeMap::from([(
         "ops".into(),

@@ -36,7 +36,11 @@ impl Subscription for OutboxProbe {
             "sequence": event.sequence,
             "pad": "x".repeat(*pad_bytes),
         });
-        ctx.send(&url, &body, &format!("{}/{}", event.stream_id, event.sequence))
+        ctx.send(
+            &url,
+            &body,
+            &format!("{}/{}", event.stream_id, event.sequence),
+        )
     }
 }
 
