@@ -229,13 +229,11 @@ async fn a_receiver_that_takes_15_s_delays_only_its_own_team() {
     let dir = tempfile::tempdir().expect("tempdir");
     let slow_hosts = [slow.addr.to_string()];
     let fast_hosts = [fast.addr.to_string()];
-    let mut d = Daemon::start(
-        &dir.path().join("data"),
-        Some(&config(&[
-            ("slow", &slow_hosts, &slow.url()),
-            ("fast", &fast_hosts, &fast.url()),
-        ])),
-    );
+    let cfg = config(&[
+        ("slow", &slow_hosts, &slow.url()),
+        ("fast", &fast_hosts, &fast.url()),
+    ]);
+    let mut d = Daemon::start(&dir.path().join("data"), Some(&cfg));
     let by = Bystander::start(&d, Some("good-token")).await;
     deploy_probe(&d, "slow").await;
     deploy_probe(&d, "fast").await;
@@ -259,6 +257,18 @@ async fn a_receiver_that_takes_15_s_delays_only_its_own_team() {
     let latest = held.iter().map(|h| h.2).max().expect("a request");
     assert!(latest.elapsed() < Duration::from_secs(8), "{held:?}");
     bystander_unharmed(&mut d, by).await;
+
+    // The delivery cut short by the shutdown stayed pending: after a restart the same
+    // message is sent again.
+    let first = held[0].0.clone();
+    let _again = Daemon::start(&dir.path().join("data"), Some(&cfg));
+    wait_hits(&slow, held.len() + 1, Duration::from_secs(30)).await;
+    let ids: Vec<String> = slow.hits().into_iter().map(|h| h.0).collect();
+    assert_eq!(
+        ids.iter().filter(|id| **id == first).count(),
+        2,
+        "{first} sent again after the restart: {ids:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
