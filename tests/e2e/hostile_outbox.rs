@@ -23,6 +23,11 @@ use crate::common::bystander::Bystander;
 /// bystander's documents, a 40 MiB body copied once from its guest).
 const RSS_BOUND: u64 = 512 << 20;
 
+/// One outbox attack at a time: each is measured beside its bystander, not beside
+/// another attack (a 40 MiB guest next door would cost the bystander CPU, not the
+/// daemon under test).
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// The bystander's verdict, the daemon's peak RSS, and SIGTERM within 10 s.
 async fn bystander_unharmed(d: &mut Daemon, by: Bystander) {
     let report = by.finish(d).await;
@@ -183,6 +188,7 @@ async fn wait_hits(e: &Endpoint, n: usize, within: Duration) -> Duration {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_40_mib_outbox_message_is_the_guests_error_and_nothing_goes_out() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let sink = Endpoint::start(Mode::Ok).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let hosts = [sink.addr.to_string()];
@@ -223,7 +229,43 @@ async fn a_40_mib_outbox_message_is_the_guests_error_and_nothing_goes_out() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forty_messages_of_1_mb_from_one_page_are_over_its_budget_and_none_goes_out() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let sink = Endpoint::start(Mode::Ok).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hosts = [sink.addr.to_string()];
+    let mut d = Daemon::start(
+        &dir.path().join("data"),
+        Some(&config(&[("flood", &hosts, &sink.url())])),
+    );
+    let by = Bystander::start(&d, Some("good-token")).await;
+    deploy_probe(&d, "flood").await;
+    let events: Vec<Value> = (0..40)
+        .map(|_| json!({"type": "OutboxProbe", "data": {"pad_bytes": 1_000_000}}))
+        .collect();
+    let (code, resp) = d
+        .request_as(
+            Some(&token("flood")),
+            Method::POST,
+            "/streams/flood-1/events",
+            Some(json!({ "events": events }).to_string().into_bytes()),
+        )
+        .await;
+    assert_eq!(code, 200, "{resp}");
+    let p = wait_status(&d, "flood", |p| p["status"] == "paused").await;
+    let message = p["error"]["message"].as_str().unwrap_or_default();
+    eprintln!("40 x 1 MB in one page: {message}");
+    assert!(message.contains("33554432 bytes per page"), "{p}");
+    assert_eq!(p["outbox"]["pending"], 0, "{p}");
+    assert_eq!(p["outbox"]["delivered"], 0, "{p}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(sink.hits().is_empty(), "the sink got {:?}", sink.hits());
+    bystander_unharmed(&mut d, by).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_receiver_that_takes_15_s_delays_only_its_own_team() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let slow = Endpoint::start(Mode::Slow(Duration::from_secs(15))).await;
     let fast = Endpoint::start(Mode::Ok).await;
     let dir = tempfile::tempdir().expect("tempdir");
@@ -273,6 +315,7 @@ async fn a_receiver_that_takes_15_s_delays_only_its_own_team() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redirect_to_a_loopback_sink_fails_with_its_location_and_reaches_nothing() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let sink = Endpoint::start(Mode::Ok).await;
     let r307 = Endpoint::start(Mode::Redirect(StatusCode::TEMPORARY_REDIRECT, sink.url())).await;
     let r302 = Endpoint::start(Mode::Redirect(StatusCode::FOUND, sink.url())).await;
@@ -324,6 +367,7 @@ async fn a_redirect_to_a_loopback_sink_fails_with_its_location_and_reaches_nothi
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_grant_reaches_only_its_port_and_never_a_name_for_loopback() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let sink = Endpoint::start(Mode::Ok).await;
     let port = sink.addr.port();
     let dir = tempfile::tempdir().expect("tempdir");

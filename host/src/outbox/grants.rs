@@ -13,6 +13,11 @@ use super::guard;
 
 /// Largest outbox message body by default (1 MiB).
 pub const DEFAULT_MAX_OUTBOX_BYTES: usize = 1 << 20;
+/// Bytes of messages (bodies, URLs, keys) one subscription page may queue: the host
+/// holds them until the page commits (the HTTP append limit; at least one message).
+pub const PAGE_OUTBOX_BYTES: usize = 32 << 20;
+/// Longest message URL.
+pub const MAX_URL_BYTES: usize = 8 << 10;
 
 /// The hosts each team's components may deliver to, by team name (a team not listed
 /// may reach nothing), refract's own listen address (never reached) and the largest
@@ -110,9 +115,27 @@ impl Grants {
         })
     }
 
+    /// Why a page's messages may not take `total` bytes, or `None` when they may.
+    pub fn page_refusal(&self, total: usize) -> Option<String> {
+        let budget = PAGE_OUTBOX_BYTES.max(self.max_body_bytes.saturating_add(4096));
+        (total > budget).then(|| {
+            format!(
+                "this page's messages would take {total} bytes, over the budget of \
+                 {budget} bytes per page: handle fewer events per page \
+                 (Subscription::MAX_PAGE_SIZE)"
+            )
+        })
+    }
+
     /// Why `team` may not send to `url`, or `None` when it may. A granted name is
     /// checked again when it is resolved (see [`guard`]).
     pub fn refusal(&self, team: &str, url: &str) -> Option<String> {
+        if url.len() > MAX_URL_BYTES {
+            return Some(format!(
+                "the URL is {} bytes, over the limit of {MAX_URL_BYTES}",
+                url.len()
+            ));
+        }
         let parsed = match reqwest::Url::parse(url) {
             Ok(u) if matches!(u.scheme(), "http" | "https") => u,
             Ok(u) => return Some(format!("{url}: scheme {} is not http or https", u.scheme())),

@@ -129,6 +129,15 @@ fn a_body_over_the_limit_is_refused_naming_both_sizes() {
         "{why}"
     );
     assert!(Grants::default().body_refusal(40 << 20).is_some());
+    let page = Grants::default().page_refusal(40_000_000).expect("refused");
+    assert!(page.contains("33554432 bytes per page"), "{page}");
+    assert_eq!(Grants::default().page_refusal(32 << 20), None);
+    let long = format!("http://hooks.example.com/{}", "a".repeat(10_000));
+    let g = Grants::new(BTreeMap::from([(
+        "ops".into(),
+        vec!["hooks.example.com".into()],
+    )]));
+    assert!(g.refusal("ops", &long).expect("refused").contains("URL"));
 }
 
 #[tokio::test]
