@@ -468,8 +468,10 @@ impl Refract {
 
     /// Stops the agents and the outbox worker, and closes the store.
     pub async fn shutdown(&self) {
-        self.daemon.shutdown().await;
+        // The outbox first: deliveries in flight are abandoned (sent after restart)
+        // while the agents stop, instead of holding the shutdown after them.
         self.stop_outbox.send_replace(true);
+        self.daemon.shutdown().await;
         let task = self
             .outbox_task
             .lock()
