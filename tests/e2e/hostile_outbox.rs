@@ -180,7 +180,7 @@ async fn wait_status(d: &Daemon, team: &str, done: impl Fn(&Value) -> bool) -> V
             return p;
         }
         assert!(started.elapsed() < Duration::from_secs(30), "{team}: {p}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
