@@ -203,12 +203,17 @@ impl Refract {
                 spawn_auto_promote(store.clone(), deploy_lock.clone(), rec.key);
             }
         }
-        let grants = Arc::new(Grants(teams.outbound_hosts()));
+        let grants = Grants::new(teams.outbound_hosts())
+            .with_listen(config.listen)
+            .with_max_body_bytes(config.max_outbox_bytes);
+        grants.validate().map_err(ServiceError::Startup)?;
+        let grants = Arc::new(grants);
         let outbox = OutboxWaker::default();
         let stop_outbox = tokio::sync::watch::channel(false).0;
         let outbox_task = crate::outbox::spawn(
             store.clone(),
             (*grants).clone(),
+            std::time::Duration::from_millis(config.outbox_timeout_ms.max(1)),
             outbox.clone(),
             stop_outbox.subscribe(),
         );
@@ -470,8 +475,10 @@ impl Refract {
 
     /// Stops the agents and the outbox worker, and closes the store.
     pub async fn shutdown(&self) {
-        self.daemon.shutdown().await;
+        // The outbox first: deliveries in flight are abandoned (sent after restart)
+        // while the agents stop, instead of holding the shutdown after them.
         self.stop_outbox.send_replace(true);
+        self.daemon.shutdown().await;
         let task = self
             .outbox_task
             .lock()

@@ -9,6 +9,7 @@ mod dev;
 mod faults;
 mod helpdesk;
 mod hostile;
+mod hostile_outbox;
 mod hostile_perms;
 mod poison;
 mod reads;

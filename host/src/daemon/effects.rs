@@ -25,6 +25,8 @@ pub(crate) struct Gathered {
     pub messages: Vec<NewMessage>,
     /// Emits and sends dropped because effects were held.
     pub held: u64,
+    /// Bytes of the page's outbox messages so far (body, URL and key).
+    message_bytes: usize,
     /// A store failure the guest was told about: the page failed because of the
     /// host, not the guest, and is retried without counting against it.
     pub host_error: Option<String>,
@@ -308,6 +310,9 @@ impl SubscriberHost for PageEffects {
         if let Some(why) = self.env.grants.refusal(&self.env.team, &url) {
             return Err(format!("send: {why}"));
         }
+        if let Some(why) = self.env.grants.body_refusal(body.len()) {
+            return Err(format!("send to {url}: {why}"));
+        }
         serde_json::from_str::<IgnoredAny>(&body)
             .map_err(|e| format!("send to {url}: the body is not JSON: {e}"))?;
         if key.is_empty() || key.len() > 200 {
@@ -318,6 +323,11 @@ impl SubscriberHost for PageEffects {
             g.held += 1;
             return Ok(());
         }
+        let total = g.message_bytes + body.len() + url.len() + key.len();
+        if let Some(why) = self.env.grants.page_refusal(total) {
+            return Err(format!("send to {url}: {why}"));
+        }
+        g.message_bytes = total;
         g.messages.push(NewMessage {
             id: format!("{}/{key}", self.env.name),
             url,
