@@ -16,6 +16,10 @@ pub struct Limits {
     pub max_result_bytes: usize,
     /// Deepest wasm stack a call may use, in bytes (unbounded recursion traps here).
     pub max_stack_bytes: usize,
+    /// Most documents one page's `slice` may name (and event indices, or the page's
+    /// events if more); none means 10 per event of the configured `page_size`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_docs_per_page: Option<usize>,
 }
 
 impl Default for Limits {
@@ -26,6 +30,7 @@ impl Default for Limits {
             max_doc_bytes: 1 << 20,
             max_result_bytes: 64 << 20,
             max_stack_bytes: 1 << 20,
+            max_docs_per_page: None,
         }
     }
 }
