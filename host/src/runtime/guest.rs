@@ -309,3 +309,45 @@ fn max_docs(limits: &Limits, page_size: usize) -> usize {
         .unwrap_or_else(|| DOCS_PER_EVENT.saturating_mul(page_size.max(1)))
         .max(1)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_indices_must_be_strictly_increasing_and_inside_the_page() {
+        assert_eq!(check_indices(&[], 3), Ok(()));
+        assert_eq!(check_indices(&[0, 1, 2], 3), Ok(()));
+        assert_eq!(
+            check_indices(&[0, 0], 3),
+            Err("event index 0 follows 0: indices must be strictly increasing".into())
+        );
+        assert_eq!(
+            check_indices(&[2, 1], 3),
+            Err("event index 1 follows 2: indices must be strictly increasing".into())
+        );
+        assert_eq!(
+            check_indices(&[1, 3], 3),
+            Err("event index 3 is outside the page of 3 events".into())
+        );
+    }
+
+    #[test]
+    fn documents_per_page_default_to_ten_per_event_of_the_page_size() {
+        let mut limits = Limits::default();
+        assert_eq!(max_docs(&limits, 5000), 50_000);
+        assert_eq!(max_docs(&limits, 0), DOCS_PER_EVENT);
+        limits.max_docs_per_page = Some(7);
+        assert_eq!(max_docs(&limits, 5000), 7);
+        let parsed: Limits = toml::from_str("max_docs_per_page = 12").expect("limits");
+        assert_eq!(parsed.max_docs_per_page, Some(12));
+    }
+
+    #[test]
+    fn a_long_document_id_is_quoted_only_in_part() {
+        let id = "x".repeat(1 << 20);
+        let message = check_doc_id(&id).expect_err("too long");
+        assert!(message.len() < 300, "{message}");
+        assert!(message.contains("(1048576 bytes)"), "{message}");
+    }
+}

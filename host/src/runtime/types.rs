@@ -270,6 +270,21 @@ mod tests {
         assert_eq!(d.validate(), Ok(()));
         d.max_page_size = Some(0);
         assert_eq!(d.validate(), Err("max-page-size must be 1 or more".into()));
+        let types = |n: usize| (0..n).map(|i| format!("T{i}")).collect::<Vec<_>>();
+        d.max_page_size = None;
+        d.event_types = types(MAX_EVENT_TYPES);
+        assert_eq!(d.validate(), Ok(()));
+        d.event_types = types(100_000);
+        assert_eq!(
+            d.validate(),
+            Err("declares 100000 event types; the limit is 1000".into())
+        );
+        d.event_types = vec!["T".into(), "y".repeat(10 << 20)];
+        let e = d.validate().expect_err("too long");
+        assert!(e.starts_with("event type #2 \"yyy"), "{e}");
+        assert!(e.contains("is 10485760 bytes; each must be 1 to 256 bytes") && e.len() < 300);
+        d.event_types = vec!["A\nB".into()];
+        assert!(d.validate().is_err_and(|e| e.contains("without control characters")));
         let json = serde_json::to_value(WitVersion::SUPPORTED).expect("serializes");
         assert_eq!(json, serde_json::json!(["1.1.0", "1.0.0"]));
     }
