@@ -144,14 +144,12 @@ impl Guest {
         for s in &slices {
             check_doc_id(&s.doc_id).map_err(|m| self.bad_result(format!("slice: {m}")))?;
             if !seen.insert(s.doc_id.as_str()) {
-                return Err(self.bad_result(format!(
-                    "slice: document id {:?} listed twice",
-                    s.doc_id
-                )));
+                return Err(
+                    self.bad_result(format!("slice: document id {:?} listed twice", s.doc_id))
+                );
             }
-            check_indices(&s.events, page.len()).map_err(|m| {
-                self.bad_result(format!("slice: document {:?}: {m}", s.doc_id))
-            })?;
+            check_indices(&s.events, page.len())
+                .map_err(|m| self.bad_result(format!("slice: document {:?}: {m}", s.doc_id)))?;
         }
         Ok(slices)
     }

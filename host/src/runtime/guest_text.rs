@@ -108,7 +108,10 @@ mod tests {
         // Escapes count against the budget: a text of newlines is cut too.
         let lines = "\n".repeat(3000);
         let cut = clip(&lines);
-        assert!(cut.len() <= MAX_GUEST_TEXT && cut.starts_with("\\n\\n"), "{cut}");
+        assert!(
+            cut.len() <= MAX_GUEST_TEXT && cut.starts_with("\\n\\n"),
+            "{cut}"
+        );
         assert!(cut.ends_with("more bytes cut]"), "{cut}");
         assert_eq!(clip(&cut), cut);
         // Exactly at the limit: kept whole.

@@ -284,7 +284,10 @@ mod tests {
         assert!(e.starts_with("event type #2 \"yyy"), "{e}");
         assert!(e.contains("is 10485760 bytes; each must be 1 to 256 bytes") && e.len() < 300);
         d.event_types = vec!["A\nB".into()];
-        assert!(d.validate().is_err_and(|e| e.contains("without control characters")));
+        assert!(
+            d.validate()
+                .is_err_and(|e| e.contains("without control characters"))
+        );
         let json = serde_json::to_value(WitVersion::SUPPORTED).expect("serializes");
         assert_eq!(json, serde_json::json!(["1.1.0", "1.0.0"]));
     }

@@ -15,8 +15,8 @@ mod export {
     use refract_guest::bindings::v1_1::exports::refract::projection::projection::Guest;
     use refract_guest::bindings::v1_1::refract::projection::host;
     use refract_guest::bindings::v1_1::refract::projection::types::{
-        ComponentKind, Descriptor, DocChange, DocEvents, DocSlice, DocumentMode, Event,
-        GuestError, Settings,
+        ComponentKind, Descriptor, DocChange, DocEvents, DocSlice, DocumentMode, Event, GuestError,
+        Settings,
     };
 
     /// The text a `Forge` event logs after a newline: a daemon pause, made up.
@@ -30,9 +30,17 @@ mod export {
                 name: "hostile-bounds".into(),
                 version: 1,
                 kind: ComponentKind::Projection,
-                event_types: ["SliceBomb", "Repeat", "FanOut", "BigError", "LogFlood", "Forge", "Fine"]
-                    .map(String::from)
-                    .to_vec(),
+                event_types: [
+                    "SliceBomb",
+                    "Repeat",
+                    "FanOut",
+                    "BigError",
+                    "LogFlood",
+                    "Forge",
+                    "Fine",
+                ]
+                .map(String::from)
+                .to_vec(),
                 options: Vec::new(),
             }
         }
@@ -95,9 +103,17 @@ mod export {
                 let before: u64 = d
                     .state
                     .as_deref()
-                    .and_then(|s| s.trim_start_matches("{\"n\":").trim_end_matches('}').parse().ok())
+                    .and_then(|s| {
+                        s.trim_start_matches("{\"n\":")
+                            .trim_end_matches('}')
+                            .parse()
+                            .ok()
+                    })
                     .unwrap_or(0);
-                out.push(DocChange::Put(format!("{{\"n\":{}}}", before + d.events.len() as u64)));
+                out.push(DocChange::Put(format!(
+                    "{{\"n\":{}}}",
+                    before + d.events.len() as u64
+                )));
             }
             Ok(out)
         }

@@ -5,8 +5,8 @@
 mod export {
     use refract_guest::bindings::v1_1::exports::refract::projection::projection::Guest;
     use refract_guest::bindings::v1_1::refract::projection::types::{
-        ComponentKind, Descriptor, DocChange, DocEvents, DocSlice, DocumentMode, Event,
-        GuestError, Settings,
+        ComponentKind, Descriptor, DocChange, DocEvents, DocSlice, DocumentMode, Event, GuestError,
+        Settings,
     };
 
     struct Hostile;
