@@ -315,3 +315,32 @@ async fn a_10_mib_returned_error_is_cut_before_it_is_stored_served_or_logged() {
     assert_eq!(count(&daemon, "fine-1").await, json!({"n": 1}));
     bystander_kept_up(by, daemon).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_dead_lettered_10_mib_error_is_stored_cut() {
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = "[components.hostile-bounds]\nattempts = 1\non_error = \"dead-letter\"\n";
+    let daemon = start(&dir, config).await;
+    let by = Bystander::start(&daemon, None).await;
+    append(&daemon, "big-1", "BigError").await;
+    append(&daemon, "fine-1", "Fine").await;
+    let started = Instant::now();
+    while count(&daemon, "fine-1").await != json!({"n": 1}) {
+        assert!(started.elapsed() < Duration::from_secs(60), "not projected");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (status, body) = daemon
+        .get("/projections/hostile-bounds/versions/1/dead-letters")
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let letters = body["dead_letters"].as_array().expect("letters");
+    assert_eq!(letters.len(), 1, "{body}");
+    let error = letters[0]["error"].as_str().expect("error text");
+    assert!(error.contains("big error\\nERROR refract::daemon::agent: 0123"), "{error}");
+    assert!(error.ends_with("more bytes cut]"), "{error}");
+    // The component and the event are named before the guest's 4 KiB.
+    assert!(error.len() <= 4096 + 64, "{} bytes stored", error.len());
+    assert!(daemon.log().len() < 256 << 10, "the log stays small");
+    bystander_kept_up(by, daemon).await;
+}

@@ -95,8 +95,10 @@ impl Guest {
 
     /// Asks the component what it is, converted into the latest WIT version's terms.
     pub fn describe(&mut self) -> Result<Descriptor, RuntimeError> {
-        self.sandbox
-            .call("describe", None, |store, c| c.bindings.describe(store))
+        self.sandbox.call("describe", None, |store, c| {
+            store.set_hostcall_fuel(super::types::DESCRIBE_FUEL);
+            c.bindings.describe(store)
+        })
     }
 
     /// Which documents each event of the page touches, validated. Pages are at most

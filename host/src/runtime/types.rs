@@ -119,6 +119,11 @@ pub const MAX_EVENT_TYPES: usize = 1_000;
 /// Longest event type a component may declare, in bytes.
 pub const MAX_EVENT_TYPE_LEN: usize = 256;
 
+/// Bytes the host takes from a `describe`: far above what a valid descriptor needs
+/// (so too many event types are refused by count, with a clear message), far below
+/// what a guest could make the host copy otherwise.
+pub(crate) const DESCRIBE_FUEL: usize = 8 << 20;
+
 /// Checks what every component declares, of either kind: its name, its version
 /// and its event types (at most [`MAX_EVENT_TYPES`], each 1 to
 /// [`MAX_EVENT_TYPE_LEN`] bytes without control characters), naming the first
