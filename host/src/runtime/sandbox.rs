@@ -171,8 +171,8 @@ impl<B> Sandbox<B> {
             // Wasmtime refused to copy more than the call's transfer budget from the
             // guest (checked before the host allocates it).
             None if format!("{err:#}").contains(FUEL_EXHAUSTED) => format!(
-                "{}: {call} handed the host more than {fuel} bytes at once (its result \
-                 or a host call; the host takes no more than that from one)",
+                "{}: {call} handed the host more than {fuel} bytes at once (a result or \
+                 a host call's arguments); the limit is {fuel}",
                 Limit::Result.phrase()
             ),
             Some(Trap::Interrupt) => format!(
