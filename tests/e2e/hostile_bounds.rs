@@ -337,7 +337,10 @@ async fn a_dead_lettered_10_mib_error_is_stored_cut() {
     let letters = body["dead_letters"].as_array().expect("letters");
     assert_eq!(letters.len(), 1, "{body}");
     let error = letters[0]["error"].as_str().expect("error text");
-    assert!(error.contains("big error\\nERROR refract::daemon::agent: 0123"), "{error}");
+    assert!(
+        error.contains("big error\\nERROR refract::daemon::agent: 0123"),
+        "{error}"
+    );
     assert!(error.ends_with("more bytes cut]"), "{error}");
     // The component and the event are named before the guest's 4 KiB.
     assert!(error.len() <= 4096 + 64, "{} bytes stored", error.len());

@@ -25,6 +25,8 @@ pub struct HostState {
     pub(crate) log_capped: bool,
     /// Answers a subscription's imports while it handles a page.
     pub(crate) subscriber: Option<Box<dyn super::subscriber::SubscriberHost>>,
+    /// The current call's ticks and long-lane slot.
+    pub(crate) clock: super::cpu::CallClock,
     wasi: WasiCtx,
     table: ResourceTable,
 }
@@ -49,6 +51,7 @@ impl HostState {
             log_bytes: 0,
             log_capped: false,
             subscriber: None,
+            clock: Default::default(),
             wasi,
             table: ResourceTable::new(),
         }
