@@ -39,13 +39,13 @@ pub struct Guest {
     per_stream: bool,
     /// The most events the guest takes in one call (its max-page-size).
     max_events: usize,
-    /// The most documents (and event indices, or the page's length if larger) one
-    /// page's `slice` may name.
-    max_docs: usize,
+    /// The configured events per page, which the caps on what `slice` names scale
+    /// with (or the page's own length, if larger).
+    page_size: usize,
 }
 
-/// Documents a page may name per event of the configured page size, unless the
-/// limits say otherwise (`max_docs_per_page`).
+/// Documents (and event indices) a page's `slice` may name per event of the page
+/// size, unless the limits allow more documents (`max_docs_per_page`).
 pub const DOCS_PER_EVENT: usize = 10;
 
 /// Bytes the host takes from one guest call beyond what a valid result can need:
@@ -69,10 +69,10 @@ impl Guest {
         }
     }
 
-    /// The same guest, its documents per page capped for pages of `page_size`
-    /// events: the limits' `max_docs_per_page`, or [`DOCS_PER_EVENT`] per event.
+    /// The same guest, what its `slice` may name capped for pages of `page_size`
+    /// events (see [`slice_caps`]).
     pub fn with_page_size(mut self, page_size: usize) -> Self {
-        self.max_docs = max_docs(self.sandbox.limits(), page_size);
+        self.page_size = page_size;
         self
     }
 
@@ -89,7 +89,7 @@ impl Guest {
             sandbox: Sandbox::new(pre.instance_pre().clone(), component, limits.clone(), make),
             per_stream: false,
             max_events: usize::MAX,
-            max_docs: max_docs(limits, crate::daemon::DEFAULT_PAGE_SIZE),
+            page_size: crate::daemon::DEFAULT_PAGE_SIZE,
         }
     }
 
@@ -114,7 +114,7 @@ impl Guest {
     /// Asks the guest itself which documents each event touches, even when it
     /// declares per-stream documents (for tests and diagnostics), validated.
     pub fn slice_in_guest(&mut self, page: &[RecordedEvent]) -> Result<Vec<Slice>, RuntimeError> {
-        let (max_docs, max_indices) = (self.max_docs, self.max_docs.max(page.len()));
+        let (max_docs, max_indices) = slice_caps(self.sandbox.limits(), self.page_size, page.len());
         // What a valid answer can take (each document's id at its longest), so that
         // wasmtime refuses a bigger one before the host allocates it.
         let fuel = max_docs
@@ -301,13 +301,14 @@ fn check_indices(events: &[u32], page_len: usize) -> Result<(), String> {
     }
 }
 
-/// Documents one page may name: the limits' `max_docs_per_page`, or
-/// [`DOCS_PER_EVENT`] per event of pages of `page_size`.
-fn max_docs(limits: &Limits, page_size: usize) -> usize {
-    limits
-        .max_docs_per_page
-        .unwrap_or_else(|| DOCS_PER_EVENT.saturating_mul(page_size.max(1)))
-        .max(1)
+/// The documents and the event indices a page of `page_len` events may name: the
+/// limits' `max_docs_per_page` documents, or [`DOCS_PER_EVENT`] per event of the
+/// configured `page_size` (or of the page, if it is larger, as a consistent read's
+/// is); event indices as many as that, and at least [`DOCS_PER_EVENT`] per event.
+fn slice_caps(limits: &Limits, page_size: usize, page_len: usize) -> (usize, usize) {
+    let per_page = DOCS_PER_EVENT.saturating_mul(page_size.max(page_len).max(1));
+    let docs = limits.max_docs_per_page.unwrap_or(per_page).max(1);
+    (docs, docs.max(per_page))
 }
 
 #[cfg(test)]
@@ -335,10 +336,14 @@ mod tests {
     #[test]
     fn documents_per_page_default_to_ten_per_event_of_the_page_size() {
         let mut limits = Limits::default();
-        assert_eq!(max_docs(&limits, 5000), 50_000);
-        assert_eq!(max_docs(&limits, 0), DOCS_PER_EVENT);
+        assert_eq!(slice_caps(&limits, 5000, 3), (50_000, 50_000));
+        assert_eq!(slice_caps(&limits, 0, 0), (DOCS_PER_EVENT, DOCS_PER_EVENT));
+        // A page longer than the configured size (a consistent read's) scales them.
+        assert_eq!(slice_caps(&limits, 3, 15), (150, 150));
         limits.max_docs_per_page = Some(7);
-        assert_eq!(max_docs(&limits, 5000), 7);
+        assert_eq!(slice_caps(&limits, 5000, 3), (7, 50_000));
+        limits.max_docs_per_page = Some(80_000);
+        assert_eq!(slice_caps(&limits, 5000, 3), (80_000, 80_000));
         let parsed: Limits = toml::from_str("max_docs_per_page = 12").expect("limits");
         assert_eq!(parsed.max_docs_per_page, Some(12));
     }

@@ -16,8 +16,9 @@ pub struct Limits {
     pub max_result_bytes: usize,
     /// Deepest wasm stack a call may use, in bytes (unbounded recursion traps here).
     pub max_stack_bytes: usize,
-    /// Most documents one page's `slice` may name (and event indices, or the page's
-    /// events if more); none means 10 per event of the configured `page_size`.
+    /// Most documents one page's `slice` may name; none means 10 per event of the
+    /// page size (`page_size`, or the page's length if larger). Event indices are
+    /// capped at as many, and at least 10 per event.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_docs_per_page: Option<usize>,
 }
