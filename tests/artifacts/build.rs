@@ -30,6 +30,8 @@ const GUESTS: &[(&str, &str)] = &[
     ("emit-probe", "EMIT_PROBE"),
     ("emit-probe-v100", "EMIT_PROBE_V100"),
     ("outbox-probe", "OUTBOX_PROBE"),
+    ("hostile-bounds", "HOSTILE_BOUNDS"),
+    ("hostile-types", "HOSTILE_TYPES"),
 ];
 
 fn main() {

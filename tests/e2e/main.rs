@@ -11,6 +11,7 @@ mod helpdesk;
 mod hostile;
 mod hostile_outbox;
 mod hostile_perms;
+mod hostile_bounds;
 mod poison;
 mod reads;
 mod reads_bounded;

@@ -162,7 +162,7 @@ impl Daemon {
         loaded: &LoadedComponent,
         policy: ErrorPolicy,
     ) {
-        let guest = Guest::new(loaded, key.to_string());
+        let guest = Guest::new(loaded, key.to_string()).with_page_size(self.page_size);
         let (types, page_size) = (
             loaded.descriptor.event_types.clone(),
             self.page_size_for(&loaded.descriptor),

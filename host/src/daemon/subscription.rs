@@ -199,11 +199,8 @@ impl SubscriptionAgent {
                 return None;
             }
         };
-        Some(RuntimeError::Guest {
-            component: self.key.to_string(),
-            event_sequence: None,
-            message,
-        })
+        // The store's error may quote what the guest emitted: clipped.
+        Some(RuntimeError::guest(self.key.to_string(), None, &message))
     }
 
     /// Hands `events` to the guest with fresh effects; what it gathered becomes the
