@@ -83,6 +83,9 @@ pub(super) async fn append(
 ) -> Result<Json<AppendResult>, ApiError> {
     auth.require(&svc, Permission::Append)?;
     let req = parse_append(id, &body)?;
+    if let crate::teams::Caller::Team(team) = &auth.0 {
+        svc.take_append_rate(team, req.events.len())?;
+    }
     Ok(Json(svc.append(req).await?))
 }
 

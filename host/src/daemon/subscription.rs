@@ -140,6 +140,7 @@ impl SubscriptionAgent {
                 .handle(events.clone(), held, page.scanned_to, skipped)
                 .await;
             let failed = match result {
+                Ok(done) if !self.wait_for_rate(&done).await => continue,
                 Ok(done) => match self.commit(&done).await {
                     Ok(()) => {
                         position = page.scanned_to;
@@ -184,6 +185,22 @@ impl SubscriptionAgent {
         }
     }
 
+    /// Waits until the page's emits fit the team's append rate (a host condition,
+    /// never the guest's failure). False when told to shut down meanwhile (the page
+    /// is then not committed: it is handled again on the next start).
+    async fn wait_for_rate(&mut self, page: &HandledPage) -> bool {
+        let events = page.emits.iter().map(|r| r.events.len()).sum();
+        let wait = self.env.rates.take_for_emits(&self.team, events);
+        if wait.is_zero() {
+            return true;
+        }
+        tracing::debug!(subscription = %self.key, events, ?wait, "emits wait for the team's appends_per_s");
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => true,
+            _ = self.shutdown.changed() => false,
+        }
+    }
+
     /// A failed commit as the page's failure: a conflicting emit (someone appended to
     /// its stream first) or an emit the store refused is the guest's, retried with
     /// fresh reads and counted against its attempts; anything else is the host's
@@ -216,7 +233,12 @@ impl SubscriptionAgent {
         skipped: u64,
     ) -> Result<HandledPage, RuntimeError> {
         let handled = events.len() as u64;
-        let (effects, gathered) = PageEffects::new(self.env.clone(), held);
+        let single = (events.len() == 1).then(|| events[0].sequence);
+        let range = match (events.first(), events.last()) {
+            (Some(a), Some(b)) => format!("{}..={}", a.sequence, b.sequence),
+            _ => String::new(),
+        };
+        let (effects, gathered) = PageEffects::new(self.env.clone(), held, events.len());
         let subscriber = self.subscriber.clone();
         let started = std::time::Instant::now();
         let result = tokio::task::spawn_blocking(move || {
@@ -226,12 +248,24 @@ impl SubscriptionAgent {
         .await
         .unwrap_or_else(|e| Err(RuntimeError::Host(format!("handle task: {e}"))));
         self.counters.guest_time(started.elapsed());
+        let g = std::mem::take(&mut *gathered.lock().unwrap_or_else(|p| p.into_inner()));
+        // Over budget is the guest's failure (named as such) even if it went on and
+        // returned Ok, or failed with a text of its own.
+        let result = match (result, g.over_budget) {
+            (Err(e), Some(_)) if e.fault() != crate::runtime::Fault::Guest => Err(e),
+            (_, Some(message)) => Err(RuntimeError::Guest {
+                component: self.key.to_string(),
+                // Only a page of one event knows which event emitted too much.
+                event_sequence: single,
+                message: format!("{message}; page of events {range}"),
+            }),
+            (result, None) => result,
+        };
         match &result {
             Ok(()) => self.counters.page(handled as usize),
             Err(e) if e.fault() == crate::runtime::Fault::Guest => self.counters.error(e),
             Err(_) => {}
         }
-        let g = std::mem::take(&mut *gathered.lock().unwrap_or_else(|p| p.into_inner()));
         if let Some(message) = g.host_error {
             return Err(RuntimeError::Host(message));
         }
