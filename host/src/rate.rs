@@ -101,7 +101,10 @@ mod tests {
         // Emits wait instead, and the wait grows with what was taken.
         let w1 = rates.take_for_emits("a", 50);
         let w2 = rates.take_for_emits("a", 50);
-        assert!(w1 >= Duration::from_millis(490) && w1 <= Duration::from_millis(510), "{w1:?}");
+        assert!(
+            w1 >= Duration::from_millis(490) && w1 <= Duration::from_millis(510),
+            "{w1:?}"
+        );
         assert!(w2 >= Duration::from_millis(990), "{w2:?}");
         assert_eq!(rates.take_for_emits("b", 1_000_000), Duration::ZERO);
         // An append bigger than a second's worth never fits.

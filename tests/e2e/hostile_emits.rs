@@ -11,8 +11,26 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::common::Daemon;
+use crate::common::bystander::{ByReport, Bystander};
 
 const EVIL: &str = "evil-token";
+/// The bystander's append-to-visible p99 during an attack stays below this.
+const P99: Duration = Duration::from_millis(100);
+/// The daemon's peak RSS during an attack stays below this (the bystander's team and
+/// the attacker's instance included; the big emits alone grew it by 600 MiB before
+/// the budget).
+const RSS_BOUND: u64 = 128 << 20;
+
+/// Ends an attack: the bystander's report (p99, documents against the native fold),
+/// the daemon's peak RSS, and SIGTERM within 10 s.
+async fn end(mut daemon: Daemon, by: Bystander) -> ByReport {
+    let report = by.finish(&daemon).await;
+    eprintln!("bystander p99 {:?}", report.p99());
+    report.assert_p99_below(P99);
+    daemon.assert_peak_rss_below(RSS_BOUND);
+    daemon.sigterm_within(Duration::from_secs(10));
+    report
+}
 
 /// Teams `good` (the bystander's) and `evil` (whose `[teams.evil]` gets `evil`), and
 /// the guest's settings (`mode` and more) and attempts.
@@ -118,40 +136,48 @@ async fn stays(daemon: &Daemon, stream: &str) -> u64 {
     let before = version(daemon, stream).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let after = version(daemon, stream).await;
-    assert_eq!(before, after, "{stream} still grows: {}", status(daemon).await);
+    assert_eq!(
+        before,
+        after,
+        "{stream} still grows: {}",
+        status(daemon).await
+    );
     after
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_feedback_loop_is_stopped_by_its_emit_budget() {
     let dir = tempfile::tempdir().expect("tempdir");
+    // Its team may emit one event per handled event: the loop's two are too many.
     let cfg = config(
-        "[teams.evil.emits]\nmax_emits_per_page = 100\n",
+        "[teams.evil.emits]\nmax_emits_per_event = 1\n",
         "mode = \"feedback\"",
     );
     let daemon = Daemon::start(&dir.path().join("data"), Some(&cfg));
+    let by = Bystander::start(&daemon, Some("good-token")).await;
     deploy_evil(&daemon).await;
-    ping(&daemon, EVIL, "loop").await;
+    let seq = ping(&daemon, EVIL, "loop").await;
     let p = paused(&daemon, Duration::from_secs(60)).await;
     let message = p["error"]["message"].as_str().unwrap_or_default();
     assert!(
-        message.contains("emit budget exceeded")
-            && message.contains("the limit is 100 (max_emits_per_page)"),
+        message.contains("emit to loop: emit budget exceeded: 2 events emitted by a page of 1")
+            && message.contains("the limit is 1 (1 handled event(s) × max_emits_per_event)"),
         "{p}"
     );
     assert_eq!(p["error"]["fault"], "guest", "{p}");
-    // Doubling per page: 1 + 2 + ... + 64 before the page of 64 that would emit 128.
-    let v = stays(&daemon, "loop").await;
-    assert!(v <= 200, "the loop ran past its budget: {v} events");
+    assert_eq!(p["error"]["event_sequence"], seq, "{p}");
+    assert_eq!(stays(&daemon, "loop").await, 1, "nothing emitted");
+    end(daemon, by).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_runaway_loop_is_stopped_by_pause_which_holds_across_a_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
-    // The default budget (10,000 emits a page) lets the loop run.
+    // The default budget (1,000 emits per event, 2,000 a page) lets the loop run.
     let cfg = config("", "mode = \"feedback\"");
     let mut daemon = Daemon::start(&data, Some(&cfg));
+    let by = Bystander::start(&daemon, Some("good-token")).await;
     deploy_evil(&daemon).await;
     assert_eq!(status(&daemon).await["state"], "live");
     ping(&daemon, EVIL, "loop").await;
@@ -165,7 +191,15 @@ async fn a_runaway_loop_is_stopped_by_pause_which_holds_across_a_restart() {
 
     // The attacker's own operator can, through the CLI.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_refract"))
-        .args(["--url", &daemon.url, "--token", EVIL, "pause", "hostile-emits", "1"])
+        .args([
+            "--url",
+            &daemon.url,
+            "--token",
+            EVIL,
+            "pause",
+            "hostile-emits",
+            "1",
+        ])
         .output()
         .expect("run refract pause");
     assert!(out.status.success(), "{out:?}");
@@ -175,6 +209,10 @@ async fn a_runaway_loop_is_stopped_by_pause_which_holds_across_a_restart() {
     assert_eq!(p["error"]["message"], "paused by operator", "{p}");
     assert_eq!(p["error"]["fault"], "operator", "{p}");
     let stopped_at = stays(&daemon, "loop").await;
+    let report = by.finish(&daemon).await;
+    eprintln!("bystander p99 beside the runaway loop {:?}", report.p99());
+    report.assert_p99_below(P99);
+    daemon.assert_peak_rss_below(RSS_BOUND);
 
     // Still paused after a restart (SIGKILL: nothing is saved on the way out).
     daemon.kill();
@@ -189,8 +227,9 @@ async fn a_runaway_loop_is_stopped_by_pause_which_holds_across_a_restart() {
     assert_eq!(code, 200, "{body}");
     assert_eq!(status(&daemon).await["status"], "running");
     grown_past(&daemon, "loop", stopped_at, Duration::from_secs(60)).await;
-    let (code, body) = call(&daemon, EVIL, reqwest::Method::POST, path).await;
-    assert_eq!(code, 200, "{body}");
+    // SIGTERM ends the daemon within 10 s while the loop runs.
+    let mut daemon = daemon;
+    daemon.sigterm_within(Duration::from_secs(10));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -198,6 +237,7 @@ async fn a_hundred_thousand_emits_from_one_event_are_a_guest_error() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = config("", "mode = \"flood\"");
     let daemon = Daemon::start(&dir.path().join("data"), Some(&cfg));
+    let by = Bystander::start(&daemon, Some("good-token")).await;
     deploy_evil(&daemon).await;
     let seq = ping(&daemon, EVIL, "go").await;
     let p = paused(&daemon, Duration::from_secs(60)).await;
@@ -209,8 +249,16 @@ async fn a_hundred_thousand_emits_from_one_event_are_a_guest_error() {
     );
     assert_eq!(p["error"]["event_sequence"], seq, "{p}");
     assert_eq!(p["error"]["component"], "evil.hostile-emits@v1", "{p}");
-    assert_eq!(p["position"], 0, "{p}");
-    assert_eq!(version(&daemon, "flood").await, 0, "nothing of the page appended");
+    assert!(
+        p["position"].as_i64() < Some(seq),
+        "its page not committed: {p}"
+    );
+    assert_eq!(
+        version(&daemon, "flood").await,
+        0,
+        "nothing of the page appended"
+    );
+    end(daemon, by).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -218,6 +266,7 @@ async fn three_hundred_emits_of_one_mib_are_a_guest_error() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = config("", "mode = \"big\"");
     let daemon = Daemon::start(&dir.path().join("data"), Some(&cfg));
+    let by = Bystander::start(&daemon, Some("good-token")).await;
     deploy_evil(&daemon).await;
     let seq = ping(&daemon, EVIL, "go").await;
     let p = paused(&daemon, Duration::from_secs(60)).await;
@@ -231,7 +280,12 @@ async fn three_hundred_emits_of_one_mib_are_a_guest_error() {
         "{p}"
     );
     assert_eq!(p["error"]["event_sequence"], seq, "{p}");
-    assert_eq!(version(&daemon, "big").await, 0, "nothing of the page appended");
+    assert_eq!(
+        version(&daemon, "big").await,
+        0,
+        "nothing of the page appended"
+    );
+    end(daemon, by).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -251,8 +305,9 @@ async fn appends_and_emits_keep_to_the_teams_rate() {
     };
     let (code, out) = append(&body).await;
     assert_eq!(code, 200, "{out}");
-    let one = json!({"events": [{"type": "Other", "data": {}}]});
-    let (code, out) = append(&one).await;
+    // Half a second's worth more, at once: over the rate (unless half a second went).
+    let half = json!({"events": vec![json!({"type": "Other", "data": {}}); 50]});
+    let (code, out) = append(&half).await;
     assert_eq!(code, 429, "{out}");
     assert_eq!(out["code"], "rate_limited", "{out}");
     let error = out["error"].as_str().unwrap_or_default();
@@ -277,6 +332,102 @@ async fn appends_and_emits_keep_to_the_teams_rate() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     let v = version(&daemon, "loop").await;
     let allowed = 100.0 * (started.elapsed().as_secs_f64() + 1.0) + 1.0;
-    assert!((v as f64) <= allowed, "{v} events in {:?}", started.elapsed());
-    assert_eq!(status(&daemon).await["status"], "running", "waiting is not failing");
+    assert!(
+        (v as f64) <= allowed,
+        "{v} events in {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        status(&daemon).await["status"],
+        "running",
+        "waiting is not failing"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_costliest_page_the_budget_allows_commits_beside_the_bystander() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = config("", "mode = \"spread\"");
+    let daemon = Daemon::start(&dir.path().join("data"), Some(&cfg));
+    let by = Bystander::start(&daemon, Some("good-token")).await;
+    deploy_evil(&daemon).await;
+    // 1,000 emits per Ping (the default per event), each to a stream of its own: a
+    // page of 10 Pings would emit 10,000, past the page's 2,000, so pages are read
+    // again smaller (down to 2 Pings: the costliest commit the budget allows), and
+    // never counted as the guest's failures.
+    let pings = json!({"events": vec![json!({"type": "Ping", "data": {}}); 10]});
+    let mut last = 0;
+    for round in 0..3 {
+        let (code, out) = daemon
+            .request_as(
+                Some(EVIL),
+                reqwest::Method::POST,
+                &format!("/streams/go-{round}/events"),
+                Some(pings.to_string().into_bytes()),
+            )
+            .await;
+        assert_eq!(code, 200, "{out}");
+        last = out["last_sequence"].as_i64().unwrap_or_default();
+    }
+    let started = Instant::now();
+    loop {
+        let p = status(&daemon).await;
+        assert!(p["status"] != "paused", "{p}");
+        if p["position"].as_i64() >= Some(last) {
+            assert_eq!(p["metrics"]["errors"], 0, "{p}");
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(120), "{p}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(version(&daemon, &format!("spread-{last}-999")).await, 1);
+    end(daemon, by).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_projection_pauses_and_resumes_from_its_progress() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let daemon = Daemon::start(&dir.path().join("data"), None);
+    daemon
+        .deploy(refract_test_artifacts::INCIDENT_DETAILS_V1)
+        .await;
+    // Events of a type it passes over move its position all the same.
+    let opened = |_: &str| ("Noise".to_owned(), json!({}));
+    let (code, out) = daemon.append("incident-a", None, &[opened("a")]).await;
+    assert_eq!(code, 200, "{out}");
+    let first = out["last_sequence"].as_i64().unwrap_or_default();
+    daemon
+        .wait_caught_up("incident-details", 1, first, Duration::from_secs(30))
+        .await;
+    let (code, body) = daemon
+        .post_json("/projections/incident-details/versions/1/pause", &json!({}))
+        .await;
+    assert_eq!(code, 200, "{body}");
+    let (code, out) = daemon.append("incident-b", None, &[opened("b")]).await;
+    assert_eq!(code, 200, "{out}");
+    let second = out["last_sequence"].as_i64().unwrap_or_default();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let p = daemon.projection("incident-details", 1).await;
+    assert_eq!(
+        (p["state"].as_str(), p["status"].as_str()),
+        (Some("live"), Some("paused")),
+        "{p}"
+    );
+    assert_eq!(p["position"], first, "not fed while paused: {p}");
+    assert_eq!(p["error"]["message"], "paused by operator", "{p}");
+    let (code, body) = daemon
+        .post_json(
+            "/projections/incident-details/versions/1/resume",
+            &json!({}),
+        )
+        .await;
+    assert_eq!(code, 200, "{body}");
+    let p = daemon
+        .wait_caught_up("incident-details", 1, second, Duration::from_secs(30))
+        .await;
+    assert_eq!(p["status"], "running", "{p}");
+    let (code, body) = daemon
+        .post_json("/projections/nothing/versions/1/pause", &json!({}))
+        .await;
+    assert_eq!(code, 404, "{body}");
 }

@@ -61,6 +61,8 @@ pub(crate) struct EffectsEnv {
 /// Most events a whole-stream `read-stream` (WIT 1.0.0) returns; a longer stream is
 /// refused (read it with `read-stream-page`) rather than materialised.
 pub const MAX_WHOLE_STREAM_READ: usize = 10_000;
+/// Most events one append of a page's emits carries (as in one HTTP append).
+const MAX_EVENTS_PER_EMIT: usize = crate::store::sqlite::MAX_EVENTS_PER_APPEND;
 /// Most events one `read-stream-page` returns, whatever the guest asks.
 pub const MAX_STREAM_PAGE: u32 = 1_000;
 
@@ -210,41 +212,62 @@ impl SubscriberHost for PageEffects {
             ));
         }
         let n = events.len() as u64;
+        let events_len = events.len();
         if self.held {
             self.gathered().held += 1;
             return Ok(current + n);
         }
         let mut g = self.gathered();
+        let mut new_events: Vec<NewEvent> = events
+            .into_iter()
+            .map(|e| NewEvent {
+                event_type: e.event_type,
+                data: e.data,
+                metadata: e.metadata.unwrap_or_else(|| "{}".into()),
+            })
+            .collect();
+        // Keyless emits in a row to one stream commit as one append (one statement,
+        // not one per emit): the first's pinned version checks them all.
         let index = g.emits.len();
+        let joinable = idempotency_key.is_none()
+            && g.emits.last().is_some_and(|last| {
+                last.idempotency_key.is_none()
+                    && last.stream == id
+                    && last.events.len() + events_len <= MAX_EVENTS_PER_EMIT
+            });
+        let joined = match g.emits.last_mut() {
+            Some(last) if joinable => {
+                last.events.append(&mut new_events);
+                true
+            }
+            _ => false,
+        };
+        if !joined {
+            g.emits.push(AppendRequest {
+                stream: id,
+                // Pinned to the version checked here: the commit checks it again.
+                expected: if current == 0 {
+                    ExpectedVersion::NoStream
+                } else {
+                    ExpectedVersion::Exact(current)
+                },
+                idempotency_key: idempotency_key.clone(),
+                tenant: None,
+                events: new_events,
+            });
+        }
         let entry = g
             .overlay
             .entry(stream.clone())
             .or_insert((current, Vec::new()));
         entry.0 += n;
-        entry.1.push(index);
-        let version = entry.0;
-        if let Some(key) = &idempotency_key {
-            g.keys.insert(key.clone(), (stream.clone(), version));
+        if !joined {
+            entry.1.push(index);
         }
-        g.emits.push(AppendRequest {
-            stream: id,
-            // Pinned to the version checked here: the commit checks it again.
-            expected: if current == 0 {
-                ExpectedVersion::NoStream
-            } else {
-                ExpectedVersion::Exact(current)
-            },
-            idempotency_key,
-            tenant: None,
-            events: events
-                .into_iter()
-                .map(|e| NewEvent {
-                    event_type: e.event_type,
-                    data: e.data,
-                    metadata: e.metadata.unwrap_or_else(|| "{}".into()),
-                })
-                .collect(),
-        });
+        let version = entry.0;
+        if let Some(key) = idempotency_key {
+            g.keys.insert(key, (stream, version));
+        }
         Ok(version)
     }
 

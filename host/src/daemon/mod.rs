@@ -198,6 +198,7 @@ impl Daemon {
             outbox: env.outbox,
             policy: env.policy,
             effects_during_catch_up: d.effects_during_catch_up,
+            over_budget: Default::default(),
         };
         self.install(key, stop, None, |_| agent.run());
     }

@@ -6,6 +6,7 @@
 //! sends dropped) for every event at or below the hold mark (`subscription_hold.rs`)
 //! and while the version is a standby.
 
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -61,6 +62,10 @@ pub(crate) struct SubscriptionAgent {
     pub policy: ErrorPolicy,
     pub effects_during_catch_up: bool,
     pub counters: Arc<super::counters::Counters>,
+    /// Set when a page of more than one event went over its emit budget: the page
+    /// is read again smaller (not the guest's failure: the host chose its size),
+    /// down to one event, whose overrun is the guest's (naming the event).
+    pub over_budget: std::sync::atomic::AtomicBool,
 }
 
 impl SubscriptionAgent {
@@ -80,16 +85,13 @@ impl SubscriptionAgent {
         let mut wake = self.env.store.watch_head();
         let mut backoff = Duration::from_millis(50);
         let mut failures = 0u32;
+        // Events per page now: the page size, less after a page over its emit budget.
+        let mut limit = self.page_size;
         while !*self.shutdown.borrow() {
             let mut page = match self
                 .env
                 .store
-                .read_page_within(
-                    position,
-                    Some(&self.event_types),
-                    self.page_size,
-                    self.page_bytes,
-                )
+                .read_page_within(position, Some(&self.event_types), limit, self.page_bytes)
                 .await
             {
                 Ok(p) => p,
@@ -144,6 +146,9 @@ impl SubscriptionAgent {
                 Ok(done) => match self.commit(&done).await {
                     Ok(()) => {
                         position = page.scanned_to;
+                        // Back up slowly: a page narrowed for its emits would likely
+                        // go over again at once.
+                        limit = (limit + limit / 8 + 1).min(self.page_size);
                         failures = 0;
                         backoff = Duration::from_millis(50);
                         continue;
@@ -158,6 +163,11 @@ impl SubscriptionAgent {
                 },
                 Err(e) => e,
             };
+            if self.over_budget.swap(false, Ordering::Relaxed) {
+                limit = (events.len() / 2).max(1);
+                tracing::info!(subscription = %self.key, limit, "page over its emit budget, read again smaller: {failed}");
+                continue;
+            }
             if failed.fault() == crate::runtime::Fault::Host {
                 // Not the guest's doing: wait and try again, never counted, never a
                 // pause or a dead letter (even right after a give-up that stalled).
@@ -183,6 +193,11 @@ impl SubscriptionAgent {
                 None => return,
             }
         }
+    }
+
+    /// Whether the page just handled is to be read again smaller.
+    fn narrowing(&self) -> bool {
+        self.over_budget.load(Ordering::Relaxed)
     }
 
     /// Waits until the page's emits fit the team's append rate (a host condition,
@@ -234,10 +249,6 @@ impl SubscriptionAgent {
     ) -> Result<HandledPage, RuntimeError> {
         let handled = events.len() as u64;
         let single = (events.len() == 1).then(|| events[0].sequence);
-        let range = match (events.first(), events.last()) {
-            (Some(a), Some(b)) => format!("{}..={}", a.sequence, b.sequence),
-            _ => String::new(),
-        };
         let (effects, gathered) = PageEffects::new(self.env.clone(), held, events.len());
         let subscriber = self.subscriber.clone();
         let started = std::time::Instant::now();
@@ -249,6 +260,10 @@ impl SubscriptionAgent {
         .unwrap_or_else(|e| Err(RuntimeError::Host(format!("handle task: {e}"))));
         self.counters.guest_time(started.elapsed());
         let g = std::mem::take(&mut *gathered.lock().unwrap_or_else(|p| p.into_inner()));
+        // A page of several events is read again smaller (see `over_budget`).
+        if g.over_budget.is_some() && single.is_none() {
+            self.over_budget.store(true, Ordering::Relaxed);
+        }
         // Over budget is the guest's failure (named as such) even if it went on and
         // returned Ok, or failed with a text of its own.
         let result = match (result, g.over_budget) {
@@ -257,13 +272,16 @@ impl SubscriptionAgent {
                 component: self.key.to_string(),
                 // Only a page of one event knows which event emitted too much.
                 event_sequence: single,
-                message: format!("{message}; page of events {range}"),
+                message,
             }),
             (result, None) => result,
         };
         match &result {
             Ok(()) => self.counters.page(handled as usize),
-            Err(e) if e.fault() == crate::runtime::Fault::Guest => self.counters.error(e),
+            // A page read again smaller is not counted as the guest's error.
+            Err(e) if e.fault() == crate::runtime::Fault::Guest && !self.narrowing() => {
+                self.counters.error(e)
+            }
             Err(_) => {}
         }
         if let Some(message) = g.host_error {

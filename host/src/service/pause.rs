@@ -90,8 +90,7 @@ impl Refract {
     ) -> Result<(), ServiceError> {
         for (rec, _) in restored {
             let p = self.store.progress(&rec.key).await?;
-            if p.status == RunStatus::Paused && p.error.as_deref().is_some_and(is_operator_error)
-            {
+            if p.status == RunStatus::Paused && p.error.as_deref().is_some_and(is_operator_error) {
                 self.operator_paused.set().insert(rec.key.clone());
             }
         }
@@ -109,10 +108,7 @@ impl Refract {
         let key = key.clone();
         tokio::spawn(async move {
             let text = operator_error(&key);
-            if let Err(e) = store
-                .set_status(&key, RunStatus::Paused, Some(&text))
-                .await
-            {
+            if let Err(e) = store.set_status(&key, RunStatus::Paused, Some(&text)).await {
                 tracing::warn!(projection = %key, "keeping the operator's pause: {e}");
             }
         });
@@ -138,7 +134,10 @@ mod tests {
             fault: Fault::Guest,
         };
         let guest = serde_json::to_string(&guest).unwrap_or_default();
-        assert!(!is_operator_error(&guest), "a guest's text saying so is not");
+        assert!(
+            !is_operator_error(&guest),
+            "a guest's text saying so is not"
+        );
         assert!(!is_operator_error(PAUSED_BY_OPERATOR));
     }
 }

@@ -5,7 +5,9 @@
 //! - `flood`: emits `count` (setting, default 100,000) events of a few bytes to
 //!   `flood`, one emit call each, going on when an emit is refused;
 //! - `big`: emits `count` (default 300) events of `bytes` (default 1 MiB less 64)
-//!   of data to `big`, one emit call each, going on when an emit is refused.
+//!   of data to `big`, one emit call each, going on when an emit is refused;
+//! - `spread`: emits `count` (default 1,000: the default budget of one event) events,
+//!   each to a stream of its own (the costliest commit the budget allows).
 //!
 //! The last two ignore the host's refusals (an attacker would): only the host can
 //! stop them.
@@ -50,6 +52,14 @@ impl Subscription for HostileEmits {
                 let data = json!({ "blob": "x".repeat(bytes.saturating_sub(12)) });
                 for _ in 0..n {
                     let _ = ctx.emit("big", Expected::Any, "Big", &data, None);
+                }
+            }
+            "spread" => {
+                let n: usize = setting(ctx, "count", 1_000);
+                let seq = ctx.sequence();
+                for i in 0..n {
+                    let stream = format!("spread-{seq}-{i}");
+                    ctx.emit(&stream, Expected::Any, "Spread", &json!({}), None)?;
                 }
             }
             other => return Err(format!("unknown mode {other:?}")),
