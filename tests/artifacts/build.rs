@@ -32,6 +32,7 @@ const GUESTS: &[(&str, &str)] = &[
     ("outbox-probe", "OUTBOX_PROBE"),
     ("hostile-bounds", "HOSTILE_BOUNDS"),
     ("hostile-types", "HOSTILE_TYPES"),
+    ("hostile-emits", "HOSTILE_EMITS"),
 ];
 
 fn main() {

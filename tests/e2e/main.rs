@@ -12,6 +12,7 @@ mod hostile;
 mod hostile_outbox;
 mod hostile_perms;
 mod hostile_bounds;
+mod hostile_emits;
 mod poison;
 mod reads;
 mod reads_bounded;

@@ -42,6 +42,8 @@ pub enum Fault {
     Guest,
     /// The host failed (a bug or a resource problem); the guest is not to blame.
     Host,
+    /// Nothing failed: an operator paused the version.
+    Operator,
 }
 
 /// What can go wrong loading or calling a component.
