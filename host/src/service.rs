@@ -291,8 +291,11 @@ impl Refract {
         auto_promote: bool,
         team: &str,
     ) -> Result<Deployed, ServiceError> {
+        // Compile and describe first, outside the lock and under the team's limits:
+        // a guest's describe must never hold another team's deploy.
+        let limits = self.teams.team(team).limits;
+        let (loaded, wasm) = deploy::load(&self.runtime, wasm, limits).await?;
         let _one_at_a_time = self.deploy_lock.lock().await;
-        let (loaded, wasm) = deploy::load(&self.runtime, wasm).await?;
         let key = deploy::key_in(team, &loaded);
         if let Some(max) = self.teams.team(team).max_components {
             let comps = self.store.components().await?;

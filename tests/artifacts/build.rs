@@ -29,6 +29,8 @@ const GUESTS: &[(&str, &str)] = &[
     ("value-sum-fixed", "VALUE_SUM_FIXED"),
     ("emit-probe", "EMIT_PROBE"),
     ("emit-probe-v100", "EMIT_PROBE_V100"),
+    ("hostile-sleep", "HOSTILE_SLEEP"),
+    ("hostile-sleep-describe", "HOSTILE_SLEEP_DESCRIBE"),
 ];
 
 fn main() {

@@ -74,17 +74,25 @@ pub async fn deploy(
     auto_promote: bool,
     team: &str,
 ) -> Result<(Deployed, Option<Loaded>), DeployError> {
-    let (loaded, wasm) = load(runtime, wasm).await?;
+    let (loaded, wasm) = load(runtime, wasm, None).await?;
     register(store, components_dir, loaded, &wasm, auto_promote, team).await
 }
 
 /// Compiles (or loads from the artifact cache) and validates a component on a
-/// blocking thread; gives the bytes back for storing.
-pub async fn load(runtime: &Runtime, wasm: Vec<u8>) -> Result<(Loaded, Vec<u8>), DeployError> {
+/// blocking thread, its `describe` under `limits` (the deploying team's; none: the
+/// daemon's); gives the bytes back for storing. Call it before taking any lock: a
+/// guest's `describe` may run up to its whole CPU deadline.
+pub async fn load(
+    runtime: &Runtime,
+    wasm: Vec<u8>,
+    limits: Option<crate::runtime::Limits>,
+) -> Result<(Loaded, Vec<u8>), DeployError> {
     let rt = runtime.clone();
-    let loaded = tokio::task::spawn_blocking(move || rt.load_any(&wasm).map(|l| (l, wasm)))
-        .await
-        .map_err(|e| RuntimeError::Host(format!("compile task: {e}")))??;
+    let limits = limits.unwrap_or_else(|| runtime.limits().clone());
+    let loaded =
+        tokio::task::spawn_blocking(move || rt.load_any_under(&wasm, limits).map(|l| (l, wasm)))
+            .await
+            .map_err(|e| RuntimeError::Host(format!("compile task: {e}")))??;
     Ok(loaded)
 }
 
@@ -286,7 +294,7 @@ async fn restore_one(
             path: path.clone(),
             source,
         })?;
-    let (loaded, _) = load(runtime, wasm).await?;
+    let (loaded, _) = load(runtime, wasm, None).await?;
     store.prepare_projection(&rec.key).await?;
     tracing::info!(projection = %rec.key, from_cache = loaded.from_cache(), "restored");
     Ok(loaded)

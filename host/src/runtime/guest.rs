@@ -15,7 +15,7 @@ use super::RuntimeError;
 use super::calls::{GuestFailure, PageCalls};
 use super::engine::LoadedComponent;
 use super::limits::Limits;
-use super::sandbox::Sandbox;
+use super::sandbox::{Sandbox, Spot};
 use super::state::HostState;
 use super::types::{Descriptor, DocChange, Slice, slice_by_stream};
 use super::versions::{Projector, ProjectorPre};
@@ -93,7 +93,7 @@ impl Guest {
     /// Asks the guest itself which documents each event touches, even when it
     /// declares per-stream documents (for tests and diagnostics), validated.
     pub fn slice_in_guest(&mut self, page: &[RecordedEvent]) -> Result<Vec<Slice>, RuntimeError> {
-        let res = self.sandbox.call("slice", page_range(page), |store, c| {
+        let res = self.sandbox.call("slice", Spot::of(page), |store, c| {
             c.page.slice(store, page)
         })?;
         let slices = res.map_err(|e| self.guest_error(e))?;
@@ -166,7 +166,7 @@ impl Guest {
         page: &[RecordedEvent],
         docs: &[DocInput],
     ) -> Result<Vec<DocChange>, RuntimeError> {
-        let res = self.sandbox.call("apply", page_range(page), |store, c| {
+        let res = self.sandbox.call("apply", Spot::of(page), |store, c| {
             c.page.apply(store, page, docs)
         })?;
         let changes = res.map_err(|e| self.guest_error(e))?;
@@ -217,10 +217,6 @@ impl Guest {
             None,
         )
     }
-}
-
-fn page_range(events: &[RecordedEvent]) -> Option<(i64, i64)> {
-    Some((events.first()?.sequence, events.last()?.sequence))
 }
 
 fn check_doc_id(id: &str) -> Result<(), String> {

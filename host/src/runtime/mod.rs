@@ -5,11 +5,13 @@
 //! each converting its types into the latest; `versions` picks between them.
 
 mod calls;
+mod clock;
 mod engine;
 mod guest;
 mod host;
 mod limits;
 mod loaded;
+mod nonblocking;
 mod output;
 mod sandbox;
 mod since_v1_0;

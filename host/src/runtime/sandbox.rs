@@ -12,9 +12,32 @@ use super::limits::Limits;
 use super::state::HostState;
 use super::subscriber::SubscriberHost;
 use super::{Limit, RuntimeError, RuntimeError as E};
+use crate::store::RecordedEvent;
 
 type MakeBindings<B> =
     Arc<dyn Fn(&mut Store<HostState>, &Instance) -> wasmtime::Result<B> + Send + Sync>;
+
+/// Where a call is in the log: its page's first and last event, and the time the
+/// guest's wall clock shows.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Spot {
+    first: i64,
+    last: i64,
+    /// The page's last event's time (microseconds since the epoch).
+    micros: i64,
+}
+
+impl Spot {
+    /// The spot of a page; `None` for an empty one.
+    pub fn of(page: &[RecordedEvent]) -> Option<Self> {
+        let (first, last) = (page.first()?, page.last()?);
+        Some(Self {
+            first: first.sequence,
+            last: last.sequence,
+            micros: last.timestamp,
+        })
+    }
+}
 
 /// An instance of one component and its typed bindings `B`.
 pub(crate) struct Sandbox<B> {
@@ -42,12 +65,13 @@ impl<B> Sandbox<B> {
         }
     }
 
-    /// Runs one call under the deadline; `range` (first and last sequence of the
-    /// page) goes into the error of a trap. A span records the call and the fault.
+    /// Runs one call under the deadline; `spot` (the page's first and last
+    /// sequence) goes into the error of a trap and sets the guest's clocks and random
+    /// seed. A span records the call and the fault.
     pub fn call<R>(
         &mut self,
         name: &'static str,
-        range: Option<(i64, i64)>,
+        spot: Option<Spot>,
         f: impl FnOnce(&mut Store<HostState>, &B) -> wasmtime::Result<R>,
     ) -> Result<R, RuntimeError> {
         let span = tracing::debug_span!(
@@ -61,7 +85,10 @@ impl<B> Sandbox<B> {
         let result = match self.instance() {
             Ok((store, bindings)) => {
                 store.set_epoch_deadline(ticks);
-                f(store, bindings).map_err(|err| self.trapped(err, range))
+                let (first, micros) = spot.map_or((None, 0), |s| (Some(s.first), s.micros));
+                let data = store.data();
+                data.clocks.begin_call(&data.component, first, micros);
+                f(store, bindings).map_err(|err| self.trapped(err, spot))
             }
             Err(e) => Err(e),
         };
@@ -77,13 +104,13 @@ impl<B> Sandbox<B> {
         &mut self,
         host: Box<dyn SubscriberHost>,
         name: &'static str,
-        range: Option<(i64, i64)>,
+        spot: Option<Spot>,
         f: impl FnOnce(&mut Store<HostState>, &B) -> wasmtime::Result<R>,
     ) -> Result<R, RuntimeError> {
         if let Ok((store, _)) = self.instance() {
             store.data_mut().subscriber = Some(host);
         }
-        let result = self.call(name, range, f);
+        let result = self.call(name, spot, f);
         if let Some((store, _)) = self.instance.as_mut() {
             store.data_mut().subscriber = None;
         }
@@ -150,7 +177,7 @@ impl<B> Sandbox<B> {
 
     /// Turns a trap into an error naming the event (from the guest's panic report
     /// when it sent one) and drops the instance.
-    fn trapped(&mut self, err: wasmtime::Error, range: Option<(i64, i64)>) -> RuntimeError {
+    fn trapped(&mut self, err: wasmtime::Error, spot: Option<Spot>) -> RuntimeError {
         let report = self.instance.take().and_then(|(s, _)| s.into_data().panic);
         if let Some(p) = report {
             return self.guest_error(format!("panicked: {}", p.message), p.event_sequence);
@@ -175,8 +202,8 @@ impl<B> Sandbox<B> {
             ),
             None => format!("trapped: {err:#}"),
         };
-        let page = range
-            .map(|(a, b)| format!(" (page of events {a}..={b})"))
+        let page = spot
+            .map(|s| format!(" (page of events {}..={})", s.first, s.last))
             .unwrap_or_default();
         self.guest_error(format!("{what}{page}"), None)
     }

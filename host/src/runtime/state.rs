@@ -3,6 +3,7 @@
 
 use wasmtime::StoreLimits;
 use wasmtime::component::ResourceTable;
+use super::clock::GuestClocks;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 /// What a guest said about its own failure just before trapping.
@@ -21,6 +22,8 @@ pub struct HostState {
     pub(crate) panic: Option<PanicReport>,
     /// Answers a subscription's imports while it handles a page.
     pub(crate) subscriber: Option<Box<dyn super::subscriber::SubscriberHost>>,
+    /// Virtual time and seeded randomness, set at the start of each call.
+    pub(crate) clocks: GuestClocks,
     wasi: WasiCtx,
     table: ResourceTable,
 }
@@ -30,8 +33,15 @@ impl HostState {
     pub fn new(component: String, limits: StoreLimits) -> Self {
         // No files, environment, arguments or network: a guest that tries gets an
         // error (the builder's defaults, spelled out so a change shows here). Its
-        // output goes to the log, capped.
+        // output goes to the log, capped. Time and chance come from the call (see
+        // `clock`), so replays agree and no wait can block the thread.
+        let clocks = GuestClocks::new();
         let wasi = WasiCtxBuilder::new()
+            .monotonic_clock(clocks.monotonic())
+            .wall_clock(clocks.wall())
+            .secure_random(clocks.random())
+            .insecure_random(clocks.random())
+            .insecure_random_seed(super::clock::insecure_seed(&component))
             .stdout(super::output::GuestOutput::new(&component, "stdout"))
             .stderr(super::output::GuestOutput::new(&component, "stderr"))
             .allow_tcp(false)
@@ -43,9 +53,17 @@ impl HostState {
             limits,
             panic: None,
             subscriber: None,
+            clocks,
             wasi,
             table: ResourceTable::new(),
         }
+    }
+}
+
+impl HostState {
+    /// The instance's resource table.
+    pub(crate) fn table(&mut self) -> &mut ResourceTable {
+        &mut self.table
     }
 }
 
