@@ -36,7 +36,13 @@ pub struct TeamConfig {
     pub max_components: Option<usize>,
     /// Sandbox limits of its components (default: the daemon's `[limits]`).
     pub limits: Option<Limits>,
+    /// Most request-driven guest calls (aggregate and consistent reads) of its
+    /// components at once; more are refused at once with 503 `busy`.
+    pub max_concurrent_calls: usize,
 }
+
+/// Request-driven guest calls a team may have running at once by default.
+pub const DEFAULT_MAX_CONCURRENT_CALLS: usize = 8;
 
 impl Default for TeamConfig {
     fn default() -> Self {
@@ -48,6 +54,7 @@ impl Default for TeamConfig {
             read_events: true,
             max_components: None,
             limits: None,
+            max_concurrent_calls: DEFAULT_MAX_CONCURRENT_CALLS,
         }
     }
 }

@@ -234,12 +234,42 @@ pub async fn serve(config: Config, watch: Option<&[PathBuf]>) -> anyhow::Result<
     tracing::info!(data_dir = %config.data_dir.display(), "refract listening on http://{addr}");
     // Tests and scripts read this line to find the port.
     println!("refract listening on http://{addr}");
-    axum::serve(listener, crate::api::router(svc.clone()))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
-    svc.shutdown().await;
+    let (stopping, mut stop_seen) = tokio::sync::watch::channel(false);
+    let server = axum::serve(listener, crate::api::router(svc.clone())).with_graceful_shutdown(
+        async move {
+            shutdown_signal().await;
+            stopping.send_replace(true);
+        },
+    );
+    // Requests still running some time after the signal (a guest call near its
+    // deadline, a client that never reads) do not hold the shutdown.
+    let drained = async {
+        let _ = stop_seen.wait_for(|s| *s).await;
+        tokio::time::sleep(REQUEST_DRAIN).await;
+    };
+    tokio::select! {
+        served = server => served?,
+        () = drained => tracing::warn!(
+            "requests still running {} s after the shutdown signal: stopping without them",
+            REQUEST_DRAIN.as_secs()
+        ),
+    }
+    // Agents finish their page (a guest call ends by its deadline and the host's
+    // watchdog); past this bound the process stops anyway: an uncommitted page is
+    // projected again after the restart, as after a crash.
+    if tokio::time::timeout(AGENT_STOP, svc.shutdown()).await.is_err() {
+        tracing::warn!(
+            "agents still running {} s into the shutdown: stopping without them",
+            AGENT_STOP.as_secs()
+        );
+    }
     Ok(())
 }
+
+/// How long in-flight requests may run on after the shutdown signal.
+const REQUEST_DRAIN: std::time::Duration = std::time::Duration::from_secs(3);
+/// How long the agents and the outbox get to stop once the requests are done.
+const AGENT_STOP: std::time::Duration = std::time::Duration::from_secs(5);
 
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();

@@ -90,6 +90,8 @@ pub(crate) enum Control {
 pub(crate) struct Agent {
     pub key: ProjectionKey,
     pub projector: Arc<Mutex<Box<dyn PageProjector>>>,
+    /// The projector's CPU deadline per call, for the host's watchdog.
+    pub deadline: std::time::Duration,
     pub store: Arc<dyn Store>,
     pub event_types: Arc<[String]>,
     pub budget: PageBudget,

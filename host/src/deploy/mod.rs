@@ -89,10 +89,13 @@ pub async fn load(
 ) -> Result<(Loaded, Vec<u8>), DeployError> {
     let rt = runtime.clone();
     let limits = limits.unwrap_or_else(|| runtime.limits().clone());
-    let loaded =
-        tokio::task::spawn_blocking(move || rt.load_any_under(&wasm, limits).map(|l| (l, wasm)))
-            .await
-            .map_err(|e| RuntimeError::Host(format!("compile task: {e}")))??;
+    let deadline = limits.call_timeout();
+    // Watched only while `describe` runs (compiling takes as long as it takes).
+    let grace = crate::runtime::watchdog::GRACE;
+    let loaded = crate::runtime::watchdog::run_watched("being deployed", deadline, grace, false, {
+        move || rt.load_any_under(&wasm, limits).map(|l| (l, wasm))
+    })
+    .await?;
     Ok(loaded)
 }
 

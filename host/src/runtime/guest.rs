@@ -74,6 +74,11 @@ impl Guest {
         }
     }
 
+    /// The limits its calls run under.
+    pub fn limits(&self) -> &Limits {
+        self.sandbox.limits()
+    }
+
     /// Asks the component what it is, converted into the latest WIT version's terms.
     pub fn describe(&mut self) -> Result<Descriptor, RuntimeError> {
         self.sandbox

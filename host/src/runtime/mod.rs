@@ -21,6 +21,7 @@ pub mod subscriber;
 mod subscriber_wit;
 mod types;
 mod versions;
+pub mod watchdog;
 
 pub use engine::{LoadedComponent, Runtime};
 pub use guest::{DocInput, Guest};

@@ -82,6 +82,7 @@ impl<B> Sandbox<B> {
         );
         let _entered = span.enter();
         let ticks = self.deadline_ticks();
+        super::watchdog::call_started(&self.component, self.limits.call_timeout());
         let result = match self.instance() {
             Ok((store, bindings)) => {
                 store.set_epoch_deadline(ticks);
@@ -92,6 +93,10 @@ impl<B> Sandbox<B> {
             }
             Err(e) => Err(e),
         };
+        if super::watchdog::call_ended() {
+            // The host gave up waiting for this call: the instance is not trusted.
+            self.instance = None;
+        }
         if let Err(e) = &result {
             span.record("fault", tracing::field::debug(e.fault()));
         }

@@ -9,6 +9,7 @@ use serde_json::value::RawValue;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::{Aggregate, Refract, ServiceError};
+use crate::runtime::watchdog::{GRACE, run_watched};
 use crate::runtime::{DocChange, DocInput, Guest, Loaded, LoadedComponent, RuntimeError};
 use crate::store::{
     MAX_AGGREGATE_EVENTS, MAX_READ_BYTES, Position, ProjectionKey, ReadBudget, RecordedEvent,
@@ -40,6 +41,16 @@ pub(super) struct GuestReads {
     size: usize,
     wait: Duration,
     loads: Semaphore,
+    /// Each team's own permits (its `max_concurrent_calls`): taken first and never
+    /// waited for, so one team's calls cannot queue without bound nor take every
+    /// shared permit's wait from the others.
+    teams: std::sync::Mutex<std::collections::HashMap<String, Arc<Semaphore>>>,
+}
+
+/// The permits a running guest read holds: its team's and a shared one.
+pub(super) struct ReadPermit {
+    _team: OwnedSemaphorePermit,
+    _shared: OwnedSemaphorePermit,
 }
 
 impl Default for GuestReads {
@@ -57,7 +68,31 @@ impl GuestReads {
             size,
             wait,
             loads: Semaphore::new(GUEST_READ_LOADS),
+            teams: Default::default(),
         }
+    }
+
+    /// One of `team`'s `cap` permits, or `Busy` at once when all are taken.
+    fn team_permit(
+        &self,
+        team: &str,
+        cap: usize,
+        key: &ProjectionKey,
+    ) -> Result<OwnedSemaphorePermit, ServiceError> {
+        let cap = cap.max(1);
+        let sem = {
+            let mut teams = self.teams.lock().unwrap_or_else(|p| p.into_inner());
+            teams
+                .entry(team.to_owned())
+                .or_insert_with(|| Arc::new(Semaphore::new(cap)))
+                .clone()
+        };
+        sem.try_acquire_owned().map_err(|_| {
+            ServiceError::Busy(format!(
+                "team {team} already has {cap} aggregate and consistent reads running (its \
+                 max_concurrent_calls): retry {key}'s read shortly"
+            ))
+        })
     }
 
     /// Runs a guest read's store read, at most [`GUEST_READ_LOADS`] at once.
@@ -67,10 +102,20 @@ impl GuestReads {
         read.await
     }
 
-    /// A permit for a guest read of `key`; `Busy` if none frees up in time.
-    async fn acquire(&self, key: &ProjectionKey) -> Result<OwnedSemaphorePermit, ServiceError> {
+    /// The permits for a guest read of `key` by `team` (at most `cap` of its own at
+    /// once, refused at once beyond); `Busy` if no shared one frees up in time.
+    async fn acquire(
+        &self,
+        key: &ProjectionKey,
+        team: &str,
+        cap: usize,
+    ) -> Result<ReadPermit, ServiceError> {
+        let team_permit = self.team_permit(team, cap, key)?;
         match tokio::time::timeout(self.wait, self.permits.clone().acquire_owned()).await {
-            Ok(Ok(permit)) => Ok(permit),
+            Ok(Ok(permit)) => Ok(ReadPermit {
+                _team: team_permit,
+                _shared: permit,
+            }),
             // The semaphore is never closed; answer busy all the same.
             Ok(Err(_)) | Err(_) => Err(ServiceError::Busy(format!(
                 "too many consistent and aggregate reads are running (at most {} at once; \
@@ -156,7 +201,7 @@ impl Refract {
     ) -> Result<ConsistentDoc, ServiceError> {
         let key = self.resolve(name, version).await?;
         let loaded = self.projection_of(&key)?;
-        let permit = self.guest_reads.acquire(&key).await?;
+        let permit = self.read_permit(&key).await?;
         let budget = ReadBudget {
             events: MAX_CONSISTENT_SCAN,
             bytes: MAX_READ_BYTES,
@@ -181,7 +226,9 @@ impl Refract {
         } else {
             let page_size = loaded.descriptor.page_size(CONSISTENT_PAGE);
             let (key, id, doc) = (key.to_string(), id.to_owned(), read.doc);
-            tokio::task::spawn_blocking(move || {
+            let deadline = loaded.limits.call_timeout();
+            // Watched: a call past its deadline answers the guest's timeout at once.
+            run_watched(&key.clone(), deadline, GRACE, false, move || {
                 // Held until the guest is done, even if the request goes away.
                 let _permit = permit;
                 let mut guest = Guest::new(&loaded, key);
@@ -189,10 +236,9 @@ impl Refract {
                 for page in later.chunks(page_size) {
                     state = apply_sliced(&mut guest, page, &id, state)?;
                 }
-                Ok::<_, RuntimeError>(state)
+                Ok(state)
             })
-            .await
-            .map_err(|e| RuntimeError::Host(format!("consistent read task: {e}")))??
+            .await?
         };
         let body = state
             .ok_or_else(|| ServiceError::DocumentNotFound(format!("document {id:?} in {key}")))?;
@@ -224,7 +270,7 @@ impl Refract {
                  documents; read GET /projections/{n}/docs/{{id}}?consistent=true"
             )));
         }
-        let permit = self.guest_reads.acquire(&key).await?;
+        let permit = self.read_permit(&key).await?;
         let budget = ReadBudget {
             events: MAX_AGGREGATE_EVENTS,
             bytes: MAX_READ_BYTES,
@@ -253,7 +299,8 @@ impl Refract {
             read.doc
         } else {
             let (id, doc) = (stream.as_str().to_owned(), read.doc);
-            tokio::task::spawn_blocking(move || {
+            let deadline = loaded.limits.call_timeout();
+            run_watched(&key.to_string(), deadline, GRACE, false, move || {
                 let _permit = permit;
                 let mut guest = Guest::new(&loaded, key.to_string());
                 let input = DocInput {
@@ -262,10 +309,9 @@ impl Refract {
                     events: (0..events.len() as u32).collect(),
                 };
                 let change = guest.apply(&events, vec![input])?.pop();
-                Ok::<_, RuntimeError>(changed(change, doc))
+                Ok(changed(change, doc))
             })
-            .await
-            .map_err(|e| RuntimeError::Host(format!("aggregate task: {e}")))??
+            .await?
         };
         let document = document
             .map(RawValue::from_string)
@@ -276,6 +322,13 @@ impl Refract {
             version: read.stream_version,
             document,
         })
+    }
+
+    /// The permits of a request-driven guest call of `key`, under its team's cap.
+    async fn read_permit(&self, key: &ProjectionKey) -> Result<ReadPermit, ServiceError> {
+        let team = crate::teams::split(&key.name).0;
+        let cap = self.teams.team(team).max_concurrent_calls;
+        self.guest_reads.acquire(key, team, cap).await
     }
 
     /// The running projection component of `key`; `ProjectionNotFound` for a
@@ -332,11 +385,27 @@ mod tests {
             name: "p".into(),
             version: 1,
         };
-        let held = reads.acquire(&key).await.expect("first permit");
-        let err = reads.acquire(&key).await.expect_err("no second permit");
+        let held = reads.acquire(&key, "a", 5).await.expect("first permit");
+        let err = reads.acquire(&key, "b", 5).await.expect_err("no second permit");
         assert!(matches!(err, ServiceError::Busy(_)), "{err}");
         assert!(err.to_string().contains("at most 1 at once"), "{err}");
         drop(held);
-        let _again = reads.acquire(&key).await.expect("freed");
+        let _again = reads.acquire(&key, "a", 5).await.expect("freed");
+    }
+
+    #[tokio::test]
+    async fn a_team_past_its_cap_is_refused_at_once_and_others_are_not() {
+        let reads = GuestReads::new(8, Duration::from_secs(30));
+        let key = ProjectionKey {
+            name: "evil.p".into(),
+            version: 1,
+        };
+        let _one = reads.acquire(&key, "evil", 2).await.expect("first");
+        let _two = reads.acquire(&key, "evil", 2).await.expect("second");
+        let started = std::time::Instant::now();
+        let err = reads.acquire(&key, "evil", 2).await.expect_err("third");
+        assert!(started.elapsed() < Duration::from_secs(1), "refused at once");
+        assert!(err.to_string().contains("max_concurrent_calls"), "{err}");
+        let _good = reads.acquire(&key, "good", 2).await.expect("another team");
     }
 }
