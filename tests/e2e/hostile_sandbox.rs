@@ -150,3 +150,205 @@ async fn a_guest_that_sleeps_in_apply_costs_cpu_time_and_is_paused_by_the_deadli
     d.assert_peak_rss_below(RSS_BOUND);
     d.sigterm_within(Duration::from_secs(10));
 }
+
+/// Team `slow` describes for four seconds before its deadline stops it.
+const SLOW_CONFIG: &str = r#"
+[teams.good]
+token = "good-token"
+[teams.slow]
+token = "slow-token"
+[teams.slow.limits]
+call_timeout_ms = 4000
+[teams.other]
+token = "other-token"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_guest_that_sleeps_in_describe_is_refused_and_holds_no_other_deploy() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut d = Daemon::start(&dir.path().join("data"), Some(SLOW_CONFIG));
+    let by = Bystander::start(&d, GOOD).await;
+    let slow = Some("slow-token");
+
+    let started = Instant::now();
+    let attack = {
+        let url = d.url.clone();
+        tokio::spawn(async move {
+            let wasm = std::fs::read(refract_test_artifacts::HOSTILE_SLEEP_DESCRIBE).expect("wasm");
+            let resp = reqwest::Client::new()
+                .post(format!("{url}/components"))
+                .bearer_auth("slow-token")
+                .body(wasm)
+                .send()
+                .await
+                .expect("deploy answered");
+            let code = resp.status().as_u16();
+            let body: Value = resp.json().await.unwrap_or(Value::Null);
+            (code, body, started.elapsed())
+        })
+    };
+    // Give the attack time to reach its describe.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // Meanwhile another team deploys (the bystander's code, compiled already) and
+    // runs lifecycle calls, promptly.
+    let t = Instant::now();
+    let (code, body) = deploy(&d, OTHER, refract_test_artifacts::INCIDENT_DETAILS_V1).await;
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = d
+        .request_as(
+            OTHER,
+            Method::POST,
+            "/projections/incident-details/versions/1/promote",
+            None,
+        )
+        .await;
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = d
+        .request_as(
+            OTHER,
+            Method::POST,
+            "/projections/incident-details/versions/1/rebuild",
+            None,
+        )
+        .await;
+    assert!(code == 200 || code == 202, "{code} {body}");
+    let others = t.elapsed();
+    assert!(
+        others < Duration::from_millis(2500),
+        "another team's deploy and lifecycle calls took {others:?} beside a sleeping describe"
+    );
+    assert!(
+        !attack.is_finished(),
+        "the sleeping describe was still running meanwhile"
+    );
+
+    let (code, body, took) = attack.await.expect("attack task");
+    eprintln!("sleeping describe refused after {took:?}: {body}; others took {others:?}");
+    assert_eq!(code, 400, "{body}");
+    assert_eq!(body["code"], "invalid", "{body}");
+    let message = body["error"].as_str().unwrap_or_default();
+    assert!(message.contains("CPU time limit of 4000 ms"), "{message}");
+    assert!(took < Duration::from_secs(15), "refused within the deadline: {took:?}");
+    let (_, list) = d.request_as(slow, Method::GET, "/projections", None).await;
+    assert_eq!(list, json!([]), "nothing was deployed");
+
+    // SIGTERM while another sleeping describe runs.
+    let url = d.url.clone();
+    let again = tokio::spawn(async move {
+        let wasm = std::fs::read(refract_test_artifacts::HOSTILE_SLEEP_DESCRIBE).expect("wasm");
+        let _ = reqwest::Client::new()
+            .post(format!("{url}/components"))
+            .bearer_auth("slow-token")
+            .body(wasm)
+            .send()
+            .await;
+    });
+    let report = by.finish(&d).await;
+    report.assert_p99_below(Duration::from_millis(100));
+    d.assert_peak_rss_below(RSS_BOUND);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    d.sigterm_within(Duration::from_secs(10));
+    again.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn six_hundred_aggregates_against_a_sleeping_projection_are_all_answered() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut d = Daemon::start(&dir.path().join("data"), Some(CONFIG));
+    let by = Bystander::start(&d, GOOD).await;
+    let (code, body) = deploy(&d, EVIL, refract_test_artifacts::HOSTILE_SLEEP).await;
+    assert_eq!(code, 200, "{body}");
+    append(&d, EVIL, "insomnia-1", "Insomnia", json!({})).await;
+
+    // Every aggregate read of the stream applies the sleeping event through the
+    // guest: each is a guest call that sleeps until its deadline.
+    let started = Instant::now();
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("client");
+    let reads: Vec<_> = (0..600)
+        .map(|_| {
+            let http = http.clone();
+            let url = format!("{}/streams/insomnia-1/aggregate/hostile-sleep", d.url);
+            tokio::spawn(async move {
+                let t = Instant::now();
+                let resp = http
+                    .get(url)
+                    .bearer_auth("evil-token")
+                    .send()
+                    .await
+                    .expect("answered");
+                let code = resp.status().as_u16();
+                let body: Value = resp.json().await.unwrap_or(Value::Null);
+                (code, body, t.elapsed())
+            })
+        })
+        .collect();
+    let mut counts = std::collections::BTreeMap::<(u16, String), usize>::new();
+    let (mut slowest, mut slowest_busy) = (Duration::ZERO, Duration::ZERO);
+    for read in reads {
+        let (code, body, took) = read.await.expect("read task");
+        slowest = slowest.max(took);
+        if code == 503 {
+            slowest_busy = slowest_busy.max(took);
+        }
+        let what = body["code"].as_str().unwrap_or_default().to_owned();
+        match (code, what.as_str()) {
+            (503, "busy") => {}
+            (422, "guest_error") => {
+                let message = body["error"].as_str().unwrap_or_default();
+                assert!(message.contains("CPU time limit of 500 ms"), "{body}");
+                assert!(message.contains("hostile-sleep"), "{body}");
+            }
+            _ => panic!("unexpected answer {code}: {body}"),
+        }
+        *counts.entry((code, what)).or_default() += 1;
+    }
+    eprintln!(
+        "600 aggregates answered in {:?} (slowest {slowest:?}): {counts:?}",
+        started.elapsed()
+    );
+    assert!(counts.get(&(422, "guest_error".into())) >= Some(&1), "{counts:?}");
+    assert!(counts.get(&(503, "busy".into())) >= Some(&100), "{counts:?}");
+    assert!(
+        slowest < Duration::from_secs(10),
+        "no read hangs: the slowest took {slowest:?}"
+    );
+    // Past the team's cap a read is refused at once, never queued (the shared
+    // permits' wait is 3 s).
+    assert!(
+        slowest_busy < Duration::from_millis(2500),
+        "a refused read took {slowest_busy:?}"
+    );
+
+    // Another team's aggregate is not refused for evil's.
+    let (code, body) = d
+        .request_as(
+            GOOD,
+            Method::GET,
+            "/streams/no-such-stream/aggregate/incident-details",
+            None,
+        )
+        .await;
+    assert_eq!(code, 200, "{body}");
+
+    // And SIGTERM ends the daemon while a new wave of them runs.
+    let url = format!("{}/streams/insomnia-1/aggregate/hostile-sleep", d.url);
+    let wave: Vec<_> = (0..50)
+        .map(|_| {
+            let (http, url) = (http.clone(), url.clone());
+            tokio::spawn(async move {
+                let _ = http.get(url).bearer_auth("evil-token").send().await;
+            })
+        })
+        .collect();
+    let report = by.finish(&d).await;
+    report.assert_p99_below(Duration::from_millis(100));
+    d.assert_peak_rss_below(RSS_BOUND);
+    d.sigterm_within(Duration::from_secs(10));
+    for w in wave {
+        w.abort();
+    }
+}

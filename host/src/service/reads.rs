@@ -72,12 +72,14 @@ impl GuestReads {
         }
     }
 
-    /// One of `team`'s `cap` permits, or `Busy` at once when all are taken.
+    /// One of `team`'s `cap` permits, or `Busy` at once when all are taken. Taken
+    /// before anything else (even the name's lookup), so a flood of one team's
+    /// reads costs the store nothing.
     fn team_permit(
         &self,
         team: &str,
         cap: usize,
-        key: &ProjectionKey,
+        name: &str,
     ) -> Result<OwnedSemaphorePermit, ServiceError> {
         let cap = cap.max(1);
         let sem = {
@@ -90,7 +92,7 @@ impl GuestReads {
         sem.try_acquire_owned().map_err(|_| {
             ServiceError::Busy(format!(
                 "team {team} already has {cap} aggregate and consistent reads running (its \
-                 max_concurrent_calls): retry {key}'s read shortly"
+                 max_concurrent_calls): retry the read of {name} shortly"
             ))
         })
     }
@@ -102,15 +104,13 @@ impl GuestReads {
         read.await
     }
 
-    /// The permits for a guest read of `key` by `team` (at most `cap` of its own at
-    /// once, refused at once beyond); `Busy` if no shared one frees up in time.
+    /// A shared permit for a guest read of `key` that holds its team's; `Busy` if
+    /// none frees up in time.
     async fn acquire(
         &self,
         key: &ProjectionKey,
-        team: &str,
-        cap: usize,
+        team_permit: OwnedSemaphorePermit,
     ) -> Result<ReadPermit, ServiceError> {
-        let team_permit = self.team_permit(team, cap, key)?;
         match tokio::time::timeout(self.wait, self.permits.clone().acquire_owned()).await {
             Ok(Ok(permit)) => Ok(ReadPermit {
                 _team: team_permit,
@@ -199,9 +199,10 @@ impl Refract {
         version: Option<u32>,
         id: &str,
     ) -> Result<ConsistentDoc, ServiceError> {
+        let team_permit = self.team_permit(name)?;
         let key = self.resolve(name, version).await?;
         let loaded = self.projection_of(&key)?;
-        let permit = self.read_permit(&key).await?;
+        let permit = self.guest_reads.acquire(&key, team_permit).await?;
         let budget = ReadBudget {
             events: MAX_CONSISTENT_SCAN,
             bytes: MAX_READ_BYTES,
@@ -261,6 +262,7 @@ impl Refract {
         name: &str,
         version: Option<u32>,
     ) -> Result<Aggregate, ServiceError> {
+        let team_permit = self.team_permit(name)?;
         let key = self.resolve(name, version).await?;
         let loaded = self.projection_of(&key)?;
         if !loaded.descriptor.per_stream() {
@@ -270,7 +272,7 @@ impl Refract {
                  documents; read GET /projections/{n}/docs/{{id}}?consistent=true"
             )));
         }
-        let permit = self.read_permit(&key).await?;
+        let permit = self.guest_reads.acquire(&key, team_permit).await?;
         let budget = ReadBudget {
             events: MAX_AGGREGATE_EVENTS,
             bytes: MAX_READ_BYTES,
@@ -324,11 +326,12 @@ impl Refract {
         })
     }
 
-    /// The permits of a request-driven guest call of `key`, under its team's cap.
-    async fn read_permit(&self, key: &ProjectionKey) -> Result<ReadPermit, ServiceError> {
-        let team = crate::teams::split(&key.name).0;
+    /// One of the permits of the team owning `name` (an internal name) for a
+    /// request-driven guest call; `Busy` at once past its `max_concurrent_calls`.
+    fn team_permit(&self, name: &str) -> Result<OwnedSemaphorePermit, ServiceError> {
+        let team = crate::teams::split(name).0;
         let cap = self.teams.team(team).max_concurrent_calls;
-        self.guest_reads.acquire(key, team, cap).await
+        self.guest_reads.team_permit(team, cap, name)
     }
 
     /// The running projection component of `key`; `ProjectionNotFound` for a
@@ -385,27 +388,25 @@ mod tests {
             name: "p".into(),
             version: 1,
         };
-        let held = reads.acquire(&key, "a", 5).await.expect("first permit");
-        let err = reads.acquire(&key, "b", 5).await.expect_err("no second permit");
+        let team = |t: &str| reads.team_permit(t, 5, "p").expect("team permit");
+        let held = reads.acquire(&key, team("a")).await.expect("first permit");
+        let err = reads.acquire(&key, team("b")).await.expect_err("no second permit");
         assert!(matches!(err, ServiceError::Busy(_)), "{err}");
         assert!(err.to_string().contains("at most 1 at once"), "{err}");
         drop(held);
-        let _again = reads.acquire(&key, "a", 5).await.expect("freed");
+        let _again = reads.acquire(&key, team("a")).await.expect("freed");
     }
 
     #[tokio::test]
     async fn a_team_past_its_cap_is_refused_at_once_and_others_are_not() {
         let reads = GuestReads::new(8, Duration::from_secs(30));
-        let key = ProjectionKey {
-            name: "evil.p".into(),
-            version: 1,
-        };
-        let _one = reads.acquire(&key, "evil", 2).await.expect("first");
-        let _two = reads.acquire(&key, "evil", 2).await.expect("second");
-        let started = std::time::Instant::now();
-        let err = reads.acquire(&key, "evil", 2).await.expect_err("third");
-        assert!(started.elapsed() < Duration::from_secs(1), "refused at once");
+        let _one = reads.team_permit("evil", 2, "evil.p").expect("first");
+        let _two = reads.team_permit("evil", 2, "evil.p").expect("second");
+        let err = reads.team_permit("evil", 2, "evil.p").expect_err("third");
+        assert!(matches!(err, ServiceError::Busy(_)), "{err}");
         assert!(err.to_string().contains("max_concurrent_calls"), "{err}");
-        let _good = reads.acquire(&key, "good", 2).await.expect("another team");
+        let _good = reads.team_permit("good", 2, "good.p").expect("another team");
+        drop(_one);
+        let _again = reads.team_permit("evil", 2, "evil.p").expect("freed");
     }
 }
