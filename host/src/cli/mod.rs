@@ -235,12 +235,11 @@ pub async fn serve(config: Config, watch: Option<&[PathBuf]>) -> anyhow::Result<
     // Tests and scripts read this line to find the port.
     println!("refract listening on http://{addr}");
     let (stopping, mut stop_seen) = tokio::sync::watch::channel(false);
-    let server = axum::serve(listener, crate::api::router(svc.clone())).with_graceful_shutdown(
-        async move {
+    let server =
+        axum::serve(listener, crate::api::router(svc.clone())).with_graceful_shutdown(async move {
             shutdown_signal().await;
             stopping.send_replace(true);
-        },
-    );
+        });
     // Requests still running some time after the signal (a guest call near its
     // deadline, a client that never reads) do not hold the shutdown.
     let drained = async {
@@ -257,7 +256,10 @@ pub async fn serve(config: Config, watch: Option<&[PathBuf]>) -> anyhow::Result<
     // Agents finish their page (a guest call ends by its deadline and the host's
     // watchdog); past this bound the process stops anyway: an uncommitted page is
     // projected again after the restart, as after a crash.
-    if tokio::time::timeout(AGENT_STOP, svc.shutdown()).await.is_err() {
+    if tokio::time::timeout(AGENT_STOP, svc.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!(
             "agents still running {} s into the shutdown: stopping without them",
             AGENT_STOP.as_secs()

@@ -223,12 +223,17 @@ impl SubscriptionAgent {
         let started = std::time::Instant::now();
         let component = self.key.to_string();
         let grace = crate::runtime::watchdog::GRACE;
-        let result =
-            crate::runtime::watchdog::run_watched(&component, self.deadline, grace, true, move || {
+        let result = crate::runtime::watchdog::run_watched(
+            &component,
+            self.deadline,
+            grace,
+            true,
+            move || {
                 let mut s = subscriber.lock().unwrap_or_else(|p| p.into_inner());
                 s.handle(&events, Box::new(effects))
-            })
-            .await;
+            },
+        )
+        .await;
         self.counters.guest_time(started.elapsed());
         match &result {
             Ok(()) => self.counters.page(handled as usize),

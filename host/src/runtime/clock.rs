@@ -48,7 +48,9 @@ impl GuestClocks {
         let now = self.now();
         self.inner.call_start.store(now, Ordering::Relaxed);
         self.inner.wall_micros.store(wall_micros, Ordering::Relaxed);
-        self.inner.random.store(seed(component, spot), Ordering::Relaxed);
+        self.inner
+            .random
+            .store(seed(component, spot), Ordering::Relaxed);
     }
 
     /// The virtual monotonic time, in nanoseconds.

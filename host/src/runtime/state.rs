@@ -1,9 +1,9 @@
 //! Per-instance host state: WASI (no grants), memory limits, and what the guest
 //! reported before it trapped.
 
+use super::clock::GuestClocks;
 use wasmtime::StoreLimits;
 use wasmtime::component::ResourceTable;
-use super::clock::GuestClocks;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 /// What a guest said about its own failure just before trapping.

@@ -48,6 +48,7 @@ pub(super) struct GuestReads {
 }
 
 /// The permits a running guest read holds: its team's and a shared one.
+#[derive(Debug)]
 pub(super) struct ReadPermit {
     _team: OwnedSemaphorePermit,
     _shared: OwnedSemaphorePermit,
@@ -390,7 +391,10 @@ mod tests {
         };
         let team = |t: &str| reads.team_permit(t, 5, "p").expect("team permit");
         let held = reads.acquire(&key, team("a")).await.expect("first permit");
-        let err = reads.acquire(&key, team("b")).await.expect_err("no second permit");
+        let err = reads
+            .acquire(&key, team("b"))
+            .await
+            .expect_err("no second permit");
         assert!(matches!(err, ServiceError::Busy(_)), "{err}");
         assert!(err.to_string().contains("at most 1 at once"), "{err}");
         drop(held);
@@ -405,7 +409,9 @@ mod tests {
         let err = reads.team_permit("evil", 2, "evil.p").expect_err("third");
         assert!(matches!(err, ServiceError::Busy(_)), "{err}");
         assert!(err.to_string().contains("max_concurrent_calls"), "{err}");
-        let _good = reads.team_permit("good", 2, "good.p").expect("another team");
+        let _good = reads
+            .team_permit("good", 2, "good.p")
+            .expect("another team");
         drop(_one);
         let _again = reads.team_permit("evil", 2, "evil.p").expect("freed");
     }
