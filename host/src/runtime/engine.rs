@@ -56,6 +56,9 @@ impl Runtime {
         config
             .wasm_component_model(true)
             .epoch_interruption(true)
+            // A compilation uses one thread, in the compile lane (`cpu::compiling`):
+            // an upload must not take every core from the running guests.
+            .parallel_compilation(false)
             // One engine for all: the stack limit is the daemon's, not a team's.
             .max_wasm_stack(limits.max_stack_bytes.max(64 << 10));
         let mut pool = PoolingAllocationConfig::default();
@@ -175,8 +178,8 @@ impl Runtime {
                 Err(e) => tracing::warn!(path = %path.display(), "ignoring bad artifact: {e:#}"),
             }
         }
-        let component =
-            Component::new(engine, wasm).map_err(|e| E::NotAComponent(format!("{e:#}")))?;
+        let component = super::cpu::compiling(|| Component::new(engine, wasm))
+            .map_err(|e| E::NotAComponent(format!("{e:#}")))?;
         if let Some(path) = cached.as_deref()
             && let Err(e) = write_artifact(&component, path)
         {

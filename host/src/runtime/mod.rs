@@ -6,6 +6,7 @@
 
 mod calls;
 mod clock;
+mod cpu;
 mod engine;
 mod guest;
 mod host;

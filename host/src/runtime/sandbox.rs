@@ -85,11 +85,14 @@ impl<B> Sandbox<B> {
         super::watchdog::call_started(&self.component, self.limits.call_timeout());
         let result = match self.instance() {
             Ok((store, bindings)) => {
-                store.set_epoch_deadline(ticks);
+                store.data_mut().clock.start(ticks);
+                store.set_epoch_deadline(1);
                 let (first, micros) = spot.map_or((None, 0), |s| (Some(s.first), s.micros));
                 let data = store.data();
                 data.clocks.begin_call(&data.component, first, micros);
-                f(store, bindings).map_err(|err| self.trapped(err, spot))
+                let out = f(store, bindings);
+                store.data_mut().clock.end();
+                out.map_err(|err| self.trapped(err, spot))
             }
             Err(e) => Err(e),
         };
@@ -151,9 +154,18 @@ impl<B> Sandbox<B> {
                 HostState::new(self.component.clone(), limits),
             );
             store.limiter(|s| &mut s.limits);
-            store.epoch_deadline_trap();
+            // Called at every tick of a call: counts the ticks it ran (waiting for
+            // its turn in the long lane excluded) against the deadline.
+            store.epoch_deadline_callback(|mut ctx| {
+                if ctx.data_mut().clock.tick() {
+                    Ok(wasmtime::UpdateDeadline::Continue(1))
+                } else {
+                    Err(Trap::Interrupt.into())
+                }
+            });
             // Start functions run during instantiation: they get a call's budget too.
-            store.set_epoch_deadline(self.deadline_ticks());
+            store.data_mut().clock.start(self.deadline_ticks());
+            store.set_epoch_deadline(1);
             let failed = |e: wasmtime::Error| {
                 // Every slot of the shared pool taken is the host's condition (wait
                 // and retry), never the guest's fault.
@@ -173,6 +185,7 @@ impl<B> Sandbox<B> {
             };
             let instance = self.pre.instantiate(&mut store).map_err(failed)?;
             let bindings = (self.make)(&mut store, &instance).map_err(failed)?;
+            store.data_mut().clock.end();
             self.instance = Some((store, bindings));
         }
         self.instance

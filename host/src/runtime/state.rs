@@ -24,6 +24,8 @@ pub struct HostState {
     pub(crate) subscriber: Option<Box<dyn super::subscriber::SubscriberHost>>,
     /// Virtual time and seeded randomness, set at the start of each call.
     pub(crate) clocks: GuestClocks,
+    /// The current call's ticks and long-lane slot.
+    pub(crate) clock: super::cpu::CallClock,
     wasi: WasiCtx,
     table: ResourceTable,
 }
@@ -54,6 +56,7 @@ impl HostState {
             panic: None,
             subscriber: None,
             clocks,
+            clock: Default::default(),
             wasi,
             table: ResourceTable::new(),
         }

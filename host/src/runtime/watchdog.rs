@@ -3,7 +3,9 @@
 //! in host code would hold its agent, request or shutdown for good. The async side
 //! therefore stops waiting once the current guest call has run past its deadline and
 //! a grace, reports the guest's CPU-time error, and marks the call abandoned: when
-//! the thread comes back its instance is dropped, never reused.
+//! the thread comes back its instance is dropped, never reused. Time a call waits
+//! for its turn in the long lane (see `cpu`) is not counted: it is the host's
+//! scheduling, not the guest being stuck.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -34,6 +36,8 @@ struct State {
     running: Option<(String, Instant, Duration)>,
     /// The waiting side gave up: the instance must not be used again.
     abandoned: bool,
+    /// The call waits for its turn in the long lane (not stuck: not watched).
+    waiting_turn: bool,
 }
 
 impl Watch {
@@ -47,6 +51,19 @@ pub(crate) fn call_started(component: &str, deadline: Duration) {
     with_current(|w| w.lock().running = Some((component.to_owned(), Instant::now(), deadline)));
 }
 
+/// Marks that the call on this thread waits for its turn to run (`true`) or runs
+/// again (`false`): a wait for the CPU is not a stuck call, and the call's watch
+/// starts afresh once it runs.
+pub(crate) fn waiting_turn(waiting: bool) {
+    with_current(|w| {
+        let mut s = w.lock();
+        s.waiting_turn = waiting;
+        if let Some((_, since, _)) = s.running.as_mut() {
+            *since = Instant::now();
+        }
+    });
+}
+
 /// Marks the end of the guest call on this thread; true if the host gave up on it
 /// meanwhile (its instance must be dropped).
 pub(crate) fn call_ended() -> bool {
@@ -54,6 +71,7 @@ pub(crate) fn call_ended() -> bool {
     with_current(|w| {
         let mut s = w.lock();
         s.running = None;
+        s.waiting_turn = false;
         abandoned = s.abandoned;
     });
     abandoned
@@ -98,7 +116,7 @@ pub async fn run_watched<R: Send + 'static>(
             }
             () = tokio::time::sleep(CHECK) => {
                 let mut s = watch.lock();
-                let overdue = s.running.as_ref().and_then(|(who, since, deadline)| {
+                let overdue = s.running.as_ref().filter(|_| !s.waiting_turn).and_then(|(who, since, deadline)| {
                     (since.elapsed() > *deadline + grace).then(|| (who.clone(), *deadline))
                 });
                 if let Some((who, deadline)) = overdue {
@@ -150,6 +168,26 @@ mod tests {
             .await
             .unwrap_or(false);
         assert!(abandoned, "the thread learns its instance is abandoned");
+    }
+
+    #[tokio::test]
+    async fn a_call_waiting_for_its_turn_to_run_is_not_given_up() {
+        let out = run_watched(
+            "patient@v1",
+            Duration::from_millis(100),
+            Duration::from_millis(100),
+            false,
+            || {
+                call_started("patient@v1", Duration::from_millis(100));
+                waiting_turn(true);
+                std::thread::sleep(Duration::from_millis(800));
+                waiting_turn(false);
+                std::thread::sleep(Duration::from_millis(50));
+                Ok(call_ended())
+            },
+        )
+        .await;
+        assert_eq!(out.ok(), Some(false), "waited for, never abandoned");
     }
 
     #[tokio::test]
