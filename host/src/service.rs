@@ -225,8 +225,13 @@ impl Refract {
             guest_reads: Default::default(),
         };
         svc.drop_stale_shadows().await?;
-        let restored =
-            deploy::restore(&svc.runtime, svc.store.as_ref(), &svc.components_dir).await?;
+        let restored = deploy::restore(
+            &svc.runtime,
+            svc.store.as_ref(),
+            &svc.components_dir,
+            &svc.teams,
+        )
+        .await?;
         for (rec, loaded) in restored {
             svc.run(rec.key, &rec.team, loaded);
         }

@@ -264,13 +264,15 @@ pub async fn restore(
     runtime: &Runtime,
     store: &dyn Store,
     components_dir: &Path,
+    teams: &crate::teams::Teams,
 ) -> Result<Vec<(ComponentRecord, Loaded)>, DeployError> {
     let mut out = Vec::new();
     for rec in store.components().await? {
         if VersionState::parse(&rec.state) == VersionState::Retired {
             continue;
         }
-        match restore_one(runtime, store, components_dir, &rec).await {
+        let limits = teams.team(&rec.team).limits;
+        match restore_one(runtime, store, components_dir, &rec, limits).await {
             Ok(loaded) => out.push((rec, loaded)),
             Err(e) => {
                 tracing::error!(projection = %rec.key, "cannot restore: {e}");
@@ -289,6 +291,7 @@ async fn restore_one(
     store: &dyn Store,
     components_dir: &Path,
     rec: &ComponentRecord,
+    limits: Option<crate::runtime::Limits>,
 ) -> Result<Loaded, DeployError> {
     let path = wasm_path(components_dir, &rec.sha256);
     let wasm = tokio::fs::read(&path)
@@ -297,7 +300,8 @@ async fn restore_one(
             path: path.clone(),
             source,
         })?;
-    let (loaded, _) = load(runtime, wasm, None).await?;
+    // `describe` again under the team's limits, as at deploy.
+    let (loaded, _) = load(runtime, wasm, limits).await?;
     store.prepare_projection(&rec.key).await?;
     tracing::info!(projection = %rec.key, from_cache = loaded.from_cache(), "restored");
     Ok(loaded)
