@@ -231,6 +231,7 @@ async fn a_guest_that_sleeps_in_describe_is_refused_and_holds_no_other_deploy() 
     assert_eq!(body["code"], "invalid", "{body}");
     let message = body["error"].as_str().unwrap_or_default();
     assert!(message.contains("CPU time limit of 4000 ms"), "{message}");
+    assert!(message.contains("(in describe)"), "{message}");
     assert!(
         took < Duration::from_secs(15),
         "refused within the deadline: {took:?}"

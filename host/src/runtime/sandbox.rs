@@ -92,7 +92,7 @@ impl<B> Sandbox<B> {
                 data.clocks.begin_call(&data.component, first, micros);
                 let out = f(store, bindings);
                 store.data_mut().clock.end();
-                out.map_err(|err| self.trapped(err, spot))
+                out.map_err(|err| self.trapped(err, name, spot))
             }
             Err(e) => Err(e),
         };
@@ -195,7 +195,7 @@ impl<B> Sandbox<B> {
 
     /// Turns a trap into an error naming the event (from the guest's panic report
     /// when it sent one) and drops the instance.
-    fn trapped(&mut self, err: wasmtime::Error, spot: Option<Spot>) -> RuntimeError {
+    fn trapped(&mut self, err: wasmtime::Error, name: &str, spot: Option<Spot>) -> RuntimeError {
         let report = self.instance.take().and_then(|(s, _)| s.into_data().panic);
         if let Some(p) = report {
             return self.guest_error(format!("panicked: {}", p.message), p.event_sequence);
@@ -220,9 +220,10 @@ impl<B> Sandbox<B> {
             ),
             None => format!("trapped: {err:#}"),
         };
+        // Where it was: the page, or the call when it had none (`describe`).
         let page = spot
             .map(|s| format!(" (page of events {}..={})", s.first, s.last))
-            .unwrap_or_default();
+            .unwrap_or_else(|| format!(" (in {name})"));
         self.guest_error(format!("{what}{page}"), None)
     }
 }
