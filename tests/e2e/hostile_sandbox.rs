@@ -87,9 +87,11 @@ fn micros(rfc3339: &Value) -> i64 {
 async fn a_guest_that_sleeps_in_apply_costs_cpu_time_and_is_paused_by_the_deadline() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut d = Daemon::start(&dir.path().join("data"), Some(CONFIG));
-    let by = Bystander::start(&d, GOOD).await;
+    // Deployed (compiled) before the bystander starts: the attack measured is the
+    // sleeping, not the upload's compilation.
     let (code, body) = deploy(&d, EVIL, refract_test_artifacts::HOSTILE_SLEEP).await;
     assert_eq!(code, 200, "{body}");
+    let by = Bystander::start(&d, GOOD).await;
 
     // One long nap simply returns at once: the virtual clock moved an hour, the
     // wall clock is the event's time plus the hour.
@@ -162,14 +164,25 @@ token = "slow-token"
 call_timeout_ms = 4000
 [teams.other]
 token = "other-token"
+[teams.warm]
+token = "warm-token"
 "#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_guest_that_sleeps_in_describe_is_refused_and_holds_no_other_deploy() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut d = Daemon::start(&dir.path().join("data"), Some(SLOW_CONFIG));
-    let by = Bystander::start(&d, GOOD).await;
     let slow = Some("slow-token");
+    // Both uploads are compiled before the bystander starts (the attack measured is
+    // the sleeping describe, not compilation): the sleeper's first deploy is refused
+    // all the same, and the other team's component handles no event the bystander
+    // appends.
+    let (code, body) = deploy(&d, slow, refract_test_artifacts::HOSTILE_SLEEP_DESCRIBE).await;
+    assert_eq!(code, 400, "{body}");
+    let warm = Some("warm-token");
+    let (code, body) = deploy(&d, warm, refract_test_artifacts::HOSTILE_SLEEP).await;
+    assert_eq!(code, 200, "{body}");
+    let by = Bystander::start(&d, GOOD).await;
 
     let started = Instant::now();
     let attack = {
@@ -191,16 +204,16 @@ async fn a_guest_that_sleeps_in_describe_is_refused_and_holds_no_other_deploy() 
     // Give the attack time to reach its describe.
     tokio::time::sleep(Duration::from_millis(500)).await;
 
-    // Meanwhile another team deploys (the bystander's code, compiled already) and
-    // runs lifecycle calls, promptly.
+    // Meanwhile another team deploys (compiled already) and runs lifecycle calls,
+    // promptly.
     let t = Instant::now();
-    let (code, body) = deploy(&d, OTHER, refract_test_artifacts::INCIDENT_DETAILS_V1).await;
+    let (code, body) = deploy(&d, OTHER, refract_test_artifacts::HOSTILE_SLEEP).await;
     assert_eq!(code, 200, "{body}");
     let (code, body) = d
         .request_as(
             OTHER,
             Method::POST,
-            "/projections/incident-details/versions/1/promote",
+            "/projections/hostile-sleep/versions/1/promote",
             None,
         )
         .await;
@@ -209,7 +222,7 @@ async fn a_guest_that_sleeps_in_describe_is_refused_and_holds_no_other_deploy() 
         .request_as(
             OTHER,
             Method::POST,
-            "/projections/incident-details/versions/1/rebuild",
+            "/projections/hostile-sleep/versions/1/rebuild",
             None,
         )
         .await;
@@ -261,9 +274,11 @@ async fn a_guest_that_sleeps_in_describe_is_refused_and_holds_no_other_deploy() 
 async fn six_hundred_aggregates_against_a_sleeping_projection_are_all_answered() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut d = Daemon::start(&dir.path().join("data"), Some(CONFIG));
-    let by = Bystander::start(&d, GOOD).await;
+    // Deployed (compiled) before the bystander starts: the attack measured is the
+    // sleeping, not the upload's compilation.
     let (code, body) = deploy(&d, EVIL, refract_test_artifacts::HOSTILE_SLEEP).await;
     assert_eq!(code, 200, "{body}");
+    let by = Bystander::start(&d, GOOD).await;
     append(&d, EVIL, "insomnia-1", "Insomnia", json!({})).await;
     // Its agent stops at the sleeping event (the attack here is the reads).
     wait_paused(&d, EVIL, "hostile-sleep", Duration::from_secs(30)).await;
