@@ -249,8 +249,13 @@ impl Refract {
             operator_paused: Default::default(),
         };
         svc.drop_stale_shadows().await?;
-        let restored =
-            deploy::restore(&svc.runtime, svc.store.as_ref(), &svc.components_dir).await?;
+        let restored = deploy::restore(
+            &svc.runtime,
+            svc.store.as_ref(),
+            &svc.components_dir,
+            &svc.teams,
+        )
+        .await?;
         svc.load_operator_pauses(&restored).await?;
         for (rec, loaded) in restored {
             svc.run(rec.key, &rec.team, loaded);
@@ -329,8 +334,11 @@ impl Refract {
         auto_promote: bool,
         team: &str,
     ) -> Result<Deployed, ServiceError> {
+        // Compile and describe first, outside the lock and under the team's limits:
+        // a guest's describe must never hold another team's deploy.
+        let limits = self.teams.team(team).limits;
+        let (loaded, wasm) = deploy::load(&self.runtime, wasm, limits).await?;
         let _one_at_a_time = self.deploy_lock.lock().await;
-        let (loaded, wasm) = deploy::load(&self.runtime, wasm).await?;
         let key = deploy::key_in(team, &loaded);
         if let Some(max) = self.teams.team(team).max_components {
             let comps = self.store.components().await?;

@@ -55,7 +55,13 @@ pub struct TeamConfig {
     /// Events per second it may append, by HTTP and by its subscriptions' emits
     /// together (default: unlimited).
     pub appends_per_s: Option<u32>,
+    /// Most request-driven guest calls (aggregate and consistent reads) of its
+    /// components at once; more are refused at once with 503 `busy`.
+    pub max_concurrent_calls: usize,
 }
+
+/// Request-driven guest calls a team may have running at once by default.
+pub const DEFAULT_MAX_CONCURRENT_CALLS: usize = 8;
 
 impl Default for TeamConfig {
     fn default() -> Self {
@@ -72,6 +78,7 @@ impl Default for TeamConfig {
             limits: None,
             emits: None,
             appends_per_s: None,
+            max_concurrent_calls: DEFAULT_MAX_CONCURRENT_CALLS,
         }
     }
 }

@@ -13,6 +13,7 @@ mod hostile_outbox;
 mod hostile_perms;
 mod hostile_bounds;
 mod hostile_emits;
+mod hostile_sandbox;
 mod poison;
 mod reads;
 mod reads_bounded;

@@ -92,6 +92,8 @@ pub(crate) struct Agent {
     /// The streams its team may read: events of others are passed over (skipped).
     pub streams: crate::teams::Streams,
     pub projector: Arc<Mutex<Box<dyn PageProjector>>>,
+    /// The projector's CPU deadline per call, for the host's watchdog.
+    pub deadline: std::time::Duration,
     pub store: Arc<dyn Store>,
     pub event_types: Arc<[String]>,
     pub budget: PageBudget,

@@ -188,6 +188,7 @@ impl Daemon {
         let agent = subscription::SubscriptionAgent {
             counters: self.counters_of(&key),
             subscriber: Arc::new(Mutex::new(Subscriber::new(loaded, key.to_string()))),
+            deadline: loaded.limits.call_timeout(),
             key: key.clone(),
             team: env.team.clone(),
             event_types: d.event_types.clone().into(),
@@ -255,6 +256,7 @@ impl Daemon {
         let streams = self.teams.access(crate::teams::team_of(&key.name)).read;
         let mut agent = Agent {
             streams,
+            deadline: projector.call_timeout(),
             projector: Arc::new(Mutex::new(projector)),
             key: key.clone(),
             store: self.store.clone(),

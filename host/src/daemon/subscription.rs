@@ -52,6 +52,8 @@ pub(crate) struct SubscriptionAgent {
     pub key: ProjectionKey,
     pub team: String,
     pub subscriber: Arc<Mutex<Subscriber>>,
+    /// The subscriber's CPU deadline per call, for the host's watchdog.
+    pub deadline: std::time::Duration,
     pub event_types: Arc<[String]>,
     pub page_size: usize,
     /// Bytes of event data and metadata per page (a bigger event goes alone).
@@ -249,12 +251,19 @@ impl SubscriptionAgent {
         let (effects, gathered) = PageEffects::new(self.env.clone(), held, events.len());
         let subscriber = self.subscriber.clone();
         let started = std::time::Instant::now();
-        let result = tokio::task::spawn_blocking(move || {
-            let mut s = subscriber.lock().unwrap_or_else(|p| p.into_inner());
-            s.handle(&events, Box::new(effects))
-        })
-        .await
-        .unwrap_or_else(|e| Err(RuntimeError::Host(format!("handle task: {e}"))));
+        let component = self.key.to_string();
+        let grace = crate::runtime::watchdog::GRACE;
+        let result = crate::runtime::watchdog::run_watched(
+            &component,
+            self.deadline,
+            grace,
+            true,
+            move || {
+                let mut s = subscriber.lock().unwrap_or_else(|p| p.into_inner());
+                s.handle(&events, Box::new(effects))
+            },
+        )
+        .await;
         self.counters.guest_time(started.elapsed());
         let g = std::mem::take(&mut *gathered.lock().unwrap_or_else(|p| p.into_inner()));
         // A page of several events is read again smaller (see `over_budget`).

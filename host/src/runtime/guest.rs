@@ -15,7 +15,7 @@ use super::RuntimeError;
 use super::calls::{GuestFailure, PageCalls};
 use super::engine::LoadedComponent;
 use super::limits::Limits;
-use super::sandbox::Sandbox;
+use super::sandbox::{Sandbox, Spot};
 use super::state::HostState;
 use super::types::{Descriptor, DocChange, Slice, preview, slice_by_stream};
 use super::versions::{Projector, ProjectorPre};
@@ -93,6 +93,11 @@ impl Guest {
         }
     }
 
+    /// The limits its calls run under.
+    pub fn limits(&self) -> &Limits {
+        self.sandbox.limits()
+    }
+
     /// Asks the component what it is, converted into the latest WIT version's terms.
     pub fn describe(&mut self) -> Result<Descriptor, RuntimeError> {
         self.sandbox.call("describe", None, |store, c| {
@@ -121,7 +126,7 @@ impl Guest {
             .saturating_mul(std::mem::size_of::<Slice>() + MAX_STREAM_ID_LEN)
             .saturating_add(max_indices.saturating_mul(4))
             .saturating_add(MESSAGE_ROOM);
-        let res = self.sandbox.call("slice", page_range(page), |store, c| {
+        let res = self.sandbox.call("slice", Spot::of(page), |store, c| {
             store.set_hostcall_fuel(fuel);
             c.page.slice(store, page)
         })?;
@@ -214,7 +219,7 @@ impl Guest {
             .max_result_bytes
             .saturating_add(docs.len().saturating_mul(std::mem::size_of::<DocChange>()))
             .saturating_add(MESSAGE_ROOM);
-        let res = self.sandbox.call("apply", page_range(page), |store, c| {
+        let res = self.sandbox.call("apply", Spot::of(page), |store, c| {
             store.set_hostcall_fuel(fuel);
             c.page.apply(store, page, docs)
         })?;
@@ -266,10 +271,6 @@ impl Guest {
             None,
         )
     }
-}
-
-fn page_range(events: &[RecordedEvent]) -> Option<(i64, i64)> {
-    Some((events.first()?.sequence, events.last()?.sequence))
 }
 
 fn check_doc_id(id: &str) -> Result<(), String> {

@@ -5,6 +5,7 @@
 //! each converting its types into the latest; `versions` picks between them.
 
 mod calls;
+mod clock;
 mod cpu;
 mod engine;
 mod guest;
@@ -12,6 +13,7 @@ pub mod guest_text;
 mod host;
 mod limits;
 mod loaded;
+mod nonblocking;
 mod output;
 mod sandbox;
 mod since_v1_0;
@@ -21,6 +23,7 @@ pub mod subscriber;
 mod subscriber_wit;
 mod types;
 mod versions;
+pub mod watchdog;
 
 pub use engine::{LoadedComponent, Runtime};
 pub use guest::{DocInput, Guest};
