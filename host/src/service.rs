@@ -1,5 +1,6 @@
 //! `Refract`: the one service type the HTTP API (and through it the CLI) drives.
 
+mod cleanup;
 mod dead_letters;
 mod lifecycle;
 mod reads;
@@ -160,6 +161,8 @@ pub struct Refract {
     candidates: shadow::Candidates,
     /// Permits for request-driven guest reads (consistent documents, aggregates).
     guest_reads: reads::GuestReads,
+    /// Each team's instance slots (made on first use).
+    slots: std::sync::Mutex<std::collections::HashMap<String, crate::runtime::InstanceSlots>>,
 }
 
 /// A write-model read: a stream's document as of its latest event.
@@ -184,8 +187,13 @@ impl Refract {
         let sqlite = SqliteStore::open(&config.database_path())
             .await?
             .with_max_event_bytes(config.max_event_bytes);
-        let runtime = Runtime::new(Some(config.data_dir.join("cache")), config.limits.clone())
-            .map_err(|e: RuntimeError| ServiceError::Startup(e.to_string()))?;
+        let teams = config.teams().map_err(ServiceError::Startup)?;
+        let runtime = Runtime::with_pool(
+            Some(config.data_dir.join("cache")),
+            config.limits.clone(),
+            teams.pool_instances(),
+        )
+        .map_err(|e: RuntimeError| ServiceError::Startup(e.to_string()))?;
         let store: Arc<dyn Store> = Arc::new(sqlite.clone());
         let components_dir = config.data_dir.join("components");
         let daemon = Daemon::new(store.clone(), config.page_size)
@@ -197,7 +205,6 @@ impl Refract {
                 spawn_auto_promote(store.clone(), deploy_lock.clone(), rec.key);
             }
         }
-        let teams = config.teams().map_err(ServiceError::Startup)?;
         let grants = Arc::new(Grants(teams.outbound_hosts()));
         let outbox = OutboxWaker::default();
         let stop_outbox = tokio::sync::watch::channel(false).0;
@@ -223,6 +230,7 @@ impl Refract {
             stop_outbox,
             candidates: Default::default(),
             guest_reads: Default::default(),
+            slots: Default::default(),
         };
         svc.drop_stale_shadows().await?;
         let restored =
@@ -245,9 +253,12 @@ impl Refract {
     /// Starts the agent of `team`'s version `key` (either kind) under the team's
     /// limits, and remembers its component.
     fn run(&self, key: ProjectionKey, team: &str, mut loaded: Loaded) {
-        if let Some(limits) = self.teams.team(team).limits {
+        if let Some(mut limits) = self.teams.team(team).limits {
+            // The engine's stack limit is the one that applies (and is quoted).
+            limits.max_stack_bytes = self.runtime.limits().max_stack_bytes;
             loaded.set_limits(limits);
         }
+        loaded.set_slots(self.slots_of(team));
         match &loaded {
             Loaded::Projection(l) => {
                 let policy = Config::error_policy(self.components.get(&key.name));
@@ -266,6 +277,16 @@ impl Refract {
             }
         }
         self.loaded_components().insert(key, loaded);
+    }
+
+    /// `team`'s instance slots: its instances at once, whatever its components do.
+    fn slots_of(&self, team: &str) -> crate::runtime::InstanceSlots {
+        let mut all = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        all.entry(team.to_owned())
+            .or_insert_with(|| {
+                crate::runtime::InstanceSlots::new(team, self.teams.max_instances(team))
+            })
+            .clone()
     }
 
     /// The configured teams.
@@ -292,6 +313,23 @@ impl Refract {
         team: &str,
     ) -> Result<Deployed, ServiceError> {
         let _one_at_a_time = self.deploy_lock.lock().await;
+        let sha256 = cleanup::sha256_hex(&wasm);
+        let result = self.deploy_locked(wasm, auto_promote, team).await;
+        if result.is_err() {
+            // A refused upload leaves no compiled artifact or wasm behind (unless a
+            // deployed version uses the same code).
+            self.remove_unused_code(&sha256).await;
+        }
+        result
+    }
+
+    /// [`Refract::deploy`] under the deploy lock.
+    async fn deploy_locked(
+        &self,
+        wasm: Vec<u8>,
+        auto_promote: bool,
+        team: &str,
+    ) -> Result<Deployed, ServiceError> {
         let (loaded, wasm) = deploy::load(&self.runtime, wasm).await?;
         let key = deploy::key_in(team, &loaded);
         if let Some(max) = self.teams.team(team).max_components {

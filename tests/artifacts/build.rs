@@ -29,6 +29,7 @@ const GUESTS: &[(&str, &str)] = &[
     ("value-sum-fixed", "VALUE_SUM_FIXED"),
     ("emit-probe", "EMIT_PROBE"),
     ("emit-probe-v100", "EMIT_PROBE_V100"),
+    ("bulk-counter", "BULK_COUNTER"),
 ];
 
 fn main() {

@@ -90,6 +90,8 @@ pub(crate) enum Control {
 pub(crate) struct Agent {
     pub key: ProjectionKey,
     pub projector: Arc<Mutex<Box<dyn PageProjector>>>,
+    /// The team's instance slots (from the projector), waited for before each page.
+    pub slots: Option<crate::runtime::InstanceSlots>,
     pub store: Arc<dyn Store>,
     pub event_types: Arc<[String]>,
     pub budget: PageBudget,

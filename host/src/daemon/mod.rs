@@ -172,6 +172,7 @@ impl Daemon {
         let agent = subscription::SubscriptionAgent {
             counters: self.counters_of(&key),
             subscriber: Arc::new(Mutex::new(Subscriber::new(loaded, key.to_string()))),
+            slots: loaded.slots.clone(),
             key: key.clone(),
             team: env.team.clone(),
             event_types: d.event_types.clone().into(),
@@ -233,6 +234,7 @@ impl Daemon {
             bytes: self.page_bytes,
         };
         let mut agent = Agent {
+            slots: projector.slots(),
             projector: Arc::new(Mutex::new(projector)),
             key: key.clone(),
             store: self.store.clone(),

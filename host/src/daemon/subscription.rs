@@ -51,6 +51,8 @@ pub(crate) struct SubscriptionAgent {
     pub key: ProjectionKey,
     pub team: String,
     pub subscriber: Arc<Mutex<Subscriber>>,
+    /// The team's instance slots, waited for before each page.
+    pub slots: Option<crate::runtime::InstanceSlots>,
     pub event_types: Arc<[String]>,
     pub page_size: usize,
     /// Bytes of event data and metadata per page (a bigger event goes alone).
@@ -218,10 +220,21 @@ impl SubscriptionAgent {
         let handled = events.len() as u64;
         let (effects, gathered) = PageEffects::new(self.env.clone(), held);
         let subscriber = self.subscriber.clone();
+        // The page's instance lives under one of the team's slots, waited for here,
+        // and is dropped with the page: an idle version holds no instance.
+        let slot = match &self.slots {
+            Some(slots) => Some(slots.acquire().await),
+            None => None,
+        };
         let started = std::time::Instant::now();
         let result = tokio::task::spawn_blocking(move || {
             let mut s = subscriber.lock().unwrap_or_else(|p| p.into_inner());
-            s.handle(&events, Box::new(effects))
+            if let Some(slot) = slot {
+                s.admit(slot);
+            }
+            let result = s.handle(&events, Box::new(effects));
+            s.release();
+            result
         })
         .await
         .unwrap_or_else(|e| Err(RuntimeError::Host(format!("handle task: {e}"))));

@@ -67,6 +67,27 @@ impl GuestReads {
         read.await
     }
 
+    /// One of the team's instance slots for a guest read of `loaded` (its
+    /// instance lives under it); `Busy` if none frees up in time.
+    async fn slot(
+        &self,
+        key: &ProjectionKey,
+        loaded: &LoadedComponent,
+    ) -> Result<Option<crate::runtime::Slot>, ServiceError> {
+        let Some(slots) = &loaded.slots else {
+            return Ok(None);
+        };
+        match tokio::time::timeout(self.wait, slots.acquire()).await {
+            Ok(slot) => Ok(Some(slot)),
+            Err(_) => Err(ServiceError::Busy(format!(
+                "the team's components hold all of its {} instance slots (waited {} ms): \
+                 retry {key}'s read shortly",
+                slots.size(),
+                self.wait.as_millis()
+            ))),
+        }
+    }
+
     /// A permit for a guest read of `key`; `Busy` if none frees up in time.
     async fn acquire(&self, key: &ProjectionKey) -> Result<OwnedSemaphorePermit, ServiceError> {
         match tokio::time::timeout(self.wait, self.permits.clone().acquire_owned()).await {
@@ -180,11 +201,15 @@ impl Refract {
             read.doc
         } else {
             let page_size = loaded.descriptor.page_size(CONSISTENT_PAGE);
+            let slot = self.guest_reads.slot(&key, &loaded).await?;
             let (key, id, doc) = (key.to_string(), id.to_owned(), read.doc);
             tokio::task::spawn_blocking(move || {
                 // Held until the guest is done, even if the request goes away.
                 let _permit = permit;
                 let mut guest = Guest::new(&loaded, key);
+                if let Some(slot) = slot {
+                    guest.admit(slot);
+                }
                 let mut state = doc;
                 for page in later.chunks(page_size) {
                     state = apply_sliced(&mut guest, page, &id, state)?;
@@ -252,10 +277,14 @@ impl Refract {
         let document = if events.is_empty() {
             read.doc
         } else {
+            let slot = self.guest_reads.slot(&key, &loaded).await?;
             let (id, doc) = (stream.as_str().to_owned(), read.doc);
             tokio::task::spawn_blocking(move || {
                 let _permit = permit;
                 let mut guest = Guest::new(&loaded, key.to_string());
+                if let Some(slot) = slot {
+                    guest.admit(slot);
+                }
                 let input = DocInput {
                     id,
                     state: doc.clone(),
