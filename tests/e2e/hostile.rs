@@ -2,13 +2,14 @@
 //! instance after a wait, then paused with an error naming the limit it hit, while
 //! the daemon stays up and incident-details keeps up with the appends.
 
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-
 use crate::common::Daemon;
-use crate::common::helpdesk::{sdk_event, workload};
+use crate::common::bystander::Bystander;
+
+/// The daemon's peak resident memory while the hostile guests run: the pool reserves
+/// virtual memory only, a 128 MiB guest touches what it allocates before it traps.
+const RSS_BOUND: u64 = 768 << 20;
 
 const CONFIG: &str = "[limits]\ncall_timeout_ms = 300\nmemory_bytes = 134217728\n";
 
@@ -45,71 +46,13 @@ fn hostile() -> [(&'static str, &'static str, &'static [&'static str]); 6] {
 async fn hostile_guests_are_stopped_and_named_while_the_good_one_keeps_up() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut daemon = Daemon::start(&dir.path().join("data"), Some(CONFIG));
-    daemon
-        .deploy(refract_test_artifacts::INCIDENT_DETAILS_V1)
-        .await;
-    let daemon_url = daemon.url.clone();
-
-    // Appends arrive steadily while the hostile guests are deployed and fail.
-    let appended: Arc<Mutex<Vec<(Instant, i64)>>> = Arc::default();
-    let native = Arc::new(Mutex::new(Vec::new()));
-    let writer = {
-        let (appended, native) = (appended.clone(), native.clone());
-        tokio::spawn(async move {
-            let http = reqwest::Client::new();
-            for (id, events) in workload(31, 60) {
-                let body: Vec<Value> = events
-                    .iter()
-                    .map(|(t, d)| serde_json::json!({"type": t, "data": d}))
-                    .collect();
-                let resp: Value = http
-                    .post(format!("{daemon_url}/streams/{id}/events"))
-                    .json(&serde_json::json!({"expected_version": 0, "events": body}))
-                    .send()
-                    .await
-                    .expect("append")
-                    .json()
-                    .await
-                    .expect("json");
-                let first = resp["first_sequence"].as_i64().expect("sequence");
-                let last = resp["last_sequence"].as_i64().expect("sequence");
-                appended.lock().expect("lock").push((Instant::now(), last));
-                {
-                    let mut n = native.lock().expect("lock");
-                    for (i, (ty, data)) in events.iter().enumerate() {
-                        n.push(sdk_event(first + i as i64, &id, i as u64 + 1, ty, data));
-                    }
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        })
-    };
+    // A well-behaved team appends steadily while the hostile guests are deployed
+    // and fail.
+    let by = Bystander::start(&daemon, None).await;
     for (wasm, _, _) in hostile() {
         daemon.deploy(wasm).await;
     }
-
-    // How long each append takes to be projected by incident-details.
-    let mut worst = Duration::ZERO;
-    let mut seen = 0;
-    while !writer.is_finished() || seen < appended.lock().expect("lock").len() {
-        let position = daemon.projection("incident-details", 1).await["position"]
-            .as_i64()
-            .unwrap_or(0);
-        let now = Instant::now();
-        let list = appended.lock().expect("lock").clone();
-        while seen < list.len() && list[seen].1 <= position {
-            seen += 1;
-        }
-        if let Some((at, _)) = list.get(seen) {
-            worst = worst.max(now - *at);
-        }
-        assert!(
-            worst < Duration::from_secs(1),
-            "incident-details fell {worst:?} behind"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    eprintln!("incident-details: worst append-to-projected delay {worst:?}");
+    tokio::time::sleep(Duration::from_secs(3)).await;
 
     for (_, name, expected) in hostile() {
         let started = Instant::now();
@@ -179,15 +122,8 @@ async fn hostile_guests_are_stopped_and_named_while_the_good_one_keeps_up() {
     }
     let good = daemon.projection("incident-details", 1).await;
     assert_eq!(good["metrics"]["errors"], 0, "{good}");
-    assert!(good["metrics"]["events"].as_u64() > Some(0), "{good}");
-    let events = native.lock().expect("lock").clone();
-    let want =
-        refract_guest::testing::project::<incident_details::IncidentDetailsProjection>(&events)
-            .expect("fold");
-    for (id, doc) in want {
-        let (_, got) = daemon
-            .get(&format!("/projections/incident-details/docs/{id}"))
-            .await;
-        assert_eq!(got, doc, "{id}");
-    }
+    let report = by.finish(&daemon).await;
+    report.assert_p99_below(Duration::from_millis(100));
+    daemon.assert_peak_rss_below(RSS_BOUND);
+    daemon.sigterm_within(Duration::from_secs(10));
 }

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod bystander;
 pub mod faulty;
 pub mod helpdesk;
 pub mod receiver;
@@ -100,6 +101,63 @@ impl Daemon {
     /// Whether the process is still the one started (it has not exited).
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// The daemon's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The daemon's peak resident memory so far (VmHWM), in bytes.
+    pub fn peak_rss_bytes(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("the daemon's /proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map(|kb| kb * 1024)
+            .expect("VmHWM in /proc status")
+    }
+
+    /// Panics if the daemon's peak resident memory reached `bound` bytes.
+    pub fn assert_peak_rss_below(&self, bound: u64) {
+        let peak = self.peak_rss_bytes();
+        eprintln!("daemon peak RSS {} MiB", peak >> 20);
+        assert!(
+            peak < bound,
+            "daemon peak RSS {} MiB is not below {} MiB",
+            peak >> 20,
+            bound >> 20
+        );
+    }
+
+    /// Sends SIGTERM and panics unless the daemon has exited within `limit`; returns
+    /// how long it took.
+    pub fn sigterm_within(&mut self, limit: Duration) -> Duration {
+        let started = Instant::now();
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -TERM failed");
+        loop {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                let took = started.elapsed();
+                eprintln!("daemon ended {took:?} after SIGTERM");
+                return took;
+            }
+            if started.elapsed() > limit {
+                let log = self.log();
+                self.kill();
+                let lines: Vec<&str> = log.lines().collect();
+                panic!(
+                    "the daemon did not end within {limit:?} of SIGTERM; its log ends:\n{}",
+                    lines[lines.len().saturating_sub(30)..].join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// SIGKILL: no shutdown code runs.
