@@ -402,6 +402,11 @@ impl Refract {
                 },
                 _ => self.store.progress(&rec.key).await?,
             };
+            let mut p = p;
+            if state != VersionState::Retired {
+                // Events of other types passed over are stored later; shown now.
+                p.position = p.position.max(self.daemon.known_position(&rec.key));
+            }
             let lag = (head - p.position).max(0);
             let error = p.error.as_deref().map(|text| {
                 serde_json::from_str(text).unwrap_or_else(|_| PauseError {

@@ -9,6 +9,7 @@ mod dev;
 mod faults;
 mod helpdesk;
 mod hostile;
+mod hostile_pool;
 mod poison;
 mod reads;
 mod reads_bounded;

@@ -251,6 +251,8 @@ impl Daemon {
             limit: budget.events,
             ahead: None,
             failures: (0, std::time::Duration::from_millis(100)),
+            pending: None,
+            stored_at: std::time::Instant::now(),
         };
         self.install(key, stop, Some(control), move |gate| {
             agent.commits = Commits::new(gate);
@@ -306,6 +308,13 @@ impl Daemon {
         all.entry(key.clone()).or_default().clone()
     }
 
+    /// How far a version is known to have projected beyond its stored progress
+    /// (events of other types passed over, stored later), if its agent runs.
+    pub fn known_position(&self, key: &ProjectionKey) -> crate::store::Position {
+        let all = self.counters.lock().unwrap_or_else(|p| p.into_inner());
+        all.get(key).map_or(0, |c| c.position())
+    }
+
     /// A version's counters since the daemon started, if it has run.
     pub fn metrics(&self, key: &ProjectionKey) -> Option<Metrics> {
         let all = self.counters.lock().unwrap_or_else(|p| p.into_inner());
@@ -322,6 +331,10 @@ impl Daemon {
         if let Some(r) = entry {
             r.stop.send_replace(true);
             r.end().await;
+        }
+        // Its progress may be reset or dropped next: only the stored one counts.
+        if let Some(c) = self.counters.lock().unwrap_or_else(|p| p.into_inner()).get(key) {
+            c.set_position(0);
         }
     }
 

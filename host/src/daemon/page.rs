@@ -32,7 +32,10 @@ impl Agent {
         commit: PageCommit,
     ) -> Result<(), PageError> {
         let slot = match &self.slots {
-            Some(slots) => Some(slots.acquire().await),
+            Some(slots) => {
+                let acquire = super::shared::slot_or_stop(slots, self.shutdown.clone());
+                Some(acquire.await.map_err(PageError::Guest)?)
+            }
             None => None,
         };
         if let Some(slot) = slot {

@@ -223,7 +223,7 @@ impl SubscriptionAgent {
         // The page's instance lives under one of the team's slots, waited for here,
         // and is dropped with the page: an idle version holds no instance.
         let slot = match &self.slots {
-            Some(slots) => Some(slots.acquire().await),
+            Some(slots) => Some(super::shared::slot_or_stop(slots, self.shutdown.clone()).await?),
             None => None,
         };
         let started = std::time::Instant::now();

@@ -91,6 +91,9 @@ impl Runtime {
         config
             .wasm_component_model(true)
             .epoch_interruption(true)
+            // One compile takes one core: a team's deploys never take every core
+            // from the other teams' pages.
+            .parallel_compilation(false)
             .max_wasm_stack(limits.max_stack_bytes);
         let mut pool = PoolingAllocationConfig::default();
         pool.max_memory_size(limits.memory_bytes)
