@@ -127,7 +127,10 @@ impl Config {
             }
             // The engine's stack limit is one for every team: a team's other value
             // would be accepted and ignored. The default is taken as not given.
-            let daemon_stack = self.limits.max_stack_bytes.max(crate::runtime::MIN_STACK_BYTES);
+            let daemon_stack = self
+                .limits
+                .max_stack_bytes
+                .max(crate::runtime::MIN_STACK_BYTES);
             if let Some(l) = &t.limits
                 && l.max_stack_bytes != daemon_stack
                 && l.max_stack_bytes != Limits::default().max_stack_bytes

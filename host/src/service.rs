@@ -253,12 +253,7 @@ impl Refract {
     /// Starts the agent of `team`'s version `key` (either kind) under the team's
     /// limits, and remembers its component.
     fn run(&self, key: ProjectionKey, team: &str, mut loaded: Loaded) {
-        if let Some(mut limits) = self.teams.team(team).limits {
-            // The engine's stack limit is the one that applies (and is quoted).
-            limits.max_stack_bytes = self.runtime.limits().max_stack_bytes;
-            loaded.set_limits(limits);
-        }
-        loaded.set_slots(self.slots_of(team));
+        self.under_team(team, &mut loaded);
         match &loaded {
             Loaded::Projection(l) => {
                 let policy = Config::error_policy(self.components.get(&key.name));
@@ -277,6 +272,16 @@ impl Refract {
             }
         }
         self.loaded_components().insert(key, loaded);
+    }
+
+    /// Makes `loaded` run under `team`'s limits and instance slots.
+    fn under_team(&self, team: &str, loaded: &mut Loaded) {
+        if let Some(mut limits) = self.teams.team(team).limits {
+            // The engine's stack limit is the one that applies (and is quoted).
+            limits.max_stack_bytes = self.runtime.limits().max_stack_bytes;
+            loaded.set_limits(limits);
+        }
+        loaded.set_slots(self.slots_of(team));
     }
 
     /// `team`'s instance slots: its instances at once, whatever its components do.

@@ -33,14 +33,22 @@ const SLOTS_RSS_BOUND: u64 = 512 << 20;
 
 /// `bulk-counter` with its name replaced by `name` (as long as the placeholder).
 fn named(base: &[u8], name: &str) -> Vec<u8> {
-    assert_eq!(name.len(), PLACEHOLDER.len(), "{name}: same width as the placeholder");
+    assert_eq!(
+        name.len(),
+        PLACEHOLDER.len(),
+        "{name}: same width as the placeholder"
+    );
     let at: Vec<usize> = base
         .windows(PLACEHOLDER.len())
         .enumerate()
         .filter(|(_, w)| *w == PLACEHOLDER)
         .map(|(i, _)| i)
         .collect();
-    assert_eq!(at.len(), 1, "the placeholder occurs exactly once in the component");
+    assert_eq!(
+        at.len(),
+        1,
+        "the placeholder occurs exactly once in the component"
+    );
     let mut out = base.to_vec();
     out[at[0]..at[0] + PLACEHOLDER.len()].copy_from_slice(name.as_bytes());
     out
@@ -51,7 +59,10 @@ fn bulk_counter() -> Vec<u8> {
 }
 
 async fn append(d: &Daemon, token: &str, stream: &str, types: &[&str]) -> i64 {
-    let events: Vec<Value> = types.iter().map(|t| json!({"type": t, "data": {}})).collect();
+    let events: Vec<Value> = types
+        .iter()
+        .map(|t| json!({"type": t, "data": {}}))
+        .collect();
     let body = json!({"events": events}).to_string().into_bytes();
     let path = format!("/streams/{stream}/events");
     let (status, out) = d
@@ -236,7 +247,10 @@ async fn a_team_at_its_max_instances_waits_while_another_keeps_projecting_and_de
                 if doc["count"] == 2 {
                     return started.elapsed();
                 }
-                assert!(started.elapsed() < Duration::from_secs(60), "counter: {doc}");
+                assert!(
+                    started.elapsed() < Duration::from_secs(60),
+                    "counter: {doc}"
+                );
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         })
@@ -246,8 +260,19 @@ async fn a_team_at_its_max_instances_waits_while_another_keeps_projecting_and_de
     for i in 0..3 {
         let name = format!("bulk-g{i:05}");
         let took = deploy("good-token", &name).await;
-        assert!(took < Duration::from_secs(10), "good deploy {name} took {took:?}");
-        let seen = wait_count(&daemon, "good-token", &name, "tick-1", 2, Duration::from_secs(5)).await;
+        assert!(
+            took < Duration::from_secs(10),
+            "good deploy {name} took {took:?}"
+        );
+        let seen = wait_count(
+            &daemon,
+            "good-token",
+            &name,
+            "tick-1",
+            2,
+            Duration::from_secs(5),
+        )
+        .await;
         eprintln!("slots: good {name} deployed in {took:?}, projected {seen:?} later");
     }
     let waited = watcher.await.expect("counter watcher");
@@ -259,7 +284,10 @@ async fn a_team_at_its_max_instances_waits_while_another_keeps_projecting_and_de
 
     // The spinners are the guest's fault (their CPU deadline), never the pool's.
     let rows = list(&daemon, "small-token").await;
-    for p in rows.iter().filter(|p| p["name"].as_str().is_some_and(|n| n.starts_with("bulk-s"))) {
+    for p in rows
+        .iter()
+        .filter(|p| p["name"].as_str().is_some_and(|n| n.starts_with("bulk-s")))
+    {
         if let Some(e) = p["error"].as_object() {
             assert_eq!(e["fault"], "guest", "{p}");
             let message = e["message"].as_str().unwrap_or_default();
@@ -296,10 +324,22 @@ async fn retired_and_refused_code_leaves_the_data_dir() {
         out
     };
 
-    let v1 = daemon.deploy(refract_test_artifacts::INCIDENT_DETAILS_V1).await;
-    let v2 = daemon.deploy(refract_test_artifacts::INCIDENT_DETAILS_V2).await;
-    let (sha1, sha2) = (v1["sha256"].as_str().expect("sha"), v2["sha256"].as_str().expect("sha"));
-    assert_eq!(files(sha2).len(), 2, "wasm and artifact of v2: {:?}", files(sha2));
+    let v1 = daemon
+        .deploy(refract_test_artifacts::INCIDENT_DETAILS_V1)
+        .await;
+    let v2 = daemon
+        .deploy(refract_test_artifacts::INCIDENT_DETAILS_V2)
+        .await;
+    let (sha1, sha2) = (
+        v1["sha256"].as_str().expect("sha"),
+        v2["sha256"].as_str().expect("sha"),
+    );
+    assert_eq!(
+        files(sha2).len(),
+        2,
+        "wasm and artifact of v2: {:?}",
+        files(sha2)
+    );
 
     // A refused upload (same name and version, other code) leaves nothing behind,
     // although it compiled: a custom section makes other bytes of the same component.
@@ -313,11 +353,19 @@ async fn retired_and_refused_code_leaves_the_data_dir() {
         use sha2::Digest;
         hex::encode(sha2::Sha256::digest(&other))
     };
-    assert_eq!(files(&refused), Vec::<String>::new(), "refused code removed");
+    assert_eq!(
+        files(&refused),
+        Vec::<String>::new(),
+        "refused code removed"
+    );
 
     // Retiring v2 removes its code; v1 (live) keeps its own.
     let (status, body) = daemon
-        .request(Method::POST, "/projections/incident-details/versions/2/retire", None)
+        .request(
+            Method::POST,
+            "/projections/incident-details/versions/2/retire",
+            None,
+        )
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(files(sha2), Vec::<String>::new(), "retired code removed");

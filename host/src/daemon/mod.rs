@@ -333,7 +333,12 @@ impl Daemon {
             r.end().await;
         }
         // Its progress may be reset or dropped next: only the stored one counts.
-        if let Some(c) = self.counters.lock().unwrap_or_else(|p| p.into_inner()).get(key) {
+        if let Some(c) = self
+            .counters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)
+        {
             c.set_position(0);
         }
     }

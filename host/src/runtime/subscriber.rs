@@ -261,7 +261,8 @@ impl super::Runtime {
             slots: None,
         };
         let label = format!("sha256:{}", &loaded.sha256[..12]);
-        loaded.descriptor = self.describing(|| Subscriber::new(&loaded, label.clone()).describe(version))?;
+        loaded.descriptor =
+            self.describing(|| Subscriber::new(&loaded, label.clone()).describe(version))?;
         let d = &loaded.descriptor;
         if d.max_page_size == Some(0) {
             return Err(super::RuntimeError::BadDescriptor(

@@ -498,7 +498,11 @@ impl EventStore for SqliteStore {
 
     fn last_of_types(&self, types: &[String]) -> Option<Position> {
         let heads = self.type_heads.read().unwrap_or_else(|p| p.into_inner());
-        let last = types.iter().filter_map(|t| heads.last.get(t)).max().copied();
+        let last = types
+            .iter()
+            .filter_map(|t| heads.last.get(t))
+            .max()
+            .copied();
         Some(last.unwrap_or(0).max(heads.since))
     }
 }
