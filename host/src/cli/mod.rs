@@ -7,6 +7,7 @@ mod dev;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
@@ -234,11 +235,53 @@ pub async fn serve(config: Config, watch: Option<&[PathBuf]>) -> anyhow::Result<
     tracing::info!(data_dir = %config.data_dir.display(), "refract listening on http://{addr}");
     // Tests and scripts read this line to find the port.
     println!("refract listening on http://{addr}");
-    axum::serve(listener, crate::api::router(svc.clone()))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
-    svc.shutdown().await;
+    let signalled = Arc::new(tokio::sync::Notify::new());
+    let server = axum::serve(listener, crate::api::router(svc.clone())).with_graceful_shutdown({
+        let signalled = signalled.clone();
+        async move {
+            shutdown_signal().await;
+            arm_exit_deadline();
+            signalled.notify_one();
+        }
+    });
+    // Graceful shutdown waits for requests in flight; one stuck behind a guest
+    // call must not hold the daemon.
+    tokio::select! {
+        served = server => served?,
+        _ = async {
+            signalled.notified().await;
+            tokio::time::sleep(REQUEST_DRAIN).await;
+        } => tracing::warn!("requests still running {REQUEST_DRAIN:?} after the signal; closing"),
+    }
+    if tokio::time::timeout(AGENT_DRAIN, svc.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("agents still stopping {AGENT_DRAIN:?} into shutdown; exiting");
+    }
     Ok(())
+}
+
+/// How long requests in flight may run on after the shutdown signal.
+const REQUEST_DRAIN: Duration = Duration::from_secs(2);
+/// How long agents get to finish their page and land their last commit.
+const AGENT_DRAIN: Duration = Duration::from_secs(6);
+/// After the signal, the process ends by this time whatever is still running: each
+/// page is one transaction, so what is cut off is simply done again after restart.
+const EXIT_DEADLINE: Duration = Duration::from_millis(9_500);
+
+/// Starts a thread that ends the process [`EXIT_DEADLINE`] after the signal.
+fn arm_exit_deadline() {
+    let armed = std::thread::Builder::new()
+        .name("refract-exit-deadline".into())
+        .spawn(|| {
+            std::thread::sleep(EXIT_DEADLINE);
+            eprintln!("refract: shutdown took longer than {EXIT_DEADLINE:?}; exiting now");
+            std::process::exit(1);
+        });
+    if let Err(e) = armed {
+        tracing::error!("cannot arm the shutdown deadline: {e}");
+    }
 }
 
 async fn shutdown_signal() {

@@ -359,8 +359,11 @@ impl Daemon {
         for r in &all {
             r.stop.send_replace(true);
         }
+        // Together, so each agent's grace runs at the same time, not one after another.
+        let mut ending = tokio::task::JoinSet::new();
         for r in all {
-            r.end().await;
+            ending.spawn(r.end());
         }
+        while ending.join_next().await.is_some() {}
     }
 }

@@ -91,8 +91,8 @@ impl Runtime {
         config
             .wasm_component_model(true)
             .epoch_interruption(true)
-            // One compile takes one core: a team's deploys never take every core
-            // from the other teams' pages.
+            // A compilation uses one thread, in the compile lane (`cpu::compiling`):
+            // an upload must not take every core from the running guests.
             .parallel_compilation(false)
             .max_wasm_stack(limits.max_stack_bytes);
         let mut pool = PoolingAllocationConfig::default();
@@ -244,8 +244,8 @@ impl Runtime {
                 Err(e) => tracing::warn!(path = %path.display(), "ignoring bad artifact: {e:#}"),
             }
         }
-        let component =
-            Component::new(engine, wasm).map_err(|e| E::NotAComponent(format!("{e:#}")))?;
+        let component = super::cpu::compiling(|| Component::new(engine, wasm))
+            .map_err(|e| E::NotAComponent(format!("{e:#}")))?;
         if let Some(path) = cached.as_deref()
             && let Err(e) = write_artifact(&component, path)
         {

@@ -5,6 +5,7 @@
 //! each converting its types into the latest; `versions` picks between them.
 
 mod calls;
+mod cpu;
 mod engine;
 mod guest;
 mod host;

@@ -90,8 +90,11 @@ impl<B> Sandbox<B> {
         let ticks = self.deadline_ticks();
         let result = match self.instance() {
             Ok((store, bindings)) => {
-                store.set_epoch_deadline(ticks);
-                f(store, bindings).map_err(|err| self.trapped(err, range))
+                store.data_mut().clock.start(ticks);
+                store.set_epoch_deadline(1);
+                let out = f(store, bindings);
+                store.data_mut().clock.end();
+                out.map_err(|err| self.trapped(err, range))
             }
             Err(e) => Err(e),
         };
@@ -154,9 +157,18 @@ impl<B> Sandbox<B> {
                 HostState::new(self.component.clone(), limits),
             );
             store.limiter(|s| &mut s.limits);
-            store.epoch_deadline_trap();
+            // Called at every tick of a call: counts the ticks it ran (waiting for
+            // its turn in the long lane excluded) against the deadline.
+            store.epoch_deadline_callback(|mut ctx| {
+                if ctx.data_mut().clock.tick() {
+                    Ok(wasmtime::UpdateDeadline::Continue(1))
+                } else {
+                    Err(Trap::Interrupt.into())
+                }
+            });
             // Start functions run during instantiation: they get a call's budget too.
-            store.set_epoch_deadline(self.deadline_ticks());
+            store.data_mut().clock.start(self.deadline_ticks());
+            store.set_epoch_deadline(1);
             let failed = |e: wasmtime::Error| {
                 // Every slot of the shared pool taken is the host's condition (wait
                 // and retry), never the guest's fault.
@@ -176,6 +188,7 @@ impl<B> Sandbox<B> {
             };
             let instance = self.pre.instantiate(&mut store).map_err(failed)?;
             let bindings = (self.make)(&mut store, &instance).map_err(failed)?;
+            store.data_mut().clock.end();
             self.instance = Some((store, bindings));
         }
         self.instance

@@ -21,6 +21,8 @@ pub struct HostState {
     pub(crate) panic: Option<PanicReport>,
     /// Answers a subscription's imports while it handles a page.
     pub(crate) subscriber: Option<Box<dyn super::subscriber::SubscriberHost>>,
+    /// The current call's ticks and long-lane slot.
+    pub(crate) clock: super::cpu::CallClock,
     wasi: WasiCtx,
     table: ResourceTable,
 }
@@ -43,6 +45,7 @@ impl HostState {
             limits,
             panic: None,
             subscriber: None,
+            clock: Default::default(),
             wasi,
             table: ResourceTable::new(),
         }

@@ -132,6 +132,14 @@ impl Bystander {
             assert_eq!(got, doc, "bystander document {id}");
         }
         let report = ByReport { latencies };
+        let slow: Vec<(usize, u128)> = report
+            .latencies
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| **l > Duration::from_millis(50))
+            .map(|(i, l)| (i, l.as_millis()))
+            .collect();
+        eprintln!("bystander: appends slower than 50 ms (index, ms): {slow:?}");
         eprintln!(
             "bystander: {} appends, p99 append-to-visible {:?}",
             report.latencies.len(),
