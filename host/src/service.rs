@@ -371,7 +371,7 @@ impl Refract {
         let _one_at_a_time = self.deploy_lock.lock().await;
         let result = match loaded {
             Ok((loaded, wasm)) => self.deploy_locked(loaded, wasm, auto_promote, team).await,
-            Err(e) => Err(e.into()),
+            Err(e) => Err(e),
         };
         if result.is_err() {
             // A refused upload leaves no compiled artifact or wasm behind (unless a

@@ -14,9 +14,11 @@ const WINDOW: Duration = Duration::from_secs(60);
 /// Windows kept before the old ones are swept (components are bounded by deploys).
 const SWEEP_AT: usize = 4_096;
 
-/// Each component's current window: when it began, bytes written, drop noted.
-static WINDOWS: LazyLock<Mutex<HashMap<String, (Instant, usize, bool)>>> =
-    LazyLock::new(Mutex::default);
+/// A component's current window: when it began, bytes written, drop noted.
+type Window = (Instant, usize, bool);
+
+/// Each component's current window.
+static WINDOWS: LazyLock<Mutex<HashMap<String, Window>>> = LazyLock::new(Mutex::default);
 
 /// What to do with a line.
 #[derive(Debug, PartialEq, Eq)]
