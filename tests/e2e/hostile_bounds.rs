@@ -33,6 +33,21 @@ async fn start(dir: &tempfile::TempDir, config: &str) -> Daemon {
     daemon
 }
 
+/// Starts the bystander and waits until its appends show, so the attack that follows
+/// runs while it works.
+async fn bystander(daemon: &Daemon) -> Bystander {
+    let by = Bystander::start(daemon, None).await;
+    let started = Instant::now();
+    while daemon.projection("incident-details", 1).await["position"].as_i64() < Some(1) {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the bystander never appended"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    by
+}
+
 /// Ends a test: the bystander kept up and saw its documents, the daemon's memory
 /// stayed bounded, and SIGTERM ends it in time.
 async fn bystander_kept_up(by: Bystander, mut daemon: Daemon) {
@@ -96,7 +111,7 @@ async fn a_slice_index_bomb_is_refused_before_the_host_allocates_it() {
     let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let daemon = start(&dir, CONFIG).await;
-    let by = Bystander::start(&daemon, None).await;
+    let by = bystander(&daemon).await;
     append(&daemon, "fine-1", "Fine").await;
     // 30 million copies of index 0: 120 MB in the guest; the host would have made
     // a copy of the page's event per index (gigabytes).
@@ -115,7 +130,7 @@ async fn repeated_slice_indices_are_a_guest_error() {
     let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let daemon = start(&dir, CONFIG).await;
-    let by = Bystander::start(&daemon, None).await;
+    let by = bystander(&daemon).await;
     append(&daemon, "fine-1", "Fine").await;
     append(&daemon, "repeat-1", "Repeat").await;
     let p = paused(&daemon).await;
@@ -138,7 +153,7 @@ async fn a_fan_out_of_200000_documents_per_event_is_refused() {
     // Pages of 100 events: at most 1,000 documents per page by default.
     let config = format!("page_size = 100\n{CONFIG}");
     let daemon = start(&dir, &config).await;
-    let by = Bystander::start(&daemon, None).await;
+    let by = bystander(&daemon).await;
     append(&daemon, "fine-1", "Fine").await;
     for i in 0..3 {
         append(&daemon, &format!("fan-{i}"), "FanOut").await;
@@ -195,7 +210,7 @@ async fn describe_with_100000_event_types_is_refused_at_deploy() {
     // elsewhere); the bystander then watches the uploads that only describe it.
     let (status, body) = upload().await;
     assert_eq!(status, 400, "{body}");
-    let by = Bystander::start(&daemon, None).await;
+    let by = bystander(&daemon).await;
     for _ in 0..3 {
         let t = Instant::now();
         let (status, body) = upload().await;
@@ -221,7 +236,7 @@ async fn a_log_flood_is_capped_and_a_forged_log_line_is_escaped() {
     let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let daemon = start(&dir, CONFIG).await;
-    let by = Bystander::start(&daemon, None).await;
+    let by = bystander(&daemon).await;
     append(&daemon, "forge-1", "Forge").await;
     append(&daemon, "flood-1", "LogFlood").await;
     append(&daemon, "fine-1", "Fine").await;
@@ -274,7 +289,7 @@ async fn a_10_mib_returned_error_is_cut_before_it_is_stored_served_or_logged() {
     // Two attempts: the error is logged on the retry as well.
     let config = "[components.hostile-bounds]\nattempts = 2\n";
     let daemon = start(&dir, config).await;
-    let by = Bystander::start(&daemon, None).await;
+    let by = bystander(&daemon).await;
     append(&daemon, "fine-1", "Fine").await;
     append(&daemon, "big-1", "BigError").await;
     let p = paused(&daemon).await;
@@ -322,7 +337,7 @@ async fn a_dead_lettered_10_mib_error_is_stored_cut() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = "[components.hostile-bounds]\nattempts = 1\non_error = \"dead-letter\"\n";
     let daemon = start(&dir, config).await;
-    let by = Bystander::start(&daemon, None).await;
+    let by = bystander(&daemon).await;
     append(&daemon, "big-1", "BigError").await;
     append(&daemon, "fine-1", "Fine").await;
     let started = Instant::now();
