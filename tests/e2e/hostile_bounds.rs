@@ -216,8 +216,9 @@ async fn describe_with_100000_event_types_is_refused_at_deploy() {
     let daemon = Daemon::start(&dir.path().join("data"), None);
     let wasm = std::fs::read(refract_test_artifacts::HOSTILE_TYPES).expect("read component");
     let upload = || daemon.request(reqwest::Method::POST, "/components", Some(wasm.clone()));
-    // The first upload compiles the component (any deploy's cost, measured
-    // elsewhere); the bystander then watches the uploads that only describe it.
+    // One refused upload before the bystander starts, three while it works (each
+    // compiles the component again, in the compile lane: a refused upload leaves
+    // no code behind).
     let (status, body) = upload().await;
     assert_eq!(status, 400, "{body}");
     let by = bystander(&daemon).await;
