@@ -115,7 +115,7 @@ async fn a_slice_index_bomb_is_refused_before_the_host_allocates_it() {
     let daemon = start(&dir, CONFIG).await;
     let by = bystander(&daemon).await;
     append(&daemon, "fine-1", "Fine").await;
-    // 30 million copies of index 0: 120 MB in the guest; the host would have made
+    // 12 million copies of index 0: 48 MB in the guest; the host would have made
     // a copy of the page's event per index (gigabytes).
     let bomb = append(&daemon, "bomb-1", "SliceBomb").await;
     let p = paused(&daemon).await;
