@@ -2,7 +2,7 @@
 //! that it can return what the SDK never would. What it does depends on the type of
 //! each event of the page:
 //!
-//! - `SliceBomb`: `slice` names one document with 30 million copies of index 0.
+//! - `SliceBomb`: `slice` names one document with 12 million copies of index 0.
 //! - `Repeat`: `slice` names one document with index 0 a thousand times.
 //! - `FanOut`: `slice` names 200,000 documents for the event.
 //! - `BigError`: `apply` returns a 10 MiB error full of newlines and escapes.
@@ -59,7 +59,7 @@ mod export {
                 match e.event_type.as_str() {
                     "SliceBomb" => out.push(DocSlice {
                         doc_id: "bomb".into(),
-                        events: vec![0; 30_000_000],
+                        events: vec![0; 12_000_000],
                     }),
                     "Repeat" => out.push(DocSlice {
                         doc_id: "repeat".into(),
