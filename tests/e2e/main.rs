@@ -10,6 +10,7 @@ mod faults;
 mod helpdesk;
 mod hostile;
 mod hostile_perms;
+mod hostile_streams;
 mod poison;
 mod reads;
 mod reads_bounded;
