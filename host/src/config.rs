@@ -26,8 +26,14 @@ pub struct Config {
     pub max_event_bytes: usize,
     /// Bytes of documents each projection version keeps cached between pages.
     pub cache_bytes: usize,
+    /// Largest outbox message body (bytes): a bigger `send` is the guest's error.
+    pub max_outbox_bytes: usize,
+    /// How long one outbox delivery (one HTTP request) may take, in milliseconds.
+    pub outbox_timeout_ms: u64,
     /// Sandbox limits for every component.
     pub limits: Limits,
+    /// What one page of a subscription may emit, unless its team says otherwise.
+    pub emits: crate::daemon::EmitBudget,
     /// The teams (`[teams.<name>]`): tokens, permissions, limits, grants. With no
     /// token anywhere, refract runs as the implicit team `default`, without tokens.
     pub teams: std::collections::BTreeMap<String, crate::teams::TeamConfig>,
@@ -64,7 +70,10 @@ impl Default for Config {
             page_bytes: crate::store::DEFAULT_PAGE_BYTES,
             max_event_bytes: crate::store::DEFAULT_MAX_EVENT_BYTES,
             cache_bytes: crate::daemon::DEFAULT_CACHE_BYTES,
+            max_outbox_bytes: crate::outbox::DEFAULT_MAX_OUTBOX_BYTES,
+            outbox_timeout_ms: crate::outbox::DEFAULT_REQUEST_TIMEOUT.as_millis() as u64,
             limits: Limits::default(),
+            emits: Default::default(),
             teams: Default::default(),
             admin_token: None,
             admin_token_sha256: None,
@@ -119,6 +128,11 @@ impl Config {
             .map(|t| hex::encode(sha2::Sha256::digest(t.as_bytes())))
             .or_else(|| self.admin_token_sha256.clone());
         for (name, t) in &self.teams {
+            if t.appends_per_s == Some(0) {
+                return Err(format!(
+                    "team {name}: appends_per_s must be at least 1 (leave it out for no limit)"
+                ));
+            }
             if let Some(l) = &t.limits
                 && l.memory_bytes > self.limits.memory_bytes
             {

@@ -2,6 +2,7 @@
 
 mod dead_letters;
 mod lifecycle;
+mod pause;
 mod reads;
 mod reload;
 mod shadow;
@@ -85,6 +86,9 @@ pub enum ServiceError {
     /// A running version could not do what was asked.
     #[error(transparent)]
     Daemon(#[from] crate::daemon::DaemonError),
+    /// The team appends faster than its `appends_per_s`.
+    #[error(transparent)]
+    RateLimited(#[from] crate::rate::RateLimited),
 }
 
 /// One projection version as `GET /projections` shows it.
@@ -164,6 +168,12 @@ pub struct Refract {
     candidates: shadow::Candidates,
     /// Permits for request-driven guest reads (consistent documents, aggregates).
     guest_reads: reads::GuestReads,
+    /// The daemon's emit budget (a team's own replaces it).
+    emits: crate::daemon::EmitBudget,
+    /// Every team's append rate, shared by HTTP appends and emits.
+    rates: Arc<crate::rate::AppendRates>,
+    /// Versions an operator paused: never started until resumed (kept in the store).
+    operator_paused: pause::OperatorPaused,
 }
 
 /// A write-model read: a stream's document as of its latest event.
@@ -203,12 +213,18 @@ impl Refract {
                 spawn_auto_promote(store.clone(), deploy_lock.clone(), rec.key);
             }
         }
-        let grants = Arc::new(Grants(teams.outbound_hosts()));
+        let grants = Grants::new(teams.outbound_hosts())
+            .with_listen(config.listen)
+            .with_max_body_bytes(config.max_outbox_bytes);
+        grants.validate().map_err(ServiceError::Startup)?;
+        let grants = Arc::new(grants);
+        let rates = Arc::new(teams.append_rates());
         let outbox = OutboxWaker::default();
         let stop_outbox = tokio::sync::watch::channel(false).0;
         let outbox_task = crate::outbox::spawn(
             store.clone(),
             (*grants).clone(),
+            std::time::Duration::from_millis(config.outbox_timeout_ms.max(1)),
             outbox.clone(),
             stop_outbox.subscribe(),
         );
@@ -228,10 +244,14 @@ impl Refract {
             stop_outbox,
             candidates: Default::default(),
             guest_reads: Default::default(),
+            emits: config.emits,
+            rates,
+            operator_paused: Default::default(),
         };
         svc.drop_stale_shadows().await?;
         let restored =
             deploy::restore(&svc.runtime, svc.store.as_ref(), &svc.components_dir).await?;
+        svc.load_operator_pauses(&restored).await?;
         for (rec, loaded) in restored {
             svc.run(rec.key, &rec.team, loaded);
         }
@@ -250,8 +270,13 @@ impl Refract {
     /// Starts the agent of `team`'s version `key` (either kind) under the team's
     /// limits, and remembers its component.
     fn run(&self, key: ProjectionKey, team: &str, mut loaded: Loaded) {
-        if let Some(limits) = self.teams.team(team).limits {
+        let team_config = self.teams.team(team);
+        if let Some(limits) = team_config.limits {
             loaded.set_limits(limits);
+        }
+        if self.keep_paused(&key) {
+            self.loaded_components().insert(key, loaded);
+            return;
         }
         match &loaded {
             Loaded::Projection(l) => {
@@ -266,6 +291,8 @@ impl Refract {
                     settings: Arc::new(config.map(|c| c.settings.clone()).unwrap_or_default()),
                     outbox: self.outbox.clone(),
                     policy: Config::error_policy(config),
+                    emit_budget: team_config.emits.unwrap_or(self.emits),
+                    rates: self.rates.clone(),
                 };
                 self.daemon.start_subscription(key.clone(), l, env);
             }
@@ -281,6 +308,12 @@ impl Refract {
     /// The store, for embedding and tests.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    /// Takes room for an append of `events` by `team` within its `appends_per_s`,
+    /// or refuses it.
+    pub fn take_append_rate(&self, team: &str, events: usize) -> Result<(), ServiceError> {
+        Ok(self.rates.try_take(team, events)?)
     }
 
     /// Appends events to a stream.
@@ -470,8 +503,10 @@ impl Refract {
 
     /// Stops the agents and the outbox worker, and closes the store.
     pub async fn shutdown(&self) {
-        self.daemon.shutdown().await;
+        // The outbox first: deliveries in flight are abandoned (sent after restart)
+        // while the agents stop, instead of holding the shutdown after them.
         self.stop_outbox.send_replace(true);
+        self.daemon.shutdown().await;
         let task = self
             .outbox_task
             .lock()

@@ -50,6 +50,11 @@ pub struct TeamConfig {
     pub max_components: Option<usize>,
     /// Sandbox limits of its components (default: the daemon's `[limits]`).
     pub limits: Option<Limits>,
+    /// Its subscriptions' emit budget per page (default: the daemon's `[emits]`).
+    pub emits: Option<crate::daemon::EmitBudget>,
+    /// Events per second it may append, by HTTP and by its subscriptions' emits
+    /// together (default: unlimited).
+    pub appends_per_s: Option<u32>,
 }
 
 impl Default for TeamConfig {
@@ -65,6 +70,8 @@ impl Default for TeamConfig {
             tenants: None,
             max_components: None,
             limits: None,
+            emits: None,
+            appends_per_s: None,
         }
     }
 }
@@ -202,6 +209,16 @@ impl Teams {
             Caller::Admin => StreamAccess::everything(),
             Caller::Team(t) => self.access(t),
         }
+    }
+
+    /// The append rate of every team that has one.
+    pub fn append_rates(&self) -> crate::rate::AppendRates {
+        crate::rate::AppendRates::new(
+            self.teams
+                .iter()
+                .filter_map(|(n, t)| Some((n.clone(), t.appends_per_s?)))
+                .collect(),
+        )
     }
 
     /// Every team's outbound hosts, for the outbox.

@@ -5,6 +5,7 @@ mod cache;
 mod commits;
 mod counters;
 mod effects;
+mod emit_budget;
 mod emit_check;
 mod failing;
 mod metrics;
@@ -24,6 +25,7 @@ use agent::{Agent, Control};
 pub use agent::{PageBudget, PauseError};
 use commits::{CommitGate, Commits};
 pub use counters::{LimitHits, Metrics};
+pub use emit_budget::EmitBudget;
 pub use page::Replayed;
 pub use projector::PageProjector;
 use running::Running;
@@ -68,6 +70,10 @@ pub struct SubscriptionEnv {
     pub outbox: OutboxWaker,
     /// What a failing `handle` leads to.
     pub policy: ErrorPolicy,
+    /// What one page may emit (the team's budget).
+    pub emit_budget: EmitBudget,
+    /// Every team's append rate: emits over the team's wait before their commit.
+    pub rates: Arc<crate::rate::AppendRates>,
 }
 
 /// Starts and stops agents.
@@ -162,7 +168,7 @@ impl Daemon {
         loaded: &LoadedComponent,
         policy: ErrorPolicy,
     ) {
-        let guest = Guest::new(loaded, key.to_string());
+        let guest = Guest::new(loaded, key.to_string()).with_page_size(self.page_size);
         let (types, page_size) = (
             loaded.descriptor.event_types.clone(),
             self.page_size_for(&loaded.descriptor),
@@ -197,10 +203,13 @@ impl Daemon {
                 grants: env.grants,
                 settings: env.settings,
                 max_event_bytes: self.max_event_bytes,
+                emit_budget: env.emit_budget,
+                rates: env.rates,
             },
             outbox: env.outbox,
             policy: env.policy,
             effects_during_catch_up: d.effects_during_catch_up,
+            over_budget: Default::default(),
         };
         self.install(key, stop, None, |_| agent.run());
     }

@@ -26,7 +26,8 @@ pub(crate) async fn record_pause(store: &dyn Store, key: &ProjectionKey, e: &Run
             message,
             ..
         } => (*event_sequence, message.clone()),
-        other => (None, other.to_string()),
+        // A bad descriptor's text may quote the guest: clipped like its errors.
+        other => (None, crate::runtime::guest_text::clip(&other.to_string())),
     };
     let error = PauseError {
         component: key.to_string(),

@@ -8,6 +8,7 @@ mod calls;
 mod cpu;
 mod engine;
 mod guest;
+pub mod guest_text;
 mod host;
 mod limits;
 mod loaded;
@@ -41,6 +42,8 @@ pub enum Fault {
     Guest,
     /// The host failed (a bug or a resource problem); the guest is not to blame.
     Host,
+    /// Nothing failed: an operator paused the version.
+    Operator,
 }
 
 /// What can go wrong loading or calling a component.
@@ -101,6 +104,16 @@ impl Limit {
 }
 
 impl RuntimeError {
+    /// A guest error whose `message` (which may hold the guest's own text) is
+    /// clipped: bounded and with control characters escaped.
+    pub fn guest(component: String, event_sequence: Option<i64>, message: &str) -> Self {
+        Self::Guest {
+            component,
+            event_sequence,
+            message: guest_text::clip(message),
+        }
+    }
+
     /// The limit a guest error reports, if it was one.
     pub fn limit(&self) -> Option<Limit> {
         let Self::Guest { message, .. } = self else {

@@ -13,6 +13,10 @@ use super::state::HostState;
 use super::subscriber::SubscriberHost;
 use super::{Limit, RuntimeError, RuntimeError as E};
 
+/// How wasmtime's error says a guest-to-host copy went over the store's hostcall fuel
+/// (its error type is private).
+const FUEL_EXHAUSTED: &str = "fuel allocated for hostcalls has been exhausted";
+
 type MakeBindings<B> =
     Arc<dyn Fn(&mut Store<HostState>, &Instance) -> wasmtime::Result<B> + Send + Sync>;
 
@@ -64,7 +68,7 @@ impl<B> Sandbox<B> {
                 store.set_epoch_deadline(1);
                 let out = f(store, bindings);
                 store.data_mut().clock.end();
-                out.map_err(|err| self.trapped(err, range))
+                out.map_err(|err| self.trapped(err, name, range))
             }
             Err(e) => Err(e),
         };
@@ -99,12 +103,9 @@ impl<B> Sandbox<B> {
     }
 
     /// The guest's own error, as the runtime reports it.
+    /// The guest's text in `message` is clipped (see [`super::guest_text`]).
     pub fn guest_error(&self, message: String, event_sequence: Option<i64>) -> RuntimeError {
-        E::Guest {
-            component: self.component.clone(),
-            event_sequence,
-            message,
-        }
+        E::guest(self.component.clone(), event_sequence, &message)
     }
 
     fn deadline_ticks(&self) -> u64 {
@@ -145,11 +146,11 @@ impl<B> Sandbox<B> {
                         self.component
                     ));
                 }
-                E::Guest {
-                    component: self.component.clone(),
-                    event_sequence: None,
-                    message: format!("cannot be instantiated: {e:#}"),
-                }
+                E::guest(
+                    self.component.clone(),
+                    None,
+                    &format!("cannot be instantiated: {e:#}"),
+                )
             };
             let instance = self.pre.instantiate(&mut store).map_err(failed)?;
             let bindings = (self.make)(&mut store, &instance).map_err(failed)?;
@@ -163,12 +164,30 @@ impl<B> Sandbox<B> {
 
     /// Turns a trap into an error naming the event (from the guest's panic report
     /// when it sent one) and drops the instance.
-    fn trapped(&mut self, err: wasmtime::Error, range: Option<(i64, i64)>) -> RuntimeError {
-        let report = self.instance.take().and_then(|(s, _)| s.into_data().panic);
+    fn trapped(
+        &mut self,
+        err: wasmtime::Error,
+        call: &str,
+        range: Option<(i64, i64)>,
+    ) -> RuntimeError {
+        let (report, fuel) = match self.instance.take() {
+            Some((store, _)) => {
+                let fuel = store.hostcall_fuel();
+                (store.into_data().panic, fuel)
+            }
+            None => (None, 0),
+        };
         if let Some(p) = report {
             return self.guest_error(format!("panicked: {}", p.message), p.event_sequence);
         }
         let what = match err.downcast_ref::<Trap>() {
+            // Wasmtime refused to copy more than the call's transfer budget from the
+            // guest (checked before the host allocates it).
+            None if format!("{err:#}").contains(FUEL_EXHAUSTED) => format!(
+                "{}: {call} handed the host more than {fuel} bytes at once (a result or \
+                 a host call's arguments); the limit is {fuel}",
+                Limit::Result.phrase()
+            ),
             Some(Trap::Interrupt) => format!(
                 "{} of {} ms per call",
                 Limit::Cpu.phrase(),

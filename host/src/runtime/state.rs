@@ -19,6 +19,10 @@ pub struct HostState {
     pub(crate) component: String,
     pub(crate) limits: StoreLimits,
     pub(crate) panic: Option<PanicReport>,
+    /// Bytes of `host.log` lines this instance has put in the host's log.
+    pub(crate) log_bytes: usize,
+    /// Whether the drop of its further log lines has been noted.
+    pub(crate) log_capped: bool,
     /// Answers a subscription's imports while it handles a page.
     pub(crate) subscriber: Option<Box<dyn super::subscriber::SubscriberHost>>,
     /// The current call's ticks and long-lane slot.
@@ -44,6 +48,8 @@ impl HostState {
             component,
             limits,
             panic: None,
+            log_bytes: 0,
+            log_capped: false,
             subscriber: None,
             clock: Default::default(),
             wasi,

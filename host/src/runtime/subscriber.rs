@@ -182,9 +182,10 @@ impl Subscriber {
         &mut self,
         version: WitVersion,
     ) -> Result<SubscriptionDescriptor, super::RuntimeError> {
-        let (d, settings) = self
-            .sandbox
-            .call("describe", None, |store, b| b.describe(store))?;
+        let (d, settings) = self.sandbox.call("describe", None, |store, b| {
+            store.set_hostcall_fuel(super::types::DESCRIBE_FUEL);
+            b.describe(store)
+        })?;
         Ok(SubscriptionDescriptor::from_wit(d, settings, version))
     }
 

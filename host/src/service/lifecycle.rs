@@ -133,7 +133,7 @@ impl Refract {
 }
 
 /// The registered version `name`@`version`, or `NotFound`.
-fn find<'a>(
+pub(super) fn find<'a>(
     comps: &'a [crate::store::ComponentRecord],
     name: &str,
     version: u32,

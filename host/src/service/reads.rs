@@ -185,11 +185,13 @@ impl Refract {
             read.doc
         } else {
             let page_size = loaded.descriptor.page_size(CONSISTENT_PAGE);
+            // Documents per page capped as the version's agent caps them.
+            let configured = self.daemon.page_size();
             let (key, id, doc) = (key.to_string(), id.to_owned(), read.doc);
             tokio::task::spawn_blocking(move || {
                 // Held until the guest is done, even if the request goes away.
                 let _permit = permit;
-                let mut guest = Guest::new(&loaded, key);
+                let mut guest = Guest::new(&loaded, key).with_page_size(configured);
                 let mut state = doc;
                 for page in later.chunks(page_size) {
                     state = apply_sliced(&mut guest, page, &id, state)?;

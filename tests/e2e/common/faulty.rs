@@ -235,6 +235,17 @@ impl SubscriptionStore for Faulty {
     async fn due_messages(&self, now: i64, limit: usize) -> Result<Vec<OutboxMessage>, StoreError> {
         self.inner.due_messages(now, limit).await
     }
+    async fn due_teams(&self, now: i64) -> Result<Vec<String>, StoreError> {
+        self.inner.due_teams(now).await
+    }
+    async fn due_team_messages(
+        &self,
+        team: &str,
+        now: i64,
+        limit: usize,
+    ) -> Result<Vec<OutboxMessage>, StoreError> {
+        self.inner.due_team_messages(team, now, limit).await
+    }
     async fn message_delivered(&self, seq: i64) -> Result<(), StoreError> {
         self.inner.message_delivered(seq).await
     }
