@@ -166,6 +166,8 @@ const NAMED_ROUTES: &[(&str, &str, &str)] = &[
         "?force=true",
     ),
     ("POST", "/projections/{name}/versions/{version}/retire", ""),
+    ("POST", "/projections/{name}/versions/{version}/pause", ""),
+    ("POST", "/projections/{name}/versions/{version}/resume", ""),
     ("DELETE", "/projections/{name}/versions/{version}", ""),
     ("POST", "/projections/{name}/versions/{version}/rewind", ""),
     (
