@@ -13,6 +13,8 @@ mod hostile_bounds;
 mod hostile_emits;
 mod hostile_outbox;
 mod hostile_perms;
+mod hostile_pool;
+mod hostile_sandbox;
 mod hostile_streams;
 mod poison;
 mod reads;

@@ -52,6 +52,10 @@ pub(crate) struct SubscriptionAgent {
     pub key: ProjectionKey,
     pub team: String,
     pub subscriber: Arc<Mutex<Subscriber>>,
+    /// The subscriber's CPU deadline per call, for the host's watchdog.
+    pub deadline: std::time::Duration,
+    /// The team's instance slots, waited for before each page.
+    pub slots: Option<crate::runtime::InstanceSlots>,
     pub event_types: Arc<[String]>,
     pub page_size: usize,
     /// Bytes of event data and metadata per page (a bigger event goes alone).
@@ -248,13 +252,31 @@ impl SubscriptionAgent {
         let single = (events.len() == 1).then(|| events[0].sequence);
         let (effects, gathered) = PageEffects::new(self.env.clone(), held, events.len());
         let subscriber = self.subscriber.clone();
+        // The page's instance lives under one of the team's slots, waited for here,
+        // and is dropped with the page: an idle version holds no instance.
+        let slot = match &self.slots {
+            Some(slots) => Some(super::shared::slot_or_stop(slots, self.shutdown.clone()).await?),
+            None => None,
+        };
         let started = std::time::Instant::now();
-        let result = tokio::task::spawn_blocking(move || {
-            let mut s = subscriber.lock().unwrap_or_else(|p| p.into_inner());
-            s.handle(&events, Box::new(effects))
-        })
-        .await
-        .unwrap_or_else(|e| Err(RuntimeError::Host(format!("handle task: {e}"))));
+        let component = self.key.to_string();
+        let grace = crate::runtime::watchdog::GRACE;
+        let result = crate::runtime::watchdog::run_watched(
+            &component,
+            self.deadline,
+            grace,
+            true,
+            move || {
+                let mut s = subscriber.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(slot) = slot {
+                    s.admit(slot);
+                }
+                let result = s.handle(&events, Box::new(effects));
+                s.release();
+                result
+            },
+        )
+        .await;
         self.counters.guest_time(started.elapsed());
         let g = std::mem::take(&mut *gathered.lock().unwrap_or_else(|p| p.into_inner()));
         // A page of several events is read again smaller (see `over_budget`).
