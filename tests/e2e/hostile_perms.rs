@@ -1,10 +1,9 @@
-//! Attacks on names and stream permissions (issue 11, points 2 and 3), each beside a
-//! well-behaved team (the bystander): `default` with a token walks every route of
-//! the API against another team's components (404 everywhere, nothing changes);
-//! a subscription emits and reads outside its team's streams (the guest's error,
-//! nothing appended or read); a team is fed only the streams it may read; another
-//! team pre-claims a victim's idempotency keys (no effect, nothing leaks); tenants
-//! are checked.
+//! Attacks on names and keys (issue 11, points 2 and 3), each beside a well-behaved
+//! team (the bystander): `default` with a token walks every route of the API against
+//! another team's components (404 everywhere, nothing changes); another team
+//! pre-claims a victim's idempotency keys (no effect, nothing leaks); tenants are
+//! checked. The stream attacks are in `hostile_streams.rs`; the helpers here serve
+//! both.
 
 use std::time::{Duration, Instant};
 
@@ -15,19 +14,20 @@ use crate::common::Daemon;
 use crate::common::bystander::Bystander;
 use crate::common::helpdesk::workload;
 
-const ADMIN: Option<&str> = Some("root-token");
-const OPS: Option<&str> = Some("ops-token");
+pub(crate) const ADMIN: Option<&str> = Some("root-token");
+pub(crate) const OPS: Option<&str> = Some("ops-token");
 const DEFAULT: Option<&str> = Some("default-token");
 const MALLORY: Option<&str> = Some("mallory-token");
 const GOOD: Option<&str> = Some("good-token");
 
 /// The bystander's team: it reads only its own streams, so what the attackers
 /// append never reaches it.
-const GOOD_TEAM: &str = "[teams.good]\ntoken = \"good-token\"\nread_streams = [\"bystander-*\"]\n";
+pub(crate) const GOOD_TEAM: &str =
+    "[teams.good]\ntoken = \"good-token\"\nread_streams = [\"bystander-*\"]\n";
 
 /// Starts the bystander and waits until its appends show, so the attack that follows
 /// runs while it works.
-async fn bystander(daemon: &Daemon) -> Bystander {
+pub(crate) async fn bystander(daemon: &Daemon) -> Bystander {
     let by = Bystander::start(daemon, GOOD).await;
     let started = Instant::now();
     while status_as(daemon, GOOD, "incident-details", 1)
@@ -46,20 +46,33 @@ async fn bystander(daemon: &Daemon) -> Bystander {
 
 /// Ends an attack: the bystander kept up (through the attack and a second after)
 /// and folded right, the daemon stayed small and stops in time.
-async fn bystander_held(by: Bystander, mut daemon: Daemon) {
+pub(crate) async fn bystander_held(by: Bystander, mut daemon: Daemon) {
     tokio::time::sleep(Duration::from_secs(1)).await;
     let report = by.finish(&daemon).await;
-    assert!(report.latencies.len() >= 10, "{report:?}");
+    assert!(
+        report.latencies.len() >= 3,
+        "the bystander hardly ran: {report:?}"
+    );
     report.assert_p99_below(Duration::from_millis(100));
     daemon.assert_peak_rss_below(512 << 20);
     daemon.sigterm_within(Duration::from_secs(10));
 }
 
-async fn call(d: &Daemon, token: Option<&str>, method: Method, path: &str) -> (u16, Value) {
+pub(crate) async fn call(
+    d: &Daemon,
+    token: Option<&str>,
+    method: Method,
+    path: &str,
+) -> (u16, Value) {
     d.request_as(token, method, path, None).await
 }
 
-async fn append_as(d: &Daemon, token: Option<&str>, stream: &str, body: Value) -> (u16, Value) {
+pub(crate) async fn append_as(
+    d: &Daemon,
+    token: Option<&str>,
+    stream: &str,
+    body: Value,
+) -> (u16, Value) {
     let path = format!("/streams/{stream}/events");
     d.request_as(
         token,
@@ -71,7 +84,7 @@ async fn append_as(d: &Daemon, token: Option<&str>, stream: &str, body: Value) -
 }
 
 /// One event of `ty` with `extra` fields in the append body.
-fn one(ty: &str, extra: Value) -> Value {
+pub(crate) fn one(ty: &str, extra: Value) -> Value {
     let mut body = json!({"events": [{"type": ty, "data": {}}]});
     if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
         b.extend(e.clone());
@@ -79,7 +92,7 @@ fn one(ty: &str, extra: Value) -> Value {
     body
 }
 
-async fn deploy_as(d: &Daemon, token: Option<&str>, wasm: &str) -> Value {
+pub(crate) async fn deploy_as(d: &Daemon, token: Option<&str>, wasm: &str) -> Value {
     let bytes = std::fs::read(wasm).expect("component");
     let (code, body) = d
         .request_as(token, Method::POST, "/components", Some(bytes))
@@ -89,7 +102,12 @@ async fn deploy_as(d: &Daemon, token: Option<&str>, wasm: &str) -> Value {
 }
 
 /// The status row of `token`'s version, if it sees one.
-async fn status_as(d: &Daemon, token: Option<&str>, name: &str, version: u32) -> Option<Value> {
+pub(crate) async fn status_as(
+    d: &Daemon,
+    token: Option<&str>,
+    name: &str,
+    version: u32,
+) -> Option<Value> {
     let (code, list) = call(d, token, Method::GET, "/projections").await;
     assert_eq!(code, 200, "{list}");
     list.as_array()?
@@ -99,7 +117,7 @@ async fn status_as(d: &Daemon, token: Option<&str>, name: &str, version: u32) ->
 }
 
 /// Waits until `token`'s version pauses; returns its status.
-async fn paused_as(d: &Daemon, token: Option<&str>, name: &str) -> Value {
+pub(crate) async fn paused_as(d: &Daemon, token: Option<&str>, name: &str) -> Value {
     let started = Instant::now();
     loop {
         let p = status_as(d, token, name, 1).await.expect("deployed");
@@ -116,7 +134,7 @@ async fn paused_as(d: &Daemon, token: Option<&str>, name: &str) -> Value {
 }
 
 /// The events of a stream as the admin reads them (none if it does not exist).
-async fn events_of(d: &Daemon, stream: &str) -> Vec<Value> {
+pub(crate) async fn events_of(d: &Daemon, stream: &str) -> Vec<Value> {
     let (code, body) = call(d, ADMIN, Method::GET, &format!("/streams/{stream}")).await;
     if code == 404 {
         return Vec::new();
@@ -148,6 +166,8 @@ const NAMED_ROUTES: &[(&str, &str, &str)] = &[
         "?force=true",
     ),
     ("POST", "/projections/{name}/versions/{version}/retire", ""),
+    ("POST", "/projections/{name}/versions/{version}/pause", ""),
+    ("POST", "/projections/{name}/versions/{version}/resume", ""),
     ("DELETE", "/projections/{name}/versions/{version}", ""),
     ("POST", "/projections/{name}/versions/{version}/rewind", ""),
     (
@@ -307,157 +327,6 @@ async fn default_with_a_token_reaches_nothing_of_another_team_on_any_route() {
     assert_eq!(code, 200, "ops's projection still projects: {doc}");
     bystander_held(by, daemon).await;
 }
-
-/// A daemon where ops may append only to `orders-*` and read `read` streams, and
-/// runs emit-probe in `mode`.
-fn ops_config(mode: &str, read: &str) -> String {
-    format!(
-        "admin_token = \"root-token\"\n{GOOD_TEAM}\
-         [teams.ops]\ntoken = \"ops-token\"\nappend_streams = [\"orders-*\"]\n\
-         read_streams = [{read}]\n\
-         [components.\"ops.emit-probe\"]\nattempts = 2\n\
-         [components.\"ops.emit-probe\".settings]\nmode = \"{mode}\"\n"
-    )
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn emits_appends_and_reads_outside_the_teams_streams_are_refused() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let cfg = ops_config("echo", "\"poke-*\", \"orders-*\"");
-    let daemon = Daemon::start(&dir.path().join("data"), Some(&cfg));
-    // Compiling is not the attack: the components are deployed before the bystander.
-    deploy_as(&daemon, OPS, refract_test_artifacts::EMIT_PROBE).await;
-    deploy_as(&daemon, OPS, refract_test_artifacts::INCIDENT_DETAILS_V1).await;
-    let by = bystander(&daemon).await;
-    let (code, body) = append_as(&daemon, ADMIN, "long", one("Item", json!({}))).await;
-    assert_eq!(code, 200, "{body}");
-
-    // Emit: the subscription's `emit` to `echo` is the guest's error; nothing lands.
-    let (code, body) = append_as(&daemon, ADMIN, "poke-a-0", one("Poke", json!({}))).await;
-    assert_eq!(code, 200, "{body}");
-    let p = paused_as(&daemon, OPS, "emit-probe").await;
-    let message = p["error"]["message"].as_str().unwrap_or_default();
-    assert!(
-        message.contains("emit to echo: team ops may not append to this stream"),
-        "{p}"
-    );
-    assert_eq!(p["error"]["fault"], "guest", "{p}");
-    assert!(
-        events_of(&daemon, "echo").await.is_empty(),
-        "nothing appended"
-    );
-
-    // The same over HTTP; the refusal reads the same whether the stream exists.
-    let (code, body) = append_as(&daemon, OPS, "echo", one("Echoed", json!({}))).await;
-    assert_eq!(code, 403, "{body}");
-    let (code, body) = append_as(&daemon, OPS, "orders-1", one("Ordered", json!({}))).await;
-    assert_eq!(code, 200, "{body}");
-    let (code, exists) = call(&daemon, OPS, Method::GET, "/streams/long").await;
-    assert_eq!(code, 403, "{exists}");
-    let (code, absent) = call(&daemon, OPS, Method::GET, "/streams/lonh").await;
-    assert_eq!(code, 403, "{absent}");
-    assert_eq!(
-        exists.to_string().replace("long", "lonh"),
-        absent.to_string()
-    );
-    assert!(!exists.to_string().contains("version"), "{exists}");
-    assert_eq!(
-        call(&daemon, OPS, Method::GET, "/streams/orders-1").await.0,
-        200
-    );
-    let (code, body) = call(
-        &daemon,
-        OPS,
-        Method::GET,
-        "/streams/long/aggregate/incident-details",
-    )
-    .await;
-    assert_eq!(code, 403, "{body}");
-
-    // Fed only what it may read: ops's incident-details projects orders-* and
-    // passes over the same incident under payroll-* (counted as skipped).
-    let (_, events) = workload(3, 1).remove(0);
-    let events: Vec<Value> = events
-        .iter()
-        .map(|(t, d)| json!({"type": t, "data": d}))
-        .collect();
-    let n = events.len() as u64;
-    let mut head = 0;
-    for stream in ["payroll-00001", "orders-00001"] {
-        let (code, out) = append_as(&daemon, ADMIN, stream, json!({"events": events})).await;
-        assert_eq!(code, 200, "{out}");
-        head = out["last_sequence"].as_i64().expect("sequence");
-    }
-    daemon
-        .wait_caught_up_as(OPS, "incident-details", 1, head)
-        .await;
-    let docs = "/projections/incident-details/docs";
-    let (code, body) = call(&daemon, OPS, Method::GET, &format!("{docs}/orders-00001")).await;
-    assert_eq!(code, 200, "{body}");
-    let (code, body) = call(&daemon, OPS, Method::GET, &format!("{docs}/payroll-00001")).await;
-    assert_eq!(code, 404, "{body}");
-    let p = status_as(&daemon, OPS, "incident-details", 1)
-        .await
-        .expect("v1");
-    assert!(p["events_skipped"].as_u64() >= Some(n), "{p}");
-    assert_eq!(p["events_applied"].as_u64(), Some(n), "{p}");
-    // Its aggregate answers only for streams it is fed, whoever asks.
-    let (code, body) = call(
-        &daemon,
-        ADMIN,
-        Method::GET,
-        "/streams/payroll-00001/aggregate/ops.incident-details",
-    )
-    .await;
-    assert_eq!(code, 403, "{body}");
-    let (code, body) = call(
-        &daemon,
-        OPS,
-        Method::GET,
-        "/streams/orders-00001/aggregate/incident-details",
-    )
-    .await;
-    assert_eq!(code, 200, "{body}");
-    assert_eq!(body["version"].as_u64(), Some(n), "{body}");
-    let (code, body) = call(
-        &daemon,
-        OPS,
-        Method::GET,
-        &format!("{docs}/payroll-00001?consistent=true"),
-    )
-    .await;
-    assert_eq!(code, 404, "consistent reads are fed the same: {body}");
-    bystander_held(by, daemon).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn read_stream_outside_the_teams_streams_is_refused() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let cfg = ops_config("read-page", "\"poke-*\"");
-    let daemon = Daemon::start(&dir.path().join("data"), Some(&cfg));
-    deploy_as(&daemon, OPS, refract_test_artifacts::EMIT_PROBE).await;
-    let by = bystander(&daemon).await;
-    for _ in 0..3 {
-        let (code, body) = append_as(&daemon, ADMIN, "long", one("Item", json!({}))).await;
-        assert_eq!(code, 200, "{body}");
-    }
-    let (code, body) = append_as(&daemon, ADMIN, "poke-a-0", one("Poke", json!({}))).await;
-    assert_eq!(code, 200, "{body}");
-    let p = paused_as(&daemon, OPS, "emit-probe").await;
-    let message = p["error"]["message"].as_str().unwrap_or_default();
-    assert!(
-        message.contains("read-stream-page: team ops may not read stream \"long\""),
-        "{p}"
-    );
-    // Nothing of the stream was read: not even its version.
-    assert!(
-        !message.contains("version 3") && !message.contains("Item"),
-        "{p}"
-    );
-    assert_eq!(p["error"]["fault"], "guest", "{p}");
-    bystander_held(by, daemon).await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn another_team_pre_claiming_idempotency_keys_has_no_effect() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -592,43 +461,4 @@ async fn tenants_are_checked_for_form_and_restricted_to_the_teams_list() {
         .collect();
     assert_eq!(stored, [json!("acme"), json!("acme.eu-1"), json!("globex")]);
     bystander_held(by, daemon).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dead_letters_of_a_stream_the_team_may_no_longer_read_are_not_replayed() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let data = dir.path().join("data");
-    let letters = "[components.value-sum]\non_error = \"dead-letter\"\nattempts = 1\n";
-    let daemon = Daemon::start(&data, Some(letters));
-    daemon.deploy(refract_test_artifacts::VALUE_SUM).await;
-    let poison = ("ValueAdded".to_owned(), json!({"value": "three"}));
-    let (code, body) = daemon.append("secret-1", None, &[poison]).await;
-    assert_eq!(code, 200, "{body}");
-    let head = body["last_sequence"].as_i64().expect("sequence");
-    let p = daemon
-        .wait_caught_up("value-sum", 1, head, Duration::from_secs(60))
-        .await;
-    assert_eq!(p["dead_letter_count"], 1, "{p}");
-    drop(daemon);
-
-    // The team may now read only `open-*`: its letter of `secret-1` is not applied
-    // again (it stays, counted as missing), whatever its code would do with it.
-    let cfg = format!("{letters}[teams.default]\nread_streams = [\"open-*\"]\n");
-    let daemon = Daemon::start(&data, Some(&cfg));
-    let (code, body) = daemon
-        .post_json(
-            "/projections/value-sum/versions/1/dead-letters/replay",
-            &json!({}),
-        )
-        .await;
-    assert_eq!(code, 200, "{body}");
-    assert_eq!(
-        (&body["replayed"], &body["still_failing"], &body["missing"]),
-        (&json!(0), &json!(0), &json!(1)),
-        "{body}"
-    );
-    assert_eq!(
-        daemon.projection("value-sum", 1).await["dead_letter_count"],
-        1
-    );
 }

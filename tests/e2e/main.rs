@@ -15,6 +15,7 @@ mod hostile_outbox;
 mod hostile_perms;
 mod hostile_pool;
 mod hostile_sandbox;
+mod hostile_streams;
 mod poison;
 mod reads;
 mod reads_bounded;
