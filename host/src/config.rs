@@ -26,6 +26,10 @@ pub struct Config {
     pub max_event_bytes: usize,
     /// Bytes of documents each projection version keeps cached between pages.
     pub cache_bytes: usize,
+    /// Largest outbox message body (bytes): a bigger `send` is the guest's error.
+    pub max_outbox_bytes: usize,
+    /// How long one outbox delivery (one HTTP request) may take, in milliseconds.
+    pub outbox_timeout_ms: u64,
     /// Sandbox limits for every component.
     pub limits: Limits,
     /// What one page of a subscription may emit, unless its team says otherwise.
@@ -66,6 +70,8 @@ impl Default for Config {
             page_bytes: crate::store::DEFAULT_PAGE_BYTES,
             max_event_bytes: crate::store::DEFAULT_MAX_EVENT_BYTES,
             cache_bytes: crate::daemon::DEFAULT_CACHE_BYTES,
+            max_outbox_bytes: crate::outbox::DEFAULT_MAX_OUTBOX_BYTES,
+            outbox_timeout_ms: crate::outbox::DEFAULT_REQUEST_TIMEOUT.as_millis() as u64,
             limits: Limits::default(),
             emits: Default::default(),
             teams: Default::default(),

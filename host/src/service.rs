@@ -64,6 +64,10 @@ pub enum ServiceError {
     /// streams; the message names the read to use instead.
     #[error("{0}")]
     CustomDocuments(String),
+    /// The caller's team may not touch that stream; the message names only what
+    /// the caller asked for.
+    #[error("{0}")]
+    Forbidden(String),
     /// A consistent read would have to scan more events than it may.
     #[error("{0}")]
     TooFarBehind(String),
@@ -201,20 +205,26 @@ impl Refract {
         let daemon = Daemon::new(store.clone(), config.page_size)
             .with_budgets(config.page_bytes, config.cache_bytes)
             .with_max_event_bytes(config.max_event_bytes);
+        let teams = config.teams().map_err(ServiceError::Startup)?;
+        let daemon = daemon.with_teams(teams.clone());
         let deploy_lock = Arc::new(Mutex::new(()));
         for rec in store.components().await? {
             if rec.auto_promote && VersionState::parse(&rec.state) == VersionState::CatchingUp {
                 spawn_auto_promote(store.clone(), deploy_lock.clone(), rec.key);
             }
         }
-        let teams = config.teams().map_err(ServiceError::Startup)?;
-        let grants = Arc::new(Grants(teams.outbound_hosts()));
+        let grants = Grants::new(teams.outbound_hosts())
+            .with_listen(config.listen)
+            .with_max_body_bytes(config.max_outbox_bytes);
+        grants.validate().map_err(ServiceError::Startup)?;
+        let grants = Arc::new(grants);
         let rates = Arc::new(teams.append_rates());
         let outbox = OutboxWaker::default();
         let stop_outbox = tokio::sync::watch::channel(false).0;
         let outbox_task = crate::outbox::spawn(
             store.clone(),
             (*grants).clone(),
+            std::time::Duration::from_millis(config.outbox_timeout_ms.max(1)),
             outbox.clone(),
             stop_outbox.subscribe(),
         );
@@ -239,8 +249,13 @@ impl Refract {
             operator_paused: Default::default(),
         };
         svc.drop_stale_shadows().await?;
-        let restored =
-            deploy::restore(&svc.runtime, svc.store.as_ref(), &svc.components_dir).await?;
+        let restored = deploy::restore(
+            &svc.runtime,
+            svc.store.as_ref(),
+            &svc.components_dir,
+            &svc.teams,
+        )
+        .await?;
         svc.load_operator_pauses(&restored).await?;
         for (rec, loaded) in restored {
             svc.run(rec.key, &rec.team, loaded);
@@ -319,8 +334,11 @@ impl Refract {
         auto_promote: bool,
         team: &str,
     ) -> Result<Deployed, ServiceError> {
+        // Compile and describe first, outside the lock and under the team's limits:
+        // a guest's describe must never hold another team's deploy.
+        let limits = self.teams.team(team).limits;
+        let (loaded, wasm) = deploy::load(&self.runtime, wasm, limits).await?;
         let _one_at_a_time = self.deploy_lock.lock().await;
-        let (loaded, wasm) = deploy::load(&self.runtime, wasm).await?;
         let key = deploy::key_in(team, &loaded);
         if let Some(max) = self.teams.team(team).max_components {
             let comps = self.store.components().await?;
@@ -475,6 +493,8 @@ impl Refract {
         let found = comps
             .iter()
             .filter(|c| c.key.name == name)
+            // Ownership after the lookup: a record of another team is not found.
+            .filter(|c| c.team == crate::teams::team_of(name))
             .filter(|c| version.is_none_or(|v| c.key.version == v))
             .filter(|c| match version {
                 Some(_) => VersionState::parse(&c.state) != VersionState::Retired,
@@ -491,8 +511,10 @@ impl Refract {
 
     /// Stops the agents and the outbox worker, and closes the store.
     pub async fn shutdown(&self) {
-        self.daemon.shutdown().await;
+        // The outbox first: deliveries in flight are abandoned (sent after restart)
+        // while the agents stop, instead of holding the shutdown after them.
         self.stop_outbox.send_replace(true);
+        self.daemon.shutdown().await;
         let task = self
             .outbox_task
             .lock()

@@ -8,7 +8,11 @@
 //! With no token configured at all, refract runs as the single implicit team
 //! `default` and asks for no token: the quickstart needs no setup.
 
+mod access;
+
 use std::collections::BTreeMap;
+
+pub use access::{MAX_TENANT_LEN, StreamAccess, Streams, check_tenant_form};
 
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -28,10 +32,20 @@ pub struct TeamConfig {
     pub token_sha256: Option<String>,
     /// Hosts its components' outbox may deliver to: `host` or `host:port`.
     pub outbound_hosts: Vec<String>,
-    /// May it append events.
+    /// May it append events at all (`false` overrides `append_streams`).
     pub append: bool,
-    /// May it read streams (events) directly.
+    /// May it read streams (events) directly at all: `GET /streams`, the aggregate
+    /// route and `read-stream` (`false` overrides `read_streams` for those; its
+    /// components are still fed the streams `read_streams` allows).
     pub read_events: bool,
+    /// Globs of the streams it may append to, over HTTP or by `emit` (`*` is any
+    /// run of characters; default every stream).
+    pub append_streams: Option<Vec<String>>,
+    /// Globs of the streams it may read and its components are fed (default every
+    /// stream).
+    pub read_streams: Option<Vec<String>>,
+    /// The tenants its appends may name (default any well-formed tenant).
+    pub tenants: Option<Vec<String>>,
     /// The most components (versions not retired) it may have deployed.
     pub max_components: Option<usize>,
     /// Sandbox limits of its components (default: the daemon's `[limits]`).
@@ -41,7 +55,13 @@ pub struct TeamConfig {
     /// Events per second it may append, by HTTP and by its subscriptions' emits
     /// together (default: unlimited).
     pub appends_per_s: Option<u32>,
+    /// Most request-driven guest calls (aggregate and consistent reads) of its
+    /// components at once; more are refused at once with 503 `busy`.
+    pub max_concurrent_calls: usize,
 }
+
+/// Request-driven guest calls a team may have running at once by default.
+pub const DEFAULT_MAX_CONCURRENT_CALLS: usize = 8;
 
 impl Default for TeamConfig {
     fn default() -> Self {
@@ -51,10 +71,14 @@ impl Default for TeamConfig {
             outbound_hosts: Vec::new(),
             append: true,
             read_events: true,
+            append_streams: None,
+            read_streams: None,
+            tenants: None,
             max_components: None,
             limits: None,
             emits: None,
             appends_per_s: None,
+            max_concurrent_calls: DEFAULT_MAX_CONCURRENT_CALLS,
         }
     }
 }
@@ -115,6 +139,18 @@ impl Teams {
             if t.token.is_some() && t.token_sha256.is_some() {
                 return Err(format!("team {name}: give token or token_sha256, not both"));
             }
+            let field = |f: &str| format!("[teams.{name}] {f}");
+            access::check_patterns(
+                &field("append_streams"),
+                t.append_streams.as_deref().unwrap_or_default(),
+            )?;
+            access::check_patterns(
+                &field("read_streams"),
+                t.read_streams.as_deref().unwrap_or_default(),
+            )?;
+            for tenant in t.tenants.iter().flatten() {
+                check_tenant_form(tenant).map_err(|e| format!("{}: {e}", field("tenants")))?;
+            }
             if let Some(h) = token_hash(t)
                 && let Some(other) = seen.insert(h, format!("team {name}"))
             {
@@ -155,6 +191,33 @@ impl Teams {
         self.teams.get(name).cloned().unwrap_or_default()
     }
 
+    /// What `team` may do with streams and tenants (everything for a team that is
+    /// not listed, like the implicit `default`).
+    pub fn access(&self, team: &str) -> StreamAccess {
+        let Some(t) = self.teams.get(team) else {
+            return StreamAccess::everything();
+        };
+        let globs = |allowed: bool, patterns: &Option<Vec<String>>| match (allowed, patterns) {
+            (false, _) => Streams::none(),
+            (true, None) => Streams::all(),
+            (true, Some(p)) => Streams::of(p),
+        };
+        StreamAccess {
+            append: globs(t.append, &t.append_streams),
+            read: globs(true, &t.read_streams),
+            read_direct: t.read_events,
+            tenants: t.tenants.as_deref().map(Into::into),
+        }
+    }
+
+    /// What a caller may do with streams (the admin: everything).
+    pub fn access_of(&self, caller: &Caller) -> StreamAccess {
+        match caller {
+            Caller::Admin => StreamAccess::everything(),
+            Caller::Team(t) => self.access(t),
+        }
+    }
+
     /// The append rate of every team that has one.
     pub fn append_rates(&self) -> crate::rate::AppendRates {
         crate::rate::AppendRates::new(
@@ -180,6 +243,14 @@ fn token_hash(t: &TeamConfig) -> Option<String> {
         (None, Some(h)) => Some(h.to_ascii_lowercase()),
         (None, None) => None,
     }
+}
+
+/// The team whose component (or candidate of one) has the internal name `internal`.
+pub fn team_of(internal: &str) -> &str {
+    let name = internal
+        .strip_suffix(crate::store::shadow::SHADOW_SUFFIX)
+        .unwrap_or(internal);
+    split(name).0
 }
 
 /// The internal name of `team`'s component `name`.
@@ -210,6 +281,20 @@ impl Caller {
         }
     }
 
+    /// The internal name of what the caller calls `name`, refusing a `.` from any
+    /// caller but the admin: component names never hold one, so such a name can
+    /// only be an attempt at another team's namespace. The refusal reads the same
+    /// whether or not such a component exists.
+    pub fn resolve(&self, name: &str) -> Result<String, String> {
+        match self {
+            Self::Team(_) if name.contains('.') => Err(format!(
+                "{name:?}: component names never hold a '.', and a team reaches only its \
+                 own components by their plain names"
+            )),
+            _ => Ok(self.qualify(name)),
+        }
+    }
+
     /// The name the caller knows an internal name by, if it may see it at all.
     pub fn sees<'a>(&self, internal: &'a str) -> Option<&'a str> {
         match self {
@@ -231,87 +316,4 @@ impl Caller {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn teams() -> Teams {
-        let a = TeamConfig {
-            token: Some("token-a".into()),
-            ..TeamConfig::default()
-        };
-        let b = TeamConfig {
-            token_sha256: Some(hex::encode(Sha256::digest(b"token-b"))),
-            append: false,
-            ..TeamConfig::default()
-        };
-        Teams::new(
-            BTreeMap::from([("a".into(), a), ("b".into(), b)]),
-            Some(hex::encode(Sha256::digest(b"root"))),
-        )
-    }
-
-    #[test]
-    fn a_dotted_name_never_reaches_another_team() {
-        let default = Caller::Team(DEFAULT_TEAM.into());
-        assert_eq!(default.qualify("incident-details"), "incident-details");
-        let probe = default.qualify("ops.incident-details");
-        assert_ne!(probe, "ops.incident-details");
-        assert_eq!(split(&probe).0, DEFAULT_TEAM, "{probe}");
-        let a = Caller::Team("a".into());
-        assert_eq!(a.qualify("x"), "a.x");
-        assert_eq!(split(&a.qualify("b.x")).0, "a");
-        assert_eq!(Caller::Admin.qualify("ops.x"), "ops.x");
-    }
-
-    #[test]
-    fn tokens_name_their_team_and_nothing_else_gets_in() {
-        let t = teams();
-        assert_eq!(
-            t.authenticate(Some("Bearer token-a")),
-            Ok(Caller::Team("a".into()))
-        );
-        assert_eq!(
-            t.authenticate(Some("Bearer token-b")),
-            Ok(Caller::Team("b".into()))
-        );
-        assert_eq!(t.authenticate(Some("Bearer root")), Ok(Caller::Admin));
-        assert_eq!(t.authenticate(Some("Bearer nope")), Err(AuthError::Invalid));
-        assert_eq!(t.authenticate(Some("token-a")), Err(AuthError::Missing));
-        assert_eq!(t.authenticate(None), Err(AuthError::Missing));
-        let open = Teams::default();
-        assert_eq!(
-            open.authenticate(None),
-            Ok(Caller::Team(DEFAULT_TEAM.into()))
-        );
-    }
-
-    #[test]
-    fn names_live_in_their_team_namespace() {
-        let a = Caller::Team("a".into());
-        assert_eq!(a.qualify("incident-details"), "a.incident-details");
-        assert_eq!(a.sees("a.incident-details"), Some("incident-details"));
-        assert_eq!(a.sees("b.incident-details"), None);
-        assert_eq!(a.sees("incident-details"), None, "the default team's");
-        let d = Caller::Team(DEFAULT_TEAM.into());
-        assert_eq!(d.qualify("x"), "x");
-        assert_eq!(Caller::Admin.sees("b.x"), Some("b.x"));
-    }
-
-    #[test]
-    fn bad_team_configs_are_named() {
-        let same = TeamConfig {
-            token: Some("root".into()),
-            ..TeamConfig::default()
-        };
-        let t = Teams::new(
-            BTreeMap::from([("c".into(), same)]),
-            Some(hex::encode(Sha256::digest(b"root"))),
-        );
-        assert!(t.validate().unwrap_err().contains("same token"));
-        let bad = Teams::new(
-            BTreeMap::from([("Ops!".into(), TeamConfig::default())]),
-            None,
-        );
-        assert!(bad.validate().unwrap_err().contains("Ops!"));
-    }
-}
+mod tests;

@@ -29,7 +29,12 @@ const GUESTS: &[(&str, &str)] = &[
     ("value-sum-fixed", "VALUE_SUM_FIXED"),
     ("emit-probe", "EMIT_PROBE"),
     ("emit-probe-v100", "EMIT_PROBE_V100"),
+    ("outbox-probe", "OUTBOX_PROBE"),
+    ("hostile-bounds", "HOSTILE_BOUNDS"),
+    ("hostile-types", "HOSTILE_TYPES"),
     ("hostile-emits", "HOSTILE_EMITS"),
+    ("hostile-sleep", "HOSTILE_SLEEP"),
+    ("hostile-sleep-describe", "HOSTILE_SLEEP_DESCRIBE"),
 ];
 
 fn main() {

@@ -46,6 +46,7 @@ async fn wide_store(store: &dyn Store, streams: usize, hot_streams: usize) -> Ha
                     expected: ExpectedVersion::Any,
                     idempotency_key: None,
                     tenant: None,
+                    team: "default".into(),
                     events: vec![NewEvent {
                         event_type: "IncidentLogged".into(),
                         data: "{}".into(),

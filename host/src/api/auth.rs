@@ -8,7 +8,7 @@ use axum::http::request::Parts;
 
 use super::ApiError;
 use crate::service::Refract;
-use crate::teams::Caller;
+use crate::teams::{Caller, StreamAccess};
 
 /// The authenticated caller of a request; a missing or unknown token is a 401.
 pub(crate) struct Auth(pub Caller);
@@ -29,33 +29,42 @@ impl FromRequestParts<Arc<Refract>> for Auth {
 }
 
 impl Auth {
-    /// Refuses a team whose config does not allow `what`.
-    pub fn require(&self, svc: &Refract, what: Permission) -> Result<(), ApiError> {
-        let Caller::Team(team) = &self.0 else {
-            return Ok(());
-        };
-        let t = svc.teams().team(team);
-        let (allowed, action) = match what {
-            Permission::Append => (t.append, "append events"),
-            Permission::ReadEvents => (t.read_events, "read streams"),
-        };
-        if allowed {
-            Ok(())
-        } else {
-            Err(ApiError::forbidden(format!(
-                "team {team} may not {action} (config: [teams.{team}])"
-            )))
+    /// Refuses a stream the caller's team may not append to; answers the team's
+    /// access (for the tenant check). The refusal names only the stream asked for.
+    pub fn may_append(&self, svc: &Refract, stream: &str) -> Result<StreamAccess, ApiError> {
+        let access = svc.teams().access_of(&self.0);
+        if access.may_append(stream) {
+            return Ok(access);
         }
+        Err(self.refusal(
+            &format!("append events to stream {stream:?}"),
+            "append, append_streams",
+        ))
+    }
+
+    /// Refuses a stream the caller's team may not read directly.
+    pub fn may_read(&self, svc: &Refract, stream: &str) -> Result<(), ApiError> {
+        if svc.teams().access_of(&self.0).may_read(stream) {
+            return Ok(());
+        }
+        Err(self.refusal(
+            &format!("read stream {stream:?}"),
+            "read_events, read_streams",
+        ))
+    }
+
+    fn refusal(&self, action: &str, fields: &str) -> ApiError {
+        let team = self.0.team();
+        ApiError::forbidden(format!(
+            "team {team} may not {action} (config: [teams.{team}] {fields})"
+        ))
     }
 }
 
-/// What a team may be allowed to do beyond its own components.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Permission {
-    /// Append events.
-    Append,
-    /// Read streams.
-    ReadEvents,
+/// The internal name of what the caller calls `name`. A dotted name from a team is
+/// not found (the same answer whether or not such a component exists).
+pub(crate) fn named(caller: &Caller, name: &str) -> Result<String, ApiError> {
+    caller.resolve(name).map_err(ApiError::no_such_component)
 }
 
 /// Turns a service error into the API's, naming the caller's components by the names

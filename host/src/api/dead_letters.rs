@@ -7,7 +7,7 @@ use axum::extract::{Path, State};
 
 use serde::Deserialize;
 
-use super::auth::{Auth, for_caller};
+use super::auth::{Auth, for_caller, named};
 use super::{ApiError, ApiQuery};
 use crate::service::{DEFAULT_DEAD_LETTER_PAGE, Refract};
 use crate::store::Position;
@@ -35,7 +35,7 @@ pub(super) async fn list(
     }
     let limit = q.limit.unwrap_or(DEFAULT_DEAD_LETTER_PAGE);
     let page = svc
-        .dead_letters(&caller.qualify(&name), version, q.after, limit)
+        .dead_letters(&named(&caller, &name)?, version, q.after, limit)
         .await
         .map_err(for_caller(&caller))?;
     Ok(Json(serde_json::json!({
@@ -53,7 +53,7 @@ pub(super) async fn replay(
     Path((name, version)): Path<(String, u32)>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let done = svc
-        .replay_dead_letters(&caller.qualify(&name), version)
+        .replay_dead_letters(&named(&caller, &name)?, version)
         .await
         .map_err(for_caller(&caller))?;
     Ok(Json(serde_json::json!({

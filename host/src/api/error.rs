@@ -31,6 +31,11 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, msg)
     }
 
+    /// 404 for a component name that names nothing the caller may see.
+    pub fn no_such_component(msg: impl std::fmt::Display) -> Self {
+        Self::coded(StatusCode::NOT_FOUND, "projection_not_found", msg)
+    }
+
     /// 401: no token, or one nobody has.
     pub fn unauthorized(msg: impl std::fmt::Display) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, msg)
@@ -106,6 +111,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::TooFarBehind(_) => {
                 Self::coded(StatusCode::SERVICE_UNAVAILABLE, "too_far_behind", e)
             }
+            ServiceError::Forbidden(_) => Self::coded(StatusCode::FORBIDDEN, "forbidden", e),
             ServiceError::Busy(_) => Self::coded(StatusCode::SERVICE_UNAVAILABLE, "busy", e),
             ServiceError::RateLimited(ref r) => Self {
                 status: StatusCode::TOO_MANY_REQUESTS,

@@ -9,7 +9,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::auth::{Auth, for_caller};
+use super::auth::{Auth, for_caller, named};
 use super::{ApiError, ApiQuery};
 use crate::deploy::Deployed;
 use crate::service::{ProjectionStatus, Refract};
@@ -83,7 +83,7 @@ pub(super) async fn doc(
     Path((name, id)): Path<(String, String)>,
     ApiQuery(q): ApiQuery<DocQuery>,
 ) -> Result<Response, ApiError> {
-    let name = caller.qualify(&name);
+    let name = named(&caller, &name)?;
     let json = [(header::CONTENT_TYPE, "application/json")];
     if q.consistent {
         let doc = svc
@@ -117,7 +117,7 @@ pub(super) async fn promote(
     Path((name, version)): Path<(String, u32)>,
     ApiQuery(q): ApiQuery<PromoteQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    svc.promote(&caller.qualify(&name), version, q.force)
+    svc.promote(&named(&caller, &name)?, version, q.force)
         .await
         .map_err(for_caller(&caller))?;
     Ok(Json(
@@ -130,7 +130,7 @@ pub(super) async fn retire(
     Auth(caller): Auth,
     Path((name, version)): Path<(String, u32)>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    svc.retire(&caller.qualify(&name), version)
+    svc.retire(&named(&caller, &name)?, version)
         .await
         .map_err(for_caller(&caller))?;
     Ok(Json(
@@ -182,7 +182,7 @@ pub(super) async fn rewind(
         }
     };
     let position = svc
-        .rewind(&caller.qualify(&name), version, position, replay_effects)
+        .rewind(&named(&caller, &name)?, version, position, replay_effects)
         .await
         .map_err(for_caller(&caller))?;
     Ok(Json(
@@ -195,7 +195,7 @@ pub(super) async fn rebuild(
     Auth(caller): Auth,
     Path((name, version)): Path<(String, u32)>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    svc.rebuild(&caller.qualify(&name), version)
+    svc.rebuild(&named(&caller, &name)?, version)
         .await
         .map_err(for_caller(&caller))?;
     Ok(Json(

@@ -9,7 +9,7 @@ use axum::extract::{Path, State};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use super::auth::{Auth, Permission, for_caller};
+use super::auth::{Auth, for_caller, named};
 use super::{ApiError, ApiQuery};
 use crate::service::{DEFAULT_STREAM_PAGE, Refract};
 use crate::store::{
@@ -71,6 +71,7 @@ fn parse_append(id: String, body: &[u8]) -> Result<AppendRequest, ApiError> {
         expected: ExpectedVersion::from_option(body.expected_version),
         idempotency_key: body.idempotency_key,
         tenant: body.tenant,
+        team: crate::teams::DEFAULT_TEAM.to_owned(),
         events,
     })
 }
@@ -81,8 +82,16 @@ pub(super) async fn append(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<AppendResult>, ApiError> {
-    auth.require(&svc, Permission::Append)?;
-    let req = parse_append(id, &body)?;
+    let stream = StreamId::new(id)?;
+    let access = auth.may_append(&svc, stream.as_str())?;
+    let mut req = parse_append(stream.as_str().to_owned(), &body)?;
+    if let Some(tenant) = &req.tenant {
+        access
+            .check_tenant(tenant)
+            .map_err(|e| ApiError::bad_request(format!("invalid append request: {e}")))?;
+    }
+    // Idempotency keys live in the caller's team's namespace.
+    req.team = auth.0.team().to_owned();
     if let crate::teams::Caller::Team(team) = &auth.0 {
         svc.take_append_rate(team, req.events.len())?;
     }
@@ -155,12 +164,14 @@ pub(super) struct AggregateQuery {
 /// `GET /streams/{id}/aggregate/{projection}[?version=n]`: the write-model read.
 pub(super) async fn aggregate(
     State(svc): State<Arc<Refract>>,
-    Auth(caller): Auth,
+    auth: Auth,
     Path((id, projection)): Path<(String, String)>,
     ApiQuery(q): ApiQuery<AggregateQuery>,
 ) -> Result<Json<crate::service::Aggregate>, ApiError> {
     let stream = StreamId::new(id)?;
-    let projection = caller.qualify(&projection);
+    auth.may_read(&svc, stream.as_str())?;
+    let caller = auth.0;
+    let projection = named(&caller, &projection)?;
     let out = svc
         .aggregate(&stream, &projection, q.version)
         .await
@@ -185,8 +196,8 @@ pub(super) async fn read(
     Path(id): Path<String>,
     ApiQuery(q): ApiQuery<ReadQuery>,
 ) -> Result<Json<StreamBody>, ApiError> {
-    auth.require(&svc, Permission::ReadEvents)?;
     let stream = StreamId::new(id)?;
+    auth.may_read(&svc, stream.as_str())?;
     if q.limit == Some(0) {
         return Err(ApiError::bad_request("limit must be 1 or more"));
     }

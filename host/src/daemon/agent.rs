@@ -37,7 +37,7 @@ use super::PageProjector;
 use super::cache::DocCache;
 use super::commits::Commits;
 use super::metrics::{Burst, Phase};
-pub(crate) use super::shared::{back_off, record_pause, skipped};
+pub(crate) use super::shared::{back_off, readable, record_pause, skipped};
 use super::subscription::ErrorPolicy;
 use crate::runtime::RuntimeError;
 use crate::store::{Page, PageCommit, Position, ProjectionKey, RunStatus, Store, StoreError};
@@ -89,7 +89,11 @@ pub(crate) enum Control {
 
 pub(crate) struct Agent {
     pub key: ProjectionKey,
+    /// The streams its team may read: events of others are passed over (skipped).
+    pub streams: crate::teams::Streams,
     pub projector: Arc<Mutex<Box<dyn PageProjector>>>,
+    /// The projector's CPU deadline per call, for the host's watchdog.
+    pub deadline: std::time::Duration,
     pub store: Arc<dyn Store>,
     pub event_types: Arc<[String]>,
     pub budget: PageBudget,
@@ -257,22 +261,26 @@ impl Agent {
     fn read_ahead(&mut self, after: Position) {
         let (store, types) = (self.store.clone(), self.event_types.clone());
         let (limit, bytes) = (self.limit, self.budget.bytes);
+        let streams = self.streams.clone();
         self.ahead = Some(tokio::spawn(async move {
-            store
+            let page = store
                 .read_page_within(after, Some(&types), limit, bytes)
-                .await
+                .await?;
+            Ok(readable(page, &streams))
         }));
     }
 
     async fn read(&self, after: Position) -> Result<Page, StoreError> {
-        self.store
+        let page = self
+            .store
             .read_page_within(
                 after,
                 Some(&self.event_types),
                 self.limit,
                 self.budget.bytes,
             )
-            .await
+            .await?;
+        Ok(readable(page, &self.streams))
     }
 
     async fn start(&mut self) -> Result<(), StoreError> {

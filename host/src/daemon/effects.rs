@@ -27,6 +27,8 @@ pub(crate) struct Gathered {
     pub messages: Vec<NewMessage>,
     /// Emits and sends dropped because effects were held.
     pub held: u64,
+    /// Bytes of the page's outbox messages so far (body, URL and key).
+    message_bytes: usize,
     /// A store failure the guest was told about: the page failed because of the
     /// host, not the guest, and is retried without counting against it.
     pub host_error: Option<String>,
@@ -48,6 +50,8 @@ pub(crate) struct EffectsEnv {
     /// version, so a new version never re-sends what an old one sent.
     pub name: String,
     pub team: String,
+    /// The streams its team may emit to and read.
+    pub access: crate::teams::StreamAccess,
     pub grants: Arc<Grants>,
     pub settings: Arc<BTreeMap<String, String>>,
     /// The largest event (data and metadata bytes) an emit may carry.
@@ -120,6 +124,7 @@ impl PageEffects {
         limit: usize,
     ) -> Result<(u64, Vec<RecordedEvent>), String> {
         let id = StreamId::new(&stream).map_err(|e| format!("{call}: {e}"))?;
+        self.may_read(call, &stream)?;
         let store = self.env.store.clone();
         let (version, mut events) = self.block_on(call, async move {
             store.read_stream_page(&id, from, limit).await
@@ -137,6 +142,19 @@ impl PageEffects {
             events.extend(pending.take(room));
         }
         Ok((*v, events))
+    }
+
+    /// Refuses a stream its team may not read directly, naming only that stream
+    /// (nothing of it is read, not even whether it exists).
+    fn may_read(&self, call: &str, stream: &str) -> Result<(), String> {
+        if self.env.access.may_read(stream) {
+            return Ok(());
+        }
+        let team = &self.env.team;
+        Err(format!(
+            "{call}: team {team} may not read stream {stream:?} (config: [teams.{team}] \
+             read_events, read_streams)"
+        ))
     }
 
     /// The stream's version now: this page's emits, else the store's.
@@ -173,6 +191,13 @@ impl SubscriberHost for PageEffects {
             return Err(why);
         }
         let id = StreamId::new(&stream).map_err(|e| format!("emit: stream_id: {e}"))?;
+        if !self.env.access.may_append(&stream) {
+            let team = &self.env.team;
+            return Err(format!(
+                "emit to {stream}: team {team} may not append to this stream (config: \
+                 [teams.{team}] append, append_streams)"
+            ));
+        }
         super::emit_check::check_emit(
             &stream,
             &events,
@@ -185,9 +210,12 @@ impl SubscriberHost for PageEffects {
                 Some(found) => Some(found),
                 None => {
                     let store = self.env.store.clone();
-                    let k = key.clone();
-                    self.block_on("emit", async move { store.idempotency_key(&k).await })?
-                        .map(|(s, r)| (s, r.stream_version))
+                    let (team, k) = (self.env.team.clone(), key.clone());
+                    self.block_on(
+                        "emit",
+                        async move { store.idempotency_key(&team, &k).await },
+                    )?
+                    .map(|(s, r)| (s, r.stream_version))
                 }
             };
             if let Some((first_stream, version)) = earlier {
@@ -253,6 +281,7 @@ impl SubscriberHost for PageEffects {
                 },
                 idempotency_key: idempotency_key.clone(),
                 tenant: None,
+                team: self.env.team.clone(),
                 events: new_events,
             });
         }
@@ -315,6 +344,9 @@ impl SubscriberHost for PageEffects {
         if let Some(why) = self.env.grants.refusal(&self.env.team, &url) {
             return Err(format!("send: {why}"));
         }
+        if let Some(why) = self.env.grants.body_refusal(body.len()) {
+            return Err(format!("send to {url}: {why}"));
+        }
         serde_json::from_str::<IgnoredAny>(&body)
             .map_err(|e| format!("send to {url}: the body is not JSON: {e}"))?;
         if key.is_empty() || key.len() > 200 {
@@ -325,6 +357,11 @@ impl SubscriberHost for PageEffects {
             g.held += 1;
             return Ok(());
         }
+        let total = g.message_bytes + body.len() + url.len() + key.len();
+        if let Some(why) = self.env.grants.page_refusal(total) {
+            return Err(format!("send to {url}: {why}"));
+        }
+        g.message_bytes = total;
         g.messages.push(NewMessage {
             id: format!("{}/{key}", self.env.name),
             url,

@@ -86,6 +86,8 @@ pub struct Daemon {
     stop_grace: std::time::Duration,
     agents: Mutex<HashMap<ProjectionKey, Running>>,
     counters: Mutex<HashMap<ProjectionKey, Arc<counters::Counters>>>,
+    /// Which streams each team's components are fed, emit to and read.
+    teams: crate::teams::Teams,
 }
 
 impl Daemon {
@@ -100,7 +102,15 @@ impl Daemon {
             stop_grace: running::STOP_GRACE,
             agents: Mutex::new(HashMap::new()),
             counters: Mutex::new(HashMap::new()),
+            teams: crate::teams::Teams::default(),
         }
+    }
+
+    /// The same daemon keeping each team's components to the streams the team's
+    /// config allows (by default every team may use every stream).
+    pub fn with_teams(mut self, teams: crate::teams::Teams) -> Self {
+        self.teams = teams;
+        self
     }
 
     /// The same daemon giving agents told to stop `grace` to finish their page
@@ -158,7 +168,7 @@ impl Daemon {
         loaded: &LoadedComponent,
         policy: ErrorPolicy,
     ) {
-        let guest = Guest::new(loaded, key.to_string());
+        let guest = Guest::new(loaded, key.to_string()).with_page_size(self.page_size);
         let (types, page_size) = (
             loaded.descriptor.event_types.clone(),
             self.page_size_for(&loaded.descriptor),
@@ -178,6 +188,7 @@ impl Daemon {
         let agent = subscription::SubscriptionAgent {
             counters: self.counters_of(&key),
             subscriber: Arc::new(Mutex::new(Subscriber::new(loaded, key.to_string()))),
+            deadline: loaded.limits.call_timeout(),
             key: key.clone(),
             team: env.team.clone(),
             event_types: d.event_types.clone().into(),
@@ -185,6 +196,7 @@ impl Daemon {
             page_bytes: self.page_bytes,
             shutdown: stop.subscribe(),
             env: effects::EffectsEnv {
+                access: self.teams.access(&env.team),
                 store: self.store.clone(),
                 runtime: tokio::runtime::Handle::current(),
                 name: key.name.clone(),
@@ -241,7 +253,10 @@ impl Daemon {
             events: page_size.max(1),
             bytes: self.page_bytes,
         };
+        let streams = self.teams.access(crate::teams::team_of(&key.name)).read;
         let mut agent = Agent {
+            streams,
+            deadline: projector.call_timeout(),
             projector: Arc::new(Mutex::new(projector)),
             key: key.clone(),
             store: self.store.clone(),

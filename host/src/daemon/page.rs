@@ -157,7 +157,7 @@ impl Agent {
     ) -> Result<(), String> {
         while !todo.is_empty() {
             let want: Vec<i64> = todo.iter().copied().collect();
-            let events = self
+            let mut events = self
                 .store
                 .read_events(&want, self.budget.bytes)
                 .await
@@ -168,7 +168,22 @@ impl Agent {
                 return Ok(());
             };
             let taken = todo.iter().take_while(|s| **s <= last).count();
-            let sequences: Vec<i64> = todo.drain(..taken).collect();
+            let mut sequences: Vec<i64> = todo.drain(..taken).collect();
+            // Events of streams the team may no longer read are not applied (they
+            // stay letters, as if missing).
+            if !self.streams.is_all() {
+                let (kept, unreadable): (Vec<_>, Vec<_>) = events
+                    .into_iter()
+                    .partition(|e| self.streams.matches(&e.stream_id));
+                events = kept;
+                let unreadable: std::collections::HashSet<i64> =
+                    unreadable.iter().map(|e| e.sequence).collect();
+                sequences.retain(|s| !unreadable.contains(s));
+                out.missing += unreadable.len() as u64;
+                if events.is_empty() {
+                    continue;
+                }
+            }
             if self.replay_page(position, events.clone(), sequences).await {
                 out.replayed += events.len() as u64;
                 continue;
@@ -236,13 +251,23 @@ impl Agent {
     ) -> Result<R, PageError> {
         let projector = self.projector.clone();
         let page = page.clone();
-        let result = tokio::task::spawn_blocking(move || {
-            // A panic in an earlier call leaves the lock poisoned; the projector drops
-            // its instance on any failure, so going on with it is sound.
-            let mut p = projector.lock().unwrap_or_else(|p| p.into_inner());
-            f(p.as_mut(), &page)
-        })
-        .await?;
+        // Watched: a call that never comes back costs the guest its CPU deadline, not
+        // the agent forever (the wait for the lock a stuck call holds counts too).
+        let component = self.key.to_string();
+        let grace = crate::runtime::watchdog::GRACE;
+        let result = crate::runtime::watchdog::run_watched(
+            &component,
+            self.deadline,
+            grace,
+            true,
+            move || {
+                // A panic in an earlier call leaves the lock poisoned; the projector
+                // drops its instance on any failure, so going on with it is sound.
+                let mut p = projector.lock().unwrap_or_else(|p| p.into_inner());
+                f(p.as_mut(), &page)
+            },
+        )
+        .await;
         Ok(result?)
     }
 }

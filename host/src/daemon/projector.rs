@@ -16,6 +16,12 @@ pub trait PageProjector: Send + 'static {
         page: &[RecordedEvent],
         docs: Vec<DocInput>,
     ) -> Result<Vec<DocChange>, RuntimeError>;
+
+    /// The CPU deadline of one of its calls, which the host's watchdog waits out
+    /// (plus a grace) before it gives up on a call.
+    fn call_timeout(&self) -> std::time::Duration {
+        crate::runtime::Limits::default().call_timeout()
+    }
 }
 
 impl PageProjector for Guest {
@@ -29,5 +35,9 @@ impl PageProjector for Guest {
         docs: Vec<DocInput>,
     ) -> Result<Vec<DocChange>, RuntimeError> {
         Guest::apply(self, page, docs)
+    }
+
+    fn call_timeout(&self) -> std::time::Duration {
+        self.limits().call_timeout()
     }
 }

@@ -26,7 +26,8 @@ pub(crate) async fn record_pause(store: &dyn Store, key: &ProjectionKey, e: &Run
             message,
             ..
         } => (*event_sequence, message.clone()),
-        other => (None, other.to_string()),
+        // A bad descriptor's text may quote the guest: clipped like its errors.
+        other => (None, crate::runtime::guest_text::clip(&other.to_string())),
     };
     let error = PauseError {
         component: key.to_string(),
@@ -46,4 +47,13 @@ pub(crate) async fn record_pause(store: &dyn Store, key: &ProjectionKey, e: &Run
 pub(crate) fn skipped(position: Position, page: &Page) -> u64 {
     let passed = (page.scanned_to - position).max(0) as u64;
     passed.saturating_sub(page.events.len() as u64)
+}
+
+/// The page without the events of streams the team may not read: they count as
+/// passed over (skipped), like events of other types.
+pub(crate) fn readable(mut page: Page, streams: &crate::teams::Streams) -> Page {
+    if !streams.is_all() {
+        page.events.retain(|e| streams.matches(&e.stream_id));
+    }
+    page
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::effects::{EffectsEnv, PageEffects};
-use super::shared::{back_off, record_pause, skipped};
+use super::shared::{back_off, readable, record_pause, skipped};
 use crate::outbox::OutboxWaker;
 use crate::runtime::{RuntimeError, Subscriber};
 use crate::store::subscription::{DeadLetter, HandledPage};
@@ -52,6 +52,8 @@ pub(crate) struct SubscriptionAgent {
     pub key: ProjectionKey,
     pub team: String,
     pub subscriber: Arc<Mutex<Subscriber>>,
+    /// The subscriber's CPU deadline per call, for the host's watchdog.
+    pub deadline: std::time::Duration,
     pub event_types: Arc<[String]>,
     pub page_size: usize,
     /// Bytes of event data and metadata per page (a bigger event goes alone).
@@ -94,7 +96,7 @@ impl SubscriptionAgent {
                 .read_page_within(position, Some(&self.event_types), limit, self.page_bytes)
                 .await
             {
-                Ok(p) => p,
+                Ok(p) => readable(p, &self.env.access.read),
                 Err(e) => {
                     tracing::warn!(subscription = %self.key, "reading events failed: {e}");
                     back_off(&mut self.shutdown, &mut backoff).await;
@@ -231,11 +233,8 @@ impl SubscriptionAgent {
                 return None;
             }
         };
-        Some(RuntimeError::Guest {
-            component: self.key.to_string(),
-            event_sequence: None,
-            message,
-        })
+        // The store's error may quote what the guest emitted: clipped.
+        Some(RuntimeError::guest(self.key.to_string(), None, &message))
     }
 
     /// Hands `events` to the guest with fresh effects; what it gathered becomes the
@@ -252,12 +251,19 @@ impl SubscriptionAgent {
         let (effects, gathered) = PageEffects::new(self.env.clone(), held, events.len());
         let subscriber = self.subscriber.clone();
         let started = std::time::Instant::now();
-        let result = tokio::task::spawn_blocking(move || {
-            let mut s = subscriber.lock().unwrap_or_else(|p| p.into_inner());
-            s.handle(&events, Box::new(effects))
-        })
-        .await
-        .unwrap_or_else(|e| Err(RuntimeError::Host(format!("handle task: {e}"))));
+        let component = self.key.to_string();
+        let grace = crate::runtime::watchdog::GRACE;
+        let result = crate::runtime::watchdog::run_watched(
+            &component,
+            self.deadline,
+            grace,
+            true,
+            move || {
+                let mut s = subscriber.lock().unwrap_or_else(|p| p.into_inner());
+                s.handle(&events, Box::new(effects))
+            },
+        )
+        .await;
         self.counters.guest_time(started.elapsed());
         let g = std::mem::take(&mut *gathered.lock().unwrap_or_else(|p| p.into_inner()));
         // A page of several events is read again smaller (see `over_budget`).

@@ -5,13 +5,15 @@ use std::sync::Mutex;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 
+use std::collections::BTreeMap;
+
 use super::*;
 use crate::store::sqlite::SqliteStore;
 use crate::store::subscription::{HandledPage, NewMessage, SubscriptionStore};
 use crate::store::{DocumentStore, ProjectionKey};
 
 fn grants(team: &str, hosts: &[&str]) -> Grants {
-    Grants(BTreeMap::from([(
+    Grants::new(BTreeMap::from([(
         team.to_owned(),
         hosts.iter().map(|h| h.to_string()).collect(),
     )]))
@@ -112,9 +114,11 @@ async fn a_failing_receiver_gets_the_message_again_with_the_same_id_until_it_acc
         .expect("commit");
     let store: Arc<dyn Store> = Arc::new(store);
     let g = grants("ops", &[&addr.to_string()]);
-    let http = reqwest::Client::new();
+    let http = client(&g, DEFAULT_REQUEST_TIMEOUT);
     for _ in 0..100 {
-        deliver_due(store.as_ref(), &g, &http).await.expect("pass");
+        deliver_pass(store.as_ref(), &g, &http, "ops")
+            .await
+            .expect("pass");
         if store.outbox_counts(&key).await.expect("counts").pending == 0 {
             break;
         }
@@ -131,4 +135,53 @@ async fn a_failing_receiver_gets_the_message_again_with_the_same_id_until_it_acc
             .expect("due")
             .is_empty()
     );
+}
+
+#[tokio::test]
+async fn a_pass_delivers_only_its_own_teams_messages() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = SqliteStore::open(&dir.path().join("t.db"))
+        .await
+        .expect("open");
+    let receiver = Receiver::default();
+    let app = axum::Router::new()
+        .route("/hook", axum::routing::post(receive))
+        .with_state(receiver.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    for team in ["a", "b"] {
+        let key = ProjectionKey {
+            name: format!("{team}.notifier"),
+            version: 1,
+        };
+        store.prepare_projection(&key).await.expect("prepare");
+        let page = HandledPage {
+            messages: vec![NewMessage {
+                id: format!("{team}/1"),
+                url: format!("http://{addr}/hook"),
+                body: "{}".into(),
+                event_sequence: Some(1),
+            }],
+            ..HandledPage::default()
+        };
+        store
+            .commit_handled(&key, team, &page)
+            .await
+            .expect("commit");
+    }
+    let mut due = store.due_teams(now_micros()).await.expect("teams");
+    due.sort();
+    assert_eq!(due, ["a", "b"]);
+    let g = Grants::new(BTreeMap::from([
+        ("a".to_owned(), vec![addr.to_string()]),
+        ("b".to_owned(), vec![addr.to_string()]),
+    ]));
+    let http = client(&g, DEFAULT_REQUEST_TIMEOUT);
+    let n = deliver_pass(&store, &g, &http, "a").await.expect("pass");
+    assert_eq!(n, 1);
+    assert_eq!(*receiver.seen.lock().expect("lock"), ["a/1"]);
+    assert_eq!(store.due_teams(now_micros()).await.expect("teams"), ["b"]);
 }

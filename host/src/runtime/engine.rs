@@ -73,6 +73,8 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
             .map_err(|e| E::Host(format!("linking WASI: {e:#}")))?;
+        super::nonblocking::add_to_linker(&mut linker)
+            .map_err(|e| E::Host(format!("linking WASI without waits: {e:#}")))?;
         versions::add_to_linker(&mut linker)
             .map_err(|e| E::Host(format!("linking host: {e:#}")))?;
         super::subscriber::add_to_linker(&mut linker)
@@ -101,7 +103,8 @@ impl Runtime {
     pub fn load(&self, wasm: &[u8]) -> Result<LoadedComponent, RuntimeError> {
         let started = Instant::now();
         let (component, sha256, from_cache) = self.compile_checked(wasm)?;
-        self.link_projection(&component, sha256, from_cache, started)
+        let limits = self.inner.limits.clone();
+        self.link_projection(&component, sha256, from_cache, started, limits)
     }
 
     /// Checks the header, hashes and compiles (or loads the cached artifact).
@@ -122,6 +125,7 @@ impl Runtime {
         sha256: String,
         from_cache: bool,
         started: Instant,
+        limits: Limits,
     ) -> Result<LoadedComponent, RuntimeError> {
         let inner = &self.inner;
         let version = wit_version(component, &inner.engine)?;
@@ -132,7 +136,8 @@ impl Runtime {
         let pre = ProjectorPre::new(version, instance_pre)
             .map_err(|e| E::WrongWorld(format!("WIT {version}: {e:#}")))?;
         let label = format!("sha256:{}", &sha256[..12]);
-        let descriptor = Guest::for_describe(&pre, &inner.limits, label).describe()?;
+        // `describe` runs under the limits the component will run under (its team's).
+        let descriptor = Guest::for_describe(&pre, &limits, label).describe()?;
         descriptor.validate().map_err(E::BadDescriptor)?;
         if descriptor.kind != super::ComponentKind::Projection {
             return Err(E::BadDescriptor(
@@ -145,7 +150,7 @@ impl Runtime {
             sha256,
             from_cache,
             load_time: started.elapsed(),
-            limits: inner.limits.clone(),
+            limits,
         })
     }
 
@@ -218,7 +223,11 @@ fn wit_version(component: &Component, engine: &Engine) -> Result<WitVersion, Run
 /// Writes the artifact atomically, so a crash never leaves half a file to load.
 fn write_artifact(component: &Component, path: &Path) -> Result<(), String> {
     let bytes = component.serialize().map_err(|e| format!("{e:#}"))?;
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    // Unique per write: compiles run outside any lock, so two deploys of the same
+    // wasm may write at once.
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = path.with_extension(format!("tmp{}-{n}", std::process::id()));
     std::fs::write(&tmp, bytes).map_err(|e| e.to_string())?;
     std::fs::rename(&tmp, path).map_err(|e| e.to_string())
 }

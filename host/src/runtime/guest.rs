@@ -15,9 +15,9 @@ use super::RuntimeError;
 use super::calls::{GuestFailure, PageCalls};
 use super::engine::LoadedComponent;
 use super::limits::Limits;
-use super::sandbox::Sandbox;
+use super::sandbox::{Sandbox, Spot};
 use super::state::HostState;
-use super::types::{Descriptor, DocChange, Slice, slice_by_stream};
+use super::types::{Descriptor, DocChange, Slice, preview, slice_by_stream};
 use super::versions::{Projector, ProjectorPre};
 use crate::store::{MAX_STREAM_ID_LEN, RecordedEvent};
 
@@ -39,7 +39,18 @@ pub struct Guest {
     per_stream: bool,
     /// The most events the guest takes in one call (its max-page-size).
     max_events: usize,
+    /// The configured events per page, which the caps on what `slice` names scale
+    /// with (or the page's own length, if larger).
+    page_size: usize,
 }
+
+/// Documents (and event indices) a page's `slice` may name per event of the page
+/// size, unless the limits allow more documents (`max_docs_per_page`).
+pub const DOCS_PER_EVENT: usize = 10;
+
+/// Bytes the host takes from one guest call beyond what a valid result can need:
+/// room for a guest's own error message (cut to 4 KiB once lifted).
+const MESSAGE_ROOM: usize = 16 << 20;
 
 /// What an instance offers: the typed bindings (for `describe`) and the page calls.
 struct Calls {
@@ -58,6 +69,13 @@ impl Guest {
         }
     }
 
+    /// The same guest, what its `slice` may name capped for pages of `page_size`
+    /// events (see [`slice_caps`]).
+    pub fn with_page_size(mut self, page_size: usize) -> Self {
+        self.page_size = page_size;
+        self
+    }
+
     /// A guest whose descriptor is not known yet: for `describe` on load.
     pub(crate) fn for_describe(pre: &ProjectorPre, limits: &Limits, component: String) -> Self {
         let linked = pre.clone();
@@ -71,13 +89,21 @@ impl Guest {
             sandbox: Sandbox::new(pre.instance_pre().clone(), component, limits.clone(), make),
             per_stream: false,
             max_events: usize::MAX,
+            page_size: crate::daemon::DEFAULT_PAGE_SIZE,
         }
+    }
+
+    /// The limits its calls run under.
+    pub fn limits(&self) -> &Limits {
+        self.sandbox.limits()
     }
 
     /// Asks the component what it is, converted into the latest WIT version's terms.
     pub fn describe(&mut self) -> Result<Descriptor, RuntimeError> {
-        self.sandbox
-            .call("describe", None, |store, c| c.bindings.describe(store))
+        self.sandbox.call("describe", None, |store, c| {
+            store.set_hostcall_fuel(super::types::DESCRIBE_FUEL);
+            c.bindings.describe(store)
+        })
     }
 
     /// Which documents each event of the page touches, validated. Pages are at most
@@ -93,10 +119,34 @@ impl Guest {
     /// Asks the guest itself which documents each event touches, even when it
     /// declares per-stream documents (for tests and diagnostics), validated.
     pub fn slice_in_guest(&mut self, page: &[RecordedEvent]) -> Result<Vec<Slice>, RuntimeError> {
-        let res = self.sandbox.call("slice", page_range(page), |store, c| {
+        let (max_docs, max_indices) = slice_caps(self.sandbox.limits(), self.page_size, page.len());
+        // What a valid answer can take (each document's id at its longest), so that
+        // wasmtime refuses a bigger one before the host allocates it.
+        let fuel = max_docs
+            .saturating_mul(std::mem::size_of::<Slice>() + MAX_STREAM_ID_LEN)
+            .saturating_add(max_indices.saturating_mul(4))
+            .saturating_add(MESSAGE_ROOM);
+        let res = self.sandbox.call("slice", Spot::of(page), |store, c| {
+            store.set_hostcall_fuel(fuel);
             c.page.slice(store, page)
         })?;
         let slices = res.map_err(|e| self.guest_error(e))?;
+        if slices.len() > max_docs {
+            return Err(self.bad_result(format!(
+                "slice named {} documents for a page of {} events; the limit is {max_docs} \
+                 per page (max_docs_per_page)",
+                slices.len(),
+                page.len()
+            )));
+        }
+        let indices: usize = slices.iter().map(|s| s.events.len()).sum();
+        if indices > max_indices {
+            return Err(self.bad_result(format!(
+                "slice named {indices} event indices for a page of {} events; the limit is \
+                 {max_indices} per page",
+                page.len()
+            )));
+        }
         let mut seen = HashSet::with_capacity(slices.len());
         for s in &slices {
             check_doc_id(&s.doc_id).map_err(|m| self.bad_result(format!("slice: {m}")))?;
@@ -105,13 +155,8 @@ impl Guest {
                     self.bad_result(format!("slice: document id {:?} listed twice", s.doc_id))
                 );
             }
-            if let Some(i) = s.events.iter().find(|&&i| i as usize >= page.len()) {
-                return Err(self.bad_result(format!(
-                    "slice: event index {i} for document {:?} is outside the page of {}",
-                    s.doc_id,
-                    page.len()
-                )));
-            }
+            check_indices(&s.events, page.len())
+                .map_err(|m| self.bad_result(format!("slice: document {:?}: {m}", s.doc_id)))?;
         }
         Ok(slices)
     }
@@ -166,7 +211,16 @@ impl Guest {
         page: &[RecordedEvent],
         docs: &[DocInput],
     ) -> Result<Vec<DocChange>, RuntimeError> {
-        let res = self.sandbox.call("apply", page_range(page), |store, c| {
+        // Documents up to the result limit, each change's own size, and room for an
+        // error: wasmtime refuses more before the host allocates it.
+        let fuel = self
+            .sandbox
+            .limits()
+            .max_result_bytes
+            .saturating_add(docs.len().saturating_mul(std::mem::size_of::<DocChange>()))
+            .saturating_add(MESSAGE_ROOM);
+        let res = self.sandbox.call("apply", Spot::of(page), |store, c| {
+            store.set_hostcall_fuel(fuel);
             c.page.apply(store, page, docs)
         })?;
         let changes = res.map_err(|e| self.guest_error(e))?;
@@ -219,15 +273,87 @@ impl Guest {
     }
 }
 
-fn page_range(events: &[RecordedEvent]) -> Option<(i64, i64)> {
-    Some((events.first()?.sequence, events.last()?.sequence))
-}
-
 fn check_doc_id(id: &str) -> Result<(), String> {
     if id.is_empty() || id.len() > MAX_STREAM_ID_LEN || id.chars().any(char::is_control) {
         return Err(format!(
-            "document id {id:?} must be 1 to {MAX_STREAM_ID_LEN} bytes without control characters"
+            "document id {} ({} bytes) must be 1 to {MAX_STREAM_ID_LEN} bytes without control \
+             characters",
+            preview(id),
+            id.len()
         ));
     }
     Ok(())
+}
+
+/// A document's event indices must be strictly increasing (page order, no repeats)
+/// and inside the page, so there are never more of them than the page's events.
+fn check_indices(events: &[u32], page_len: usize) -> Result<(), String> {
+    if let Some(w) = events.windows(2).find(|w| w[0] >= w[1]) {
+        return Err(format!(
+            "event index {} follows {}: indices must be strictly increasing",
+            w[1], w[0]
+        ));
+    }
+    match events.last() {
+        Some(&i) if i as usize >= page_len => Err(format!(
+            "event index {i} is outside the page of {page_len} events"
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The documents and the event indices a page of `page_len` events may name: the
+/// limits' `max_docs_per_page` documents, or [`DOCS_PER_EVENT`] per event of the
+/// configured `page_size` (or of the page, if it is larger, as a consistent read's
+/// is); event indices as many as that, and at least [`DOCS_PER_EVENT`] per event.
+fn slice_caps(limits: &Limits, page_size: usize, page_len: usize) -> (usize, usize) {
+    let per_page = DOCS_PER_EVENT.saturating_mul(page_size.max(page_len).max(1));
+    let docs = limits.max_docs_per_page.unwrap_or(per_page).max(1);
+    (docs, docs.max(per_page))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_indices_must_be_strictly_increasing_and_inside_the_page() {
+        assert_eq!(check_indices(&[], 3), Ok(()));
+        assert_eq!(check_indices(&[0, 1, 2], 3), Ok(()));
+        assert_eq!(
+            check_indices(&[0, 0], 3),
+            Err("event index 0 follows 0: indices must be strictly increasing".into())
+        );
+        assert_eq!(
+            check_indices(&[2, 1], 3),
+            Err("event index 1 follows 2: indices must be strictly increasing".into())
+        );
+        assert_eq!(
+            check_indices(&[1, 3], 3),
+            Err("event index 3 is outside the page of 3 events".into())
+        );
+    }
+
+    #[test]
+    fn documents_per_page_default_to_ten_per_event_of_the_page_size() {
+        let mut limits = Limits::default();
+        assert_eq!(slice_caps(&limits, 5000, 3), (50_000, 50_000));
+        assert_eq!(slice_caps(&limits, 0, 0), (DOCS_PER_EVENT, DOCS_PER_EVENT));
+        // A page longer than the configured size (a consistent read's) scales them.
+        assert_eq!(slice_caps(&limits, 3, 15), (150, 150));
+        limits.max_docs_per_page = Some(7);
+        assert_eq!(slice_caps(&limits, 5000, 3), (7, 50_000));
+        limits.max_docs_per_page = Some(80_000);
+        assert_eq!(slice_caps(&limits, 5000, 3), (80_000, 80_000));
+        let parsed: Limits = toml::from_str("max_docs_per_page = 12").expect("limits");
+        assert_eq!(parsed.max_docs_per_page, Some(12));
+    }
+
+    #[test]
+    fn a_long_document_id_is_quoted_only_in_part() {
+        let id = "x".repeat(1 << 20);
+        let message = check_doc_id(&id).expect_err("too long");
+        assert!(message.len() < 300, "{message}");
+        assert!(message.contains("(1048576 bytes)"), "{message}");
+    }
 }

@@ -2,16 +2,28 @@
 //! version: each version's bindings get a thin trait impl from [`impl_host!`] that
 //! converts its generated types and calls these.
 
+use super::guest_text::clip;
+use super::output::OUTPUT_CAP;
 use super::state::{HostState, PanicReport};
 
-/// Longest log line or panic message kept from a guest.
-const MAX_MESSAGE: usize = 4096;
-
 impl HostState {
-    /// `host.log`: one line in the host's log, tagged with the component.
+    /// `host.log`: one line in the host's log, tagged with the component, clipped;
+    /// past [`OUTPUT_CAP`] bytes per instance (as for stdout and stderr) lines are
+    /// dropped, which is noted once.
     pub(crate) fn log_line(&mut self, level: tracing::Level, message: &str) {
+        if self.log_bytes >= OUTPUT_CAP {
+            if !self.log_capped {
+                self.log_capped = true;
+                tracing::warn!(
+                    component = %self.component,
+                    "guest log lines beyond {OUTPUT_CAP} bytes are dropped"
+                );
+            }
+            return;
+        }
         let component = self.component.as_str();
-        let message = truncate(message, MAX_MESSAGE);
+        let message = clip(message);
+        self.log_bytes += message.len() + 1;
         match level {
             tracing::Level::TRACE => tracing::trace!(component, "{message}"),
             tracing::Level::DEBUG => tracing::debug!(component, "{message}"),
@@ -21,25 +33,13 @@ impl HostState {
         }
     }
 
-    /// `host.panicked`: keeps the guest's reason for the trap that follows.
+    /// `host.panicked`: keeps the guest's reason (clipped) for the trap that follows.
     pub(crate) fn record_panic(&mut self, message: &str, event_sequence: Option<u64>) {
         self.panic = Some(PanicReport {
-            message: truncate(message, MAX_MESSAGE).to_owned(),
+            message: clip(message),
             event_sequence: event_sequence.and_then(|s| i64::try_from(s).ok()),
         });
     }
-}
-
-/// Cuts `s` to at most `max` bytes at a character boundary.
-fn truncate(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
 }
 
 /// Implements the `host` trait a version's bindgen generates (the argument is the

@@ -16,6 +16,11 @@ pub struct Limits {
     pub max_result_bytes: usize,
     /// Deepest wasm stack a call may use, in bytes (unbounded recursion traps here).
     pub max_stack_bytes: usize,
+    /// Most documents one page's `slice` may name; none means 10 per event of the
+    /// page size (`page_size`, or the page's length if larger). Event indices are
+    /// capped at as many, and at least 10 per event.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_docs_per_page: Option<usize>,
 }
 
 impl Default for Limits {
@@ -26,6 +31,7 @@ impl Default for Limits {
             max_doc_bytes: 1 << 20,
             max_result_bytes: 64 << 20,
             max_stack_bytes: 1 << 20,
+            max_docs_per_page: None,
         }
     }
 }

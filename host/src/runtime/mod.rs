@@ -5,12 +5,15 @@
 //! each converting its types into the latest; `versions` picks between them.
 
 mod calls;
+mod clock;
 mod cpu;
 mod engine;
 mod guest;
+pub mod guest_text;
 mod host;
 mod limits;
 mod loaded;
+mod nonblocking;
 mod output;
 mod sandbox;
 mod since_v1_0;
@@ -20,6 +23,7 @@ pub mod subscriber;
 mod subscriber_wit;
 mod types;
 mod versions;
+pub mod watchdog;
 
 pub use engine::{LoadedComponent, Runtime};
 pub use guest::{DocInput, Guest};
@@ -103,6 +107,16 @@ impl Limit {
 }
 
 impl RuntimeError {
+    /// A guest error whose `message` (which may hold the guest's own text) is
+    /// clipped: bounded and with control characters escaped.
+    pub fn guest(component: String, event_sequence: Option<i64>, message: &str) -> Self {
+        Self::Guest {
+            component,
+            event_sequence,
+            message: guest_text::clip(message),
+        }
+    }
+
     /// The limit a guest error reports, if it was one.
     pub fn limit(&self) -> Option<Limit> {
         let Self::Guest { message, .. } = self else {

@@ -11,7 +11,7 @@ use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
-/// Bytes of output one instance may put in the log.
+/// Bytes of output one instance may put in the log, per stream (and for `host.log`).
 pub const OUTPUT_CAP: usize = 16 << 10;
 /// Longest line kept before it is logged as is.
 const MAX_LINE: usize = 1024;
@@ -68,7 +68,7 @@ impl GuestOutput {
             return;
         }
         s.logged += line.len() + 1;
-        let text = String::from_utf8_lossy(line);
+        let text = super::guest_text::clip(&String::from_utf8_lossy(line));
         tracing::info!(component = %self.component, stream = self.stream, "{text}");
     }
 }

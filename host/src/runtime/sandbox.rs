@@ -12,9 +12,36 @@ use super::limits::Limits;
 use super::state::HostState;
 use super::subscriber::SubscriberHost;
 use super::{Limit, RuntimeError, RuntimeError as E};
+use crate::store::RecordedEvent;
+
+/// How wasmtime's error says a guest-to-host copy went over the store's hostcall fuel
+/// (its error type is private).
+const FUEL_EXHAUSTED: &str = "fuel allocated for hostcalls has been exhausted";
 
 type MakeBindings<B> =
     Arc<dyn Fn(&mut Store<HostState>, &Instance) -> wasmtime::Result<B> + Send + Sync>;
+
+/// Where a call is in the log: its page's first and last event, and the time the
+/// guest's wall clock shows.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Spot {
+    first: i64,
+    last: i64,
+    /// The page's last event's time (microseconds since the epoch).
+    micros: i64,
+}
+
+impl Spot {
+    /// The spot of a page; `None` for an empty one.
+    pub fn of(page: &[RecordedEvent]) -> Option<Self> {
+        let (first, last) = (page.first()?, page.last()?);
+        Some(Self {
+            first: first.sequence,
+            last: last.sequence,
+            micros: last.timestamp,
+        })
+    }
+}
 
 /// An instance of one component and its typed bindings `B`.
 pub(crate) struct Sandbox<B> {
@@ -42,12 +69,13 @@ impl<B> Sandbox<B> {
         }
     }
 
-    /// Runs one call under the deadline; `range` (first and last sequence of the
-    /// page) goes into the error of a trap. A span records the call and the fault.
+    /// Runs one call under the deadline; `spot` (the page's first and last
+    /// sequence) goes into the error of a trap and sets the guest's clocks and random
+    /// seed. A span records the call and the fault.
     pub fn call<R>(
         &mut self,
         name: &'static str,
-        range: Option<(i64, i64)>,
+        spot: Option<Spot>,
         f: impl FnOnce(&mut Store<HostState>, &B) -> wasmtime::Result<R>,
     ) -> Result<R, RuntimeError> {
         let span = tracing::debug_span!(
@@ -58,16 +86,24 @@ impl<B> Sandbox<B> {
         );
         let _entered = span.enter();
         let ticks = self.deadline_ticks();
+        super::watchdog::call_started(&self.component, self.limits.call_timeout());
         let result = match self.instance() {
             Ok((store, bindings)) => {
                 store.data_mut().clock.start(ticks);
                 store.set_epoch_deadline(1);
+                let (first, micros) = spot.map_or((None, 0), |s| (Some(s.first), s.micros));
+                let data = store.data();
+                data.clocks.begin_call(&data.component, first, micros);
                 let out = f(store, bindings);
                 store.data_mut().clock.end();
-                out.map_err(|err| self.trapped(err, range))
+                out.map_err(|err| self.trapped(err, name, spot))
             }
             Err(e) => Err(e),
         };
+        if super::watchdog::call_ended() {
+            // The host gave up waiting for this call: the instance is not trusted.
+            self.instance = None;
+        }
         if let Err(e) = &result {
             span.record("fault", tracing::field::debug(e.fault()));
         }
@@ -80,13 +116,13 @@ impl<B> Sandbox<B> {
         &mut self,
         host: Box<dyn SubscriberHost>,
         name: &'static str,
-        range: Option<(i64, i64)>,
+        spot: Option<Spot>,
         f: impl FnOnce(&mut Store<HostState>, &B) -> wasmtime::Result<R>,
     ) -> Result<R, RuntimeError> {
         if let Ok((store, _)) = self.instance() {
             store.data_mut().subscriber = Some(host);
         }
-        let result = self.call(name, range, f);
+        let result = self.call(name, spot, f);
         if let Some((store, _)) = self.instance.as_mut() {
             store.data_mut().subscriber = None;
         }
@@ -99,12 +135,9 @@ impl<B> Sandbox<B> {
     }
 
     /// The guest's own error, as the runtime reports it.
+    /// The guest's text in `message` is clipped (see [`super::guest_text`]).
     pub fn guest_error(&self, message: String, event_sequence: Option<i64>) -> RuntimeError {
-        E::Guest {
-            component: self.component.clone(),
-            event_sequence,
-            message,
-        }
+        E::guest(self.component.clone(), event_sequence, &message)
     }
 
     fn deadline_ticks(&self) -> u64 {
@@ -145,11 +178,11 @@ impl<B> Sandbox<B> {
                         self.component
                     ));
                 }
-                E::Guest {
-                    component: self.component.clone(),
-                    event_sequence: None,
-                    message: format!("cannot be instantiated: {e:#}"),
-                }
+                E::guest(
+                    self.component.clone(),
+                    None,
+                    &format!("cannot be instantiated: {e:#}"),
+                )
             };
             let instance = self.pre.instantiate(&mut store).map_err(failed)?;
             let bindings = (self.make)(&mut store, &instance).map_err(failed)?;
@@ -163,12 +196,25 @@ impl<B> Sandbox<B> {
 
     /// Turns a trap into an error naming the event (from the guest's panic report
     /// when it sent one) and drops the instance.
-    fn trapped(&mut self, err: wasmtime::Error, range: Option<(i64, i64)>) -> RuntimeError {
-        let report = self.instance.take().and_then(|(s, _)| s.into_data().panic);
+    fn trapped(&mut self, err: wasmtime::Error, call: &str, spot: Option<Spot>) -> RuntimeError {
+        let (report, fuel) = match self.instance.take() {
+            Some((store, _)) => {
+                let fuel = store.hostcall_fuel();
+                (store.into_data().panic, fuel)
+            }
+            None => (None, 0),
+        };
         if let Some(p) = report {
             return self.guest_error(format!("panicked: {}", p.message), p.event_sequence);
         }
         let what = match err.downcast_ref::<Trap>() {
+            // Wasmtime refused to copy more than the call's transfer budget from the
+            // guest (checked before the host allocates it).
+            None if format!("{err:#}").contains(FUEL_EXHAUSTED) => format!(
+                "{}: {call} handed the host more than {fuel} bytes at once (a result or \
+                 a host call's arguments); the limit is {fuel}",
+                Limit::Result.phrase()
+            ),
             Some(Trap::Interrupt) => format!(
                 "{} of {} ms per call",
                 Limit::Cpu.phrase(),
@@ -188,9 +234,10 @@ impl<B> Sandbox<B> {
             ),
             None => format!("trapped: {err:#}"),
         };
-        let page = range
-            .map(|(a, b)| format!(" (page of events {a}..={b})"))
-            .unwrap_or_default();
+        // Where it was: the page, or the call when it had none (`describe`).
+        let page = spot
+            .map(|s| format!(" (page of events {}..={})", s.first, s.last))
+            .unwrap_or_else(|| format!(" (in {call})"));
         self.guest_error(format!("{what}{page}"), None)
     }
 }

@@ -182,9 +182,10 @@ impl Subscriber {
         &mut self,
         version: WitVersion,
     ) -> Result<SubscriptionDescriptor, super::RuntimeError> {
-        let (d, settings) = self
-            .sandbox
-            .call("describe", None, |store, b| b.describe(store))?;
+        let (d, settings) = self.sandbox.call("describe", None, |store, b| {
+            store.set_hostcall_fuel(super::types::DESCRIBE_FUEL);
+            b.describe(store)
+        })?;
         Ok(SubscriptionDescriptor::from_wit(d, settings, version))
     }
 
@@ -195,13 +196,10 @@ impl Subscriber {
         host: Box<dyn SubscriberHost>,
     ) -> Result<(), super::RuntimeError> {
         let events: Vec<types::Event> = page.iter().cloned().map(event).collect();
-        let range = page
-            .first()
-            .zip(page.last())
-            .map(|(a, b)| (a.sequence, b.sequence));
+        let spot = super::sandbox::Spot::of(page);
         let out = self
             .sandbox
-            .call_with(host, "handle", range, |store, b| b.handle(store, &events))?;
+            .call_with(host, "handle", spot, |store, b| b.handle(store, &events))?;
         out.map_err(|e| {
             let (message, event_sequence) = guest_error(e);
             self.sandbox.guest_error(message, event_sequence)
@@ -214,13 +212,23 @@ use super::loaded::Loaded;
 impl super::Runtime {
     /// Loads a component of either kind, told apart by the interface it exports.
     pub fn load_any(&self, wasm: &[u8]) -> Result<Loaded, super::RuntimeError> {
+        self.load_any_under(wasm, self.limits().clone())
+    }
+
+    /// Like [`load_any`](Self::load_any), with `describe` run under `limits` (the
+    /// deploying team's) and the component set to run under them.
+    pub fn load_any_under(
+        &self,
+        wasm: &[u8],
+        limits: super::Limits,
+    ) -> Result<Loaded, super::RuntimeError> {
         let started = std::time::Instant::now();
         let (component, sha256, from_cache) = self.compile_checked(wasm)?;
         let (engine, linker) = self.parts();
         let ty = component.component_type();
         let Some(version) = super::subscriber_wit::exported_version(engine, &ty) else {
             return self
-                .link_projection(&component, sha256, from_cache, started)
+                .link_projection(&component, sha256, from_cache, started, limits)
                 .map(Loaded::Projection);
         };
         let wrong = |e: wasmtime::Error| super::RuntimeError::WrongWorld(format!("{e:#}"));
@@ -240,7 +248,7 @@ impl super::Runtime {
             sha256,
             from_cache,
             load_time: std::time::Duration::ZERO,
-            limits: self.limits().clone(),
+            limits,
         };
         let label = format!("sha256:{}", &loaded.sha256[..12]);
         loaded.descriptor = Subscriber::new(&loaded, label).describe(version)?;

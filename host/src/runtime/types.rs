@@ -112,8 +112,22 @@ impl Descriptor {
     }
 }
 
+/// Most event types one component may declare: every page read names them all
+/// (in SQL) and the list is read on nearly every request.
+pub const MAX_EVENT_TYPES: usize = 1_000;
+
+/// Longest event type a component may declare, in bytes.
+pub const MAX_EVENT_TYPE_LEN: usize = 256;
+
+/// Bytes the host takes from a `describe`: far above what a valid descriptor needs
+/// (so too many event types are refused by count, with a clear message), far below
+/// what a guest could make the host copy otherwise.
+pub(crate) const DESCRIBE_FUEL: usize = 8 << 20;
+
 /// Checks what every component declares, of either kind: its name, its version
-/// and its event types, naming the first problem.
+/// and its event types (at most [`MAX_EVENT_TYPES`], each 1 to
+/// [`MAX_EVENT_TYPE_LEN`] bytes without control characters), naming the first
+/// problem; the guest's text in the message is clipped.
 pub(crate) fn validate_identity(
     name: &str,
     version: u32,
@@ -121,7 +135,11 @@ pub(crate) fn validate_identity(
 ) -> Result<(), String> {
     let n = name;
     if n.is_empty() || n.len() > MAX_NAME_LEN {
-        return Err(format!("name {n:?} must be 1 to {MAX_NAME_LEN} characters"));
+        return Err(format!(
+            "name {} ({} bytes) must be 1 to {MAX_NAME_LEN} characters",
+            preview(n),
+            n.len()
+        ));
     }
     let ok = n
         .chars()
@@ -137,10 +155,35 @@ pub(crate) fn validate_identity(
     if event_types.is_empty() {
         return Err("declares no event types".into());
     }
-    if let Some(t) = event_types.iter().find(|t| t.is_empty() || t.len() > 256) {
-        return Err(format!("event type {t:?} must be 1 to 256 characters"));
+    if event_types.len() > MAX_EVENT_TYPES {
+        return Err(format!(
+            "declares {} event types; the limit is {MAX_EVENT_TYPES}",
+            event_types.len()
+        ));
+    }
+    let bad = |t: &String| {
+        t.is_empty() || t.len() > MAX_EVENT_TYPE_LEN || t.chars().any(char::is_control)
+    };
+    if let Some((i, t)) = event_types.iter().enumerate().find(|(_, t)| bad(t)) {
+        return Err(format!(
+            "event type #{} {} is {} bytes; each must be 1 to {MAX_EVENT_TYPE_LEN} bytes \
+             without control characters",
+            i + 1,
+            preview(t),
+            t.len()
+        ));
     }
     Ok(())
+}
+
+/// The start of a guest's string, quoted, for an error message.
+pub(crate) fn preview(s: &str) -> String {
+    let mut end = s.len().min(64);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    let more = if end < s.len() { "…" } else { "" };
+    format!("{:?}{more}", &s[..end])
 }
 
 /// Which events of a page touch one document. Lifted straight from the guest: WIT
@@ -232,6 +275,24 @@ mod tests {
         assert_eq!(d.validate(), Ok(()));
         d.max_page_size = Some(0);
         assert_eq!(d.validate(), Err("max-page-size must be 1 or more".into()));
+        let types = |n: usize| (0..n).map(|i| format!("T{i}")).collect::<Vec<_>>();
+        d.max_page_size = None;
+        d.event_types = types(MAX_EVENT_TYPES);
+        assert_eq!(d.validate(), Ok(()));
+        d.event_types = types(100_000);
+        assert_eq!(
+            d.validate(),
+            Err("declares 100000 event types; the limit is 1000".into())
+        );
+        d.event_types = vec!["T".into(), "y".repeat(10 << 20)];
+        let e = d.validate().expect_err("too long");
+        assert!(e.starts_with("event type #2 \"yyy"), "{e}");
+        assert!(e.contains("is 10485760 bytes; each must be 1 to 256 bytes") && e.len() < 300);
+        d.event_types = vec!["A\nB".into()];
+        assert!(
+            d.validate()
+                .is_err_and(|e| e.contains("without control characters"))
+        );
         let json = serde_json::to_value(WitVersion::SUPPORTED).expect("serializes");
         assert_eq!(json, serde_json::json!(["1.1.0", "1.0.0"]));
     }

@@ -141,6 +141,9 @@ pub(super) fn find<'a>(
     comps
         .iter()
         .find(|c| c.key.name == name && c.key.version == version)
+        // Found by name, it must also belong to the team the name's namespace says
+        // (else it is not found, exactly as if it did not exist).
+        .filter(|c| c.team == crate::teams::team_of(name))
         .ok_or_else(|| {
             ServiceError::ProjectionNotFound(format!("projection {name} version {version}"))
         })

@@ -125,9 +125,10 @@ pub trait EventStore: Send + Sync {
     /// The sequence of the last committed event (0 if none).
     async fn head(&self) -> Result<Position, StoreError>;
 
-    /// The stream and result of the append that first used an idempotency key.
+    /// The stream and result of the append that first used `team`'s idempotency key.
     async fn idempotency_key(
         &self,
+        team: &str,
         key: &str,
     ) -> Result<Option<(String, AppendResult)>, StoreError>;
 

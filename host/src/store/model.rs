@@ -119,6 +119,9 @@ pub struct AppendRequest {
     pub idempotency_key: Option<String>,
     /// The tenant the events belong to, if any.
     pub tenant: Option<String>,
+    /// The team appending: its idempotency keys are its own (another team's use of
+    /// the same key neither blocks nor answers it).
+    pub team: String,
     /// The events, in order; never empty.
     pub events: Vec<NewEvent>,
 }

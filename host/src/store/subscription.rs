@@ -99,6 +99,18 @@ pub trait SubscriptionStore: Send + Sync {
     /// Up to `limit` undelivered messages whose next attempt is due at `now`.
     async fn due_messages(&self, now: i64, limit: usize) -> Result<Vec<OutboxMessage>, StoreError>;
 
+    /// The teams with undelivered messages due at `now` (each team's are delivered
+    /// apart from the others').
+    async fn due_teams(&self, now: i64) -> Result<Vec<String>, StoreError>;
+
+    /// Up to `limit` of `team`'s undelivered messages due at `now`.
+    async fn due_team_messages(
+        &self,
+        team: &str,
+        now: i64,
+        limit: usize,
+    ) -> Result<Vec<OutboxMessage>, StoreError>;
+
     /// Records a delivery.
     async fn message_delivered(&self, seq: i64) -> Result<(), StoreError>;
 

@@ -116,8 +116,12 @@ impl EventStore for Faulty {
     async fn head(&self) -> Result<Position, StoreError> {
         self.inner.head().await
     }
-    async fn idempotency_key(&self, k: &str) -> Result<Option<(String, AppendResult)>, StoreError> {
-        self.inner.idempotency_key(k).await
+    async fn idempotency_key(
+        &self,
+        t: &str,
+        k: &str,
+    ) -> Result<Option<(String, AppendResult)>, StoreError> {
+        self.inner.idempotency_key(t, k).await
     }
     async fn position_at_time(&self, micros: i64) -> Result<Position, StoreError> {
         self.inner.position_at_time(micros).await
@@ -230,6 +234,17 @@ impl SubscriptionStore for Faulty {
     }
     async fn due_messages(&self, now: i64, limit: usize) -> Result<Vec<OutboxMessage>, StoreError> {
         self.inner.due_messages(now, limit).await
+    }
+    async fn due_teams(&self, now: i64) -> Result<Vec<String>, StoreError> {
+        self.inner.due_teams(now).await
+    }
+    async fn due_team_messages(
+        &self,
+        team: &str,
+        now: i64,
+        limit: usize,
+    ) -> Result<Vec<OutboxMessage>, StoreError> {
+        self.inner.due_team_messages(team, now, limit).await
     }
     async fn message_delivered(&self, seq: i64) -> Result<(), StoreError> {
         self.inner.message_delivered(seq).await

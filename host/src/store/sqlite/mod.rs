@@ -204,8 +204,9 @@ pub(super) async fn append_in(
     if let Some(key) = &req.idempotency_key {
         let row = sqlx::query(
             "SELECT stream_id, stream_version, first_sequence, last_sequence \
-                 FROM idempotency_keys WHERE key = ?",
+                 FROM idempotency_keys WHERE team = ? AND key = ?",
         )
+        .bind(&req.team)
         .bind(key)
         .fetch_optional(&mut *conn)
         .await?;
@@ -297,9 +298,10 @@ pub(super) async fn append_in(
     };
     if let Some(key) = &req.idempotency_key {
         sqlx::query(
-            "INSERT INTO idempotency_keys (key, stream_id, stream_version, first_sequence, \
-                 last_sequence, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO idempotency_keys (team, key, stream_id, stream_version, \
+                 first_sequence, last_sequence, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
+        .bind(&req.team)
         .bind(key)
         .bind(stream)
         .bind(to_i64(version)?)
@@ -425,12 +427,14 @@ impl EventStore for SqliteStore {
 
     async fn idempotency_key(
         &self,
+        team: &str,
         key: &str,
     ) -> Result<Option<(String, AppendResult)>, StoreError> {
         let row = sqlx::query(
             "SELECT stream_id, stream_version, first_sequence, last_sequence \
-             FROM idempotency_keys WHERE key = ?",
+             FROM idempotency_keys WHERE team = ? AND key = ?",
         )
+        .bind(team)
         .bind(key)
         .fetch_optional(&self.reader)
         .await?;

@@ -29,6 +29,7 @@ async fn append(s: &SqliteStore, stream: &str, ty: &str, n: usize) {
         expected: ExpectedVersion::Any,
         idempotency_key: None,
         tenant: None,
+        team: "default".into(),
         events,
     };
     s.append(req).await.expect("append");

@@ -13,6 +13,34 @@ use crate::store::{AppendResult, Position, ProjectionKey, StoreError, now_micros
 
 /// Rows per multi-row outbox INSERT (8 parameters a row).
 const OUTBOX_CHUNK: usize = 500;
+/// The columns [`outbox_message`] reads (a macro: queries stay literal strings).
+macro_rules! due_columns {
+    () => {
+        "SELECT seq, message_id, name, version, team, url, body, attempts, last_error"
+    };
+}
+/// Undelivered, not given up on, due at the bound time.
+macro_rules! due {
+    () => {
+        "delivered_at IS NULL AND gave_up_at IS NULL AND next_attempt_at <= ?"
+    };
+}
+
+fn outbox_message(r: &sqlx::sqlite::SqliteRow) -> Result<OutboxMessage, StoreError> {
+    Ok(OutboxMessage {
+        seq: r.try_get(0)?,
+        id: r.try_get(1)?,
+        subscription: ProjectionKey {
+            name: r.try_get(2)?,
+            version: r.try_get(3)?,
+        },
+        team: r.try_get(4)?,
+        url: r.try_get(5)?,
+        body: r.try_get(6)?,
+        attempts: u32::try_from(r.try_get::<i64, _>(7)?).unwrap_or(u32::MAX),
+        last_error: r.try_get(8)?,
+    })
+}
 
 #[async_trait]
 impl SubscriptionStore for SqliteStore {
@@ -75,32 +103,46 @@ impl SubscriptionStore for SqliteStore {
     }
 
     async fn due_messages(&self, now: i64, limit: usize) -> Result<Vec<OutboxMessage>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT seq, message_id, name, version, team, url, body, attempts, last_error \
-             FROM outbox WHERE delivered_at IS NULL AND gave_up_at IS NULL \
-             AND next_attempt_at <= ? ORDER BY next_attempt_at, seq LIMIT ?",
-        )
+        let rows = sqlx::query(concat!(
+            due_columns!(),
+            " FROM outbox WHERE ",
+            due!(),
+            " ORDER BY next_attempt_at, seq LIMIT ?"
+        ))
         .bind(now)
         .bind(to_i64(limit as u64)?)
         .fetch_all(self.reader())
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(OutboxMessage {
-                    seq: r.try_get(0)?,
-                    id: r.try_get(1)?,
-                    subscription: ProjectionKey {
-                        name: r.try_get(2)?,
-                        version: r.try_get(3)?,
-                    },
-                    team: r.try_get(4)?,
-                    url: r.try_get(5)?,
-                    body: r.try_get(6)?,
-                    attempts: u32::try_from(r.try_get::<i64, _>(7)?).unwrap_or(u32::MAX),
-                    last_error: r.try_get(8)?,
-                })
-            })
-            .collect()
+        rows.iter().map(outbox_message).collect()
+    }
+
+    async fn due_teams(&self, now: i64) -> Result<Vec<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar(concat!("SELECT DISTINCT team FROM outbox WHERE ", due!()))
+                .bind(now)
+                .fetch_all(self.reader())
+                .await?,
+        )
+    }
+
+    async fn due_team_messages(
+        &self,
+        team: &str,
+        now: i64,
+        limit: usize,
+    ) -> Result<Vec<OutboxMessage>, StoreError> {
+        let rows = sqlx::query(concat!(
+            due_columns!(),
+            " FROM outbox WHERE ",
+            due!(),
+            " AND team = ? ORDER BY next_attempt_at, seq LIMIT ?"
+        ))
+        .bind(now)
+        .bind(team)
+        .bind(to_i64(limit as u64)?)
+        .fetch_all(self.reader())
+        .await?;
+        rows.iter().map(outbox_message).collect()
     }
 
     async fn message_delivered(&self, seq: i64) -> Result<(), StoreError> {

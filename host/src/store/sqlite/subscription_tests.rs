@@ -23,6 +23,7 @@ fn emit(stream: &str, expected: ExpectedVersion, key: Option<&str>) -> AppendReq
         expected,
         idempotency_key: key.map(str::to_owned),
         tenant: None,
+        team: "default".into(),
         events: vec![NewEvent {
             event_type: "MoneyWithdrawn".into(),
             data: "{\"amount\":5}".into(),

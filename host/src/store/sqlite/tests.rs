@@ -17,6 +17,7 @@ fn req(stream: &str, expected: ExpectedVersion, n: usize) -> AppendRequest {
         expected,
         idempotency_key: None,
         tenant: None,
+        team: "default".into(),
         events: (0..n)
             .map(|i| NewEvent {
                 event_type: "T".into(),
@@ -177,4 +178,41 @@ async fn an_event_over_the_maximum_size_is_refused_and_nothing_is_written() {
         other => panic!("expected TooLarge, got {other:?}"),
     }
     assert_eq!(s.head().await.expect("head"), 0);
+}
+
+#[tokio::test]
+async fn idempotency_keys_belong_to_their_team() {
+    let (_dir, s) = store().await;
+    let keyed = |stream: &str, team: &str| AppendRequest {
+        idempotency_key: Some("transfer-1/withdraw".into()),
+        team: team.into(),
+        ..req(stream, ExpectedVersion::Any, 1)
+    };
+    // Another team used the key first (on another stream, and on the same one).
+    let theirs = s.append(keyed("secret", "mallory")).await.expect("mallory");
+    s.append(keyed("ledger", "mallory"))
+        .await
+        .expect_err("mallory's own reuse");
+    let ours = s
+        .append(keyed("ledger", "ops"))
+        .await
+        .expect("ops is not blocked");
+    assert!(ours.first_sequence > theirs.last_sequence, "{ours:?}");
+    assert_eq!(s.append(keyed("ledger", "ops")).await.expect("retry"), ours);
+    match s.append(keyed("other", "ops")).await {
+        Err(StoreError::KeyReused { stream, .. }) => assert_eq!(stream, "ledger"),
+        other => panic!("expected a reuse naming ops's stream, got {other:?}"),
+    }
+    assert_eq!(
+        s.idempotency_key("ops", "transfer-1/withdraw")
+            .await
+            .expect("read")
+            .map(|(stream, _)| stream),
+        Some("ledger".to_owned())
+    );
+    let (v, _) = s
+        .read_stream(&StreamId::new("ledger").expect("id"), 1)
+        .await
+        .expect("read");
+    assert_eq!(v, 1, "one append of ops, none of mallory's on ledger");
 }
