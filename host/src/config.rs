@@ -133,6 +133,29 @@ impl Config {
                     "team {name}: appends_per_s must be at least 1 (leave it out for no limit)"
                 ));
             }
+            if t.max_instances == Some(0) || t.max_instances.is_some_and(|m| m > 4096) {
+                return Err(format!(
+                    "team {name}: max_instances must be 1 to 4096 (instances of its \
+                     components alive at once)"
+                ));
+            }
+            // The engine's stack limit is one for every team: a team's other value
+            // would be accepted and ignored. The default is taken as not given.
+            let daemon_stack = self
+                .limits
+                .max_stack_bytes
+                .max(crate::runtime::MIN_STACK_BYTES);
+            if let Some(l) = &t.limits
+                && l.max_stack_bytes != daemon_stack
+                && l.max_stack_bytes != Limits::default().max_stack_bytes
+            {
+                return Err(format!(
+                    "team {name}: limits.max_stack_bytes {} differs from the daemon's {} \
+                     ([limits] max_stack_bytes): the wasm stack limit is one for every \
+                     team; leave it out of the team's limits",
+                    l.max_stack_bytes, daemon_stack
+                ));
+            }
             if let Some(l) = &t.limits
                 && l.memory_bytes > self.limits.memory_bytes
             {

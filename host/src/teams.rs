@@ -58,6 +58,9 @@ pub struct TeamConfig {
     /// Most request-driven guest calls (aggregate and consistent reads) of its
     /// components at once; more are refused at once with 503 `busy`.
     pub max_concurrent_calls: usize,
+    /// Instances of its components alive at once (pages, reads), default 64: its
+    /// share of the pool, and so of memory (`max_instances` × `limits.memory_bytes`).
+    pub max_instances: Option<usize>,
 }
 
 /// Request-driven guest calls a team may have running at once by default.
@@ -79,6 +82,7 @@ impl Default for TeamConfig {
             emits: None,
             appends_per_s: None,
             max_concurrent_calls: DEFAULT_MAX_CONCURRENT_CALLS,
+            max_instances: None,
         }
     }
 }
@@ -184,6 +188,27 @@ impl Teams {
             .find(|(_, t)| token_hash(t).as_deref() == Some(hash.as_str()))
             .map(|(name, _)| Caller::Team(name.clone()))
             .ok_or(AuthError::Invalid)
+    }
+
+    /// The instances `team`'s components may hold at once.
+    pub fn max_instances(&self, team: &str) -> usize {
+        self.teams
+            .get(team)
+            .and_then(|t| t.max_instances)
+            .unwrap_or(crate::runtime::DEFAULT_TEAM_INSTANCES)
+            .max(1)
+    }
+
+    /// Instances the shared pool must hold: every team's slots at once (the
+    /// implicit `default` team's too), plus those kept for `describe`.
+    pub fn pool_instances(&self) -> usize {
+        let listed: usize = self.teams.keys().map(|t| self.max_instances(t)).sum();
+        let default = if self.teams.contains_key(DEFAULT_TEAM) {
+            0
+        } else {
+            self.max_instances(DEFAULT_TEAM)
+        };
+        listed + default + crate::runtime::DESCRIBE_SLOTS
     }
 
     /// A team's config (the defaults for a team not listed, like `default`).

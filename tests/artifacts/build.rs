@@ -35,6 +35,7 @@ const GUESTS: &[(&str, &str)] = &[
     ("hostile-emits", "HOSTILE_EMITS"),
     ("hostile-sleep", "HOSTILE_SLEEP"),
     ("hostile-sleep-describe", "HOSTILE_SLEEP_DESCRIBE"),
+    ("bulk-counter", "BULK_COUNTER"),
 ];
 
 fn main() {

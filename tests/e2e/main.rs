@@ -13,6 +13,7 @@ mod hostile_bounds;
 mod hostile_emits;
 mod hostile_outbox;
 mod hostile_perms;
+mod hostile_pool;
 mod hostile_sandbox;
 mod poison;
 mod reads;

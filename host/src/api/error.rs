@@ -131,6 +131,10 @@ impl From<ServiceError> for ApiError {
                 Self::new(StatusCode::UNPROCESSABLE_ENTITY, e)
             }
             ServiceError::Deploy(DeployError::Store(e)) => e.into(),
+            // No instance for `describe` in time: the host's condition, try again.
+            ServiceError::Deploy(DeployError::Component(ref re)) if re.is_busy() => {
+                Self::coded(StatusCode::SERVICE_UNAVAILABLE, "busy", e)
+            }
             ServiceError::Deploy(DeployError::Component(ref re)) if re.fault() == Fault::Guest => {
                 Self::bad_request(e)
             }

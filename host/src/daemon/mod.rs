@@ -189,6 +189,7 @@ impl Daemon {
             counters: self.counters_of(&key),
             subscriber: Arc::new(Mutex::new(Subscriber::new(loaded, key.to_string()))),
             deadline: loaded.limits.call_timeout(),
+            slots: loaded.slots.clone(),
             key: key.clone(),
             team: env.team.clone(),
             event_types: d.event_types.clone().into(),
@@ -257,6 +258,7 @@ impl Daemon {
         let mut agent = Agent {
             streams,
             deadline: projector.call_timeout(),
+            slots: projector.slots(),
             projector: Arc::new(Mutex::new(projector)),
             key: key.clone(),
             store: self.store.clone(),
@@ -273,6 +275,8 @@ impl Daemon {
             limit: budget.events,
             ahead: None,
             failures: (0, std::time::Duration::from_millis(100)),
+            pending: None,
+            stored_at: std::time::Instant::now(),
         };
         self.install(key, stop, Some(control), move |gate| {
             agent.commits = Commits::new(gate);
@@ -328,6 +332,13 @@ impl Daemon {
         all.entry(key.clone()).or_default().clone()
     }
 
+    /// How far a version is known to have projected beyond its stored progress
+    /// (events of other types passed over, stored later), if its agent runs.
+    pub fn known_position(&self, key: &ProjectionKey) -> crate::store::Position {
+        let all = self.counters.lock().unwrap_or_else(|p| p.into_inner());
+        all.get(key).map_or(0, |c| c.position())
+    }
+
     /// A version's counters since the daemon started, if it has run.
     pub fn metrics(&self, key: &ProjectionKey) -> Option<Metrics> {
         let all = self.counters.lock().unwrap_or_else(|p| p.into_inner());
@@ -344,6 +355,15 @@ impl Daemon {
         if let Some(r) = entry {
             r.stop.send_replace(true);
             r.end().await;
+        }
+        // Its progress may be reset or dropped next: only the stored one counts.
+        if let Some(c) = self
+            .counters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)
+        {
+            c.set_position(0);
         }
     }
 

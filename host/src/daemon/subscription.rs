@@ -54,6 +54,8 @@ pub(crate) struct SubscriptionAgent {
     pub subscriber: Arc<Mutex<Subscriber>>,
     /// The subscriber's CPU deadline per call, for the host's watchdog.
     pub deadline: std::time::Duration,
+    /// The team's instance slots, waited for before each page.
+    pub slots: Option<crate::runtime::InstanceSlots>,
     pub event_types: Arc<[String]>,
     pub page_size: usize,
     /// Bytes of event data and metadata per page (a bigger event goes alone).
@@ -250,6 +252,12 @@ impl SubscriptionAgent {
         let single = (events.len() == 1).then(|| events[0].sequence);
         let (effects, gathered) = PageEffects::new(self.env.clone(), held, events.len());
         let subscriber = self.subscriber.clone();
+        // The page's instance lives under one of the team's slots, waited for here,
+        // and is dropped with the page: an idle version holds no instance.
+        let slot = match &self.slots {
+            Some(slots) => Some(super::shared::slot_or_stop(slots, self.shutdown.clone()).await?),
+            None => None,
+        };
         let started = std::time::Instant::now();
         let component = self.key.to_string();
         let grace = crate::runtime::watchdog::GRACE;
@@ -260,7 +268,12 @@ impl SubscriptionAgent {
             true,
             move || {
                 let mut s = subscriber.lock().unwrap_or_else(|p| p.into_inner());
-                s.handle(&events, Box::new(effects))
+                if let Some(slot) = slot {
+                    s.admit(slot);
+                }
+                let result = s.handle(&events, Box::new(effects));
+                s.release();
+                result
             },
         )
         .await;

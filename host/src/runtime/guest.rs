@@ -16,6 +16,7 @@ use super::calls::{GuestFailure, PageCalls};
 use super::engine::LoadedComponent;
 use super::limits::Limits;
 use super::sandbox::{Sandbox, Spot};
+use super::slots::{InstanceSlots, Slot};
 use super::state::HostState;
 use super::types::{Descriptor, DocChange, Slice, preview, slice_by_stream};
 use super::versions::{Projector, ProjectorPre};
@@ -62,11 +63,28 @@ impl Guest {
     /// A guest for `loaded`, reported as `component` in logs and errors.
     pub fn new(loaded: &LoadedComponent, component: String) -> Self {
         let d = &loaded.descriptor;
-        Self {
+        let mut guest = Self {
             per_stream: d.per_stream(),
             max_events: d.page_size(usize::MAX),
             ..Self::for_describe(&loaded.pre, &loaded.limits, component)
-        }
+        };
+        guest.sandbox.set_slots(loaded.slots.clone());
+        guest
+    }
+
+    /// The slots its instances are made under (its team's), if budgeted.
+    pub fn slots(&self) -> Option<InstanceSlots> {
+        self.sandbox.slots().cloned()
+    }
+
+    /// Gives it the slot its next instance lives under.
+    pub fn admit(&mut self, slot: Slot) {
+        self.sandbox.admit(slot);
+    }
+
+    /// Drops its instance and frees the slot (the next call makes a fresh one).
+    pub fn release(&mut self) {
+        self.sandbox.release();
     }
 
     /// The same guest, what its `slice` may name capped for pages of `page_size`

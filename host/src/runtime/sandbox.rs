@@ -9,6 +9,7 @@ use wasmtime::{Store, StoreLimitsBuilder, Trap};
 
 use super::engine::TICK;
 use super::limits::Limits;
+use super::slots::{BUSY, InstanceSlots, Slot};
 use super::state::HostState;
 use super::subscriber::SubscriberHost;
 use super::{Limit, RuntimeError, RuntimeError as E};
@@ -50,6 +51,10 @@ pub(crate) struct Sandbox<B> {
     limits: Limits,
     make: MakeBindings<B>,
     instance: Option<(Store<HostState>, B)>,
+    /// The team's slots: with them, an instance is made only under a slot.
+    slots: Option<InstanceSlots>,
+    /// The slot the instance lives under (given by the caller, or taken if free).
+    slot: Option<Slot>,
 }
 
 impl<B> Sandbox<B> {
@@ -66,7 +71,32 @@ impl<B> Sandbox<B> {
             limits,
             make: Arc::new(make),
             instance: None,
+            slots: None,
+            slot: None,
         }
+    }
+
+    /// Makes instances only under one of `slots` from now on.
+    pub fn set_slots(&mut self, slots: Option<InstanceSlots>) {
+        self.slots = slots;
+    }
+
+    /// The team's slots, if instances are budgeted.
+    pub fn slots(&self) -> Option<&InstanceSlots> {
+        self.slots.as_ref()
+    }
+
+    /// Gives the sandbox a slot for its next instance (one it holds already stays).
+    pub fn admit(&mut self, slot: Slot) {
+        if self.slot.is_none() {
+            self.slot = Some(slot);
+        }
+    }
+
+    /// Drops the instance and gives its slot back: an idle version holds nothing.
+    pub fn release(&mut self) {
+        self.instance = None;
+        self.slot = None;
     }
 
     /// Runs one call under the deadline; `spot` (the page's first and last
@@ -146,6 +176,11 @@ impl<B> Sandbox<B> {
 
     fn instance(&mut self) -> Result<&mut (Store<HostState>, B), RuntimeError> {
         if self.instance.is_none() {
+            if let Some(slots) = &self.slots
+                && self.slot.is_none()
+            {
+                self.slot = Some(slots.try_acquire()?);
+            }
             let limits = StoreLimitsBuilder::new()
                 .memory_size(self.limits.memory_bytes)
                 .trap_on_grow_failure(true)
@@ -174,7 +209,7 @@ impl<B> Sandbox<B> {
                     .is_some()
                 {
                     return E::Host(format!(
-                        "component {} cannot be instantiated now: {e:#}",
+                        "{BUSY}: component {} cannot be instantiated now: {e:#}",
                         self.component
                     ));
                 }

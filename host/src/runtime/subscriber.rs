@@ -156,6 +156,8 @@ pub struct LoadedSubscription {
     /// Time spent compiling (or loading the artifact) and validating.
     pub load_time: std::time::Duration,
     pub(crate) limits: super::Limits,
+    /// Its team's instance slots (none: unbudgeted).
+    pub(crate) slots: Option<super::InstanceSlots>,
 }
 
 /// A subscription instance with its sandbox, called a page at a time.
@@ -167,14 +169,29 @@ impl Subscriber {
     /// A subscriber for `loaded`, reported as `component` in logs and errors.
     pub fn new(loaded: &LoadedSubscription, component: String) -> Self {
         let version = loaded.pre.version();
-        Self {
-            sandbox: super::sandbox::Sandbox::new(
-                loaded.pre.instance_pre().clone(),
-                component,
-                loaded.limits.clone(),
-                move |store, instance| Bindings::new(version, store, instance),
-            ),
-        }
+        let mut sandbox = super::sandbox::Sandbox::new(
+            loaded.pre.instance_pre().clone(),
+            component,
+            loaded.limits.clone(),
+            move |store, instance| Bindings::new(version, store, instance),
+        );
+        sandbox.set_slots(loaded.slots.clone());
+        Self { sandbox }
+    }
+
+    /// The slots its instances are made under (its team's), if budgeted.
+    pub fn slots(&self) -> Option<super::InstanceSlots> {
+        self.sandbox.slots().cloned()
+    }
+
+    /// Gives it the slot its next instance lives under.
+    pub fn admit(&mut self, slot: super::Slot) {
+        self.sandbox.admit(slot);
+    }
+
+    /// Drops its instance and frees the slot (the next call makes a fresh one).
+    pub fn release(&mut self) {
+        self.sandbox.release();
     }
 
     /// Asks the component (built against `version`) what it is.
@@ -249,9 +266,11 @@ impl super::Runtime {
             from_cache,
             load_time: std::time::Duration::ZERO,
             limits,
+            slots: None,
         };
         let label = format!("sha256:{}", &loaded.sha256[..12]);
-        loaded.descriptor = Subscriber::new(&loaded, label).describe(version)?;
+        loaded.descriptor =
+            self.describing(|| Subscriber::new(&loaded, label.clone()).describe(version))?;
         let d = &loaded.descriptor;
         if d.max_page_size == Some(0) {
             return Err(super::RuntimeError::BadDescriptor(

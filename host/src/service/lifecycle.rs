@@ -127,6 +127,7 @@ impl Refract {
         self.drop_candidate(&target.key).await?;
         self.loaded_components().remove(&target.key);
         self.store.drop_projection(&target.key).await?;
+        self.remove_unused_code(&target.sha256).await;
         tracing::info!(projection = %target.key, "retired");
         Ok(())
     }

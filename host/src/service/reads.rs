@@ -105,6 +105,27 @@ impl GuestReads {
         read.await
     }
 
+    /// One of the team's instance slots for a guest read of `loaded` (its
+    /// instance lives under it); `Busy` if none frees up in time.
+    async fn slot(
+        &self,
+        key: &ProjectionKey,
+        loaded: &LoadedComponent,
+    ) -> Result<Option<crate::runtime::Slot>, ServiceError> {
+        let Some(slots) = &loaded.slots else {
+            return Ok(None);
+        };
+        match tokio::time::timeout(self.wait, slots.acquire()).await {
+            Ok(slot) => Ok(Some(slot)),
+            Err(_) => Err(ServiceError::Busy(format!(
+                "the team's components hold all of its {} instance slots (waited {} ms): \
+                 retry {key}'s read shortly",
+                slots.size(),
+                self.wait.as_millis()
+            ))),
+        }
+    }
+
     /// A shared permit for a guest read of `key` that holds its team's; `Busy` if
     /// none frees up in time.
     async fn acquire(
@@ -234,6 +255,7 @@ impl Refract {
             let page_size = loaded.descriptor.page_size(CONSISTENT_PAGE);
             // Documents per page capped as the version's agent caps them.
             let configured = self.daemon.page_size();
+            let slot = self.guest_reads.slot(&key, &loaded).await?;
             let (key, id, doc) = (key.to_string(), id.to_owned(), read.doc);
             let deadline = loaded.limits.call_timeout();
             // Watched: a call past its deadline answers the guest's timeout at once.
@@ -241,6 +263,9 @@ impl Refract {
                 // Held until the guest is done, even if the request goes away.
                 let _permit = permit;
                 let mut guest = Guest::new(&loaded, key).with_page_size(configured);
+                if let Some(slot) = slot {
+                    guest.admit(slot);
+                }
                 let mut state = doc;
                 for page in later.chunks(page_size) {
                     state = apply_sliced(&mut guest, page, &id, state)?;
@@ -317,11 +342,15 @@ impl Refract {
         let document = if events.is_empty() {
             read.doc
         } else {
+            let slot = self.guest_reads.slot(&key, &loaded).await?;
             let (id, doc) = (stream.as_str().to_owned(), read.doc);
             let deadline = loaded.limits.call_timeout();
             run_watched(&key.to_string(), deadline, GRACE, false, move || {
                 let _permit = permit;
                 let mut guest = Guest::new(&loaded, key.to_string());
+                if let Some(slot) = slot {
+                    guest.admit(slot);
+                }
                 let input = DocInput {
                     id,
                     state: doc.clone(),
