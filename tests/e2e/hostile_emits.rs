@@ -154,8 +154,9 @@ async fn a_feedback_loop_is_stopped_by_its_emit_budget() {
         "mode = \"feedback\"",
     );
     let daemon = Daemon::start(&dir.path().join("data"), Some(&cfg));
-    let by = Bystander::start(&daemon, Some("good-token")).await;
+    // Deployed first: its compilation is not the attack.
     deploy_evil(&daemon).await;
+    let by = Bystander::start(&daemon, Some("good-token")).await;
     let seq = ping(&daemon, EVIL, "loop").await;
     let p = paused(&daemon, Duration::from_secs(60)).await;
     let message = p["error"]["message"].as_str().unwrap_or_default();
@@ -174,11 +175,12 @@ async fn a_feedback_loop_is_stopped_by_its_emit_budget() {
 async fn a_runaway_loop_is_stopped_by_pause_which_holds_across_a_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
-    // The default budget (1,000 emits per event, 2,000 a page) lets the loop run.
+    // The default budget (1,000 emits per event and a page) lets the loop run.
     let cfg = config("", "mode = \"feedback\"");
     let mut daemon = Daemon::start(&data, Some(&cfg));
-    let by = Bystander::start(&daemon, Some("good-token")).await;
+    // Deployed first: its compilation is not the attack.
     deploy_evil(&daemon).await;
+    let by = Bystander::start(&daemon, Some("good-token")).await;
     assert_eq!(status(&daemon).await["state"], "live");
     ping(&daemon, EVIL, "loop").await;
     grown_past(&daemon, "loop", 20_000, Duration::from_secs(60)).await;
@@ -237,8 +239,9 @@ async fn a_hundred_thousand_emits_from_one_event_are_a_guest_error() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = config("", "mode = \"flood\"");
     let daemon = Daemon::start(&dir.path().join("data"), Some(&cfg));
-    let by = Bystander::start(&daemon, Some("good-token")).await;
+    // Deployed first: its compilation is not the attack.
     deploy_evil(&daemon).await;
+    let by = Bystander::start(&daemon, Some("good-token")).await;
     let seq = ping(&daemon, EVIL, "go").await;
     let p = paused(&daemon, Duration::from_secs(60)).await;
     let message = p["error"]["message"].as_str().unwrap_or_default();
@@ -266,8 +269,9 @@ async fn three_hundred_emits_of_one_mib_are_a_guest_error() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = config("", "mode = \"big\"");
     let daemon = Daemon::start(&dir.path().join("data"), Some(&cfg));
-    let by = Bystander::start(&daemon, Some("good-token")).await;
+    // Deployed first: its compilation is not the attack.
     deploy_evil(&daemon).await;
+    let by = Bystander::start(&daemon, Some("good-token")).await;
     let seq = ping(&daemon, EVIL, "go").await;
     let p = paused(&daemon, Duration::from_secs(60)).await;
     let message = p["error"]["message"].as_str().unwrap_or_default();
@@ -349,11 +353,12 @@ async fn the_costliest_page_the_budget_allows_commits_beside_the_bystander() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = config("", "mode = \"spread\"");
     let daemon = Daemon::start(&dir.path().join("data"), Some(&cfg));
-    let by = Bystander::start(&daemon, Some("good-token")).await;
+    // Deployed first: its compilation is not the attack.
     deploy_evil(&daemon).await;
+    let by = Bystander::start(&daemon, Some("good-token")).await;
     // 1,000 emits per Ping (the default per event), each to a stream of its own: a
-    // page of 10 Pings would emit 10,000, past the page's 2,000, so pages are read
-    // again smaller (down to 2 Pings: the costliest commit the budget allows), and
+    // page of 10 Pings would emit 10,000, past the page's 1,000, so pages are read
+    // again smaller (down to 1 Ping: the costliest commit the budget allows), and
     // never counted as the guest's failures.
     let pings = json!({"events": vec![json!({"type": "Ping", "data": {}}); 10]});
     let mut last = 0;

@@ -31,7 +31,7 @@ impl Default for EmitBudget {
         Self {
             max_emits_per_event: 1_000,
             max_emit_bytes_per_event: 8 << 20,
-            max_emits_per_page: 2_000,
+            max_emits_per_page: 1_000,
             max_emit_bytes_per_page: 16 << 20,
         }
     }
@@ -60,9 +60,10 @@ impl EmitTally {
             bytes: 0,
             max_events: by_event.min(budget.max_emits_per_page),
             max_bytes: bytes_by_event.min(budget.max_emit_bytes_per_page),
+            // Named per event when that cap binds (or both do).
             per_event: (
-                by_event < budget.max_emits_per_page,
-                bytes_by_event < budget.max_emit_bytes_per_page,
+                by_event <= budget.max_emits_per_page,
+                bytes_by_event <= budget.max_emit_bytes_per_page,
             ),
             page_events: n,
         }
