@@ -32,6 +32,8 @@ pub struct Config {
     pub outbox_timeout_ms: u64,
     /// Sandbox limits for every component.
     pub limits: Limits,
+    /// What one page of a subscription may emit, unless its team says otherwise.
+    pub emits: crate::daemon::EmitBudget,
     /// The teams (`[teams.<name>]`): tokens, permissions, limits, grants. With no
     /// token anywhere, refract runs as the implicit team `default`, without tokens.
     pub teams: std::collections::BTreeMap<String, crate::teams::TeamConfig>,
@@ -71,6 +73,7 @@ impl Default for Config {
             max_outbox_bytes: crate::outbox::DEFAULT_MAX_OUTBOX_BYTES,
             outbox_timeout_ms: crate::outbox::DEFAULT_REQUEST_TIMEOUT.as_millis() as u64,
             limits: Limits::default(),
+            emits: Default::default(),
             teams: Default::default(),
             admin_token: None,
             admin_token_sha256: None,
@@ -125,6 +128,34 @@ impl Config {
             .map(|t| hex::encode(sha2::Sha256::digest(t.as_bytes())))
             .or_else(|| self.admin_token_sha256.clone());
         for (name, t) in &self.teams {
+            if t.appends_per_s == Some(0) {
+                return Err(format!(
+                    "team {name}: appends_per_s must be at least 1 (leave it out for no limit)"
+                ));
+            }
+            if t.max_instances == Some(0) || t.max_instances.is_some_and(|m| m > 4096) {
+                return Err(format!(
+                    "team {name}: max_instances must be 1 to 4096 (instances of its \
+                     components alive at once)"
+                ));
+            }
+            // The engine's stack limit is one for every team: a team's other value
+            // would be accepted and ignored. The default is taken as not given.
+            let daemon_stack = self
+                .limits
+                .max_stack_bytes
+                .max(crate::runtime::MIN_STACK_BYTES);
+            if let Some(l) = &t.limits
+                && l.max_stack_bytes != daemon_stack
+                && l.max_stack_bytes != Limits::default().max_stack_bytes
+            {
+                return Err(format!(
+                    "team {name}: limits.max_stack_bytes {} differs from the daemon's {} \
+                     ([limits] max_stack_bytes): the wasm stack limit is one for every \
+                     team; leave it out of the team's limits",
+                    l.max_stack_bytes, daemon_stack
+                ));
+            }
             if let Some(l) = &t.limits
                 && l.memory_bytes > self.limits.memory_bytes
             {

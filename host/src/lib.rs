@@ -12,6 +12,7 @@ pub mod config;
 pub mod daemon;
 pub mod deploy;
 pub mod outbox;
+pub mod rate;
 pub mod runtime;
 pub mod service;
 pub mod store;

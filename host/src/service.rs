@@ -1,7 +1,9 @@
 //! `Refract`: the one service type the HTTP API (and through it the CLI) drives.
 
+mod cleanup;
 mod dead_letters;
 mod lifecycle;
+mod pause;
 mod reads;
 mod reload;
 mod shadow;
@@ -85,6 +87,9 @@ pub enum ServiceError {
     /// A running version could not do what was asked.
     #[error(transparent)]
     Daemon(#[from] crate::daemon::DaemonError),
+    /// The team appends faster than its `appends_per_s`.
+    #[error(transparent)]
+    RateLimited(#[from] crate::rate::RateLimited),
 }
 
 /// One projection version as `GET /projections` shows it.
@@ -164,6 +169,14 @@ pub struct Refract {
     candidates: shadow::Candidates,
     /// Permits for request-driven guest reads (consistent documents, aggregates).
     guest_reads: reads::GuestReads,
+    /// The daemon's emit budget (a team's own replaces it).
+    emits: crate::daemon::EmitBudget,
+    /// Every team's append rate, shared by HTTP appends and emits.
+    rates: Arc<crate::rate::AppendRates>,
+    /// Versions an operator paused: never started until resumed (kept in the store).
+    operator_paused: pause::OperatorPaused,
+    /// Each team's instance slots (made on first use).
+    slots: std::sync::Mutex<std::collections::HashMap<String, crate::runtime::InstanceSlots>>,
 }
 
 /// A write-model read: a stream's document as of its latest event.
@@ -188,8 +201,13 @@ impl Refract {
         let sqlite = SqliteStore::open(&config.database_path())
             .await?
             .with_max_event_bytes(config.max_event_bytes);
-        let runtime = Runtime::new(Some(config.data_dir.join("cache")), config.limits.clone())
-            .map_err(|e: RuntimeError| ServiceError::Startup(e.to_string()))?;
+        let teams = config.teams().map_err(ServiceError::Startup)?;
+        let runtime = Runtime::with_pool(
+            Some(config.data_dir.join("cache")),
+            config.limits.clone(),
+            teams.pool_instances(),
+        )
+        .map_err(|e: RuntimeError| ServiceError::Startup(e.to_string()))?;
         let store: Arc<dyn Store> = Arc::new(sqlite.clone());
         let components_dir = config.data_dir.join("components");
         let daemon = Daemon::new(store.clone(), config.page_size)
@@ -208,6 +226,7 @@ impl Refract {
             .with_max_body_bytes(config.max_outbox_bytes);
         grants.validate().map_err(ServiceError::Startup)?;
         let grants = Arc::new(grants);
+        let rates = Arc::new(teams.append_rates());
         let outbox = OutboxWaker::default();
         let stop_outbox = tokio::sync::watch::channel(false).0;
         let outbox_task = crate::outbox::spawn(
@@ -233,10 +252,20 @@ impl Refract {
             stop_outbox,
             candidates: Default::default(),
             guest_reads: Default::default(),
+            emits: config.emits,
+            rates,
+            operator_paused: Default::default(),
+            slots: Default::default(),
         };
         svc.drop_stale_shadows().await?;
-        let restored =
-            deploy::restore(&svc.runtime, svc.store.as_ref(), &svc.components_dir).await?;
+        let restored = deploy::restore(
+            &svc.runtime,
+            svc.store.as_ref(),
+            &svc.components_dir,
+            &svc.teams,
+        )
+        .await?;
+        svc.load_operator_pauses(&restored).await?;
         for (rec, loaded) in restored {
             svc.run(rec.key, &rec.team, loaded);
         }
@@ -255,8 +284,10 @@ impl Refract {
     /// Starts the agent of `team`'s version `key` (either kind) under the team's
     /// limits, and remembers its component.
     fn run(&self, key: ProjectionKey, team: &str, mut loaded: Loaded) {
-        if let Some(limits) = self.teams.team(team).limits {
-            loaded.set_limits(limits);
+        self.under_team(team, &mut loaded);
+        if self.keep_paused(&key) {
+            self.loaded_components().insert(key, loaded);
+            return;
         }
         match &loaded {
             Loaded::Projection(l) => {
@@ -271,11 +302,33 @@ impl Refract {
                     settings: Arc::new(config.map(|c| c.settings.clone()).unwrap_or_default()),
                     outbox: self.outbox.clone(),
                     policy: Config::error_policy(config),
+                    emit_budget: self.teams.team(team).emits.unwrap_or(self.emits),
+                    rates: self.rates.clone(),
                 };
                 self.daemon.start_subscription(key.clone(), l, env);
             }
         }
         self.loaded_components().insert(key, loaded);
+    }
+
+    /// Makes `loaded` run under `team`'s limits and instance slots.
+    fn under_team(&self, team: &str, loaded: &mut Loaded) {
+        if let Some(mut limits) = self.teams.team(team).limits {
+            // The engine's stack limit is the one that applies (and is quoted).
+            limits.max_stack_bytes = self.runtime.limits().max_stack_bytes;
+            loaded.set_limits(limits);
+        }
+        loaded.set_slots(self.slots_of(team));
+    }
+
+    /// `team`'s instance slots: its instances at once, whatever its components do.
+    fn slots_of(&self, team: &str) -> crate::runtime::InstanceSlots {
+        let mut all = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        all.entry(team.to_owned())
+            .or_insert_with(|| {
+                crate::runtime::InstanceSlots::new(team, self.teams.max_instances(team))
+            })
+            .clone()
     }
 
     /// The configured teams.
@@ -286,6 +339,12 @@ impl Refract {
     /// The store, for embedding and tests.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    /// Takes room for an append of `events` by `team` within its `appends_per_s`,
+    /// or refuses it.
+    pub fn take_append_rate(&self, team: &str, events: usize) -> Result<(), ServiceError> {
+        Ok(self.rates.try_take(team, events)?)
     }
 
     /// Appends events to a stream.
@@ -301,8 +360,33 @@ impl Refract {
         auto_promote: bool,
         team: &str,
     ) -> Result<Deployed, ServiceError> {
+        // Compile and describe first, outside the lock and under the team's limits:
+        // a guest's describe must never hold another team's deploy.
+        let limits = self.teams.team(team).limits;
+        let sha256 = cleanup::sha256_hex(&wasm);
+        let loaded = deploy::load(&self.runtime, wasm, limits).await;
         let _one_at_a_time = self.deploy_lock.lock().await;
-        let (loaded, wasm) = deploy::load(&self.runtime, wasm).await?;
+        let result = match loaded {
+            Ok((loaded, wasm)) => self.deploy_locked(loaded, wasm, auto_promote, team).await,
+            Err(e) => Err(e.into()),
+        };
+        if result.is_err() {
+            // A refused upload leaves no compiled artifact or wasm behind (unless a
+            // deployed version uses the same code). Under the lock: a deploy of the
+            // same code in flight registers first.
+            self.remove_unused_code(&sha256).await;
+        }
+        result
+    }
+
+    /// [`Refract::deploy`] under the deploy lock, once compiled and described.
+    async fn deploy_locked(
+        &self,
+        loaded: Loaded,
+        wasm: Vec<u8>,
+        auto_promote: bool,
+        team: &str,
+    ) -> Result<Deployed, ServiceError> {
         let key = deploy::key_in(team, &loaded);
         if let Some(max) = self.teams.team(team).max_components {
             let comps = self.store.components().await?;
@@ -374,6 +458,11 @@ impl Refract {
                 },
                 _ => self.store.progress(&rec.key).await?,
             };
+            let mut p = p;
+            if state != VersionState::Retired {
+                // Events of other types passed over are stored later; shown now.
+                p.position = p.position.max(self.daemon.known_position(&rec.key));
+            }
             let lag = (head - p.position).max(0);
             let error = p.error.as_deref().map(|text| {
                 serde_json::from_str(text).unwrap_or_else(|_| PauseError {

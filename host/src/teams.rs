@@ -50,7 +50,21 @@ pub struct TeamConfig {
     pub max_components: Option<usize>,
     /// Sandbox limits of its components (default: the daemon's `[limits]`).
     pub limits: Option<Limits>,
+    /// Its subscriptions' emit budget per page (default: the daemon's `[emits]`).
+    pub emits: Option<crate::daemon::EmitBudget>,
+    /// Events per second it may append, by HTTP and by its subscriptions' emits
+    /// together (default: unlimited).
+    pub appends_per_s: Option<u32>,
+    /// Most request-driven guest calls (aggregate and consistent reads) of its
+    /// components at once; more are refused at once with 503 `busy`.
+    pub max_concurrent_calls: usize,
+    /// Instances of its components alive at once (pages, reads), default 64: its
+    /// share of the pool, and so of memory (`max_instances` × `limits.memory_bytes`).
+    pub max_instances: Option<usize>,
 }
+
+/// Request-driven guest calls a team may have running at once by default.
+pub const DEFAULT_MAX_CONCURRENT_CALLS: usize = 8;
 
 impl Default for TeamConfig {
     fn default() -> Self {
@@ -65,6 +79,10 @@ impl Default for TeamConfig {
             tenants: None,
             max_components: None,
             limits: None,
+            emits: None,
+            appends_per_s: None,
+            max_concurrent_calls: DEFAULT_MAX_CONCURRENT_CALLS,
+            max_instances: None,
         }
     }
 }
@@ -172,6 +190,27 @@ impl Teams {
             .ok_or(AuthError::Invalid)
     }
 
+    /// The instances `team`'s components may hold at once.
+    pub fn max_instances(&self, team: &str) -> usize {
+        self.teams
+            .get(team)
+            .and_then(|t| t.max_instances)
+            .unwrap_or(crate::runtime::DEFAULT_TEAM_INSTANCES)
+            .max(1)
+    }
+
+    /// Instances the shared pool must hold: every team's slots at once (the
+    /// implicit `default` team's too), plus those kept for `describe`.
+    pub fn pool_instances(&self) -> usize {
+        let listed: usize = self.teams.keys().map(|t| self.max_instances(t)).sum();
+        let default = if self.teams.contains_key(DEFAULT_TEAM) {
+            0
+        } else {
+            self.max_instances(DEFAULT_TEAM)
+        };
+        listed + default + crate::runtime::DESCRIBE_SLOTS
+    }
+
     /// A team's config (the defaults for a team not listed, like `default`).
     pub fn team(&self, name: &str) -> TeamConfig {
         self.teams.get(name).cloned().unwrap_or_default()
@@ -202,6 +241,16 @@ impl Teams {
             Caller::Admin => StreamAccess::everything(),
             Caller::Team(t) => self.access(t),
         }
+    }
+
+    /// The append rate of every team that has one.
+    pub fn append_rates(&self) -> crate::rate::AppendRates {
+        crate::rate::AppendRates::new(
+            self.teams
+                .iter()
+                .filter_map(|(n, t)| Some((n.clone(), t.appends_per_s?)))
+                .collect(),
+        )
     }
 
     /// Every team's outbound hosts, for the outbox.

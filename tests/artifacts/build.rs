@@ -32,6 +32,10 @@ const GUESTS: &[(&str, &str)] = &[
     ("outbox-probe", "OUTBOX_PROBE"),
     ("hostile-bounds", "HOSTILE_BOUNDS"),
     ("hostile-types", "HOSTILE_TYPES"),
+    ("hostile-emits", "HOSTILE_EMITS"),
+    ("hostile-sleep", "HOSTILE_SLEEP"),
+    ("hostile-sleep-describe", "HOSTILE_SLEEP_DESCRIBE"),
+    ("bulk-counter", "BULK_COUNTER"),
 ];
 
 fn main() {

@@ -113,6 +113,14 @@ impl From<ServiceError> for ApiError {
             }
             ServiceError::Forbidden(_) => Self::coded(StatusCode::FORBIDDEN, "forbidden", e),
             ServiceError::Busy(_) => Self::coded(StatusCode::SERVICE_UNAVAILABLE, "busy", e),
+            ServiceError::RateLimited(ref r) => Self {
+                status: StatusCode::TOO_MANY_REQUESTS,
+                body: json!({
+                    "error": e.to_string(),
+                    "code": "rate_limited",
+                    "retry_after_ms": r.retry_after_ms,
+                }),
+            },
             ServiceError::Lifecycle(_) => Self::new(StatusCode::CONFLICT, e),
             ServiceError::Daemon(DaemonError::Failed(_)) => {
                 Self::new(StatusCode::UNPROCESSABLE_ENTITY, e)
@@ -123,6 +131,10 @@ impl From<ServiceError> for ApiError {
                 Self::new(StatusCode::UNPROCESSABLE_ENTITY, e)
             }
             ServiceError::Deploy(DeployError::Store(e)) => e.into(),
+            // No instance for `describe` in time: the host's condition, try again.
+            ServiceError::Deploy(DeployError::Component(ref re)) if re.is_busy() => {
+                Self::coded(StatusCode::SERVICE_UNAVAILABLE, "busy", e)
+            }
             ServiceError::Deploy(DeployError::Component(ref re)) if re.fault() == Fault::Guest => {
                 Self::bad_request(e)
             }

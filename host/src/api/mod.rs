@@ -58,6 +58,14 @@ pub fn router(service: Arc<Refract>) -> Router {
             axum::routing::delete(projections::retire),
         )
         .route(
+            "/projections/{name}/versions/{version}/pause",
+            post(projections::pause),
+        )
+        .route(
+            "/projections/{name}/versions/{version}/resume",
+            post(projections::resume),
+        )
+        .route(
             "/projections/{name}/versions/{version}/rewind",
             post(projections::rewind),
         )

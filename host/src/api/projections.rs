@@ -202,3 +202,31 @@ pub(super) async fn rebuild(
         serde_json::json!({"name": name, "version": version, "position": 0}),
     ))
 }
+
+/// `POST /projections/{name}/versions/{v}/pause`: the brake, for any version.
+pub(super) async fn pause(
+    State(svc): State<Arc<Refract>>,
+    Auth(caller): Auth,
+    Path((name, version)): Path<(String, u32)>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    svc.pause(&caller.qualify(&name), version)
+        .await
+        .map_err(for_caller(&caller))?;
+    Ok(Json(
+        serde_json::json!({"name": name, "version": version, "status": "paused"}),
+    ))
+}
+
+/// `POST /projections/{name}/versions/{v}/resume`: runs it again from its progress.
+pub(super) async fn resume(
+    State(svc): State<Arc<Refract>>,
+    Auth(caller): Auth,
+    Path((name, version)): Path<(String, u32)>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    svc.resume(&caller.qualify(&name), version)
+        .await
+        .map_err(for_caller(&caller))?;
+    Ok(Json(
+        serde_json::json!({"name": name, "version": version, "status": "running"}),
+    ))
+}

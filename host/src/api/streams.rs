@@ -92,6 +92,9 @@ pub(super) async fn append(
     }
     // Idempotency keys live in the caller's team's namespace.
     req.team = auth.0.team().to_owned();
+    if let crate::teams::Caller::Team(team) = &auth.0 {
+        svc.take_append_rate(team, req.events.len())?;
+    }
     Ok(Json(svc.append(req).await?))
 }
 

@@ -127,6 +127,21 @@ enum Command {
         /// The version to retire.
         version: u32,
     },
+    /// Stops any version (live included) until `resume`, keeping its documents and
+    /// progress: the brake for a runaway component. Survives a daemon restart.
+    Pause {
+        /// The projection's or subscription's name.
+        name: String,
+        /// The version.
+        version: u32,
+    },
+    /// Runs a paused version again from its stored progress.
+    Resume {
+        /// The projection's or subscription's name.
+        name: String,
+        /// The version.
+        version: u32,
+    },
     /// Rebuilds a version from the first event (documents and progress start empty).
     Rebuild {
         /// The projection's name.
@@ -200,6 +215,8 @@ pub async fn run() -> anyhow::Result<()> {
         }
         Command::Retire { name, version } => api.lifecycle(&name, version, "retire").await,
         Command::Rebuild { name, version } => api.lifecycle(&name, version, "rebuild").await,
+        Command::Pause { name, version } => api.lifecycle(&name, version, "pause").await,
+        Command::Resume { name, version } => api.lifecycle(&name, version, "resume").await,
         Command::DeadLetters {
             name,
             version,

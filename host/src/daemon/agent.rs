@@ -42,8 +42,13 @@ use super::subscription::ErrorPolicy;
 use crate::runtime::RuntimeError;
 use crate::store::{Page, PageCommit, Position, ProjectionKey, RunStatus, Store, StoreError};
 
-/// How long an idle agent sleeps when no wake-up comes (appends by another process).
-const IDLE_POLL: Duration = Duration::from_millis(500);
+/// How long an idle agent sleeps when no wake-up for its types comes (appends by
+/// another process). Thousands of idle versions each read this often.
+const IDLE_POLL: Duration = Duration::from_secs(2);
+/// How often at most progress over events of other types only is stored (it is
+/// shown from memory meanwhile): thousands of versions would otherwise each commit
+/// on every append.
+const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 /// The first wait after a failing page; it doubles up to 5 s.
 pub(super) const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 
@@ -92,6 +97,10 @@ pub(crate) struct Agent {
     /// The streams its team may read: events of others are passed over (skipped).
     pub streams: crate::teams::Streams,
     pub projector: Arc<Mutex<Box<dyn PageProjector>>>,
+    /// The projector's CPU deadline per call, for the host's watchdog.
+    pub deadline: std::time::Duration,
+    /// The team's instance slots (from the projector), waited for before each page.
+    pub slots: Option<crate::runtime::InstanceSlots>,
     pub store: Arc<dyn Store>,
     pub event_types: Arc<[String]>,
     pub budget: PageBudget,
@@ -113,6 +122,10 @@ pub(crate) struct Agent {
     pub ahead: Option<JoinHandle<Result<Page, StoreError>>>,
     /// Failures of the page at the current position, and the wait before the next.
     pub failures: (u32, Duration),
+    /// Progress over events of other types only, not stored yet.
+    pub pending: Option<PageCommit>,
+    /// When progress was last stored.
+    pub stored_at: Instant,
 }
 
 /// What the loop does after a failing page.
@@ -155,14 +168,21 @@ impl Agent {
                 }
             };
             if page.events.is_empty() {
-                let moved = page.scanned_to > position;
-                let commit = PageCommit {
-                    position: page.scanned_to,
-                    skipped: skipped(position, &page),
-                    ..Default::default()
-                };
-                if (moved && self.commit(commit).await.is_err()) || self.settle().await.is_err() {
+                if page.scanned_to > position {
+                    self.passed_over(page.scanned_to, skipped(position, &page));
+                }
+                let due = self.stored_at.elapsed() >= PROGRESS_EVERY;
+                if let Some(commit) = self.pending.take_if(|_| due)
+                    && self.commit(commit).await.is_err()
+                {
                     continue;
+                }
+                if self.settle().await.is_err() {
+                    continue;
+                }
+                // Every commit has landed: the position passed over is projected.
+                if self.pending.is_some() {
+                    self.counters.set_position(self.position.unwrap_or(0));
                 }
                 self.burst.finish(&self.key);
                 self.idle(&mut wake).await;
@@ -198,9 +218,33 @@ impl Agent {
                 }
             }
         }
+        if let Some(commit) = self.pending.take() {
+            let _ = self.commit(commit).await;
+        }
         if let Err(e) = self.settle().await {
             tracing::warn!(projection = %self.key, "last commit before shutdown failed: {e}");
         }
+    }
+
+    /// Notes a read that passed over events of other types only, up to `to`: the
+    /// progress is stored with the next commit, or within [`PROGRESS_EVERY`].
+    fn passed_over(&mut self, to: Position, skipped: u64) {
+        let earlier = self.pending.take().map_or(0, |p| p.skipped);
+        self.pending = Some(PageCommit {
+            position: to,
+            skipped: earlier + skipped,
+            ..Default::default()
+        });
+        self.position = Some(to);
+    }
+
+    /// Whether no event of the version's types was committed after its position
+    /// (as this process knows): a wake-up then costs no read.
+    fn nothing_new(&self) -> bool {
+        let at = self.position.unwrap_or(0);
+        self.store
+            .last_of_types(&self.event_types)
+            .is_some_and(|last| last <= at)
     }
 
     /// The position to read after, reading the stored progress when it is unknown.
@@ -239,6 +283,8 @@ impl Agent {
     /// Forgets the position, the cache and the page read ahead: the store is the
     /// truth again.
     pub(super) fn reset(&mut self) {
+        self.pending = None;
+        self.counters.set_position(0);
         self.cache.clear();
         self.position = None;
         self.ahead = None;
@@ -246,8 +292,13 @@ impl Agent {
     }
 
     /// Settles the previous commit and starts this one (moving the position).
-    pub(super) async fn commit(&mut self, commit: PageCommit) -> Result<(), StoreError> {
+    pub(super) async fn commit(&mut self, mut commit: PageCommit) -> Result<(), StoreError> {
         self.settle().await?;
+        if let Some(passed) = self.pending.take() {
+            commit.skipped += passed.skipped;
+            commit.position = commit.position.max(passed.position);
+        }
+        self.stored_at = Instant::now();
         let (store, key, at) = (self.store.clone(), self.key.clone(), commit.position);
         self.commits
             .spawn(async move { store.commit_page(&key, &commit).await })
@@ -290,25 +341,36 @@ impl Agent {
                 .set_status(&self.key, RunStatus::Running, None)
                 .await?;
         }
+        self.counters.set_position(0);
         tracing::info!(projection = %self.key, position = progress.position, "agent started");
         self.position = Some(progress.position);
         Ok(())
     }
 
     /// Waits for new events, a poll interval, a request, or shutdown.
+    /// A wake-up for events of other types only is slept through (no read).
     async fn idle(&mut self, wake: &mut watch::Receiver<Position>) {
-        if *wake.borrow_and_update() > self.position.unwrap_or(0) {
+        if *wake.borrow_and_update() > self.position.unwrap_or(0) && !self.nothing_new() {
             return;
         }
-        tokio::select! {
-            _ = wake.changed() => {}
-            _ = tokio::time::sleep(IDLE_POLL) => {}
-            _ = self.shutdown.changed() => {}
-            request = self.control.recv() => {
-                if let Some(r) = request {
-                    self.handle(r).await;
+        let poll = tokio::time::sleep(IDLE_POLL);
+        tokio::pin!(poll);
+        loop {
+            tokio::select! {
+                changed = wake.changed() => {
+                    if changed.is_ok() && self.nothing_new() {
+                        continue;
+                    }
+                }
+                _ = &mut poll => {}
+                _ = self.shutdown.changed() => {}
+                request = self.control.recv() => {
+                    if let Some(r) = request {
+                        self.handle(r).await;
+                    }
                 }
             }
+            return;
         }
     }
 

@@ -1,7 +1,7 @@
 //! Per-version counters since the daemon started: time spent in the guest, pages,
 //! events, guest errors and which limits were hit. Shown in `GET /projections`.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -19,6 +19,8 @@ pub struct Counters {
     memory_limit: AtomicU64,
     stack_limit: AtomicU64,
     result_limit: AtomicU64,
+    /// Projected up to here, beyond the stored progress (0: only the stored).
+    position: AtomicI64,
 }
 
 /// A copy of a version's counters.
@@ -60,6 +62,16 @@ impl Counters {
     pub fn page(&self, events: usize) {
         self.pages.fetch_add(1, Relaxed);
         self.events.fetch_add(events as u64, Relaxed);
+    }
+
+    /// The version has projected everything up to `p` (0: see the stored progress).
+    pub fn set_position(&self, p: i64) {
+        self.position.store(p, Relaxed);
+    }
+
+    /// Where the version is known to have projected to (0: see the stored progress).
+    pub fn position(&self) -> i64 {
+        self.position.load(Relaxed)
     }
 
     /// A failed guest call, counted by the limit it names.

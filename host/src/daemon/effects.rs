@@ -1,6 +1,7 @@
 //! What a subscription's `emit`, `read-stream`, `send` and `setting` do during one
-//! page: emits are checked against the store plus the page's earlier emits and
-//! gathered for the page's transaction; messages are checked against the team's
+//! page: emits are charged to the page's emit budget (`emit_budget.rs`), checked
+//! against the store plus the page's earlier emits and gathered for the page's
+//! transaction (held once: reads of this page's emits are made from them); messages are checked against the team's
 //! grants and gathered for the outbox. While side effects are held (a new version
 //! catching up) emits and sends succeed for the guest but are dropped and counted.
 
@@ -10,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use serde::de::IgnoredAny;
 use tokio::runtime::Handle;
 
+use super::emit_budget::EmitTally;
 use crate::outbox::Grants;
 use crate::runtime::{EmittedEvent, Expected, SubscriberHost};
 use crate::store::subscription::NewMessage;
@@ -30,8 +32,11 @@ pub(crate) struct Gathered {
     /// A store failure the guest was told about: the page failed because of the
     /// host, not the guest, and is retried without counting against it.
     pub host_error: Option<String>,
-    /// Stream versions after this page's emits, and the emitted events.
-    overlay: HashMap<String, (u64, Vec<RecordedEvent>)>,
+    /// The page went over its emit budget: it fails as the guest's error, whatever
+    /// the guest made of the refusal, and every later emit is refused.
+    pub over_budget: Option<String>,
+    /// Stream versions after this page's emits, and which of `emits` went to it.
+    overlay: HashMap<String, (u64, Vec<usize>)>,
     /// Idempotency keys used by this page's emits.
     keys: HashMap<String, (String, u64)>,
 }
@@ -51,11 +56,17 @@ pub(crate) struct EffectsEnv {
     pub settings: Arc<BTreeMap<String, String>>,
     /// The largest event (data and metadata bytes) an emit may carry.
     pub max_event_bytes: usize,
+    /// What one page may emit.
+    pub emit_budget: super::EmitBudget,
+    /// Every team's append rate (emits wait for theirs before the commit).
+    pub rates: Arc<crate::rate::AppendRates>,
 }
 
 /// Most events a whole-stream `read-stream` (WIT 1.0.0) returns; a longer stream is
 /// refused (read it with `read-stream-page`) rather than materialised.
 pub const MAX_WHOLE_STREAM_READ: usize = 10_000;
+/// Most events one append of a page's emits carries (as in one HTTP append).
+const MAX_EVENTS_PER_EMIT: usize = crate::store::sqlite::MAX_EVENTS_PER_APPEND;
 /// Most events one `read-stream-page` returns, whatever the guest asks.
 pub const MAX_STREAM_PAGE: u32 = 1_000;
 
@@ -64,13 +75,16 @@ pub(crate) struct PageEffects {
     env: EffectsEnv,
     held: bool,
     gathered: Arc<Mutex<Gathered>>,
+    tally: EmitTally,
 }
 
 impl PageEffects {
-    /// Effects for one page; the agent keeps `gathered` to commit afterwards.
-    pub fn new(env: EffectsEnv, held: bool) -> (Self, Arc<Mutex<Gathered>>) {
+    /// Effects for a page of `page_events` events; the agent keeps `gathered` to
+    /// commit afterwards.
+    pub fn new(env: EffectsEnv, held: bool, page_events: usize) -> (Self, Arc<Mutex<Gathered>>) {
         let gathered = Arc::new(Mutex::new(Gathered::default()));
         let effects = Self {
+            tally: EmitTally::new(&env.emit_budget, page_events),
             env,
             held,
             gathered: gathered.clone(),
@@ -121,8 +135,11 @@ impl PageEffects {
         };
         if reaches(&events, from, version) {
             let room = limit.saturating_sub(events.len());
-            let pending = pending.iter().filter(|e| e.stream_version >= from);
-            events.extend(pending.take(room).cloned());
+            let pending = pending
+                .iter()
+                .flat_map(|&i| recorded(&g.emits[i]))
+                .filter(|e| e.stream_version >= from);
+            events.extend(pending.take(room));
         }
         Ok((*v, events))
     }
@@ -166,6 +183,13 @@ impl SubscriberHost for PageEffects {
         events: Vec<EmittedEvent>,
         idempotency_key: Option<String>,
     ) -> Result<u64, String> {
+        if let Some(why) = &self.gathered().over_budget {
+            return Err(why.clone());
+        }
+        if let Err(why) = self.tally.charge(&stream, &events) {
+            self.gathered().over_budget = Some(why.clone());
+            return Err(why);
+        }
         let id = StreamId::new(&stream).map_err(|e| format!("emit: stream_id: {e}"))?;
         if !self.env.access.may_append(&stream) {
             let team = &self.env.team;
@@ -216,53 +240,63 @@ impl SubscriberHost for PageEffects {
             ));
         }
         let n = events.len() as u64;
+        let events_len = events.len();
         if self.held {
             self.gathered().held += 1;
             return Ok(current + n);
         }
         let mut g = self.gathered();
+        let mut new_events: Vec<NewEvent> = events
+            .into_iter()
+            .map(|e| NewEvent {
+                event_type: e.event_type,
+                data: e.data,
+                metadata: e.metadata.unwrap_or_else(|| "{}".into()),
+            })
+            .collect();
+        // Keyless emits in a row to one stream commit as one append (one statement,
+        // not one per emit): the first's pinned version checks them all.
+        let index = g.emits.len();
+        let joinable = idempotency_key.is_none()
+            && g.emits.last().is_some_and(|last| {
+                last.idempotency_key.is_none()
+                    && last.stream == id
+                    && last.events.len() + events_len <= MAX_EVENTS_PER_EMIT
+            });
+        let joined = match g.emits.last_mut() {
+            Some(last) if joinable => {
+                last.events.append(&mut new_events);
+                true
+            }
+            _ => false,
+        };
+        if !joined {
+            g.emits.push(AppendRequest {
+                stream: id,
+                // Pinned to the version checked here: the commit checks it again.
+                expected: if current == 0 {
+                    ExpectedVersion::NoStream
+                } else {
+                    ExpectedVersion::Exact(current)
+                },
+                idempotency_key: idempotency_key.clone(),
+                tenant: None,
+                team: self.env.team.clone(),
+                events: new_events,
+            });
+        }
         let entry = g
             .overlay
             .entry(stream.clone())
             .or_insert((current, Vec::new()));
-        for e in &events {
-            entry.0 += 1;
-            entry.1.push(RecordedEvent {
-                // Not committed yet: no sequence.
-                sequence: 0,
-                stream_id: stream.clone(),
-                stream_version: entry.0,
-                event_type: e.event_type.clone(),
-                data: e.data.clone(),
-                metadata: e.metadata.clone().unwrap_or_else(|| "{}".into()),
-                tenant: None,
-                timestamp: crate::store::now_micros(),
-            });
+        entry.0 += n;
+        if !joined {
+            entry.1.push(index);
         }
         let version = entry.0;
-        if let Some(key) = &idempotency_key {
-            g.keys.insert(key.clone(), (stream.clone(), version));
+        if let Some(key) = idempotency_key {
+            g.keys.insert(key, (stream, version));
         }
-        g.emits.push(AppendRequest {
-            stream: id,
-            // Pinned to the version checked here: the commit checks it again.
-            expected: if current == 0 {
-                ExpectedVersion::NoStream
-            } else {
-                ExpectedVersion::Exact(current)
-            },
-            idempotency_key,
-            tenant: None,
-            team: self.env.team.clone(),
-            events: events
-                .into_iter()
-                .map(|e| NewEvent {
-                    event_type: e.event_type,
-                    data: e.data,
-                    metadata: e.metadata.unwrap_or_else(|| "{}".into()),
-                })
-                .collect(),
-        });
         Ok(version)
     }
 
@@ -340,6 +374,29 @@ impl SubscriberHost for PageEffects {
     fn setting(&mut self, key: String) -> Option<String> {
         self.env.settings.get(&key).cloned()
     }
+}
+
+/// An emit of this page as the events it will append (read back by the same page):
+/// no sequence yet, the version its commit is pinned to.
+fn recorded(req: &AppendRequest) -> impl Iterator<Item = RecordedEvent> + '_ {
+    let base = match req.expected {
+        ExpectedVersion::Exact(v) => v,
+        _ => 0,
+    };
+    let timestamp = crate::store::now_micros();
+    req.events
+        .iter()
+        .enumerate()
+        .map(move |(i, e)| RecordedEvent {
+            sequence: 0,
+            stream_id: req.stream.as_str().to_owned(),
+            stream_version: base + i as u64 + 1,
+            event_type: e.event_type.clone(),
+            data: e.data.clone(),
+            metadata: e.metadata.clone(),
+            tenant: None,
+            timestamp,
+        })
 }
 
 /// Whether `events`, read from `from` on, reach the stream's `version`: the last is

@@ -5,6 +5,7 @@ mod cache;
 mod commits;
 mod counters;
 mod effects;
+mod emit_budget;
 mod emit_check;
 mod failing;
 mod metrics;
@@ -24,6 +25,7 @@ use agent::{Agent, Control};
 pub use agent::{PageBudget, PauseError};
 use commits::{CommitGate, Commits};
 pub use counters::{LimitHits, Metrics};
+pub use emit_budget::EmitBudget;
 pub use page::Replayed;
 pub use projector::PageProjector;
 use running::Running;
@@ -68,6 +70,10 @@ pub struct SubscriptionEnv {
     pub outbox: OutboxWaker,
     /// What a failing `handle` leads to.
     pub policy: ErrorPolicy,
+    /// What one page may emit (the team's budget).
+    pub emit_budget: EmitBudget,
+    /// Every team's append rate: emits over the team's wait before their commit.
+    pub rates: Arc<crate::rate::AppendRates>,
 }
 
 /// Starts and stops agents.
@@ -182,6 +188,8 @@ impl Daemon {
         let agent = subscription::SubscriptionAgent {
             counters: self.counters_of(&key),
             subscriber: Arc::new(Mutex::new(Subscriber::new(loaded, key.to_string()))),
+            deadline: loaded.limits.call_timeout(),
+            slots: loaded.slots.clone(),
             key: key.clone(),
             team: env.team.clone(),
             event_types: d.event_types.clone().into(),
@@ -197,10 +205,13 @@ impl Daemon {
                 grants: env.grants,
                 settings: env.settings,
                 max_event_bytes: self.max_event_bytes,
+                emit_budget: env.emit_budget,
+                rates: env.rates,
             },
             outbox: env.outbox,
             policy: env.policy,
             effects_during_catch_up: d.effects_during_catch_up,
+            over_budget: Default::default(),
         };
         self.install(key, stop, None, |_| agent.run());
     }
@@ -246,6 +257,8 @@ impl Daemon {
         let streams = self.teams.access(crate::teams::team_of(&key.name)).read;
         let mut agent = Agent {
             streams,
+            deadline: projector.call_timeout(),
+            slots: projector.slots(),
             projector: Arc::new(Mutex::new(projector)),
             key: key.clone(),
             store: self.store.clone(),
@@ -262,6 +275,8 @@ impl Daemon {
             limit: budget.events,
             ahead: None,
             failures: (0, std::time::Duration::from_millis(100)),
+            pending: None,
+            stored_at: std::time::Instant::now(),
         };
         self.install(key, stop, Some(control), move |gate| {
             agent.commits = Commits::new(gate);
@@ -317,6 +332,13 @@ impl Daemon {
         all.entry(key.clone()).or_default().clone()
     }
 
+    /// How far a version is known to have projected beyond its stored progress
+    /// (events of other types passed over, stored later), if its agent runs.
+    pub fn known_position(&self, key: &ProjectionKey) -> crate::store::Position {
+        let all = self.counters.lock().unwrap_or_else(|p| p.into_inner());
+        all.get(key).map_or(0, |c| c.position())
+    }
+
     /// A version's counters since the daemon started, if it has run.
     pub fn metrics(&self, key: &ProjectionKey) -> Option<Metrics> {
         let all = self.counters.lock().unwrap_or_else(|p| p.into_inner());
@@ -333,6 +355,15 @@ impl Daemon {
         if let Some(r) = entry {
             r.stop.send_replace(true);
             r.end().await;
+        }
+        // Its progress may be reset or dropped next: only the stored one counts.
+        if let Some(c) = self
+            .counters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)
+        {
+            c.set_position(0);
         }
     }
 

@@ -23,8 +23,36 @@ pub struct Replayed {
 }
 
 impl Agent {
-    /// Projects the events and commits their writes with `commit`'s progress.
+    /// Projects the events and commits their writes with `commit`'s progress. The
+    /// page's instance lives under one of the team's slots (waited for first) and is
+    /// dropped when the page is done: an idle version holds no instance.
     pub(super) async fn project(
+        &mut self,
+        events: Arc<Vec<RecordedEvent>>,
+        commit: PageCommit,
+    ) -> Result<(), PageError> {
+        let slot = match &self.slots {
+            Some(slots) => {
+                let acquire = super::shared::slot_or_stop(slots, self.shutdown.clone());
+                Some(acquire.await.map_err(PageError::Guest)?)
+            }
+            None => None,
+        };
+        if let Some(slot) = slot {
+            self.projector
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .admit(slot);
+        }
+        let result = self.project_page(events, commit).await;
+        self.projector
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .release();
+        result
+    }
+
+    async fn project_page(
         &mut self,
         events: Arc<Vec<RecordedEvent>>,
         mut commit: PageCommit,
@@ -251,13 +279,23 @@ impl Agent {
     ) -> Result<R, PageError> {
         let projector = self.projector.clone();
         let page = page.clone();
-        let result = tokio::task::spawn_blocking(move || {
-            // A panic in an earlier call leaves the lock poisoned; the projector drops
-            // its instance on any failure, so going on with it is sound.
-            let mut p = projector.lock().unwrap_or_else(|p| p.into_inner());
-            f(p.as_mut(), &page)
-        })
-        .await?;
+        // Watched: a call that never comes back costs the guest its CPU deadline, not
+        // the agent forever (the wait for the lock a stuck call holds counts too).
+        let component = self.key.to_string();
+        let grace = crate::runtime::watchdog::GRACE;
+        let result = crate::runtime::watchdog::run_watched(
+            &component,
+            self.deadline,
+            grace,
+            true,
+            move || {
+                // A panic in an earlier call leaves the lock poisoned; the projector
+                // drops its instance on any failure, so going on with it is sound.
+                let mut p = projector.lock().unwrap_or_else(|p| p.into_inner());
+                f(p.as_mut(), &page)
+            },
+        )
+        .await;
         Ok(result?)
     }
 }

@@ -1,7 +1,7 @@
 //! What an agent drives: something that slices and applies pages. The wasm [`Guest`]
 //! is the product's; benchmarks plug native code in to measure the sandbox's cost.
 
-use crate::runtime::{DocChange, DocInput, Guest, RuntimeError, Slice};
+use crate::runtime::{DocChange, DocInput, Guest, InstanceSlots, RuntimeError, Slice, Slot};
 use crate::store::RecordedEvent;
 
 /// Projects pages of events: which documents each event touches, then their new state.
@@ -16,6 +16,24 @@ pub trait PageProjector: Send + 'static {
         page: &[RecordedEvent],
         docs: Vec<DocInput>,
     ) -> Result<Vec<DocChange>, RuntimeError>;
+
+    /// The CPU deadline of one of its calls, which the host's watchdog waits out
+    /// (plus a grace) before it gives up on a call.
+    fn call_timeout(&self) -> std::time::Duration {
+        crate::runtime::Limits::default().call_timeout()
+    }
+
+    /// The slots its instances are made under, if they are budgeted: the agent
+    /// waits for one before each page.
+    fn slots(&self) -> Option<InstanceSlots> {
+        None
+    }
+
+    /// Gives it the slot the page's instance lives under.
+    fn admit(&mut self, _slot: Slot) {}
+
+    /// The page is done: drop the instance and free its slot.
+    fn release(&mut self) {}
 }
 
 impl PageProjector for Guest {
@@ -29,5 +47,21 @@ impl PageProjector for Guest {
         docs: Vec<DocInput>,
     ) -> Result<Vec<DocChange>, RuntimeError> {
         Guest::apply(self, page, docs)
+    }
+
+    fn call_timeout(&self) -> std::time::Duration {
+        self.limits().call_timeout()
+    }
+
+    fn slots(&self) -> Option<InstanceSlots> {
+        Guest::slots(self)
+    }
+
+    fn admit(&mut self, slot: Slot) {
+        Guest::admit(self, slot);
+    }
+
+    fn release(&mut self) {
+        Guest::release(self);
     }
 }

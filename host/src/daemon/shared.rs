@@ -57,3 +57,24 @@ pub(crate) fn readable(mut page: Page, streams: &crate::teams::Streams) -> Page 
     }
     page
 }
+
+/// One of the team's instance slots, waited for; a stop request ends the wait with
+/// a host error (the page is not the guest's to fail), so a version waiting for its
+/// team's slots never delays shutdown.
+pub(super) async fn slot_or_stop(
+    slots: &crate::runtime::InstanceSlots,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<crate::runtime::Slot, crate::runtime::RuntimeError> {
+    let stopped = async move {
+        if stop.wait_for(|s| *s).await.is_err() {
+            // No one can ask it to stop any more: only a slot ends the wait.
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        slot = slots.acquire() => Ok(slot),
+        () = stopped => Err(crate::runtime::RuntimeError::Host(
+            "stopping: the page was not started".into(),
+        )),
+    }
+}

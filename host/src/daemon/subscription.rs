@@ -6,6 +6,7 @@
 //! sends dropped) for every event at or below the hold mark (`subscription_hold.rs`)
 //! and while the version is a standby.
 
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -51,6 +52,10 @@ pub(crate) struct SubscriptionAgent {
     pub key: ProjectionKey,
     pub team: String,
     pub subscriber: Arc<Mutex<Subscriber>>,
+    /// The subscriber's CPU deadline per call, for the host's watchdog.
+    pub deadline: std::time::Duration,
+    /// The team's instance slots, waited for before each page.
+    pub slots: Option<crate::runtime::InstanceSlots>,
     pub event_types: Arc<[String]>,
     pub page_size: usize,
     /// Bytes of event data and metadata per page (a bigger event goes alone).
@@ -61,6 +66,10 @@ pub(crate) struct SubscriptionAgent {
     pub policy: ErrorPolicy,
     pub effects_during_catch_up: bool,
     pub counters: Arc<super::counters::Counters>,
+    /// Set when a page of more than one event went over its emit budget: the page
+    /// is read again smaller (not the guest's failure: the host chose its size),
+    /// down to one event, whose overrun is the guest's (naming the event).
+    pub over_budget: std::sync::atomic::AtomicBool,
 }
 
 impl SubscriptionAgent {
@@ -80,16 +89,13 @@ impl SubscriptionAgent {
         let mut wake = self.env.store.watch_head();
         let mut backoff = Duration::from_millis(50);
         let mut failures = 0u32;
+        // Events per page now: the page size, less after a page over its emit budget.
+        let mut limit = self.page_size;
         while !*self.shutdown.borrow() {
             let mut page = match self
                 .env
                 .store
-                .read_page_within(
-                    position,
-                    Some(&self.event_types),
-                    self.page_size,
-                    self.page_bytes,
-                )
+                .read_page_within(position, Some(&self.event_types), limit, self.page_bytes)
                 .await
             {
                 Ok(p) => readable(p, &self.env.access.read),
@@ -140,9 +146,13 @@ impl SubscriptionAgent {
                 .handle(events.clone(), held, page.scanned_to, skipped)
                 .await;
             let failed = match result {
+                Ok(done) if !self.wait_for_rate(&done).await => continue,
                 Ok(done) => match self.commit(&done).await {
                     Ok(()) => {
                         position = page.scanned_to;
+                        // Back up slowly: a page narrowed for its emits would likely
+                        // go over again at once.
+                        limit = (limit + limit / 8 + 1).min(self.page_size);
                         failures = 0;
                         backoff = Duration::from_millis(50);
                         continue;
@@ -157,6 +167,11 @@ impl SubscriptionAgent {
                 },
                 Err(e) => e,
             };
+            if self.over_budget.swap(false, Ordering::Relaxed) {
+                limit = (events.len() / 2).max(1);
+                tracing::info!(subscription = %self.key, limit, "page over its emit budget, read again smaller: {failed}");
+                continue;
+            }
             if failed.fault() == crate::runtime::Fault::Host {
                 // Not the guest's doing: wait and try again, never counted, never a
                 // pause or a dead letter (even right after a give-up that stalled).
@@ -181,6 +196,27 @@ impl SubscriptionAgent {
                 Some(_) => back_off(&mut self.shutdown, &mut backoff).await,
                 None => return,
             }
+        }
+    }
+
+    /// Whether the page just handled is to be read again smaller.
+    fn narrowing(&self) -> bool {
+        self.over_budget.load(Ordering::Relaxed)
+    }
+
+    /// Waits until the page's emits fit the team's append rate (a host condition,
+    /// never the guest's failure). False when told to shut down meanwhile (the page
+    /// is then not committed: it is handled again on the next start).
+    async fn wait_for_rate(&mut self, page: &HandledPage) -> bool {
+        let events = page.emits.iter().map(|r| r.events.len()).sum();
+        let wait = self.env.rates.take_for_emits(&self.team, events);
+        if wait.is_zero() {
+            return true;
+        }
+        tracing::debug!(subscription = %self.key, events, ?wait, "emits wait for the team's appends_per_s");
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => true,
+            _ = self.shutdown.changed() => false,
         }
     }
 
@@ -213,22 +249,60 @@ impl SubscriptionAgent {
         skipped: u64,
     ) -> Result<HandledPage, RuntimeError> {
         let handled = events.len() as u64;
-        let (effects, gathered) = PageEffects::new(self.env.clone(), held);
+        let single = (events.len() == 1).then(|| events[0].sequence);
+        let (effects, gathered) = PageEffects::new(self.env.clone(), held, events.len());
         let subscriber = self.subscriber.clone();
+        // The page's instance lives under one of the team's slots, waited for here,
+        // and is dropped with the page: an idle version holds no instance.
+        let slot = match &self.slots {
+            Some(slots) => Some(super::shared::slot_or_stop(slots, self.shutdown.clone()).await?),
+            None => None,
+        };
         let started = std::time::Instant::now();
-        let result = tokio::task::spawn_blocking(move || {
-            let mut s = subscriber.lock().unwrap_or_else(|p| p.into_inner());
-            s.handle(&events, Box::new(effects))
-        })
-        .await
-        .unwrap_or_else(|e| Err(RuntimeError::Host(format!("handle task: {e}"))));
+        let component = self.key.to_string();
+        let grace = crate::runtime::watchdog::GRACE;
+        let result = crate::runtime::watchdog::run_watched(
+            &component,
+            self.deadline,
+            grace,
+            true,
+            move || {
+                let mut s = subscriber.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(slot) = slot {
+                    s.admit(slot);
+                }
+                let result = s.handle(&events, Box::new(effects));
+                s.release();
+                result
+            },
+        )
+        .await;
         self.counters.guest_time(started.elapsed());
+        let g = std::mem::take(&mut *gathered.lock().unwrap_or_else(|p| p.into_inner()));
+        // A page of several events is read again smaller (see `over_budget`).
+        if g.over_budget.is_some() && single.is_none() {
+            self.over_budget.store(true, Ordering::Relaxed);
+        }
+        // Over budget is the guest's failure (named as such) even if it went on and
+        // returned Ok, or failed with a text of its own.
+        let result = match (result, g.over_budget) {
+            (Err(e), Some(_)) if e.fault() != crate::runtime::Fault::Guest => Err(e),
+            (_, Some(message)) => Err(RuntimeError::Guest {
+                component: self.key.to_string(),
+                // Only a page of one event knows which event emitted too much.
+                event_sequence: single,
+                message,
+            }),
+            (result, None) => result,
+        };
         match &result {
             Ok(()) => self.counters.page(handled as usize),
-            Err(e) if e.fault() == crate::runtime::Fault::Guest => self.counters.error(e),
+            // A page read again smaller is not counted as the guest's error.
+            Err(e) if e.fault() == crate::runtime::Fault::Guest && !self.narrowing() => {
+                self.counters.error(e)
+            }
             Err(_) => {}
         }
-        let g = std::mem::take(&mut *gathered.lock().unwrap_or_else(|p| p.into_inner()));
         if let Some(message) = g.host_error {
             return Err(RuntimeError::Host(message));
         }

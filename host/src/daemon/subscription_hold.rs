@@ -56,13 +56,31 @@ impl SubscriptionAgent {
 
     /// Waits for new events (or shutdown, or half a second).
     pub(super) async fn idle(&mut self, wake: &mut watch::Receiver<Position>, position: Position) {
-        if *wake.borrow_and_update() > position {
+        // A wake-up for events of other types only (as this process knows) is
+        // slept through: thousands of idle versions would each read on every append.
+        let nothing_new = || {
+            self.env
+                .store
+                .last_of_types(&self.event_types)
+                .is_some_and(|last| last <= position)
+        };
+        if *wake.borrow_and_update() > position && !nothing_new() {
             return;
         }
-        tokio::select! {
-            _ = wake.changed() => {}
-            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-            _ = self.shutdown.changed() => {}
+        let poll = tokio::time::sleep(Duration::from_millis(500));
+        tokio::pin!(poll);
+        let mut shutdown = self.shutdown.clone();
+        loop {
+            tokio::select! {
+                changed = wake.changed() => {
+                    if changed.is_ok() && nothing_new() {
+                        continue;
+                    }
+                }
+                _ = &mut poll => {}
+                _ = shutdown.changed() => {}
+            }
+            return;
         }
     }
 }

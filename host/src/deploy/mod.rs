@@ -74,17 +74,28 @@ pub async fn deploy(
     auto_promote: bool,
     team: &str,
 ) -> Result<(Deployed, Option<Loaded>), DeployError> {
-    let (loaded, wasm) = load(runtime, wasm).await?;
+    let (loaded, wasm) = load(runtime, wasm, None).await?;
     register(store, components_dir, loaded, &wasm, auto_promote, team).await
 }
 
 /// Compiles (or loads from the artifact cache) and validates a component on a
-/// blocking thread; gives the bytes back for storing.
-pub async fn load(runtime: &Runtime, wasm: Vec<u8>) -> Result<(Loaded, Vec<u8>), DeployError> {
+/// blocking thread, its `describe` under `limits` (the deploying team's; none: the
+/// daemon's); gives the bytes back for storing. Call it before taking any lock: a
+/// guest's `describe` may run up to its whole CPU deadline.
+pub async fn load(
+    runtime: &Runtime,
+    wasm: Vec<u8>,
+    limits: Option<crate::runtime::Limits>,
+) -> Result<(Loaded, Vec<u8>), DeployError> {
     let rt = runtime.clone();
-    let loaded = tokio::task::spawn_blocking(move || rt.load_any(&wasm).map(|l| (l, wasm)))
-        .await
-        .map_err(|e| RuntimeError::Host(format!("compile task: {e}")))??;
+    let limits = limits.unwrap_or_else(|| runtime.limits().clone());
+    let deadline = limits.call_timeout();
+    // Watched only while `describe` runs (compiling takes as long as it takes).
+    let grace = crate::runtime::watchdog::GRACE;
+    let loaded = crate::runtime::watchdog::run_watched("being deployed", deadline, grace, false, {
+        move || rt.load_any_under(&wasm, limits).map(|l| (l, wasm))
+    })
+    .await?;
     Ok(loaded)
 }
 
@@ -253,13 +264,15 @@ pub async fn restore(
     runtime: &Runtime,
     store: &dyn Store,
     components_dir: &Path,
+    teams: &crate::teams::Teams,
 ) -> Result<Vec<(ComponentRecord, Loaded)>, DeployError> {
     let mut out = Vec::new();
     for rec in store.components().await? {
         if VersionState::parse(&rec.state) == VersionState::Retired {
             continue;
         }
-        match restore_one(runtime, store, components_dir, &rec).await {
+        let limits = teams.team(&rec.team).limits;
+        match restore_one(runtime, store, components_dir, &rec, limits).await {
             Ok(loaded) => out.push((rec, loaded)),
             Err(e) => {
                 tracing::error!(projection = %rec.key, "cannot restore: {e}");
@@ -278,6 +291,7 @@ async fn restore_one(
     store: &dyn Store,
     components_dir: &Path,
     rec: &ComponentRecord,
+    limits: Option<crate::runtime::Limits>,
 ) -> Result<Loaded, DeployError> {
     let path = wasm_path(components_dir, &rec.sha256);
     let wasm = tokio::fs::read(&path)
@@ -286,7 +300,8 @@ async fn restore_one(
             path: path.clone(),
             source,
         })?;
-    let (loaded, _) = load(runtime, wasm).await?;
+    // `describe` again under the team's limits, as at deploy.
+    let (loaded, _) = load(runtime, wasm, limits).await?;
     store.prepare_projection(&rec.key).await?;
     tracing::info!(projection = %rec.key, from_cache = loaded.from_cache(), "restored");
     Ok(loaded)

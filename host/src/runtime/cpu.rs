@@ -134,12 +134,16 @@ impl CallClock {
             return false;
         }
         if self.ran >= SHORT_TICKS {
+            // Waiting for its turn is not the guest being stuck: the host's
+            // watchdog looks away meanwhile.
+            super::watchdog::waiting_turn(true);
             if self.holding {
                 self.lane.share();
             } else {
                 self.lane.acquire();
                 self.holding = true;
             }
+            super::watchdog::waiting_turn(false);
         }
         true
     }

@@ -13,6 +13,7 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 
 use super::guest::Guest;
 use super::limits::Limits;
+use super::slots::DescribeSlots;
 use super::state::HostState;
 use super::types::{Descriptor, WitVersion};
 use super::versions::{self, ProjectorPre};
@@ -32,7 +33,24 @@ struct Inner {
     linker: Linker<HostState>,
     cache_dir: Option<PathBuf>,
     limits: Limits,
+    describes: DescribeSlots,
 }
+
+/// Instances the pool holds unless told otherwise (a daemon sizes it to its teams).
+pub const DEFAULT_POOL_INSTANCES: usize = 512;
+
+/// The smallest wasm stack the engine runs with (a lower setting is raised to it).
+pub const MIN_STACK_BYTES: usize = 64 << 10;
+
+/// How long a `describe` waits for the shared pool to give it an instance.
+const DESCRIBE_PATIENCE: Duration = Duration::from_secs(30);
+
+/// What one component instance may take of the pool at most: core instances,
+/// memories and tables (a Rust wasip2 component uses about 4, 1 and 2). Sized
+/// with room to spare so the pool runs out of whole instances, not of parts.
+const CORE_INSTANCES_EACH: u32 = 8;
+const MEMORIES_EACH: u32 = 2;
+const TABLES_EACH: u32 = 4;
 
 /// A compiled, validated component ready to be instantiated.
 #[derive(Clone)]
@@ -47,11 +65,28 @@ pub struct LoadedComponent {
     /// Time spent compiling (or loading the artifact) and validating.
     pub load_time: Duration,
     pub(crate) limits: Limits,
+    /// Its team's instance slots (none: unbudgeted, as for tools and benchmarks).
+    pub(crate) slots: Option<super::InstanceSlots>,
 }
 
 impl Runtime {
     /// Creates the engine; `cache_dir` holds compiled artifacts (none: no cache).
     pub fn new(cache_dir: Option<PathBuf>, limits: Limits) -> Result<Self, RuntimeError> {
+        Self::with_pool(cache_dir, limits, DEFAULT_POOL_INSTANCES)
+    }
+
+    /// Creates the engine with a pool of `instances` component instances at once
+    /// (every team's slots plus those of `describe`).
+    pub fn with_pool(
+        cache_dir: Option<PathBuf>,
+        mut limits: Limits,
+        instances: usize,
+    ) -> Result<Self, RuntimeError> {
+        // One engine for all: the stack limit is the daemon's, not a team's, and the
+        // limits quoted in errors are the ones that apply.
+        limits.max_stack_bytes = limits.max_stack_bytes.max(MIN_STACK_BYTES);
+        let n = u32::try_from(instances.max(1))
+            .map_err(|_| E::Host(format!("a pool of {instances} instances is too large")))?;
         let mut config = Config::new();
         config
             .wasm_component_model(true)
@@ -59,20 +94,21 @@ impl Runtime {
             // A compilation uses one thread, in the compile lane (`cpu::compiling`):
             // an upload must not take every core from the running guests.
             .parallel_compilation(false)
-            // One engine for all: the stack limit is the daemon's, not a team's.
-            .max_wasm_stack(limits.max_stack_bytes.max(64 << 10));
+            .max_wasm_stack(limits.max_stack_bytes);
         let mut pool = PoolingAllocationConfig::default();
         pool.max_memory_size(limits.memory_bytes)
-            .total_memories(512)
-            .total_tables(512)
-            .total_core_instances(1024)
-            .total_component_instances(512)
-            .total_stacks(512);
+            .total_memories(n.saturating_mul(MEMORIES_EACH))
+            .total_tables(n.saturating_mul(TABLES_EACH))
+            .total_core_instances(n.saturating_mul(CORE_INSTANCES_EACH))
+            .total_component_instances(n)
+            .total_stacks(n);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&config).map_err(|e| E::Host(format!("engine: {e:#}")))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
             .map_err(|e| E::Host(format!("linking WASI: {e:#}")))?;
+        super::nonblocking::add_to_linker(&mut linker)
+            .map_err(|e| E::Host(format!("linking WASI without waits: {e:#}")))?;
         versions::add_to_linker(&mut linker)
             .map_err(|e| E::Host(format!("linking host: {e:#}")))?;
         super::subscriber::add_to_linker(&mut linker)
@@ -88,8 +124,43 @@ impl Runtime {
                 linker,
                 cache_dir,
                 limits,
+                describes: DescribeSlots::new(super::DESCRIBE_SLOTS),
             }),
         })
+    }
+
+    /// Runs a `describe` under one of the daemon's describe slots, waiting out a
+    /// pool that cannot give an instance right now (a host condition, not the
+    /// guest's fault: the deploy waits rather than failing).
+    pub(super) fn describing<T>(
+        &self,
+        f: impl FnMut() -> Result<T, RuntimeError>,
+    ) -> Result<T, RuntimeError> {
+        self.inner.describes.run(DESCRIBE_PATIENCE, f)
+    }
+
+    /// Removes the compiled artifacts of the wasm with this hash from the cache (its
+    /// last version was retired, or its upload was refused).
+    pub fn remove_artifacts(&self, sha256: &str) {
+        let Some(dir) = &self.inner.cache_dir else {
+            return;
+        };
+        if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return;
+        }
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        let prefix = format!("{sha256}-");
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with(&prefix)
+                && let Err(e) = std::fs::remove_file(entry.path())
+            {
+                tracing::warn!(path = %entry.path().display(), "cannot remove artifact: {e}");
+            }
+        }
     }
 
     /// The default limits applied to components.
@@ -101,7 +172,8 @@ impl Runtime {
     pub fn load(&self, wasm: &[u8]) -> Result<LoadedComponent, RuntimeError> {
         let started = Instant::now();
         let (component, sha256, from_cache) = self.compile_checked(wasm)?;
-        self.link_projection(&component, sha256, from_cache, started)
+        let limits = self.inner.limits.clone();
+        self.link_projection(&component, sha256, from_cache, started, limits)
     }
 
     /// Checks the header, hashes and compiles (or loads the cached artifact).
@@ -122,6 +194,7 @@ impl Runtime {
         sha256: String,
         from_cache: bool,
         started: Instant,
+        limits: Limits,
     ) -> Result<LoadedComponent, RuntimeError> {
         let inner = &self.inner;
         let version = wit_version(component, &inner.engine)?;
@@ -132,7 +205,9 @@ impl Runtime {
         let pre = ProjectorPre::new(version, instance_pre)
             .map_err(|e| E::WrongWorld(format!("WIT {version}: {e:#}")))?;
         let label = format!("sha256:{}", &sha256[..12]);
-        let descriptor = Guest::for_describe(&pre, &inner.limits, label).describe()?;
+        // `describe` runs under the limits the component will run under (its team's).
+        let descriptor =
+            self.describing(|| Guest::for_describe(&pre, &limits, label.clone()).describe())?;
         descriptor.validate().map_err(E::BadDescriptor)?;
         if descriptor.kind != super::ComponentKind::Projection {
             return Err(E::BadDescriptor(
@@ -145,7 +220,8 @@ impl Runtime {
             sha256,
             from_cache,
             load_time: started.elapsed(),
-            limits: inner.limits.clone(),
+            limits,
+            slots: None,
         })
     }
 
@@ -218,7 +294,11 @@ fn wit_version(component: &Component, engine: &Engine) -> Result<WitVersion, Run
 /// Writes the artifact atomically, so a crash never leaves half a file to load.
 fn write_artifact(component: &Component, path: &Path) -> Result<(), String> {
     let bytes = component.serialize().map_err(|e| format!("{e:#}"))?;
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    // Unique per write: compiles run outside any lock, so two deploys of the same
+    // wasm may write at once.
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = path.with_extension(format!("tmp{}-{n}", std::process::id()));
     std::fs::write(&tmp, bytes).map_err(|e| e.to_string())?;
     std::fs::rename(&tmp, path).map_err(|e| e.to_string())
 }

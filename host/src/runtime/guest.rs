@@ -15,7 +15,8 @@ use super::RuntimeError;
 use super::calls::{GuestFailure, PageCalls};
 use super::engine::LoadedComponent;
 use super::limits::Limits;
-use super::sandbox::Sandbox;
+use super::sandbox::{Sandbox, Spot};
+use super::slots::{InstanceSlots, Slot};
 use super::state::HostState;
 use super::types::{Descriptor, DocChange, Slice, preview, slice_by_stream};
 use super::versions::{Projector, ProjectorPre};
@@ -62,11 +63,28 @@ impl Guest {
     /// A guest for `loaded`, reported as `component` in logs and errors.
     pub fn new(loaded: &LoadedComponent, component: String) -> Self {
         let d = &loaded.descriptor;
-        Self {
+        let mut guest = Self {
             per_stream: d.per_stream(),
             max_events: d.page_size(usize::MAX),
             ..Self::for_describe(&loaded.pre, &loaded.limits, component)
-        }
+        };
+        guest.sandbox.set_slots(loaded.slots.clone());
+        guest
+    }
+
+    /// The slots its instances are made under (its team's), if budgeted.
+    pub fn slots(&self) -> Option<InstanceSlots> {
+        self.sandbox.slots().cloned()
+    }
+
+    /// Gives it the slot its next instance lives under.
+    pub fn admit(&mut self, slot: Slot) {
+        self.sandbox.admit(slot);
+    }
+
+    /// Drops its instance and frees the slot (the next call makes a fresh one).
+    pub fn release(&mut self) {
+        self.sandbox.release();
     }
 
     /// The same guest, what its `slice` may name capped for pages of `page_size`
@@ -91,6 +109,11 @@ impl Guest {
             max_events: usize::MAX,
             page_size: crate::daemon::DEFAULT_PAGE_SIZE,
         }
+    }
+
+    /// The limits its calls run under.
+    pub fn limits(&self) -> &Limits {
+        self.sandbox.limits()
     }
 
     /// Asks the component what it is, converted into the latest WIT version's terms.
@@ -121,7 +144,7 @@ impl Guest {
             .saturating_mul(std::mem::size_of::<Slice>() + MAX_STREAM_ID_LEN)
             .saturating_add(max_indices.saturating_mul(4))
             .saturating_add(MESSAGE_ROOM);
-        let res = self.sandbox.call("slice", page_range(page), |store, c| {
+        let res = self.sandbox.call("slice", Spot::of(page), |store, c| {
             store.set_hostcall_fuel(fuel);
             c.page.slice(store, page)
         })?;
@@ -214,7 +237,7 @@ impl Guest {
             .max_result_bytes
             .saturating_add(docs.len().saturating_mul(std::mem::size_of::<DocChange>()))
             .saturating_add(MESSAGE_ROOM);
-        let res = self.sandbox.call("apply", page_range(page), |store, c| {
+        let res = self.sandbox.call("apply", Spot::of(page), |store, c| {
             store.set_hostcall_fuel(fuel);
             c.page.apply(store, page, docs)
         })?;
@@ -266,10 +289,6 @@ impl Guest {
             None,
         )
     }
-}
-
-fn page_range(events: &[RecordedEvent]) -> Option<(i64, i64)> {
-    Some((events.first()?.sequence, events.last()?.sequence))
 }
 
 fn check_doc_id(id: &str) -> Result<(), String> {

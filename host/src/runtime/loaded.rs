@@ -70,6 +70,14 @@ impl Loaded {
         }
     }
 
+    /// Makes its instances under `slots` (its team's) from now on.
+    pub fn set_slots(&mut self, slots: super::InstanceSlots) {
+        match self {
+            Self::Projection(l) => l.slots = Some(slots),
+            Self::Subscription(l) => l.slots = Some(slots),
+        }
+    }
+
     /// Which kind it is.
     pub fn kind(&self) -> ComponentKind {
         match self {

@@ -5,6 +5,7 @@
 //! each converting its types into the latest; `versions` picks between them.
 
 mod calls;
+mod clock;
 mod cpu;
 mod engine;
 mod guest;
@@ -12,20 +13,24 @@ pub mod guest_text;
 mod host;
 mod limits;
 mod loaded;
+mod nonblocking;
 mod output;
 mod sandbox;
 mod since_v1_0;
 mod since_v1_1;
+mod slots;
 mod state;
 pub mod subscriber;
 mod subscriber_wit;
 mod types;
 mod versions;
+pub mod watchdog;
 
-pub use engine::{LoadedComponent, Runtime};
+pub use engine::{DEFAULT_POOL_INSTANCES, LoadedComponent, MIN_STACK_BYTES, Runtime};
 pub use guest::{DocInput, Guest};
 pub use limits::Limits;
 pub use loaded::Loaded;
+pub use slots::{DEFAULT_TEAM_INSTANCES, DESCRIBE_SLOTS, InstanceSlots, Slot};
 pub use subscriber::{
     EmittedEvent, Expected, LoadedSubscription, StartPosition, Subscriber, SubscriberHost,
     SubscriptionDescriptor,
@@ -42,6 +47,8 @@ pub enum Fault {
     Guest,
     /// The host failed (a bug or a resource problem); the guest is not to blame.
     Host,
+    /// Nothing failed: an operator paused the version.
+    Operator,
 }
 
 /// What can go wrong loading or calling a component.
@@ -120,6 +127,12 @@ impl RuntimeError {
         [Limit::Cpu, Limit::Memory, Limit::Stack, Limit::Result]
             .into_iter()
             .find(|l| message.starts_with(l.phrase()))
+    }
+
+    /// Whether no instance could be had right now (every slot of the team, or of the
+    /// shared pool, taken): a host condition, waited out and tried again.
+    pub fn is_busy(&self) -> bool {
+        matches!(self, Self::Host(m) if m.starts_with(slots::BUSY))
     }
 
     /// Whether the guest or the host was at fault.

@@ -9,9 +9,11 @@ use wasmtime::{Store, StoreLimitsBuilder, Trap};
 
 use super::engine::TICK;
 use super::limits::Limits;
+use super::slots::{BUSY, InstanceSlots, Slot};
 use super::state::HostState;
 use super::subscriber::SubscriberHost;
 use super::{Limit, RuntimeError, RuntimeError as E};
+use crate::store::RecordedEvent;
 
 /// How wasmtime's error says a guest-to-host copy went over the store's hostcall fuel
 /// (its error type is private).
@@ -20,6 +22,28 @@ const FUEL_EXHAUSTED: &str = "fuel allocated for hostcalls has been exhausted";
 type MakeBindings<B> =
     Arc<dyn Fn(&mut Store<HostState>, &Instance) -> wasmtime::Result<B> + Send + Sync>;
 
+/// Where a call is in the log: its page's first and last event, and the time the
+/// guest's wall clock shows.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Spot {
+    first: i64,
+    last: i64,
+    /// The page's last event's time (microseconds since the epoch).
+    micros: i64,
+}
+
+impl Spot {
+    /// The spot of a page; `None` for an empty one.
+    pub fn of(page: &[RecordedEvent]) -> Option<Self> {
+        let (first, last) = (page.first()?, page.last()?);
+        Some(Self {
+            first: first.sequence,
+            last: last.sequence,
+            micros: last.timestamp,
+        })
+    }
+}
+
 /// An instance of one component and its typed bindings `B`.
 pub(crate) struct Sandbox<B> {
     pre: InstancePre<HostState>,
@@ -27,6 +51,10 @@ pub(crate) struct Sandbox<B> {
     limits: Limits,
     make: MakeBindings<B>,
     instance: Option<(Store<HostState>, B)>,
+    /// The team's slots: with them, an instance is made only under a slot.
+    slots: Option<InstanceSlots>,
+    /// The slot the instance lives under (given by the caller, or taken if free).
+    slot: Option<Slot>,
 }
 
 impl<B> Sandbox<B> {
@@ -43,15 +71,41 @@ impl<B> Sandbox<B> {
             limits,
             make: Arc::new(make),
             instance: None,
+            slots: None,
+            slot: None,
         }
     }
 
-    /// Runs one call under the deadline; `range` (first and last sequence of the
-    /// page) goes into the error of a trap. A span records the call and the fault.
+    /// Makes instances only under one of `slots` from now on.
+    pub fn set_slots(&mut self, slots: Option<InstanceSlots>) {
+        self.slots = slots;
+    }
+
+    /// The team's slots, if instances are budgeted.
+    pub fn slots(&self) -> Option<&InstanceSlots> {
+        self.slots.as_ref()
+    }
+
+    /// Gives the sandbox a slot for its next instance (one it holds already stays).
+    pub fn admit(&mut self, slot: Slot) {
+        if self.slot.is_none() {
+            self.slot = Some(slot);
+        }
+    }
+
+    /// Drops the instance and gives its slot back: an idle version holds nothing.
+    pub fn release(&mut self) {
+        self.instance = None;
+        self.slot = None;
+    }
+
+    /// Runs one call under the deadline; `spot` (the page's first and last
+    /// sequence) goes into the error of a trap and sets the guest's clocks and random
+    /// seed. A span records the call and the fault.
     pub fn call<R>(
         &mut self,
         name: &'static str,
-        range: Option<(i64, i64)>,
+        spot: Option<Spot>,
         f: impl FnOnce(&mut Store<HostState>, &B) -> wasmtime::Result<R>,
     ) -> Result<R, RuntimeError> {
         let span = tracing::debug_span!(
@@ -62,16 +116,24 @@ impl<B> Sandbox<B> {
         );
         let _entered = span.enter();
         let ticks = self.deadline_ticks();
+        super::watchdog::call_started(&self.component, self.limits.call_timeout());
         let result = match self.instance() {
             Ok((store, bindings)) => {
                 store.data_mut().clock.start(ticks);
                 store.set_epoch_deadline(1);
+                let (first, micros) = spot.map_or((None, 0), |s| (Some(s.first), s.micros));
+                let data = store.data();
+                data.clocks.begin_call(&data.component, first, micros);
                 let out = f(store, bindings);
                 store.data_mut().clock.end();
-                out.map_err(|err| self.trapped(err, name, range))
+                out.map_err(|err| self.trapped(err, name, spot))
             }
             Err(e) => Err(e),
         };
+        if super::watchdog::call_ended() {
+            // The host gave up waiting for this call: the instance is not trusted.
+            self.instance = None;
+        }
         if let Err(e) = &result {
             span.record("fault", tracing::field::debug(e.fault()));
         }
@@ -84,13 +146,13 @@ impl<B> Sandbox<B> {
         &mut self,
         host: Box<dyn SubscriberHost>,
         name: &'static str,
-        range: Option<(i64, i64)>,
+        spot: Option<Spot>,
         f: impl FnOnce(&mut Store<HostState>, &B) -> wasmtime::Result<R>,
     ) -> Result<R, RuntimeError> {
         if let Ok((store, _)) = self.instance() {
             store.data_mut().subscriber = Some(host);
         }
-        let result = self.call(name, range, f);
+        let result = self.call(name, spot, f);
         if let Some((store, _)) = self.instance.as_mut() {
             store.data_mut().subscriber = None;
         }
@@ -114,6 +176,11 @@ impl<B> Sandbox<B> {
 
     fn instance(&mut self) -> Result<&mut (Store<HostState>, B), RuntimeError> {
         if self.instance.is_none() {
+            if let Some(slots) = &self.slots
+                && self.slot.is_none()
+            {
+                self.slot = Some(slots.try_acquire()?);
+            }
             let limits = StoreLimitsBuilder::new()
                 .memory_size(self.limits.memory_bytes)
                 .trap_on_grow_failure(true)
@@ -142,7 +209,7 @@ impl<B> Sandbox<B> {
                     .is_some()
                 {
                     return E::Host(format!(
-                        "component {} cannot be instantiated now: {e:#}",
+                        "{BUSY}: component {} cannot be instantiated now: {e:#}",
                         self.component
                     ));
                 }
@@ -164,12 +231,7 @@ impl<B> Sandbox<B> {
 
     /// Turns a trap into an error naming the event (from the guest's panic report
     /// when it sent one) and drops the instance.
-    fn trapped(
-        &mut self,
-        err: wasmtime::Error,
-        call: &str,
-        range: Option<(i64, i64)>,
-    ) -> RuntimeError {
+    fn trapped(&mut self, err: wasmtime::Error, call: &str, spot: Option<Spot>) -> RuntimeError {
         let (report, fuel) = match self.instance.take() {
             Some((store, _)) => {
                 let fuel = store.hostcall_fuel();
@@ -207,9 +269,10 @@ impl<B> Sandbox<B> {
             ),
             None => format!("trapped: {err:#}"),
         };
-        let page = range
-            .map(|(a, b)| format!(" (page of events {a}..={b})"))
-            .unwrap_or_default();
+        // Where it was: the page, or the call when it had none (`describe`).
+        let page = spot
+            .map(|s| format!(" (page of events {}..={})", s.first, s.last))
+            .unwrap_or_else(|| format!(" (in {call})"));
         self.guest_error(format!("{what}{page}"), None)
     }
 }

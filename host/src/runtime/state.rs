@@ -1,6 +1,7 @@
 //! Per-instance host state: WASI (no grants), memory limits, and what the guest
 //! reported before it trapped.
 
+use super::clock::GuestClocks;
 use wasmtime::StoreLimits;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
@@ -25,6 +26,8 @@ pub struct HostState {
     pub(crate) log_capped: bool,
     /// Answers a subscription's imports while it handles a page.
     pub(crate) subscriber: Option<Box<dyn super::subscriber::SubscriberHost>>,
+    /// Virtual time and seeded randomness, set at the start of each call.
+    pub(crate) clocks: GuestClocks,
     /// The current call's ticks and long-lane slot.
     pub(crate) clock: super::cpu::CallClock,
     wasi: WasiCtx,
@@ -36,8 +39,15 @@ impl HostState {
     pub fn new(component: String, limits: StoreLimits) -> Self {
         // No files, environment, arguments or network: a guest that tries gets an
         // error (the builder's defaults, spelled out so a change shows here). Its
-        // output goes to the log, capped.
+        // output goes to the log, capped. Time and chance come from the call (see
+        // `clock`), so replays agree and no wait can block the thread.
+        let clocks = GuestClocks::new();
         let wasi = WasiCtxBuilder::new()
+            .monotonic_clock(clocks.monotonic())
+            .wall_clock(clocks.wall())
+            .secure_random(clocks.random())
+            .insecure_random(clocks.random())
+            .insecure_random_seed(super::clock::insecure_seed(&component))
             .stdout(super::output::GuestOutput::new(&component, "stdout"))
             .stderr(super::output::GuestOutput::new(&component, "stderr"))
             .allow_tcp(false)
@@ -51,10 +61,18 @@ impl HostState {
             log_bytes: 0,
             log_capped: false,
             subscriber: None,
+            clocks,
             clock: Default::default(),
             wasi,
             table: ResourceTable::new(),
         }
+    }
+}
+
+impl HostState {
+    /// The instance's resource table.
+    pub(crate) fn table(&mut self) -> &mut ResourceTable {
+        &mut self.table
     }
 }
 

@@ -156,6 +156,8 @@ pub struct LoadedSubscription {
     /// Time spent compiling (or loading the artifact) and validating.
     pub load_time: std::time::Duration,
     pub(crate) limits: super::Limits,
+    /// Its team's instance slots (none: unbudgeted).
+    pub(crate) slots: Option<super::InstanceSlots>,
 }
 
 /// A subscription instance with its sandbox, called a page at a time.
@@ -167,14 +169,29 @@ impl Subscriber {
     /// A subscriber for `loaded`, reported as `component` in logs and errors.
     pub fn new(loaded: &LoadedSubscription, component: String) -> Self {
         let version = loaded.pre.version();
-        Self {
-            sandbox: super::sandbox::Sandbox::new(
-                loaded.pre.instance_pre().clone(),
-                component,
-                loaded.limits.clone(),
-                move |store, instance| Bindings::new(version, store, instance),
-            ),
-        }
+        let mut sandbox = super::sandbox::Sandbox::new(
+            loaded.pre.instance_pre().clone(),
+            component,
+            loaded.limits.clone(),
+            move |store, instance| Bindings::new(version, store, instance),
+        );
+        sandbox.set_slots(loaded.slots.clone());
+        Self { sandbox }
+    }
+
+    /// The slots its instances are made under (its team's), if budgeted.
+    pub fn slots(&self) -> Option<super::InstanceSlots> {
+        self.sandbox.slots().cloned()
+    }
+
+    /// Gives it the slot its next instance lives under.
+    pub fn admit(&mut self, slot: super::Slot) {
+        self.sandbox.admit(slot);
+    }
+
+    /// Drops its instance and frees the slot (the next call makes a fresh one).
+    pub fn release(&mut self) {
+        self.sandbox.release();
     }
 
     /// Asks the component (built against `version`) what it is.
@@ -196,13 +213,10 @@ impl Subscriber {
         host: Box<dyn SubscriberHost>,
     ) -> Result<(), super::RuntimeError> {
         let events: Vec<types::Event> = page.iter().cloned().map(event).collect();
-        let range = page
-            .first()
-            .zip(page.last())
-            .map(|(a, b)| (a.sequence, b.sequence));
+        let spot = super::sandbox::Spot::of(page);
         let out = self
             .sandbox
-            .call_with(host, "handle", range, |store, b| b.handle(store, &events))?;
+            .call_with(host, "handle", spot, |store, b| b.handle(store, &events))?;
         out.map_err(|e| {
             let (message, event_sequence) = guest_error(e);
             self.sandbox.guest_error(message, event_sequence)
@@ -215,13 +229,23 @@ use super::loaded::Loaded;
 impl super::Runtime {
     /// Loads a component of either kind, told apart by the interface it exports.
     pub fn load_any(&self, wasm: &[u8]) -> Result<Loaded, super::RuntimeError> {
+        self.load_any_under(wasm, self.limits().clone())
+    }
+
+    /// Like [`load_any`](Self::load_any), with `describe` run under `limits` (the
+    /// deploying team's) and the component set to run under them.
+    pub fn load_any_under(
+        &self,
+        wasm: &[u8],
+        limits: super::Limits,
+    ) -> Result<Loaded, super::RuntimeError> {
         let started = std::time::Instant::now();
         let (component, sha256, from_cache) = self.compile_checked(wasm)?;
         let (engine, linker) = self.parts();
         let ty = component.component_type();
         let Some(version) = super::subscriber_wit::exported_version(engine, &ty) else {
             return self
-                .link_projection(&component, sha256, from_cache, started)
+                .link_projection(&component, sha256, from_cache, started, limits)
                 .map(Loaded::Projection);
         };
         let wrong = |e: wasmtime::Error| super::RuntimeError::WrongWorld(format!("{e:#}"));
@@ -241,10 +265,12 @@ impl super::Runtime {
             sha256,
             from_cache,
             load_time: std::time::Duration::ZERO,
-            limits: self.limits().clone(),
+            limits,
+            slots: None,
         };
         let label = format!("sha256:{}", &loaded.sha256[..12]);
-        loaded.descriptor = Subscriber::new(&loaded, label).describe(version)?;
+        loaded.descriptor =
+            self.describing(|| Subscriber::new(&loaded, label.clone()).describe(version))?;
         let d = &loaded.descriptor;
         if d.max_page_size == Some(0) {
             return Err(super::RuntimeError::BadDescriptor(

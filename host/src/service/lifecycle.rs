@@ -127,13 +127,14 @@ impl Refract {
         self.drop_candidate(&target.key).await?;
         self.loaded_components().remove(&target.key);
         self.store.drop_projection(&target.key).await?;
+        self.remove_unused_code(&target.sha256).await;
         tracing::info!(projection = %target.key, "retired");
         Ok(())
     }
 }
 
 /// The registered version `name`@`version`, or `NotFound`.
-fn find<'a>(
+pub(super) fn find<'a>(
     comps: &'a [crate::store::ComponentRecord],
     name: &str,
     version: u32,

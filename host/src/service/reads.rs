@@ -9,6 +9,7 @@ use serde_json::value::RawValue;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::{Aggregate, Refract, ServiceError};
+use crate::runtime::watchdog::{GRACE, run_watched};
 use crate::runtime::{DocChange, DocInput, Guest, Loaded, LoadedComponent, RuntimeError};
 use crate::store::{
     MAX_AGGREGATE_EVENTS, MAX_READ_BYTES, Position, ProjectionKey, ReadBudget, RecordedEvent,
@@ -40,6 +41,17 @@ pub(super) struct GuestReads {
     size: usize,
     wait: Duration,
     loads: Semaphore,
+    /// Each team's own permits (its `max_concurrent_calls`): taken first and never
+    /// waited for, so one team's calls cannot queue without bound nor take every
+    /// shared permit's wait from the others.
+    teams: std::sync::Mutex<std::collections::HashMap<String, Arc<Semaphore>>>,
+}
+
+/// The permits a running guest read holds: its team's and a shared one.
+#[derive(Debug)]
+pub(super) struct ReadPermit {
+    _team: OwnedSemaphorePermit,
+    _shared: OwnedSemaphorePermit,
 }
 
 impl Default for GuestReads {
@@ -57,7 +69,33 @@ impl GuestReads {
             size,
             wait,
             loads: Semaphore::new(GUEST_READ_LOADS),
+            teams: Default::default(),
         }
+    }
+
+    /// One of `team`'s `cap` permits, or `Busy` at once when all are taken. Taken
+    /// before anything else (even the name's lookup), so a flood of one team's
+    /// reads costs the store nothing.
+    fn team_permit(
+        &self,
+        team: &str,
+        cap: usize,
+        name: &str,
+    ) -> Result<OwnedSemaphorePermit, ServiceError> {
+        let cap = cap.max(1);
+        let sem = {
+            let mut teams = self.teams.lock().unwrap_or_else(|p| p.into_inner());
+            teams
+                .entry(team.to_owned())
+                .or_insert_with(|| Arc::new(Semaphore::new(cap)))
+                .clone()
+        };
+        sem.try_acquire_owned().map_err(|_| {
+            ServiceError::Busy(format!(
+                "team {team} already has {cap} aggregate and consistent reads running (its \
+                 max_concurrent_calls): retry the read of {name} shortly"
+            ))
+        })
     }
 
     /// Runs a guest read's store read, at most [`GUEST_READ_LOADS`] at once.
@@ -67,10 +105,39 @@ impl GuestReads {
         read.await
     }
 
-    /// A permit for a guest read of `key`; `Busy` if none frees up in time.
-    async fn acquire(&self, key: &ProjectionKey) -> Result<OwnedSemaphorePermit, ServiceError> {
+    /// One of the team's instance slots for a guest read of `loaded` (its
+    /// instance lives under it); `Busy` if none frees up in time.
+    async fn slot(
+        &self,
+        key: &ProjectionKey,
+        loaded: &LoadedComponent,
+    ) -> Result<Option<crate::runtime::Slot>, ServiceError> {
+        let Some(slots) = &loaded.slots else {
+            return Ok(None);
+        };
+        match tokio::time::timeout(self.wait, slots.acquire()).await {
+            Ok(slot) => Ok(Some(slot)),
+            Err(_) => Err(ServiceError::Busy(format!(
+                "the team's components hold all of its {} instance slots (waited {} ms): \
+                 retry {key}'s read shortly",
+                slots.size(),
+                self.wait.as_millis()
+            ))),
+        }
+    }
+
+    /// A shared permit for a guest read of `key` that holds its team's; `Busy` if
+    /// none frees up in time.
+    async fn acquire(
+        &self,
+        key: &ProjectionKey,
+        team_permit: OwnedSemaphorePermit,
+    ) -> Result<ReadPermit, ServiceError> {
         match tokio::time::timeout(self.wait, self.permits.clone().acquire_owned()).await {
-            Ok(Ok(permit)) => Ok(permit),
+            Ok(Ok(permit)) => Ok(ReadPermit {
+                _team: team_permit,
+                _shared: permit,
+            }),
             // The semaphore is never closed; answer busy all the same.
             Ok(Err(_)) | Err(_) => Err(ServiceError::Busy(format!(
                 "too many consistent and aggregate reads are running (at most {} at once; \
@@ -154,9 +221,10 @@ impl Refract {
         version: Option<u32>,
         id: &str,
     ) -> Result<ConsistentDoc, ServiceError> {
+        let team_permit = self.team_permit(name)?;
         let key = self.resolve(name, version).await?;
         let loaded = self.projection_of(&key)?;
-        let permit = self.guest_reads.acquire(&key).await?;
+        let permit = self.guest_reads.acquire(&key, team_permit).await?;
         let budget = ReadBudget {
             events: MAX_CONSISTENT_SCAN,
             bytes: MAX_READ_BYTES,
@@ -187,19 +255,24 @@ impl Refract {
             let page_size = loaded.descriptor.page_size(CONSISTENT_PAGE);
             // Documents per page capped as the version's agent caps them.
             let configured = self.daemon.page_size();
+            let slot = self.guest_reads.slot(&key, &loaded).await?;
             let (key, id, doc) = (key.to_string(), id.to_owned(), read.doc);
-            tokio::task::spawn_blocking(move || {
+            let deadline = loaded.limits.call_timeout();
+            // Watched: a call past its deadline answers the guest's timeout at once.
+            run_watched(&key.clone(), deadline, GRACE, false, move || {
                 // Held until the guest is done, even if the request goes away.
                 let _permit = permit;
                 let mut guest = Guest::new(&loaded, key).with_page_size(configured);
+                if let Some(slot) = slot {
+                    guest.admit(slot);
+                }
                 let mut state = doc;
                 for page in later.chunks(page_size) {
                     state = apply_sliced(&mut guest, page, &id, state)?;
                 }
-                Ok::<_, RuntimeError>(state)
+                Ok(state)
             })
-            .await
-            .map_err(|e| RuntimeError::Host(format!("consistent read task: {e}")))??
+            .await?
         };
         let body = state
             .ok_or_else(|| ServiceError::DocumentNotFound(format!("document {id:?} in {key}")))?;
@@ -222,6 +295,7 @@ impl Refract {
         name: &str,
         version: Option<u32>,
     ) -> Result<Aggregate, ServiceError> {
+        let team_permit = self.team_permit(name)?;
         let key = self.resolve(name, version).await?;
         let loaded = self.projection_of(&key)?;
         // A projection answers only for streams its team may read (it is never fed
@@ -240,7 +314,7 @@ impl Refract {
                  documents; read GET /projections/{n}/docs/{{id}}?consistent=true"
             )));
         }
-        let permit = self.guest_reads.acquire(&key).await?;
+        let permit = self.guest_reads.acquire(&key, team_permit).await?;
         let budget = ReadBudget {
             events: MAX_AGGREGATE_EVENTS,
             bytes: MAX_READ_BYTES,
@@ -268,20 +342,24 @@ impl Refract {
         let document = if events.is_empty() {
             read.doc
         } else {
+            let slot = self.guest_reads.slot(&key, &loaded).await?;
             let (id, doc) = (stream.as_str().to_owned(), read.doc);
-            tokio::task::spawn_blocking(move || {
+            let deadline = loaded.limits.call_timeout();
+            run_watched(&key.to_string(), deadline, GRACE, false, move || {
                 let _permit = permit;
                 let mut guest = Guest::new(&loaded, key.to_string());
+                if let Some(slot) = slot {
+                    guest.admit(slot);
+                }
                 let input = DocInput {
                     id,
                     state: doc.clone(),
                     events: (0..events.len() as u32).collect(),
                 };
                 let change = guest.apply(&events, vec![input])?.pop();
-                Ok::<_, RuntimeError>(changed(change, doc))
+                Ok(changed(change, doc))
             })
-            .await
-            .map_err(|e| RuntimeError::Host(format!("aggregate task: {e}")))??
+            .await?
         };
         let document = document
             .map(RawValue::from_string)
@@ -292,6 +370,14 @@ impl Refract {
             version: read.stream_version,
             document,
         })
+    }
+
+    /// One of the permits of the team owning `name` (an internal name) for a
+    /// request-driven guest call; `Busy` at once past its `max_concurrent_calls`.
+    fn team_permit(&self, name: &str) -> Result<OwnedSemaphorePermit, ServiceError> {
+        let team = crate::teams::split(name).0;
+        let cap = self.teams.team(team).max_concurrent_calls;
+        self.guest_reads.team_permit(team, cap, name)
     }
 
     /// The running projection component of `key`; `ProjectionNotFound` for a
@@ -348,11 +434,30 @@ mod tests {
             name: "p".into(),
             version: 1,
         };
-        let held = reads.acquire(&key).await.expect("first permit");
-        let err = reads.acquire(&key).await.expect_err("no second permit");
+        let team = |t: &str| reads.team_permit(t, 5, "p").expect("team permit");
+        let held = reads.acquire(&key, team("a")).await.expect("first permit");
+        let err = reads
+            .acquire(&key, team("b"))
+            .await
+            .expect_err("no second permit");
         assert!(matches!(err, ServiceError::Busy(_)), "{err}");
         assert!(err.to_string().contains("at most 1 at once"), "{err}");
         drop(held);
-        let _again = reads.acquire(&key).await.expect("freed");
+        let _again = reads.acquire(&key, team("a")).await.expect("freed");
+    }
+
+    #[tokio::test]
+    async fn a_team_past_its_cap_is_refused_at_once_and_others_are_not() {
+        let reads = GuestReads::new(8, Duration::from_secs(30));
+        let _one = reads.team_permit("evil", 2, "evil.p").expect("first");
+        let _two = reads.team_permit("evil", 2, "evil.p").expect("second");
+        let err = reads.team_permit("evil", 2, "evil.p").expect_err("third");
+        assert!(matches!(err, ServiceError::Busy(_)), "{err}");
+        assert!(err.to_string().contains("max_concurrent_calls"), "{err}");
+        let _good = reads
+            .team_permit("good", 2, "good.p")
+            .expect("another team");
+        drop(_one);
+        let _again = reads.team_permit("evil", 2, "evil.p").expect("freed");
     }
 }

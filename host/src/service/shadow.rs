@@ -100,9 +100,7 @@ impl Refract {
     ) -> Result<u64, ServiceError> {
         let key = &rec.key;
         let mut limited = loaded.clone();
-        if let Some(limits) = self.teams.team(&rec.team).limits {
-            limited.set_limits(limits);
-        }
+        self.under_team(&rec.team, &mut limited);
         let Loaded::Projection(component) = &limited else {
             return Err(ServiceError::NotFound(format!("projection {key}")));
         };

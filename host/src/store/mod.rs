@@ -138,6 +138,14 @@ pub trait EventStore: Send + Sync {
 
     /// A receiver that changes whenever events are committed (carries the new head).
     fn watch_head(&self) -> watch::Receiver<Position>;
+
+    /// At least the sequence of the last event of any of `types` committed, as far
+    /// as this process knows (`None`: it does not know; read to find out). Lets the
+    /// agents of thousands of versions skip the read a wake-up would cost when none
+    /// of their types was appended.
+    fn last_of_types(&self, _types: &[String]) -> Option<Position> {
+        None
+    }
 }
 
 /// Documents and progress of projection versions.

@@ -41,6 +41,8 @@ pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
     head: watch::Sender<Position>,
+    /// The last sequence committed of each event type by this process.
+    type_heads: std::sync::Arc<std::sync::RwLock<TypeHeads>>,
     /// Largest event (data and metadata, in bytes) an append or an emit may carry.
     max_event_bytes: usize,
 }
@@ -74,9 +76,11 @@ impl SqliteStore {
             writer,
             reader,
             head: watch::channel(0).0,
+            type_heads: Default::default(),
             max_event_bytes: super::DEFAULT_MAX_EVENT_BYTES,
         };
         let head = store.head().await?;
+        store.write_type_heads().since = head;
         store.head.send_replace(head);
         Ok(store)
     }
@@ -106,6 +110,24 @@ impl SqliteStore {
         &self.reader
     }
 
+    fn write_type_heads(&self) -> std::sync::RwLockWriteGuard<'_, TypeHeads> {
+        self.type_heads.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Notes that events of `types` up to `last` are committed (before the head
+    /// moves, so a woken watcher sees them).
+    pub(super) fn appended_types<'a>(&self, types: impl Iterator<Item = &'a str>, last: Position) {
+        let mut heads = self.write_type_heads();
+        for t in types {
+            match heads.last.get_mut(t) {
+                Some(at) => *at = (*at).max(last),
+                None => {
+                    heads.last.insert(t.to_owned(), last);
+                }
+            }
+        }
+    }
+
     /// Tells the watchers of the head that events up to `last` are committed.
     pub(super) fn moved_head(&self, last: Position) {
         self.head.send_if_modified(|h| {
@@ -114,6 +136,14 @@ impl SqliteStore {
             moved
         });
     }
+}
+
+/// The last sequence of each event type this process committed; anything at or
+/// below `since` (the head when the store was opened) is not known by type.
+#[derive(Debug, Default)]
+struct TypeHeads {
+    since: Position,
+    last: std::collections::HashMap<String, Position>,
 }
 
 /// Appends `(?, ?, ...)` binding `items`; `(NULL)` when there are none, which
@@ -323,6 +353,8 @@ impl EventStore for SqliteStore {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let result = append_in(&mut tx, &req).await?;
         tx.commit().await?;
+        let types = req.events.iter().map(|e| e.event_type.as_str());
+        self.appended_types(types, result.last_sequence);
         self.moved_head(result.last_sequence);
         Ok(result)
     }
@@ -466,5 +498,15 @@ impl EventStore for SqliteStore {
 
     fn watch_head(&self) -> watch::Receiver<Position> {
         self.head.subscribe()
+    }
+
+    fn last_of_types(&self, types: &[String]) -> Option<Position> {
+        let heads = self.type_heads.read().unwrap_or_else(|p| p.into_inner());
+        let last = types
+            .iter()
+            .filter_map(|t| heads.last.get(t))
+            .max()
+            .copied();
+        Some(last.unwrap_or(0).max(heads.since))
     }
 }
