@@ -7,6 +7,7 @@ mod pause;
 mod reads;
 mod reload;
 mod shadow;
+mod uploads;
 
 pub use dead_letters::{
     DEFAULT_DEAD_LETTER_PAGE, DeadLetterPage, MAX_DEAD_LETTER_PAGE, STATUS_DEAD_LETTERS,
@@ -169,6 +170,8 @@ pub struct Refract {
     candidates: shadow::Candidates,
     /// Permits for request-driven guest reads (consistent documents, aggregates).
     guest_reads: reads::GuestReads,
+    /// Each team's uploads being compiled.
+    uploads: uploads::Uploads,
     /// The daemon's emit budget (a team's own replaces it).
     emits: crate::daemon::EmitBudget,
     /// Every team's append rate, shared by HTTP appends and emits.
@@ -252,6 +255,7 @@ impl Refract {
             stop_outbox,
             candidates: Default::default(),
             guest_reads: Default::default(),
+            uploads: Default::default(),
             emits: config.emits,
             rates,
             operator_paused: Default::default(),
@@ -362,9 +366,8 @@ impl Refract {
     ) -> Result<Deployed, ServiceError> {
         // Compile and describe first, outside the lock and under the team's limits:
         // a guest's describe must never hold another team's deploy.
-        let limits = self.teams.team(team).limits;
         let sha256 = cleanup::sha256_hex(&wasm);
-        let loaded = deploy::load(&self.runtime, wasm, limits).await;
+        let loaded = self.load_upload(team, wasm).await;
         let _one_at_a_time = self.deploy_lock.lock().await;
         let result = match loaded {
             Ok((loaded, wasm)) => self.deploy_locked(loaded, wasm, auto_promote, team).await,

@@ -38,17 +38,29 @@ impl Agent {
             }
             None => None,
         };
-        if let Some(slot) = slot {
-            self.projector
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .admit(slot);
+        // On a blocking thread: a call the watchdog gave up on may still hold the
+        // projector's lock, and no runtime worker may wait for it.
+        let projector = self.projector.clone();
+        let admitted = tokio::task::spawn_blocking(move || {
+            if let Some(slot) = slot {
+                projector.lock().unwrap_or_else(|p| p.into_inner()).admit(slot);
+            }
+        })
+        .await;
+        let result = match admitted {
+            Ok(()) => self.project_page(events, commit).await,
+            Err(e) => Err(PageError::Guest(RuntimeError::Host(format!(
+                "admitting the page's instance: {e}"
+            )))),
+        };
+        let projector = self.projector.clone();
+        let released = tokio::task::spawn_blocking(move || {
+            projector.lock().unwrap_or_else(|p| p.into_inner()).release();
+        })
+        .await;
+        if let Err(e) = released {
+            tracing::error!(projection = %self.key, "releasing the page's instance: {e}");
         }
-        let result = self.project_page(events, commit).await;
-        self.projector
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .release();
         result
     }
 

@@ -24,6 +24,9 @@ impl HostState {
         let component = self.component.as_str();
         let message = clip(message);
         self.log_bytes += message.len() + 1;
+        if !super::output::logs(component, message.len() + 1) {
+            return;
+        }
         match level {
             tracing::Level::TRACE => tracing::trace!(component, "{message}"),
             tracing::Level::DEBUG => tracing::debug!(component, "{message}"),

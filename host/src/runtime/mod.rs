@@ -13,6 +13,7 @@ pub mod guest_text;
 mod host;
 mod limits;
 mod loaded;
+mod log_budget;
 mod nonblocking;
 mod output;
 mod sandbox;

@@ -68,6 +68,9 @@ impl GuestOutput {
             return;
         }
         s.logged += line.len() + 1;
+        if !logs(&self.component, line.len() + 1) {
+            return;
+        }
         let text = super::guest_text::clip(&String::from_utf8_lossy(line));
         tracing::info!(component = %self.component, stream = self.stream, "{text}");
     }
@@ -126,5 +129,22 @@ impl AsyncWrite for GuestOutput {
 
     fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Poll::Ready(Ok(()))
+    }
+}
+
+/// Whether `component` may log `bytes` more (its budget per minute, whatever its
+/// instances); notes once per minute that its lines are dropped.
+pub(crate) fn logs(component: &str, bytes: usize) -> bool {
+    use super::log_budget::{Allowance, LOG_BYTES_PER_MINUTE, charge};
+    match charge(component, bytes) {
+        Allowance::Log => true,
+        Allowance::DropNoting => {
+            tracing::warn!(
+                component,
+                "guest log lines beyond {LOG_BYTES_PER_MINUTE} bytes a minute are dropped"
+            );
+            false
+        }
+        Allowance::Drop => false,
     }
 }

@@ -87,8 +87,9 @@ fn with_current(f: impl FnOnce(&Watch)) {
 
 /// Runs `f` (which makes guest calls) on a blocking thread and waits for it while no
 /// guest call of it has run past its deadline plus `grace`. With `armed`, the time
-/// before the first call counts as a call of `component` under `deadline` too (the
-/// task may wait for an instance another stuck call holds).
+/// from when a thread takes it up to the first call counts as a call of `component`
+/// under `deadline` too (the task may wait for an instance another stuck call holds);
+/// the wait for a blocking thread never does.
 pub async fn run_watched<R: Send + 'static>(
     component: &str,
     deadline: Duration,
@@ -97,11 +98,13 @@ pub async fn run_watched<R: Send + 'static>(
     f: impl FnOnce() -> Result<R, RuntimeError> + Send + 'static,
 ) -> Result<R, RuntimeError> {
     let watch = Arc::new(Watch::default());
-    if armed {
-        watch.lock().running = Some((component.to_owned(), Instant::now(), deadline));
-    }
     let theirs = watch.clone();
+    let armed = armed.then(|| component.to_owned());
     let mut task = tokio::task::spawn_blocking(move || {
+        // Armed once a thread runs it: a wait for a blocking thread is the host's.
+        if let Some(component) = armed {
+            theirs.lock().running = Some((component, Instant::now(), deadline));
+        }
         CURRENT.with(|c| *c.borrow_mut() = Some(theirs.clone()));
         let out = f();
         CURRENT.with(|c| *c.borrow_mut() = None);

@@ -78,8 +78,7 @@ impl Refract {
     /// version, keeping its documents and progress (a hotfix); the version's agent
     /// goes on from where it was with the new code.
     pub async fn hotfix(&self, wasm: Vec<u8>, team: &str) -> Result<Deployed, ServiceError> {
-        let limits = self.teams.team(team).limits;
-        let (loaded, wasm) = deploy::load(&self.runtime, wasm, limits).await?;
+        let (loaded, wasm) = self.load_upload(team, wasm).await?;
         let _one_at_a_time = self.deploy_lock.lock().await;
         let key = deploy::key_in(team, &loaded);
         let (rec, _) = self.running(&key.name, key.version).await?;

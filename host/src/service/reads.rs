@@ -82,7 +82,9 @@ impl GuestReads {
         cap: usize,
         name: &str,
     ) -> Result<OwnedSemaphorePermit, ServiceError> {
-        let cap = cap.max(1);
+        // Never more than half the shared permits: however one team's reads behave,
+        // another team finds shared permits free.
+        let cap = cap.clamp(1, (self.size / 2).max(1));
         let sem = {
             let mut teams = self.teams.lock().unwrap_or_else(|p| p.into_inner());
             teams

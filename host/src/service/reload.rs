@@ -67,8 +67,7 @@ impl Refract {
     /// in; a failing candidate is dropped); the same subscription version is replaced
     /// in place. A component that fails to load changes nothing: what ran keeps running.
     pub async fn reload(self: &Arc<Self>, wasm: Vec<u8>) -> Result<Reloaded, ServiceError> {
-        let limits = self.teams.team(crate::teams::DEFAULT_TEAM).limits;
-        let (loaded, wasm) = deploy::load(&self.runtime, wasm, limits).await?;
+        let (loaded, wasm) = self.load_upload(crate::teams::DEFAULT_TEAM, wasm).await?;
         let _one_at_a_time = self.deploy_lock.lock().await;
         let (compile, from_cache) = (loaded.load_time(), loaded.from_cache());
         // Development runs as the implicit team.
