@@ -45,6 +45,7 @@ fn plan(prefix: &str, batch: usize, total: usize) -> anyhow::Result<Vec<Planned>
                 expected,
                 idempotency_key: None,
                 tenant: None,
+                team: refract::teams::DEFAULT_TEAM.into(),
                 events,
             },
             version_after: g.version(),

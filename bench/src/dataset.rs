@@ -70,6 +70,7 @@ pub async fn prepare(
             expected: g.expected(),
             idempotency_key: None,
             tenant: None,
+            team: refract::teams::DEFAULT_TEAM.into(),
             events: g.next_batch(count),
         };
         store.append(req).await?;

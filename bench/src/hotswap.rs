@@ -107,6 +107,7 @@ async fn deploy_once(
                 expected: ExpectedVersion::NoStream,
                 idempotency_key: None,
                 tenant: None,
+                team: refract::teams::DEFAULT_TEAM.into(),
                 events: g.next_batch(per),
             })
             .await?;

@@ -119,6 +119,7 @@ async fn prepare(
                     },
                     idempotency_key: None,
                     tenant: None,
+                    team: refract::teams::DEFAULT_TEAM.into(),
                     events: vec![NewEvent {
                         event_type: "IncidentLogged".into(),
                         data: format!("{{\"n\":{appended}}}"),

@@ -166,6 +166,7 @@ impl Config {
                 ));
             }
         }
+        crate::config_bounds::check(self)?;
         let teams = crate::teams::Teams::new(self.teams.clone(), admin);
         teams.validate()?;
         Ok(teams)

@@ -9,6 +9,7 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+mod config_bounds;
 pub mod daemon;
 pub mod deploy;
 pub mod outbox;

@@ -209,7 +209,7 @@ pub(super) async fn pause(
     Auth(caller): Auth,
     Path((name, version)): Path<(String, u32)>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    svc.pause(&caller.qualify(&name), version)
+    svc.pause(&named(&caller, &name)?, version)
         .await
         .map_err(for_caller(&caller))?;
     Ok(Json(
@@ -223,7 +223,7 @@ pub(super) async fn resume(
     Auth(caller): Auth,
     Path((name, version)): Path<(String, u32)>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    svc.resume(&caller.qualify(&name), version)
+    svc.resume(&named(&caller, &name)?, version)
         .await
         .map_err(for_caller(&caller))?;
     Ok(Json(

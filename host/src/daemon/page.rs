@@ -43,7 +43,10 @@ impl Agent {
         let projector = self.projector.clone();
         let admitted = tokio::task::spawn_blocking(move || {
             if let Some(slot) = slot {
-                projector.lock().unwrap_or_else(|p| p.into_inner()).admit(slot);
+                projector
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .admit(slot);
             }
         })
         .await;
@@ -55,7 +58,10 @@ impl Agent {
         };
         let projector = self.projector.clone();
         let released = tokio::task::spawn_blocking(move || {
-            projector.lock().unwrap_or_else(|p| p.into_inner()).release();
+            projector
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .release();
         })
         .await;
         if let Err(e) = released {

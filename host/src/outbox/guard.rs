@@ -13,10 +13,31 @@ use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 pub fn forbidden(ip: IpAddr) -> Option<&'static str> {
     match ip {
         IpAddr::V4(v4) => forbidden_v4(v4),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => forbidden_v4(v4),
+        IpAddr::V6(v6) => match embedded_v4(v6) {
+            Some(v4) => forbidden_v4(v4).or_else(|| forbidden_v6(v6)),
             None => forbidden_v6(v6),
         },
+    }
+}
+
+/// The IPv4 address an IPv6 one carries to an IPv4 host: mapped (`::ffff:a.b.c.d`),
+/// compatible (`::a.b.c.d`), NAT64 (`64:ff9b::/96`, `64:ff9b:1::/48`) and 6to4
+/// (`2002:a.b.c.d::/16`). Each is judged as that IPv4 address.
+fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
+    let s = ip.segments();
+    let tail =
+        |hi: u16, lo: u16| Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8);
+    if let Some(v4) = ip.to_ipv4_mapped() {
+        return Some(v4);
+    }
+    match s {
+        [0, 0, 0, 0, 0, 0, hi, lo] if (hi, lo) != (0, 0) && (hi, lo) != (0, 1) => {
+            Some(tail(hi, lo))
+        }
+        [0x64, 0xff9b, 0, 0, 0, 0, hi, lo] => Some(tail(hi, lo)),
+        [0x64, 0xff9b, 1, ..] => Some(tail(s[6], s[7])),
+        [0x2002, hi, lo, ..] => Some(tail(hi, lo)),
+        _ => None,
     }
 }
 
@@ -36,6 +57,12 @@ fn forbidden_v4(ip: Ipv4Addr) -> Option<&'static str> {
         Some("broadcast")
     } else if a == 100 && (64..128).contains(&b) {
         Some("shared address space (RFC 6598)")
+    } else if a == 192 && b == 0 && ip.octets()[2] == 0 {
+        Some("IETF protocol assignments (192.0.0.0/24)")
+    } else if a == 198 && (18..20).contains(&b) {
+        Some("benchmarking (198.18.0.0/15)")
+    } else if a >= 240 {
+        Some("reserved (240.0.0.0/4)")
     } else {
         None
     }
@@ -53,6 +80,8 @@ fn forbidden_v6(ip: Ipv6Addr) -> Option<&'static str> {
         Some("link-local")
     } else if first & 0xfe00 == 0xfc00 {
         Some("unique local (ULA)")
+    } else if first & 0xffc0 == 0xfec0 {
+        Some("site-local (deprecated)")
     } else {
         None
     }

@@ -35,6 +35,15 @@ fn internal_addresses_are_refused_and_public_ones_pass() {
         ("ff02::1", "multicast"),
         ("::ffff:127.0.0.1", "loopback"),
         ("::ffff:169.254.169.254", "link-local"),
+        ("::127.0.0.1", "loopback"),
+        ("64:ff9b::10.0.0.1", "private"),
+        ("64:ff9b:1::a9fe:a9fe", "link-local"),
+        ("2002:a00:1::1", "private"),
+        ("2002:7f00:1::", "loopback"),
+        ("fec0::1", "site-local"),
+        ("192.0.0.8", "IETF"),
+        ("198.18.0.1", "benchmarking"),
+        ("240.0.0.1", "reserved"),
     ] {
         let why = forbidden(ip(addr)).unwrap_or_else(|| panic!("{addr} passed"));
         assert!(why.contains(kind), "{addr}: {why}");
@@ -45,6 +54,8 @@ fn internal_addresses_are_refused_and_public_ones_pass() {
         "172.32.0.1",
         "100.128.0.1",
         "2606:4700::1111",
+        "64:ff9b::808:808",
+        "2002:808:808::1",
     ] {
         assert_eq!(forbidden(ip(addr)), None, "{addr}");
     }

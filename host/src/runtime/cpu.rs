@@ -7,7 +7,7 @@
 //! the API and the store, and a call's CPU deadline counts the ticks it ran, not the
 //! ticks it waited its turn.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard};
 
 /// Ticks (of `engine::TICK`) a call runs before it joins the long lane.
@@ -35,12 +35,14 @@ pub(crate) fn compiling<T>(f: impl FnOnce() -> T) -> T {
             COMPILES.release();
         }
     }
-    COMPILES.acquire();
+    COMPILES.acquire(&Arc::from(""));
     let _slot = Slot;
     f()
 }
 
-/// Slots for long calls, handed out first come, first served.
+/// Slots for long calls, handed out round-robin between teams and first come, first
+/// served within a team: a team with many spinning calls gets one turn in each round,
+/// as a team with one does.
 pub(crate) struct Lane {
     state: Mutex<LaneState>,
     turn: Condvar,
@@ -51,7 +53,18 @@ pub(crate) struct Lane {
 struct LaneState {
     holders: usize,
     next_ticket: u64,
-    waiting: VecDeque<u64>,
+    /// Each team's waiting tickets, in order.
+    queues: HashMap<Arc<str>, VecDeque<u64>>,
+    /// The teams with waiting tickets, in the order they are served.
+    order: VecDeque<Arc<str>>,
+}
+
+impl LaneState {
+    /// Whether `ticket` of `team` is the next to be served.
+    fn next_is(&self, team: &Arc<str>, ticket: u64) -> bool {
+        self.order.front() == Some(team)
+            && self.queues.get(team).and_then(|q| q.front()) == Some(&ticket)
+    }
 }
 
 impl Lane {
@@ -67,16 +80,33 @@ impl Lane {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Waits in line for a slot.
-    fn acquire(&self) {
+    /// Waits for `team`'s turn and a slot.
+    fn acquire(&self, team: &Arc<str>) {
         let mut s = self.lock();
         let ticket = s.next_ticket;
         s.next_ticket += 1;
-        s.waiting.push_back(ticket);
-        while !(s.holders < self.slots && s.waiting.front() == Some(&ticket)) {
+        let queue = s.queues.entry(team.clone()).or_default();
+        queue.push_back(ticket);
+        if queue.len() == 1 {
+            s.order.push_back(team.clone());
+        }
+        while !(s.holders < self.slots && s.next_is(team, ticket)) {
             s = self.turn.wait(s).unwrap_or_else(|p| p.into_inner());
         }
-        s.waiting.pop_front();
+        s.order.pop_front();
+        let more = match s.queues.get_mut(team) {
+            Some(q) => {
+                q.pop_front();
+                !q.is_empty()
+            }
+            None => false,
+        };
+        if more {
+            // The team's next call waits for the other teams' turns.
+            s.order.push_back(team.clone());
+        } else {
+            s.queues.remove(team);
+        }
         s.holders += 1;
         // The next in line may find a slot free too.
         self.turn.notify_all();
@@ -88,19 +118,21 @@ impl Lane {
         self.turn.notify_all();
     }
 
-    /// Gives the slot to the first in line, if anyone waits, and queues again.
-    fn share(&self) {
-        if self.lock().waiting.is_empty() {
+    /// Gives the slot to the next in line, if anyone waits, and queues again.
+    fn share(&self, team: &Arc<str>) {
+        if self.lock().order.is_empty() {
             return;
         }
         self.release();
-        self.acquire();
+        self.acquire(team);
     }
 }
 
 /// One instance's view of its current call: ticks run, and its long-lane slot.
 pub(crate) struct CallClock {
     lane: Arc<Lane>,
+    /// Whose turn this call takes in the long lane.
+    team: Arc<str>,
     ran: u64,
     budget: u64,
     holding: bool,
@@ -110,6 +142,7 @@ impl Default for CallClock {
     fn default() -> Self {
         Self {
             lane: LANE.clone(),
+            team: Arc::from(""),
             ran: 0,
             budget: u64::MAX,
             holding: false,
@@ -118,6 +151,13 @@ impl Default for CallClock {
 }
 
 impl CallClock {
+    /// A clock whose long calls take `team`'s turns.
+    pub fn for_team(team: &str) -> Self {
+        let mut clock = Self::default();
+        clock.team = Arc::from(team);
+        clock
+    }
+
     /// A new call with a budget of `budget` ticks of running.
     pub fn start(&mut self, budget: u64) {
         self.end();
@@ -138,9 +178,9 @@ impl CallClock {
             // watchdog looks away meanwhile.
             super::watchdog::waiting_turn(true);
             if self.holding {
-                self.lane.share();
+                self.lane.share(&self.team);
             } else {
-                self.lane.acquire();
+                self.lane.acquire(&self.team);
                 self.holding = true;
             }
             super::watchdog::waiting_turn(false);
@@ -168,6 +208,12 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
 
+    fn clock(lane: &Arc<Lane>, team: &str) -> CallClock {
+        let mut c = CallClock::for_team(team);
+        c.lane = lane.clone();
+        c
+    }
+
     #[test]
     fn long_calls_take_turns_within_the_slots_and_short_ones_never_wait() {
         let lane = Arc::new(Lane::new(1));
@@ -177,12 +223,7 @@ mod tests {
             .map(|_| {
                 let (lane, running, most) = (lane.clone(), running.clone(), most.clone());
                 std::thread::spawn(move || {
-                    let mut clock = CallClock {
-                        lane,
-                        ran: 0,
-                        budget: u64::MAX,
-                        holding: false,
-                    };
+                    let mut clock = clock(&lane, "a");
                     clock.start(40);
                     let mut ticks = 0;
                     while clock.tick() {
@@ -204,15 +245,41 @@ mod tests {
         }
         assert_eq!(most.load(Ordering::SeqCst), 1, "one long call at a time");
         // A short call never touched the lane.
-        let mut short = CallClock {
-            lane: lane.clone(),
-            ran: 0,
-            budget: 10,
-            holding: false,
-        };
+        let mut short = clock(&lane, "b");
         short.start(10);
         assert!(short.tick());
         assert!(!short.holding);
         assert_eq!(lane.lock().holders, 0, "every slot given back");
+    }
+
+    #[test]
+    fn a_team_with_many_long_calls_gets_one_turn_a_round_like_a_team_with_one() {
+        let lane = Arc::new(Lane::new(1));
+        let turns = Arc::new(Mutex::new(Vec::new()));
+        let spawn = |team: &'static str| {
+            let (lane, turns) = (lane.clone(), turns.clone());
+            std::thread::spawn(move || {
+                let mut clock = clock(&lane, team);
+                clock.start(30);
+                while clock.tick() {
+                    if clock.holding {
+                        turns.lock().expect("lock").push(team);
+                        std::thread::sleep(Duration::from_micros(300));
+                    }
+                }
+            })
+        };
+        let mut threads: Vec<_> = (0..6).map(|_| spawn("many")).collect();
+        std::thread::sleep(Duration::from_millis(5));
+        threads.push(spawn("one"));
+        for t in threads {
+            t.join().expect("thread");
+        }
+        let turns = turns.lock().expect("lock").clone();
+        let first = turns.iter().position(|t| *t == "one").expect("one ran");
+        // From its first turn on, until it is done, it gets every other turn.
+        let window = &turns[first..first + 40];
+        let ones = window.iter().filter(|t| **t == "one").count();
+        assert!(ones >= 18, "{ones} of 40 turns: {window:?}");
     }
 }

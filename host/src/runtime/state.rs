@@ -42,6 +42,7 @@ impl HostState {
         // output goes to the log, capped. Time and chance come from the call (see
         // `clock`), so replays agree and no wait can block the thread.
         let clocks = GuestClocks::new();
+        let clock = super::cpu::CallClock::for_team(crate::teams::team_of(&component));
         let wasi = WasiCtxBuilder::new()
             .monotonic_clock(clocks.monotonic())
             .wall_clock(clocks.wall())
@@ -62,7 +63,7 @@ impl HostState {
             log_capped: false,
             subscriber: None,
             clocks,
-            clock: Default::default(),
+            clock,
             wasi,
             table: ResourceTable::new(),
         }

@@ -110,7 +110,10 @@ mod tests {
             .await
             .expect_err("too big to wait");
         assert!(matches!(err, ServiceError::Busy(_)), "{err}");
-        assert!(err.to_string().contains("at most 128 MiB may wait"), "{err}");
+        assert!(
+            err.to_string().contains("at most 128 MiB may wait"),
+            "{err}"
+        );
         let _good = uploads.enter("good", 1).await.expect("another team");
         // A small one waits its turn, its bytes counted while it waits.
         let waiter = {
@@ -124,6 +127,9 @@ mod tests {
             .expect("lock");
         assert_eq!(waiting, 10 << 20, "its body counts while it waits");
         drop(held);
-        assert!(waiter.await.expect("waiter"), "a freed permit reaches the waiter");
+        assert!(
+            waiter.await.expect("waiter"),
+            "a freed permit reaches the waiter"
+        );
     }
 }

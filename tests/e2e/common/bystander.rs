@@ -68,6 +68,7 @@ impl ByReport {
 impl Bystander {
     /// Deploys incident-details as `token`'s team and starts appending in the background.
     pub async fn start(daemon: &Daemon, token: Option<&str>) -> Self {
+        daemon.run_alone();
         let wasm = std::fs::read(refract_test_artifacts::INCIDENT_DETAILS_V1).expect("wasm");
         let (status, body) = daemon
             .request_as(token, reqwest::Method::POST, "/components", Some(wasm))

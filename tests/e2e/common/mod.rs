@@ -7,6 +7,7 @@ pub mod bystander;
 pub mod faulty;
 pub mod helpdesk;
 pub mod receiver;
+pub mod turns;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -25,6 +26,8 @@ pub struct Daemon {
     pub data_dir: PathBuf,
     log: PathBuf,
     http: reqwest::Client,
+    /// Its turn among the tests' daemons (alone once a bystander measures it).
+    turn: std::sync::Mutex<Option<turns::Turn>>,
 }
 
 static STARTS: AtomicUsize = AtomicUsize::new(0);
@@ -41,6 +44,7 @@ impl Daemon {
     }
 
     fn launch(verb: &str, data_dir: &Path, config: Option<&str>, paths: &[&Path]) -> Self {
+        let turn = turns::shared();
         std::fs::create_dir_all(data_dir).expect("create data dir");
         let n = STARTS.fetch_add(1, Ordering::SeqCst);
         let log = data_dir.with_file_name(format!(
@@ -90,6 +94,7 @@ impl Daemon {
             data_dir: data_dir.to_owned(),
             log,
             http: reqwest::Client::new(),
+            turn: std::sync::Mutex::new(Some(turn)),
         }
     }
 
@@ -101,6 +106,15 @@ impl Daemon {
     /// Whether the process is still the one started (it has not exited).
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// From now on no other test's daemon runs until this test's daemons are gone
+    /// (waits for those running): a bystander measures only what this test does.
+    pub fn run_alone(&self) {
+        let mut turn = self.turn.lock().unwrap_or_else(|p| p.into_inner());
+        // Given back first: a test never waits for itself.
+        drop(turn.take());
+        *turn = Some(turns::alone());
     }
 
     /// The daemon's process id.
