@@ -31,6 +31,32 @@ const SOAK: Duration = Duration::from_secs(2);
 /// daemon under test).
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// Starts the bystander and waits until its appends show, so the attack that follows
+/// runs while it works (its first pages are not the attack's cost).
+async fn bystander(d: &Daemon) -> Bystander {
+    let by = Bystander::start(d, Some("good-token")).await;
+    let started = Instant::now();
+    loop {
+        let (code, list) = d
+            .request_as(Some("good-token"), Method::GET, "/projections", None)
+            .await;
+        assert_eq!(code, 200, "{list}");
+        let position = list.as_array().and_then(|l| {
+            l.iter()
+                .find(|p| p["name"] == "incident-details")
+                .and_then(|p| p["position"].as_i64())
+        });
+        if position >= Some(1) {
+            return by;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the bystander never appended: {list}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// The bystander's verdict, the daemon's peak RSS, and SIGTERM within 10 s.
 async fn bystander_unharmed(d: &mut Daemon, by: Bystander) {
     bystander_unharmed_ending_within(d, by, Duration::from_secs(10)).await;
@@ -42,6 +68,7 @@ async fn bystander_unharmed_ending_within(d: &mut Daemon, by: Bystander, limit: 
     // the bystander keeps appending, so its numbers rest on more than a few appends.
     tokio::time::sleep(SOAK).await;
     let report = by.finish(d).await;
+    assert!(report.latencies.len() >= 10, "{report:?}");
     report.assert_p99_below(Duration::from_millis(100));
     d.assert_peak_rss_below(RSS_BOUND);
     d.sigterm_within(limit);
@@ -123,7 +150,9 @@ async fn answer(
 /// A config with teams `good` (the bystander's) and each of `teams` as
 /// (name, outbound_hosts, webhook_url of its outbox-probe).
 fn config(teams: &[(&str, &[String], &str)]) -> String {
-    let mut c = String::from("[teams.good]\ntoken = \"good-token\"\n");
+    // The bystander reads only its own streams: the probes never reach it.
+    let mut c =
+        String::from("[teams.good]\ntoken = \"good-token\"\nread_streams = [\"bystander-*\"]\n");
     for (team, hosts, url) in teams {
         c.push_str(&format!(
             "[teams.{team}]\ntoken = \"{team}-token\"\noutbound_hosts = {hosts:?}\n\
@@ -209,7 +238,7 @@ async fn a_40_mib_outbox_message_is_the_guests_error_and_nothing_goes_out() {
     );
     deploy_probe(&d, "evil").await;
     // Deployed first: the attack is the outbox, not a compilation.
-    let by = Bystander::start(&d, Some("good-token")).await;
+    let by = bystander(&d).await;
     probe(&d, "evil", "probe-1", 100).await;
     wait_hits(&sink, 1, Duration::from_secs(30)).await;
 
@@ -252,7 +281,7 @@ async fn forty_messages_of_1_mb_from_one_page_are_over_its_budget_and_none_goes_
     );
     deploy_probe(&d, "flood").await;
     // Deployed first: the attack is the outbox, not a compilation.
-    let by = Bystander::start(&d, Some("good-token")).await;
+    let by = bystander(&d).await;
     let events: Vec<Value> = (0..40)
         .map(|_| json!({"type": "OutboxProbe", "data": {"pad_bytes": 1_000_000}}))
         .collect();
@@ -292,7 +321,7 @@ async fn a_receiver_that_takes_15_s_delays_only_its_own_team() {
     deploy_probe(&d, "slow").await;
     deploy_probe(&d, "fast").await;
     // Deployed first: the attack is the outbox, not a compilation.
-    let by = Bystander::start(&d, Some("good-token")).await;
+    let by = bystander(&d).await;
     // Both subscriptions see every probe event: the slow team's outbox fills with
     // messages its receiver holds for 15 s each (past the 10 s request timeout).
     let mut worst = Duration::ZERO;
@@ -347,7 +376,7 @@ async fn a_redirect_to_a_loopback_sink_fails_with_its_location_and_reaches_nothi
     deploy_probe(&d, "evil").await;
     deploy_probe(&d, "worse").await;
     // Deployed first: the attack is the outbox, not a compilation.
-    let by = Bystander::start(&d, Some("good-token")).await;
+    let by = bystander(&d).await;
     probe(&d, "evil", "probe-1", 10).await;
     for (team, redirector, code) in [("evil", &r307, "307"), ("worse", &r302, "302")] {
         let p = wait_status(&d, team, |p| {
@@ -401,7 +430,7 @@ async fn a_grant_reaches_only_its_port_and_never_a_name_for_loopback() {
     deploy_probe(&d, "portless").await;
     deploy_probe(&d, "byname").await;
     // Deployed first: the attack is the outbox, not a compilation.
-    let by = Bystander::start(&d, Some("good-token")).await;
+    let by = bystander(&d).await;
     probe(&d, "portless", "probe-1", 10).await;
 
     let p = wait_status(&d, "portless", |p| p["status"] == "paused").await;
