@@ -45,6 +45,9 @@ use crate::store::{Page, PageCommit, Position, ProjectionKey, RunStatus, Store, 
 /// How long an idle agent sleeps when no wake-up for its types comes (appends by
 /// another process). Thousands of idle versions each read this often.
 const IDLE_POLL: Duration = Duration::from_secs(2);
+/// Polls an idle agent sleeps through while this process has appended nothing of its
+/// types (it reads on the next one whatever the store says).
+pub(super) const READ_EVERY_POLLS: u32 = 15;
 /// How often at most progress over events of other types only is stored (it is
 /// shown from memory meanwhile): thousands of versions would otherwise each commit
 /// on every append.
@@ -355,6 +358,7 @@ impl Agent {
         }
         let poll = tokio::time::sleep(IDLE_POLL);
         tokio::pin!(poll);
+        let mut polls = 0;
         loop {
             tokio::select! {
                 changed = wake.changed() => {
@@ -362,7 +366,15 @@ impl Agent {
                         continue;
                     }
                 }
-                _ = &mut poll => {}
+                _ = &mut poll => {
+                    // Nothing of its types was appended here since: only an append
+                    // by another process could be missed, so read only now and then.
+                    polls += 1;
+                    if polls < READ_EVERY_POLLS && self.nothing_new() {
+                        poll.as_mut().reset(tokio::time::Instant::now() + IDLE_POLL);
+                        continue;
+                    }
+                }
                 _ = self.shutdown.changed() => {}
                 request = self.control.recv() => {
                     if let Some(r) = request {

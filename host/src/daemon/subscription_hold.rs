@@ -67,9 +67,11 @@ impl SubscriptionAgent {
         if *wake.borrow_and_update() > position && !nothing_new() {
             return;
         }
-        let poll = tokio::time::sleep(Duration::from_millis(500));
+        let every = Duration::from_millis(500);
+        let poll = tokio::time::sleep(every);
         tokio::pin!(poll);
         let mut shutdown = self.shutdown.clone();
+        let mut polls = 0;
         loop {
             tokio::select! {
                 changed = wake.changed() => {
@@ -77,7 +79,15 @@ impl SubscriptionAgent {
                         continue;
                     }
                 }
-                _ = &mut poll => {}
+                _ = &mut poll => {
+                    // As the projection agent: read only now and then while nothing
+                    // of its types was appended here.
+                    polls += 1;
+                    if polls < 4 * super::agent::READ_EVERY_POLLS && nothing_new() {
+                        poll.as_mut().reset(tokio::time::Instant::now() + every);
+                        continue;
+                    }
+                }
                 _ = shutdown.changed() => {}
             }
             return;
