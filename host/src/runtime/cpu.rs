@@ -82,7 +82,17 @@ impl Lane {
 
     /// Waits for `team`'s turn and a slot.
     fn acquire(&self, team: &Arc<str>) {
+        self.queue(team, false);
+    }
+
+    /// Queues for `team`'s turn, giving the slot it holds back at the same moment
+    /// (`giving_back`), so it is in line before anyone is served in its place.
+    fn queue(&self, team: &Arc<str>, giving_back: bool) {
         let mut s = self.lock();
+        if giving_back {
+            s.holders = s.holders.saturating_sub(1);
+            self.turn.notify_all();
+        }
         let ticket = s.next_ticket;
         s.next_ticket += 1;
         let queue = s.queues.entry(team.clone()).or_default();
@@ -123,8 +133,7 @@ impl Lane {
         if self.lock().order.is_empty() {
             return;
         }
-        self.release();
-        self.acquire(team);
+        self.queue(team, true);
     }
 }
 
