@@ -123,6 +123,11 @@ impl Teams {
         }
     }
 
+    /// Whether more than one team is configured (so teams share the daemon).
+    pub fn shared(&self) -> bool {
+        self.teams.len() > 1
+    }
+
     /// Checks names, and that no two tokens are the same.
     pub fn validate(&self) -> Result<(), String> {
         let mut seen = BTreeMap::new();

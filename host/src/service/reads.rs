@@ -80,11 +80,17 @@ impl GuestReads {
         &self,
         team: &str,
         cap: usize,
+        shared: bool,
         name: &str,
     ) -> Result<OwnedSemaphorePermit, ServiceError> {
-        // Never more than half the shared permits: however one team's reads behave,
-        // another team finds shared permits free.
-        let cap = cap.clamp(1, (self.size / 2).max(1));
+        // Teams sharing the daemon never get more than half the shared permits each:
+        // however one team's reads behave, another finds shared permits free.
+        let most = if shared {
+            (self.size / 2).max(1)
+        } else {
+            self.size
+        };
+        let cap = cap.clamp(1, most);
         let sem = {
             let mut teams = self.teams.lock().unwrap_or_else(|p| p.into_inner());
             teams
@@ -379,7 +385,8 @@ impl Refract {
     fn team_permit(&self, name: &str) -> Result<OwnedSemaphorePermit, ServiceError> {
         let team = crate::teams::split(name).0;
         let cap = self.teams.team(team).max_concurrent_calls;
-        self.guest_reads.team_permit(team, cap, name)
+        self.guest_reads
+            .team_permit(team, cap, self.teams.shared(), name)
     }
 
     /// The running projection component of `key`; `ProjectionNotFound` for a
@@ -436,7 +443,7 @@ mod tests {
             name: "p".into(),
             version: 1,
         };
-        let team = |t: &str| reads.team_permit(t, 5, "p").expect("team permit");
+        let team = |t: &str| reads.team_permit(t, 5, true, "p").expect("team permit");
         let held = reads.acquire(&key, team("a")).await.expect("first permit");
         let err = reads
             .acquire(&key, team("b"))
@@ -451,15 +458,19 @@ mod tests {
     #[tokio::test]
     async fn a_team_past_its_cap_is_refused_at_once_and_others_are_not() {
         let reads = GuestReads::new(8, Duration::from_secs(30));
-        let _one = reads.team_permit("evil", 2, "evil.p").expect("first");
-        let _two = reads.team_permit("evil", 2, "evil.p").expect("second");
-        let err = reads.team_permit("evil", 2, "evil.p").expect_err("third");
+        let _one = reads.team_permit("evil", 2, true, "evil.p").expect("first");
+        let _two = reads
+            .team_permit("evil", 2, true, "evil.p")
+            .expect("second");
+        let err = reads
+            .team_permit("evil", 2, true, "evil.p")
+            .expect_err("third");
         assert!(matches!(err, ServiceError::Busy(_)), "{err}");
         assert!(err.to_string().contains("max_concurrent_calls"), "{err}");
         let _good = reads
-            .team_permit("good", 2, "good.p")
+            .team_permit("good", 2, true, "good.p")
             .expect("another team");
         drop(_one);
-        let _again = reads.team_permit("evil", 2, "evil.p").expect("freed");
+        let _again = reads.team_permit("evil", 2, true, "evil.p").expect("freed");
     }
 }
