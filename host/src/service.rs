@@ -4,6 +4,7 @@ mod cleanup;
 mod dead_letters;
 mod lifecycle;
 mod pause;
+mod per_team;
 mod reads;
 mod reload;
 mod shadow;
@@ -179,7 +180,7 @@ pub struct Refract {
     /// Versions an operator paused: never started until resumed (kept in the store).
     operator_paused: pause::OperatorPaused,
     /// Each team's instance slots (made on first use).
-    slots: std::sync::Mutex<std::collections::HashMap<String, crate::runtime::InstanceSlots>>,
+    slots: per_team::PerTeam<crate::runtime::InstanceSlots>,
 }
 
 /// A write-model read: a stream's document as of its latest event.
@@ -327,12 +328,9 @@ impl Refract {
 
     /// `team`'s instance slots: its instances at once, whatever its components do.
     fn slots_of(&self, team: &str) -> crate::runtime::InstanceSlots {
-        let mut all = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-        all.entry(team.to_owned())
-            .or_insert_with(|| {
-                crate::runtime::InstanceSlots::new(team, self.teams.max_instances(team))
-            })
-            .clone()
+        self.slots.get(team, || {
+            crate::runtime::InstanceSlots::new(team, self.teams.max_instances(team))
+        })
     }
 
     /// The configured teams.

@@ -14,17 +14,18 @@ use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard};
 pub(crate) const SHORT_TICKS: u64 = 2;
 
 /// The process's long lane.
-static LANE: LazyLock<Arc<Lane>> = LazyLock::new(|| {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    Arc::new(Lane::new(cores.saturating_sub(1).max(1)))
-});
+static LANE: LazyLock<Arc<Lane>> = LazyLock::new(|| Arc::new(Lane::new(all_cores_but_one())));
 
 /// Compilations of uploaded components: one at a time per slot, each on one thread,
 /// so a team uploading big components cannot take every core either.
-static COMPILES: LazyLock<Lane> = LazyLock::new(|| {
+static COMPILES: LazyLock<Lane> = LazyLock::new(|| Lane::new(all_cores_but_one()));
+
+/// Slots of a lane: the machine's cores less one (at least one), so one core is
+/// always left to short work.
+fn all_cores_but_one() -> usize {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    Lane::new(cores.saturating_sub(1).max(1))
-});
+    cores.saturating_sub(1).max(1)
+}
 
 /// Runs `f` (a compilation) in the compile lane, waiting for a slot first come,
 /// first served.

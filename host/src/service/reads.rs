@@ -44,7 +44,7 @@ pub(super) struct GuestReads {
     /// Each team's own permits (its `max_concurrent_calls`): taken first and never
     /// waited for, so one team's calls cannot queue without bound nor take every
     /// shared permit's wait from the others.
-    teams: std::sync::Mutex<std::collections::HashMap<String, Arc<Semaphore>>>,
+    teams: super::per_team::PerTeam<Arc<Semaphore>>,
 }
 
 /// The permits a running guest read holds: its team's and a shared one.
@@ -91,13 +91,7 @@ impl GuestReads {
             self.size
         };
         let cap = cap.clamp(1, most);
-        let sem = {
-            let mut teams = self.teams.lock().unwrap_or_else(|p| p.into_inner());
-            teams
-                .entry(team.to_owned())
-                .or_insert_with(|| Arc::new(Semaphore::new(cap)))
-                .clone()
-        };
+        let sem = self.teams.get(team, || Arc::new(Semaphore::new(cap)));
         sem.try_acquire_owned().map_err(|_| {
             ServiceError::Busy(format!(
                 "team {team} already has {cap} aggregate and consistent reads running (its \

@@ -5,7 +5,6 @@
 //! the compile lane: without this gate one team's flood of uploads would take those
 //! (and the memory of every body) from the others' deploys and pages.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -31,25 +30,19 @@ struct TeamUploads {
 /// Each team's upload permits (teams come from the config, so the map is bounded).
 #[derive(Default)]
 pub(super) struct Uploads {
-    teams: Mutex<HashMap<String, Arc<TeamUploads>>>,
+    teams: super::per_team::PerTeam<Arc<TeamUploads>>,
 }
 
 impl Uploads {
     /// One of `team`'s permits for an upload of `bytes`, waited for within the
     /// team's waiting budget, or `Busy`.
     async fn enter(&self, team: &str, bytes: usize) -> Result<OwnedSemaphorePermit, ServiceError> {
-        let t = {
-            let mut teams = self.teams.lock().unwrap_or_else(|p| p.into_inner());
-            teams
-                .entry(team.to_owned())
-                .or_insert_with(|| {
-                    Arc::new(TeamUploads {
-                        permits: Arc::new(Semaphore::new(UPLOADS_PER_TEAM)),
-                        waiting: Mutex::new(0),
-                    })
-                })
-                .clone()
-        };
+        let t = self.teams.get(team, || {
+            Arc::new(TeamUploads {
+                permits: Arc::new(Semaphore::new(UPLOADS_PER_TEAM)),
+                waiting: Mutex::new(0),
+            })
+        });
         if let Ok(p) = t.permits.clone().try_acquire_owned() {
             return Ok(p);
         }
@@ -121,7 +114,9 @@ mod tests {
             tokio::spawn(async move { u.enter("evil", 10 << 20).await.is_ok() })
         };
         tokio::time::sleep(Duration::from_millis(50)).await;
-        let waiting = *uploads.teams.lock().expect("lock")["evil"]
+        let waiting = *uploads
+            .teams
+            .get("evil", || unreachable!("made above"))
             .waiting
             .lock()
             .expect("lock");
