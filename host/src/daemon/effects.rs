@@ -65,8 +65,6 @@ pub(crate) struct EffectsEnv {
 /// Most events a whole-stream `read-stream` (WIT 1.0.0) returns; a longer stream is
 /// refused (read it with `read-stream-page`) rather than materialised.
 pub const MAX_WHOLE_STREAM_READ: usize = 10_000;
-/// Most events one append of a page's emits carries (as in one HTTP append).
-const MAX_EVENTS_PER_EMIT: usize = crate::store::sqlite::MAX_EVENTS_PER_APPEND;
 /// Most events one `read-stream-page` returns, whatever the guest asks.
 pub const MAX_STREAM_PAGE: u32 = 1_000;
 
@@ -261,7 +259,7 @@ impl SubscriberHost for PageEffects {
             && g.emits.last().is_some_and(|last| {
                 last.idempotency_key.is_none()
                     && last.stream == id
-                    && last.events.len() + events_len <= MAX_EVENTS_PER_EMIT
+                    && last.events.len() + events_len <= super::emit_check::MAX_EVENTS_PER_EMIT
             });
         let joined = match g.emits.last_mut() {
             Some(last) if joinable => {

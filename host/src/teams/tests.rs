@@ -144,3 +144,22 @@ fn bad_team_configs_are_named() {
         assert!(e.contains(says), "{e}");
     }
 }
+
+#[test]
+fn a_stream_pattern_past_its_length_is_refused_by_name() {
+    let long = TeamConfig {
+        append_streams: Some(vec!["x".repeat(257)]),
+        ..TeamConfig::default()
+    };
+    let err = Teams::new(BTreeMap::from([("c".into(), long)]), None)
+        .validate()
+        .expect_err("257 characters");
+    assert!(err.contains("must be 1 to 256 characters"), "{err}");
+    let fits = TeamConfig {
+        append_streams: Some(vec!["x".repeat(256)]),
+        ..TeamConfig::default()
+    };
+    Teams::new(BTreeMap::from([("c".into(), fits)]), None)
+        .validate()
+        .expect("256 characters");
+}
