@@ -241,6 +241,23 @@ impl Agent {
         self.position = Some(to);
     }
 
+    /// When no event of its types was committed after its position (as this process
+    /// knows), passes over everything up to `head` without a read (stored with the
+    /// next commit) and says so. `head` is read before the check: an event's type is
+    /// noted before the head moves past it.
+    fn pass_over_unread(&mut self, head: Position) -> bool {
+        if !self.nothing_new() {
+            return false;
+        }
+        if let Some(at) = self.position
+            && head > at
+        {
+            self.passed_over(head, (head - at) as u64);
+            self.counters.set_position(head);
+        }
+        true
+    }
+
     /// Whether no event of the version's types was committed after its position
     /// (as this process knows): a wake-up then costs no read.
     fn nothing_new(&self) -> bool {
@@ -356,13 +373,17 @@ impl Agent {
         if *wake.borrow_and_update() > self.position.unwrap_or(0) && !self.nothing_new() {
             return;
         }
+        // Woken for events of other types only: passed over at once, without a read.
+        let head = *wake.borrow();
+        self.pass_over_unread(head);
         let poll = tokio::time::sleep(IDLE_POLL);
         tokio::pin!(poll);
         let mut polls = 0;
         loop {
             tokio::select! {
                 changed = wake.changed() => {
-                    if changed.is_ok() && self.nothing_new() {
+                    let head = *wake.borrow();
+                    if changed.is_ok() && self.pass_over_unread(head) {
                         continue;
                     }
                 }
@@ -370,7 +391,8 @@ impl Agent {
                     // Nothing of its types was appended here since: only an append
                     // by another process could be missed, so read only now and then.
                     polls += 1;
-                    if polls < READ_EVERY_POLLS && self.nothing_new() {
+                    let head = *wake.borrow();
+                    if polls < READ_EVERY_POLLS && self.pass_over_unread(head) {
                         poll.as_mut().reset(tokio::time::Instant::now() + IDLE_POLL);
                         continue;
                     }

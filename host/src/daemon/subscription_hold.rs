@@ -67,11 +67,9 @@ impl SubscriptionAgent {
         if *wake.borrow_and_update() > position && !nothing_new() {
             return;
         }
-        let every = Duration::from_millis(500);
-        let poll = tokio::time::sleep(every);
+        let poll = tokio::time::sleep(Duration::from_millis(500));
         tokio::pin!(poll);
         let mut shutdown = self.shutdown.clone();
-        let mut polls = 0;
         loop {
             tokio::select! {
                 changed = wake.changed() => {
@@ -79,15 +77,7 @@ impl SubscriptionAgent {
                         continue;
                     }
                 }
-                _ = &mut poll => {
-                    // As the projection agent: read only now and then while nothing
-                    // of its types was appended here.
-                    polls += 1;
-                    if polls < 4 * super::agent::READ_EVERY_POLLS && nothing_new() {
-                        poll.as_mut().reset(tokio::time::Instant::now() + every);
-                        continue;
-                    }
-                }
+                _ = &mut poll => {}
                 _ = shutdown.changed() => {}
             }
             return;
