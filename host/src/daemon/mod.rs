@@ -74,6 +74,12 @@ pub struct SubscriptionEnv {
     pub emit_budget: EmitBudget,
     /// Every team's append rate: emits over the team's wait before their commit.
     pub rates: Arc<crate::rate::AppendRates>,
+    /// How far the name's other versions reached (their effects are not fired
+    /// again): events up to there handle with effects held.
+    pub others_reached: crate::store::Position,
+    /// Whether the version is a standby, followed page by page: a standby's pages
+    /// handle with effects held.
+    pub standby: watch::Receiver<bool>,
 }
 
 /// Starts and stops agents.
@@ -210,7 +216,8 @@ impl Daemon {
             },
             outbox: env.outbox,
             policy: env.policy,
-            effects_during_catch_up: d.effects_during_catch_up,
+            others_reached: env.others_reached,
+            standby: env.standby,
             over_budget: Default::default(),
         };
         self.install(key, stop, None, |_| agent.run());

@@ -64,7 +64,11 @@ pub(crate) struct SubscriptionAgent {
     pub env: EffectsEnv,
     pub outbox: OutboxWaker,
     pub policy: ErrorPolicy,
-    pub effects_during_catch_up: bool,
+    /// How far its name's other versions reached when it started: events up to
+    /// there handle with effects held.
+    pub others_reached: Position,
+    /// Whether it is a standby now (then every page handles with effects held).
+    pub standby: watch::Receiver<bool>,
     pub counters: Arc<super::counters::Counters>,
     /// Set when a page of more than one event went over its emit budget: the page
     /// is read again smaller (not the guest's failure: the host chose its size),
@@ -131,15 +135,7 @@ impl SubscriptionAgent {
                 self.idle(&mut wake, position).await;
                 continue;
             }
-            let standby = match self.is_standby().await {
-                Ok(standby) => standby,
-                Err(e) => {
-                    tracing::warn!(subscription = %self.key, "reading its state failed: {e}");
-                    back_off(&mut self.shutdown, &mut backoff).await;
-                    continue;
-                }
-            };
-            let held = standby || first.is_some_and(|f| f <= hold_until);
+            let held = self.is_standby() || first.is_some_and(|f| f <= hold_until);
             // Shared, not copied: a failed page may still be needed by `give_up`.
             let events: Arc<[RecordedEvent]> = page.events.into();
             let result = self

@@ -112,11 +112,11 @@ impl Refract {
         .await;
         match replaced {
             Ok(out) => {
-                self.run(key, &rec.team, loaded);
+                self.run(key, &rec.team, loaded).await;
                 Ok(out)
             }
             Err(e) => {
-                self.run_previous(key, &rec.team);
+                self.run_previous(key, &rec.team).await;
                 Err(e.into())
             }
         }

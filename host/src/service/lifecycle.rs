@@ -1,13 +1,11 @@
-//! Lifecycle changes of deployed versions: promote (and roll back), retire, the
-//! auto-promote watcher, and rewinding a subscription to replay from a position.
+//! Lifecycle changes of deployed versions, under the deploy lock: promote (and roll
+//! back; decided in `deploy`), retire, and rewinding or rebuilding a subscription.
 
 use std::sync::Arc;
 
-use tokio::sync::Mutex;
-
 use super::{Refract, ServiceError};
-use crate::deploy::{LifecycleError, VersionState};
-use crate::store::{Components, Position, ProjectionKey, Store};
+use crate::deploy::{LifecycleError, PromoteError, VersionState};
+use crate::store::{Position, ProjectionKey, Store};
 
 impl Refract {
     /// Moves a subscription version to `position` (clamped to the store's head) and
@@ -40,7 +38,7 @@ impl Refract {
             .rewind(&target.key, position, replay_effects)
             .await;
         // Running again either way: from the new position, or the old one.
-        self.run(target.key.clone(), &target.team, loaded);
+        self.run(target.key.clone(), &target.team, loaded).await;
         rewound?;
         tracing::info!(subscription = %target.key, position, replay_effects, "rewound");
         Ok(position)
@@ -62,7 +60,7 @@ impl Refract {
         self.daemon.stop(&target.key).await;
         let reset = crate::deploy::reset(self.store.as_ref(), &target.key, &loaded).await;
         // Running again either way.
-        self.run(target.key.clone(), &target.team, loaded);
+        self.run(target.key.clone(), &target.team, loaded).await;
         reset?;
         tracing::info!(projection = %target.key, "rebuilding from the first event");
         Ok(())
@@ -101,7 +99,8 @@ impl Refract {
     /// version still catching up is refused unless `force`.
     pub async fn promote(&self, name: &str, version: u32, force: bool) -> Result<(), ServiceError> {
         let _one_at_a_time = self.deploy_lock.lock().await;
-        promote(self.store.as_ref(), name, version, force).await
+        let target = find(self.store.as_ref(), name, version).await?;
+        Ok(self.lifecycle.promote(&target, force).await?)
     }
 
     /// Stops a version's agent and drops its documents and progress; the live
@@ -118,8 +117,8 @@ impl Refract {
         }
         // Recorded first: a crash before the drop leaves a retired version that a
         // restart does not start and a second retire drops.
-        self.store
-            .set_states(&[(target.key.clone(), VersionState::Retired.as_str())])
+        self.lifecycle
+            .set_states(&[(target.key.clone(), VersionState::Retired)])
             .await?;
         self.daemon.stop(&target.key).await;
         self.drop_candidate(&target.key).await?;
@@ -152,85 +151,11 @@ pub(super) async fn find(
         })
 }
 
-/// Makes a version live and the live one standby; the caller holds the deploy lock.
-async fn promote(
-    store: &dyn Store,
-    name: &str,
-    version: u32,
-    force: bool,
-) -> Result<(), ServiceError> {
-    let target = find(store, name, version).await?;
-    match VersionState::parse(&target.state) {
-        VersionState::Live => return Ok(()),
-        VersionState::Retired => {
-            return Err(LifecycleError::Retired {
-                name: name.into(),
-                version,
-            }
-            .into());
+impl From<PromoteError> for ServiceError {
+    fn from(e: PromoteError) -> Self {
+        match e {
+            PromoteError::Refused(e) => Self::Lifecycle(e),
+            PromoteError::Store(e) => Self::Store(e),
         }
-        VersionState::CatchingUp if !force => {
-            let lag = store.head().await? - store.progress(&target.key).await?.position;
-            if lag > 0 {
-                return Err(LifecycleError::NotCaughtUp {
-                    name: name.into(),
-                    version,
-                    lag,
-                }
-                .into());
-            }
-        }
-        _ => {}
     }
-    let live = VersionState::Live.as_str();
-    let standby = VersionState::Standby.as_str();
-    let mut changes = vec![(target.key.clone(), live)];
-    changes.extend(
-        store
-            .components_where(Components::Name(name))
-            .await?
-            .iter()
-            .filter(|c| c.key != target.key)
-            .filter(|c| VersionState::parse(&c.state) == VersionState::Live)
-            .map(|c| (c.key.clone(), standby)),
-    );
-    store.set_states(&changes).await?;
-    tracing::info!(projection = %target.key, "promoted to live");
-    Ok(())
-}
-
-/// Watches a version deployed with `auto_promote` and promotes it once it has
-/// caught up, unless someone changed its state first.
-pub(super) fn spawn_auto_promote(store: Arc<dyn Store>, lock: Arc<Mutex<()>>, key: ProjectionKey) {
-    tokio::spawn(async move {
-        let mut head = store.watch_head();
-        loop {
-            let state = match store.component(&key).await {
-                Ok(c) => c.map(|c| VersionState::parse(&c.state)),
-                Err(e) => {
-                    tracing::warn!(projection = %key, "auto-promote: {e}");
-                    None
-                }
-            };
-            if state != Some(VersionState::CatchingUp) {
-                return;
-            }
-            let caught_up = match (store.head().await, store.progress(&key).await) {
-                (Ok(h), Ok(p)) => p.position >= h,
-                _ => false,
-            };
-            if caught_up {
-                let _one_at_a_time = lock.lock().await;
-                match promote(store.as_ref(), &key.name, key.version, false).await {
-                    Ok(()) => tracing::info!(projection = %key, "auto-promoted: caught up"),
-                    Err(e) => tracing::warn!(projection = %key, "auto-promote: {e}"),
-                }
-                return;
-            }
-            tokio::select! {
-                _ = head.changed() => {}
-                _ = tokio::time::sleep(std::time::Duration::from_millis(100)) => {}
-            }
-        }
-    });
 }

@@ -77,7 +77,7 @@ impl Refract {
         self.store
             .set_status(&target.key, RunStatus::Running, None)
             .await?;
-        self.run(target.key.clone(), &target.team, loaded);
+        self.run(target.key.clone(), &target.team, loaded).await;
         tracing::info!(projection = %target.key, "resumed by operator");
         Ok(())
     }

@@ -134,11 +134,11 @@ impl Refract {
                 let deployed = match replaced {
                     Ok(d) => d,
                     Err(e) => {
-                        self.run_previous(key, &rec.team);
+                        self.run_previous(key, &rec.team).await;
                         return Err(e.into());
                     }
                 };
-                self.run(key, &rec.team, loaded);
+                self.run(key, &rec.team, loaded).await;
                 let action = Reload::Replaced {
                     previous_sha256: rec.sha256,
                 };
@@ -156,7 +156,7 @@ impl Refract {
                 .await?;
                 match new {
                     Some(loaded) => {
-                        self.run_new(key, team, loaded, &out, true);
+                        self.run_new(key, team, loaded, &out, true).await;
                         (Reload::Deployed, out)
                     }
                     None => (Reload::Unchanged, out),

@@ -119,7 +119,7 @@ impl Refract {
             && was_running
             && let Some(previous) = previous
         {
-            self.run(key.clone(), &rec.team, previous);
+            self.run(key.clone(), &rec.team, previous).await;
         }
         if let Err(e) = &end {
             let error = PauseError {
@@ -168,7 +168,7 @@ impl Refract {
             inner.by_key.remove(key);
             inner.swapped.insert(key.clone(), c.id);
         }
-        self.run(key.clone(), &rec.team, c.loaded.clone());
+        self.run(key.clone(), &rec.team, c.loaded.clone()).await;
         tracing::info!(
             projection = %key,
             previous = %rec.sha256,

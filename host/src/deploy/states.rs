@@ -1,0 +1,70 @@
+//! The one place versions' lifecycle states change, and what running agents are
+//! told of them: each subscription agent reads a plain flag (standby or not) per
+//! page instead of the registry.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::watch;
+
+use super::VersionState;
+use crate::store::{ProjectionKey, Store, StoreError};
+
+/// The lifecycle decisions of one daemon's versions: their state changes, the
+/// standby flags handed to their agents, promotes and auto-promote watchers.
+#[derive(Clone)]
+pub struct Lifecycle {
+    pub(super) store: Arc<dyn Store>,
+    /// The service's deploy lock: an auto-promote takes it like a promote call.
+    pub(super) lock: Arc<tokio::sync::Mutex<()>>,
+    /// Whether each version that ran is a standby. Once made, a flag is kept up to
+    /// date by every state change, which all go through [`Lifecycle::set_states`].
+    standbys: Arc<Mutex<HashMap<ProjectionKey, watch::Sender<bool>>>>,
+}
+
+impl Lifecycle {
+    /// The lifecycle of the versions in `store`, changed under `lock`.
+    pub fn new(store: Arc<dyn Store>, lock: Arc<tokio::sync::Mutex<()>>) -> Self {
+        Self {
+            store,
+            lock,
+            standbys: Default::default(),
+        }
+    }
+
+    /// Records new states of versions (at once) and tells their agents.
+    pub async fn set_states(
+        &self,
+        changes: &[(ProjectionKey, VersionState)],
+    ) -> Result<(), StoreError> {
+        let stored: Vec<(ProjectionKey, &str)> = changes
+            .iter()
+            .map(|(key, state)| (key.clone(), state.as_str()))
+            .collect();
+        self.store.set_states(&stored).await?;
+        let mut flags = self.standbys.lock().unwrap_or_else(|p| p.into_inner());
+        for (key, state) in changes {
+            let standby = *state == VersionState::Standby;
+            // Made here if no agent asked yet: one asking later finds it current.
+            flags
+                .entry(key.clone())
+                .or_insert_with(|| watch::channel(standby).0)
+                .send_replace(standby);
+        }
+        Ok(())
+    }
+
+    /// The standby flag of `key`, made from `state` (read from the registry) unless
+    /// a state change made it already (it is then the newer).
+    pub(super) fn standby_flag(
+        &self,
+        key: &ProjectionKey,
+        state: Option<VersionState>,
+    ) -> watch::Receiver<bool> {
+        let mut flags = self.standbys.lock().unwrap_or_else(|p| p.into_inner());
+        flags
+            .entry(key.clone())
+            .or_insert_with(|| watch::channel(state == Some(VersionState::Standby)).0)
+            .subscribe()
+    }
+}

@@ -1,0 +1,89 @@
+//! Deploying a new version: compiled outside the deploy lock, counted against the
+//! team's components, registered, and started.
+
+use super::{Refract, ServiceError, cleanup};
+use crate::deploy::{self, Deployed, LifecycleError, VersionState};
+use crate::runtime::Loaded;
+use crate::store::{Components, ProjectionKey};
+
+impl Refract {
+    /// Deploys a component for `team` from its wasm bytes and starts its agent; with
+    /// `auto_promote`, a version deployed beside a live one is promoted once caught up.
+    pub async fn deploy(
+        &self,
+        wasm: Vec<u8>,
+        auto_promote: bool,
+        team: &str,
+    ) -> Result<Deployed, ServiceError> {
+        // Compile and describe first, outside the lock and under the team's limits:
+        // a guest's describe must never hold another team's deploy.
+        let sha256 = cleanup::sha256_hex(&wasm);
+        let loaded = self.load_upload(team, wasm).await;
+        let _one_at_a_time = self.deploy_lock.lock().await;
+        let result = match loaded {
+            Ok((loaded, wasm)) => self.deploy_locked(loaded, wasm, auto_promote, team).await,
+            Err(e) => Err(e),
+        };
+        if result.is_err() {
+            // A refused upload leaves no compiled artifact or wasm behind (unless a
+            // deployed version uses the same code). Under the lock: a deploy of the
+            // same code in flight registers first.
+            self.remove_unused_code(&sha256).await;
+        }
+        result
+    }
+
+    /// [`Refract::deploy`] under the deploy lock, once compiled and described.
+    async fn deploy_locked(
+        &self,
+        loaded: Loaded,
+        wasm: Vec<u8>,
+        auto_promote: bool,
+        team: &str,
+    ) -> Result<Deployed, ServiceError> {
+        let key = deploy::key_in(team, &loaded);
+        if let Some(max) = self.teams.team(team).max_components {
+            let comps = self.store.components_where(Components::Team(team)).await?;
+            let has = |c: &&crate::store::ComponentRecord| {
+                c.team == team && VersionState::parse(&c.state) != VersionState::Retired
+            };
+            let existing = comps.iter().filter(has).any(|c| c.key == key);
+            let count = comps.iter().filter(has).count();
+            if !existing && count >= max {
+                return Err(LifecycleError::TooManyComponents {
+                    team: team.into(),
+                    max,
+                }
+                .into());
+            }
+        }
+        let (out, loaded) = deploy::register(
+            self.store.as_ref(),
+            &self.components_dir,
+            loaded,
+            &wasm,
+            auto_promote,
+            team,
+        )
+        .await?;
+        if let Some(loaded) = loaded {
+            self.run_new(key, team, loaded, &out, auto_promote).await;
+        }
+        Ok(out)
+    }
+
+    /// Starts the agent of a newly registered version and remembers its component.
+    pub(super) async fn run_new(
+        &self,
+        key: ProjectionKey,
+        team: &str,
+        loaded: Loaded,
+        out: &Deployed,
+        auto_promote: bool,
+    ) {
+        self.run(key.clone(), team, loaded).await;
+        if auto_promote && out.state == VersionState::CatchingUp.as_str() {
+            self.lifecycle.auto_promote(key);
+        }
+    }
+}
