@@ -77,19 +77,9 @@ pub async fn hotfix(
     previous: &ComponentRecord,
 ) -> Result<Deployed, DeployError> {
     save_wasm(components_dir, loaded.sha256(), wasm).await?;
-    let rec = ComponentRecord {
-        sha256: loaded.sha256().to_owned(),
-        event_types: loaded.event_types().to_vec(),
-        kind: loaded.kind().as_str().into(),
-        ..previous.clone()
-    };
+    let rec = with_code(previous, loaded);
     store.save_component(&rec).await?;
-    tracing::info!(
-        projection = %rec.key,
-        previous = %previous.sha256,
-        sha256 = %rec.sha256,
-        "code replaced, documents and progress kept"
-    );
+    logged(previous, &rec, "code replaced, documents and progress kept");
     Ok(deployed(&rec, false))
 }
 
@@ -105,19 +95,11 @@ pub async fn replace(
 ) -> Result<Deployed, DeployError> {
     save_wasm(components_dir, loaded.sha256(), wasm).await?;
     let rec = ComponentRecord {
-        sha256: loaded.sha256().to_owned(),
-        event_types: loaded.event_types().to_vec(),
         deployed_at: now_micros(),
-        kind: loaded.kind().as_str().into(),
-        ..previous.clone()
+        ..with_code(previous, loaded)
     };
     from_start(store, &previous.key, loaded, Some(&rec)).await?;
-    tracing::info!(
-        projection = %rec.key,
-        previous = %previous.sha256,
-        sha256 = %rec.sha256,
-        "replaced in place"
-    );
+    logged(previous, &rec, "replaced in place");
     Ok(deployed(&rec, true))
 }
 
@@ -148,4 +130,24 @@ async fn from_start(
     store.prepare_projection(key).await?;
     start_at(store, key, loaded).await?;
     Ok(())
+}
+
+/// The record of `previous` running `loaded`'s code.
+fn with_code(previous: &ComponentRecord, loaded: &Loaded) -> ComponentRecord {
+    ComponentRecord {
+        sha256: loaded.sha256().to_owned(),
+        event_types: loaded.event_types().to_vec(),
+        kind: loaded.kind().as_str().into(),
+        ..previous.clone()
+    }
+}
+
+/// Logs new code put under an existing version.
+fn logged(previous: &ComponentRecord, rec: &ComponentRecord, what: &str) {
+    tracing::info!(
+        projection = %rec.key,
+        previous = %previous.sha256,
+        sha256 = %rec.sha256,
+        "{what}"
+    );
 }

@@ -68,3 +68,53 @@ impl Lifecycle {
             .subscribe()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::ComponentRecord;
+
+    fn rec(version: u32, state: VersionState) -> ComponentRecord {
+        ComponentRecord {
+            key: ProjectionKey {
+                name: "sub".into(),
+                version,
+            },
+            team: crate::teams::DEFAULT_TEAM.into(),
+            sha256: format!("{version:064}"),
+            event_types: vec!["Poke".into()],
+            state: state.as_str().into(),
+            deployed_at: 0,
+            auto_promote: false,
+            kind: "subscription".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_running_version_learns_it_became_a_standby_and_live_again() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sqlite = crate::store::sqlite::SqliteStore::open(&dir.path().join("t.db"))
+            .await
+            .expect("open");
+        let store: Arc<dyn Store> = Arc::new(sqlite);
+        let (v1, v2) = (rec(1, VersionState::Live), rec(2, VersionState::CatchingUp));
+        for r in [&v1, &v2] {
+            store.save_component(r).await.expect("save");
+            store.prepare_projection(&r.key).await.expect("prepare");
+        }
+        let lifecycle = Lifecycle::new(store.clone(), Default::default());
+        let held = lifecycle.hold(&v1.key, false).await.expect("hold");
+        assert!(!*held.standby.borrow());
+        assert_eq!(held.others_reached, 0);
+
+        lifecycle.promote(&v2, true).await.expect("promote v2");
+        assert!(*held.standby.borrow(), "v1 is told at once");
+        let v2_held = lifecycle.hold(&v2.key, true).await.expect("hold v2");
+        assert!(!*v2_held.standby.borrow());
+
+        let v1_now = store.component(&v1.key).await.expect("read").expect("v1");
+        lifecycle.promote(&v1_now, false).await.expect("roll back");
+        assert!(!*held.standby.borrow());
+        assert!(*v2_held.standby.borrow());
+    }
+}
