@@ -12,6 +12,7 @@ pub mod config;
 mod config_bounds;
 pub mod daemon;
 pub mod deploy;
+pub mod identity;
 pub mod outbox;
 pub mod rate;
 pub mod runtime;
