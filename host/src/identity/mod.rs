@@ -64,7 +64,7 @@ pub fn check_text(what: &str, value: &str, max: usize) -> Result<(), Invalid> {
 /// Whether `value` passes [`check_text`], for callers that word the refusal
 /// themselves.
 pub fn is_text(value: &str, max: usize) -> bool {
-    !value.is_empty() && value.len() <= max && !value.chars().any(char::is_control)
+    check_text("", value, max).is_ok()
 }
 
 /// A stream id: [`check_text`] up to [`MAX_STREAM_ID_LEN`] bytes.

@@ -7,6 +7,7 @@ use super::StoreError;
 /// Global position of an event in the store (its sequence number); 0 is "before the first".
 pub type Position = i64;
 
+// The identity rules' limits and expected version, where the store's users find them.
 pub use crate::identity::{
     ExpectedVersion, MAX_EVENT_TYPE_LEN, MAX_IDEMPOTENCY_KEY_LEN, MAX_STREAM_ID_LEN,
 };
@@ -286,4 +287,23 @@ pub struct ReadBudget {
     /// Most bytes of event data and metadata (at most one event more is read before
     /// the read stops).
     pub bytes: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_used_key_replays_on_its_stream_and_is_refused_on_another() {
+        assert_eq!(replay::<u64>("k", "a", None).ok(), Some(None));
+        assert_eq!(
+            replay("k", "a", Some(("a".into(), 3u64))).ok(),
+            Some(Some(3))
+        );
+        let e = replay("k", "b", Some(("a".into(), 3u64))).expect_err("reused");
+        assert_eq!(
+            e.to_string(),
+            "idempotency key \"k\" was already used for stream a"
+        );
+    }
 }
