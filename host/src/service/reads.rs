@@ -10,7 +10,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::{Aggregate, Refract, ServiceError};
 use crate::runtime::watchdog::{GRACE, run_watched};
-use crate::runtime::{DocChange, DocInput, Guest, Loaded, LoadedComponent, RuntimeError};
+use crate::runtime::{DocChange, DocInput, Event, Guest, Loaded, LoadedComponent, RuntimeError};
 use crate::store::{
     MAX_AGGREGATE_EVENTS, MAX_READ_BYTES, Position, ProjectionKey, ReadBudget, RecordedEvent,
     StoreError, StreamId,
@@ -269,7 +269,7 @@ impl Refract {
                     guest.admit(slot);
                 }
                 let mut state = doc;
-                for page in later.chunks(page_size) {
+                for page in crate::daemon::to_events(later).chunks(page_size) {
                     state = apply_sliced(&mut guest, page, &id, state)?;
                 }
                 Ok(state)
@@ -358,7 +358,9 @@ impl Refract {
                     state: doc.clone(),
                     events: (0..events.len() as u32).collect(),
                 };
-                let change = guest.apply(&events, vec![input])?.pop();
+                let change = guest
+                    .apply(&crate::daemon::to_events(events), vec![input])?
+                    .pop();
                 Ok(changed(change, doc))
             })
             .await?
@@ -401,7 +403,7 @@ impl Refract {
 /// Document `id` after the events of `page` that the guest slices to it.
 fn apply_sliced(
     guest: &mut Guest,
-    page: &[RecordedEvent],
+    page: &[Event],
     id: &str,
     state: Option<String>,
 ) -> Result<Option<String>, RuntimeError> {
