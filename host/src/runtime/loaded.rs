@@ -12,12 +12,13 @@ use super::subscription_types::SubscriptionDescriptor;
 use super::types::{ComponentKind, Descriptor};
 use super::versions::ProjectorPre;
 
-/// A compiled, validated projection ready to be instantiated.
+/// A compiled, validated component ready to be instantiated: its linked form `P`
+/// (of its WIT version) and what it says it is, `D`.
 #[derive(Clone)]
-pub struct LoadedComponent {
-    pub(crate) pre: ProjectorPre,
+pub struct Compiled<P, D> {
+    pub(crate) pre: P,
     /// What the component says it is (and which WIT version it was built against).
-    pub descriptor: Descriptor,
+    pub descriptor: D,
     /// Hex SHA-256 of the wasm bytes.
     pub sha256: String,
     /// Whether the compiled artifact came from the cache.
@@ -29,22 +30,11 @@ pub struct LoadedComponent {
     pub(crate) slots: Option<InstanceSlots>,
 }
 
-/// A compiled, validated subscription component.
-#[derive(Clone)]
-pub struct LoadedSubscription {
-    pub(crate) pre: SubscriberPre,
-    /// What the component says it is.
-    pub descriptor: SubscriptionDescriptor,
-    /// Hex SHA-256 of the wasm bytes.
-    pub sha256: String,
-    /// Whether the compiled artifact came from the cache.
-    pub from_cache: bool,
-    /// Time spent compiling (or loading the artifact) and validating.
-    pub load_time: Duration,
-    pub(crate) limits: Limits,
-    /// Its team's instance slots (none: unbudgeted).
-    pub(crate) slots: Option<InstanceSlots>,
-}
+/// A compiled, validated projection.
+pub type LoadedComponent = Compiled<ProjectorPre, Descriptor>;
+
+/// A compiled, validated subscription.
+pub type LoadedSubscription = Compiled<SubscriberPre, SubscriptionDescriptor>;
 
 /// A compiled, validated component: a projection or a subscription.
 #[derive(Clone)]

@@ -167,21 +167,7 @@ fn stream_state(version: u64, events: Vec<Event>) -> types::StreamState {
 macro_rules! impl_subscription_host {
     ($($host:ident)::+ { $($more:tt)* }) => {
         impl $($host)::+::Host for $crate::runtime::state::HostState {
-            fn log(&mut self, level: $($host)::+::Level, message: String) {
-                use $($host)::+::Level as L;
-                let level = match level {
-                    L::Trace => tracing::Level::TRACE,
-                    L::Debug => tracing::Level::DEBUG,
-                    L::Info => tracing::Level::INFO,
-                    L::Warn => tracing::Level::WARN,
-                    L::Error => tracing::Level::ERROR,
-                };
-                self.log_line(level, &message);
-            }
-
-            fn panicked(&mut self, error: $crate::runtime::subscriber_v1_1::types::GuestError) {
-                self.record_panic(&error.message, error.event_sequence);
-            }
+            $crate::runtime::host::host_fns!($($host)::+);
 
             fn emit(
                 &mut self,

@@ -1,15 +1,17 @@
 //! What differs between the WIT versions of `refract:subscription` refract runs, in
 //! one place: the export a component of each version has, its linked form, and its
 //! calls, answered in the runtime's types. Both versions' host imports are on the
-//! one linker and answer through the same [`SubscriberHost`](super::subscription_types::SubscriberHost).
+//! one linker and answer through the same
+//! [`SubscriberHost`](super::subscription_types::SubscriberHost).
 
 use wasmtime::Store;
-use wasmtime::component::{Instance, InstancePre, Linker};
+use wasmtime::component::{Instance, Linker};
 
 use super::event::Event;
 use super::state::HostState;
 use super::subscription_types::SubscriptionDescriptor;
 use super::types::WitVersion;
+use super::versions::linked;
 use super::{subscriber_v1_0 as v1_0, subscriber_v1_1 as v1_1};
 
 /// The name under which a 1.1.0 subscription exports its calls.
@@ -37,43 +39,18 @@ pub(crate) fn exported_version(
     }
 }
 
-/// A component linked as a subscriber of one WIT version, ready to instantiate.
-#[derive(Clone)]
-pub(crate) enum SubscriberPre {
-    V1_0(v1_0::SubscriberPre<HostState>),
-    V1_1(v1_1::SubscriberPre<HostState>),
+linked! {
+    /// A component linked as a subscriber of one WIT version, ready to instantiate.
+    SubscriberPre {
+        V1_0: v1_0::SubscriberPre<HostState>,
+        V1_1: v1_1::SubscriberPre<HostState>,
+    }
 }
 
 /// An instance's typed bindings.
 pub(crate) enum Bindings {
     V1_0(v1_0::Subscriber),
     V1_1(v1_1::Subscriber),
-}
-
-impl SubscriberPre {
-    /// Checks the linked component against `version`'s world.
-    pub fn new(version: WitVersion, pre: InstancePre<HostState>) -> wasmtime::Result<Self> {
-        Ok(match version {
-            WitVersion::V1_0 => Self::V1_0(v1_0::SubscriberPre::new(pre)?),
-            WitVersion::V1_1 => Self::V1_1(v1_1::SubscriberPre::new(pre)?),
-        })
-    }
-
-    /// The WIT version the component was built against.
-    pub fn version(&self) -> WitVersion {
-        match self {
-            Self::V1_0(_) => WitVersion::V1_0,
-            Self::V1_1(_) => WitVersion::V1_1,
-        }
-    }
-
-    /// The untyped pre-instance.
-    pub fn instance_pre(&self) -> &InstancePre<HostState> {
-        match self {
-            Self::V1_0(p) => p.instance_pre(),
-            Self::V1_1(p) => p.instance_pre(),
-        }
-    }
 }
 
 impl Bindings {
