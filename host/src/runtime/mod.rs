@@ -87,7 +87,7 @@ pub use error::{Fault, Limit, RuntimeError};
 pub use event::Event;
 pub use guest::Guest;
 pub use limits::{DEFAULT_PAGE_SIZE, Limits, MAX_DOC_ID_LEN};
-pub use loaded::{Loaded, LoadedComponent, LoadedSubscription};
+pub use loaded::{Compiled, Loaded, LoadedComponent, LoadedSubscription};
 pub use slots::{DEFAULT_TEAM_INSTANCES, DESCRIBE_SLOTS, InstanceSlots, Slot};
 pub use subscriber::Subscriber;
 pub use subscriber_versions::{SUBSCRIPTION_EXPORT_V1_0, SUBSCRIPTION_EXPORT_V1_1};
