@@ -92,14 +92,10 @@ impl PageProjector for Guest {
 
 #[cfg(test)]
 mod tests {
-    /// The runtime keeps its own copies of two of the store's and the daemon's
-    /// numbers (it imports neither): they must agree.
+    /// The runtime keeps its own copy of the daemon's default page size (it
+    /// imports nothing of the daemon): they must agree.
     #[test]
-    fn the_runtime_bounds_are_the_store_and_daemon_ones() {
-        assert_eq!(
-            crate::runtime::MAX_DOC_ID_LEN,
-            crate::store::MAX_STREAM_ID_LEN
-        );
+    fn the_runtime_default_page_size_is_the_daemon_one() {
         assert_eq!(
             crate::runtime::DEFAULT_PAGE_SIZE,
             super::super::DEFAULT_PAGE_SIZE

@@ -14,15 +14,14 @@ use wasmtime::component::Instance;
 use super::calls::{GuestFailure, PageCalls};
 use super::error::{Limit, RuntimeError};
 use super::event::Event;
-use super::limits::{DEFAULT_PAGE_SIZE, Limits, MAX_DOC_ID_LEN};
+use super::limits::{DEFAULT_PAGE_SIZE, Limits};
 use super::loaded::LoadedComponent;
 use super::sandbox::{Sandbox, Spot};
 use super::slots::{InstanceSlots, Slot};
 use super::state::HostState;
-use super::types::{
-    DESCRIBE_FUEL, Descriptor, DocChange, DocInput, Slice, preview, slice_by_stream,
-};
+use super::types::{DESCRIBE_FUEL, Descriptor, DocChange, DocInput, Slice, slice_by_stream};
 use super::versions::{Projector, ProjectorPre};
+use crate::identity::{MAX_STREAM_ID_LEN, preview};
 
 /// An instantiated component with its sandbox.
 pub struct Guest {
@@ -132,7 +131,7 @@ impl Guest {
         // What a valid answer can take (each document's id at its longest), so that
         // wasmtime refuses a bigger one before the host allocates it.
         let fuel = max_docs
-            .saturating_mul(std::mem::size_of::<Slice>() + MAX_DOC_ID_LEN)
+            .saturating_mul(std::mem::size_of::<Slice>() + MAX_STREAM_ID_LEN)
             .saturating_add(max_indices.saturating_mul(4))
             .saturating_add(MESSAGE_ROOM);
         let res = self.sandbox.call("slice", Spot::of(page), |store, c| {
@@ -277,9 +276,9 @@ impl Guest {
 }
 
 fn check_doc_id(id: &str) -> Result<(), String> {
-    if id.is_empty() || id.len() > MAX_DOC_ID_LEN || id.chars().any(char::is_control) {
+    if !crate::identity::is_text(id, MAX_STREAM_ID_LEN) {
         return Err(format!(
-            "document id {} ({} bytes) must be 1 to {MAX_DOC_ID_LEN} bytes without control \
+            "document id {} ({} bytes) must be 1 to {MAX_STREAM_ID_LEN} bytes without control \
              characters",
             preview(id),
             id.len()

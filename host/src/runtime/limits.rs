@@ -44,12 +44,6 @@ impl Limits {
     }
 }
 
-/// Longest document id a guest may name, in bytes. A document id is stored as a
-/// stream id, so this is the store's `MAX_STREAM_ID_LEN`: a constant of the runtime's
-/// own (rather than a parameter of every `Guest`) so the runtime depends on no store
-/// type; the daemon, which joins the two, has a unit test that they are equal.
-pub const MAX_DOC_ID_LEN: usize = 256;
-
 /// The events per page a guest's `slice` caps scale with unless its caller says
 /// (`Guest::with_page_size`): the daemon's default page size, pinned equal to it by
 /// a unit test in the daemon (the runtime imports nothing of the daemon).

@@ -6,8 +6,10 @@
 //! # Layers
 //!
 //! The files form layers, bottom to top. A file imports from its own layer or
-//! below, never above; within a layer, only files listed before it. Outside the runtime it
-//! imports only `teams` (which team a component's instances run for).
+//! below, never above; within a layer, only files listed before it. Outside the
+//! runtime it imports only `identity` (the one rule for names, ids and expected
+//! versions, shared with the store and the API) and `teams` (which team a
+//! component's instances run for).
 //!
 //! 1. **Types and limits**, the runtime's own vocabulary, in the latest WIT
 //!    version's terms: `guest_text` (clipping what guests say), `error`
@@ -86,14 +88,12 @@ pub use engine::{DEFAULT_POOL_INSTANCES, MIN_STACK_BYTES, Runtime};
 pub use error::{Fault, Limit, RuntimeError};
 pub use event::Event;
 pub use guest::Guest;
-pub use limits::{DEFAULT_PAGE_SIZE, Limits, MAX_DOC_ID_LEN};
+pub use limits::{DEFAULT_PAGE_SIZE, Limits};
 pub use loaded::{Compiled, Loaded, LoadedComponent, LoadedSubscription};
 pub use slots::{DEFAULT_TEAM_INSTANCES, DESCRIBE_SLOTS, InstanceSlots, Slot};
 pub use subscriber::Subscriber;
 pub use subscriber_versions::{SUBSCRIPTION_EXPORT_V1_0, SUBSCRIPTION_EXPORT_V1_1};
-pub use subscription_types::{
-    EmittedEvent, Expected, StartPosition, SubscriberHost, SubscriptionDescriptor,
-};
+pub use subscription_types::{EmittedEvent, StartPosition, SubscriberHost, SubscriptionDescriptor};
 pub use types::{
     ComponentKind, Descriptor, DocChange, DocInput, DocumentMode, Slice, WitVersion,
     slice_by_stream,

@@ -10,9 +10,10 @@ use wasmtime::component::{HasSelf, Linker};
 use super::event::Event;
 use super::state::HostState;
 use super::subscription_types::{
-    EmittedEvent, Expected, StartPosition, SubscriberHost, SubscriptionDescriptor,
+    EmittedEvent, StartPosition, SubscriberHost, SubscriptionDescriptor,
 };
 use super::types::WitVersion;
+use crate::identity::ExpectedVersion;
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -77,7 +78,9 @@ impl From<types::StartPosition> for StartPosition {
     }
 }
 
-impl From<types::ExpectedVersion> for Expected {
+/// The guest's expectation (WIT `expected-version`, the same in every version) as
+/// the host's one type.
+impl From<types::ExpectedVersion> for ExpectedVersion {
     fn from(expected: types::ExpectedVersion) -> Self {
         match expected {
             types::ExpectedVersion::Any => Self::Any,

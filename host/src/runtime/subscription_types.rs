@@ -1,10 +1,12 @@
 //! The runtime's own view of what subscriptions say and ask for: the latest WIT
 //! version's shapes (older versions convert into them), and the trait by which the
 //! daemon answers a subscription's imports during one `handle` call. Bottom layer:
-//! imports only the runtime's `event` and `types`.
+//! imports only the runtime's `event` and `types`, and the identity rules' one
+//! `ExpectedVersion`.
 
 use super::event::Event;
 use super::types::WitVersion;
+use crate::identity::ExpectedVersion;
 
 /// Where a subscription starts when first deployed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -47,17 +49,6 @@ impl SubscriptionDescriptor {
     }
 }
 
-/// The version a stream must be at for an emit to apply.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Expected {
-    /// No check.
-    Any,
-    /// The stream must not exist.
-    NoStream,
-    /// Exactly this version.
-    Exact(u64),
-}
-
 /// One event a subscription emits.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EmittedEvent {
@@ -76,7 +67,7 @@ pub trait SubscriberHost: Send {
     fn emit(
         &mut self,
         stream: String,
-        expected: Expected,
+        expected: ExpectedVersion,
         events: Vec<EmittedEvent>,
         idempotency_key: Option<String>,
     ) -> Result<u64, String>;
