@@ -2,7 +2,9 @@
 
 use super::*;
 use crate::store::subscription::{HandledPage, NewMessage, SubscriptionStore};
-use crate::store::{DocumentStore, NewEvent, ProjectionKey};
+use crate::store::{
+    AppendRequest, DocumentStore, ExpectedVersion, NewEvent, ProjectionKey, StreamId, now_micros,
+};
 
 async fn store() -> (tempfile::TempDir, SqliteStore, ProjectionKey) {
     let dir = tempfile::tempdir().expect("tempdir");
