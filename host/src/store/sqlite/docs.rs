@@ -253,7 +253,7 @@ impl DocumentStore for SqliteStore {
 
 impl SqliteStore {
     /// Whether the version has a document table (a subscription has none).
-    async fn has_doc_table(&self, key: &ProjectionKey) -> Result<bool, StoreError> {
+    pub(super) async fn has_doc_table(&self, key: &ProjectionKey) -> Result<bool, StoreError> {
         Ok(sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?)",
         )
