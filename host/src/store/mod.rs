@@ -1,7 +1,9 @@
 //! Storage: the event store, the projections' documents and progress, and the
 //! registry of deployed components, behind traits so backends can be swapped.
 //!
-//! SQL lives in the backend modules and nowhere else.
+//! The [`Store`] trait is the only seam: [`open`] picks the backend from a
+//! [`Location`] and hands back an `Arc<dyn Store>`. SQL, and the backend's own error
+//! types (converted into [`StoreError`]), live in the backend modules and nowhere else.
 
 mod model;
 mod open;

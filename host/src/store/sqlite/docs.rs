@@ -96,12 +96,7 @@ impl DocumentStore for SqliteStore {
         let mut tx = self.reader().begin().await?;
         let (position, doc) =
             super::reads::position_and_doc(&mut tx, key, &t, stream.as_str()).await?;
-        let stream_version: i64 =
-            sqlx::query_scalar("SELECT version FROM streams WHERE stream_id = ?")
-                .bind(stream.as_str())
-                .fetch_optional(&mut *tx)
-                .await?
-                .unwrap_or(0);
+        let stream_version = super::reads::stream_version(&mut tx, stream.as_str()).await?;
         let scan = super::reads::Scan {
             after: position,
             upto: None,

@@ -36,11 +36,7 @@ impl EventStore for SqliteStore {
         from_version: u64,
     ) -> Result<(u64, Vec<RecordedEvent>), StoreError> {
         let mut tx = self.reader.begin().await?;
-        let version: i64 = sqlx::query_scalar("SELECT version FROM streams WHERE stream_id = ?")
-            .bind(stream.as_str())
-            .fetch_optional(&mut *tx)
-            .await?
-            .unwrap_or(0);
+        let version = reads::stream_version(&mut tx, stream.as_str()).await?;
         let sql = format!(
             "SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = ? AND stream_version >= ? \
              AND stream_version <= ? ORDER BY stream_version"

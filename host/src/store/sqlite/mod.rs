@@ -1,5 +1,9 @@
 //! The embedded SQLite backend: one file in WAL mode, one writer connection (so
 //! commits land in sequence order) and a pool of readers.
+//!
+//! This file opens the database (pools, migrations) and tracks the head; appends
+//! are in `append`, the event store in `events`, documents in `docs`, progress in
+//! `progress`, and conversions (rows, integers, sqlx errors) in `convert`.
 
 mod append;
 mod convert;
