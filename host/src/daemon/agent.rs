@@ -104,6 +104,8 @@ pub(crate) struct Agent {
     pub deadline: std::time::Duration,
     /// The team's instance slots (from the projector), waited for before each page.
     pub slots: Option<crate::runtime::InstanceSlots>,
+    /// The team's turns at the store, taken for each page read and commit.
+    pub turns: super::turns::StoreTurns,
     pub store: Arc<dyn Store>,
     pub event_types: Arc<[String]>,
     pub budget: PageBudget,
@@ -320,8 +322,12 @@ impl Agent {
         }
         self.stored_at = Instant::now();
         let (store, key, at) = (self.store.clone(), self.key.clone(), commit.position);
+        let turns = self.turns.clone();
         self.commits
-            .spawn(async move { store.commit_page(&key, &commit).await })
+            .spawn(async move {
+                let _turn = turns.write().await;
+                store.commit_page(&key, &commit).await
+            })
             .await;
         self.position = Some(at);
         Ok(())
@@ -330,8 +336,9 @@ impl Agent {
     fn read_ahead(&mut self, after: Position) {
         let (store, types) = (self.store.clone(), self.event_types.clone());
         let (limit, bytes) = (self.limit, self.budget.bytes);
-        let streams = self.streams.clone();
+        let (streams, turns) = (self.streams.clone(), self.turns.clone());
         self.ahead = Some(tokio::spawn(async move {
+            let _turn = turns.read().await;
             let page = store
                 .read_page_within(after, Some(&types), limit, bytes)
                 .await?;
@@ -340,6 +347,7 @@ impl Agent {
     }
 
     async fn read(&self, after: Position) -> Result<Page, StoreError> {
+        let _turn = self.turns.read().await;
         let page = self
             .store
             .read_page_within(

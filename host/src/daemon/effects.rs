@@ -13,7 +13,7 @@ use tokio::runtime::Handle;
 
 use super::emit_budget::EmitTally;
 use crate::outbox::Grants;
-use crate::runtime::{EmittedEvent, Expected, SubscriberHost};
+use crate::runtime::{EmittedEvent, SubscriberHost};
 use crate::store::subscription::NewMessage;
 use crate::store::{
     AppendRequest, ExpectedVersion, MAX_STREAM_PAGE_BYTES, NewEvent, RecordedEvent, Store,
@@ -177,7 +177,7 @@ impl SubscriberHost for PageEffects {
     fn emit(
         &mut self,
         stream: String,
-        expected: Expected,
+        expected: ExpectedVersion,
         events: Vec<EmittedEvent>,
         idempotency_key: Option<String>,
     ) -> Result<u64, String> {
@@ -216,23 +216,15 @@ impl SubscriberHost for PageEffects {
                     .map(|(s, r)| (s, r.stream_version))
                 }
             };
-            if let Some((first_stream, version)) = earlier {
-                if first_stream != stream {
-                    return Err(format!(
-                        "emit to {stream}: idempotency key {key:?} was already used for stream {first_stream}"
-                    ));
-                }
-                // Done before (a replay, or a retried page): nothing to append again.
+            // Done before (a replay, or a retried page): nothing to append again.
+            if let Some(version) = crate::store::replay(key, &stream, earlier)
+                .map_err(|e| format!("emit to {stream}: {e}"))?
+            {
                 return Ok(version);
             }
         }
         let current = self.version_of(&id)?;
-        let ok = match expected {
-            Expected::Any => true,
-            Expected::NoStream => current == 0,
-            Expected::Exact(v) => current == v,
-        };
-        if !ok {
+        if !expected.accepts(current) {
             return Err(format!(
                 "emit to {stream}: the stream is at version {current}, expected {expected:?}"
             ));

@@ -15,6 +15,7 @@ mod running;
 mod shared;
 mod subscription;
 mod subscription_hold;
+mod turns;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -88,6 +89,8 @@ pub struct Daemon {
     counters: Mutex<HashMap<ProjectionKey, Arc<counters::Counters>>>,
     /// Which streams each team's components are fed, emit to and read.
     teams: crate::teams::Teams,
+    /// Each team's turns at the store, shared by the team's agents.
+    turns: turns::TeamTurns,
 }
 
 impl Daemon {
@@ -103,6 +106,7 @@ impl Daemon {
             agents: Mutex::new(HashMap::new()),
             counters: Mutex::new(HashMap::new()),
             teams: crate::teams::Teams::default(),
+            turns: turns::TeamTurns::default(),
         }
     }
 
@@ -190,6 +194,7 @@ impl Daemon {
             subscriber: Arc::new(Mutex::new(Subscriber::new(loaded, key.to_string()))),
             deadline: loaded.limits.call_timeout(),
             slots: loaded.slots.clone(),
+            turns: self.turns.of(&env.team),
             key: key.clone(),
             team: env.team.clone(),
             event_types: d.event_types.clone().into(),
@@ -254,9 +259,11 @@ impl Daemon {
             events: page_size.max(1),
             bytes: self.page_bytes,
         };
-        let streams = self.teams.access(crate::teams::team_of(&key.name)).read;
+        let team = crate::teams::team_of(&key.name);
+        let streams = self.teams.access(team).read;
         let mut agent = Agent {
             streams,
+            turns: self.turns.of(team),
             deadline: projector.call_timeout(),
             slots: projector.slots(),
             projector: Arc::new(Mutex::new(projector)),

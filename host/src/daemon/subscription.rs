@@ -56,6 +56,8 @@ pub(crate) struct SubscriptionAgent {
     pub deadline: std::time::Duration,
     /// The team's instance slots, waited for before each page.
     pub slots: Option<crate::runtime::InstanceSlots>,
+    /// The team's turns at the store, taken for each page read and commit.
+    pub turns: super::turns::StoreTurns,
     pub event_types: Arc<[String]>,
     pub page_size: usize,
     /// Bytes of event data and metadata per page (a bigger event goes alone).
@@ -92,12 +94,14 @@ impl SubscriptionAgent {
         // Events per page now: the page size, less after a page over its emit budget.
         let mut limit = self.page_size;
         while !*self.shutdown.borrow() {
-            let mut page = match self
+            let turn = self.turns.read().await;
+            let read = self
                 .env
                 .store
                 .read_page_within(position, Some(&self.event_types), limit, self.page_bytes)
-                .await
-            {
+                .await;
+            drop(turn);
+            let mut page = match read {
                 Ok(p) => readable(p, &self.env.access.read),
                 Err(e) => {
                     tracing::warn!(subscription = %self.key, "reading events failed: {e}");
@@ -319,9 +323,13 @@ impl SubscriptionAgent {
     }
 
     async fn commit(&self, page: &HandledPage) -> Result<(), StoreError> {
-        self.store()
+        let turn = self.turns.write().await;
+        let committed = self
+            .store()
             .commit_handled(&self.key, &self.team, page)
-            .await?;
+            .await;
+        drop(turn);
+        committed?;
         if !page.messages.is_empty() {
             self.outbox.wake();
         }

@@ -18,9 +18,10 @@ use super::limits::Limits;
 use super::sandbox::{Sandbox, Spot};
 use super::slots::{InstanceSlots, Slot};
 use super::state::HostState;
-use super::types::{Descriptor, DocChange, Slice, preview, slice_by_stream};
+use super::types::{Descriptor, DocChange, Slice, slice_by_stream};
 use super::versions::{Projector, ProjectorPre};
-use crate::store::{MAX_STREAM_ID_LEN, RecordedEvent};
+use crate::identity::{MAX_STREAM_ID_LEN, preview};
+use crate::store::RecordedEvent;
 
 /// One document to bring up to date: its current JSON and its events (page indices).
 #[derive(Debug, Clone)]
@@ -292,7 +293,7 @@ impl Guest {
 }
 
 fn check_doc_id(id: &str) -> Result<(), String> {
-    if id.is_empty() || id.len() > MAX_STREAM_ID_LEN || id.chars().any(char::is_control) {
+    if !crate::identity::is_text(id, MAX_STREAM_ID_LEN) {
         return Err(format!(
             "document id {} ({} bytes) must be 1 to {MAX_STREAM_ID_LEN} bytes without control \
              characters",

@@ -33,7 +33,7 @@ pub use limits::Limits;
 pub use loaded::Loaded;
 pub use slots::{DEFAULT_TEAM_INSTANCES, DESCRIBE_SLOTS, InstanceSlots, Slot};
 pub use subscriber::{
-    EmittedEvent, Expected, LoadedSubscription, StartPosition, Subscriber, SubscriberHost,
+    EmittedEvent, LoadedSubscription, StartPosition, Subscriber, SubscriberHost,
     SubscriptionDescriptor,
 };
 pub use types::{

@@ -6,6 +6,7 @@
 use wasmtime::component::Linker;
 
 use super::state::HostState;
+use crate::identity::ExpectedVersion;
 use crate::store::RecordedEvent;
 
 use super::subscriber_wit::{Bindings, SubscriberPre, event, types};
@@ -59,17 +60,6 @@ impl SubscriptionDescriptor {
     }
 }
 
-/// The version a stream must be at for an emit to apply.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Expected {
-    /// No check.
-    Any,
-    /// The stream must not exist.
-    NoStream,
-    /// Exactly this version.
-    Exact(u64),
-}
-
 /// One event a subscription emits.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EmittedEvent {
@@ -88,7 +78,7 @@ pub trait SubscriberHost: Send {
     fn emit(
         &mut self,
         stream: String,
-        expected: Expected,
+        expected: ExpectedVersion,
         events: Vec<EmittedEvent>,
         idempotency_key: Option<String>,
     ) -> Result<u64, String>;

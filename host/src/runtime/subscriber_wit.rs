@@ -7,8 +7,9 @@ use wasmtime::Store;
 use wasmtime::component::{HasSelf, Instance, InstancePre, Linker};
 
 use super::state::HostState;
-use super::subscriber::{EmittedEvent, Expected, SubscriberHost};
+use super::subscriber::{EmittedEvent, SubscriberHost};
 use super::types::WitVersion;
+use crate::identity::ExpectedVersion;
 use crate::store::RecordedEvent;
 
 mod v1_1 {
@@ -150,6 +151,18 @@ impl Bindings {
     }
 }
 
+/// The guest's expectation (WIT `expected-version`, the same in every version) as
+/// the host's one type.
+impl From<types::ExpectedVersion> for ExpectedVersion {
+    fn from(e: types::ExpectedVersion) -> Self {
+        match e {
+            types::ExpectedVersion::Any => Self::Any,
+            types::ExpectedVersion::NoStream => Self::NoStream,
+            types::ExpectedVersion::Exact(v) => Self::Exact(v),
+        }
+    }
+}
+
 const OUTSIDE_A_PAGE: &str = "only possible while handling a page";
 
 impl types::Host for HostState {}
@@ -163,11 +176,6 @@ impl HostState {
         events: Vec<types::NewEvent>,
         idempotency_key: Option<String>,
     ) -> Result<u64, String> {
-        let expected = match expected {
-            types::ExpectedVersion::Any => Expected::Any,
-            types::ExpectedVersion::NoStream => Expected::NoStream,
-            types::ExpectedVersion::Exact(v) => Expected::Exact(v),
-        };
         let events = events
             .into_iter()
             .map(|e| EmittedEvent {
@@ -177,7 +185,7 @@ impl HostState {
             })
             .collect();
         self.page_host("emit")?
-            .emit(stream_id, expected, events, idempotency_key)
+            .emit(stream_id, expected.into(), events, idempotency_key)
     }
 
     fn sub_read_stream(&mut self, stream_id: String) -> Result<types::StreamState, String> {

@@ -5,9 +5,10 @@ use sqlx::sqlite::SqliteConnection;
 use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::{to_i64, to_u64};
+use crate::identity::check_text;
 use crate::store::{
     AppendRequest, AppendResult, ExpectedVersion, MAX_EVENTS_PER_APPEND, MAX_IDEMPOTENCY_KEY_LEN,
-    StoreError, check_name, now_micros,
+    StoreError, now_micros,
 };
 
 /// Rows per multi-row INSERT: 8 parameters a row stays under SQLite's 32,766 limit.
@@ -24,7 +25,7 @@ pub(super) fn validate(req: &AppendRequest, max_event_bytes: usize) -> Result<()
         )));
     }
     if let Some(key) = &req.idempotency_key {
-        check_name("idempotency key", key, MAX_IDEMPOTENCY_KEY_LEN)?;
+        check_text("idempotency key", key, MAX_IDEMPOTENCY_KEY_LEN)?;
     }
     for (i, e) in req.events.iter().enumerate() {
         let size = e.data.len() + e.metadata.len();
@@ -35,13 +36,40 @@ pub(super) fn validate(req: &AppendRequest, max_event_bytes: usize) -> Result<()
                 max: max_event_bytes,
             });
         }
-        check_name(
+        check_text(
             &format!("events[{i}].type"),
             &e.event_type,
             crate::store::MAX_EVENT_TYPE_LEN,
         )?;
     }
     Ok(())
+}
+
+/// The stream and result of the append that first used `team`'s idempotency key.
+pub(super) async fn first_use<'c>(
+    conn: impl sqlx::SqliteExecutor<'c>,
+    team: &str,
+    key: &str,
+) -> Result<Option<(String, AppendResult)>, StoreError> {
+    let row = sqlx::query(
+        "SELECT stream_id, stream_version, first_sequence, last_sequence \
+         FROM idempotency_keys WHERE team = ? AND key = ?",
+    )
+    .bind(team)
+    .bind(key)
+    .fetch_optional(conn)
+    .await?;
+    row.map(|r| {
+        Ok((
+            r.try_get(0)?,
+            AppendResult {
+                stream_version: to_u64(r.try_get(1)?, "stream version")?,
+                first_sequence: r.try_get(2)?,
+                last_sequence: r.try_get(3)?,
+            },
+        ))
+    })
+    .transpose()
 }
 
 /// One append inside the caller's write transaction: the idempotency key, the
@@ -53,27 +81,9 @@ pub(super) async fn append_in(
 ) -> Result<AppendResult, StoreError> {
     let stream = req.stream.as_str();
     if let Some(key) = &req.idempotency_key {
-        let row = sqlx::query(
-            "SELECT stream_id, stream_version, first_sequence, last_sequence \
-                 FROM idempotency_keys WHERE team = ? AND key = ?",
-        )
-        .bind(&req.team)
-        .bind(key)
-        .fetch_optional(&mut *conn)
-        .await?;
-        if let Some(row) = row {
-            let first_stream: String = row.try_get(0)?;
-            if first_stream != stream {
-                return Err(StoreError::KeyReused {
-                    key: key.clone(),
-                    stream: first_stream,
-                });
-            }
-            return Ok(AppendResult {
-                stream_version: to_u64(row.try_get(1)?, "stream version")?,
-                first_sequence: row.try_get(2)?,
-                last_sequence: row.try_get(3)?,
-            });
+        let first = first_use(&mut *conn, &req.team, key).await?;
+        if let Some(result) = crate::store::replay(key, stream, first)? {
+            return Ok(result);
         }
     }
     // One statement checks the expected version and moves the stream on; no row
@@ -111,11 +121,7 @@ pub(super) async fn append_in(
         return Err(StoreError::Conflict {
             stream: stream.to_owned(),
             current: to_u64(current, "stream version")?,
-            expected: match req.expected {
-                ExpectedVersion::Any => "any".into(),
-                ExpectedVersion::NoStream => "no stream (0)".into(),
-                ExpectedVersion::Exact(n) => n.to_string(),
-            },
+            expected: req.expected.describe(),
         });
     };
     let current = to_u64(new_version - n, "stream version")?;

@@ -18,11 +18,7 @@ const ID_CHUNK: usize = 900;
 /// The quoted name of a version's document table, refusing names that could escape.
 pub(super) fn table(key: &ProjectionKey) -> Result<String, StoreError> {
     let name = key.doc_table();
-    if name
-        .chars()
-        // `.` separates a team from its component's name (always quoted).
-        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-' | '.'))
-    {
+    if crate::identity::is_internal_name(&name) {
         Ok(format!("\"{name}\""))
     } else {
         Err(StoreError::Invalid(format!(

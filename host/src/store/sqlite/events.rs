@@ -1,12 +1,12 @@
 //! SQLite: the event store (appends, stream and page reads, the head).
 
 use async_trait::async_trait;
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::{QueryBuilder, Sqlite};
 use tokio::sync::watch;
 
 use super::{
-    EVENT_COLUMNS, SqliteStore, append_in, event_from_row, push_in_list, reads, to_i64, to_u64,
-    validate,
+    EVENT_COLUMNS, SqliteStore, append_in, event_from_row, first_use, push_in_list, reads, to_i64,
+    to_u64, validate,
 };
 use crate::store::{
     AppendRequest, AppendResult, EventStore, Page, Position, RecordedEvent, StoreError, StreamId,
@@ -129,25 +129,7 @@ impl EventStore for SqliteStore {
         team: &str,
         key: &str,
     ) -> Result<Option<(String, AppendResult)>, StoreError> {
-        let row = sqlx::query(
-            "SELECT stream_id, stream_version, first_sequence, last_sequence \
-             FROM idempotency_keys WHERE team = ? AND key = ?",
-        )
-        .bind(team)
-        .bind(key)
-        .fetch_optional(&self.reader)
-        .await?;
-        row.map(|r| {
-            Ok((
-                r.try_get(0)?,
-                AppendResult {
-                    stream_version: to_u64(r.try_get(1)?, "stream version")?,
-                    first_sequence: r.try_get(2)?,
-                    last_sequence: r.try_get(3)?,
-                },
-            ))
-        })
-        .transpose()
+        first_use(&self.reader, team, key).await
     }
 
     async fn position_at_time(&self, micros: i64) -> Result<Position, StoreError> {

@@ -58,48 +58,25 @@ impl Registry for SqliteStore {
     ) -> Result<Vec<ComponentRecord>, StoreError> {
         // Each filter is served by an index (the primary key or migration 0012's), so a
         // lookup costs the same with 2 or 20,000 components registered.
-        let rows = match which {
-            Components::All => {
-                sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "{COLUMNS} ORDER BY name, version"
-                )))
-                .fetch_all(self.reader())
-                .await?
-            }
-            Components::Key(key) => {
-                sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "{COLUMNS} WHERE name = ? AND version = ?"
-                )))
-                .bind(&key.name)
-                .bind(key.version)
-                .fetch_all(self.reader())
-                .await?
-            }
-            Components::Name(name) => {
-                sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "{COLUMNS} WHERE name = ? ORDER BY version"
-                )))
-                .bind(name)
-                .fetch_all(self.reader())
-                .await?
-            }
-            Components::Team(team) => {
-                sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "{COLUMNS} WHERE team = ? ORDER BY name, version"
-                )))
-                .bind(team)
-                .fetch_all(self.reader())
-                .await?
-            }
-            Components::Code(sha256) => {
-                sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "{COLUMNS} WHERE sha256 = ? ORDER BY name, version"
-                )))
-                .bind(sha256)
-                .fetch_all(self.reader())
-                .await?
-            }
+        let (filter, text, version) = match which {
+            Components::All => ("ORDER BY name, version", None, None),
+            Components::Key(key) => (
+                "WHERE name = ? AND version = ?",
+                Some(key.name.as_str()),
+                Some(key.version),
+            ),
+            Components::Name(name) => ("WHERE name = ? ORDER BY version", Some(name), None),
+            Components::Team(team) => ("WHERE team = ? ORDER BY name, version", Some(team), None),
+            Components::Code(sha) => ("WHERE sha256 = ? ORDER BY name, version", Some(sha), None),
         };
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(format!("{COLUMNS} {filter}")));
+        if let Some(text) = text {
+            query = query.bind(text);
+        }
+        if let Some(version) = version {
+            query = query.bind(version);
+        }
+        let rows = query.fetch_all(self.reader()).await?;
         rows.iter().map(record).collect()
     }
 }
