@@ -7,7 +7,6 @@ mod deploying;
 mod lifecycle;
 mod pause;
 mod per_team;
-mod read_permits;
 mod reads;
 mod reload;
 mod shadow;
@@ -17,9 +16,9 @@ mod uploads;
 pub use dead_letters::{
     DEFAULT_DEAD_LETTER_PAGE, DeadLetterPage, MAX_DEAD_LETTER_PAGE, STATUS_DEAD_LETTERS,
 };
-pub use read_permits::{GUEST_READ_PERMITS, GUEST_READ_WAIT};
 pub use reads::{
-    ConsistentDoc, DEFAULT_STREAM_PAGE, MAX_CONSISTENT_SCAN, MAX_STREAM_PAGE, StreamPage,
+    ConsistentDoc, DEFAULT_STREAM_PAGE, GUEST_READ_PERMITS, GUEST_READ_WAIT, MAX_CONSISTENT_SCAN,
+    MAX_STREAM_PAGE, StreamPage,
 };
 pub use reload::{Reload, Reloaded};
 pub use shadow::{CandidateStatus, Cause};
@@ -36,7 +35,6 @@ use crate::daemon::Daemon;
 use crate::deploy::{DeployError, Lifecycle, LifecycleError, VersionState};
 use crate::outbox::{Grants, OutboxWaker};
 use crate::runtime::{Loaded, Runtime, RuntimeError};
-use crate::store::sqlite::SqliteStore;
 use crate::store::{AppendRequest, AppendResult, Components, ProjectionKey, Store, StoreError};
 
 /// What a service call can fail with; the API maps each to a status code.
@@ -103,7 +101,6 @@ pub struct Refract {
     deploy_lock: Arc<Mutex<()>>,
     /// Lifecycle states and what agents are told of them; promotes.
     lifecycle: Lifecycle,
-    sqlite: Option<SqliteStore>,
     /// The compiled component of every running version (write-model reads, reloads).
     loaded: std::sync::Mutex<std::collections::HashMap<ProjectionKey, Loaded>>,
     /// What subscriptions may reach, by team.
@@ -118,7 +115,7 @@ pub struct Refract {
     /// Candidate builds projecting into shadow tables.
     candidates: shadow::Candidates,
     /// Permits for request-driven guest reads (consistent documents, aggregates).
-    guest_reads: read_permits::GuestReads,
+    guest_reads: reads::GuestReads,
     /// Each team's uploads being compiled.
     uploads: uploads::Uploads,
     /// The daemon's emit budget (a team's own replaces it).
@@ -150,9 +147,12 @@ impl Refract {
         std::fs::create_dir_all(&config.data_dir).map_err(|e| {
             ServiceError::Startup(format!("cannot create {}: {e}", config.data_dir.display()))
         })?;
-        let sqlite = SqliteStore::open(&config.database_path())
-            .await?
-            .with_max_event_bytes(config.max_event_bytes);
+        // The data directory's SQLite file: the one backend there is so far.
+        let location = crate::store::Location::from(config.database_path());
+        let options = crate::store::OpenOptions {
+            max_event_bytes: config.max_event_bytes,
+        };
+        let store = crate::store::open(&location, &options).await?;
         let teams = config.teams().map_err(ServiceError::Startup)?;
         let runtime = Runtime::with_pool(
             Some(config.data_dir.join("cache")),
@@ -160,7 +160,6 @@ impl Refract {
             teams.pool_instances(),
         )
         .map_err(|e: RuntimeError| ServiceError::Startup(e.to_string()))?;
-        let store: Arc<dyn Store> = Arc::new(sqlite.clone());
         let components_dir = config.data_dir.join("components");
         let daemon = Daemon::new(store.clone(), config.page_size)
             .with_budgets(config.page_bytes, config.cache_bytes)
@@ -191,7 +190,6 @@ impl Refract {
             components_dir,
             deploy_lock,
             lifecycle,
-            sqlite: Some(sqlite),
             loaded: std::sync::Mutex::new(Default::default()),
             grants,
             teams,
@@ -284,8 +282,6 @@ impl Refract {
         if let Some(task) = task {
             let _ = task.await;
         }
-        if let Some(s) = &self.sqlite {
-            s.close().await;
-        }
+        self.store.close().await;
     }
 }

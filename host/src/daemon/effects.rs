@@ -13,7 +13,7 @@ use tokio::runtime::Handle;
 
 use super::emit_budget::EmitTally;
 use crate::outbox::Grants;
-use crate::runtime::{EmittedEvent, SubscriberHost};
+use crate::runtime::{EmittedEvent, Event, SubscriberHost};
 use crate::store::subscription::NewMessage;
 use crate::store::{
     AppendRequest, ExpectedVersion, MAX_STREAM_PAGE_BYTES, NewEvent, RecordedEvent, Store,
@@ -290,7 +290,7 @@ impl SubscriberHost for PageEffects {
         Ok(version)
     }
 
-    fn read_stream(&mut self, stream: String) -> Result<(u64, Vec<RecordedEvent>), String> {
+    fn read_stream(&mut self, stream: String) -> Result<(u64, Vec<Event>), String> {
         let cap = MAX_WHOLE_STREAM_READ;
         let (version, events) = self.window("read-stream", stream.clone(), 1, cap + 1)?;
         if events.len() > cap {
@@ -307,7 +307,7 @@ impl SubscriberHost for PageEffects {
                 MAX_STREAM_PAGE_BYTES >> 20
             ));
         }
-        Ok((version, events))
+        Ok((version, super::to_events(events)))
     }
 
     fn read_stream_page(
@@ -315,7 +315,7 @@ impl SubscriberHost for PageEffects {
         stream: String,
         from_version: u64,
         limit: u32,
-    ) -> Result<(u64, Vec<RecordedEvent>), String> {
+    ) -> Result<(u64, Vec<Event>), String> {
         if i64::try_from(from_version).is_err() {
             return Err(format!(
                 "read-stream-page: from_version {from_version} is past the largest stream \
@@ -328,6 +328,7 @@ impl SubscriberHost for PageEffects {
         }
         let limit = limit.min(MAX_STREAM_PAGE) as usize;
         self.window("read-stream-page", stream, from_version.max(1), limit)
+            .map(|(version, events)| (version, super::to_events(events)))
     }
 
     fn send(&mut self, url: String, body: String, key: String) -> Result<(), String> {

@@ -8,7 +8,7 @@ use crate::identity::{MAX_EVENT_TYPE_LEN, MAX_IDEMPOTENCY_KEY_LEN, check_text};
 use crate::runtime::EmittedEvent;
 
 /// Most events in one emit (as in one append).
-pub(super) const MAX_EVENTS_PER_EMIT: usize = crate::store::sqlite::MAX_EVENTS_PER_APPEND;
+pub(super) const MAX_EVENTS_PER_EMIT: usize = crate::store::MAX_EVENTS_PER_APPEND;
 
 /// Checks one emit's events and key, as the store would at commit, plus each event's
 /// size (data and metadata bytes) against `max_event_bytes`. The error names the

@@ -15,9 +15,9 @@ use tokio::sync::watch;
 use super::effects::{EffectsEnv, PageEffects};
 use super::shared::{back_off, readable, record_pause, skipped};
 use crate::outbox::OutboxWaker;
-use crate::runtime::{RuntimeError, Subscriber};
+use crate::runtime::{Event, RuntimeError, Subscriber};
 use crate::store::subscription::{DeadLetter, HandledPage};
-use crate::store::{Position, ProjectionKey, RecordedEvent, Store, StoreError};
+use crate::store::{Position, ProjectionKey, Store, StoreError};
 
 /// How a subscription version meets a failing `handle`.
 #[derive(Debug, Clone, Copy)]
@@ -141,7 +141,7 @@ impl SubscriptionAgent {
             }
             let held = self.is_standby() || first.is_some_and(|f| f <= hold_until);
             // Shared, not copied: a failed page may still be needed by `give_up`.
-            let events: Arc<[RecordedEvent]> = page.events.into();
+            let events: Arc<[Event]> = super::to_events(page.events).into();
             let result = self
                 .handle(events.clone(), held, page.scanned_to, skipped)
                 .await;
@@ -243,7 +243,7 @@ impl SubscriptionAgent {
     /// page to commit at `position`. A store failure during the call is the host's.
     async fn handle(
         &self,
-        events: Arc<[RecordedEvent]>,
+        events: Arc<[Event]>,
         held: bool,
         position: Position,
         skipped: u64,
@@ -340,7 +340,7 @@ impl SubscriptionAgent {
     async fn give_up(
         &mut self,
         mut e: RuntimeError,
-        page: &[RecordedEvent],
+        page: &[Event],
         position: Position,
         held: bool,
     ) -> Option<Position> {
@@ -359,7 +359,7 @@ impl SubscriptionAgent {
         };
         let mut at = position;
         loop {
-            let before: Arc<[RecordedEvent]> = page
+            let before: Arc<[Event]> = page
                 .iter()
                 .take_while(|ev| ev.sequence < failed_at)
                 .cloned()
@@ -426,11 +426,7 @@ impl SubscriptionAgent {
 
 /// The guest's failure of the events before `failed_at`, naming one of them: where
 /// the page fails first.
-fn earlier_failure(
-    e: &RuntimeError,
-    page: &[RecordedEvent],
-    failed_at: Position,
-) -> Option<Position> {
+fn earlier_failure(e: &RuntimeError, page: &[Event], failed_at: Position) -> Option<Position> {
     match e {
         RuntimeError::Guest {
             event_sequence: Some(s),

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use super::files::save_wasm;
-use super::start::start_at;
+use super::start::{prepare, start_at};
 use super::{DeployError, Deployed, VersionState, deployed, key_in};
 use crate::runtime::Loaded;
 use crate::store::{ComponentRecord, Components, ProjectionKey, Store, now_micros};
@@ -42,7 +42,7 @@ pub async fn register(
     } else {
         VersionState::Live
     };
-    store.prepare_projection(&key).await?;
+    prepare(store, &key, &loaded).await?;
     start_at(store, &key, &loaded).await?;
     let rec = ComponentRecord {
         key,
@@ -127,7 +127,7 @@ async fn from_start(
     if let Some(rec) = new {
         store.save_component(rec).await?;
     }
-    store.prepare_projection(key).await?;
+    prepare(store, key, loaded).await?;
     start_at(store, key, loaded).await?;
     Ok(())
 }

@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use super::files::read_wasm;
+use super::start::prepare;
 use super::{DeployError, Lifecycle, VersionState, load};
 use crate::runtime::{Loaded, Runtime};
 use crate::store::{ComponentRecord, RunStatus};
@@ -58,7 +59,7 @@ impl Lifecycle {
         let wasm = read_wasm(components_dir, &rec.sha256).await?;
         // `describe` again under the team's limits, as at deploy.
         let (loaded, _) = load(runtime, wasm, limits).await?;
-        self.store.prepare_projection(&rec.key).await?;
+        prepare(self.store.as_ref(), &rec.key, &loaded).await?;
         tracing::info!(projection = %rec.key, from_cache = loaded.from_cache(), "restored");
         Ok(loaded)
     }

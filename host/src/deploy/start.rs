@@ -1,4 +1,4 @@
-//! Where a new version's progress starts.
+//! What a version keeps in the store, and where a new version's progress starts.
 
 use crate::runtime::{Loaded, StartPosition};
 use crate::store::{ProjectionKey, Store, StoreError};
@@ -22,4 +22,17 @@ pub(super) async fn start_at(
     };
     // Where it starts is not a replay: its effects high-water mark stays.
     store.rewind(key, position, false).await
+}
+
+/// Creates what the version keeps in the store: a projection's document table and
+/// progress, a subscription's progress only.
+pub(super) async fn prepare(
+    store: &dyn Store,
+    key: &ProjectionKey,
+    loaded: &Loaded,
+) -> Result<(), StoreError> {
+    match loaded {
+        Loaded::Projection(_) => store.prepare_projection(key).await,
+        Loaded::Subscription(_) => store.prepare_subscription(key).await,
+    }
 }

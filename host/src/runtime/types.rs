@@ -1,5 +1,6 @@
-//! The runtime's own view of what guests say: the latest WIT version's shapes. Older
-//! WIT versions convert into these, so the daemon handles one set of types.
+//! The runtime's own view of what projections say: the latest WIT version's shapes.
+//! Older WIT versions convert into these, so the daemon handles one set of types.
+//! Bottom layer: imports only the runtime's `event`.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -7,8 +8,8 @@ use std::fmt;
 use serde::Serialize;
 use wasmtime::component::{ComponentType, Lift};
 
+use super::event::Event;
 use crate::identity::{MAX_EVENT_TYPE_LEN, preview};
-use crate::store::RecordedEvent;
 
 /// What kind of component this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -182,9 +183,20 @@ pub enum DocChange {
     Keep,
 }
 
+/// One document to bring up to date: its current JSON and its events (page indices).
+#[derive(Debug, Clone)]
+pub struct DocInput {
+    /// The document's id.
+    pub id: String,
+    /// Its current JSON, if it exists.
+    pub state: Option<String>,
+    /// Indices of its events in the page.
+    pub events: Vec<u32>,
+}
+
 /// Groups a page by stream, in order of first appearance: what `slice` returns for a
 /// guest whose documents are its streams.
-pub fn slice_by_stream(page: &[RecordedEvent]) -> Vec<Slice> {
+pub fn slice_by_stream(page: &[Event]) -> Vec<Slice> {
     let mut slices: Vec<Slice> = Vec::new();
     let mut at: HashMap<&str, usize> = HashMap::new();
     for (i, e) in page.iter().enumerate() {
@@ -206,7 +218,7 @@ mod tests {
 
     #[test]
     fn slicing_by_stream_keeps_first_appearance_and_page_order() {
-        let ev = |seq: i64, stream: &str| RecordedEvent {
+        let ev = |seq: i64, stream: &str| Event {
             sequence: seq,
             stream_id: stream.into(),
             stream_version: 1,

@@ -1,13 +1,13 @@
-//! The permits of request-driven guest reads (consistent documents, aggregates):
-//! a team's own, a shared one, an instance slot, and a turn at the store.
+//! The permits of request-driven guest reads: a team's own, the shared ones, the
+//! store loads and the team's instance slots.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::ServiceError;
 use crate::runtime::LoadedComponent;
+use crate::service::ServiceError;
 use crate::store::ProjectionKey;
 
 /// Most request-driven guest reads (consistent documents, aggregates) at once.
@@ -21,7 +21,7 @@ const GUEST_READ_LOADS: usize = 2;
 /// The permits of request-driven guest reads: each read holds one from before its
 /// store read until its guest calls end, which bounds their guest instances, their
 /// memory and the reader connections they take from the agents.
-pub(super) struct GuestReads {
+pub(in crate::service) struct GuestReads {
     permits: Arc<Semaphore>,
     size: usize,
     wait: Duration,
@@ -29,12 +29,12 @@ pub(super) struct GuestReads {
     /// Each team's own permits (its `max_concurrent_calls`): taken first and never
     /// waited for, so one team's calls cannot queue without bound nor take every
     /// shared permit's wait from the others.
-    teams: super::per_team::PerTeam<Arc<Semaphore>>,
+    teams: crate::service::per_team::PerTeam<Arc<Semaphore>>,
 }
 
 /// The permits a running guest read holds: its team's and a shared one.
 #[derive(Debug)]
-pub(super) struct ReadPermit {
+pub(in crate::service) struct ReadPermit {
     _team: OwnedSemaphorePermit,
     _shared: OwnedSemaphorePermit,
 }
