@@ -18,7 +18,7 @@ pub use files::{save_wasm, wasm_path};
 pub use hold::Hold;
 pub use lifecycle::{LifecycleError, VersionState};
 pub use promote::PromoteError;
-pub use registry::{hotfix, register, replace, reset};
+pub use registry::{NewCode, put_code, register, reset};
 pub use states::Lifecycle;
 
 use std::path::{Path, PathBuf};

@@ -65,42 +65,54 @@ pub async fn register(
     Ok((deployed(&rec, true), Some(loaded)))
 }
 
-/// Puts fixed code under an existing version keeping its documents and progress (a
-/// hotfix: for a fix that does not change what was already projected, after which
-/// the version's dead letters can be replayed). The caller stops the version's agent
-/// after this and starts it again with the new code.
-pub async fn hotfix(
-    store: &dyn Store,
-    components_dir: &Path,
-    loaded: &Loaded,
-    wasm: &[u8],
-    previous: &ComponentRecord,
-) -> Result<Deployed, DeployError> {
-    save_wasm(components_dir, loaded.sha256(), wasm).await?;
-    let rec = with_code(previous, loaded);
-    store.save_component(&rec).await?;
-    logged(previous, &rec, "code replaced, documents and progress kept");
-    Ok(deployed(&rec, false))
+/// What new code put under an existing version does with what it projected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NewCode {
+    /// A hotfix: documents and progress are kept (for a fix that does not change
+    /// what was already projected, after which the version's dead letters can be
+    /// replayed).
+    KeepDocuments,
+    /// Development hot reload: documents and progress are dropped and recreated
+    /// empty, so it re-projects from its start.
+    FromStart,
 }
 
-/// Puts new code under an existing version (development hot reload): its documents
-/// and progress are dropped and recreated empty, so it re-projects from the first
-/// event. The caller stops the version's agent first and starts it again after.
-pub async fn replace(
+/// Puts new code under an existing version, keeping or rebuilding what it
+/// projected (`how`). The caller stops the version's agent first and starts it
+/// again with the new code after.
+pub async fn put_code(
     store: &dyn Store,
     components_dir: &Path,
     loaded: &Loaded,
     wasm: &[u8],
     previous: &ComponentRecord,
+    how: NewCode,
 ) -> Result<Deployed, DeployError> {
     save_wasm(components_dir, loaded.sha256(), wasm).await?;
-    let rec = ComponentRecord {
-        deployed_at: now_micros(),
-        ..with_code(previous, loaded)
+    let mut rec = ComponentRecord {
+        sha256: loaded.sha256().to_owned(),
+        event_types: loaded.event_types().to_vec(),
+        kind: loaded.kind().as_str().into(),
+        ..previous.clone()
     };
-    from_start(store, &previous.key, loaded, Some(&rec)).await?;
-    logged(previous, &rec, "replaced in place");
-    Ok(deployed(&rec, true))
+    let (created, done) = match how {
+        NewCode::KeepDocuments => {
+            store.save_component(&rec).await?;
+            (false, "code replaced, documents and progress kept")
+        }
+        NewCode::FromStart => {
+            rec.deployed_at = now_micros();
+            from_start(store, &previous.key, loaded, Some(&rec)).await?;
+            (true, "replaced in place")
+        }
+    };
+    tracing::info!(
+        projection = %rec.key,
+        previous = %previous.sha256,
+        sha256 = %rec.sha256,
+        "{done}"
+    );
+    Ok(deployed(&rec, created))
 }
 
 /// Empties a version's documents and progress so it runs again from its start; its
@@ -130,24 +142,4 @@ async fn from_start(
     prepare(store, key, loaded).await?;
     start_at(store, key, loaded).await?;
     Ok(())
-}
-
-/// The record of `previous` running `loaded`'s code.
-fn with_code(previous: &ComponentRecord, loaded: &Loaded) -> ComponentRecord {
-    ComponentRecord {
-        sha256: loaded.sha256().to_owned(),
-        event_types: loaded.event_types().to_vec(),
-        kind: loaded.kind().as_str().into(),
-        ..previous.clone()
-    }
-}
-
-/// Logs new code put under an existing version.
-fn logged(previous: &ComponentRecord, rec: &ComponentRecord, what: &str) {
-    tracing::info!(
-        projection = %rec.key,
-        previous = %previous.sha256,
-        sha256 = %rec.sha256,
-        "{what}"
-    );
 }

@@ -102,12 +102,13 @@ impl Refract {
         // A candidate still building runs older code: its swap would undo the fix.
         self.drop_candidate(&key).await?;
         self.daemon.stop(&key).await;
-        let replaced = deploy::hotfix(
+        let replaced = deploy::put_code(
             self.store.as_ref(),
             &self.components_dir,
             &loaded,
             &wasm,
             &rec,
+            deploy::NewCode::KeepDocuments,
         )
         .await;
         match replaced {

@@ -123,12 +123,13 @@ impl Refract {
                     .into());
                 }
                 self.daemon.stop(&key).await;
-                let replaced = deploy::replace(
+                let replaced = deploy::put_code(
                     self.store.as_ref(),
                     &self.components_dir,
                     &loaded,
                     &wasm,
                     &rec,
+                    deploy::NewCode::FromStart,
                 )
                 .await;
                 let deployed = match replaced {
