@@ -14,6 +14,7 @@ pub mod daemon;
 pub mod deploy;
 pub mod outbox;
 pub mod rate;
+pub mod retry;
 pub mod runtime;
 pub mod service;
 pub mod store;

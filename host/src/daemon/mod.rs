@@ -1,12 +1,14 @@
 //! The async daemon: one agent task per deployed projection version.
 
 mod agent;
+mod agent_idle;
 mod cache;
 mod commits;
 mod counters;
 mod effects;
 mod emit_budget;
 mod emit_check;
+mod error_policy;
 mod failing;
 mod metrics;
 mod page;
@@ -14,6 +16,7 @@ mod projector;
 mod running;
 mod shared;
 mod subscription;
+mod subscription_failing;
 mod subscription_hold;
 
 use std::collections::HashMap;
@@ -26,10 +29,10 @@ pub use agent::{PageBudget, PauseError};
 use commits::{CommitGate, Commits};
 pub use counters::{LimitHits, Metrics};
 pub use emit_budget::EmitBudget;
+pub use error_policy::{ErrorPolicy, OnError};
 pub use page::Replayed;
 pub use projector::PageProjector;
 use running::Running;
-pub use subscription::{ErrorPolicy, OnError};
 
 use crate::outbox::{Grants, OutboxWaker};
 use crate::runtime::{Descriptor, Guest, LoadedComponent, LoadedSubscription, Subscriber};
@@ -274,7 +277,7 @@ impl Daemon {
             position: None,
             limit: budget.events,
             ahead: None,
-            failures: (0, std::time::Duration::from_millis(100)),
+            retry: crate::retry::Retry::new(policy.retry(agent::PAGE_BACKOFF)),
             pending: None,
             stored_at: std::time::Instant::now(),
         };

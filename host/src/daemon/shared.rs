@@ -1,21 +1,26 @@
-//! What both kinds of agents share: backing off, recording a pause, counting the
-//! events a page passed over.
+//! What both kinds of agents share: their backoff, whose fault a failure is,
+//! recording a pause, counting the events a page passed over.
 
 use std::time::Duration;
 
-use tokio::sync::watch;
-
 use super::PauseError;
-use crate::runtime::RuntimeError;
+use crate::retry::{Backoff, Blame};
+use crate::runtime::{Fault, RuntimeError};
 use crate::store::{Page, Position, ProjectionKey, RunStatus, Store};
 
-/// Sleeps for `backoff` (or until shutdown) and doubles it, up to 5 s.
-pub(crate) async fn back_off(shutdown: &mut watch::Receiver<bool>, backoff: &mut Duration) {
-    tokio::select! {
-        _ = tokio::time::sleep(*backoff) => {}
-        _ = shutdown.changed() => {}
+/// The longest wait between an agent's tries.
+pub(super) const MAX_WAIT: Duration = Duration::from_secs(5);
+/// An agent's waits after the store failed (and every wait of a subscription
+/// agent): from 50 ms, doubling up to [`MAX_WAIT`].
+pub(super) const BACKOFF: Backoff = Backoff::new(Duration::from_millis(50), MAX_WAIT);
+
+/// Whose failure a guest call's error is, for the retry policy: the host's only
+/// when the runtime says so; anything else counts against the guest's attempts.
+pub(super) fn blame(e: &RuntimeError) -> Blame {
+    match e.fault() {
+        Fault::Host => Blame::Host,
+        Fault::Guest | Fault::Operator => Blame::Guest,
     }
-    *backoff = (*backoff * 2).min(Duration::from_secs(5));
 }
 
 /// Pauses a version, recording why as a [`PauseError`] for its status.

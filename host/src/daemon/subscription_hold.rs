@@ -4,10 +4,6 @@
 //! it asks for effects during catch-up, the furthest another running version of the
 //! name reached), and for every page it handles while it is a standby.
 
-use std::time::Duration;
-
-use tokio::sync::watch;
-
 use super::subscription::SubscriptionAgent;
 use crate::deploy::VersionState;
 use crate::store::{Position, RunStatus, StoreError};
@@ -52,35 +48,5 @@ impl SubscriptionAgent {
             .await?
             .iter()
             .any(|c| c.key == self.key && VersionState::parse(&c.state) == VersionState::Standby))
-    }
-
-    /// Waits for new events (or shutdown, or half a second).
-    pub(super) async fn idle(&mut self, wake: &mut watch::Receiver<Position>, position: Position) {
-        // A wake-up for events of other types only (as this process knows) is
-        // slept through: thousands of idle versions would each read on every append.
-        let nothing_new = || {
-            self.env
-                .store
-                .last_of_types(&self.event_types)
-                .is_some_and(|last| last <= position)
-        };
-        if *wake.borrow_and_update() > position && !nothing_new() {
-            return;
-        }
-        let poll = tokio::time::sleep(Duration::from_millis(500));
-        tokio::pin!(poll);
-        let mut shutdown = self.shutdown.clone();
-        loop {
-            tokio::select! {
-                changed = wake.changed() => {
-                    if changed.is_ok() && nothing_new() {
-                        continue;
-                    }
-                }
-                _ = &mut poll => {}
-                _ = shutdown.changed() => {}
-            }
-            return;
-        }
     }
 }
