@@ -36,7 +36,7 @@ use crate::outbox::{Grants, OutboxWaker};
 use crate::runtime::{Loaded, Runtime, RuntimeError};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{
-    AppendRequest, AppendResult, Position, ProjectionKey, RunStatus, Store, StoreError,
+    AppendRequest, AppendResult, Components, Position, ProjectionKey, RunStatus, Store, StoreError,
 };
 
 /// What a service call can fail with; the API maps each to a status code.
@@ -390,7 +390,7 @@ impl Refract {
     ) -> Result<Deployed, ServiceError> {
         let key = deploy::key_in(team, &loaded);
         if let Some(max) = self.teams.team(team).max_components {
-            let comps = self.store.components().await?;
+            let comps = self.store.components_where(Components::Team(team)).await?;
             let has = |c: &&crate::store::ComponentRecord| {
                 c.team == team && VersionState::parse(&c.state) != VersionState::Retired
             };
@@ -434,15 +434,17 @@ impl Refract {
         }
     }
 
-    /// Every deployed version whose (internal) name is `visible`, with its progress;
-    /// nothing is read for the others.
+    /// Every deployed version of `team` (every team's for `None`) whose (internal)
+    /// name is `visible`, with its progress; nothing is read for the others.
     pub async fn projections(
         &self,
+        team: Option<&str>,
         visible: &(dyn Fn(&str) -> bool + Sync),
     ) -> Result<Vec<ProjectionStatus>, ServiceError> {
         let head = self.store.head().await?;
         let mut out = Vec::new();
-        for rec in self.store.components().await? {
+        let which = team.map_or(Components::All, Components::Team);
+        for rec in self.store.components_where(which).await? {
             if !visible(&rec.key.name) {
                 continue;
             }
@@ -543,10 +545,9 @@ impl Refract {
         name: &str,
         version: Option<u32>,
     ) -> Result<ProjectionKey, ServiceError> {
-        let comps = self.store.components().await?;
+        let comps = self.store.components_where(Components::Name(name)).await?;
         let found = comps
             .iter()
-            .filter(|c| c.key.name == name)
             // Ownership after the lookup: a record of another team is not found.
             .filter(|c| c.team == crate::teams::team_of(name))
             .filter(|c| version.is_none_or(|v| c.key.version == v))

@@ -9,10 +9,12 @@
 //! `default` and asks for no token: the quickstart needs no setup.
 
 mod access;
+mod per_team;
 
 use std::collections::BTreeMap;
 
 pub use access::{MAX_TENANT_LEN, StreamAccess, Streams, check_tenant_form};
+pub(crate) use per_team::PerTeam;
 
 use serde::Deserialize;
 use sha2::{Digest, Sha256};

@@ -27,6 +27,8 @@
 //! version pauses, or (policy `dead-letter`) records it as a dead letter in the same
 //! transaction as the progress past it and goes on.
 
+mod idle;
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -47,7 +49,7 @@ use crate::store::{Page, PageCommit, Position, ProjectionKey, RunStatus, Store, 
 /// How often at most progress over events of other types only is stored (it is
 /// shown from memory meanwhile): thousands of versions would otherwise each commit
 /// on every append.
-pub(super) const PROGRESS_EVERY: Duration = Duration::from_secs(10);
+const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 /// The waits after a failing page: from 100 ms, doubling up to 5 s.
 pub(super) const PAGE_BACKOFF: Backoff = Backoff::new(Duration::from_millis(100), MAX_WAIT);
 
@@ -100,6 +102,8 @@ pub(crate) struct Agent {
     pub deadline: std::time::Duration,
     /// The team's instance slots (from the projector), waited for before each page.
     pub slots: Option<crate::runtime::InstanceSlots>,
+    /// The team's turns at the store, taken for each page read and commit.
+    pub turns: super::turns::StoreTurns,
     pub store: Arc<dyn Store>,
     pub event_types: Arc<[String]>,
     pub budget: PageBudget,
@@ -280,8 +284,12 @@ impl Agent {
         }
         self.stored_at = Instant::now();
         let (store, key, at) = (self.store.clone(), self.key.clone(), commit.position);
+        let turns = self.turns.clone();
         self.commits
-            .spawn(async move { store.commit_page(&key, &commit).await })
+            .spawn(async move {
+                let _turn = turns.write().await;
+                store.commit_page(&key, &commit).await
+            })
             .await;
         self.position = Some(at);
         Ok(())
@@ -290,8 +298,9 @@ impl Agent {
     fn read_ahead(&mut self, after: Position) {
         let (store, types) = (self.store.clone(), self.event_types.clone());
         let (limit, bytes) = (self.limit, self.budget.bytes);
-        let streams = self.streams.clone();
+        let (streams, turns) = (self.streams.clone(), self.turns.clone());
         self.ahead = Some(tokio::spawn(async move {
+            let _turn = turns.read().await;
             let page = store
                 .read_page_within(after, Some(&types), limit, bytes)
                 .await?;
@@ -300,6 +309,7 @@ impl Agent {
     }
 
     async fn read(&self, after: Position) -> Result<Page, StoreError> {
+        let _turn = self.turns.read().await;
         let page = self
             .store
             .read_page_within(
@@ -327,7 +337,7 @@ impl Agent {
         Ok(())
     }
 
-    pub(super) async fn handle(&mut self, request: Control) {
+    async fn handle(&mut self, request: Control) {
         match request {
             Control::ReplayDeadLetters(reply) => {
                 let result = self.replay_dead_letters().await;

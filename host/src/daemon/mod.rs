@@ -1,14 +1,12 @@
 //! The async daemon: one agent task per deployed projection version.
 
 mod agent;
-mod agent_idle;
 mod cache;
 mod commits;
 mod counters;
 mod effects;
 mod emit_budget;
 mod emit_check;
-mod error_policy;
 mod failing;
 mod metrics;
 mod page;
@@ -16,8 +14,8 @@ mod projector;
 mod running;
 mod shared;
 mod subscription;
-mod subscription_failing;
 mod subscription_hold;
+mod turns;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -29,10 +27,10 @@ pub use agent::{PageBudget, PauseError};
 use commits::{CommitGate, Commits};
 pub use counters::{LimitHits, Metrics};
 pub use emit_budget::EmitBudget;
-pub use error_policy::{ErrorPolicy, OnError};
 pub use page::Replayed;
 pub use projector::PageProjector;
 use running::Running;
+pub use shared::{ErrorPolicy, OnError};
 
 use crate::outbox::{Grants, OutboxWaker};
 use crate::runtime::{Descriptor, Guest, LoadedComponent, LoadedSubscription, Subscriber};
@@ -91,6 +89,8 @@ pub struct Daemon {
     counters: Mutex<HashMap<ProjectionKey, Arc<counters::Counters>>>,
     /// Which streams each team's components are fed, emit to and read.
     teams: crate::teams::Teams,
+    /// Each team's turns at the store, shared by the team's agents.
+    turns: turns::TeamTurns,
 }
 
 impl Daemon {
@@ -106,6 +106,7 @@ impl Daemon {
             agents: Mutex::new(HashMap::new()),
             counters: Mutex::new(HashMap::new()),
             teams: crate::teams::Teams::default(),
+            turns: turns::TeamTurns::default(),
         }
     }
 
@@ -193,6 +194,7 @@ impl Daemon {
             subscriber: Arc::new(Mutex::new(Subscriber::new(loaded, key.to_string()))),
             deadline: loaded.limits.call_timeout(),
             slots: loaded.slots.clone(),
+            turns: self.turns.of(&env.team),
             key: key.clone(),
             team: env.team.clone(),
             event_types: d.event_types.clone().into(),
@@ -257,9 +259,11 @@ impl Daemon {
             events: page_size.max(1),
             bytes: self.page_bytes,
         };
-        let streams = self.teams.access(crate::teams::team_of(&key.name)).read;
+        let team = crate::teams::team_of(&key.name);
+        let streams = self.teams.access(team).read;
         let mut agent = Agent {
             streams,
+            turns: self.turns.of(team),
             deadline: projector.call_timeout(),
             slots: projector.slots(),
             projector: Arc::new(Mutex::new(projector)),

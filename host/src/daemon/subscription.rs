@@ -6,6 +6,8 @@
 //! sends dropped) for every event at or below the hold mark (`subscription_hold.rs`)
 //! and while the version is a standby.
 
+mod failing;
+
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -32,6 +34,8 @@ pub(crate) struct SubscriptionAgent {
     pub deadline: std::time::Duration,
     /// The team's instance slots, waited for before each page.
     pub slots: Option<crate::runtime::InstanceSlots>,
+    /// The team's turns at the store, taken for each page read and commit.
+    pub turns: super::turns::StoreTurns,
     pub event_types: Arc<[String]>,
     pub page_size: usize,
     /// Bytes of event data and metadata per page (a bigger event goes alone).
@@ -69,12 +73,14 @@ impl SubscriptionAgent {
         // Events per page now: the page size, less after a page over its emit budget.
         let mut limit = self.page_size;
         while !*self.shutdown.borrow() {
-            let mut page = match self
+            let turn = self.turns.read().await;
+            let read = self
                 .env
                 .store
                 .read_page_within(position, Some(&self.event_types), limit, self.page_bytes)
-                .await
-            {
+                .await;
+            drop(turn);
+            let mut page = match read {
                 Ok(p) => readable(p, &self.env.access.read),
                 Err(e) => {
                     tracing::warn!(subscription = %self.key, "reading events failed: {e}");
@@ -197,7 +203,7 @@ impl SubscriptionAgent {
 
     /// Hands `events` to the guest with fresh effects; what it gathered becomes the
     /// page to commit at `position`. A store failure during the call is the host's.
-    pub(super) async fn handle(
+    async fn handle(
         &self,
         events: Arc<[RecordedEvent]>,
         held: bool,
@@ -274,10 +280,14 @@ impl SubscriptionAgent {
         })
     }
 
-    pub(super) async fn commit(&self, page: &HandledPage) -> Result<(), StoreError> {
-        self.store()
+    async fn commit(&self, page: &HandledPage) -> Result<(), StoreError> {
+        let turn = self.turns.write().await;
+        let committed = self
+            .store()
             .commit_handled(&self.key, &self.team, page)
-            .await?;
+            .await;
+        drop(turn);
+        committed?;
         if !page.messages.is_empty() {
             self.outbox.wake();
         }

@@ -6,7 +6,7 @@
 
 use super::subscription::SubscriptionAgent;
 use crate::deploy::VersionState;
-use crate::store::{Position, RunStatus, StoreError};
+use crate::store::{Components, Position, RunStatus, StoreError};
 
 impl SubscriptionAgent {
     /// The stored position, and the hold mark: events up to it handle with effects
@@ -21,8 +21,11 @@ impl SubscriptionAgent {
         let own = self.store().effects_high_water(&self.key).await?;
         let mut others = 0;
         if !self.effects_during_catch_up {
-            for c in self.store().components().await? {
-                let other = c.key.name == self.key.name && c.key != self.key;
+            let versions = self
+                .store()
+                .components_where(Components::Name(&self.key.name));
+            for c in versions.await? {
+                let other = c.key != self.key;
                 if other && VersionState::parse(&c.state) != VersionState::Retired {
                     others = others.max(self.store().progress(&c.key).await?.position);
                 }
@@ -44,9 +47,8 @@ impl SubscriptionAgent {
     pub(super) async fn is_standby(&self) -> Result<bool, StoreError> {
         Ok(self
             .store()
-            .components()
+            .component(&self.key)
             .await?
-            .iter()
-            .any(|c| c.key == self.key && VersionState::parse(&c.state) == VersionState::Standby))
+            .is_some_and(|c| VersionState::parse(&c.state) == VersionState::Standby))
     }
 }

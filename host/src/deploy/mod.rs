@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 pub use lifecycle::{LifecycleError, VersionState};
 
 use crate::runtime::{Loaded, Runtime, RuntimeError, StartPosition};
-use crate::store::{ComponentRecord, ProjectionKey, RunStatus, Store, StoreError, now_micros};
+use crate::store::{
+    ComponentRecord, Components, ProjectionKey, RunStatus, Store, StoreError, now_micros,
+};
 
 pub use crate::teams::DEFAULT_TEAM;
 
@@ -109,7 +111,7 @@ pub async fn register(
     team: &str,
 ) -> Result<(Deployed, Option<Loaded>), DeployError> {
     let key = key_in(team, &loaded);
-    let existing = store.components().await?.into_iter().find(|c| c.key == key);
+    let existing = store.component(&key).await?;
     if let Some(rec) = existing {
         if rec.sha256 != loaded.sha256() {
             return Err(DeployError::VersionTaken {
@@ -123,10 +125,10 @@ pub async fn register(
     write_file(&wasm_path(components_dir, loaded.sha256()), wasm).await?;
     // The first version of a name serves at once; later ones rebuild beside it.
     let has_live = store
-        .components()
+        .components_where(Components::Name(&key.name))
         .await?
         .iter()
-        .any(|c| c.key.name == key.name && VersionState::parse(&c.state) == VersionState::Live);
+        .any(|c| VersionState::parse(&c.state) == VersionState::Live);
     let state = if has_live {
         VersionState::CatchingUp
     } else {

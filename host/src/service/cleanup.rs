@@ -6,15 +6,16 @@ use sha2::{Digest, Sha256};
 
 use super::Refract;
 use crate::deploy::{self, VersionState};
+use crate::store::Components;
 
 impl Refract {
     /// Removes the wasm and the compiled artifacts of `sha256` unless a version that
     /// is not retired uses it. Failures are logged: the code is only disk, not state.
     pub(super) async fn remove_unused_code(&self, sha256: &str) {
-        let used = match self.store.components().await {
-            Ok(comps) => comps.iter().any(|c| {
-                c.sha256 == sha256 && VersionState::parse(&c.state) != VersionState::Retired
-            }),
+        let used = match self.store.components_where(Components::Code(sha256)).await {
+            Ok(comps) => comps
+                .iter()
+                .any(|c| VersionState::parse(&c.state) != VersionState::Retired),
             Err(e) => {
                 tracing::warn!(sha256, "keeping the code: cannot read the registry: {e}");
                 return;

@@ -7,7 +7,7 @@ use tokio::sync::Mutex;
 
 use super::{Refract, ServiceError};
 use crate::deploy::{LifecycleError, VersionState};
-use crate::store::{Position, ProjectionKey, Store};
+use crate::store::{Components, Position, ProjectionKey, Store};
 
 impl Refract {
     /// Moves a subscription version to `position` (clamped to the store's head) and
@@ -74,8 +74,7 @@ impl Refract {
         name: &str,
         version: u32,
     ) -> Result<(crate::store::ComponentRecord, crate::runtime::Loaded), ServiceError> {
-        let comps = self.store.components().await?;
-        let target = find(&comps, name, version)?.clone();
+        let target = find(self.store.as_ref(), name, version).await?;
         if VersionState::parse(&target.state) == VersionState::Retired {
             return Err(LifecycleError::Retired {
                 name: name.into(),
@@ -109,8 +108,7 @@ impl Refract {
     /// version cannot be retired. Retiring again finishes an interrupted retire.
     pub async fn retire(&self, name: &str, version: u32) -> Result<(), ServiceError> {
         let _one_at_a_time = self.deploy_lock.lock().await;
-        let comps = self.store.components().await?;
-        let target = find(&comps, name, version)?;
+        let target = find(self.store.as_ref(), name, version).await?;
         if VersionState::parse(&target.state) == VersionState::Live {
             return Err(LifecycleError::RetireLive {
                 name: name.into(),
@@ -134,14 +132,18 @@ impl Refract {
 }
 
 /// The registered version `name`@`version`, or `NotFound`.
-pub(super) fn find<'a>(
-    comps: &'a [crate::store::ComponentRecord],
+pub(super) async fn find(
+    store: &dyn Store,
     name: &str,
     version: u32,
-) -> Result<&'a crate::store::ComponentRecord, ServiceError> {
-    comps
-        .iter()
-        .find(|c| c.key.name == name && c.key.version == version)
+) -> Result<crate::store::ComponentRecord, ServiceError> {
+    let key = ProjectionKey {
+        name: name.into(),
+        version,
+    };
+    store
+        .component(&key)
+        .await?
         // Found by name, it must also belong to the team the name's namespace says
         // (else it is not found, exactly as if it did not exist).
         .filter(|c| c.team == crate::teams::team_of(name))
@@ -157,8 +159,7 @@ async fn promote(
     version: u32,
     force: bool,
 ) -> Result<(), ServiceError> {
-    let comps = store.components().await?;
-    let target = find(&comps, name, version)?;
+    let target = find(store, name, version).await?;
     match VersionState::parse(&target.state) {
         VersionState::Live => return Ok(()),
         VersionState::Retired => {
@@ -185,9 +186,11 @@ async fn promote(
     let standby = VersionState::Standby.as_str();
     let mut changes = vec![(target.key.clone(), live)];
     changes.extend(
-        comps
+        store
+            .components_where(Components::Name(name))
+            .await?
             .iter()
-            .filter(|c| c.key.name == name && c.key != target.key)
+            .filter(|c| c.key != target.key)
             .filter(|c| VersionState::parse(&c.state) == VersionState::Live)
             .map(|c| (c.key.clone(), standby)),
     );
@@ -202,11 +205,8 @@ pub(super) fn spawn_auto_promote(store: Arc<dyn Store>, lock: Arc<Mutex<()>>, ke
     tokio::spawn(async move {
         let mut head = store.watch_head();
         loop {
-            let state = match store.components().await {
-                Ok(c) => c
-                    .into_iter()
-                    .find(|c| c.key == key)
-                    .map(|c| VersionState::parse(&c.state)),
+            let state = match store.component(&key).await {
+                Ok(c) => c.map(|c| VersionState::parse(&c.state)),
                 Err(e) => {
                     tracing::warn!(projection = %key, "auto-promote: {e}");
                     None

@@ -49,8 +49,7 @@ impl Refract {
     /// [`Refract::resume`]. Any state but retired; pausing twice is harmless.
     pub async fn pause(&self, name: &str, version: u32) -> Result<(), ServiceError> {
         let _one_at_a_time = self.deploy_lock.lock().await;
-        let comps = self.store.components().await?;
-        let target = find(&comps, name, version)?;
+        let target = find(self.store.as_ref(), name, version).await?;
         if VersionState::parse(&target.state) == VersionState::Retired {
             return Err(LifecycleError::Retired {
                 name: name.into(),

@@ -73,12 +73,7 @@ impl Refract {
         // Development runs as the implicit team.
         let team = crate::teams::DEFAULT_TEAM;
         let key = deploy::key_in(team, &loaded);
-        let existing = self
-            .store
-            .components()
-            .await?
-            .into_iter()
-            .find(|c| c.key == key);
+        let existing = self.store.component(&key).await?;
         if existing
             .as_ref()
             .is_some_and(|r| r.sha256 == loaded.sha256())

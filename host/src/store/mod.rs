@@ -223,14 +223,42 @@ pub struct DocRead {
     pub later: Option<Vec<RecordedEvent>>,
 }
 
+/// Which deployed components a registry query returns.
+#[derive(Debug, Clone, Copy)]
+pub enum Components<'a> {
+    /// All of them.
+    All,
+    /// The one version with this key.
+    Key(&'a ProjectionKey),
+    /// Every version of one (internal) name.
+    Name(&'a str),
+    /// Every component of one team.
+    Team(&'a str),
+    /// Every version whose code has this sha256.
+    Code(&'a str),
+}
+
 /// The registry of deployed components.
 #[async_trait]
 pub trait Registry: Send + Sync {
     /// Records a deployed component (replacing the record of the same key).
     async fn save_component(&self, rec: &ComponentRecord) -> Result<(), StoreError>;
 
-    /// Every deployed component, in key order.
-    async fn components(&self) -> Result<Vec<ComponentRecord>, StoreError>;
+    /// The deployed components `which` selects, in key order.
+    async fn components_where(
+        &self,
+        which: Components<'_>,
+    ) -> Result<Vec<ComponentRecord>, StoreError>;
+
+    /// Every deployed component, in key order (a restart, the operator's listing).
+    async fn components(&self) -> Result<Vec<ComponentRecord>, StoreError> {
+        self.components_where(Components::All).await
+    }
+
+    /// The record of one version, if it is registered.
+    async fn component(&self, key: &ProjectionKey) -> Result<Option<ComponentRecord>, StoreError> {
+        Ok(self.components_where(Components::Key(key)).await?.pop())
+    }
 
     /// Sets the lifecycle states of several versions in one transaction (a promote
     /// makes one live and the previous live one standby at once).

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
 use super::Daemon;
-use super::helpdesk::{sdk_event, workload};
+use super::helpdesk::{incidents, sdk_event};
 
 /// The projection the bystander deploys (in its own team's namespace).
 const PROJECTION: &str = "incident-details";
@@ -160,7 +160,8 @@ async fn write(
     streams: Arc<Mutex<Vec<String>>>,
 ) {
     let http = reqwest::Client::new();
-    for (id, events) in workload(7_777, 10_000) {
+    // Without end: the bystander appends for as long as the attack lasts.
+    for (id, events) in incidents(7_777) {
         if stop.load(Ordering::SeqCst) {
             return;
         }

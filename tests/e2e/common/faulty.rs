@@ -214,8 +214,11 @@ impl Registry for Faulty {
     async fn save_component(&self, rec: &ComponentRecord) -> Result<(), StoreError> {
         self.inner.save_component(rec).await
     }
-    async fn components(&self) -> Result<Vec<ComponentRecord>, StoreError> {
-        self.inner.components().await
+    async fn components_where(
+        &self,
+        which: Components<'_>,
+    ) -> Result<Vec<ComponentRecord>, StoreError> {
+        self.inner.components_where(which).await
     }
     async fn set_states(&self, changes: &[(ProjectionKey, &str)]) -> Result<(), StoreError> {
         self.inner.set_states(changes).await

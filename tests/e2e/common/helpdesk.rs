@@ -67,10 +67,13 @@ pub fn incident(rng: &mut Rng, n: usize) -> Vec<(String, Value)> {
 
 /// `streams` incidents named `incident-<n>`, with their events.
 pub fn workload(seed: u64, streams: usize) -> Vec<(String, Vec<(String, Value)>)> {
+    incidents(seed).take(streams).collect()
+}
+
+/// The incidents of [`workload`] without end, made as they are taken.
+pub fn incidents(seed: u64) -> impl Iterator<Item = (String, Vec<(String, Value)>)> {
     let mut rng = Rng::new(seed);
-    (0..streams)
-        .map(|n| (format!("incident-{n:05}"), incident(&mut rng, n)))
-        .collect()
+    (0..).map(move |n| (format!("incident-{n:05}"), incident(&mut rng, n)))
 }
 
 /// An SDK event for the native harness.

@@ -105,12 +105,7 @@ impl Refract {
     /// in; on anything short of a swap the running version is started again. The
     /// caller holds the deploy lock.
     async fn swap(&self, key: &ProjectionKey, c: Candidate) -> Result<SwapEnd, ServiceError> {
-        let rec = self
-            .store
-            .components()
-            .await?
-            .into_iter()
-            .find(|r| &r.key == key);
+        let rec = self.store.component(key).await?;
         let Some(rec) = rec.filter(|r| VersionState::parse(&r.state) != VersionState::Retired)
         else {
             self.drop_candidate(key).await?;

@@ -1,4 +1,4 @@
-//! SQLite: projection documents, progress and the component registry.
+//! SQLite: projection documents and progress.
 
 use std::collections::HashMap;
 
@@ -7,8 +7,8 @@ use sqlx::{AssertSqlSafe, QueryBuilder, Row, Sqlite};
 
 use super::{SqliteStore, push_in_list, to_i64, to_u64};
 use crate::store::{
-    AggregateRead, ComponentRecord, DocRead, DocWrite, DocumentStore, PageCommit, Position,
-    Progress, ProjectionKey, ReadBudget, Registry, RunStatus, StoreError, StreamId, now_micros,
+    AggregateRead, DocRead, DocWrite, DocumentStore, PageCommit, Position, Progress, ProjectionKey,
+    ReadBudget, RunStatus, StoreError, StreamId, now_micros,
 };
 
 /// Ids per `IN (...)` list, well under SQLite's parameter limit.
@@ -243,78 +243,6 @@ impl DocumentStore for SqliteStore {
         .execute(self.writer())
         .await?;
         Ok(())
-    }
-}
-
-#[async_trait]
-impl Registry for SqliteStore {
-    async fn save_component(&self, rec: &ComponentRecord) -> Result<(), StoreError> {
-        let types = serde_json::to_string(&rec.event_types)
-            .map_err(|e| StoreError::Invalid(format!("event types: {e}")))?;
-        sqlx::query(
-            "INSERT INTO components (name, version, team, sha256, event_types, state, \
-             deployed_at, auto_promote, kind) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) \
-             ON CONFLICT (name, version) DO UPDATE SET team = excluded.team, \
-             sha256 = excluded.sha256, event_types = excluded.event_types, \
-             state = excluded.state, deployed_at = excluded.deployed_at, \
-             auto_promote = excluded.auto_promote, kind = excluded.kind",
-        )
-        .bind(&rec.key.name)
-        .bind(rec.key.version)
-        .bind(&rec.team)
-        .bind(&rec.sha256)
-        .bind(types)
-        .bind(&rec.state)
-        .bind(rec.deployed_at)
-        .bind(rec.auto_promote)
-        .bind(&rec.kind)
-        .execute(self.writer())
-        .await?;
-        Ok(())
-    }
-
-    async fn set_states(&self, changes: &[(ProjectionKey, &str)]) -> Result<(), StoreError> {
-        let mut tx = self.writer().begin().await?;
-        for (key, state) in changes {
-            sqlx::query("UPDATE components SET state = ? WHERE name = ? AND version = ?")
-                .bind(*state)
-                .bind(&key.name)
-                .bind(key.version)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn components(&self) -> Result<Vec<ComponentRecord>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT name, version, team, sha256, event_types, state, deployed_at, auto_promote, \
-             kind FROM components ORDER BY name, version",
-        )
-        .fetch_all(self.reader())
-        .await?;
-        rows.iter()
-            .map(|row| {
-                let types: String = row.try_get(4)?;
-                let version: i64 = row.try_get(1)?;
-                Ok(ComponentRecord {
-                    key: ProjectionKey {
-                        name: row.try_get(0)?,
-                        version: u32::try_from(version)
-                            .map_err(|_| StoreError::Corrupt(format!("version {version}")))?,
-                    },
-                    team: row.try_get(2)?,
-                    sha256: row.try_get(3)?,
-                    event_types: serde_json::from_str(&types)
-                        .map_err(|e| StoreError::Corrupt(format!("event types: {e}")))?,
-                    state: row.try_get(5)?,
-                    deployed_at: row.try_get(6)?,
-                    auto_promote: row.try_get(7)?,
-                    kind: row.try_get(8)?,
-                })
-            })
-            .collect()
     }
 }
 

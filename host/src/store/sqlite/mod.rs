@@ -5,6 +5,9 @@ mod docs;
 mod reads;
 #[cfg(test)]
 mod reads_tests;
+mod registry;
+#[cfg(test)]
+mod registry_tests;
 mod shadow;
 mod subscription;
 #[cfg(test)]

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::agent::Agent;
+use super::Agent;
 use crate::retry::{Idle, Woke};
 use crate::store::{PageCommit, Position};
 
@@ -20,7 +20,7 @@ const READ_EVERY_POLLS: u32 = 15;
 impl Agent {
     /// Notes a read that passed over events of other types only, up to `to`: the
     /// progress is stored with the next commit, or within
-    /// [`PROGRESS_EVERY`](super::agent::PROGRESS_EVERY).
+    /// [`PROGRESS_EVERY`](super::PROGRESS_EVERY).
     pub(super) fn passed_over(&mut self, to: Position, skipped: u64) {
         let earlier = self.pending.take().map_or(0, |p| p.skipped);
         self.pending = Some(PageCommit {

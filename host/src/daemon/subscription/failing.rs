@@ -5,9 +5,9 @@
 
 use std::sync::Arc;
 
-use super::OnError;
-use super::shared::record_pause;
-use super::subscription::SubscriptionAgent;
+use super::SubscriptionAgent;
+use crate::daemon::OnError;
+use crate::daemon::shared::record_pause;
 use crate::runtime::RuntimeError;
 use crate::store::subscription::{DeadLetter, HandledPage};
 use crate::store::{Position, RecordedEvent, StoreError};
