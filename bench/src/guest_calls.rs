@@ -9,8 +9,7 @@ use std::time::{Duration, Instant};
 
 use incident_details::IncidentDetailsProjection;
 use refract::daemon::PageProjector;
-use refract::runtime::{DocChange, DocInput, Guest, LoadedComponent, Runtime};
-use refract::store::RecordedEvent;
+use refract::runtime::{DocChange, DocInput, Event, Guest, LoadedComponent, Runtime};
 
 use crate::helpdesk::recorded;
 use crate::native::Native;
@@ -41,7 +40,7 @@ fn measure(loaded: &LoadedComponent, events: usize, runs: usize) -> anyhow::Resu
     let mut rows = Vec::new();
     for size in PAGE_SIZES {
         // At least three pages, going round the events again if needed.
-        let pages: Vec<&[RecordedEvent]> = all.chunks(size).collect();
+        let pages: Vec<&[Event]> = all.chunks(size).collect();
         let count = pages.len().max(3);
         let mut wasm = Guest::new(loaded, "incident-details@v1".into());
         let mut native = Native::<IncidentDetailsProjection>::new("incident-details-native@v1");
@@ -106,7 +105,7 @@ fn measure(loaded: &LoadedComponent, events: usize, runs: usize) -> anyhow::Resu
 /// page; returns the time spent in the two calls.
 fn time_pages(
     p: &mut dyn PageProjector,
-    pages: &[&[RecordedEvent]],
+    pages: &[&[Event]],
     count: usize,
 ) -> anyhow::Result<Duration> {
     let mut docs: HashMap<String, String> = HashMap::new();

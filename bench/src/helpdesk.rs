@@ -6,7 +6,8 @@
 //! the end resolved, acknowledged and closed. Every stream has its own generator
 //! seeded from seed 001, so any stream can be regenerated alone to check its document.
 
-use refract::store::{ExpectedVersion, NewEvent, RecordedEvent};
+use refract::runtime::Event;
+use refract::store::{ExpectedVersion, NewEvent};
 use serde_json::json;
 
 /// The seed of every workload.
@@ -194,21 +195,16 @@ pub fn rounds(
     })
 }
 
-/// Recorded events (as the store would hand them out) of `streams` streams of
+/// Events (as the host hands them to guests) of `streams` streams of
 /// `per_stream` events, interleaved like the dataset; for calling guests directly.
-pub fn recorded(
-    prefix: &str,
-    streams: usize,
-    per_stream: usize,
-    chunk: usize,
-) -> Vec<RecordedEvent> {
+pub fn recorded(prefix: &str, streams: usize, per_stream: usize, chunk: usize) -> Vec<Event> {
     let mut gens: Vec<Incident> = (0..streams).map(|n| Incident::new(n, per_stream)).collect();
     let mut out = Vec::with_capacity(streams * per_stream);
     for (s, count) in rounds(streams, per_stream, chunk) {
         let id = stream_id(prefix, s);
         for _ in 0..count {
             let (ty, data) = gens[s].next_event();
-            out.push(RecordedEvent {
+            out.push(Event {
                 sequence: out.len() as i64 + 1,
                 stream_id: id.clone(),
                 stream_version: gens[s].version(),

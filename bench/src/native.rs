@@ -5,8 +5,7 @@
 use std::marker::PhantomData;
 
 use refract::daemon::PageProjector;
-use refract::runtime::{DocChange, DocInput, RuntimeError, Slice};
-use refract::store::RecordedEvent;
+use refract::runtime::{DocChange, DocInput, Event as HostEvent, RuntimeError, Slice};
 use refract_guest::{DocEvents, Event, GuestError, Projection};
 
 /// Runs projection `P` natively: converts each page once, then slices and applies it
@@ -30,7 +29,7 @@ impl<P: Projection> Native<P> {
         }
     }
 
-    fn convert(&mut self, page: &[RecordedEvent]) {
+    fn convert(&mut self, page: &[HostEvent]) {
         self.page = page.iter().map(|e| Some(to_event(e))).collect();
         self.first_sequence = page.first().map(|e| e.sequence);
     }
@@ -44,8 +43,8 @@ impl<P: Projection> Native<P> {
     }
 }
 
-/// The SDK's view of a stored event.
-pub fn to_event(e: &RecordedEvent) -> Event {
+/// The SDK's view of an event the host hands a guest.
+pub fn to_event(e: &HostEvent) -> Event {
     Event {
         sequence: e.sequence as u64,
         stream_id: e.stream_id.clone(),
@@ -59,7 +58,7 @@ pub fn to_event(e: &RecordedEvent) -> Event {
 }
 
 impl<P: Projection + 'static> PageProjector for Native<P> {
-    fn slice(&mut self, page: &[RecordedEvent]) -> Result<Vec<Slice>, RuntimeError> {
+    fn slice(&mut self, page: &[HostEvent]) -> Result<Vec<Slice>, RuntimeError> {
         // The page is converted once, here; `apply` moves the events out of it.
         let events: Vec<Event> = page.iter().map(to_event).collect();
         let slices = refract_guest::slice::<P>(&events).map_err(|e| self.error(e))?;
@@ -76,7 +75,7 @@ impl<P: Projection + 'static> PageProjector for Native<P> {
 
     fn apply(
         &mut self,
-        page: &[RecordedEvent],
+        page: &[HostEvent],
         docs: Vec<DocInput>,
     ) -> Result<Vec<DocChange>, RuntimeError> {
         let same = self.page.len() == page.len()

@@ -4,7 +4,8 @@
 //! The modules follow the data: [`store`] (events, documents, progress; SQL lives
 //! there only), [`runtime`] (wasmtime; knows nothing of SQL), [`daemon`] (agents that
 //! join the two), [`deploy`] (the registry of components), [`service`] (the one
-//! service type), [`api`] (HTTP) and [`cli`].
+//! service type), [`api`] (HTTP) and [`cli`]. Under them all, [`identity`] holds the
+//! rules for names, ids, tenants and expected versions, importing nothing.
 
 pub mod api;
 pub mod cli;
@@ -12,6 +13,7 @@ pub mod config;
 mod config_bounds;
 pub mod daemon;
 pub mod deploy;
+pub mod identity;
 pub mod outbox;
 pub mod rate;
 pub mod retry;

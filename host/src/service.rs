@@ -34,7 +34,6 @@ use crate::daemon::{Daemon, PauseError};
 use crate::deploy::{self, DeployError, Deployed, LifecycleError, VersionState};
 use crate::outbox::{Grants, OutboxWaker};
 use crate::runtime::{Loaded, Runtime, RuntimeError};
-use crate::store::sqlite::SqliteStore;
 use crate::store::{
     AppendRequest, AppendResult, Components, Position, ProjectionKey, RunStatus, Store, StoreError,
 };
@@ -155,7 +154,6 @@ pub struct Refract {
     daemon: Daemon,
     components_dir: PathBuf,
     deploy_lock: Arc<Mutex<()>>,
-    sqlite: Option<SqliteStore>,
     /// The compiled component of every running version (write-model reads, reloads).
     loaded: std::sync::Mutex<std::collections::HashMap<ProjectionKey, Loaded>>,
     /// What subscriptions may reach, by team.
@@ -202,9 +200,12 @@ impl Refract {
         std::fs::create_dir_all(&config.data_dir).map_err(|e| {
             ServiceError::Startup(format!("cannot create {}: {e}", config.data_dir.display()))
         })?;
-        let sqlite = SqliteStore::open(&config.database_path())
-            .await?
-            .with_max_event_bytes(config.max_event_bytes);
+        // The data directory's SQLite file: the one backend there is so far.
+        let location = crate::store::Location::from(config.database_path());
+        let options = crate::store::OpenOptions {
+            max_event_bytes: config.max_event_bytes,
+        };
+        let store = crate::store::open(&location, &options).await?;
         let teams = config.teams().map_err(ServiceError::Startup)?;
         let runtime = Runtime::with_pool(
             Some(config.data_dir.join("cache")),
@@ -212,7 +213,6 @@ impl Refract {
             teams.pool_instances(),
         )
         .map_err(|e: RuntimeError| ServiceError::Startup(e.to_string()))?;
-        let store: Arc<dyn Store> = Arc::new(sqlite.clone());
         let components_dir = config.data_dir.join("components");
         let daemon = Daemon::new(store.clone(), config.page_size)
             .with_budgets(config.page_bytes, config.cache_bytes)
@@ -246,7 +246,6 @@ impl Refract {
             daemon,
             components_dir,
             deploy_lock,
-            sqlite: Some(sqlite),
             loaded: std::sync::Mutex::new(Default::default()),
             grants,
             teams,
@@ -578,8 +577,6 @@ impl Refract {
         if let Some(task) = task {
             let _ = task.await;
         }
-        if let Some(s) = &self.sqlite {
-            s.close().await;
-        }
+        self.store.close().await;
     }
 }

@@ -13,7 +13,7 @@ mod per_team;
 
 use std::collections::BTreeMap;
 
-pub use access::{MAX_TENANT_LEN, StreamAccess, Streams, check_tenant_form};
+pub use access::{StreamAccess, Streams};
 pub(crate) use per_team::PerTeam;
 
 use serde::Deserialize;
@@ -137,16 +137,7 @@ impl Teams {
             seen.insert(a.clone(), "the admin token".to_owned());
         }
         for (name, t) in &self.teams {
-            let ok = !name.is_empty()
-                && name.len() <= 32
-                && name
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
-            if !ok {
-                return Err(format!(
-                    "team name {name:?} must be 1 to 32 of a-z, 0-9, '-' and '_'"
-                ));
-            }
+            crate::identity::check_team_name(name)?;
             if t.token.is_some() && t.token_sha256.is_some() {
                 return Err(format!("team {name}: give token or token_sha256, not both"));
             }
@@ -160,7 +151,8 @@ impl Teams {
                 t.read_streams.as_deref().unwrap_or_default(),
             )?;
             for tenant in t.tenants.iter().flatten() {
-                check_tenant_form(tenant).map_err(|e| format!("{}: {e}", field("tenants")))?;
+                crate::identity::check_tenant(tenant)
+                    .map_err(|e| format!("{}: {e}", field("tenants")))?;
             }
             if let Some(h) = token_hash(t)
                 && let Some(other) = seen.insert(h, format!("team {name}"))

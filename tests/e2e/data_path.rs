@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use refract::daemon::{Daemon, ErrorPolicy, OnError, PageProjector};
 use refract::runtime::{
-    DocChange, DocInput, Limits, Runtime, RuntimeError, Slice, slice_by_stream,
+    DocChange, DocInput, Event, Limits, Runtime, RuntimeError, Slice, slice_by_stream,
 };
 use refract::store::sqlite::SqliteStore;
 use refract::store::subscription::SubscriptionStore;
@@ -136,7 +136,7 @@ struct Counter {
 }
 
 impl PageProjector for Counter {
-    fn slice(&mut self, page: &[RecordedEvent]) -> Result<Vec<Slice>, RuntimeError> {
+    fn slice(&mut self, page: &[Event]) -> Result<Vec<Slice>, RuntimeError> {
         if self.host_faults > 0 {
             self.host_faults -= 1;
             return Err(RuntimeError::Host("instance pool full (injected)".into()));
@@ -157,7 +157,7 @@ impl PageProjector for Counter {
 
     fn apply(
         &mut self,
-        _page: &[RecordedEvent],
+        _page: &[Event],
         docs: Vec<DocInput>,
     ) -> Result<Vec<DocChange>, RuntimeError> {
         std::thread::sleep(Duration::from_millis(self.apply_ms));

@@ -4,8 +4,7 @@
 use std::collections::BTreeMap;
 
 use incident_details::IncidentDetailsProjection;
-use refract::runtime::{DocChange, DocInput, Fault, Guest, Limits, Runtime, RuntimeError};
-use refract::store::RecordedEvent;
+use refract::runtime::{DocChange, DocInput, Event, Fault, Guest, Limits, Runtime, RuntimeError};
 use serde_json::{Value, json};
 
 use crate::common::helpdesk::workload;
@@ -14,8 +13,8 @@ fn wasm() -> Vec<u8> {
     std::fs::read(refract_test_artifacts::INCIDENT_DETAILS_V1).expect("component built")
 }
 
-pub fn recorded(seq: i64, stream: &str, version: u64, ty: &str, data: &Value) -> RecordedEvent {
-    RecordedEvent {
+pub fn recorded(seq: i64, stream: &str, version: u64, ty: &str, data: &Value) -> Event {
+    Event {
         sequence: seq,
         stream_id: stream.into(),
         stream_version: version,
@@ -31,7 +30,7 @@ pub fn recorded(seq: i64, stream: &str, version: u64, ty: &str, data: &Value) ->
 /// `wit_versions`).
 pub fn project_page(
     guest: &mut Guest,
-    page: &[RecordedEvent],
+    page: &[Event],
 ) -> Result<BTreeMap<String, Value>, RuntimeError> {
     let slices = guest.slice(page)?;
     let inputs: Vec<DocInput> = slices

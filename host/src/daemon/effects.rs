@@ -15,11 +15,9 @@ mod read;
 
 use super::emit_budget::EmitTally;
 use crate::outbox::Grants;
-use crate::runtime::{EmittedEvent, Expected, SubscriberHost};
+use crate::runtime::{EmittedEvent, Event, SubscriberHost};
 use crate::store::subscription::NewMessage;
-use crate::store::{
-    AppendRequest, ExpectedVersion, NewEvent, RecordedEvent, Store, StoreError, StreamId,
-};
+use crate::store::{AppendRequest, ExpectedVersion, NewEvent, Store, StoreError, StreamId};
 
 /// What a page gathered, taken by the agent after `handle` returns.
 #[derive(Debug, Default)]
@@ -128,7 +126,7 @@ impl SubscriberHost for PageEffects {
     fn emit(
         &mut self,
         stream: String,
-        expected: Expected,
+        expected: ExpectedVersion,
         events: Vec<EmittedEvent>,
         idempotency_key: Option<String>,
     ) -> Result<u64, String> {
@@ -167,23 +165,15 @@ impl SubscriberHost for PageEffects {
                     .map(|(s, r)| (s, r.stream_version))
                 }
             };
-            if let Some((first_stream, version)) = earlier {
-                if first_stream != stream {
-                    return Err(format!(
-                        "emit to {stream}: idempotency key {key:?} was already used for stream {first_stream}"
-                    ));
-                }
-                // Done before (a replay, or a retried page): nothing to append again.
+            // Done before (a replay, or a retried page): nothing to append again.
+            if let Some(version) = crate::store::replay(key, &stream, earlier)
+                .map_err(|e| format!("emit to {stream}: {e}"))?
+            {
                 return Ok(version);
             }
         }
         let current = self.version_of(&id)?;
-        let ok = match expected {
-            Expected::Any => true,
-            Expected::NoStream => current == 0,
-            Expected::Exact(v) => current == v,
-        };
-        if !ok {
+        if !expected.accepts(current) {
             return Err(format!(
                 "emit to {stream}: the stream is at version {current}, expected {expected:?}"
             ));
@@ -249,8 +239,9 @@ impl SubscriberHost for PageEffects {
         Ok(version)
     }
 
-    fn read_stream(&mut self, stream: String) -> Result<(u64, Vec<RecordedEvent>), String> {
-        self.read_whole(stream)
+    fn read_stream(&mut self, stream: String) -> Result<(u64, Vec<Event>), String> {
+        let (version, events) = self.read_whole(stream)?;
+        Ok((version, super::to_events(events)))
     }
 
     fn read_stream_page(
@@ -258,8 +249,9 @@ impl SubscriberHost for PageEffects {
         stream: String,
         from_version: u64,
         limit: u32,
-    ) -> Result<(u64, Vec<RecordedEvent>), String> {
+    ) -> Result<(u64, Vec<Event>), String> {
         self.read_window(stream, from_version, limit)
+            .map(|(version, events)| (version, super::to_events(events)))
     }
 
     fn send(&mut self, url: String, body: String, key: String) -> Result<(), String> {

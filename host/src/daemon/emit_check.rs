@@ -4,11 +4,11 @@
 
 use serde::de::IgnoredAny;
 
+use crate::identity::{MAX_EVENT_TYPE_LEN, MAX_IDEMPOTENCY_KEY_LEN, check_text};
 use crate::runtime::EmittedEvent;
-use crate::store::{MAX_EVENT_TYPE_LEN, MAX_IDEMPOTENCY_KEY_LEN, check_name};
 
 /// Most events in one emit (as in one append).
-pub(super) const MAX_EVENTS_PER_EMIT: usize = crate::store::sqlite::MAX_EVENTS_PER_APPEND;
+pub(super) const MAX_EVENTS_PER_EMIT: usize = crate::store::MAX_EVENTS_PER_APPEND;
 
 /// Checks one emit's events and key, as the store would at commit, plus each event's
 /// size (data and metadata bytes) against `max_event_bytes`. The error names the
@@ -29,14 +29,14 @@ pub(crate) fn check_emit(
         ));
     }
     if let Some(key) = idempotency_key {
-        check_name("idempotency_key", key, MAX_IDEMPOTENCY_KEY_LEN)
-            .map_err(|e| format!("emit to {stream}: {}", store_message(e)))?;
+        check_text("idempotency_key", key, MAX_IDEMPOTENCY_KEY_LEN)
+            .map_err(|e| format!("emit to {stream}: {e}"))?;
     }
     for (i, e) in events.iter().enumerate() {
         let at =
             |what: String| format!("emit to {stream}: events[{i}] ({:?}): {what}", e.event_type);
-        check_name("event_type", &e.event_type, MAX_EVENT_TYPE_LEN)
-            .map_err(|err| at(store_message(err)))?;
+        check_text("event_type", &e.event_type, MAX_EVENT_TYPE_LEN)
+            .map_err(|err| at(err.into()))?;
         let json = |field: &str, text: &str| {
             serde_json::from_str::<IgnoredAny>(text)
                 .map(|_| ())
@@ -55,14 +55,6 @@ pub(crate) fn check_emit(
         }
     }
     Ok(())
-}
-
-/// The text of a validation error, without the store's prefix.
-fn store_message(e: crate::store::StoreError) -> String {
-    match e {
-        crate::store::StoreError::Invalid(m) => m,
-        other => other.to_string(),
-    }
 }
 
 #[cfg(test)]

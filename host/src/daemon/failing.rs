@@ -18,7 +18,7 @@ impl Agent {
         &mut self,
         e: RuntimeError,
         position: Position,
-        page: &[crate::store::RecordedEvent],
+        page: &[crate::runtime::Event],
     ) -> Next {
         self.ahead = None;
         // The previous page's commit must land before anything else is decided: if

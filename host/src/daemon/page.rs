@@ -8,8 +8,8 @@ use std::time::Instant;
 use super::PageProjector;
 use super::agent::{Agent, PageError};
 use super::metrics::Phase;
-use crate::runtime::{DocChange, DocInput, RuntimeError, Slice};
-use crate::store::{DocWrite, PageCommit, RecordedEvent, StoreError};
+use crate::runtime::{DocChange, DocInput, Event, RuntimeError, Slice};
+use crate::store::{DocWrite, PageCommit, StoreError};
 
 /// What a replay of dead letters did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
@@ -28,7 +28,7 @@ impl Agent {
     /// dropped when the page is done: an idle version holds no instance.
     pub(super) async fn project(
         &mut self,
-        events: Arc<Vec<RecordedEvent>>,
+        events: Arc<Vec<Event>>,
         commit: PageCommit,
     ) -> Result<(), PageError> {
         let slot = match &self.slots {
@@ -72,7 +72,7 @@ impl Agent {
 
     async fn project_page(
         &mut self,
-        events: Arc<Vec<RecordedEvent>>,
+        events: Arc<Vec<Event>>,
         mut commit: PageCommit,
     ) -> Result<(), PageError> {
         let applied = events.len() as u64;
@@ -207,6 +207,7 @@ impl Agent {
                 .store
                 .read_events(&want, self.budget.bytes)
                 .await
+                .map(super::to_events)
                 .map_err(|e| e.to_string())?;
             let Some(last) = events.last().map(|e| e.sequence) else {
                 // Their events are gone: nothing to apply.
@@ -251,7 +252,7 @@ impl Agent {
     async fn replay_page(
         &mut self,
         position: crate::store::Position,
-        events: Vec<RecordedEvent>,
+        events: Vec<Event>,
         sequences: Vec<i64>,
     ) -> bool {
         let commit = PageCommit {
@@ -290,10 +291,8 @@ impl Agent {
     /// WASI must not block a tokio worker.
     async fn call<R: Send + 'static>(
         &self,
-        page: &Arc<Vec<RecordedEvent>>,
-        f: impl FnOnce(&mut dyn PageProjector, &[RecordedEvent]) -> Result<R, RuntimeError>
-        + Send
-        + 'static,
+        page: &Arc<Vec<Event>>,
+        f: impl FnOnce(&mut dyn PageProjector, &[Event]) -> Result<R, RuntimeError> + Send + 'static,
     ) -> Result<R, PageError> {
         let projector = self.projector.clone();
         let page = page.clone();

@@ -1,19 +1,43 @@
 //! What an agent drives: something that slices and applies pages. The wasm [`Guest`]
 //! is the product's; benchmarks plug native code in to measure the sandbox's cost.
+//! Also where the store meets the runtime: the store's records become the runtime's
+//! [`Event`]s here, their fields moved.
 
-use crate::runtime::{DocChange, DocInput, Guest, InstanceSlots, RuntimeError, Slice, Slot};
+use crate::runtime::{DocChange, DocInput, Event, Guest, InstanceSlots, RuntimeError, Slice, Slot};
 use crate::store::RecordedEvent;
+
+/// The store's record as the runtime's event: every field moved, nothing copied.
+impl From<RecordedEvent> for Event {
+    fn from(e: RecordedEvent) -> Self {
+        Self {
+            sequence: e.sequence,
+            stream_id: e.stream_id,
+            stream_version: e.stream_version,
+            event_type: e.event_type,
+            data: e.data,
+            metadata: e.metadata,
+            tenant: e.tenant,
+            timestamp: e.timestamp,
+        }
+    }
+}
+
+/// A page of the store's records as the runtime's events: one move per event (the
+/// two have one layout, so the standard library reuses the buffer in place).
+pub(crate) fn to_events(page: Vec<RecordedEvent>) -> Vec<Event> {
+    page.into_iter().map(Event::from).collect()
+}
 
 /// Projects pages of events: which documents each event touches, then their new state.
 pub trait PageProjector: Send + 'static {
     /// Which documents each event of the page touches.
-    fn slice(&mut self, page: &[RecordedEvent]) -> Result<Vec<Slice>, RuntimeError>;
+    fn slice(&mut self, page: &[Event]) -> Result<Vec<Slice>, RuntimeError>;
 
     /// The new state of each document, one change per input, in order; `page` is the
     /// page last given to `slice`.
     fn apply(
         &mut self,
-        page: &[RecordedEvent],
+        page: &[Event],
         docs: Vec<DocInput>,
     ) -> Result<Vec<DocChange>, RuntimeError>;
 
@@ -37,13 +61,13 @@ pub trait PageProjector: Send + 'static {
 }
 
 impl PageProjector for Guest {
-    fn slice(&mut self, page: &[RecordedEvent]) -> Result<Vec<Slice>, RuntimeError> {
+    fn slice(&mut self, page: &[Event]) -> Result<Vec<Slice>, RuntimeError> {
         Guest::slice(self, page)
     }
 
     fn apply(
         &mut self,
-        page: &[RecordedEvent],
+        page: &[Event],
         docs: Vec<DocInput>,
     ) -> Result<Vec<DocChange>, RuntimeError> {
         Guest::apply(self, page, docs)
@@ -63,5 +87,18 @@ impl PageProjector for Guest {
 
     fn release(&mut self) {
         Guest::release(self);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The runtime keeps its own copy of the daemon's default page size (it
+    /// imports nothing of the daemon): they must agree.
+    #[test]
+    fn the_runtime_default_page_size_is_the_daemon_one() {
+        assert_eq!(
+            crate::runtime::DEFAULT_PAGE_SIZE,
+            super::super::DEFAULT_PAGE_SIZE
+        );
     }
 }

@@ -19,9 +19,9 @@ use super::effects::{EffectsEnv, PageEffects};
 use super::shared::{BACKOFF, blame, readable, skipped};
 use crate::outbox::OutboxWaker;
 use crate::retry::{Blame, Idle, Retry, Verdict, Woke, sleep_or_stop};
-use crate::runtime::{RuntimeError, Subscriber};
+use crate::runtime::{Event, RuntimeError, Subscriber};
 use crate::store::subscription::HandledPage;
-use crate::store::{Position, ProjectionKey, RecordedEvent, Store, StoreError};
+use crate::store::{Position, ProjectionKey, Store, StoreError};
 
 /// How long an idle subscription agent sleeps when no wake-up for its types comes.
 const IDLE_POLL: Duration = Duration::from_millis(500);
@@ -124,7 +124,7 @@ impl SubscriptionAgent {
             };
             let held = standby || first.is_some_and(|f| f <= hold_until);
             // Shared, not copied: a failed page may still be needed by `give_up`.
-            let events: Arc<[RecordedEvent]> = page.events.into();
+            let events: Arc<[Event]> = super::to_events(page.events).into();
             let result = self
                 .handle(events.clone(), held, page.scanned_to, skipped)
                 .await;
@@ -205,7 +205,7 @@ impl SubscriptionAgent {
     /// page to commit at `position`. A store failure during the call is the host's.
     async fn handle(
         &self,
-        events: Arc<[RecordedEvent]>,
+        events: Arc<[Event]>,
         held: bool,
         position: Position,
         skipped: u64,

@@ -134,7 +134,7 @@ pub async fn register(
     } else {
         VersionState::Live
     };
-    store.prepare_projection(&key).await?;
+    prepare(store, &key, &loaded).await?;
     start_at(store, &key, &loaded).await?;
     let rec = ComponentRecord {
         key,
@@ -207,7 +207,7 @@ pub async fn replace(
         ..previous.clone()
     };
     store.save_component(&rec).await?;
-    store.prepare_projection(&rec.key).await?;
+    prepare(store, &rec.key, loaded).await?;
     start_at(store, &rec.key, loaded).await?;
     tracing::info!(
         projection = %rec.key,
@@ -226,7 +226,7 @@ pub async fn reset(
     loaded: &Loaded,
 ) -> Result<(), DeployError> {
     store.drop_projection(key).await?;
-    store.prepare_projection(key).await?;
+    prepare(store, key, loaded).await?;
     start_at(store, key, loaded).await?;
     Ok(())
 }
@@ -236,6 +236,19 @@ pub fn key_in(team: &str, loaded: &Loaded) -> ProjectionKey {
     ProjectionKey {
         name: crate::teams::qualified(team, loaded.name()),
         version: loaded.version(),
+    }
+}
+
+/// Creates what the version keeps in the store: a projection's document table and
+/// progress, a subscription's progress only.
+async fn prepare(
+    store: &dyn Store,
+    key: &ProjectionKey,
+    loaded: &Loaded,
+) -> Result<(), StoreError> {
+    match loaded {
+        Loaded::Projection(_) => store.prepare_projection(key).await,
+        Loaded::Subscription(_) => store.prepare_subscription(key).await,
     }
 }
 
@@ -304,7 +317,7 @@ async fn restore_one(
         })?;
     // `describe` again under the team's limits, as at deploy.
     let (loaded, _) = load(runtime, wasm, limits).await?;
-    store.prepare_projection(&rec.key).await?;
+    prepare(store, &rec.key, &loaded).await?;
     tracing::info!(projection = %rec.key, from_cache = loaded.from_cache(), "restored");
     Ok(loaded)
 }

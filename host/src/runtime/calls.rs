@@ -1,15 +1,14 @@
 //! The page calls, `slice` and `apply`, shared by every WIT version: their parameter
 //! and result types have the same shape in 1.0.0 and 1.1.0, so one set of typed
 //! functions serves both, found under the version's export name. Parameters are
-//! lowered straight from the store's records (no string copied on the host); results
+//! lowered straight from the runtime's events (no string copied on the host); results
 //! are lifted straight into the runtime's types.
 
 use wasmtime::AsContextMut;
 use wasmtime::component::{ComponentType, Func, Instance, Lift, Lower};
 
-use super::guest::DocInput;
-use super::types::{DocChange, Slice};
-use crate::store::RecordedEvent;
+use super::event::Event;
+use super::types::{DocChange, DocInput, Slice};
 
 /// A guest's own error (WIT `guest-error`), as it returned it.
 #[derive(ComponentType, Lift)]
@@ -27,7 +26,7 @@ impl GuestFailure {
     }
 }
 
-/// An event lowered straight from the store's record: no string is copied on the host.
+/// An event lowered straight from the runtime's event: no string is copied on the host.
 #[derive(ComponentType, Lower)]
 #[component(record)]
 struct EventRef<'a> {
@@ -44,8 +43,8 @@ struct EventRef<'a> {
     timestamp: i64,
 }
 
-impl<'a> From<&'a RecordedEvent> for EventRef<'a> {
-    fn from(e: &'a RecordedEvent) -> Self {
+impl<'a> From<&'a Event> for EventRef<'a> {
+    fn from(e: &'a Event) -> Self {
         Self {
             sequence: e.sequence as u64,
             stream_id: &e.stream_id,
@@ -105,7 +104,7 @@ impl PageCalls {
     pub fn slice(
         &self,
         mut store: impl AsContextMut,
-        page: &[RecordedEvent],
+        page: &[Event],
     ) -> wasmtime::Result<SliceResult> {
         let events: Vec<EventRef<'_>> = page.iter().map(EventRef::from).collect();
         let f = self
@@ -119,7 +118,7 @@ impl PageCalls {
     pub fn apply(
         &self,
         mut store: impl AsContextMut,
-        page: &[RecordedEvent],
+        page: &[Event],
         docs: &[DocInput],
     ) -> wasmtime::Result<ApplyResult> {
         let input: Vec<DocEventsRef<'_>> = docs

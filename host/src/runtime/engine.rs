@@ -1,26 +1,22 @@
 //! One wasmtime `Engine` for the process: component model, epoch interruption (a
-//! ticker thread), pooling allocator, and a compiled-artifact cache on disk keyed by
-//! the wasm's hash and the engine's compatibility hash.
+//! ticker thread), pooling allocator, the one linker with every host import, and a
+//! compiled-artifact cache on disk keyed by the wasm's hash and the engine's
+//! compatibility hash. Top layer, with `load` (which adds loading to [`Runtime`]).
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-use super::guest::Guest;
-use super::limits::Limits;
-use super::slots::DescribeSlots;
+use super::error::{RuntimeError, RuntimeError as E};
+use super::limits::{Limits, TICK};
+use super::slots::{DESCRIBE_SLOTS, DescribeSlots};
 use super::state::HostState;
-use super::types::{Descriptor, WitVersion};
-use super::versions::{self, ProjectorPre};
-use super::{RuntimeError, RuntimeError as E};
-
-/// How often the epoch advances: the granularity of call deadlines.
-pub(crate) const TICK: Duration = Duration::from_millis(10);
+use super::{subscriber_versions, versions};
 
 /// The process's WebAssembly runtime. Cheap to clone.
 #[derive(Clone)]
@@ -51,23 +47,6 @@ const DESCRIBE_PATIENCE: Duration = Duration::from_secs(30);
 const CORE_INSTANCES_EACH: u32 = 8;
 const MEMORIES_EACH: u32 = 2;
 const TABLES_EACH: u32 = 4;
-
-/// A compiled, validated component ready to be instantiated.
-#[derive(Clone)]
-pub struct LoadedComponent {
-    pub(crate) pre: ProjectorPre,
-    /// What the component says it is (and which WIT version it was built against).
-    pub descriptor: Descriptor,
-    /// Hex SHA-256 of the wasm bytes.
-    pub sha256: String,
-    /// Whether the compiled artifact came from the cache.
-    pub from_cache: bool,
-    /// Time spent compiling (or loading the artifact) and validating.
-    pub load_time: Duration,
-    pub(crate) limits: Limits,
-    /// Its team's instance slots (none: unbudgeted, as for tools and benchmarks).
-    pub(crate) slots: Option<super::InstanceSlots>,
-}
 
 impl Runtime {
     /// Creates the engine; `cache_dir` holds compiled artifacts (none: no cache).
@@ -111,7 +90,7 @@ impl Runtime {
             .map_err(|e| E::Host(format!("linking WASI without waits: {e:#}")))?;
         versions::add_to_linker(&mut linker)
             .map_err(|e| E::Host(format!("linking host: {e:#}")))?;
-        super::subscriber::add_to_linker(&mut linker)
+        subscriber_versions::add_to_linker(&mut linker)
             .map_err(|e| E::Host(format!("linking the subscription host: {e:#}")))?;
         if let Some(dir) = &cache_dir {
             std::fs::create_dir_all(dir)
@@ -124,7 +103,7 @@ impl Runtime {
                 linker,
                 cache_dir,
                 limits,
-                describes: DescribeSlots::new(super::DESCRIBE_SLOTS),
+                describes: DescribeSlots::new(DESCRIBE_SLOTS),
             }),
         })
     }
@@ -168,14 +147,6 @@ impl Runtime {
         &self.inner.limits
     }
 
-    /// Compiles (or loads from cache), links and describes a component.
-    pub fn load(&self, wasm: &[u8]) -> Result<LoadedComponent, RuntimeError> {
-        let started = Instant::now();
-        let (component, sha256, from_cache) = self.compile_checked(wasm)?;
-        let limits = self.inner.limits.clone();
-        self.link_projection(&component, sha256, from_cache, started, limits)
-    }
-
     /// Checks the header, hashes and compiles (or loads the cached artifact).
     pub(super) fn compile_checked(
         &self,
@@ -185,44 +156,6 @@ impl Runtime {
         let sha256 = hex::encode(Sha256::digest(wasm));
         let (component, from_cache) = self.compile(wasm, &sha256)?;
         Ok((component, sha256, from_cache))
-    }
-
-    /// Links a compiled component as a projector of its WIT version and describes it.
-    pub(super) fn link_projection(
-        &self,
-        component: &Component,
-        sha256: String,
-        from_cache: bool,
-        started: Instant,
-        limits: Limits,
-    ) -> Result<LoadedComponent, RuntimeError> {
-        let inner = &self.inner;
-        let version = wit_version(component, &inner.engine)?;
-        let instance_pre = inner
-            .linker
-            .instantiate_pre(component)
-            .map_err(|e| E::WrongWorld(format!("{e:#}")))?;
-        let pre = ProjectorPre::new(version, instance_pre)
-            .map_err(|e| E::WrongWorld(format!("WIT {version}: {e:#}")))?;
-        let label = format!("sha256:{}", &sha256[..12]);
-        // `describe` runs under the limits the component will run under (its team's).
-        let descriptor =
-            self.describing(|| Guest::for_describe(&pre, &limits, label.clone()).describe())?;
-        descriptor.validate().map_err(E::BadDescriptor)?;
-        if descriptor.kind != super::ComponentKind::Projection {
-            return Err(E::BadDescriptor(
-                "it exports the projection interface but describes itself as a subscription".into(),
-            ));
-        }
-        Ok(LoadedComponent {
-            pre,
-            descriptor,
-            sha256,
-            from_cache,
-            load_time: started.elapsed(),
-            limits,
-            slots: None,
-        })
     }
 
     /// The engine and the linker with every host import.
@@ -258,37 +191,6 @@ impl Runtime {
         }
         Ok((component, false))
     }
-}
-
-/// The newest WIT version whose projection export the component has. Export names
-/// are matched exactly: wasmtime's semver matching would let a 1.0.0 export stand in
-/// for 1.1.0, whose descriptor differs.
-fn wit_version(component: &Component, engine: &Engine) -> Result<WitVersion, RuntimeError> {
-    let ty = component.component_type();
-    let found = WitVersion::SUPPORTED
-        .into_iter()
-        .find(|v| ty.get_export(engine, v.projection_export()).is_some());
-    if let Some(version) = found {
-        return Ok(version);
-    }
-    let wanted: Vec<&str> = WitVersion::SUPPORTED
-        .iter()
-        .map(|v| v.projection_export())
-        .collect();
-    let exports: Vec<&str> = ty.exports(engine).map(|(n, _)| n).collect();
-    Err(E::WrongWorld(format!(
-        "it exports none of {} (refract runs WIT versions {}), nor a subscription ({} or {}); \
-         it exports: {}",
-        wanted.join(", "),
-        WitVersion::SUPPORTED.map(WitVersion::as_str).join(", "),
-        super::subscriber::SUBSCRIPTION_EXPORT_V1_1,
-        super::subscriber::SUBSCRIPTION_EXPORT_V1_0,
-        if exports.is_empty() {
-            "nothing".to_owned()
-        } else {
-            exports.join(", ")
-        }
-    )))
 }
 
 /// Writes the artifact atomically, so a crash never leaves half a file to load.

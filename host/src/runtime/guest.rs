@@ -11,27 +11,17 @@ use serde::de::IgnoredAny;
 use wasmtime::Store;
 use wasmtime::component::Instance;
 
-use super::RuntimeError;
 use super::calls::{GuestFailure, PageCalls};
-use super::engine::LoadedComponent;
-use super::limits::Limits;
+use super::error::{Limit, RuntimeError};
+use super::event::Event;
+use super::limits::{DEFAULT_PAGE_SIZE, Limits};
+use super::loaded::LoadedComponent;
 use super::sandbox::{Sandbox, Spot};
 use super::slots::{InstanceSlots, Slot};
 use super::state::HostState;
-use super::types::{Descriptor, DocChange, Slice, preview, slice_by_stream};
+use super::types::{DESCRIBE_FUEL, Descriptor, DocChange, DocInput, Slice, slice_by_stream};
 use super::versions::{Projector, ProjectorPre};
-use crate::store::{MAX_STREAM_ID_LEN, RecordedEvent};
-
-/// One document to bring up to date: its current JSON and its events (page indices).
-#[derive(Debug, Clone)]
-pub struct DocInput {
-    /// The document's id.
-    pub id: String,
-    /// Its current JSON, if it exists.
-    pub state: Option<String>,
-    /// Indices of its events in the page.
-    pub events: Vec<u32>,
-}
+use crate::identity::{MAX_STREAM_ID_LEN, preview};
 
 /// An instantiated component with its sandbox.
 pub struct Guest {
@@ -107,7 +97,7 @@ impl Guest {
             sandbox: Sandbox::new(pre.instance_pre().clone(), component, limits.clone(), make),
             per_stream: false,
             max_events: usize::MAX,
-            page_size: crate::daemon::DEFAULT_PAGE_SIZE,
+            page_size: DEFAULT_PAGE_SIZE,
         }
     }
 
@@ -119,14 +109,14 @@ impl Guest {
     /// Asks the component what it is, converted into the latest WIT version's terms.
     pub fn describe(&mut self) -> Result<Descriptor, RuntimeError> {
         self.sandbox.call("describe", None, |store, c| {
-            store.set_hostcall_fuel(super::types::DESCRIBE_FUEL);
+            store.set_hostcall_fuel(DESCRIBE_FUEL);
             c.bindings.describe(store)
         })
     }
 
     /// Which documents each event of the page touches, validated. Pages are at most
     /// the guest's [`Descriptor::page_size`]: a 1.1.0 guest may refuse larger ones.
-    pub fn slice(&mut self, page: &[RecordedEvent]) -> Result<Vec<Slice>, RuntimeError> {
+    pub fn slice(&mut self, page: &[Event]) -> Result<Vec<Slice>, RuntimeError> {
         if self.per_stream {
             // Same answer as the guest's, without lowering the page into it.
             return Ok(slice_by_stream(page));
@@ -136,7 +126,7 @@ impl Guest {
 
     /// Asks the guest itself which documents each event touches, even when it
     /// declares per-stream documents (for tests and diagnostics), validated.
-    pub fn slice_in_guest(&mut self, page: &[RecordedEvent]) -> Result<Vec<Slice>, RuntimeError> {
+    pub fn slice_in_guest(&mut self, page: &[Event]) -> Result<Vec<Slice>, RuntimeError> {
         let (max_docs, max_indices) = slice_caps(self.sandbox.limits(), self.page_size, page.len());
         // What a valid answer can take (each document's id at its longest), so that
         // wasmtime refuses a bigger one before the host allocates it.
@@ -183,7 +173,7 @@ impl Guest {
     /// the page the documents' event indices point into.
     pub fn apply(
         &mut self,
-        page: &[RecordedEvent],
+        page: &[Event],
         docs: Vec<DocInput>,
     ) -> Result<Vec<DocChange>, RuntimeError> {
         if page.len() <= self.max_events {
@@ -196,11 +186,7 @@ impl Guest {
 
     /// Applies one document's events in parts the guest takes, its state carried from
     /// part to part; the result is the last change made.
-    fn apply_in_parts(
-        &mut self,
-        page: &[RecordedEvent],
-        doc: DocInput,
-    ) -> Result<DocChange, RuntimeError> {
+    fn apply_in_parts(&mut self, page: &[Event], doc: DocInput) -> Result<DocChange, RuntimeError> {
         let mut state = doc.state;
         let mut outcome = DocChange::Keep;
         for part in doc.events.chunks(self.max_events) {
@@ -226,7 +212,7 @@ impl Guest {
 
     fn apply_once(
         &mut self,
-        page: &[RecordedEvent],
+        page: &[Event],
         docs: &[DocInput],
     ) -> Result<Vec<DocChange>, RuntimeError> {
         // Documents up to the result limit, each change's own size, and room for an
@@ -284,15 +270,13 @@ impl Guest {
     }
 
     fn bad_result(&self, message: String) -> RuntimeError {
-        self.sandbox.guest_error(
-            format!("{}: {message}", super::Limit::Result.phrase()),
-            None,
-        )
+        self.sandbox
+            .guest_error(format!("{}: {message}", Limit::Result.phrase()), None)
     }
 }
 
 fn check_doc_id(id: &str) -> Result<(), String> {
-    if id.is_empty() || id.len() > MAX_STREAM_ID_LEN || id.chars().any(char::is_control) {
+    if !crate::identity::is_text(id, MAX_STREAM_ID_LEN) {
         return Err(format!(
             "document id {} ({} bytes) must be 1 to {MAX_STREAM_ID_LEN} bytes without control \
              characters",

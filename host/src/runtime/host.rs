@@ -45,29 +45,37 @@ impl HostState {
     }
 }
 
-/// Implements the `host` trait a version's bindgen generates (the argument is the
-/// module path of its `host` bindings) with the shared functions above. The
-/// generated types differ per version, their shapes do not.
-macro_rules! impl_host {
+/// The `log` and `panicked` functions of a version's `host` trait (the argument is
+/// the module path of its `host` bindings), calling the shared functions above: the
+/// generated types differ per version and per world, their shapes do not.
+macro_rules! host_fns {
     ($($host:ident)::+) => {
-        impl $($host)::+::Host for $crate::runtime::state::HostState {
-            fn log(&mut self, level: $($host)::+::Level, message: String) {
-                use $($host)::+::Level as L;
-                let level = match level {
-                    L::Trace => tracing::Level::TRACE,
-                    L::Debug => tracing::Level::DEBUG,
-                    L::Info => tracing::Level::INFO,
-                    L::Warn => tracing::Level::WARN,
-                    L::Error => tracing::Level::ERROR,
-                };
-                self.log_line(level, &message);
-            }
+        fn log(&mut self, level: $($host)::+::Level, message: String) {
+            use $($host)::+::Level as L;
+            let level = match level {
+                L::Trace => tracing::Level::TRACE,
+                L::Debug => tracing::Level::DEBUG,
+                L::Info => tracing::Level::INFO,
+                L::Warn => tracing::Level::WARN,
+                L::Error => tracing::Level::ERROR,
+            };
+            self.log_line(level, &message);
+        }
 
-            fn panicked(&mut self, error: $($host)::+::GuestError) {
-                self.record_panic(&error.message, error.event_sequence);
-            }
+        fn panicked(&mut self, error: $($host)::+::GuestError) {
+            self.record_panic(&error.message, error.event_sequence);
         }
     };
 }
 
-pub(crate) use impl_host;
+/// Implements a projector version's `host` trait (the argument is the module path
+/// of its `host` bindings), which has only `log` and `panicked`.
+macro_rules! impl_host {
+    ($($host:ident)::+) => {
+        impl $($host)::+::Host for $crate::runtime::state::HostState {
+            $crate::runtime::host::host_fns!($($host)::+);
+        }
+    };
+}
+
+pub(crate) use {host_fns, impl_host};

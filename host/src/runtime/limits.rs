@@ -1,4 +1,5 @@
-//! The sandbox's limits for one component instance.
+//! The sandbox's limits for one component instance, and the fixed bounds the runtime
+//! checks guests' results against. Bottom layer: imports nothing of the runtime.
 
 use std::time::Duration;
 
@@ -42,3 +43,11 @@ impl Limits {
         Duration::from_millis(self.call_timeout_ms)
     }
 }
+
+/// The events per page a guest's `slice` caps scale with unless its caller says
+/// (`Guest::with_page_size`): the daemon's default page size, pinned equal to it by
+/// a unit test in the daemon (the runtime imports nothing of the daemon).
+pub const DEFAULT_PAGE_SIZE: usize = 5000;
+
+/// How often the engine's epoch advances: the granularity of call deadlines.
+pub(crate) const TICK: Duration = Duration::from_millis(10);

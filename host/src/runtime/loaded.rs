@@ -1,8 +1,40 @@
-//! A loaded component of either kind, with what the registry needs of both.
+//! Compiled, validated components: a projection's, a subscription's, and either kind
+//! with what the registry needs of both. Plain data over the linked forms of the WIT
+//! versions (`versions`, `subscriber_versions`); made by the façade (`load`), run by
+//! `Guest` and `Subscriber`.
 
 use std::time::Duration;
 
-use super::{ComponentKind, LoadedComponent, LoadedSubscription};
+use super::limits::Limits;
+use super::slots::InstanceSlots;
+use super::subscriber_versions::SubscriberPre;
+use super::subscription_types::SubscriptionDescriptor;
+use super::types::{ComponentKind, Descriptor};
+use super::versions::ProjectorPre;
+
+/// A compiled, validated component ready to be instantiated: its linked form `P`
+/// (of its WIT version) and what it says it is, `D`.
+#[derive(Clone)]
+pub struct Compiled<P, D> {
+    pub(crate) pre: P,
+    /// What the component says it is (and which WIT version it was built against).
+    pub descriptor: D,
+    /// Hex SHA-256 of the wasm bytes.
+    pub sha256: String,
+    /// Whether the compiled artifact came from the cache.
+    pub from_cache: bool,
+    /// Time spent compiling (or loading the artifact) and validating.
+    pub load_time: Duration,
+    pub(crate) limits: Limits,
+    /// Its team's instance slots (none: unbudgeted, as for tools and benchmarks).
+    pub(crate) slots: Option<InstanceSlots>,
+}
+
+/// A compiled, validated projection.
+pub type LoadedComponent = Compiled<ProjectorPre, Descriptor>;
+
+/// A compiled, validated subscription.
+pub type LoadedSubscription = Compiled<SubscriberPre, SubscriptionDescriptor>;
 
 /// A compiled, validated component: a projection or a subscription.
 #[derive(Clone)]
@@ -63,7 +95,7 @@ impl Loaded {
     }
 
     /// Runs it under other limits (its team's) from now on.
-    pub fn set_limits(&mut self, limits: super::Limits) {
+    pub fn set_limits(&mut self, limits: Limits) {
         match self {
             Self::Projection(l) => l.limits = limits,
             Self::Subscription(l) => l.limits = limits,
@@ -71,7 +103,7 @@ impl Loaded {
     }
 
     /// Makes its instances under `slots` (its team's) from now on.
-    pub fn set_slots(&mut self, slots: super::InstanceSlots) {
+    pub fn set_slots(&mut self, slots: InstanceSlots) {
         match self {
             Self::Projection(l) => l.slots = Some(slots),
             Self::Subscription(l) => l.slots = Some(slots),

@@ -1,146 +1,100 @@
 //! The WebAssembly runtime: loads components, validates them, and calls them a page
-//! at a time inside a sandbox. It knows nothing of SQL.
+//! at a time inside a sandbox. It knows nothing of SQL, nor of the store's or the
+//! daemon's types: it speaks its own (an [`Event`], a [`Descriptor`], a
+//! [`SubscriberHost`]), and the daemon, which joins it to the store, converts.
 //!
-//! One module per WIT version of `refract:projection` (`since_v1_0`, `since_v1_1`),
-//! each converting its types into the latest; `versions` picks between them.
+//! # Layers
+//!
+//! The files form layers, bottom to top. A file imports from its own layer or
+//! below, never above; within a layer, only files listed before it. Outside the
+//! runtime it imports only `identity` (the one rule for names, ids and expected
+//! versions, shared with the store and the API) and `teams` (which team a
+//! component's instances run for).
+//!
+//! 1. **Types and limits**, the runtime's own vocabulary, in the latest WIT
+//!    version's terms: `guest_text` (clipping what guests say), `error`
+//!    ([`RuntimeError`], [`Fault`], [`Limit`]), `event` ([`Event`]), `types` (a
+//!    projection's descriptor, slices, document changes), `subscription_types` (a
+//!    subscription's descriptor, emits, and the [`SubscriberHost`] trait the daemon
+//!    answers its imports with), `limits` ([`Limits`] and the fixed bounds on
+//!    results).
+//! 2. **Instance state**: what each wasmtime store holds, and the process-wide
+//!    machinery it uses. `log_budget`, `output` (guest stdout and stderr into the
+//!    log, capped), `clock` (virtual clocks and seeded randomness), `watchdog` (the
+//!    host's own deadline on a call), `cpu` (a call's ticks, long-call lanes, the
+//!    compile lane), `state` (`HostState`: WASI without grants, the memory limiter,
+//!    a guest's panic report), `nonblocking` (WASI polls that never wait), `host`
+//!    (the `log` and `panicked` imports every WIT version shares). This sits below
+//!    the WIT versions because their bindings implement their host imports on the
+//!    store's data (`HostState`), as wasmtime's bindgen requires.
+//! 3. **WIT versions**, one file per world and version, each with its bindings, its
+//!    host imports and `From` conversions into layer 1's types: `since_v1_1` and
+//!    `since_v1_0` (the projector world), `subscriber_v1_1` and `subscriber_v1_0`
+//!    (the subscriber world). 1.1.0 only adds to 1.0.0, so a 1.0.0 file binds 1.1.0's
+//!    types and imports the 1.1.0 file, never the reverse. `calls` holds the page
+//!    calls (`slice`, `apply`) every projector version shares, lowered straight from
+//!    [`Event`]s; `versions` and `subscriber_versions` pick a component's version
+//!    and dispatch to it, so nothing above names a version's generated types.
+//! 4. **Sandbox**: `slots` (instance slots per team, and those of `describe`) and
+//!    `sandbox` (one instance, made on first use under a slot, memory limit, CPU
+//!    deadline, dropped on a trap, which becomes an error naming the limit and the
+//!    event). Generic over a version's bindings: it imports no layer 3 file.
+//! 5. **Components**: `loaded` ([`LoadedComponent`], [`LoadedSubscription`],
+//!    [`Loaded`]: compiled, validated, linked), `guest` ([`Guest`], a projection
+//!    called a page at a time, its results checked) and `subscriber`
+//!    ([`Subscriber`], a subscription handed a page with a [`SubscriberHost`]).
+//! 6. **Façade**: `engine` ([`Runtime`]: the process's engine, the one linker with
+//!    every version's host imports, the compiled-artifact cache) and `load`
+//!    (`Runtime::load`, `Runtime::load_any`: compile, tell the kind and version,
+//!    link, describe, validate). This file only declares the modules and re-exports
+//!    the public API.
 
-mod calls;
+// 1. Types and limits.
+mod error;
+mod event;
+pub mod guest_text;
+mod limits;
+mod subscription_types;
+mod types;
+// 2. Instance state.
 mod clock;
 mod cpu;
-mod engine;
-mod guest;
-pub mod guest_text;
 mod host;
-mod limits;
-mod loaded;
 mod log_budget;
 mod nonblocking;
 mod output;
-mod sandbox;
+mod state;
+pub mod watchdog;
+// 3. WIT versions.
+mod calls;
 mod since_v1_0;
 mod since_v1_1;
-mod slots;
-mod state;
-pub mod subscriber;
-mod subscriber_wit;
-mod types;
+mod subscriber_v1_0;
+mod subscriber_v1_1;
+mod subscriber_versions;
 mod versions;
-pub mod watchdog;
+// 4. Sandbox.
+mod sandbox;
+mod slots;
+// 5. Components.
+mod guest;
+mod loaded;
+mod subscriber;
+// 6. Façade.
+mod engine;
+mod load;
 
-pub use engine::{DEFAULT_POOL_INSTANCES, LoadedComponent, MIN_STACK_BYTES, Runtime};
-pub use guest::{DocInput, Guest};
-pub use limits::Limits;
-pub use loaded::Loaded;
+pub use engine::{DEFAULT_POOL_INSTANCES, MIN_STACK_BYTES, Runtime};
+pub use error::{Fault, Limit, RuntimeError};
+pub use event::Event;
+pub use guest::Guest;
+pub use limits::{DEFAULT_PAGE_SIZE, Limits};
+pub use loaded::{Compiled, Loaded, LoadedComponent, LoadedSubscription};
 pub use slots::{DEFAULT_TEAM_INSTANCES, DESCRIBE_SLOTS, InstanceSlots, Slot};
-pub use subscriber::{
-    EmittedEvent, Expected, LoadedSubscription, StartPosition, Subscriber, SubscriberHost,
-    SubscriptionDescriptor,
-};
+pub use subscriber::Subscriber;
+pub use subscriber_versions::{SUBSCRIPTION_EXPORT_V1_0, SUBSCRIPTION_EXPORT_V1_1};
+pub use subscription_types::{EmittedEvent, StartPosition, SubscriberHost, SubscriptionDescriptor};
 pub use types::{
-    ComponentKind, Descriptor, DocChange, DocumentMode, Slice, WitVersion, slice_by_stream,
+    ComponentKind, Descriptor, DocChange, DocInput, DocumentMode, Slice, WitVersion,
+    slice_by_stream,
 };
-
-/// Who was at fault when a call failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Fault {
-    /// The component misbehaved: its own error, a trap, a limit, a bad result.
-    Guest,
-    /// The host failed (a bug or a resource problem); the guest is not to blame.
-    Host,
-    /// Nothing failed: an operator paused the version.
-    Operator,
-}
-
-/// What can go wrong loading or calling a component.
-#[derive(Debug, thiserror::Error)]
-pub enum RuntimeError {
-    /// The bytes are not a WebAssembly component.
-    #[error("not a WebAssembly component: {0}")]
-    NotAComponent(String),
-    /// The component does not implement a world refract runs.
-    #[error("the component does not implement refract's projector world: {0}")]
-    WrongWorld(String),
-    /// The component's descriptor is unusable.
-    #[error("the component's describe() is invalid: {0}")]
-    BadDescriptor(String),
-    /// A call into the guest failed because of the guest.
-    #[error("component {component}{}: {message}", at_event(*.event_sequence))]
-    Guest {
-        /// Which component (`name@vN`).
-        component: String,
-        /// The sequence of the event it failed on, if known.
-        event_sequence: Option<i64>,
-        /// What happened.
-        message: String,
-    },
-    /// The host failed.
-    #[error("host error: {0}")]
-    Host(String),
-}
-
-fn at_event(seq: Option<i64>) -> String {
-    seq.map(|s| format!(" failed at event {s}"))
-        .unwrap_or_else(|| " failed".to_owned())
-}
-
-/// A sandbox limit a guest can hit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Limit {
-    /// The CPU deadline of one call.
-    Cpu,
-    /// The memory cap.
-    Memory,
-    /// The wasm stack limit.
-    Stack,
-    /// The checks on what a call returns (sizes, JSON, ids).
-    Result,
-}
-
-impl Limit {
-    /// How the error message of a hit on this limit begins (after the component).
-    pub(crate) const fn phrase(self) -> &'static str {
-        match self {
-            Self::Cpu => "exceeded its CPU time limit",
-            Self::Memory => "exceeded its memory limit",
-            Self::Stack => "exceeded its stack limit",
-            Self::Result => "returned an invalid result",
-        }
-    }
-}
-
-impl RuntimeError {
-    /// A guest error whose `message` (which may hold the guest's own text) is
-    /// clipped: bounded and with control characters escaped.
-    pub fn guest(component: String, event_sequence: Option<i64>, message: &str) -> Self {
-        Self::Guest {
-            component,
-            event_sequence,
-            message: guest_text::clip(message),
-        }
-    }
-
-    /// The limit a guest error reports, if it was one.
-    pub fn limit(&self) -> Option<Limit> {
-        let Self::Guest { message, .. } = self else {
-            return None;
-        };
-        [Limit::Cpu, Limit::Memory, Limit::Stack, Limit::Result]
-            .into_iter()
-            .find(|l| message.starts_with(l.phrase()))
-    }
-
-    /// Whether no instance could be had right now (every slot of the team, or of the
-    /// shared pool, taken): a host condition, waited out and tried again.
-    pub fn is_busy(&self) -> bool {
-        matches!(self, Self::Host(m) if m.starts_with(slots::BUSY))
-    }
-
-    /// Whether the guest or the host was at fault.
-    pub fn fault(&self) -> Fault {
-        match self {
-            Self::Host(_) => Fault::Host,
-            _ => Fault::Guest,
-        }
-    }
-}

@@ -7,13 +7,12 @@ use std::sync::Arc;
 use wasmtime::component::{Instance, InstancePre};
 use wasmtime::{Store, StoreLimitsBuilder, Trap};
 
-use super::engine::TICK;
-use super::limits::Limits;
-use super::slots::{BUSY, InstanceSlots, Slot};
+use super::error::{BUSY, Limit, RuntimeError, RuntimeError as E};
+use super::event::Event;
+use super::limits::{Limits, TICK};
+use super::slots::{InstanceSlots, Slot};
 use super::state::HostState;
-use super::subscriber::SubscriberHost;
-use super::{Limit, RuntimeError, RuntimeError as E};
-use crate::store::RecordedEvent;
+use super::subscription_types::SubscriberHost;
 
 /// How wasmtime's error says a guest-to-host copy went over the store's hostcall fuel
 /// (its error type is private).
@@ -34,7 +33,7 @@ pub(crate) struct Spot {
 
 impl Spot {
     /// The spot of a page; `None` for an empty one.
-    pub fn of(page: &[RecordedEvent]) -> Option<Self> {
+    pub fn of(page: &[Event]) -> Option<Self> {
         let (first, last) = (page.first()?, page.last()?);
         Some(Self {
             first: first.sequence,

@@ -54,18 +54,30 @@ impl Descriptor {
         Self {
             name: d.name,
             version: d.version,
-            kind: match d.kind {
-                types::ComponentKind::Projection => ComponentKind::Projection,
-                types::ComponentKind::Subscription => ComponentKind::Subscription,
-            },
+            kind: d.kind.into(),
             event_types: d.event_types,
-            documents: match settings.documents {
-                types::DocumentMode::PerStream => DocumentMode::PerStream,
-                types::DocumentMode::Custom => DocumentMode::Custom,
-            },
+            documents: settings.documents.into(),
             max_page_size: settings.max_page_size,
             options: d.options,
             wit_version,
+        }
+    }
+}
+
+impl From<types::ComponentKind> for ComponentKind {
+    fn from(kind: types::ComponentKind) -> Self {
+        match kind {
+            types::ComponentKind::Projection => Self::Projection,
+            types::ComponentKind::Subscription => Self::Subscription,
+        }
+    }
+}
+
+impl From<types::DocumentMode> for DocumentMode {
+    fn from(mode: types::DocumentMode) -> Self {
+        match mode {
+            types::DocumentMode::PerStream => Self::PerStream,
+            types::DocumentMode::Custom => Self::Custom,
         }
     }
 }

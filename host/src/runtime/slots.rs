@@ -8,16 +8,14 @@ use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 
+use super::error::{BUSY, RuntimeError};
+
 /// Instances a team may hold at once unless its config says otherwise.
 pub const DEFAULT_TEAM_INSTANCES: usize = 64;
 
 /// Instances kept for `describe` at deploy (shared by every team, never taken by
 /// running versions, so a deploy never waits for another team's pages).
 pub const DESCRIBE_SLOTS: usize = 8;
-
-/// What the message of an error starts with when no instance could be had right now
-/// (a host condition: wait and try again).
-pub(crate) const BUSY: &str = "no instance slot free right now";
 
 /// One team's instance slots. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -62,11 +60,11 @@ impl InstanceSlots {
     }
 
     /// A slot if one is free now.
-    pub(crate) fn try_acquire(&self) -> Result<Slot, super::RuntimeError> {
+    pub(crate) fn try_acquire(&self) -> Result<Slot, RuntimeError> {
         match self.permits.clone().try_acquire_owned() {
             Ok(p) => Ok(Slot(p)),
             Err(TryAcquireError::NoPermits | TryAcquireError::Closed) => {
-                Err(super::RuntimeError::Host(format!(
+                Err(RuntimeError::Host(format!(
                     "{BUSY}: team {} holds all of its {} instance slots (max_instances)",
                     self.team, self.size
                 )))
@@ -100,8 +98,8 @@ impl DescribeSlots {
     pub fn run<T>(
         &self,
         patience: Duration,
-        mut f: impl FnMut() -> Result<T, super::RuntimeError>,
-    ) -> Result<T, super::RuntimeError> {
+        mut f: impl FnMut() -> Result<T, RuntimeError>,
+    ) -> Result<T, RuntimeError> {
         {
             let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
             while *free == 0 {

@@ -25,7 +25,7 @@ pub struct HostState {
     /// Whether the drop of its further log lines has been noted.
     pub(crate) log_capped: bool,
     /// Answers a subscription's imports while it handles a page.
-    pub(crate) subscriber: Option<Box<dyn super::subscriber::SubscriberHost>>,
+    pub(crate) subscriber: Option<Box<dyn super::subscription_types::SubscriberHost>>,
     /// Virtual time and seeded randomness, set at the start of each call.
     pub(crate) clocks: GuestClocks,
     /// The current call's ticks and long-lane slot.

@@ -1,5 +1,6 @@
-//! The runtime's own view of what guests say: the latest WIT version's shapes. Older
-//! WIT versions convert into these, so the daemon handles one set of types.
+//! The runtime's own view of what projections say: the latest WIT version's shapes.
+//! Older WIT versions convert into these, so the daemon handles one set of types.
+//! Bottom layer: imports only the runtime's `event`.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -7,7 +8,8 @@ use std::fmt;
 use serde::Serialize;
 use wasmtime::component::{ComponentType, Lift};
 
-use crate::store::RecordedEvent;
+use super::event::Event;
+use crate::identity::{MAX_EVENT_TYPE_LEN, preview};
 
 /// What kind of component this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -85,9 +87,6 @@ pub struct Descriptor {
 /// (1.1.0 has the typed `documents` field instead).
 pub const DOCUMENTS_OPTION: (&str, &str) = ("documents", "per-stream");
 
-/// Longest projection name accepted.
-pub const MAX_NAME_LEN: usize = 48;
-
 impl Descriptor {
     /// Whether the guest keeps one document per stream, so the host can slice pages
     /// itself instead of calling the guest.
@@ -116,9 +115,6 @@ impl Descriptor {
 /// (in SQL) and the list is read on nearly every request.
 pub const MAX_EVENT_TYPES: usize = 1_000;
 
-/// Longest event type a component may declare, in bytes.
-pub const MAX_EVENT_TYPE_LEN: usize = 256;
-
 /// Bytes the host takes from a `describe`: far above what a valid descriptor needs
 /// (so too many event types are refused by count, with a clear message), far below
 /// what a guest could make the host copy otherwise.
@@ -133,22 +129,7 @@ pub(crate) fn validate_identity(
     version: u32,
     event_types: &[String],
 ) -> Result<(), String> {
-    let n = name;
-    if n.is_empty() || n.len() > MAX_NAME_LEN {
-        return Err(format!(
-            "name {} ({} bytes) must be 1 to {MAX_NAME_LEN} characters",
-            preview(n),
-            n.len()
-        ));
-    }
-    let ok = n
-        .chars()
-        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
-    if !ok || !n.starts_with(|c: char| c.is_ascii_lowercase()) {
-        return Err(format!(
-            "name {n:?} must start with a-z and hold only a-z, 0-9, '-' and '_'"
-        ));
-    }
+    crate::identity::check_component_name(name)?;
     if version == 0 {
         return Err("version must be 1 or more".into());
     }
@@ -161,9 +142,7 @@ pub(crate) fn validate_identity(
             event_types.len()
         ));
     }
-    let bad = |t: &String| {
-        t.is_empty() || t.len() > MAX_EVENT_TYPE_LEN || t.chars().any(char::is_control)
-    };
+    let bad = |t: &String| !crate::identity::is_text(t, MAX_EVENT_TYPE_LEN);
     if let Some((i, t)) = event_types.iter().enumerate().find(|(_, t)| bad(t)) {
         return Err(format!(
             "event type #{} {} is {} bytes; each must be 1 to {MAX_EVENT_TYPE_LEN} bytes \
@@ -174,16 +153,6 @@ pub(crate) fn validate_identity(
         ));
     }
     Ok(())
-}
-
-/// The start of a guest's string, quoted, for an error message.
-pub(crate) fn preview(s: &str) -> String {
-    let mut end = s.len().min(64);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    let more = if end < s.len() { "…" } else { "" };
-    format!("{:?}{more}", &s[..end])
 }
 
 /// Which events of a page touch one document. Lifted straight from the guest: WIT
@@ -214,9 +183,20 @@ pub enum DocChange {
     Keep,
 }
 
+/// One document to bring up to date: its current JSON and its events (page indices).
+#[derive(Debug, Clone)]
+pub struct DocInput {
+    /// The document's id.
+    pub id: String,
+    /// Its current JSON, if it exists.
+    pub state: Option<String>,
+    /// Indices of its events in the page.
+    pub events: Vec<u32>,
+}
+
 /// Groups a page by stream, in order of first appearance: what `slice` returns for a
 /// guest whose documents are its streams.
-pub fn slice_by_stream(page: &[RecordedEvent]) -> Vec<Slice> {
+pub fn slice_by_stream(page: &[Event]) -> Vec<Slice> {
     let mut slices: Vec<Slice> = Vec::new();
     let mut at: HashMap<&str, usize> = HashMap::new();
     for (i, e) in page.iter().enumerate() {
@@ -238,7 +218,7 @@ mod tests {
 
     #[test]
     fn slicing_by_stream_keeps_first_appearance_and_page_order() {
-        let ev = |seq: i64, stream: &str| RecordedEvent {
+        let ev = |seq: i64, stream: &str| Event {
             sequence: seq,
             stream_id: stream.into(),
             stream_version: 1,

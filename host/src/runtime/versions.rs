@@ -3,7 +3,7 @@
 //! versions' host imports are on the one linker; the page calls are shared.
 
 use wasmtime::Store;
-use wasmtime::component::{Instance, InstancePre, Linker};
+use wasmtime::component::{Instance, Linker};
 
 use super::state::HostState;
 use super::types::{Descriptor, WitVersion};
@@ -25,44 +25,72 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
     v1_1::add_to_linker(linker)
 }
 
-/// A component linked as a projector of one WIT version, ready to instantiate.
-#[derive(Clone)]
-pub(crate) enum ProjectorPre {
-    V1_0(v1_0::ProjectorPre<HostState>),
-    V1_1(v1_1::ProjectorPre<HostState>),
+/// Declares the enum of a component linked against one of the WIT versions of a
+/// world (its variants the versions' generated `*Pre` types), with `new`, `version`
+/// and `instance_pre`: written once for the projector and the subscriber worlds.
+macro_rules! linked {
+    ($(#[$doc:meta])* $name:ident { V1_0: $v10:ty, V1_1: $v11:ty $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Clone)]
+        pub enum $name {
+            /// Built against 1.0.0.
+            V1_0($v10),
+            /// Built against 1.1.0.
+            V1_1($v11),
+        }
+
+        impl $name {
+            /// Checks the linked component against `version`'s world.
+            pub fn new(
+                version: $crate::runtime::types::WitVersion,
+                pre: wasmtime::component::InstancePre<$crate::runtime::state::HostState>,
+            ) -> wasmtime::Result<Self> {
+                use $crate::runtime::types::WitVersion as W;
+                Ok(match version {
+                    W::V1_0 => Self::V1_0(<$v10>::new(pre)?),
+                    W::V1_1 => Self::V1_1(<$v11>::new(pre)?),
+                })
+            }
+
+            /// The WIT version the component was built against.
+            pub fn version(&self) -> $crate::runtime::types::WitVersion {
+                use $crate::runtime::types::WitVersion as W;
+                match self {
+                    Self::V1_0(_) => W::V1_0,
+                    Self::V1_1(_) => W::V1_1,
+                }
+            }
+
+            /// The untyped pre-instance.
+            pub fn instance_pre(
+                &self,
+            ) -> &wasmtime::component::InstancePre<$crate::runtime::state::HostState> {
+                match self {
+                    Self::V1_0(p) => p.instance_pre(),
+                    Self::V1_1(p) => p.instance_pre(),
+                }
+            }
+        }
+    };
+}
+
+pub(crate) use linked;
+
+linked! {
+    /// A component linked as a projector of one WIT version, ready to instantiate.
+    ProjectorPre {
+        V1_0: v1_0::ProjectorPre<HostState>,
+        V1_1: v1_1::ProjectorPre<HostState>,
+    }
 }
 
 /// An instance's typed bindings, for `describe`.
-pub(crate) enum Projector {
+pub enum Projector {
     V1_0(v1_0::Projector),
     V1_1(v1_1::Projector),
 }
 
 impl ProjectorPre {
-    /// Checks the linked component against `version`'s world.
-    pub fn new(version: WitVersion, pre: InstancePre<HostState>) -> wasmtime::Result<Self> {
-        Ok(match version {
-            WitVersion::V1_0 => Self::V1_0(v1_0::ProjectorPre::new(pre)?),
-            WitVersion::V1_1 => Self::V1_1(v1_1::ProjectorPre::new(pre)?),
-        })
-    }
-
-    /// The WIT version the component was built against.
-    pub fn version(&self) -> WitVersion {
-        match self {
-            Self::V1_0(_) => WitVersion::V1_0,
-            Self::V1_1(_) => WitVersion::V1_1,
-        }
-    }
-
-    /// The untyped pre-instance.
-    pub fn instance_pre(&self) -> &InstancePre<HostState> {
-        match self {
-            Self::V1_0(p) => p.instance_pre(),
-            Self::V1_1(p) => p.instance_pre(),
-        }
-    }
-
     /// The typed bindings of a fresh instance of this component.
     pub fn bindings(
         &self,

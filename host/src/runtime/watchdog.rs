@@ -10,7 +10,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::{Limit, RuntimeError};
+use super::error::{Limit, RuntimeError};
 
 /// How long past a call's deadline the host waits before it gives up on the call:
 /// room for a host import (a store read or write) the call is in.

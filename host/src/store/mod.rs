@@ -1,9 +1,12 @@
 //! Storage: the event store, the projections' documents and progress, and the
 //! registry of deployed components, behind traits so backends can be swapped.
 //!
-//! SQL lives in the backend modules and nowhere else.
+//! The [`Store`] trait is the only seam: [`open`] picks the backend from a
+//! [`Location`] and hands back an `Arc<dyn Store>`. SQL, and the backend's own error
+//! types (converted into [`StoreError`]), live in the backend modules and nowhere else.
 
 mod model;
+mod open;
 pub mod shadow;
 pub mod sqlite;
 pub mod subscription;
@@ -14,6 +17,7 @@ use async_trait::async_trait;
 use tokio::sync::watch;
 
 pub use model::*;
+pub use open::{Location, OpenOptions, open};
 
 /// What can go wrong in the store.
 #[derive(Debug, thiserror::Error)]
@@ -57,12 +61,19 @@ pub enum StoreError {
     /// Stored data could not be read back.
     #[error("corrupt stored data: {0}")]
     Corrupt(String),
-    /// The database failed.
-    #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
-    /// A migration failed.
-    #[error("migration failed: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The backend failed; its own error is the source (converted in the backend's
+    /// module, so no backend type crosses the seam).
+    #[error("database error: {source}")]
+    Backend {
+        /// The backend's error.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The backend could not bring its schema up to date when it opened.
+    #[error("migration failed: {source}")]
+    Migrate {
+        /// The backend's error.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 /// Appending and reading events.
@@ -151,10 +162,14 @@ pub trait EventStore: Send + Sync {
 /// Documents and progress of projection versions.
 #[async_trait]
 pub trait DocumentStore: Send + Sync {
-    /// Creates the version's document table and progress row if missing.
+    /// Creates the projection version's document table and progress row if missing.
     async fn prepare_projection(&self, key: &ProjectionKey) -> Result<(), StoreError>;
 
-    /// Drops the version's document table and progress row.
+    /// Creates the subscription version's progress row if missing (it keeps no
+    /// documents, so it gets no document table).
+    async fn prepare_subscription(&self, key: &ProjectionKey) -> Result<(), StoreError>;
+
+    /// Drops the version's document table (if it has one) and progress row.
     async fn drop_projection(&self, key: &ProjectionKey) -> Result<(), StoreError>;
 
     /// The current JSON of the given documents; missing ones are absent from the map.
@@ -190,7 +205,7 @@ pub trait DocumentStore: Send + Sync {
         budget: ReadBudget,
     ) -> Result<DocRead, StoreError>;
 
-    /// One document's JSON, if it exists.
+    /// One document's JSON, if it exists (none for a version without documents).
     async fn get_doc(&self, key: &ProjectionKey, id: &str) -> Result<Option<String>, StoreError>;
 
     /// Writes a page's document changes, dead letters and the new progress in one
@@ -265,20 +280,22 @@ pub trait Registry: Send + Sync {
     async fn set_states(&self, changes: &[(ProjectionKey, &str)]) -> Result<(), StoreError>;
 }
 
-/// Everything the daemon needs from a backend.
+/// Everything the daemon needs from a backend: the one seam between the host and a
+/// database ([`open`] makes one).
+#[async_trait]
 pub trait Store:
     EventStore + DocumentStore + Registry + subscription::SubscriptionStore + shadow::ShadowStore
 {
-}
-
-impl<
-    T: EventStore + DocumentStore + Registry + subscription::SubscriptionStore + shadow::ShadowStore,
-> Store for T
-{
+    /// Closes the backend's connections once nothing uses it any more (shutdown,
+    /// after the agents stopped): what it buffered reaches the disk.
+    async fn close(&self);
 }
 
 /// Bytes of event data and metadata per page unless configured otherwise.
 pub const DEFAULT_PAGE_BYTES: usize = 8 << 20;
+
+/// Largest number of events accepted in one append.
+pub const MAX_EVENTS_PER_APPEND: usize = 100_000;
 
 /// Largest event (data and metadata) accepted unless configured otherwise.
 pub const DEFAULT_MAX_EVENT_BYTES: usize = 1 << 20;

@@ -7,10 +7,10 @@ use super::StoreError;
 /// Global position of an event in the store (its sequence number); 0 is "before the first".
 pub type Position = i64;
 
-/// Longest stream id accepted, in bytes.
-pub const MAX_STREAM_ID_LEN: usize = 256;
-/// Longest event type accepted, in bytes.
-pub const MAX_EVENT_TYPE_LEN: usize = 256;
+// The identity rules' limits and expected version, where the store's users find them.
+pub use crate::identity::{
+    ExpectedVersion, MAX_EVENT_TYPE_LEN, MAX_IDEMPOTENCY_KEY_LEN, MAX_STREAM_ID_LEN,
+};
 /// Most bytes of event data and metadata one page of a stream read brings (a page
 /// always has at least one event, whatever its size).
 pub const MAX_STREAM_PAGE_BYTES: usize = 16 << 20;
@@ -19,8 +19,6 @@ pub const MAX_AGGREGATE_EVENTS: usize = 100_000;
 /// Most bytes of event data and metadata a request-driven guest read (a consistent
 /// document read, an aggregate) brings into memory.
 pub const MAX_READ_BYTES: usize = 64 << 20;
-/// Longest idempotency key accepted, in bytes.
-pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 256;
 
 /// A validated stream id: 1 to 256 bytes, no control characters.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
@@ -31,7 +29,7 @@ impl StreamId {
     /// Checks and wraps a stream id.
     pub fn new(id: impl Into<String>) -> Result<Self, StoreError> {
         let id = id.into();
-        check_name("stream id", &id, MAX_STREAM_ID_LEN)?;
+        crate::identity::check_stream_id(&id)?;
         Ok(Self(id))
     }
 
@@ -47,53 +45,10 @@ impl std::fmt::Display for StreamId {
     }
 }
 
-/// Rejects empty, over-long or control-character names with an error naming `what`.
-pub(crate) fn check_name(what: &str, value: &str, max: usize) -> Result<(), StoreError> {
-    if value.is_empty() {
-        return Err(StoreError::Invalid(format!("{what} is empty")));
-    }
-    if value.len() > max {
-        return Err(StoreError::Invalid(format!(
-            "{what} is {} bytes long; the limit is {max}",
-            value.len()
-        )));
-    }
-    if value.chars().any(char::is_control) {
-        return Err(StoreError::Invalid(format!(
-            "{what} {value:?} contains a control character"
-        )));
-    }
-    Ok(())
-}
-
-/// What the caller expects the stream's version to be before an append.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExpectedVersion {
-    /// Append whatever the stream's version.
-    Any,
-    /// The stream must not exist yet.
-    NoStream,
-    /// The stream must be exactly at this version.
-    Exact(u64),
-}
-
-impl ExpectedVersion {
-    /// Maps the API's `expected_version` (absent: any; 0: no stream; n: exactly n).
-    pub fn from_option(v: Option<u64>) -> Self {
-        match v {
-            None => Self::Any,
-            Some(0) => Self::NoStream,
-            Some(n) => Self::Exact(n),
-        }
-    }
-
-    /// Whether a stream currently at `current` satisfies this expectation.
-    pub fn accepts(self, current: u64) -> bool {
-        match self {
-            Self::Any => true,
-            Self::NoStream => current == 0,
-            Self::Exact(n) => current == n,
-        }
+/// A refused identity is invalid input to the store.
+impl From<crate::identity::Invalid> for StoreError {
+    fn from(e: crate::identity::Invalid) -> Self {
+        StoreError::Invalid(e.0)
     }
 }
 
@@ -124,6 +79,25 @@ pub struct AppendRequest {
     pub team: String,
     /// The events, in order; never empty.
     pub events: Vec<NewEvent>,
+}
+
+/// The idempotency rule, for the store and for a page's emits alike: a key the
+/// team used before replays its first append (`first`: that append's stream and
+/// result) when it names the same stream, and is refused for any other. `None`:
+/// the key is new, the append goes ahead.
+pub fn replay<T>(
+    key: &str,
+    stream: &str,
+    first: Option<(String, T)>,
+) -> Result<Option<T>, StoreError> {
+    match first {
+        Some((first_stream, _)) if first_stream != stream => Err(StoreError::KeyReused {
+            key: key.to_owned(),
+            stream: first_stream,
+        }),
+        Some((_, result)) => Ok(Some(result)),
+        None => Ok(None),
+    }
 }
 
 /// What an append did.
@@ -313,4 +287,23 @@ pub struct ReadBudget {
     /// Most bytes of event data and metadata (at most one event more is read before
     /// the read stops).
     pub bytes: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_used_key_replays_on_its_stream_and_is_refused_on_another() {
+        assert_eq!(replay::<u64>("k", "a", None).ok(), Some(None));
+        assert_eq!(
+            replay("k", "a", Some(("a".into(), 3u64))).ok(),
+            Some(Some(3))
+        );
+        let e = replay("k", "b", Some(("a".into(), 3u64))).expect_err("reused");
+        assert_eq!(
+            e.to_string(),
+            "idempotency key \"k\" was already used for stream a"
+        );
+    }
 }

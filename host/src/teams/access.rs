@@ -5,8 +5,6 @@
 
 use std::sync::Arc;
 
-/// Longest tenant accepted, in bytes.
-pub const MAX_TENANT_LEN: usize = 64;
 /// Longest stream pattern accepted in a team's config, in bytes.
 const MAX_PATTERN_LEN: usize = 256;
 
@@ -91,7 +89,7 @@ impl StreamAccess {
 
     /// Checks a tenant named by an append: its form, and that the team lists it.
     pub fn check_tenant(&self, tenant: &str) -> Result<(), String> {
-        check_tenant_form(tenant)?;
+        crate::identity::check_tenant(tenant)?;
         match &self.tenants {
             Some(list) if !list.iter().any(|t| t == tenant) => Err(format!(
                 "tenant {tenant:?} is not one of this team's tenants (config: tenants)"
@@ -101,29 +99,10 @@ impl StreamAccess {
     }
 }
 
-/// A tenant is 1 to [`MAX_TENANT_LEN`] bytes of `A-Z a-z 0-9 . _ -`.
-pub fn check_tenant_form(tenant: &str) -> Result<(), String> {
-    if tenant.is_empty() || tenant.len() > MAX_TENANT_LEN {
-        return Err(format!(
-            "tenant must be 1 to {MAX_TENANT_LEN} characters (got {} bytes)",
-            tenant.len()
-        ));
-    }
-    if let Some(c) = tenant
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
-    {
-        return Err(format!(
-            "tenant {tenant:?} holds {c:?}; only A-Z, a-z, 0-9, '.', '_' and '-' are allowed"
-        ));
-    }
-    Ok(())
-}
-
 /// Checks a team's stream patterns (`what` names the config field).
 pub fn check_patterns(what: &str, patterns: &[String]) -> Result<(), String> {
     for p in patterns {
-        if p.is_empty() || p.len() > MAX_PATTERN_LEN || p.chars().any(char::is_control) {
+        if !crate::identity::is_text(p, MAX_PATTERN_LEN) {
             return Err(format!(
                 "{what}: pattern {p:?} must be 1 to {MAX_PATTERN_LEN} characters without \
                  control characters"

@@ -136,6 +136,9 @@ impl DocumentStore for Faulty {
     async fn prepare_projection(&self, key: &ProjectionKey) -> Result<(), StoreError> {
         self.inner.prepare_projection(key).await
     }
+    async fn prepare_subscription(&self, key: &ProjectionKey) -> Result<(), StoreError> {
+        self.inner.prepare_subscription(key).await
+    }
     async fn drop_projection(&self, key: &ProjectionKey) -> Result<(), StoreError> {
         self.inner.drop_projection(key).await
     }
@@ -291,5 +294,12 @@ impl SubscriptionStore for Faulty {
 impl ShadowStore for Faulty {
     async fn swap_shadow(&self, rec: &ComponentRecord) -> Result<(), StoreError> {
         self.inner.swap_shadow(rec).await
+    }
+}
+
+#[async_trait]
+impl Store for Faulty {
+    async fn close(&self) {
+        self.inner.close().await
     }
 }

@@ -8,9 +8,9 @@ use std::sync::Arc;
 use super::SubscriptionAgent;
 use crate::daemon::OnError;
 use crate::daemon::shared::record_pause;
-use crate::runtime::RuntimeError;
+use crate::runtime::{Event, RuntimeError};
 use crate::store::subscription::{DeadLetter, HandledPage};
-use crate::store::{Position, RecordedEvent, StoreError};
+use crate::store::{Position, StoreError};
 
 impl SubscriptionAgent {
     /// A failed commit as the page's failure: a conflicting emit (someone appended to
@@ -40,7 +40,7 @@ impl SubscriptionAgent {
     pub(super) async fn give_up(
         &mut self,
         mut e: RuntimeError,
-        page: &[RecordedEvent],
+        page: &[Event],
         position: Position,
         held: bool,
     ) -> Option<Position> {
@@ -59,7 +59,7 @@ impl SubscriptionAgent {
         };
         let mut at = position;
         loop {
-            let before: Arc<[RecordedEvent]> = page
+            let before: Arc<[Event]> = page
                 .iter()
                 .take_while(|ev| ev.sequence < failed_at)
                 .cloned()
@@ -126,11 +126,7 @@ impl SubscriptionAgent {
 
 /// The guest's failure of the events before `failed_at`, naming one of them: where
 /// the page fails first.
-fn earlier_failure(
-    e: &RuntimeError,
-    page: &[RecordedEvent],
-    failed_at: Position,
-) -> Option<Position> {
+fn earlier_failure(e: &RuntimeError, page: &[Event], failed_at: Position) -> Option<Position> {
     match e {
         RuntimeError::Guest {
             event_sequence: Some(s),

@@ -5,9 +5,10 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use sqlx::{AssertSqlSafe, QueryBuilder, Row, Sqlite};
 
-use super::{SqliteStore, push_in_list, to_i64, to_u64};
+use super::progress::{advance_progress, delete_version_rows, insert_progress};
+use super::{SqliteStore, push_in_list, to_u64};
 use crate::store::{
-    AggregateRead, DocRead, DocWrite, DocumentStore, PageCommit, Position, Progress, ProjectionKey,
+    AggregateRead, DocRead, DocWrite, DocumentStore, PageCommit, Progress, ProjectionKey,
     ReadBudget, RunStatus, StoreError, StreamId, now_micros,
 };
 
@@ -17,11 +18,7 @@ const ID_CHUNK: usize = 900;
 /// The quoted name of a version's document table, refusing names that could escape.
 pub(super) fn table(key: &ProjectionKey) -> Result<String, StoreError> {
     let name = key.doc_table();
-    if name
-        .chars()
-        // `.` separates a team from its component's name (always quoted).
-        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-' | '.'))
-    {
+    if crate::identity::is_internal_name(&name) {
         Ok(format!("\"{name}\""))
     } else {
         Err(StoreError::Invalid(format!(
@@ -41,15 +38,14 @@ impl DocumentStore for SqliteStore {
         )))
         .execute(&mut *tx)
         .await?;
-        sqlx::query(
-            "INSERT INTO progress (name, version, updated_at) VALUES (?, ?, ?) \
-             ON CONFLICT (name, version) DO NOTHING",
-        )
-        .bind(&key.name)
-        .bind(key.version)
-        .bind(now_micros())
-        .execute(&mut *tx)
-        .await?;
+        insert_progress(&mut tx, key).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn prepare_subscription(&self, key: &ProjectionKey) -> Result<(), StoreError> {
+        let mut tx = self.writer().begin().await?;
+        insert_progress(&mut tx, key).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -96,12 +92,7 @@ impl DocumentStore for SqliteStore {
         let mut tx = self.reader().begin().await?;
         let (position, doc) =
             super::reads::position_and_doc(&mut tx, key, &t, stream.as_str()).await?;
-        let stream_version: i64 =
-            sqlx::query_scalar("SELECT version FROM streams WHERE stream_id = ?")
-                .bind(stream.as_str())
-                .fetch_optional(&mut *tx)
-                .await?
-                .unwrap_or(0);
+        let stream_version = super::reads::stream_version(&mut tx, stream.as_str()).await?;
         let scan = super::reads::Scan {
             after: position,
             upto: None,
@@ -140,12 +131,17 @@ impl DocumentStore for SqliteStore {
 
     async fn get_doc(&self, key: &ProjectionKey, id: &str) -> Result<Option<String>, StoreError> {
         let t = table(key)?;
-        Ok(
-            sqlx::query_scalar(AssertSqlSafe(format!("SELECT body FROM {t} WHERE id = ?")))
-                .bind(id)
-                .fetch_optional(self.reader())
-                .await?,
-        )
+        let doc = sqlx::query_scalar(AssertSqlSafe(format!("SELECT body FROM {t} WHERE id = ?")))
+            .bind(id)
+            .fetch_optional(self.reader())
+            .await;
+        match doc {
+            Ok(doc) => Ok(doc),
+            // A subscription has no document table: none of its ids names a document
+            // (asked only when the read failed, so a projection's read costs nothing).
+            Err(_) if !self.has_doc_table(key).await? => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 
     async fn commit_page(&self, key: &ProjectionKey, page: &PageCommit) -> Result<(), StoreError> {
@@ -246,57 +242,14 @@ impl DocumentStore for SqliteStore {
     }
 }
 
-/// Deletes a version's progress and dead letters inside the caller's transaction.
-pub(super) async fn delete_version_rows(
-    conn: &mut sqlx::SqliteConnection,
-    key: &ProjectionKey,
-) -> Result<(), StoreError> {
-    for sql in [
-        "DELETE FROM progress WHERE name = ? AND version = ?",
-        "DELETE FROM dead_letters WHERE name = ? AND version = ?",
-    ] {
-        sqlx::query(sql)
-            .bind(&key.name)
-            .bind(key.version)
-            .execute(&mut *conn)
-            .await?;
+impl SqliteStore {
+    /// Whether the version has a document table (a subscription has none).
+    pub(super) async fn has_doc_table(&self, key: &ProjectionKey) -> Result<bool, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?)",
+        )
+        .bind(key.doc_table())
+        .fetch_one(self.reader())
+        .await?)
     }
-    Ok(())
-}
-
-/// Moves a version's progress on inside the caller's transaction, counting what the
-/// page applied, skipped and held back. The guard `position <= ?` refuses to move
-/// it back: someone else (a replaced or retired agent) moved it on, so the caller's
-/// transaction must write nothing.
-pub(super) async fn advance_progress(
-    conn: &mut sqlx::SqliteConnection,
-    key: &ProjectionKey,
-    position: Position,
-    applied: u64,
-    skipped: u64,
-    held: u64,
-) -> Result<(), StoreError> {
-    let updated = sqlx::query(
-        "UPDATE progress SET position = ?, events_applied = events_applied + ?, \
-         events_skipped = events_skipped + ?, effects_held = effects_held + ?, \
-         updated_at = ? WHERE name = ? AND version = ? AND position <= ?",
-    )
-    .bind(position)
-    .bind(to_i64(applied)?)
-    .bind(to_i64(skipped)?)
-    .bind(to_i64(held)?)
-    .bind(now_micros())
-    .bind(&key.name)
-    .bind(key.version)
-    .bind(position)
-    .execute(conn)
-    .await?;
-    if updated.rows_affected() != 1 {
-        return Err(StoreError::Conflict {
-            stream: format!("progress of {key}"),
-            current: 0,
-            expected: format!("position <= {position}"),
-        });
-    }
-    Ok(())
 }

@@ -18,6 +18,20 @@ const STREAM_CHUNK: usize = 100;
 /// Events per query of a budgeted read (each query is also cut by bytes).
 const BUDGET_CHUNK: usize = 1_000;
 
+/// The stream's version (0 if it does not exist), inside the caller's transaction.
+pub(super) async fn stream_version(
+    conn: &mut SqliteConnection,
+    stream: &str,
+) -> Result<i64, StoreError> {
+    Ok(
+        sqlx::query_scalar("SELECT version FROM streams WHERE stream_id = ?")
+            .bind(stream)
+            .fetch_optional(conn)
+            .await?
+            .unwrap_or(0),
+    )
+}
+
 /// Which events a page query reads: after a sequence, up to another, of some types,
 /// of one stream.
 #[derive(Debug, Clone, Copy)]
@@ -206,11 +220,7 @@ impl SqliteStore {
     ) -> Result<(u64, Vec<RecordedEvent>), StoreError> {
         let limit = limit.max(1);
         let mut tx = self.reader().begin().await?;
-        let version: i64 = sqlx::query_scalar("SELECT version FROM streams WHERE stream_id = ?")
-            .bind(stream.as_str())
-            .fetch_optional(&mut *tx)
-            .await?
-            .unwrap_or(0);
+        let version = stream_version(&mut tx, stream.as_str()).await?;
         let sql = format!(
             "SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = ? AND stream_version >= ? \
              AND stream_version <= ? ORDER BY stream_version LIMIT ?"

@@ -35,7 +35,7 @@ impl ShadowStore for SqliteStore {
         )))
         .execute(&mut *tx)
         .await?;
-        super::docs::delete_version_rows(&mut tx, real).await?;
+        super::progress::delete_version_rows(&mut tx, real).await?;
         for sql in [
             "UPDATE progress SET name = ? WHERE name = ? AND version = ?",
             "UPDATE dead_letters SET name = ? WHERE name = ? AND version = ?",

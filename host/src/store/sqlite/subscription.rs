@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use sqlx::{QueryBuilder, Row, Sqlite};
 
-use super::docs::advance_progress;
+use super::progress::advance_progress;
 use super::{SqliteStore, append_in, to_i64, to_u64, validate};
 use crate::store::subscription::{
     DeadLetter, HandledPage, OutboxCounts, OutboxMessage, SubscriptionStore,

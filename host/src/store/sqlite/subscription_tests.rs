@@ -2,7 +2,9 @@
 
 use super::*;
 use crate::store::subscription::{HandledPage, NewMessage, SubscriptionStore};
-use crate::store::{DocumentStore, NewEvent, ProjectionKey};
+use crate::store::{
+    AppendRequest, DocumentStore, ExpectedVersion, NewEvent, ProjectionKey, StreamId, now_micros,
+};
 
 async fn store() -> (tempfile::TempDir, SqliteStore, ProjectionKey) {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -176,4 +178,26 @@ async fn failed_deliveries_are_retried_then_given_up_and_counted() {
         Some("HTTP 503"),
         "failures are visible"
     );
+}
+
+#[tokio::test]
+async fn a_subscription_keeps_progress_but_no_document_table() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = SqliteStore::open(&dir.path().join("t.db"))
+        .await
+        .expect("open");
+    let key = ProjectionKey {
+        name: "mailer".into(),
+        version: 1,
+    };
+    s.prepare_subscription(&key).await.expect("prepare");
+    s.prepare_subscription(&key).await.expect("prepare again");
+    assert_eq!(s.progress(&key).await.expect("progress").position, 0);
+    assert!(!s.has_doc_table(&key).await.expect("table?"));
+    // No table, so no document: not a database error.
+    assert_eq!(s.get_doc(&key, "x").await.expect("get"), None);
+    s.drop_projection(&key).await.expect("drop");
+    s.progress(&key).await.expect_err("progress dropped");
+    s.prepare_projection(&key).await.expect("as a projection");
+    assert!(s.has_doc_table(&key).await.expect("table?"));
 }

@@ -1,7 +1,7 @@
 //! The SQLite store's append and read semantics, on a real database file.
 
 use super::*;
-use crate::store::NewEvent;
+use crate::store::{AppendRequest, ExpectedVersion, NewEvent, StreamId};
 
 async fn store() -> (tempfile::TempDir, SqliteStore) {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -1,0 +1,126 @@
+//! The backend factory: where a store lives decides which backend opens it, and
+//! the host gets back only the [`Store`] seam.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::{DEFAULT_MAX_EVENT_BYTES, Store, StoreError};
+
+/// Where a store lives, and so which backend serves it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// An embedded SQLite database file (created if missing).
+    Sqlite(PathBuf),
+}
+
+impl Location {
+    /// Reads a store URL (`sqlite:PATH`, `sqlite://PATH`) or a plain file path (a
+    /// SQLite file). Any other scheme is refused by name.
+    pub fn parse(url_or_path: &str) -> Result<Self, StoreError> {
+        let Some((scheme, rest)) = scheme_of(url_or_path) else {
+            if url_or_path.is_empty() {
+                return Err(StoreError::Invalid("the store location is empty".into()));
+            }
+            return Ok(Self::Sqlite(PathBuf::from(url_or_path)));
+        };
+        match scheme.to_ascii_lowercase().as_str() {
+            "sqlite" => {
+                let path = rest.strip_prefix("//").unwrap_or(rest);
+                if path.is_empty() {
+                    return Err(StoreError::Invalid(format!(
+                        "store URL {url_or_path:?} names no database file"
+                    )));
+                }
+                Ok(Self::Sqlite(PathBuf::from(path)))
+            }
+            other => Err(StoreError::Invalid(format!(
+                "store URL {url_or_path:?} has an unsupported scheme {other:?} (supported: sqlite)"
+            ))),
+        }
+    }
+}
+
+impl From<PathBuf> for Location {
+    /// A plain path is a SQLite file.
+    fn from(path: PathBuf) -> Self {
+        Self::Sqlite(path)
+    }
+}
+
+/// The scheme of a URL and what follows its colon; `None` for a plain path (a
+/// one-letter "scheme" is a Windows drive, not a URL).
+fn scheme_of(s: &str) -> Option<(&str, &str)> {
+    let (scheme, rest) = s.split_once(':')?;
+    let mut chars = scheme.chars();
+    let starts_with_letter = chars.next().is_some_and(|c| c.is_ascii_alphabetic());
+    let url_chars = chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    (scheme.len() > 1 && starts_with_letter && url_chars).then_some((scheme, rest))
+}
+
+/// Settings every backend takes when it opens.
+#[derive(Debug, Clone)]
+pub struct OpenOptions {
+    /// Largest event (data and metadata, in bytes) an append or an emit may carry.
+    pub max_event_bytes: usize,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        Self {
+            max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
+        }
+    }
+}
+
+/// Opens (creating if needed, migrations run) the store at `location`.
+pub async fn open(
+    location: &Location,
+    options: &OpenOptions,
+) -> Result<Arc<dyn Store>, StoreError> {
+    match location {
+        Location::Sqlite(path) => {
+            let store = super::sqlite::SqliteStore::open(path)
+                .await?
+                .with_max_event_bytes(options.max_event_bytes);
+            Ok(Arc::new(store))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_paths_and_sqlite_urls_are_sqlite_files() {
+        let sqlite = |p: &str| Location::Sqlite(PathBuf::from(p));
+        let parse = |s: &str| Location::parse(s).expect(s);
+        assert_eq!(parse("data/refract.db"), sqlite("data/refract.db"));
+        assert_eq!(parse("/var/lib/r.db"), sqlite("/var/lib/r.db"));
+        assert_eq!(parse("C:\\data\\r.db"), sqlite("C:\\data\\r.db"));
+        assert_eq!(parse("sqlite:r.db"), sqlite("r.db"));
+        assert_eq!(parse("sqlite:///var/lib/r.db"), sqlite("/var/lib/r.db"));
+        assert_eq!(parse("SQLite://r.db"), sqlite("r.db"));
+    }
+
+    #[test]
+    fn other_schemes_and_empty_locations_are_refused_by_name() {
+        let err = Location::parse("postgres://db/refract").expect_err("no postgres yet");
+        assert!(matches!(err, StoreError::Invalid(_)), "{err}");
+        assert!(err.to_string().contains("\"postgres\""), "{err}");
+        assert!(err.to_string().contains("supported: sqlite"), "{err}");
+        Location::parse("").expect_err("empty");
+        Location::parse("sqlite://").expect_err("no file");
+    }
+
+    #[tokio::test]
+    async fn open_gives_a_store_that_closes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let location = Location::from(dir.path().join("t.db"));
+        let store = open(&location, &OpenOptions::default())
+            .await
+            .expect("open");
+        assert_eq!(store.head().await.expect("head"), 0);
+        store.close().await;
+    }
+}

@@ -1,0 +1,79 @@
+//! SQLite: the progress row every version (projection or subscription) keeps, moved
+//! on inside the transaction that commits what it reflects.
+
+use crate::store::{Position, ProjectionKey, StoreError, now_micros};
+
+use super::to_i64;
+
+/// Creates a version's progress row (at the start) inside the caller's transaction,
+/// keeping one that exists.
+pub(super) async fn insert_progress(
+    conn: &mut sqlx::SqliteConnection,
+    key: &ProjectionKey,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO progress (name, version, updated_at) VALUES (?, ?, ?) \
+         ON CONFLICT (name, version) DO NOTHING",
+    )
+    .bind(&key.name)
+    .bind(key.version)
+    .bind(now_micros())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Deletes a version's progress and dead letters inside the caller's transaction.
+pub(super) async fn delete_version_rows(
+    conn: &mut sqlx::SqliteConnection,
+    key: &ProjectionKey,
+) -> Result<(), StoreError> {
+    for sql in [
+        "DELETE FROM progress WHERE name = ? AND version = ?",
+        "DELETE FROM dead_letters WHERE name = ? AND version = ?",
+    ] {
+        sqlx::query(sql)
+            .bind(&key.name)
+            .bind(key.version)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Moves a version's progress on inside the caller's transaction, counting what the
+/// page applied, skipped and held back. The guard `position <= ?` refuses to move
+/// it back: someone else (a replaced or retired agent) moved it on, so the caller's
+/// transaction must write nothing.
+pub(super) async fn advance_progress(
+    conn: &mut sqlx::SqliteConnection,
+    key: &ProjectionKey,
+    position: Position,
+    applied: u64,
+    skipped: u64,
+    held: u64,
+) -> Result<(), StoreError> {
+    let updated = sqlx::query(
+        "UPDATE progress SET position = ?, events_applied = events_applied + ?, \
+         events_skipped = events_skipped + ?, effects_held = effects_held + ?, \
+         updated_at = ? WHERE name = ? AND version = ? AND position <= ?",
+    )
+    .bind(position)
+    .bind(to_i64(applied)?)
+    .bind(to_i64(skipped)?)
+    .bind(to_i64(held)?)
+    .bind(now_micros())
+    .bind(&key.name)
+    .bind(key.version)
+    .bind(position)
+    .execute(conn)
+    .await?;
+    if updated.rows_affected() != 1 {
+        return Err(StoreError::Conflict {
+            stream: format!("progress of {key}"),
+            current: 0,
+            expected: format!("position <= {position}"),
+        });
+    }
+    Ok(())
+}
