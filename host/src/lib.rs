@@ -16,6 +16,7 @@ pub mod deploy;
 pub mod identity;
 pub mod outbox;
 pub mod rate;
+pub mod retry;
 pub mod runtime;
 pub mod service;
 pub mod store;

@@ -27,33 +27,31 @@
 //! version pauses, or (policy `dead-letter`) records it as a dead letter in the same
 //! transaction as the progress past it and goes on.
 
+mod idle;
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
+use super::ErrorPolicy;
 use super::PageProjector;
 use super::cache::DocCache;
 use super::commits::Commits;
 use super::metrics::{Burst, Phase};
-pub(crate) use super::shared::{back_off, readable, record_pause, skipped};
-use super::subscription::ErrorPolicy;
+use super::shared::{BACKOFF, MAX_WAIT};
+pub(crate) use super::shared::{readable, record_pause, skipped};
+use crate::retry::{Backoff, Retry, RetryPolicy};
 use crate::runtime::RuntimeError;
 use crate::store::{Page, PageCommit, Position, ProjectionKey, RunStatus, Store, StoreError};
 
-/// How long an idle agent sleeps when no wake-up for its types comes (appends by
-/// another process). Thousands of idle versions each read this often.
-const IDLE_POLL: Duration = Duration::from_secs(2);
-/// Polls an idle agent sleeps through while this process has appended nothing of its
-/// types (it reads on the next one whatever the store says).
-pub(super) const READ_EVERY_POLLS: u32 = 15;
 /// How often at most progress over events of other types only is stored (it is
 /// shown from memory meanwhile): thousands of versions would otherwise each commit
 /// on every append.
 const PROGRESS_EVERY: Duration = Duration::from_secs(10);
-/// The first wait after a failing page; it doubles up to 5 s.
-pub(super) const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+/// The waits after a failing page: from 100 ms, doubling up to 5 s.
+pub(super) const PAGE_BACKOFF: Backoff = Backoff::new(Duration::from_millis(100), MAX_WAIT);
 
 /// Why a page could not be projected.
 #[derive(Debug, thiserror::Error)]
@@ -125,8 +123,9 @@ pub(crate) struct Agent {
     pub limit: usize,
     /// The next page, read while this one is projected (only during a backlog).
     pub ahead: Option<JoinHandle<Result<Page, StoreError>>>,
-    /// Failures of the page at the current position, and the wait before the next.
-    pub failures: (u32, Duration),
+    /// Failures of the page at the current position (the policy's attempts, with
+    /// [`PAGE_BACKOFF`]).
+    pub retry: Retry,
     /// Progress over events of other types only, not stored yet.
     pub pending: Option<PageCommit>,
     /// When progress was last stored.
@@ -147,9 +146,10 @@ impl Agent {
             tracing::error!(projection = %self.key, "cannot start: {e}");
             return;
         }
-        let mut store_backoff = Duration::from_millis(50);
+        // The store's failures are the host's: waited out, never counted.
+        let mut store_retry = Retry::new(RetryPolicy::forever(BACKOFF));
         while !*self.shutdown.borrow() {
-            let Some(position) = self.position(&mut store_backoff).await else {
+            let Some(position) = self.position(&mut store_retry).await else {
                 continue;
             };
             if let Ok(request) = self.control.try_recv() {
@@ -168,7 +168,7 @@ impl Agent {
                 Ok(p) => p,
                 Err(e) => {
                     tracing::warn!(projection = %self.key, "reading events failed: {e}");
-                    self.pause_for(&mut store_backoff).await;
+                    self.pause_for(store_retry.wait()).await;
                     continue;
                 }
             };
@@ -207,8 +207,8 @@ impl Agent {
             match self.project(events.clone(), commit).await {
                 Ok(()) => {
                     self.limit = (self.limit * 2).min(self.budget.events);
-                    self.failures = (0, FIRST_BACKOFF);
-                    store_backoff = Duration::from_millis(50);
+                    self.retry.succeeded();
+                    store_retry.succeeded();
                 }
                 Err(PageError::Guest(e)) => {
                     if let Next::Stop = self.failed(e, position, &events).await {
@@ -219,7 +219,7 @@ impl Agent {
                     tracing::warn!(projection = %self.key, "page failed, retrying: {e}");
                     let _ = self.settle().await;
                     self.reset();
-                    self.pause_for(&mut store_backoff).await;
+                    self.pause_for(store_retry.wait()).await;
                 }
             }
         }
@@ -231,46 +231,8 @@ impl Agent {
         }
     }
 
-    /// Notes a read that passed over events of other types only, up to `to`: the
-    /// progress is stored with the next commit, or within [`PROGRESS_EVERY`].
-    fn passed_over(&mut self, to: Position, skipped: u64) {
-        let earlier = self.pending.take().map_or(0, |p| p.skipped);
-        self.pending = Some(PageCommit {
-            position: to,
-            skipped: earlier + skipped,
-            ..Default::default()
-        });
-        self.position = Some(to);
-    }
-
-    /// When no event of its types was committed after its position (as this process
-    /// knows), passes over everything up to `head` without a read (stored with the
-    /// next commit) and says so. `head` is read before the check: an event's type is
-    /// noted before the head moves past it.
-    fn pass_over_unread(&mut self, head: Position) -> bool {
-        if !self.nothing_new() {
-            return false;
-        }
-        if let Some(at) = self.position
-            && head > at
-        {
-            self.passed_over(head, (head - at) as u64);
-            self.counters.set_position(head);
-        }
-        true
-    }
-
-    /// Whether no event of the version's types was committed after its position
-    /// (as this process knows): a wake-up then costs no read.
-    fn nothing_new(&self) -> bool {
-        let at = self.position.unwrap_or(0);
-        self.store
-            .last_of_types(&self.event_types)
-            .is_some_and(|last| last <= at)
-    }
-
     /// The position to read after, reading the stored progress when it is unknown.
-    async fn position(&mut self, backoff: &mut Duration) -> Option<Position> {
+    async fn position(&mut self, store_retry: &mut Retry) -> Option<Position> {
         if let Some(p) = self.position {
             return Some(p);
         }
@@ -283,7 +245,7 @@ impl Agent {
                 Err(e) => tracing::warn!(projection = %self.key, "reading progress: {e}"),
             }
         }
-        self.pause_for(backoff).await;
+        self.pause_for(store_retry.wait()).await;
         None
     }
 
@@ -375,47 +337,6 @@ impl Agent {
         Ok(())
     }
 
-    /// Waits for new events, a poll interval, a request, or shutdown.
-    /// A wake-up for events of other types only is slept through (no read).
-    async fn idle(&mut self, wake: &mut watch::Receiver<Position>) {
-        if *wake.borrow_and_update() > self.position.unwrap_or(0) && !self.nothing_new() {
-            return;
-        }
-        // Woken for events of other types only: passed over at once, without a read.
-        let head = *wake.borrow();
-        self.pass_over_unread(head);
-        let poll = tokio::time::sleep(IDLE_POLL);
-        tokio::pin!(poll);
-        let mut polls = 0;
-        loop {
-            tokio::select! {
-                changed = wake.changed() => {
-                    let head = *wake.borrow();
-                    if changed.is_ok() && self.pass_over_unread(head) {
-                        continue;
-                    }
-                }
-                _ = &mut poll => {
-                    // Nothing of its types was appended here since: only an append
-                    // by another process could be missed, so read only now and then.
-                    polls += 1;
-                    let head = *wake.borrow();
-                    if polls < READ_EVERY_POLLS && self.pass_over_unread(head) {
-                        poll.as_mut().reset(tokio::time::Instant::now() + IDLE_POLL);
-                        continue;
-                    }
-                }
-                _ = self.shutdown.changed() => {}
-                request = self.control.recv() => {
-                    if let Some(r) = request {
-                        self.handle(r).await;
-                    }
-                }
-            }
-            return;
-        }
-    }
-
     async fn handle(&mut self, request: Control) {
         match request {
             Control::ReplayDeadLetters(reply) => {
@@ -425,8 +346,9 @@ impl Agent {
         }
     }
 
-    pub(super) async fn pause_for(&mut self, backoff: &mut Duration) {
-        back_off(&mut self.shutdown, backoff).await;
+    /// Waits `wait`, or until shutdown.
+    pub(super) async fn pause_for(&mut self, wait: Duration) {
+        crate::retry::sleep_or_stop(wait, &mut self.shutdown).await;
     }
 
     pub(super) async fn pause(&self, e: RuntimeError) {

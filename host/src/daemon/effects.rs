@@ -1,7 +1,7 @@
 //! What a subscription's `emit`, `read-stream`, `send` and `setting` do during one
 //! page: emits are charged to the page's emit budget (`emit_budget.rs`), checked
 //! against the store plus the page's earlier emits and gathered for the page's
-//! transaction (held once: reads of this page's emits are made from them); messages are checked against the team's
+//! transaction (held once: reads of this page's emits are made from them, `effects/read.rs`); messages are checked against the team's
 //! grants and gathered for the outbox. While side effects are held (a new version
 //! catching up) emits and sends succeed for the guest but are dropped and counted.
 
@@ -11,14 +11,13 @@ use std::sync::{Arc, Mutex};
 use serde::de::IgnoredAny;
 use tokio::runtime::Handle;
 
+mod read;
+
 use super::emit_budget::EmitTally;
 use crate::outbox::Grants;
 use crate::runtime::{EmittedEvent, Event, SubscriberHost};
 use crate::store::subscription::NewMessage;
-use crate::store::{
-    AppendRequest, ExpectedVersion, MAX_STREAM_PAGE_BYTES, NewEvent, RecordedEvent, Store,
-    StoreError, StreamId,
-};
+use crate::store::{AppendRequest, ExpectedVersion, NewEvent, Store, StoreError, StreamId};
 
 /// What a page gathered, taken by the agent after `handle` returns.
 #[derive(Debug, Default)]
@@ -62,12 +61,6 @@ pub(crate) struct EffectsEnv {
     pub rates: Arc<crate::rate::AppendRates>,
 }
 
-/// Most events a whole-stream `read-stream` (WIT 1.0.0) returns; a longer stream is
-/// refused (read it with `read-stream-page`) rather than materialised.
-pub const MAX_WHOLE_STREAM_READ: usize = 10_000;
-/// Most events one `read-stream-page` returns, whatever the guest asks.
-pub const MAX_STREAM_PAGE: u32 = 1_000;
-
 /// One page's effects, lent to the guest for its `handle` call.
 pub(crate) struct PageEffects {
     env: EffectsEnv,
@@ -109,50 +102,6 @@ impl PageEffects {
                 message
             }
         })
-    }
-
-    /// The stream's version and at most `limit` of its events from `from` on: the
-    /// store's, then this page's emits to it, these only when the store's page reached
-    /// the stored version (a page cut short by bytes ends where the store's does).
-    fn window(
-        &self,
-        call: &str,
-        stream: String,
-        from: u64,
-        limit: usize,
-    ) -> Result<(u64, Vec<RecordedEvent>), String> {
-        let id = StreamId::new(&stream).map_err(|e| format!("{call}: {e}"))?;
-        self.may_read(call, &stream)?;
-        let store = self.env.store.clone();
-        let (version, mut events) = self.block_on(call, async move {
-            store.read_stream_page(&id, from, limit).await
-        })?;
-        let g = self.gathered();
-        let Some((v, pending)) = g.overlay.get(&stream) else {
-            return Ok((version, events));
-        };
-        if reaches(&events, from, version) {
-            let room = limit.saturating_sub(events.len());
-            let pending = pending
-                .iter()
-                .flat_map(|&i| recorded(&g.emits[i]))
-                .filter(|e| e.stream_version >= from);
-            events.extend(pending.take(room));
-        }
-        Ok((*v, events))
-    }
-
-    /// Refuses a stream its team may not read directly, naming only that stream
-    /// (nothing of it is read, not even whether it exists).
-    fn may_read(&self, call: &str, stream: &str) -> Result<(), String> {
-        if self.env.access.may_read(stream) {
-            return Ok(());
-        }
-        let team = &self.env.team;
-        Err(format!(
-            "{call}: team {team} may not read stream {stream:?} (config: [teams.{team}] \
-             read_events, read_streams)"
-        ))
     }
 
     /// The stream's version now: this page's emits, else the store's.
@@ -291,22 +240,7 @@ impl SubscriberHost for PageEffects {
     }
 
     fn read_stream(&mut self, stream: String) -> Result<(u64, Vec<Event>), String> {
-        let cap = MAX_WHOLE_STREAM_READ;
-        let (version, events) = self.window("read-stream", stream.clone(), 1, cap + 1)?;
-        if events.len() > cap {
-            return Err(format!(
-                "read-stream: stream {stream} has more than {cap} events; read it in pages \
-                 with read-stream-page (WIT refract:subscription@1.1.0)"
-            ));
-        }
-        // Never part of a stream as the whole: a read cut short by bytes is refused.
-        if !reaches(&events, 1, version) {
-            return Err(format!(
-                "read-stream: stream {stream} is more than {} MiB of events; read it in \
-                 pages with read-stream-page (WIT refract:subscription@1.1.0)",
-                MAX_STREAM_PAGE_BYTES >> 20
-            ));
-        }
+        let (version, events) = self.read_whole(stream)?;
         Ok((version, super::to_events(events)))
     }
 
@@ -316,18 +250,7 @@ impl SubscriberHost for PageEffects {
         from_version: u64,
         limit: u32,
     ) -> Result<(u64, Vec<Event>), String> {
-        if i64::try_from(from_version).is_err() {
-            return Err(format!(
-                "read-stream-page: from_version {from_version} is past the largest stream \
-                 version ({})",
-                i64::MAX
-            ));
-        }
-        if limit == 0 {
-            return Err("read-stream-page: limit must be at least 1".into());
-        }
-        let limit = limit.min(MAX_STREAM_PAGE) as usize;
-        self.window("read-stream-page", stream, from_version.max(1), limit)
+        self.read_window(stream, from_version, limit)
             .map(|(version, events)| (version, super::to_events(events)))
     }
 
@@ -365,35 +288,4 @@ impl SubscriberHost for PageEffects {
     fn setting(&mut self, key: String) -> Option<String> {
         self.env.settings.get(&key).cloned()
     }
-}
-
-/// An emit of this page as the events it will append (read back by the same page):
-/// no sequence yet, the version its commit is pinned to.
-fn recorded(req: &AppendRequest) -> impl Iterator<Item = RecordedEvent> + '_ {
-    let base = match req.expected {
-        ExpectedVersion::Exact(v) => v,
-        _ => 0,
-    };
-    let timestamp = crate::store::now_micros();
-    req.events
-        .iter()
-        .enumerate()
-        .map(move |(i, e)| RecordedEvent {
-            sequence: 0,
-            stream_id: req.stream.as_str().to_owned(),
-            stream_version: base + i as u64 + 1,
-            event_type: e.event_type.clone(),
-            data: e.data.clone(),
-            metadata: e.metadata.clone(),
-            tenant: None,
-            timestamp,
-        })
-}
-
-/// Whether `events`, read from `from` on, reach the stream's `version`: the last is
-/// at it, or there are none to read.
-fn reaches(events: &[RecordedEvent], from: u64, version: u64) -> bool {
-    events
-        .last()
-        .map_or(from > version, |e| e.stream_version >= version)
 }

@@ -3,9 +3,11 @@
 //! half of it), then the event that fails alone is tried `attempts` times before
 //! the version pauses or dead-letters it.
 
-use super::agent::{Agent, FIRST_BACKOFF, Next};
-use super::subscription::OnError;
-use crate::runtime::{Fault, RuntimeError};
+use super::OnError;
+use super::agent::{Agent, Next};
+use super::shared::blame;
+use crate::retry::{Blame, Verdict};
+use crate::runtime::RuntimeError;
 use crate::store::subscription::DeadLetter;
 use crate::store::{PageCommit, Position};
 
@@ -27,13 +29,13 @@ impl Agent {
         // No commit is in flight now: what failed attempts loaded may go.
         let next = self.cache.begin_page();
         self.cache.evict_before(next);
-        if e.fault() == Fault::Host {
+        if blame(&e) == Blame::Host {
             // Not the guest's doing (a full instance pool, say): wait and try the
             // same page again, never narrowing, counting or pausing.
             tracing::warn!(projection = %self.key, "host fault, retrying: {e}");
-            let mut wait = self.failures.1;
-            self.pause_for(&mut wait).await;
-            self.failures.1 = wait;
+            if let Verdict::Retry(wait) = self.retry.failed(Blame::Host) {
+                self.pause_for(wait).await;
+            }
             return Next::Continue;
         }
         self.counters.error(&e);
@@ -61,16 +63,13 @@ impl Agent {
             return Next::Continue;
         }
         self.limit = 1;
-        self.failures.0 += 1;
-        if self.failures.0 < self.policy.attempts {
+        if let Verdict::Retry(wait) = self.retry.failed(Blame::Guest) {
             tracing::warn!(
                 projection = %self.key,
-                attempt = self.failures.0,
+                attempt = self.retry.failures(),
                 "guest failed, retrying with a fresh instance: {e}"
             );
-            let mut wait = self.failures.1;
-            self.pause_for(&mut wait).await;
-            self.failures.1 = wait;
+            self.pause_for(wait).await;
             return Next::Continue;
         }
         let Some(event) = page.first() else {
@@ -86,7 +85,7 @@ impl Agent {
                     projection = %self.key,
                     sequence = event.sequence,
                     "dead-lettering the event after {} attempts: {e}",
-                    self.failures.0
+                    self.retry.failures()
                 );
                 let commit = PageCommit {
                     position: event.sequence,
@@ -97,7 +96,7 @@ impl Agent {
                     }),
                     ..Default::default()
                 };
-                self.failures = (0, FIRST_BACKOFF);
+                self.retry.succeeded();
                 let _ = self.commit(commit).await;
                 Next::Continue
             }

@@ -31,7 +31,7 @@ pub use page::Replayed;
 pub use projector::PageProjector;
 pub(crate) use projector::to_events;
 use running::Running;
-pub use subscription::{ErrorPolicy, OnError};
+pub use shared::{ErrorPolicy, OnError};
 
 use crate::outbox::{Grants, OutboxWaker};
 use crate::runtime::{Descriptor, Guest, LoadedComponent, LoadedSubscription, Subscriber};
@@ -289,7 +289,7 @@ impl Daemon {
             position: None,
             limit: budget.events,
             ahead: None,
-            failures: (0, std::time::Duration::from_millis(100)),
+            retry: crate::retry::Retry::new(policy.retry(agent::PAGE_BACKOFF)),
             pending: None,
             stored_at: std::time::Instant::now(),
         };

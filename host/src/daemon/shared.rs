@@ -1,21 +1,66 @@
-//! What both kinds of agents share: backing off, recording a pause, counting the
-//! events a page passed over.
+//! What both kinds of agents share: their error policy and backoff, whose fault a
+//! failure is, recording a pause, counting the events a page passed over.
 
 use std::time::Duration;
 
-use tokio::sync::watch;
-
 use super::PauseError;
-use crate::runtime::RuntimeError;
+use crate::retry::{Backoff, Blame, RetryPolicy};
+use crate::runtime::{Fault, RuntimeError};
 use crate::store::{Page, Position, ProjectionKey, RunStatus, Store};
 
-/// Sleeps for `backoff` (or until shutdown) and doubles it, up to 5 s.
-pub(crate) async fn back_off(shutdown: &mut watch::Receiver<bool>, backoff: &mut Duration) {
-    tokio::select! {
-        _ = tokio::time::sleep(*backoff) => {}
-        _ = shutdown.changed() => {}
+/// The longest wait between an agent's tries.
+pub(super) const MAX_WAIT: Duration = Duration::from_secs(5);
+/// An agent's waits after the store failed (and every wait of a subscription
+/// agent): from 50 ms, doubling up to [`MAX_WAIT`].
+pub(super) const BACKOFF: Backoff = Backoff::new(Duration::from_millis(50), MAX_WAIT);
+
+/// Whose failure a guest call's error is, for the retry policy: the host's only
+/// when the runtime says so; anything else counts against the guest's attempts.
+pub(super) fn blame(e: &RuntimeError) -> Blame {
+    match e.fault() {
+        Fault::Host => Blame::Host,
+        Fault::Guest | Fault::Operator => Blame::Guest,
     }
-    *backoff = (*backoff * 2).min(Duration::from_secs(5));
+}
+
+/// How a version meets a failing page (`handle` of a subscription, `apply` of a
+/// projection).
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorPolicy {
+    /// Attempts of one page (with backoff between them) before giving up.
+    pub attempts: u32,
+    /// What giving up means.
+    pub on_error: OnError,
+}
+
+impl Default for ErrorPolicy {
+    fn default() -> Self {
+        Self {
+            attempts: 3,
+            on_error: OnError::Pause,
+        }
+    }
+}
+
+/// What a subscription version does when a page keeps failing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnError {
+    /// Stop and show the error in the status (the default).
+    #[default]
+    Pause,
+    /// Record the failing event as a dead letter and go on after it.
+    DeadLetter,
+}
+
+impl ErrorPolicy {
+    /// The policy's attempts on the agent's own backoff schedule.
+    pub fn retry(&self, backoff: Backoff) -> RetryPolicy {
+        RetryPolicy {
+            attempts: self.attempts,
+            backoff,
+        }
+    }
 }
 
 /// Pauses a version, recording why as a [`PauseError`] for its status.

@@ -6,47 +6,25 @@
 //! sends dropped) for every event at or below the hold mark (`subscription_hold.rs`)
 //! and while the version is a standby.
 
+mod failing;
+
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::watch;
 
+use super::ErrorPolicy;
 use super::effects::{EffectsEnv, PageEffects};
-use super::shared::{back_off, readable, record_pause, skipped};
+use super::shared::{BACKOFF, blame, readable, skipped};
 use crate::outbox::OutboxWaker;
+use crate::retry::{Blame, Idle, Retry, Verdict, Woke, sleep_or_stop};
 use crate::runtime::{Event, RuntimeError, Subscriber};
-use crate::store::subscription::{DeadLetter, HandledPage};
+use crate::store::subscription::HandledPage;
 use crate::store::{Position, ProjectionKey, Store, StoreError};
 
-/// How a subscription version meets a failing `handle`.
-#[derive(Debug, Clone, Copy)]
-pub struct ErrorPolicy {
-    /// Attempts of one page (with backoff between them) before giving up.
-    pub attempts: u32,
-    /// What giving up means.
-    pub on_error: OnError,
-}
-
-impl Default for ErrorPolicy {
-    fn default() -> Self {
-        Self {
-            attempts: 3,
-            on_error: OnError::Pause,
-        }
-    }
-}
-
-/// What a subscription version does when a page keeps failing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum OnError {
-    /// Stop and show the error in the status (the default).
-    #[default]
-    Pause,
-    /// Record the failing event as a dead letter and go on after it.
-    DeadLetter,
-}
+/// How long an idle subscription agent sleeps when no wake-up for its types comes.
+const IDLE_POLL: Duration = Duration::from_millis(500);
 
 pub(crate) struct SubscriptionAgent {
     pub key: ProjectionKey,
@@ -93,8 +71,9 @@ impl SubscriptionAgent {
             }
         };
         let mut wake = self.env.store.watch_head();
-        let mut backoff = Duration::from_millis(50);
-        let mut failures = 0u32;
+        // One schedule for every wait (the store's failures too); only the guest's
+        // failures count against the policy's attempts.
+        let mut retry = Retry::new(self.policy.retry(BACKOFF));
         // Events per page now: the page size, less after a page over its emit budget.
         let mut limit = self.page_size;
         while !*self.shutdown.borrow() {
@@ -109,7 +88,7 @@ impl SubscriptionAgent {
                 Ok(p) => readable(p, &self.env.access.read),
                 Err(e) => {
                     tracing::warn!(subscription = %self.key, "reading events failed: {e}");
-                    back_off(&mut self.shutdown, &mut backoff).await;
+                    sleep_or_stop(retry.wait(), &mut self.shutdown).await;
                     continue;
                 }
             };
@@ -153,14 +132,13 @@ impl SubscriptionAgent {
                         // Back up slowly: a page narrowed for its emits would likely
                         // go over again at once.
                         limit = (limit + limit / 8 + 1).min(self.page_size);
-                        failures = 0;
-                        backoff = Duration::from_millis(50);
+                        retry.succeeded();
                         continue;
                     }
                     Err(e) => match self.refused(e) {
                         Some(guest) => guest,
                         None => {
-                            back_off(&mut self.shutdown, &mut backoff).await;
+                            sleep_or_stop(retry.wait(), &mut self.shutdown).await;
                             continue;
                         }
                     },
@@ -172,17 +150,17 @@ impl SubscriptionAgent {
                 tracing::info!(subscription = %self.key, limit, "page over its emit budget, read again smaller: {failed}");
                 continue;
             }
-            if failed.fault() == crate::runtime::Fault::Host {
-                // Not the guest's doing: wait and try again, never counted, never a
-                // pause or a dead letter (even right after a give-up that stalled).
-                tracing::warn!(subscription = %self.key, "host fault, retrying: {failed}");
-                back_off(&mut self.shutdown, &mut backoff).await;
-                continue;
-            }
-            failures += 1;
-            if failures < self.policy.attempts {
-                tracing::warn!(subscription = %self.key, failures, "page failed, retrying: {failed}");
-                back_off(&mut self.shutdown, &mut backoff).await;
+            let blame = blame(&failed);
+            if let Verdict::Retry(wait) = retry.failed(blame) {
+                if blame == Blame::Host {
+                    // Not the guest's doing: wait and try again, never counted, never
+                    // a pause or a dead letter (even right after a give-up that stalled).
+                    tracing::warn!(subscription = %self.key, "host fault, retrying: {failed}");
+                } else {
+                    let failures = retry.failures();
+                    tracing::warn!(subscription = %self.key, failures, "page failed, retrying: {failed}");
+                }
+                sleep_or_stop(wait, &mut self.shutdown).await;
                 continue;
             }
             match self.give_up(failed, &events, position, held).await {
@@ -190,10 +168,9 @@ impl SubscriptionAgent {
                 // not be got past is tried again, after a while, and given up at once.
                 Some(moved_to) if moved_to > position => {
                     position = moved_to;
-                    failures = 0;
-                    backoff = Duration::from_millis(50);
+                    retry.succeeded();
                 }
-                Some(_) => back_off(&mut self.shutdown, &mut backoff).await,
+                Some(_) => sleep_or_stop(retry.wait(), &mut self.shutdown).await,
                 None => return,
             }
         }
@@ -218,25 +195,6 @@ impl SubscriptionAgent {
             _ = tokio::time::sleep(wait) => true,
             _ = self.shutdown.changed() => false,
         }
-    }
-
-    /// A failed commit as the page's failure: a conflicting emit (someone appended to
-    /// its stream first) or an emit the store refused is the guest's, retried with
-    /// fresh reads and counted against its attempts; anything else is the host's
-    /// (`None`: retried with backoff, not counted).
-    fn refused(&self, e: StoreError) -> Option<RuntimeError> {
-        let message = match e {
-            StoreError::Conflict { .. } => format!("emit conflict at commit: {e}"),
-            StoreError::Invalid(_) | StoreError::KeyReused { .. } => {
-                format!("emit refused at commit: {e}")
-            }
-            other => {
-                tracing::warn!(subscription = %self.key, "commit failed, retrying: {other}");
-                return None;
-            }
-        };
-        // The store's error may quote what the guest emitted: clipped.
-        Some(RuntimeError::guest(self.key.to_string(), None, &message))
     }
 
     /// Hands `events` to the guest with fresh effects; what it gathered becomes the
@@ -332,106 +290,26 @@ impl SubscriptionAgent {
         Ok(())
     }
 
-    /// The page kept failing: pause, or (policy dead-letter, with the failing event
-    /// known) commit the events before it, record it as a dead letter and move past
-    /// it. When the events before it fail too, naming one of them, that one is the
-    /// failing event (narrowed until the events before it pass, or none are left).
-    /// Returns where to go on from, or `None` when the version paused.
-    async fn give_up(
-        &mut self,
-        mut e: RuntimeError,
-        page: &[Event],
-        position: Position,
-        held: bool,
-    ) -> Option<Position> {
-        let mut failed_at = match (&e, self.policy.on_error) {
-            (
-                RuntimeError::Guest {
-                    event_sequence: Some(s),
-                    ..
-                },
-                OnError::DeadLetter,
-            ) if page.iter().any(|ev| ev.sequence == *s) => *s,
-            _ => {
-                record_pause(self.store(), &self.key, &e).await;
-                return None;
-            }
+    /// Waits for new events (or shutdown, or [`IDLE_POLL`]).
+    pub(super) async fn idle(&mut self, wake: &mut watch::Receiver<Position>, position: Position) {
+        // A wake-up for events of other types only (as this process knows) is
+        // slept through: thousands of idle versions would each read on every append.
+        let nothing_new = || {
+            self.env
+                .store
+                .last_of_types(&self.event_types)
+                .is_some_and(|last| last <= position)
         };
-        let mut at = position;
+        if *wake.borrow_and_update() > position && !nothing_new() {
+            return;
+        }
+        let mut idle = Idle::new(IDLE_POLL);
+        let mut shutdown = self.shutdown.clone();
         loop {
-            let before: Arc<[Event]> = page
-                .iter()
-                .take_while(|ev| ev.sequence < failed_at)
-                .cloned()
-                .collect();
-            if before.is_empty() {
-                break;
-            }
-            let skipped =
-                ((failed_at - 1 - position).max(0) as u64).saturating_sub(before.len() as u64);
-            let done = match self.handle(before, held, failed_at - 1, skipped).await {
-                Ok(done) => done,
-                Err(earlier) => match earlier_failure(&earlier, page, failed_at) {
-                    Some(s) => {
-                        (e, failed_at) = (earlier, s);
-                        continue;
-                    }
-                    // The host's failure: the page is tried again later.
-                    None if earlier.fault() != crate::runtime::Fault::Guest => {
-                        return Some(position);
-                    }
-                    None => {
-                        record_pause(self.store(), &self.key, &earlier).await;
-                        return None;
-                    }
-                },
-            };
-            match self.commit(&done).await {
-                Ok(()) => at = failed_at - 1,
-                Err(se) => {
-                    // A conflict is tried again; an emit the store refuses never passes.
-                    let conflict = matches!(se, StoreError::Conflict { .. });
-                    return match self.refused(se) {
-                        Some(refused) if !conflict => {
-                            record_pause(self.store(), &self.key, &refused).await;
-                            None
-                        }
-                        _ => Some(position),
-                    };
-                }
-            }
-            break;
-        }
-        let letter = HandledPage {
-            position: failed_at,
-            skipped: (failed_at - 1 - at).max(0) as u64,
-            dead_letter: Some(DeadLetter {
-                sequence: failed_at,
-                error: e.to_string(),
-            }),
-            ..HandledPage::default()
-        };
-        match self.commit(&letter).await {
-            Ok(()) => {
-                tracing::error!(subscription = %self.key, sequence = failed_at, "dead-lettered: {e}");
-                Some(failed_at)
-            }
-            Err(se) => {
-                tracing::warn!(subscription = %self.key, "recording the dead letter: {se}");
-                Some(at)
+            match idle.wait(wake.changed(), &mut shutdown).await {
+                Woke::Woken(changed) if changed.is_ok() && nothing_new() => continue,
+                _ => return,
             }
         }
-    }
-}
-
-/// The guest's failure of the events before `failed_at`, naming one of them: where
-/// the page fails first.
-fn earlier_failure(e: &RuntimeError, page: &[Event], failed_at: Position) -> Option<Position> {
-    match e {
-        RuntimeError::Guest {
-            event_sequence: Some(s),
-            ..
-        } if *s < failed_at && page.iter().any(|ev| ev.sequence == *s) => Some(*s),
-        _ => None,
     }
 }

@@ -5,10 +5,6 @@
 //! it handles while it is told it is a standby. What its name's other versions mean
 //! for it is decided outside the daemon (in `deploy`) and handed over as values.
 
-use std::time::Duration;
-
-use tokio::sync::watch;
-
 use super::subscription::SubscriptionAgent;
 use crate::store::{Position, RunStatus, StoreError};
 
@@ -38,35 +34,5 @@ impl SubscriptionAgent {
     /// it then handles with effects held, so only the live version acts.
     pub(super) fn is_standby(&self) -> bool {
         *self.standby.borrow()
-    }
-
-    /// Waits for new events (or shutdown, or half a second).
-    pub(super) async fn idle(&mut self, wake: &mut watch::Receiver<Position>, position: Position) {
-        // A wake-up for events of other types only (as this process knows) is
-        // slept through: thousands of idle versions would each read on every append.
-        let nothing_new = || {
-            self.env
-                .store
-                .last_of_types(&self.event_types)
-                .is_some_and(|last| last <= position)
-        };
-        if *wake.borrow_and_update() > position && !nothing_new() {
-            return;
-        }
-        let poll = tokio::time::sleep(Duration::from_millis(500));
-        tokio::pin!(poll);
-        let mut shutdown = self.shutdown.clone();
-        loop {
-            tokio::select! {
-                changed = wake.changed() => {
-                    if changed.is_ok() && nothing_new() {
-                        continue;
-                    }
-                }
-                _ = &mut poll => {}
-                _ = shutdown.changed() => {}
-            }
-            return;
-        }
     }
 }
