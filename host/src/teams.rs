@@ -21,8 +21,7 @@ use sha2::{Digest, Sha256};
 
 use crate::runtime::Limits;
 
-/// The team of every component when no teams are configured.
-pub const DEFAULT_TEAM: &str = "default";
+pub use crate::identity::{DEFAULT_TEAM, qualified, split, team_of};
 
 /// One team in the config (`[teams.<name>]`).
 #[derive(Debug, Clone, Deserialize)]
@@ -267,28 +266,6 @@ fn token_hash(t: &TeamConfig) -> Option<String> {
         (None, Some(h)) => Some(h.to_ascii_lowercase()),
         (None, None) => None,
     }
-}
-
-/// The team whose component (or candidate of one) has the internal name `internal`.
-pub fn team_of(internal: &str) -> &str {
-    let name = internal
-        .strip_suffix(crate::store::shadow::SHADOW_SUFFIX)
-        .unwrap_or(internal);
-    split(name).0
-}
-
-/// The internal name of `team`'s component `name`.
-pub fn qualified(team: &str, name: &str) -> String {
-    if team == DEFAULT_TEAM {
-        name.to_owned()
-    } else {
-        format!("{team}.{name}")
-    }
-}
-
-/// The team an internal name belongs to, and the name the team knows it by.
-pub fn split(internal: &str) -> (&str, &str) {
-    internal.split_once('.').unwrap_or((DEFAULT_TEAM, internal))
 }
 
 impl Caller {

@@ -13,8 +13,10 @@
 //! - [`check_text`]: free text ids (stream ids, event types, idempotency keys,
 //!   document ids, stream patterns): any characters but control ones.
 
+mod namespace;
 mod version;
 
+pub use namespace::{DEFAULT_TEAM, SHADOW_SUFFIX, qualified, split, team_of};
 pub use version::ExpectedVersion;
 
 /// Longest component (projection or subscription) name accepted.

@@ -7,8 +7,8 @@
 //!
 //! The files form layers, bottom to top. A file imports from its own layer or
 //! below, never above; within a layer, only files listed before it. Outside the
-//! runtime it imports only `identity` (the one rule for names, ids and expected
-//! versions, shared with the store and the API) and `teams` (which team a
+//! runtime it imports only `identity` (the one rule for names, ids, namespaces and
+//! expected versions, shared with the store and the API: it tells which team a
 //! component's instances run for).
 //!
 //! 1. **Types and limits**, the runtime's own vocabulary, in the latest WIT

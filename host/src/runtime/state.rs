@@ -42,7 +42,7 @@ impl HostState {
         // output goes to the log, capped. Time and chance come from the call (see
         // `clock`), so replays agree and no wait can block the thread.
         let clocks = GuestClocks::new();
-        let clock = super::cpu::CallClock::for_team(crate::teams::team_of(&component));
+        let clock = super::cpu::CallClock::for_team(crate::identity::team_of(&component));
         let wasi = WasiCtxBuilder::new()
             .monotonic_clock(clocks.monotonic())
             .wall_clock(clocks.wall())

@@ -6,11 +6,9 @@ use async_trait::async_trait;
 
 use super::{ComponentRecord, ProjectionKey, StoreError};
 
-/// What marks an internal shadow name: two dots in a row never occur in a valid
-/// name (`<team>.<name>`, each without dots), so a shadow can neither be named by a
-/// caller nor collide with a deployed component, and `doc_<name>..shadow_v<n>` with
-/// a real document table.
-pub const SHADOW_SUFFIX: &str = "..shadow";
+/// What marks an internal shadow name (`doc_<name>..shadow_v<n>` can never be a
+/// real document table): the namespace rule's, re-exported for the store.
+pub use crate::identity::SHADOW_SUFFIX;
 
 impl ProjectionKey {
     /// The internal key a candidate build of this version projects under.
