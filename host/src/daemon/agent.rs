@@ -122,7 +122,7 @@ pub(crate) struct Agent {
     /// Events per page now: the budget's, less while a failing page is narrowed.
     pub limit: usize,
     /// The next page, read while this one is projected (only during a backlog).
-    pub ahead: Option<JoinHandle<Result<Page, StoreError>>>,
+    pub ahead: Option<ReadAhead>,
     /// Failures of the page at the current position (the policy's attempts, with
     /// [`PAGE_BACKOFF`]).
     pub retry: Retry,
@@ -158,7 +158,7 @@ impl Agent {
             }
             let started = Instant::now();
             let read = match self.ahead.take() {
-                Some(task) => task.await.unwrap_or_else(|e| {
+                Some(mut task) => (&mut task.0).await.unwrap_or_else(|e| {
                     Err(StoreError::Invalid(format!("read-ahead task failed: {e}")))
                 }),
                 None => self.read(position).await,
@@ -299,13 +299,13 @@ impl Agent {
         let (store, types) = (self.store.clone(), self.event_types.clone());
         let (limit, bytes) = (self.limit, self.budget.bytes);
         let (streams, turns) = (self.streams.clone(), self.turns.clone());
-        self.ahead = Some(tokio::spawn(async move {
+        self.ahead = Some(ReadAhead(tokio::spawn(async move {
             let _turn = turns.read().await;
             let page = store
                 .read_page_within(after, Some(&types), limit, bytes)
                 .await?;
             Ok(readable(page, &streams))
-        }));
+        })));
     }
 
     async fn read(&self, after: Position) -> Result<Page, StoreError> {
@@ -366,5 +366,15 @@ impl Agent {
             "pausing after repeated guest failures"
         );
         record_pause(self.store.as_ref(), &self.key, &e).await;
+    }
+}
+
+/// A page being read ahead. Dropped (the agent reset, failed or aborted), its read
+/// is aborted too, so it holds none of the team's read turns for a page nobody wants.
+pub(super) struct ReadAhead(JoinHandle<Result<Page, StoreError>>);
+
+impl Drop for ReadAhead {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

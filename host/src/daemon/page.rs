@@ -144,7 +144,11 @@ impl Agent {
             }
             return Ok(());
         }
-        let mut found = self.store.load_docs(&self.key, &missing).await?;
+        // A read at the store like the page's own: one of the team's read turns.
+        let turn = self.turns.read().await;
+        let loaded = self.store.load_docs(&self.key, &missing).await;
+        drop(turn);
+        let mut found = loaded?;
         for id in missing {
             let body = found.remove(id);
             self.cache.put(id.to_owned(), body);

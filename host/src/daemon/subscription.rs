@@ -106,11 +106,13 @@ impl SubscriptionAgent {
                         skipped,
                         ..HandledPage::default()
                     };
-                    match self
+                    let turn = self.turns.write().await;
+                    let saved = self
                         .store()
                         .commit_handled(&self.key, &self.team, &progress)
-                        .await
-                    {
+                        .await;
+                    drop(turn);
+                    match saved {
                         Ok(_) => position = page.scanned_to,
                         Err(e) => tracing::warn!(subscription = %self.key, "saving progress: {e}"),
                     }

@@ -44,6 +44,12 @@ impl Lifecycle {
         self.store.set_states(&stored).await?;
         let mut flags = self.standbys.lock().unwrap_or_else(|p| p.into_inner());
         for (key, state) in changes {
+            if *state == VersionState::Retired {
+                // A retired version never runs again (its key cannot be deployed
+                // again): its flag goes, so the map holds only versions that can run.
+                flags.remove(key);
+                continue;
+            }
             let standby = *state == VersionState::Standby;
             // Made here if no agent asked yet: one asking later finds it current.
             flags
