@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use anyhow::{Context, ensure};
 use refract::store::sqlite::SqliteStore;
-use refract::store::{AppendRequest, AppendResult, EventStore, ExpectedVersion, StreamId};
+use refract::store::{AppendRequest, AppendResult, EventStore, ExpectedVersion, Store, StreamId};
 
 use crate::Scale;
 use crate::helpdesk::{Incident, stream_id};

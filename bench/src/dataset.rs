@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use anyhow::{Context, ensure};
 use refract::store::sqlite::SqliteStore;
-use refract::store::{AppendRequest, EventStore, StreamId};
+use refract::store::{AppendRequest, EventStore, Store, StreamId};
 
 use crate::Scale;
 use crate::helpdesk::{Incident, rounds, stream_id};
