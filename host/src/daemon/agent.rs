@@ -142,6 +142,7 @@ impl Agent {
     /// Runs until shutdown, or until a guest error pauses the projection.
     pub async fn run(mut self) {
         let mut wake = self.store.watch_head();
+        let types = self.store.watch_types(&self.event_types);
         if let Err(e) = self.start().await {
             tracing::error!(projection = %self.key, "cannot start: {e}");
             return;
@@ -190,7 +191,7 @@ impl Agent {
                     self.counters.set_position(self.position.unwrap_or(0));
                 }
                 self.burst.finish(&self.key);
-                self.idle(&mut wake).await;
+                self.idle(&mut wake, types.as_deref()).await;
                 continue;
             }
             // A backlog (the page stopped short of the head, by count or by bytes):

@@ -123,3 +123,19 @@ pub(super) async fn slot_or_stop(
         )),
     }
 }
+
+/// Resolves when events an idle agent must read may have been committed: events of
+/// its types when the store can tell (`types`), else any events (the head moved).
+/// Thousands of idle versions then wake only for appends of their own types.
+pub(super) async fn woken(
+    head: &mut tokio::sync::watch::Receiver<crate::store::Position>,
+    types: Option<&tokio::sync::Notify>,
+) -> Result<(), tokio::sync::watch::error::RecvError> {
+    match types {
+        Some(notify) => {
+            notify.notified().await;
+            Ok(())
+        }
+        None => head.changed().await,
+    }
+}

@@ -71,6 +71,7 @@ impl SubscriptionAgent {
             }
         };
         let mut wake = self.env.store.watch_head();
+        let types = self.env.store.watch_types(&self.event_types);
         // One schedule for every wait (the store's failures too); only the guest's
         // failures count against the policy's attempts.
         let mut retry = Retry::new(self.policy.retry(BACKOFF));
@@ -117,7 +118,7 @@ impl SubscriptionAgent {
                         Err(e) => tracing::warn!(subscription = %self.key, "saving progress: {e}"),
                     }
                 }
-                self.idle(&mut wake, position).await;
+                self.idle(&mut wake, types.as_deref(), position).await;
                 continue;
             }
             let held = self.is_standby() || first.is_some_and(|f| f <= hold_until);
@@ -293,7 +294,12 @@ impl SubscriptionAgent {
     }
 
     /// Waits for new events (or shutdown, or [`IDLE_POLL`]).
-    pub(super) async fn idle(&mut self, wake: &mut watch::Receiver<Position>, position: Position) {
+    pub(super) async fn idle(
+        &mut self,
+        wake: &mut watch::Receiver<Position>,
+        types: Option<&tokio::sync::Notify>,
+        position: Position,
+    ) {
         // A wake-up for events of other types only (as this process knows) is
         // slept through: thousands of idle versions would each read on every append.
         let nothing_new = || {
@@ -308,7 +314,10 @@ impl SubscriptionAgent {
         let mut idle = Idle::new(IDLE_POLL);
         let mut shutdown = self.shutdown.clone();
         loop {
-            match idle.wait(wake.changed(), &mut shutdown).await {
+            match idle
+                .wait(super::shared::woken(wake, types), &mut shutdown)
+                .await
+            {
                 Woke::Woken(changed) if changed.is_ok() && nothing_new() => continue,
                 _ => return,
             }

@@ -95,6 +95,16 @@ impl Refract {
             if state != VersionState::Retired {
                 // Events of other types passed over are stored later; shown now.
                 p.position = p.position.max(self.daemon.known_position(&rec.key));
+                // An idle agent is woken only by events of its own types: with none
+                // after its position (as this process knows) it is at the head.
+                let nothing_new = self
+                    .store
+                    .last_of_types(&rec.event_types)
+                    .is_some_and(|last| last <= p.position);
+                if nothing_new && p.status == RunStatus::Running && self.daemon.is_running(&rec.key)
+                {
+                    p.position = p.position.max(head);
+                }
             }
             let lag = (head - p.position).max(0);
             let error = p.error.as_deref().map(|text| {

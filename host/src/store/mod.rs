@@ -157,6 +157,14 @@ pub trait EventStore: Send + Sync {
     fn last_of_types(&self, _types: &[String]) -> Option<Position> {
         None
     }
+
+    /// A notification raised (after the head moves) each time events of any of
+    /// `types` are committed by this process, for as long as it is held; `None`
+    /// when the backend cannot tell types apart (watch the head instead). With it,
+    /// an append wakes only the agents of its event types, not every idle version.
+    fn watch_types(&self, _types: &[String]) -> Option<std::sync::Arc<tokio::sync::Notify>> {
+        None
+    }
 }
 
 /// Documents and progress of projection versions.

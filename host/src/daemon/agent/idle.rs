@@ -59,7 +59,11 @@ impl Agent {
 
     /// Waits for new events, a poll interval, a request, or shutdown.
     /// A wake-up for events of other types only is slept through (no read).
-    pub(super) async fn idle(&mut self, wake: &mut watch::Receiver<Position>) {
+    pub(super) async fn idle(
+        &mut self,
+        wake: &mut watch::Receiver<Position>,
+        types: Option<&tokio::sync::Notify>,
+    ) {
         if *wake.borrow_and_update() > self.position.unwrap_or(0) && !self.nothing_new() {
             return;
         }
@@ -70,7 +74,7 @@ impl Agent {
         let mut polls = 0;
         loop {
             let woke = tokio::select! {
-                woke = idle.wait(wake.changed(), &mut self.shutdown) => woke,
+                woke = idle.wait(super::super::shared::woken(wake, types), &mut self.shutdown) => woke,
                 request = self.control.recv() => {
                     if let Some(r) = request {
                         self.handle(r).await;

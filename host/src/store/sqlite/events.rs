@@ -25,8 +25,7 @@ impl EventStore for SqliteStore {
         let result = append_in(&mut tx, &req).await?;
         tx.commit().await?;
         let types = req.events.iter().map(|e| e.event_type.as_str());
-        self.appended_types(types, result.last_sequence);
-        self.moved_head(result.last_sequence);
+        self.committed(types, result.last_sequence);
         Ok(result)
     }
 
@@ -147,6 +146,10 @@ impl EventStore for SqliteStore {
 
     fn watch_head(&self) -> watch::Receiver<Position> {
         self.head.subscribe()
+    }
+
+    fn watch_types(&self, types: &[String]) -> Option<std::sync::Arc<tokio::sync::Notify>> {
+        Some(self.type_watcher(types))
     }
 
     fn last_of_types(&self, types: &[String]) -> Option<Position> {

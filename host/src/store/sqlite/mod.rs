@@ -110,27 +110,63 @@ impl SqliteStore {
         self.type_heads.write().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Notes that events of `types` up to `last` are committed (before the head
-    /// moves, so a woken watcher sees them).
-    pub(super) fn appended_types<'a>(&self, types: impl Iterator<Item = &'a str>, last: Position) {
-        let mut heads = self.write_type_heads();
-        for t in types {
-            match heads.last.get_mut(t) {
-                Some(at) => *at = (*at).max(last),
-                None => {
-                    heads.last.insert(t.to_owned(), last);
+    /// Notes that events of `types` up to `last` are committed, moves the head,
+    /// then wakes the watchers of those types (in that order, so whoever wakes sees
+    /// the events by type and by head).
+    pub(super) fn committed<'a>(&self, types: impl Iterator<Item = &'a str>, last: Position) {
+        let mut woken = Vec::new();
+        {
+            let mut heads = self.write_type_heads();
+            for t in types {
+                match heads.last.get_mut(t) {
+                    Some(at) => *at = (*at).max(last),
+                    None => {
+                        heads.last.insert(t.to_owned(), last);
+                    }
+                }
+                if let Some(list) = heads.watchers.get_mut(t) {
+                    list.retain(|w| match w.upgrade() {
+                        Some(n) => {
+                            woken.push(n);
+                            true
+                        }
+                        None => false,
+                    });
+                    if list.is_empty() {
+                        heads.watchers.remove(t);
+                    }
                 }
             }
         }
-    }
-
-    /// Tells the watchers of the head that events up to `last` are committed.
-    pub(super) fn moved_head(&self, last: Position) {
         self.head.send_if_modified(|h| {
             let moved = *h < last;
             *h = (*h).max(last);
             moved
         });
+        for n in woken {
+            n.notify_one();
+        }
+    }
+
+    /// Registers one watcher of `types` (see [`crate::store::EventStore::watch_types`]).
+    pub(super) fn type_watcher(&self, types: &[String]) -> std::sync::Arc<tokio::sync::Notify> {
+        let notify = std::sync::Arc::new(tokio::sync::Notify::new());
+        let mut heads = self.write_type_heads();
+        for t in types {
+            let list = heads.watchers.entry(t.clone()).or_default();
+            list.retain(|w| w.strong_count() > 0);
+            list.push(std::sync::Arc::downgrade(&notify));
+        }
+        // Watchers of types never committed since are dropped now and then, so
+        // versions deployed and retired without end leave nothing behind.
+        if heads.watchers.len() > heads.pruned_at.saturating_mul(2).max(1024) {
+            heads.watchers.retain(|_, list| {
+                list.retain(|w| w.strong_count() > 0);
+                !list.is_empty()
+            });
+            heads.pruned_at = heads.watchers.len();
+        }
+        notify
     }
 }
 
@@ -140,6 +176,10 @@ impl SqliteStore {
 struct TypeHeads {
     since: Position,
     last: std::collections::HashMap<String, Position>,
+    /// The agents waiting for events of each type (dropped agents are pruned).
+    watchers: std::collections::HashMap<String, Vec<std::sync::Weak<tokio::sync::Notify>>>,
+    /// How many types had watchers after the last full prune.
+    pruned_at: usize,
 }
 
 #[async_trait]

@@ -98,8 +98,7 @@ impl SubscriptionStore for SqliteStore {
         tx.commit().await?;
         if let Some(last) = results.iter().map(|r| r.last_sequence).max() {
             let types = page.emits.iter().flat_map(|e| e.events.iter());
-            self.appended_types(types.map(|e| e.event_type.as_str()), last);
-            self.moved_head(last);
+            self.committed(types.map(|e| e.event_type.as_str()), last);
         }
         Ok(results)
     }

@@ -216,3 +216,31 @@ async fn idempotency_keys_belong_to_their_team() {
         .expect("read");
     assert_eq!(v, 1, "one append of ops, none of mallory's on ledger");
 }
+
+#[tokio::test]
+async fn an_append_wakes_only_the_watchers_of_its_types() {
+    let (_dir, s) = store().await;
+    let of_t = s
+        .watch_types(&["T".into()])
+        .expect("sqlite tells types apart");
+    let of_u = s.watch_types(&["U".into(), "V".into()]).expect("watcher");
+    let never = std::time::Duration::from_millis(50);
+    s.append(req("a", ExpectedVersion::Any, 2))
+        .await
+        .expect("append of T");
+    tokio::time::timeout(never, of_t.notified())
+        .await
+        .expect("the watcher of T is woken");
+    assert!(
+        tokio::time::timeout(never, of_u.notified()).await.is_err(),
+        "the watcher of U and V sleeps through an append of T"
+    );
+    // A dropped watcher is forgotten at the next append of its type.
+    drop(of_t);
+    s.append(req("b", ExpectedVersion::Any, 1))
+        .await
+        .expect("append");
+    let heads = s.type_heads.read().expect("lock");
+    assert!(!heads.watchers.contains_key("T"), "no watcher of T is left");
+    assert_eq!(heads.watchers.get("U").map(Vec::len), Some(1));
+}
