@@ -300,22 +300,13 @@ impl Agent {
     ) -> Result<R, PageError> {
         let projector = self.projector.clone();
         let page = page.clone();
-        // Watched: a call that never comes back costs the guest its CPU deadline, not
-        // the agent forever (the wait for the lock a stuck call holds counts too).
-        let component = self.key.to_string();
-        let grace = crate::runtime::watchdog::GRACE;
-        let result = crate::runtime::watchdog::run_watched(
-            &component,
-            self.deadline,
-            grace,
-            true,
-            move || {
-                // A panic in an earlier call leaves the lock poisoned; the projector
-                // drops its instance on any failure, so going on with it is sound.
-                let mut p = projector.lock().unwrap_or_else(|p| p.into_inner());
-                f(p.as_mut(), &page)
-            },
-        )
+        // Watched: the wait for the lock a stuck call holds counts too.
+        let result = super::shared::watched(&self.key, self.deadline, move || {
+            // A panic in an earlier call leaves the lock poisoned; the projector
+            // drops its instance on any failure, so going on with it is sound.
+            let mut p = projector.lock().unwrap_or_else(|p| p.into_inner());
+            f(p.as_mut(), &page)
+        })
         .await;
         Ok(result?)
     }

@@ -139,3 +139,16 @@ pub(super) async fn woken(
         None => head.changed().await,
     }
 }
+
+/// Runs a guest call of version `key` on a blocking thread (wasmtime calls are
+/// synchronous, and WASI must not block a tokio worker) under the host's watchdog:
+/// a call that never comes back costs the guest its CPU `deadline`, not the agent
+/// forever.
+pub(super) async fn watched<R: Send + 'static>(
+    key: &crate::store::ProjectionKey,
+    deadline: std::time::Duration,
+    f: impl FnOnce() -> Result<R, crate::runtime::RuntimeError> + Send + 'static,
+) -> Result<R, crate::runtime::RuntimeError> {
+    let (component, grace) = (key.to_string(), crate::runtime::watchdog::GRACE);
+    crate::runtime::watchdog::run_watched(&component, deadline, grace, true, f).await
+}

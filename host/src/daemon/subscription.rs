@@ -220,23 +220,15 @@ impl SubscriptionAgent {
             None => None,
         };
         let started = std::time::Instant::now();
-        let component = self.key.to_string();
-        let grace = crate::runtime::watchdog::GRACE;
-        let result = crate::runtime::watchdog::run_watched(
-            &component,
-            self.deadline,
-            grace,
-            true,
-            move || {
-                let mut s = subscriber.lock().unwrap_or_else(|p| p.into_inner());
-                if let Some(slot) = slot {
-                    s.admit(slot);
-                }
-                let result = s.handle(&events, Box::new(effects));
-                s.release();
-                result
-            },
-        )
+        let result = super::shared::watched(&self.key, self.deadline, move || {
+            let mut s = subscriber.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(slot) = slot {
+                s.admit(slot);
+            }
+            let result = s.handle(&events, Box::new(effects));
+            s.release();
+            result
+        })
         .await;
         self.counters.guest_time(started.elapsed());
         let g = std::mem::take(&mut *gathered.lock().unwrap_or_else(|p| p.into_inner()));

@@ -101,16 +101,9 @@ impl Refract {
         }
         // A candidate still building runs older code: its swap would undo the fix.
         self.drop_candidate(&key).await?;
-        self.daemon.stop(&key).await;
-        let replaced = deploy::put_code(
-            self.store.as_ref(),
-            &self.components_dir,
-            &loaded,
-            &wasm,
-            &rec,
-            deploy::NewCode::KeepDocuments,
-        )
-        .await;
+        let replaced = self
+            .stop_and_put_code(&rec, &loaded, &wasm, deploy::NewCode::KeepDocuments)
+            .await;
         match replaced {
             Ok(out) => {
                 self.run(key, &rec.team, loaded).await;

@@ -66,20 +66,32 @@ impl Refract {
         Ok(())
     }
 
+    /// Stops a version's agent and puts new code under it (the caller starts it
+    /// again): a hotfix keeps its documents, a hot reload starts it over.
+    pub(super) async fn stop_and_put_code(
+        &self,
+        rec: &crate::store::ComponentRecord,
+        loaded: &crate::runtime::Loaded,
+        wasm: &[u8],
+        how: crate::deploy::NewCode,
+    ) -> Result<crate::deploy::Deployed, crate::deploy::DeployError> {
+        self.daemon.stop(&rec.key).await;
+        let (store, dir) = (self.store.as_ref(), &self.components_dir);
+        crate::deploy::put_code(store, dir, loaded, wasm, rec, how).await
+    }
+
     /// A version that is not retired, with its running component.
     pub(super) async fn running(
         &self,
         name: &str,
         version: u32,
     ) -> Result<(crate::store::ComponentRecord, crate::runtime::Loaded), ServiceError> {
-        let target = find(self.store.as_ref(), name, version).await?;
-        if VersionState::parse(&target.state) == VersionState::Retired {
-            return Err(LifecycleError::Retired {
-                name: name.into(),
-                version,
-            }
-            .into());
-        }
+        let retired = || LifecycleError::Retired {
+            name: name.into(),
+            version,
+        };
+        let store = self.store.as_ref();
+        let target = find_unless(store, name, version, VersionState::Retired, retired).await?;
         let loaded = self
             .loaded_components()
             .get(&target.key)
@@ -107,14 +119,12 @@ impl Refract {
     /// version cannot be retired. Retiring again finishes an interrupted retire.
     pub async fn retire(&self, name: &str, version: u32) -> Result<(), ServiceError> {
         let _one_at_a_time = self.deploy_lock.lock().await;
-        let target = find(self.store.as_ref(), name, version).await?;
-        if VersionState::parse(&target.state) == VersionState::Live {
-            return Err(LifecycleError::RetireLive {
-                name: name.into(),
-                version,
-            }
-            .into());
-        }
+        let live = || LifecycleError::RetireLive {
+            name: name.into(),
+            version,
+        };
+        let store = self.store.as_ref();
+        let target = find_unless(store, name, version, VersionState::Live, live).await?;
         // Recorded first: a crash before the drop leaves a retired version that a
         // restart does not start and a second retire drops.
         self.lifecycle
@@ -149,6 +159,22 @@ pub(super) async fn find(
         .ok_or_else(|| {
             ServiceError::ProjectionNotFound(format!("projection {name} version {version}"))
         })
+}
+
+/// The registered version `name`@`version` ([`find`]), refused with `refusal` when
+/// it is in `state` (a retired version cannot be paused, a live one not retired).
+pub(super) async fn find_unless(
+    store: &dyn Store,
+    name: &str,
+    version: u32,
+    state: VersionState,
+    refusal: impl FnOnce() -> LifecycleError,
+) -> Result<crate::store::ComponentRecord, ServiceError> {
+    let target = find(store, name, version).await?;
+    if VersionState::parse(&target.state) == state {
+        return Err(refusal().into());
+    }
+    Ok(target)
 }
 
 impl From<PromoteError> for ServiceError {

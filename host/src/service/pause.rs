@@ -8,7 +8,7 @@
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
-use super::lifecycle::find;
+use super::lifecycle::find_unless;
 use super::{Refract, ServiceError};
 use crate::daemon::PauseError;
 use crate::deploy::{LifecycleError, VersionState};
@@ -49,14 +49,12 @@ impl Refract {
     /// [`Refract::resume`]. Any state but retired; pausing twice is harmless.
     pub async fn pause(&self, name: &str, version: u32) -> Result<(), ServiceError> {
         let _one_at_a_time = self.deploy_lock.lock().await;
-        let target = find(self.store.as_ref(), name, version).await?;
-        if VersionState::parse(&target.state) == VersionState::Retired {
-            return Err(LifecycleError::Retired {
-                name: name.into(),
-                version,
-            }
-            .into());
-        }
+        let retired = || LifecycleError::Retired {
+            name: name.into(),
+            version,
+        };
+        let store = self.store.as_ref();
+        let target = find_unless(store, name, version, VersionState::Retired, retired).await?;
         let key = target.key.clone();
         // Marked first: nothing that starts agents may start it again meanwhile.
         self.operator_paused.set().insert(key.clone());

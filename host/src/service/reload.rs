@@ -122,16 +122,9 @@ impl Refract {
                     }
                     .into());
                 }
-                self.daemon.stop(&key).await;
-                let replaced = deploy::put_code(
-                    self.store.as_ref(),
-                    &self.components_dir,
-                    &loaded,
-                    &wasm,
-                    &rec,
-                    deploy::NewCode::FromStart,
-                )
-                .await;
+                let replaced = self
+                    .stop_and_put_code(&rec, &loaded, &wasm, deploy::NewCode::FromStart)
+                    .await;
                 let deployed = match replaced {
                     Ok(d) => d,
                     Err(e) => {
