@@ -84,9 +84,25 @@ impl From<types::ExpectedVersion> for ExpectedVersion {
     fn from(expected: types::ExpectedVersion) -> Self {
         match expected {
             types::ExpectedVersion::Any => Self::Any,
-            types::ExpectedVersion::NoStream => Self::NoStream,
+            // Version 0 is a stream with no events, one that does not exist (as the
+            // API's `expected_version: 0`): as `exact(0)` the emit would pass the
+            // host's check and then fail at commit, where no stream row matches.
+            types::ExpectedVersion::NoStream | types::ExpectedVersion::Exact(0) => Self::NoStream,
             types::ExpectedVersion::Exact(v) => Self::Exact(v),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_emit_expecting_version_0_expects_no_stream() {
+        let got = ExpectedVersion::from(types::ExpectedVersion::Exact(0));
+        assert_eq!(got, ExpectedVersion::NoStream);
+        let got = ExpectedVersion::from(types::ExpectedVersion::Exact(3));
+        assert_eq!(got, ExpectedVersion::Exact(3));
     }
 }
 

@@ -99,7 +99,12 @@ impl Agent {
                         continue;
                     }
                 }
-                Woke::Stopped => {}
+                Woke::Stopped => {
+                    // Not woken for other types' events, it passes over them now, so
+                    // a version stopped (paused) idle shows where it really was.
+                    let head = *wake.borrow();
+                    self.pass_over_unread(head);
+                }
             }
             return;
         }
