@@ -116,8 +116,11 @@ impl SqliteStore {
     pub(super) fn committed<'a>(&self, types: impl Iterator<Item = &'a str>, last: Position) {
         let mut woken = Vec::new();
         {
+            // Once per type, not per event: an append of 1,000 events of one type
+            // notes it and wakes its watchers once.
+            let mut seen = std::collections::HashSet::new();
             let mut heads = self.write_type_heads();
-            for t in types {
+            for t in types.filter(|t| seen.insert(*t)) {
                 match heads.last.get_mut(t) {
                     Some(at) => *at = (*at).max(last),
                     None => {
