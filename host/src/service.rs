@@ -46,9 +46,9 @@ pub enum ServiceError {
     /// A deploy error.
     #[error(transparent)]
     Deploy(#[from] DeployError),
-    /// A lifecycle change was refused.
+    /// A lifecycle change was refused (its store failures are `Store`).
     #[error(transparent)]
-    Lifecycle(#[from] LifecycleError),
+    Lifecycle(LifecycleError),
     /// Something asked for does not exist.
     #[error("{0} not found")]
     NotFound(String),

@@ -1,15 +1,11 @@
 //! A version's dead letters: list them, and apply them again after a fix.
 
-use std::sync::Arc;
-
-use axum::Json;
-use axum::extract::{Path, State};
-
 use serde::Deserialize;
+use serde_json::json;
 
-use super::auth::{Auth, for_caller, named};
+use super::version::{VersionCall, VersionReply};
 use super::{ApiError, ApiQuery};
-use crate::service::{DEFAULT_DEAD_LETTER_PAGE, Refract};
+use crate::service::DEFAULT_DEAD_LETTER_PAGE;
 use crate::store::Position;
 
 #[derive(Deserialize)]
@@ -24,41 +20,28 @@ pub(super) struct ListQuery {
 
 /// `GET /projections/{name}/versions/{v}/dead-letters[?after=seq&limit=n]`: one page
 /// of a version's dead letters, `next` the `after` of the next page.
-pub(super) async fn list(
-    State(svc): State<Arc<Refract>>,
-    Auth(caller): Auth,
-    Path((name, version)): Path<(String, u32)>,
-    ApiQuery(q): ApiQuery<ListQuery>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+pub(super) async fn list(call: VersionCall, ApiQuery(q): ApiQuery<ListQuery>) -> VersionReply {
     if q.limit == Some(0) {
         return Err(ApiError::bad_request("limit must be 1 or more"));
     }
     let limit = q.limit.unwrap_or(DEFAULT_DEAD_LETTER_PAGE);
-    let page = svc
-        .dead_letters(&named(&caller, &name)?, version, q.after, limit)
-        .await
-        .map_err(for_caller(&caller))?;
-    Ok(Json(serde_json::json!({
-        "name": name,
-        "version": version,
+    let page = call
+        .run(async |svc, name, version| svc.dead_letters(name, version, q.after, limit).await)
+        .await?;
+    Ok(call.reply(json!({
         "dead_letters": page.dead_letters,
         "dead_letter_count": page.dead_letter_count,
         "next": page.next,
     })))
 }
 
-pub(super) async fn replay(
-    State(svc): State<Arc<Refract>>,
-    Auth(caller): Auth,
-    Path((name, version)): Path<(String, u32)>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let done = svc
-        .replay_dead_letters(&named(&caller, &name)?, version)
-        .await
-        .map_err(for_caller(&caller))?;
-    Ok(Json(serde_json::json!({
-        "name": name,
-        "version": version,
+/// `POST /projections/{name}/versions/{v}/dead-letters/replay`: applies a version's
+/// dead letters again (after a fix), answering how many went through.
+pub(super) async fn replay(call: VersionCall) -> VersionReply {
+    let done = call
+        .run(async |svc, name, version| svc.replay_dead_letters(name, version).await)
+        .await?;
+    Ok(call.reply(json!({
         "replayed": done.replayed,
         "still_failing": done.failing,
         "missing": done.missing,

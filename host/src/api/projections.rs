@@ -8,8 +8,10 @@ use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
+use serde_json::json;
 
 use super::auth::{Auth, for_caller, named};
+use super::version::{VersionCall, VersionReply};
 use super::{ApiError, ApiQuery};
 use crate::deploy::Deployed;
 use crate::service::{ProjectionStatus, Refract};
@@ -120,31 +122,20 @@ pub(super) struct PromoteQuery {
     force: bool,
 }
 
+/// `POST /projections/{name}/versions/{v}/promote[?force=true]`: makes it live.
 pub(super) async fn promote(
-    State(svc): State<Arc<Refract>>,
-    Auth(caller): Auth,
-    Path((name, version)): Path<(String, u32)>,
+    call: VersionCall,
     ApiQuery(q): ApiQuery<PromoteQuery>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    svc.promote(&named(&caller, &name)?, version, q.force)
-        .await
-        .map_err(for_caller(&caller))?;
-    Ok(Json(
-        serde_json::json!({"name": name, "version": version, "state": "live"}),
-    ))
+) -> VersionReply {
+    let op =
+        async |svc: &Arc<Refract>, name: &str, version| svc.promote(name, version, q.force).await;
+    call.act(op, json!({"state": "live"})).await
 }
 
-pub(super) async fn retire(
-    State(svc): State<Arc<Refract>>,
-    Auth(caller): Auth,
-    Path((name, version)): Path<(String, u32)>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    svc.retire(&named(&caller, &name)?, version)
-        .await
-        .map_err(for_caller(&caller))?;
-    Ok(Json(
-        serde_json::json!({"name": name, "version": version, "state": "retired"}),
-    ))
+/// `POST .../retire` (or `DELETE /projections/{name}/versions/{v}`).
+pub(super) async fn retire(call: VersionCall) -> VersionReply {
+    let op = async |svc: &Arc<Refract>, name: &str, version| svc.retire(name, version).await;
+    call.act(op, json!({"state": "retired"})).await
 }
 
 #[derive(Deserialize)]
@@ -159,12 +150,8 @@ pub(super) struct RewindQuery {
     effects: Option<String>,
 }
 
-pub(super) async fn rewind(
-    State(svc): State<Arc<Refract>>,
-    Auth(caller): Auth,
-    Path((name, version)): Path<(String, u32)>,
-    ApiQuery(q): ApiQuery<RewindQuery>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+/// `POST .../rewind[?to=seq|at=time][&effects=replay]`: a subscription's replay.
+pub(super) async fn rewind(call: VersionCall, ApiQuery(q): ApiQuery<RewindQuery>) -> VersionReply {
     let position = match (q.to, q.at) {
         (Some(_), Some(_)) => return Err(ApiError::bad_request("give either to or at, not both")),
         (to, None) => to.unwrap_or(0),
@@ -176,9 +163,8 @@ pub(super) async fn rewind(
                     })?;
             let micros = i64::try_from(t.unix_timestamp_nanos() / 1000)
                 .map_err(|_| ApiError::bad_request(format!("at={at:?} is out of range")))?;
-            svc.position_at_time(micros)
-                .await
-                .map_err(for_caller(&caller))?
+            call.serve(async |svc| svc.position_at_time(micros).await)
+                .await?
         }
     };
     let replay_effects = match q.effects.as_deref() {
@@ -190,52 +176,26 @@ pub(super) async fn rewind(
             )));
         }
     };
-    let position = svc
-        .rewind(&named(&caller, &name)?, version, position, replay_effects)
-        .await
-        .map_err(for_caller(&caller))?;
-    Ok(Json(
-        serde_json::json!({"name": name, "version": version, "position": position}),
-    ))
+    let position = call
+        .run(async |svc, name, version| svc.rewind(name, version, position, replay_effects).await)
+        .await?;
+    Ok(call.reply(json!({"position": position})))
 }
 
-pub(super) async fn rebuild(
-    State(svc): State<Arc<Refract>>,
-    Auth(caller): Auth,
-    Path((name, version)): Path<(String, u32)>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    svc.rebuild(&named(&caller, &name)?, version)
-        .await
-        .map_err(for_caller(&caller))?;
-    Ok(Json(
-        serde_json::json!({"name": name, "version": version, "position": 0}),
-    ))
+/// `POST .../rebuild`: from the first event, with the same code.
+pub(super) async fn rebuild(call: VersionCall) -> VersionReply {
+    let op = async |svc: &Arc<Refract>, name: &str, version| svc.rebuild(name, version).await;
+    call.act(op, json!({"position": 0})).await
 }
 
 /// `POST /projections/{name}/versions/{v}/pause`: the brake, for any version.
-pub(super) async fn pause(
-    State(svc): State<Arc<Refract>>,
-    Auth(caller): Auth,
-    Path((name, version)): Path<(String, u32)>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    svc.pause(&named(&caller, &name)?, version)
-        .await
-        .map_err(for_caller(&caller))?;
-    Ok(Json(
-        serde_json::json!({"name": name, "version": version, "status": "paused"}),
-    ))
+pub(super) async fn pause(call: VersionCall) -> VersionReply {
+    let op = async |svc: &Arc<Refract>, name: &str, version| svc.pause(name, version).await;
+    call.act(op, json!({"status": "paused"})).await
 }
 
 /// `POST /projections/{name}/versions/{v}/resume`: runs it again from its progress.
-pub(super) async fn resume(
-    State(svc): State<Arc<Refract>>,
-    Auth(caller): Auth,
-    Path((name, version)): Path<(String, u32)>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    svc.resume(&named(&caller, &name)?, version)
-        .await
-        .map_err(for_caller(&caller))?;
-    Ok(Json(
-        serde_json::json!({"name": name, "version": version, "status": "running"}),
-    ))
+pub(super) async fn resume(call: VersionCall) -> VersionReply {
+    let op = async |svc: &Arc<Refract>, name: &str, version| svc.resume(name, version).await;
+    call.act(op, json!({"status": "running"})).await
 }

@@ -210,22 +210,31 @@ impl Client {
         version: u32,
         action: &str,
     ) -> anyhow::Result<()> {
+        self.on_version(reqwest::Method::POST, name, version, action)
+            .await
+    }
+
+    /// `GET /projections/{name}/versions/{version}/dead-letters`.
+    pub(super) async fn dead_letters(&self, name: &str, version: u32) -> anyhow::Result<()> {
+        self.on_version(reqwest::Method::GET, name, version, "dead-letters")
+            .await
+    }
+
+    /// Sends `method` to `/projections/{name}/versions/{version}/{action}` and prints
+    /// the answer.
+    async fn on_version(
+        &self,
+        method: reqwest::Method,
+        name: &str,
+        version: u32,
+        action: &str,
+    ) -> anyhow::Result<()> {
         let url = format!(
             "{}/projections/{}/versions/{version}/{action}",
             self.base,
             encode(name)
         );
-        println!("{}", self.send(self.http.post(url)).await?);
-        Ok(())
-    }
-
-    pub(super) async fn dead_letters(&self, name: &str, version: u32) -> anyhow::Result<()> {
-        let url = format!(
-            "{}/projections/{}/versions/{version}/dead-letters",
-            self.base,
-            encode(name)
-        );
-        println!("{}", self.send(self.http.get(url)).await?);
+        println!("{}", self.send(self.http.request(method, url)).await?);
         Ok(())
     }
 

@@ -187,8 +187,7 @@ async fn reload(svc: &Arc<Refract>, path: &Path, changed_at: Instant, waiters: &
             done.deployed.state
         ),
         Reload::Candidate {
-            previous_sha256,
-            id,
+            previous_sha256, ..
         } => {
             tracing::info!(
                 "dev: {file}: new build of {key} (sha256 {} -> {}), {compiled}; re-projecting \
@@ -197,11 +196,11 @@ async fn reload(svc: &Arc<Refract>, path: &Path, changed_at: Instant, waiters: &
                 short(previous_sha256),
                 short(&done.deployed.sha256)
             );
-            let (svc, id) = (svc.clone(), *id);
+            let (svc, done) = (svc.clone(), done.clone());
             let waiting_for = key.clone();
             let waiter = tokio::spawn(async move {
                 let started = Instant::now();
-                match svc.wait_candidate(&key, id, CATCH_UP_LIMIT).await {
+                match svc.wait_reloaded(&done, CATCH_UP_LIMIT).await {
                     Ok(applied) => tracing::info!(
                         "dev: {key} caught up: swapped in the new build, projected {applied} \
                          events in {} ms ({} ms since the file changed)",
@@ -229,7 +228,7 @@ async fn reload(svc: &Arc<Refract>, path: &Path, changed_at: Instant, waiters: &
     let waiting_for = key.clone();
     let waiter = tokio::spawn(async move {
         let started = Instant::now();
-        match svc.wait_caught_up(&key, done.head, CATCH_UP_LIMIT).await {
+        match svc.wait_reloaded(&done, CATCH_UP_LIMIT).await {
             Ok(applied) => tracing::info!(
                 "dev: {key} caught up: projected {applied} events in {} ms ({} ms since the \
                  file changed)",

@@ -54,7 +54,8 @@ impl fmt::Display for VersionState {
     }
 }
 
-/// Why a lifecycle change was refused.
+/// Why a lifecycle change did not happen: refused (every variant but `Store`), or
+/// the store failed.
 #[derive(Debug, thiserror::Error)]
 pub enum LifecycleError {
     /// The version is still rebuilding and the promote was not forced.
@@ -105,4 +106,7 @@ pub enum LifecycleError {
         /// The version.
         version: u32,
     },
+    /// The store failed (nothing was refused).
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
 }

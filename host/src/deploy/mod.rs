@@ -17,7 +17,6 @@ mod states;
 pub use files::{save_wasm, wasm_path};
 pub use hold::Hold;
 pub use lifecycle::{LifecycleError, VersionState};
-pub use promote::PromoteError;
 pub use registry::{NewCode, put_code, register, reset};
 pub use states::Lifecycle;
 

@@ -2,23 +2,16 @@
 //! another promote), by hand or by a watcher once it has caught up.
 
 use super::{Lifecycle, LifecycleError, VersionState};
-use crate::store::{ComponentRecord, Components, ProjectionKey, StoreError};
-
-/// Why a promote did not happen.
-#[derive(Debug, thiserror::Error)]
-pub enum PromoteError {
-    /// The lifecycle forbids it.
-    #[error(transparent)]
-    Refused(#[from] LifecycleError),
-    /// The store failed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
+use crate::store::{ComponentRecord, Components, ProjectionKey};
 
 impl Lifecycle {
     /// Makes `target` live and the name's live version standby. A version still
     /// catching up is refused unless `force`. The caller holds the deploy lock.
-    pub async fn promote(&self, target: &ComponentRecord, force: bool) -> Result<(), PromoteError> {
+    pub async fn promote(
+        &self,
+        target: &ComponentRecord,
+        force: bool,
+    ) -> Result<(), LifecycleError> {
         let (name, version) = (&target.key.name, target.key.version);
         match VersionState::parse(&target.state) {
             VersionState::Live => return Ok(()),

@@ -57,33 +57,33 @@ impl Refract {
                 .into());
             }
         }
-        let (out, loaded) = deploy::register(
-            self.store.as_ref(),
-            &self.components_dir,
-            loaded,
-            &wasm,
-            auto_promote,
-            team,
-        )
-        .await?;
-        if let Some(loaded) = loaded {
-            self.run_new(key, team, loaded, &out, auto_promote).await;
-        }
+        let (out, _) = self
+            .register_and_run(key, loaded, &wasm, auto_promote, team)
+            .await?;
         Ok(out)
     }
 
-    /// Starts the agent of a newly registered version and remembers its component.
-    pub(super) async fn run_new(
+    /// Registers a described component and starts the agent of a version that is new
+    /// (remembering its component; with `auto_promote`, watched until it may be
+    /// promoted). Answers whether it was new: the same code registered already is not.
+    pub(super) async fn register_and_run(
         &self,
         key: ProjectionKey,
-        team: &str,
         loaded: Loaded,
-        out: &Deployed,
+        wasm: &[u8],
         auto_promote: bool,
-    ) {
+        team: &str,
+    ) -> Result<(Deployed, bool), ServiceError> {
+        let dir = &self.components_dir;
+        let store = self.store.as_ref();
+        let (out, new) = deploy::register(store, dir, loaded, wasm, auto_promote, team).await?;
+        let Some(loaded) = new else {
+            return Ok((out, false));
+        };
         self.run(key.clone(), team, loaded).await;
         if auto_promote && out.state == VersionState::CatchingUp.as_str() {
             self.lifecycle.auto_promote(key);
         }
+        Ok((out, true))
     }
 }

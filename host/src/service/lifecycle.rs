@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::{Refract, ServiceError};
-use crate::deploy::{LifecycleError, PromoteError, VersionState};
+use crate::deploy::{LifecycleError, VersionState};
 use crate::store::{Position, ProjectionKey, Store};
 
 impl Refract {
@@ -86,12 +86,7 @@ impl Refract {
         name: &str,
         version: u32,
     ) -> Result<(crate::store::ComponentRecord, crate::runtime::Loaded), ServiceError> {
-        let retired = || LifecycleError::Retired {
-            name: name.into(),
-            version,
-        };
-        let store = self.store.as_ref();
-        let target = find_unless(store, name, version, VersionState::Retired, retired).await?;
+        let target = find_unless(self.store.as_ref(), name, version, VersionState::Retired).await?;
         let loaded = self
             .loaded_components()
             .get(&target.key)
@@ -119,12 +114,7 @@ impl Refract {
     /// version cannot be retired. Retiring again finishes an interrupted retire.
     pub async fn retire(&self, name: &str, version: u32) -> Result<(), ServiceError> {
         let _one_at_a_time = self.deploy_lock.lock().await;
-        let live = || LifecycleError::RetireLive {
-            name: name.into(),
-            version,
-        };
-        let store = self.store.as_ref();
-        let target = find_unless(store, name, version, VersionState::Live, live).await?;
+        let target = find_unless(self.store.as_ref(), name, version, VersionState::Live).await?;
         // Recorded first: a crash before the drop leaves a retired version that a
         // restart does not start and a second retire drops.
         self.lifecycle
@@ -161,27 +151,33 @@ pub(super) async fn find(
         })
 }
 
-/// The registered version `name`@`version` ([`find`]), refused with `refusal` when
-/// it is in `state` (a retired version cannot be paused, a live one not retired).
+/// The registered version `name`@`version` ([`find`]), refused when it is in
+/// `state`: a retired version cannot run or be paused (`Retired`), the live one
+/// cannot be retired (`RetireLive`).
 pub(super) async fn find_unless(
     store: &dyn Store,
     name: &str,
     version: u32,
     state: VersionState,
-    refusal: impl FnOnce() -> LifecycleError,
 ) -> Result<crate::store::ComponentRecord, ServiceError> {
     let target = find(store, name, version).await?;
-    if VersionState::parse(&target.state) == state {
-        return Err(refusal().into());
+    if VersionState::parse(&target.state) != state {
+        return Ok(target);
     }
-    Ok(target)
+    let name = name.into();
+    Err(match state {
+        VersionState::Live => LifecycleError::RetireLive { name, version },
+        _ => LifecycleError::Retired { name, version },
+    }
+    .into())
 }
 
-impl From<PromoteError> for ServiceError {
-    fn from(e: PromoteError) -> Self {
+impl From<LifecycleError> for ServiceError {
+    /// A refusal is the lifecycle's; a store failure is the store's, as anywhere else.
+    fn from(e: LifecycleError) -> Self {
         match e {
-            PromoteError::Refused(e) => Self::Lifecycle(e),
-            PromoteError::Store(e) => Self::Store(e),
+            LifecycleError::Store(e) => Self::Store(e),
+            refused => Self::Lifecycle(refused),
         }
     }
 }

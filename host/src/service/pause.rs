@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use super::lifecycle::find_unless;
 use super::{Refract, ServiceError};
 use crate::daemon::PauseError;
-use crate::deploy::{LifecycleError, VersionState};
+use crate::deploy::VersionState;
 use crate::runtime::{Fault, Loaded};
 use crate::store::{ComponentRecord, ProjectionKey, RunStatus, Store};
 
@@ -49,12 +49,7 @@ impl Refract {
     /// [`Refract::resume`]. Any state but retired; pausing twice is harmless.
     pub async fn pause(&self, name: &str, version: u32) -> Result<(), ServiceError> {
         let _one_at_a_time = self.deploy_lock.lock().await;
-        let retired = || LifecycleError::Retired {
-            name: name.into(),
-            version,
-        };
-        let store = self.store.as_ref();
-        let target = find_unless(store, name, version, VersionState::Retired, retired).await?;
+        let target = find_unless(self.store.as_ref(), name, version, VersionState::Retired).await?;
         let key = target.key.clone();
         // Marked first: nothing that starts agents may start it again meanwhile.
         self.operator_paused.set().insert(key.clone());

@@ -4,6 +4,7 @@
 //! running code serves, and swaps in once caught up (see `shadow`). A subscription
 //! version is replaced in place (its progress restarts).
 
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,7 +24,7 @@ pub enum Reload {
     Candidate {
         /// Hex SHA-256 of the code it is to replace.
         previous_sha256: String,
-        /// The candidate, for [`Refract::wait_candidate`].
+        /// The candidate, for [`Refract::wait_reloaded`].
         id: u64,
     },
     /// The same subscription version with new code: swapped in place, from its start.
@@ -139,22 +140,15 @@ impl Refract {
                 (action, deployed)
             }
             _ => {
-                let (out, new) = deploy::register(
-                    self.store.as_ref(),
-                    &self.components_dir,
-                    loaded,
-                    &wasm,
-                    true,
-                    team,
-                )
-                .await?;
-                match new {
-                    Some(loaded) => {
-                        self.run_new(key, team, loaded, &out, true).await;
-                        (Reload::Deployed, out)
-                    }
-                    None => (Reload::Unchanged, out),
-                }
+                let (out, new) = self
+                    .register_and_run(key, loaded, &wasm, true, team)
+                    .await?;
+                let action = if new {
+                    Reload::Deployed
+                } else {
+                    Reload::Unchanged
+                };
+                (action, out)
             }
         };
         Ok(Reloaded {
@@ -166,33 +160,72 @@ impl Refract {
         })
     }
 
-    /// Waits until a version has projected everything up to `head`; returns how
-    /// many events it applied, or the error that paused it. Gives up after `timeout`.
-    pub async fn wait_caught_up(
+    /// Waits until what a reload started is done: its candidate swapped in (returns
+    /// the events it applied) or the version projected everything up to the reload's
+    /// head (returns how many events it applied). An error says why not: the version
+    /// paused, its candidate failed or was replaced, or `timeout` passed first.
+    pub async fn wait_reloaded(
+        &self,
+        done: &Reloaded,
+        timeout: Duration,
+    ) -> Result<u64, ServiceError> {
+        let key = &done.key();
+        match done.action {
+            Reload::Candidate { id, .. } => {
+                let every = Duration::from_millis(20);
+                poll_until(timeout, every, || self.candidate_done(key, id)).await
+            }
+            _ => {
+                let every = Duration::from_millis(10);
+                poll_until(timeout, every, || self.caught_up(key, done.head)).await
+            }
+        }
+    }
+
+    /// Whether `key` has projected everything up to `head` (the events it applied);
+    /// an error if it paused.
+    async fn caught_up(
         &self,
         key: &ProjectionKey,
         head: Position,
-        timeout: Duration,
-    ) -> Result<u64, ServiceError> {
-        let started = Instant::now();
-        loop {
-            let p = self.store.progress(key).await?;
-            if p.position >= head {
-                return Ok(p.events_applied);
-            }
-            if p.status == RunStatus::Paused {
-                return Err(ServiceError::Stalled(format!(
-                    "{key} paused: {}",
-                    p.error.unwrap_or_default()
-                )));
-            }
-            if started.elapsed() > timeout {
-                return Err(ServiceError::Stalled(format!(
-                    "{key} is still at {} of {head} after {timeout:?}",
-                    p.position
-                )));
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
+    ) -> Result<ControlFlow<u64, String>, ServiceError> {
+        let p = self.store.progress(key).await?;
+        if p.position >= head {
+            return Ok(ControlFlow::Break(p.events_applied));
         }
+        if p.status == RunStatus::Paused {
+            return Err(ServiceError::Stalled(format!(
+                "{key} paused: {}",
+                p.error.unwrap_or_default()
+            )));
+        }
+        let behind = format!("{key} is still at {} of {head}", p.position);
+        Ok(ControlFlow::Continue(behind))
+    }
+}
+
+/// Runs `check` every `every` until it is done (`Break`) or fails. Once `timeout`
+/// has passed, `Stalled`: the text of its last `Continue` (what is not done yet),
+/// "after" the timeout.
+pub(super) async fn poll_until<T, Check>(
+    timeout: Duration,
+    every: Duration,
+    mut check: impl FnMut() -> Check,
+) -> Result<T, ServiceError>
+where
+    Check: Future<Output = Result<ControlFlow<T, String>, ServiceError>>,
+{
+    let started = Instant::now();
+    loop {
+        let waiting = match check().await? {
+            ControlFlow::Break(done) => return Ok(done),
+            ControlFlow::Continue(waiting) => waiting,
+        };
+        if started.elapsed() > timeout {
+            return Err(ServiceError::Stalled(format!(
+                "{waiting} after {timeout:?}"
+            )));
+        }
+        tokio::time::sleep(every).await;
     }
 }

@@ -8,8 +8,9 @@
 //! live in memory: a restart drops unfinished shadows and the registered code serves.
 
 use std::collections::HashMap;
+use std::ops::ControlFlow;
 use std::sync::{Arc, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -218,47 +219,39 @@ impl Refract {
         }))
     }
 
-    /// Waits until candidate `id` of `key` has swapped in (returns the events it
-    /// applied) or failed, was replaced, or `timeout` passed (an error saying which).
-    pub async fn wait_candidate(
+    /// Whether candidate `id` of `key` has swapped in (the events it applied); an
+    /// error if it failed or was replaced.
+    pub(super) async fn candidate_done(
         &self,
         key: &ProjectionKey,
         id: u64,
-        timeout: Duration,
-    ) -> Result<u64, ServiceError> {
-        let started = Instant::now();
-        loop {
-            let failed = {
-                let inner = self.candidates.lock();
-                if inner.swapped.get(key) == Some(&id) {
-                    None
-                } else {
-                    match inner.by_key.get(key) {
-                        Some(c) if c.id == id => Some(c.failed.clone()),
-                        _ => {
-                            return Err(ServiceError::Stalled(format!(
-                                "{key}: the new build was replaced before it caught up"
-                            )));
-                        }
+    ) -> Result<ControlFlow<u64, String>, ServiceError> {
+        let failed = {
+            let inner = self.candidates.lock();
+            if inner.swapped.get(key) == Some(&id) {
+                None
+            } else {
+                match inner.by_key.get(key) {
+                    Some(c) if c.id == id => Some(c.failed.clone()),
+                    _ => {
+                        return Err(ServiceError::Stalled(format!(
+                            "{key}: the new build was replaced before it caught up"
+                        )));
                     }
                 }
-            };
-            match failed {
-                None => return Ok(self.store.progress(key).await?.events_applied),
-                Some(Some((e, ..))) => {
-                    return Err(ServiceError::Stalled(format!(
-                        "the new build failed: {}",
-                        e.message
-                    )));
-                }
-                Some(None) => {}
             }
-            if started.elapsed() > timeout {
-                return Err(ServiceError::Stalled(format!(
-                    "{key}: the new build has not caught up after {timeout:?}"
-                )));
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        match failed {
+            None => Ok(ControlFlow::Break(
+                self.store.progress(key).await?.events_applied,
+            )),
+            Some(Some((e, ..))) => Err(ServiceError::Stalled(format!(
+                "the new build failed: {}",
+                e.message
+            ))),
+            Some(None) => Ok(ControlFlow::Continue(format!(
+                "{key}: the new build has not caught up"
+            ))),
         }
     }
 }

@@ -8,9 +8,7 @@ use serde_json::value::RawValue;
 use super::super::{Aggregate, Refract, ServiceError};
 use crate::runtime::watchdog::{GRACE, run_watched};
 use crate::runtime::{DocChange, DocInput, Event, Guest, RuntimeError};
-use crate::store::{
-    MAX_AGGREGATE_EVENTS, MAX_READ_BYTES, Position, ReadBudget, StoreError, StreamId,
-};
+use crate::store::{MAX_AGGREGATE_EVENTS, MAX_READ_BYTES, Position, StoreError, StreamId};
 
 /// Most events of the version's types a consistent read scans after the version's
 /// position before it gives up (the version is too far behind).
@@ -43,15 +41,12 @@ impl Refract {
         let team_permit = self.team_permit(name)?;
         let key = self.resolve(name, version).await?;
         let loaded = self.projection_of(&key)?;
-        let permit = self.guest_reads.acquire(&key, team_permit).await?;
-        let budget = ReadBudget {
-            events: MAX_CONSISTENT_SCAN,
-            bytes: MAX_READ_BYTES,
-        };
         let types = &loaded.descriptor.event_types;
-        let read = self
+        let (permit, read) = self
             .guest_reads
-            .load(self.store.doc_read(&key, id, types, budget))
+            .read(&key, team_permit, MAX_CONSISTENT_SCAN, |budget| {
+                self.store.doc_read(&key, id, types, budget)
+            })
             .await?;
         let Some(mut later) = read.later else {
             return Err(ServiceError::TooFarBehind(format!(
@@ -133,15 +128,12 @@ impl Refract {
                  documents; read GET /projections/{n}/docs/{{id}}?consistent=true"
             )));
         }
-        let permit = self.guest_reads.acquire(&key, team_permit).await?;
-        let budget = ReadBudget {
-            events: MAX_AGGREGATE_EVENTS,
-            bytes: MAX_READ_BYTES,
-        };
         let types = &loaded.descriptor.event_types;
-        let read = self
+        let (permit, read) = self
             .guest_reads
-            .load(self.store.aggregate_read(&key, stream, types, budget))
+            .read(&key, team_permit, MAX_AGGREGATE_EVENTS, |budget| {
+                self.store.aggregate_read(&key, stream, types, budget)
+            })
             .await?;
         let Some(events) = read.events else {
             return Err(ServiceError::TooFarBehind(format!(

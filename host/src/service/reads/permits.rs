@@ -8,7 +8,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::runtime::LoadedComponent;
 use crate::service::ServiceError;
-use crate::store::ProjectionKey;
+use crate::store::{MAX_READ_BYTES, ProjectionKey, ReadBudget, StoreError};
 
 /// Most request-driven guest reads (consistent documents, aggregates) at once.
 pub const GUEST_READ_PERMITS: usize = 4;
@@ -85,11 +85,27 @@ impl GuestReads {
         })
     }
 
-    /// Runs a guest read's store read, at most [`GUEST_READ_LOADS`] at once.
-    pub(super) async fn load<T>(&self, read: impl Future<Output = T>) -> T {
+    /// A guest read of `key`: its shared permit ([`GuestReads::acquire`]), then its
+    /// store read within `events` events and [`MAX_READ_BYTES`], at most
+    /// [`GUEST_READ_LOADS`] store reads at once.
+    pub(super) async fn read<T, Read>(
+        &self,
+        key: &ProjectionKey,
+        team_permit: OwnedSemaphorePermit,
+        events: usize,
+        read: impl FnOnce(ReadBudget) -> Read,
+    ) -> Result<(ReadPermit, T), ServiceError>
+    where
+        Read: Future<Output = Result<T, StoreError>>,
+    {
+        let permit = self.acquire(key, team_permit).await?;
+        let budget = ReadBudget {
+            events,
+            bytes: MAX_READ_BYTES,
+        };
         // Never closed; without a slot the read would run all the same.
         let _slot = self.loads.acquire().await.ok();
-        read.await
+        Ok((permit, read(budget).await?))
     }
 
     /// One of the team's instance slots for a guest read of `loaded` (its
