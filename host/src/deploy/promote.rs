@@ -19,8 +19,7 @@ impl Lifecycle {
                 return Err(LifecycleError::Retired {
                     name: name.clone(),
                     version,
-                }
-                .into());
+                });
             }
             VersionState::CatchingUp if !force => {
                 let lag =
@@ -30,8 +29,7 @@ impl Lifecycle {
                         name: name.clone(),
                         version,
                         lag,
-                    }
-                    .into());
+                    });
                 }
             }
             _ => {}

@@ -6,6 +6,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use super::super::{Aggregate, Refract, ServiceError};
+use super::permits::budget;
 use crate::runtime::watchdog::{GRACE, run_watched};
 use crate::runtime::{DocChange, DocInput, Event, Guest, RuntimeError};
 use crate::store::{MAX_AGGREGATE_EVENTS, MAX_READ_BYTES, Position, StoreError, StreamId};
@@ -42,12 +43,10 @@ impl Refract {
         let key = self.resolve(name, version).await?;
         let loaded = self.projection_of(&key)?;
         let types = &loaded.descriptor.event_types;
-        let (permit, read) = self
-            .guest_reads
-            .read(&key, team_permit, MAX_CONSISTENT_SCAN, |budget| {
-                self.store.doc_read(&key, id, types, budget)
-            })
-            .await?;
+        let read = self
+            .store
+            .doc_read(&key, id, types, budget(MAX_CONSISTENT_SCAN));
+        let (permit, read) = self.guest_reads.read(&key, team_permit, read).await?;
         let Some(mut later) = read.later else {
             return Err(ServiceError::TooFarBehind(format!(
                 "{key} is more than {MAX_CONSISTENT_SCAN} events or {} MiB of events behind \
@@ -129,12 +128,10 @@ impl Refract {
             )));
         }
         let types = &loaded.descriptor.event_types;
-        let (permit, read) = self
-            .guest_reads
-            .read(&key, team_permit, MAX_AGGREGATE_EVENTS, |budget| {
-                self.store.aggregate_read(&key, stream, types, budget)
-            })
-            .await?;
+        let read = self
+            .store
+            .aggregate_read(&key, stream, types, budget(MAX_AGGREGATE_EVENTS));
+        let (permit, read) = self.guest_reads.read(&key, team_permit, read).await?;
         let Some(events) = read.events else {
             return Err(ServiceError::TooFarBehind(format!(
                 "{key} is more than {MAX_AGGREGATE_EVENTS} or {} MiB of stream {stream}'s \

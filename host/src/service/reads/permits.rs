@@ -18,6 +18,14 @@ pub const GUEST_READ_WAIT: Duration = Duration::from_secs(3);
 /// free for the agents and plain reads.
 const GUEST_READ_LOADS: usize = 2;
 
+/// The store budget of a guest read: at most `events` events and [`MAX_READ_BYTES`].
+pub(super) fn budget(events: usize) -> ReadBudget {
+    ReadBudget {
+        events,
+        bytes: MAX_READ_BYTES,
+    }
+}
+
 /// The permits of request-driven guest reads: each read holds one from before its
 /// store read until its guest calls end, which bounds their guest instances, their
 /// memory and the reader connections they take from the agents.
@@ -85,27 +93,19 @@ impl GuestReads {
         })
     }
 
-    /// A guest read of `key`: its shared permit ([`GuestReads::acquire`]), then its
-    /// store read within `events` events and [`MAX_READ_BYTES`], at most
-    /// [`GUEST_READ_LOADS`] store reads at once.
-    pub(super) async fn read<T, Read>(
+    /// Runs a guest read's store `read` once it has a shared permit for `key` (see
+    /// [`GuestReads::acquire`]), at most [`GUEST_READ_LOADS`] store reads at once.
+    /// Answers the permit (held until its guest calls end) with what was read.
+    pub(super) async fn read<T>(
         &self,
         key: &ProjectionKey,
         team_permit: OwnedSemaphorePermit,
-        events: usize,
-        read: impl FnOnce(ReadBudget) -> Read,
-    ) -> Result<(ReadPermit, T), ServiceError>
-    where
-        Read: Future<Output = Result<T, StoreError>>,
-    {
+        read: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<(ReadPermit, T), ServiceError> {
         let permit = self.acquire(key, team_permit).await?;
-        let budget = ReadBudget {
-            events,
-            bytes: MAX_READ_BYTES,
-        };
         // Never closed; without a slot the read would run all the same.
         let _slot = self.loads.acquire().await.ok();
-        Ok((permit, read(budget).await?))
+        Ok((permit, read.await?))
     }
 
     /// One of the team's instance slots for a guest read of `loaded` (its
