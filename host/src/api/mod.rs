@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{MethodRouter, delete, get, post};
+use axum::routing::{get, post};
 
 pub use error::ApiError;
 use query::ApiQuery;
@@ -46,31 +46,42 @@ pub fn router(service: Arc<Refract>) -> Router {
         )
         .route("/projections", get(projections::list))
         .route("/projections/{name}/docs/{id}", get(projections::doc))
-        .merge(version_routes())
+        .route(
+            "/projections/{name}/versions/{version}/promote",
+            post(projections::promote),
+        )
+        .route(
+            "/projections/{name}/versions/{version}/retire",
+            post(projections::retire),
+        )
+        .route(
+            "/projections/{name}/versions/{version}",
+            axum::routing::delete(projections::retire),
+        )
+        .route(
+            "/projections/{name}/versions/{version}/pause",
+            post(projections::pause),
+        )
+        .route(
+            "/projections/{name}/versions/{version}/resume",
+            post(projections::resume),
+        )
+        .route(
+            "/projections/{name}/versions/{version}/rewind",
+            post(projections::rewind),
+        )
+        .route(
+            "/projections/{name}/versions/{version}/rebuild",
+            post(projections::rebuild),
+        )
+        .route(
+            "/projections/{name}/versions/{version}/dead-letters",
+            get(dead_letters::list),
+        )
+        .route(
+            "/projections/{name}/versions/{version}/dead-letters/replay",
+            post(dead_letters::replay),
+        )
         .fallback(|| async { ApiError::not_found("no such route") })
         .with_state(service)
-}
-
-/// What may be done to one version of a component: each path below
-/// `/projections/{name}/versions/{version}` with its handler.
-fn version_routes() -> Router<Arc<Refract>> {
-    let actions: [(&str, MethodRouter<Arc<Refract>>); 9] = [
-        ("", delete(projections::retire)),
-        ("/promote", post(projections::promote)),
-        ("/retire", post(projections::retire)),
-        ("/pause", post(projections::pause)),
-        ("/resume", post(projections::resume)),
-        ("/rewind", post(projections::rewind)),
-        ("/rebuild", post(projections::rebuild)),
-        ("/dead-letters", get(dead_letters::list)),
-        ("/dead-letters/replay", post(dead_letters::replay)),
-    ];
-    actions
-        .into_iter()
-        .fold(Router::new(), |router, (path, handler)| {
-            router.route(
-                &format!("/projections/{{name}}/versions/{{version}}{path}"),
-                handler,
-            )
-        })
 }

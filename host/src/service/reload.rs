@@ -207,7 +207,7 @@ impl Refract {
 /// Runs `check` every `every` until it is done (`Break`) or fails. Once `timeout`
 /// has passed, `Stalled`: the text of its last `Continue` (what is not done yet),
 /// "after" the timeout.
-pub(super) async fn poll_until<T, Check>(
+async fn poll_until<T, Check>(
     timeout: Duration,
     every: Duration,
     mut check: impl FnMut() -> Check,
