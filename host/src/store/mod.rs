@@ -170,14 +170,15 @@ pub trait EventStore: Send + Sync {
 /// Documents and progress of projection versions.
 #[async_trait]
 pub trait DocumentStore: Send + Sync {
-    /// Creates the projection version's document table and progress row if missing.
+    /// Creates the projection version's (empty) document set and progress row if missing.
     async fn prepare_projection(&self, key: &ProjectionKey) -> Result<(), StoreError>;
 
     /// Creates the subscription version's progress row if missing (it keeps no
-    /// documents, so it gets no document table).
+    /// documents, so it gets no document set).
     async fn prepare_subscription(&self, key: &ProjectionKey) -> Result<(), StoreError>;
 
-    /// Drops the version's document table (if it has one) and progress row.
+    /// Drops the version's progress row and documents (if it has any: gone at once,
+    /// their space freed in the background).
     async fn drop_projection(&self, key: &ProjectionKey) -> Result<(), StoreError>;
 
     /// The current JSON of the given documents; missing ones are absent from the map.

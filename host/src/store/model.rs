@@ -167,13 +167,6 @@ pub struct ProjectionKey {
     pub version: u32,
 }
 
-impl ProjectionKey {
-    /// Name of the table holding this version's documents.
-    pub fn doc_table(&self) -> String {
-        format!("doc_{}_v{}", self.name, self.version)
-    }
-}
-
 impl std::fmt::Display for ProjectionKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}@v{}", self.name, self.version)

@@ -5,7 +5,8 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use sqlx::{AssertSqlSafe, QueryBuilder, Row, Sqlite};
 
-use super::progress::{advance_progress, delete_version_rows, insert_progress};
+use super::doc_sets::{SET_OF, ensure_set, set_of};
+use super::progress::{advance_progress, delete_version_rows, insert_progress, moved_on};
 use super::{SqliteStore, push_in_list, to_u64};
 use crate::store::{
     AggregateRead, DocRead, DocWrite, DocumentStore, PageCommit, Progress, ProjectionKey,
@@ -15,30 +16,12 @@ use crate::store::{
 /// Ids per `IN (...)` list, well under SQLite's parameter limit.
 const ID_CHUNK: usize = 900;
 
-/// The quoted name of a version's document table, refusing names that could escape.
-pub(super) fn table(key: &ProjectionKey) -> Result<String, StoreError> {
-    let name = key.doc_table();
-    if crate::identity::is_internal_name(&name) {
-        Ok(format!("\"{name}\""))
-    } else {
-        Err(StoreError::Invalid(format!(
-            "invalid projection name in {key}"
-        )))
-    }
-}
-
 #[async_trait]
 impl DocumentStore for SqliteStore {
     async fn prepare_projection(&self, key: &ProjectionKey) -> Result<(), StoreError> {
-        let t = table(key)?;
         let mut tx = self.writer().begin().await?;
-        sqlx::query(AssertSqlSafe(format!(
-            "CREATE TABLE IF NOT EXISTS {t} (id TEXT PRIMARY KEY, body TEXT NOT NULL, \
-             updated_seq INTEGER NOT NULL) WITHOUT ROWID"
-        )))
-        .execute(&mut *tx)
-        .await?;
         insert_progress(&mut tx, key).await?;
+        ensure_set(&mut tx, key).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -51,15 +34,12 @@ impl DocumentStore for SqliteStore {
     }
 
     async fn drop_projection(&self, key: &ProjectionKey) -> Result<(), StoreError> {
-        let t = table(key)?;
         let mut tx = self.writer().begin().await?;
-        sqlx::query(AssertSqlSafe(format!("DROP TABLE IF EXISTS {t}")))
-            .execute(&mut *tx)
-            .await?;
-        // Its dead letters go with it; outbox messages already committed stay and
-        // are still delivered.
+        // Its documents and dead letters go with it; outbox messages already
+        // committed stay and are still delivered.
         delete_version_rows(&mut tx, key).await?;
         tx.commit().await?;
+        self.purge_dropped_sets();
         Ok(())
     }
 
@@ -68,11 +48,16 @@ impl DocumentStore for SqliteStore {
         key: &ProjectionKey,
         ids: &[&str],
     ) -> Result<HashMap<String, String>, StoreError> {
-        let t = table(key)?;
         let mut docs = HashMap::with_capacity(ids.len());
         for chunk in ids.chunks(ID_CHUNK) {
-            let mut qb: QueryBuilder<Sqlite> =
-                QueryBuilder::new(format!("SELECT id, body FROM {t} WHERE id IN "));
+            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "SELECT id, body FROM documents WHERE set_id = \
+                 (SELECT doc_set FROM progress WHERE name = ",
+            );
+            qb.push_bind(&key.name)
+                .push(" AND version = ")
+                .push_bind(key.version)
+                .push(") AND id IN ");
             push_in_list(&mut qb, chunk);
             for row in qb.build().fetch_all(self.reader()).await? {
                 docs.insert(row.try_get(0)?, row.try_get(1)?);
@@ -88,10 +73,8 @@ impl DocumentStore for SqliteStore {
         types: &[String],
         budget: ReadBudget,
     ) -> Result<AggregateRead, StoreError> {
-        let t = table(key)?;
         let mut tx = self.reader().begin().await?;
-        let (position, doc) =
-            super::reads::position_and_doc(&mut tx, key, &t, stream.as_str()).await?;
+        let (position, doc) = super::reads::position_and_doc(&mut tx, key, stream.as_str()).await?;
         let stream_version = super::reads::stream_version(&mut tx, stream.as_str()).await?;
         let scan = super::reads::Scan {
             after: position,
@@ -116,36 +99,32 @@ impl DocumentStore for SqliteStore {
         types: &[String],
         budget: ReadBudget,
     ) -> Result<DocRead, StoreError> {
-        self.read_doc_and_later(key, &table(key)?, id, types, budget)
-            .await
+        self.read_doc_and_later(key, id, types, budget).await
     }
 
     async fn has_docs(&self, key: &ProjectionKey) -> Result<bool, StoreError> {
-        let t = table(key)?;
-        Ok(
-            sqlx::query_scalar(AssertSqlSafe(format!("SELECT EXISTS (SELECT 1 FROM {t})")))
-                .fetch_one(self.reader())
-                .await?,
-        )
+        Ok(sqlx::query_scalar(AssertSqlSafe(format!(
+            "SELECT EXISTS (SELECT 1 FROM documents WHERE set_id = {SET_OF})"
+        )))
+        .bind(&key.name)
+        .bind(key.version)
+        .fetch_one(self.reader())
+        .await?)
     }
 
     async fn get_doc(&self, key: &ProjectionKey, id: &str) -> Result<Option<String>, StoreError> {
-        let t = table(key)?;
-        let doc = sqlx::query_scalar(AssertSqlSafe(format!("SELECT body FROM {t} WHERE id = ?")))
-            .bind(id)
-            .fetch_optional(self.reader())
-            .await;
-        match doc {
-            Ok(doc) => Ok(doc),
-            // A subscription has no document table: none of its ids names a document
-            // (asked only when the read failed, so a projection's read costs nothing).
-            Err(_) if !self.has_doc_table(key).await? => Ok(None),
-            Err(e) => Err(e.into()),
-        }
+        // A subscription has no set: none of its ids names a document.
+        Ok(sqlx::query_scalar(AssertSqlSafe(format!(
+            "SELECT body FROM documents WHERE set_id = {SET_OF} AND id = ?"
+        )))
+        .bind(&key.name)
+        .bind(key.version)
+        .bind(id)
+        .fetch_optional(self.reader())
+        .await?)
     }
 
     async fn commit_page(&self, key: &ProjectionKey, page: &PageCommit) -> Result<(), StoreError> {
-        let t = table(key)?;
         let position = page.position;
         let puts: Vec<(&str, &str)> = page
             .writes
@@ -164,21 +143,36 @@ impl DocumentStore for SqliteStore {
             })
             .collect();
         let mut tx = self.writer().begin().await?;
+        let set = match set_of(&mut tx, key).await? {
+            Some(Some(set)) => Some(set),
+            // A subscription writes no documents; with none to write its page
+            // commits progress alone.
+            Some(None) if page.writes.is_empty() => None,
+            Some(None) => {
+                return Err(StoreError::Invalid(format!("{key} keeps no documents")));
+            }
+            // Dropped under the caller (retired, rebuilt): nothing of it may land.
+            None => return Err(moved_on(key, position)),
+        };
         for chunk in puts.chunks(ID_CHUNK) {
             let mut qb: QueryBuilder<Sqlite> =
-                QueryBuilder::new(format!("INSERT INTO {t} (id, body, updated_seq) "));
+                QueryBuilder::new("INSERT INTO documents (set_id, id, body, updated_seq) ");
             qb.push_values(chunk, |mut row, (id, body)| {
-                row.push_bind(*id).push_bind(*body).push_bind(position);
+                row.push_bind(set)
+                    .push_bind(*id)
+                    .push_bind(*body)
+                    .push_bind(position);
             });
             qb.push(
-                " ON CONFLICT (id) DO UPDATE SET body = excluded.body, \
+                " ON CONFLICT (set_id, id) DO UPDATE SET body = excluded.body, \
                  updated_seq = excluded.updated_seq",
             );
             qb.build().execute(&mut *tx).await?;
         }
         for chunk in deletes.chunks(ID_CHUNK) {
             let mut qb: QueryBuilder<Sqlite> =
-                QueryBuilder::new(format!("DELETE FROM {t} WHERE id IN "));
+                QueryBuilder::new("DELETE FROM documents WHERE set_id = ");
+            qb.push_bind(set).push(" AND id IN ");
             push_in_list(&mut qb, chunk);
             qb.build().execute(&mut *tx).await?;
         }
@@ -242,14 +236,13 @@ impl DocumentStore for SqliteStore {
     }
 }
 
+#[cfg(test)]
 impl SqliteStore {
-    /// Whether the version has a document table (a subscription has none).
+    /// Whether the version keeps documents (a subscription does not).
     pub(super) async fn has_doc_table(&self, key: &ProjectionKey) -> Result<bool, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?)",
-        )
-        .bind(key.doc_table())
-        .fetch_one(self.reader())
-        .await?)
+        Ok(matches!(
+            set_of(&mut *self.reader().acquire().await?, key).await?,
+            Some(Some(_))
+        ))
     }
 }

@@ -23,11 +23,13 @@ pub(super) async fn insert_progress(
     Ok(())
 }
 
-/// Deletes a version's progress and dead letters inside the caller's transaction.
+/// Deletes a version's progress and dead letters inside the caller's transaction,
+/// dropping its document set (purged later: call `purge_dropped_sets` after commit).
 pub(super) async fn delete_version_rows(
     conn: &mut sqlx::SqliteConnection,
     key: &ProjectionKey,
 ) -> Result<(), StoreError> {
+    super::doc_sets::drop_set(&mut *conn, key).await?;
     for sql in [
         "DELETE FROM progress WHERE name = ? AND version = ?",
         "DELETE FROM dead_letters WHERE name = ? AND version = ?",
@@ -69,11 +71,17 @@ pub(super) async fn advance_progress(
     .execute(conn)
     .await?;
     if updated.rows_affected() != 1 {
-        return Err(StoreError::Conflict {
-            stream: format!("progress of {key}"),
-            current: 0,
-            expected: format!("position <= {position}"),
-        });
+        return Err(moved_on(key, position));
     }
     Ok(())
+}
+
+/// A commit's error when the version's progress is past `position` or gone
+/// (someone else moved it on, or it was dropped under the caller).
+pub(super) fn moved_on(key: &ProjectionKey, position: Position) -> StoreError {
+    StoreError::Conflict {
+        stream: format!("progress of {key}"),
+        current: 0,
+        expected: format!("position <= {position}"),
+    }
 }

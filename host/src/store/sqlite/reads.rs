@@ -176,22 +176,24 @@ pub(super) async fn read_within(
 pub(super) async fn position_and_doc(
     conn: &mut SqliteConnection,
     key: &ProjectionKey,
-    table: &str,
     id: &str,
 ) -> Result<(Position, Option<String>), StoreError> {
-    let position: Position =
-        sqlx::query_scalar("SELECT position FROM progress WHERE name = ? AND version = ?")
+    let (position, set): (Position, Option<i64>) =
+        sqlx::query_as("SELECT position, doc_set FROM progress WHERE name = ? AND version = ?")
             .bind(&key.name)
             .bind(key.version)
             .fetch_optional(&mut *conn)
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("progress of {key}")))?;
-    let doc: Option<String> = sqlx::query_scalar(AssertSqlSafe(format!(
-        "SELECT body FROM {table} WHERE id = ?"
-    )))
-    .bind(id)
-    .fetch_optional(&mut *conn)
-    .await?;
+    let Some(set) = set else {
+        return Ok((position, None));
+    };
+    let doc: Option<String> =
+        sqlx::query_scalar("SELECT body FROM documents WHERE set_id = ? AND id = ?")
+            .bind(set)
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?;
     Ok((position, doc))
 }
 
@@ -259,13 +261,12 @@ impl SqliteStore {
     pub(super) async fn read_doc_and_later(
         &self,
         key: &ProjectionKey,
-        table: &str,
         id: &str,
         types: &[String],
         budget: ReadBudget,
     ) -> Result<DocRead, StoreError> {
         let mut tx = self.reader().begin().await?;
-        let (position, doc) = position_and_doc(&mut tx, key, table, id).await?;
+        let (position, doc) = position_and_doc(&mut tx, key, id).await?;
         let head: Position = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM events")
             .fetch_one(&mut *tx)
             .await?;

@@ -1,19 +1,14 @@
 //! SQLite: swapping a candidate's shadow tables in (see [`crate::store::shadow`]).
 
-use async_trait::async_trait;
-use sqlx::AssertSqlSafe;
-
 use super::SqliteStore;
-use super::docs::table;
 use crate::store::shadow::ShadowStore;
 use crate::store::{ComponentRecord, StoreError};
+use async_trait::async_trait;
 
 #[async_trait]
 impl ShadowStore for SqliteStore {
     async fn swap_shadow(&self, rec: &ComponentRecord) -> Result<(), StoreError> {
         let (real, shadow) = (&rec.key, rec.key.shadow());
-        let (real_table, shadow_table) = (table(real)?, table(&shadow)?);
-        // The name after RENAME TO is an identifier: the same quoted form.
         let types = serde_json::to_string(&rec.event_types)
             .map_err(|e| StoreError::Invalid(format!("event types: {e}")))?;
         let mut tx = self.writer().begin().await?;
@@ -27,14 +22,8 @@ impl ShadowStore for SqliteStore {
         if !has_shadow {
             return Err(StoreError::NotFound(format!("shadow of {real}")));
         }
-        sqlx::query(AssertSqlSafe(format!("DROP TABLE IF EXISTS {real_table}")))
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(AssertSqlSafe(format!(
-            "ALTER TABLE {shadow_table} RENAME TO {real_table}"
-        )))
-        .execute(&mut *tx)
-        .await?;
+        // The real version's set is dropped with its progress; the shadow's progress
+        // row, renamed, brings the shadow's set along.
         super::progress::delete_version_rows(&mut tx, real).await?;
         for sql in [
             "UPDATE progress SET name = ? WHERE name = ? AND version = ?",
@@ -63,6 +52,7 @@ impl ShadowStore for SqliteStore {
             return Err(StoreError::NotFound(format!("component {real}")));
         }
         tx.commit().await?;
+        self.purge_dropped_sets();
         Ok(())
     }
 }
