@@ -109,19 +109,22 @@ pub trait EventStore: Send + Sync {
         types: Option<&[String]>,
         limit: usize,
     ) -> Result<Page, StoreError> {
-        self.read_page_within(after, types, limit, DEFAULT_PAGE_BYTES)
-            .await
+        let budget = ReadBudget {
+            events: limit,
+            bytes: DEFAULT_PAGE_BYTES,
+        };
+        self.read_page_within(after, types, budget).await
     }
 
-    /// Up to `limit` events after `after` whose type is in `types` (all if `None`),
-    /// stopping before the event that would take the page's data and metadata past
-    /// `max_bytes` (the first event is always included, whatever its size).
+    /// Up to `budget.events` events after `after` whose type is in `types` (all if
+    /// `None`), stopping before the event that would take the page's data and
+    /// metadata past `budget.bytes` (the first event is always included, whatever
+    /// its size).
     async fn read_page_within(
         &self,
         after: Position,
         types: Option<&[String]>,
-        limit: usize,
-        max_bytes: usize,
+        budget: ReadBudget,
     ) -> Result<Page, StoreError>;
 
     /// The events with these sequences (those that exist), in sequence order, stopping
@@ -191,27 +194,25 @@ pub trait DocumentStore: Send + Sync {
     /// Whether the version has any document (a rebuild starts from none).
     async fn has_docs(&self, key: &ProjectionKey) -> Result<bool, StoreError>;
 
-    /// The document of `stream`, the version's position and the stream's later events
-    /// of `types` (`None` past `budget`), in one read transaction that ends before
-    /// it answers (for write-model reads).
+    /// The document of `stream`, the version's position and the stream's `later`
+    /// events (`None` past its budget), in one read transaction that ends before it
+    /// answers (for write-model reads).
     async fn aggregate_read(
         &self,
         key: &ProjectionKey,
         stream: &StreamId,
-        types: &[String],
-        budget: ReadBudget,
+        later: Later<'_>,
     ) -> Result<AggregateRead, StoreError>;
 
     /// A consistent read of document `id`, in one read transaction that ends before
     /// it answers: its persisted JSON, the version's position, the store's head, and
-    /// the events of `types` after the position up to the head (`None` past
-    /// `budget`).
+    /// the `later` events after the position up to the head (`None` past its
+    /// budget).
     async fn doc_read(
         &self,
         key: &ProjectionKey,
         id: &str,
-        types: &[String],
-        budget: ReadBudget,
+        later: Later<'_>,
     ) -> Result<DocRead, StoreError>;
 
     /// One document's JSON, if it exists (none for a version without documents).

@@ -272,6 +272,16 @@ pub struct AggregateRead {
     pub events: Option<Vec<RecordedEvent>>,
 }
 
+/// What a document read brings along: the events of the version's types after its
+/// position, as long as they fit the budget.
+#[derive(Debug, Clone, Copy)]
+pub struct Later<'a> {
+    /// The version's event types.
+    pub types: &'a [String],
+    /// How many of them, at most, in events and bytes.
+    pub budget: ReadBudget,
+}
+
 /// How much a read may bring into memory before it gives up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReadBudget {

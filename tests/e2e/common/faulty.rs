@@ -99,12 +99,9 @@ impl EventStore for Faulty {
         &self,
         after: Position,
         types: Option<&[String]>,
-        limit: usize,
-        max_bytes: usize,
+        budget: ReadBudget,
     ) -> Result<Page, StoreError> {
-        self.inner
-            .read_page_within(after, types, limit, max_bytes)
-            .await
+        self.inner.read_page_within(after, types, budget).await
     }
     async fn read_events(
         &self,
@@ -156,19 +153,17 @@ impl DocumentStore for Faulty {
         &self,
         key: &ProjectionKey,
         s: &StreamId,
-        types: &[String],
-        budget: ReadBudget,
+        later: Later<'_>,
     ) -> Result<AggregateRead, StoreError> {
-        self.inner.aggregate_read(key, s, types, budget).await
+        self.inner.aggregate_read(key, s, later).await
     }
     async fn doc_read(
         &self,
         key: &ProjectionKey,
         id: &str,
-        types: &[String],
-        budget: ReadBudget,
+        later: Later<'_>,
     ) -> Result<DocRead, StoreError> {
-        self.inner.doc_read(key, id, types, budget).await
+        self.inner.doc_read(key, id, later).await
     }
     async fn get_doc(&self, key: &ProjectionKey, id: &str) -> Result<Option<String>, StoreError> {
         self.inner.get_doc(key, id).await

@@ -10,6 +10,7 @@ use std::time::Duration;
 use sqlx::{AssertSqlSafe, Row, SqliteConnection, SqlitePool};
 use tokio::sync::Notify;
 
+use super::convert::BindKey;
 use crate::store::{ProjectionKey, StoreError};
 
 /// The set of a version, as a scalar subquery binding (name, version).
@@ -27,8 +28,7 @@ pub(super) async fn set_of(
 ) -> Result<Option<Option<i64>>, StoreError> {
     Ok(
         sqlx::query_scalar("SELECT doc_set FROM progress WHERE name = ? AND version = ?")
-            .bind(&key.name)
-            .bind(key.version)
+            .bind_key(key)
             .fetch_optional(conn)
             .await?,
     )
@@ -48,8 +48,7 @@ pub(super) async fn ensure_set(
         .await?;
     sqlx::query("UPDATE progress SET doc_set = ? WHERE name = ? AND version = ?")
         .bind(id)
-        .bind(&key.name)
-        .bind(key.version)
+        .bind_key(key)
         .execute(conn)
         .await?;
     Ok(())
@@ -64,8 +63,7 @@ pub(super) async fn drop_set(
     sqlx::query(AssertSqlSafe(format!(
         "UPDATE doc_sets SET dropped = 1 WHERE id = {SET_OF}"
     )))
-    .bind(&key.name)
-    .bind(key.version)
+    .bind_key(key)
     .execute(conn)
     .await?;
     Ok(())
@@ -159,8 +157,7 @@ pub(super) async fn adopt_legacy_tables(writer: &SqlitePool) -> Result<usize, St
             "INSERT OR REPLACE INTO documents (set_id, id, body, updated_seq) \
              SELECT {SET_OF}, id, body, updated_seq FROM {quoted}"
         )))
-        .bind(&key.name)
-        .bind(key.version)
+        .bind_key(&key)
         .execute(&mut *tx)
         .await?;
         sqlx::query(AssertSqlSafe(format!("DROP TABLE {quoted}")))

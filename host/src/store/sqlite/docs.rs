@@ -5,12 +5,13 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use sqlx::{AssertSqlSafe, QueryBuilder, Row, Sqlite};
 
+use super::convert::BindKey;
 use super::doc_sets::{SET_OF, ensure_set, set_of};
 use super::progress::{advance_progress, delete_version_rows, insert_progress, moved_on};
 use super::{SqliteStore, push_in_list, to_u64};
 use crate::store::{
-    AggregateRead, DocRead, DocWrite, DocumentStore, PageCommit, Progress, ProjectionKey,
-    ReadBudget, RunStatus, StoreError, StreamId, now_micros,
+    AggregateRead, DocRead, DocWrite, DocumentStore, Later, PageCommit, Progress, ProjectionKey,
+    RunStatus, StoreError, StreamId, now_micros,
 };
 
 /// Ids per `IN (...)` list, well under SQLite's parameter limit.
@@ -70,8 +71,7 @@ impl DocumentStore for SqliteStore {
         &self,
         key: &ProjectionKey,
         stream: &StreamId,
-        types: &[String],
-        budget: ReadBudget,
+        later: Later<'_>,
     ) -> Result<AggregateRead, StoreError> {
         let mut tx = self.reader().begin().await?;
         let (position, doc) = super::reads::position_and_doc(&mut tx, key, stream.as_str()).await?;
@@ -79,10 +79,10 @@ impl DocumentStore for SqliteStore {
         let scan = super::reads::Scan {
             after: position,
             upto: None,
-            types: Some(types),
+            types: Some(later.types),
             stream: Some(stream.as_str()),
         };
-        let events = super::reads::read_within(&mut tx, scan, budget).await?;
+        let events = super::reads::read_within(&mut tx, scan, later.budget).await?;
         tx.commit().await?;
         Ok(AggregateRead {
             doc,
@@ -96,18 +96,16 @@ impl DocumentStore for SqliteStore {
         &self,
         key: &ProjectionKey,
         id: &str,
-        types: &[String],
-        budget: ReadBudget,
+        later: Later<'_>,
     ) -> Result<DocRead, StoreError> {
-        self.read_doc_and_later(key, id, types, budget).await
+        self.read_doc_and_later(key, id, later).await
     }
 
     async fn has_docs(&self, key: &ProjectionKey) -> Result<bool, StoreError> {
         Ok(sqlx::query_scalar(AssertSqlSafe(format!(
             "SELECT EXISTS (SELECT 1 FROM documents WHERE set_id = {SET_OF})"
         )))
-        .bind(&key.name)
-        .bind(key.version)
+        .bind_key(key)
         .fetch_one(self.reader())
         .await?)
     }
@@ -117,8 +115,7 @@ impl DocumentStore for SqliteStore {
         Ok(sqlx::query_scalar(AssertSqlSafe(format!(
             "SELECT body FROM documents WHERE set_id = {SET_OF} AND id = ?"
         )))
-        .bind(&key.name)
-        .bind(key.version)
+        .bind_key(key)
         .bind(id)
         .fetch_optional(self.reader())
         .await?)
@@ -199,8 +196,7 @@ impl DocumentStore for SqliteStore {
             "SELECT position, events_applied, status, error, events_skipped, effects_held \
              FROM progress WHERE name = ? AND version = ?",
         )
-        .bind(&key.name)
-        .bind(key.version)
+        .bind_key(key)
         .fetch_optional(self.reader())
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("progress of {key}")))?;
@@ -228,8 +224,7 @@ impl DocumentStore for SqliteStore {
         .bind(status.as_str())
         .bind(error)
         .bind(now_micros())
-        .bind(&key.name)
-        .bind(key.version)
+        .bind_key(key)
         .execute(self.writer())
         .await?;
         Ok(())

@@ -3,6 +3,7 @@
 
 use crate::store::{Position, ProjectionKey, StoreError, now_micros};
 
+use super::convert::BindKey;
 use super::to_i64;
 
 /// Creates a version's progress row (at the start) inside the caller's transaction,
@@ -15,8 +16,7 @@ pub(super) async fn insert_progress(
         "INSERT INTO progress (name, version, updated_at) VALUES (?, ?, ?) \
          ON CONFLICT (name, version) DO NOTHING",
     )
-    .bind(&key.name)
-    .bind(key.version)
+    .bind_key(key)
     .bind(now_micros())
     .execute(conn)
     .await?;
@@ -34,11 +34,7 @@ pub(super) async fn delete_version_rows(
         "DELETE FROM progress WHERE name = ? AND version = ?",
         "DELETE FROM dead_letters WHERE name = ? AND version = ?",
     ] {
-        sqlx::query(sql)
-            .bind(&key.name)
-            .bind(key.version)
-            .execute(&mut *conn)
-            .await?;
+        sqlx::query(sql).bind_key(key).execute(&mut *conn).await?;
     }
     Ok(())
 }
@@ -65,8 +61,7 @@ pub(super) async fn advance_progress(
     .bind(to_i64(skipped)?)
     .bind(to_i64(held)?)
     .bind(now_micros())
-    .bind(&key.name)
-    .bind(key.version)
+    .bind_key(key)
     .bind(position)
     .execute(conn)
     .await?;

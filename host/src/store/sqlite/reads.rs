@@ -5,9 +5,10 @@
 use sqlx::sqlite::SqliteConnection;
 use sqlx::{AssertSqlSafe, QueryBuilder, Sqlite};
 
+use super::convert::BindKey;
 use super::{EVENT_COLUMNS, SqliteStore, event_from_row, push_in_list, to_i64, to_u64};
 use crate::store::{
-    DEFAULT_PAGE_BYTES, DocRead, MAX_STREAM_PAGE_BYTES, Position, ProjectionKey, ReadBudget,
+    DEFAULT_PAGE_BYTES, DocRead, Later, MAX_STREAM_PAGE_BYTES, Position, ProjectionKey, ReadBudget,
     RecordedEvent, StoreError, StreamId,
 };
 
@@ -180,8 +181,7 @@ pub(super) async fn position_and_doc(
 ) -> Result<(Position, Option<String>), StoreError> {
     let (position, set): (Position, Option<i64>) =
         sqlx::query_as("SELECT position, doc_set FROM progress WHERE name = ? AND version = ?")
-            .bind(&key.name)
-            .bind(key.version)
+            .bind_key(key)
             .fetch_optional(&mut *conn)
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("progress of {key}")))?;
@@ -262,8 +262,7 @@ impl SqliteStore {
         &self,
         key: &ProjectionKey,
         id: &str,
-        types: &[String],
-        budget: ReadBudget,
+        later: Later<'_>,
     ) -> Result<DocRead, StoreError> {
         let mut tx = self.reader().begin().await?;
         let (position, doc) = position_and_doc(&mut tx, key, id).await?;
@@ -273,10 +272,10 @@ impl SqliteStore {
         let scan = Scan {
             after: position,
             upto: Some(head),
-            types: Some(types),
+            types: Some(later.types),
             stream: None,
         };
-        let later = read_within(&mut tx, scan, budget).await?;
+        let later = read_within(&mut tx, scan, later.budget).await?;
         // Ends the transaction (and frees the connection) before any guest call.
         tx.commit().await?;
         Ok(DocRead {

@@ -1,6 +1,7 @@
 //! SQLite: swapping a candidate's shadow tables in (see [`crate::store::shadow`]).
 
 use super::SqliteStore;
+use super::convert::BindKey;
 use crate::store::shadow::ShadowStore;
 use crate::store::{ComponentRecord, StoreError};
 use async_trait::async_trait;
@@ -15,8 +16,7 @@ impl ShadowStore for SqliteStore {
         let has_shadow: bool = sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM progress WHERE name = ? AND version = ?)",
         )
-        .bind(&shadow.name)
-        .bind(shadow.version)
+        .bind_key(&shadow)
         .fetch_one(&mut *tx)
         .await?;
         if !has_shadow {
@@ -31,8 +31,7 @@ impl ShadowStore for SqliteStore {
         ] {
             sqlx::query(sql)
                 .bind(&real.name)
-                .bind(&shadow.name)
-                .bind(real.version)
+                .bind_key(&shadow)
                 .execute(&mut *tx)
                 .await?;
         }
@@ -44,8 +43,7 @@ impl ShadowStore for SqliteStore {
         .bind(types)
         .bind(rec.deployed_at)
         .bind(&rec.kind)
-        .bind(&real.name)
-        .bind(real.version)
+        .bind_key(real)
         .execute(&mut *tx)
         .await?;
         if updated.rows_affected() != 1 {
