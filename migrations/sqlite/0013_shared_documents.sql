@@ -16,6 +16,7 @@ CREATE TABLE documents (
     set_id      INTEGER NOT NULL,
     id          TEXT    NOT NULL,
     body        TEXT    NOT NULL,
+    size        INTEGER NOT NULL,              -- bytes of body: loads are budgeted
     updated_seq INTEGER NOT NULL,
     PRIMARY KEY (set_id, id)
 ) WITHOUT ROWID;

@@ -86,6 +86,9 @@ pub struct PageBudget {
     pub events: usize,
     /// Bytes of event data and metadata per page at most (one event always fits).
     pub bytes: usize,
+    /// Bytes of documents a page may load from the store (its guest's result limit:
+    /// a page's documents in are bounded like its documents out).
+    pub doc_bytes: usize,
 }
 
 /// A request an agent handles between pages.

@@ -189,7 +189,19 @@ pub trait DocumentStore: Send + Sync {
         &self,
         key: &ProjectionKey,
         ids: &[&str],
-    ) -> Result<HashMap<String, String>, StoreError>;
+    ) -> Result<HashMap<String, String>, StoreError> {
+        let docs = self.load_docs_within(key, ids, usize::MAX).await?;
+        docs.ok_or_else(|| StoreError::Corrupt(format!("documents of {key} past usize::MAX")))
+    }
+
+    /// Like [`DocumentStore::load_docs`], but `None` (and nothing read into memory)
+    /// when the documents' JSON is more than `max_bytes` together.
+    async fn load_docs_within(
+        &self,
+        key: &ProjectionKey,
+        ids: &[&str],
+        max_bytes: usize,
+    ) -> Result<Option<HashMap<String, String>>, StoreError>;
 
     /// Whether the version has any document (a rebuild starts from none).
     async fn has_docs(&self, key: &ProjectionKey) -> Result<bool, StoreError>;

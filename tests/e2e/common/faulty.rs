@@ -139,12 +139,13 @@ impl DocumentStore for Faulty {
     async fn drop_projection(&self, key: &ProjectionKey) -> Result<(), StoreError> {
         self.inner.drop_projection(key).await
     }
-    async fn load_docs(
+    async fn load_docs_within(
         &self,
         key: &ProjectionKey,
         ids: &[&str],
-    ) -> Result<HashMap<String, String>, StoreError> {
-        self.inner.load_docs(key, ids).await
+        max_bytes: usize,
+    ) -> Result<Option<HashMap<String, String>>, StoreError> {
+        self.inner.load_docs_within(key, ids, max_bytes).await
     }
     async fn has_docs(&self, key: &ProjectionKey) -> Result<bool, StoreError> {
         self.inner.has_docs(key).await

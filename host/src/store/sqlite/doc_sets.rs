@@ -154,8 +154,8 @@ pub(super) async fn adopt_legacy_tables(writer: &SqlitePool) -> Result<usize, St
         let mut tx = writer.begin().await?;
         ensure_set(&mut tx, &key).await?;
         sqlx::query(AssertSqlSafe(format!(
-            "INSERT OR REPLACE INTO documents (set_id, id, body, updated_seq) \
-             SELECT {SET_OF}, id, body, updated_seq FROM {quoted}"
+            "INSERT OR REPLACE INTO documents (set_id, id, body, size, updated_seq) \
+             SELECT {SET_OF}, id, body, length(CAST(body AS BLOB)), updated_seq FROM {quoted}"
         )))
         .bind_key(&key)
         .execute(&mut *tx)

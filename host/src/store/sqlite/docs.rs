@@ -3,15 +3,15 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use sqlx::{AssertSqlSafe, QueryBuilder, Row, Sqlite};
+use sqlx::{AssertSqlSafe, QueryBuilder, Row, Sqlite, SqliteConnection};
 
 use super::convert::BindKey;
 use super::doc_sets::{SET_OF, ensure_set, set_of};
 use super::progress::{advance_progress, delete_version_rows, insert_progress, moved_on};
 use super::{SqliteStore, push_in_list, to_u64};
 use crate::store::{
-    AggregateRead, DocRead, DocWrite, DocumentStore, Later, PageCommit, Progress, ProjectionKey,
-    RunStatus, StoreError, StreamId, now_micros,
+    AggregateRead, DocRead, DocWrite, DocumentStore, Later, PageCommit, Position, Progress,
+    ProjectionKey, RunStatus, StoreError, StreamId, now_micros,
 };
 
 /// Ids per `IN (...)` list, well under SQLite's parameter limit.
@@ -44,27 +44,36 @@ impl DocumentStore for SqliteStore {
         Ok(())
     }
 
-    async fn load_docs(
+    async fn load_docs_within(
         &self,
         key: &ProjectionKey,
         ids: &[&str],
-    ) -> Result<HashMap<String, String>, StoreError> {
+        max_bytes: usize,
+    ) -> Result<Option<HashMap<String, String>>, StoreError> {
+        let mut tx = self.reader().begin().await?;
+        let Some(Some(set)) = set_of(&mut tx, key).await? else {
+            return Ok(Some(HashMap::new()));
+        };
+        // Sizes first (the bodies' overflow pages are not read), so documents over
+        // the budget never reach memory.
+        let mut total = 0usize;
+        for chunk in ids.chunks(ID_CHUNK) {
+            let mut qb = in_set("SELECT COALESCE(SUM(size), 0)", set, chunk);
+            let bytes: i64 = qb.build_query_scalar().fetch_one(&mut *tx).await?;
+            total = total.saturating_add(usize::try_from(bytes).unwrap_or(usize::MAX));
+            if total > max_bytes {
+                return Ok(None);
+            }
+        }
         let mut docs = HashMap::with_capacity(ids.len());
         for chunk in ids.chunks(ID_CHUNK) {
-            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "SELECT id, body FROM documents WHERE set_id = \
-                 (SELECT doc_set FROM progress WHERE name = ",
-            );
-            qb.push_bind(&key.name)
-                .push(" AND version = ")
-                .push_bind(key.version)
-                .push(") AND id IN ");
-            push_in_list(&mut qb, chunk);
-            for row in qb.build().fetch_all(self.reader()).await? {
+            let mut qb = in_set("SELECT id, body", set, chunk);
+            for row in qb.build().fetch_all(&mut *tx).await? {
                 docs.insert(row.try_get(0)?, row.try_get(1)?);
             }
         }
-        Ok(docs)
+        tx.commit().await?;
+        Ok(Some(docs))
     }
 
     async fn aggregate_read(
@@ -123,55 +132,14 @@ impl DocumentStore for SqliteStore {
 
     async fn commit_page(&self, key: &ProjectionKey, page: &PageCommit) -> Result<(), StoreError> {
         let position = page.position;
-        let puts: Vec<(&str, &str)> = page
-            .writes
-            .iter()
-            .filter_map(|w| match w {
-                DocWrite::Put { id, body } => Some((id.as_str(), body.as_str())),
-                DocWrite::Delete { .. } => None,
-            })
-            .collect();
-        let deletes: Vec<&str> = page
-            .writes
-            .iter()
-            .filter_map(|w| match w {
-                DocWrite::Delete { id } => Some(id.as_str()),
-                DocWrite::Put { .. } => None,
-            })
-            .collect();
         let mut tx = self.writer().begin().await?;
-        let set = match set_of(&mut tx, key).await? {
-            Some(Some(set)) => Some(set),
-            // A subscription writes no documents; with none to write its page
-            // commits progress alone.
-            Some(None) if page.writes.is_empty() => None,
-            Some(None) => {
-                return Err(StoreError::Invalid(format!("{key} keeps no documents")));
-            }
+        match set_of(&mut tx, key).await? {
+            Some(Some(set)) => write_docs(&mut tx, set, &page.writes, position).await?,
+            // A subscription keeps no documents: its page commits progress alone.
+            Some(None) if page.writes.is_empty() => {}
+            Some(None) => return Err(StoreError::Invalid(format!("{key} keeps no documents"))),
             // Dropped under the caller (retired, rebuilt): nothing of it may land.
             None => return Err(moved_on(key, position)),
-        };
-        for chunk in puts.chunks(ID_CHUNK) {
-            let mut qb: QueryBuilder<Sqlite> =
-                QueryBuilder::new("INSERT INTO documents (set_id, id, body, updated_seq) ");
-            qb.push_values(chunk, |mut row, (id, body)| {
-                row.push_bind(set)
-                    .push_bind(*id)
-                    .push_bind(*body)
-                    .push_bind(position);
-            });
-            qb.push(
-                " ON CONFLICT (set_id, id) DO UPDATE SET body = excluded.body, \
-                 updated_seq = excluded.updated_seq",
-            );
-            qb.build().execute(&mut *tx).await?;
-        }
-        for chunk in deletes.chunks(ID_CHUNK) {
-            let mut qb: QueryBuilder<Sqlite> =
-                QueryBuilder::new("DELETE FROM documents WHERE set_id = ");
-            qb.push_bind(set).push(" AND id IN ");
-            push_in_list(&mut qb, chunk);
-            qb.build().execute(&mut *tx).await?;
         }
         if let Some(d) = &page.dead_letter {
             super::subscription::record_dead_letter(&mut tx, key, d).await?;
@@ -240,4 +208,53 @@ impl SqliteStore {
             Some(Some(_))
         ))
     }
+}
+
+/// `<head> FROM documents WHERE set_id = <set> AND id IN (<ids>)`.
+fn in_set<'a>(head: &str, set: i64, ids: &'a [&'a str]) -> QueryBuilder<Sqlite> {
+    let mut qb = QueryBuilder::new(head);
+    qb.push(" FROM documents WHERE set_id = ")
+        .push_bind(set)
+        .push(" AND id IN ");
+    push_in_list(&mut qb, ids);
+    qb
+}
+
+/// Puts and deletes a page's documents in `set`, inside the page's transaction.
+async fn write_docs(
+    conn: &mut SqliteConnection,
+    set: i64,
+    writes: &[DocWrite],
+    position: Position,
+) -> Result<(), StoreError> {
+    let (mut puts, mut deletes) = (Vec::new(), Vec::new());
+    for w in writes {
+        match w {
+            DocWrite::Put { id, body } => puts.push((id.as_str(), body.as_str())),
+            DocWrite::Delete { id } => deletes.push(id.as_str()),
+        }
+    }
+    for chunk in puts.chunks(ID_CHUNK) {
+        let mut qb: QueryBuilder<Sqlite> =
+            QueryBuilder::new("INSERT INTO documents (set_id, id, body, size, updated_seq) ");
+        qb.push_values(chunk, |mut row, (id, body)| {
+            row.push_bind(set)
+                .push_bind(*id)
+                .push_bind(*body)
+                .push_bind(i64::try_from(body.len()).unwrap_or(i64::MAX))
+                .push_bind(position);
+        });
+        qb.push(
+            " ON CONFLICT (set_id, id) DO UPDATE SET body = excluded.body, \
+             size = excluded.size, updated_seq = excluded.updated_seq",
+        );
+        qb.build().execute(&mut *conn).await?;
+    }
+    for chunk in deletes.chunks(ID_CHUNK) {
+        in_set("DELETE", set, chunk)
+            .build()
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
 }
