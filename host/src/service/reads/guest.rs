@@ -6,7 +6,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use super::super::{Aggregate, Refract, ServiceError};
-use super::permits::budget;
+use super::permits::later_events;
 use crate::runtime::watchdog::{GRACE, run_watched};
 use crate::runtime::{DocChange, DocInput, Event, Guest, RuntimeError};
 use crate::store::{MAX_AGGREGATE_EVENTS, MAX_READ_BYTES, Position, StoreError, StreamId};
@@ -45,7 +45,7 @@ impl Refract {
         let types = &loaded.descriptor.event_types;
         let read = self
             .store
-            .doc_read(&key, id, types, budget(MAX_CONSISTENT_SCAN));
+            .doc_read(&key, id, later_events(types, MAX_CONSISTENT_SCAN));
         let (permit, read) = self.guest_reads.read(&key, team_permit, read).await?;
         let Some(mut later) = read.later else {
             return Err(ServiceError::TooFarBehind(format!(
@@ -128,9 +128,9 @@ impl Refract {
             )));
         }
         let types = &loaded.descriptor.event_types;
-        let read = self
-            .store
-            .aggregate_read(&key, stream, types, budget(MAX_AGGREGATE_EVENTS));
+        let read =
+            self.store
+                .aggregate_read(&key, stream, later_events(types, MAX_AGGREGATE_EVENTS));
         let (permit, read) = self.guest_reads.read(&key, team_permit, read).await?;
         let Some(events) = read.events else {
             return Err(ServiceError::TooFarBehind(format!(

@@ -8,7 +8,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::runtime::LoadedComponent;
 use crate::service::ServiceError;
-use crate::store::{MAX_READ_BYTES, ProjectionKey, ReadBudget, StoreError};
+use crate::store::{Later, MAX_READ_BYTES, ProjectionKey, ReadBudget, StoreError};
 
 /// Most request-driven guest reads (consistent documents, aggregates) at once.
 pub const GUEST_READ_PERMITS: usize = 4;
@@ -18,12 +18,14 @@ pub const GUEST_READ_WAIT: Duration = Duration::from_secs(3);
 /// free for the agents and plain reads.
 const GUEST_READ_LOADS: usize = 2;
 
-/// The store budget of a guest read: at most `events` events and [`MAX_READ_BYTES`].
-pub(super) fn budget(events: usize) -> ReadBudget {
-    ReadBudget {
+/// What a guest read's store read brings along: the events of `types` after the
+/// version's position, at most `events` of them and [`MAX_READ_BYTES`].
+pub(super) fn later_events(types: &[String], events: usize) -> Later<'_> {
+    let budget = ReadBudget {
         events,
         bytes: MAX_READ_BYTES,
-    }
+    };
+    Later { types, budget }
 }
 
 /// The permits of request-driven guest reads: each read holds one from before its
