@@ -204,7 +204,7 @@ impl Agent {
                 skipped: skipped(position, &page),
                 ..Default::default()
             };
-            let events = Arc::new(super::to_events(page.events));
+            let events = Arc::new(page.events);
             match self.project(events.clone(), commit).await {
                 Ok(()) => {
                     self.limit = (self.limit * 2).min(self.budget.events);

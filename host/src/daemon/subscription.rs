@@ -19,7 +19,7 @@ use super::effects::{EffectsEnv, PageEffects};
 use super::shared::{BACKOFF, blame, readable, skipped};
 use crate::outbox::OutboxWaker;
 use crate::retry::{Blame, Idle, Retry, Verdict, Woke, sleep_or_stop};
-use crate::runtime::{Event, RuntimeError, Subscriber};
+use crate::runtime::{Event, RuntimeError, Slotted, Subscriber};
 use crate::store::subscription::HandledPage;
 use crate::store::{Position, ProjectionKey, Store, StoreError};
 
@@ -123,7 +123,7 @@ impl SubscriptionAgent {
             }
             let held = self.is_standby() || first.is_some_and(|f| f <= hold_until);
             // Shared, not copied: a failed page may still be needed by `give_up`.
-            let events: Arc<[Event]> = super::to_events(page.events).into();
+            let events: Arc<[Event]> = page.events.into();
             let result = self
                 .handle(events.clone(), held, page.scanned_to, skipped)
                 .await;
