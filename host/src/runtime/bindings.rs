@@ -126,3 +126,24 @@ macro_rules! bind_wit {
 }
 
 pub(crate) use bind_wit;
+
+#[cfg(test)]
+mod tests {
+    use super::super::{since_v1_0, since_v1_1, subscriber_v1_0, subscriber_v1_1};
+
+    /// The export names are put together from the version: they must be the
+    /// published ones.
+    #[test]
+    fn each_version_exports_its_calls_under_its_published_name() {
+        assert_eq!(since_v1_0::EXPORT, "refract:projection/projection@1.0.0");
+        assert_eq!(since_v1_1::EXPORT, "refract:projection/projection@1.1.0");
+        assert_eq!(
+            subscriber_v1_0::EXPORT,
+            "refract:subscription/subscription@1.0.0"
+        );
+        assert_eq!(
+            subscriber_v1_1::EXPORT,
+            "refract:subscription/subscription@1.1.0"
+        );
+    }
+}
