@@ -1,10 +1,11 @@
 //! Guest results and text that would cost the host, not the guest (issue 11, point
 //! 5): a slice index bomb, repeated indices, a fan-out of 200,000 documents per
 //! event, 100,000 event types, a log flood, a forged log line and a 10 MiB returned
-//! error. Each is refused or paused with an error naming what it did, while the
-//! daemon's log and memory stay small and a well-behaved team keeps up beside it
-//! (the bystander: p99 append-to-visible under 100 ms, documents equal to the native
-//! fold), and SIGTERM ends the daemon within 10 s.
+//! error, and a page touching more stored documents than it may return. Each is
+//! refused or paused with an error naming what it did, while the daemon's log and
+//! memory stay small and a well-behaved team keeps up beside it (the bystander: p99
+//! append-to-visible under 100 ms, documents equal to the native fold), and SIGTERM
+//! ends the daemon within 10 s.
 
 use std::time::{Duration, Instant};
 
@@ -179,6 +180,43 @@ async fn a_fan_out_of_200000_documents_per_event_is_refused() {
     assert_eq!(status, 404, "{body}");
     let position = p["position"].as_i64().expect("position");
     assert!(fine <= position && position < fans[0], "{p}");
+    bystander_kept_up(by, daemon).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn stored_documents_past_a_pages_result_bytes_are_refused_before_they_are_loaded() {
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    // 40 documents of 200 KB (8 MB), written 8 a page (1.6 MB, under the 2 MiB a page
+    // may return); a cache of 1 MiB keeps few of them, so a page touching them all
+    // must load them from the store.
+    let config = format!(
+        "page_size = 8\ncache_bytes = 1048576\n[limits]\nmax_result_bytes = 2097152\n{CONFIG}"
+    );
+    let daemon = start(&dir, &config).await;
+    let by = bystander(&daemon).await;
+    for k in 0..40 {
+        append(&daemon, &format!("grow-{k}"), "Grow").await;
+    }
+    let fine = append(&daemon, "fine-1", "Fine").await;
+    let started = Instant::now();
+    while count(&daemon, "fine-1").await != json!({"n": 1}) {
+        assert!(started.elapsed() < Duration::from_secs(60), "not projected");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let gather = append(&daemon, "gather-1", "Gather").await;
+    let p = paused(&daemon).await;
+    let message = pause_message(
+        &p,
+        &[
+            "the documents the page's events touch (",
+            "read from the store) are more than 2097152 bytes together (max_result_bytes)",
+        ],
+    );
+    eprintln!("gather: {message}");
+    assert_eq!(p["error"]["event_sequence"], gather, "{p}");
+    let position = p["position"].as_i64().expect("position");
+    assert!(fine <= position && position < gather, "{p}");
     bystander_kept_up(by, daemon).await;
 }
 

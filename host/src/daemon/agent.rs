@@ -44,7 +44,9 @@ use super::shared::{BACKOFF, MAX_WAIT};
 pub(crate) use super::shared::{readable, record_pause, skipped};
 use crate::retry::{Backoff, Retry, RetryPolicy};
 use crate::runtime::RuntimeError;
-use crate::store::{Page, PageCommit, Position, ProjectionKey, RunStatus, Store, StoreError};
+use crate::store::{
+    Page, PageCommit, Position, ProjectionKey, ReadBudget, RunStatus, Store, StoreError,
+};
 
 /// How often at most progress over events of other types only is stored (it is
 /// shown from memory meanwhile): thousands of versions would otherwise each commit
@@ -84,6 +86,9 @@ pub struct PageBudget {
     pub events: usize,
     /// Bytes of event data and metadata per page at most (one event always fits).
     pub bytes: usize,
+    /// Bytes of documents a page may load from the store (its guest's result limit:
+    /// a page's documents in are bounded like its documents out).
+    pub doc_bytes: usize,
 }
 
 /// A request an agent handles between pages.
@@ -296,15 +301,21 @@ impl Agent {
         Ok(())
     }
 
+    /// A page read's budget now: the (possibly narrowed) page size and the bytes.
+    fn read_budget(&self) -> ReadBudget {
+        ReadBudget {
+            events: self.limit,
+            bytes: self.budget.bytes,
+        }
+    }
+
     fn read_ahead(&mut self, after: Position) {
         let (store, types) = (self.store.clone(), self.event_types.clone());
-        let (limit, bytes) = (self.limit, self.budget.bytes);
+        let budget = self.read_budget();
         let (streams, turns) = (self.streams.clone(), self.turns.clone());
         self.ahead = Some(ReadAhead(tokio::spawn(async move {
             let _turn = turns.read().await;
-            let page = store
-                .read_page_within(after, Some(&types), limit, bytes)
-                .await?;
+            let page = store.read_page_within(after, Some(&types), budget).await?;
             Ok(readable(page, &streams))
         })));
     }
@@ -313,12 +324,7 @@ impl Agent {
         let _turn = self.turns.read().await;
         let page = self
             .store
-            .read_page_within(
-                after,
-                Some(&self.event_types),
-                self.limit,
-                self.budget.bytes,
-            )
+            .read_page_within(after, Some(&self.event_types), self.read_budget())
             .await?;
         Ok(readable(page, &self.streams))
     }

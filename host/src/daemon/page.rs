@@ -9,7 +9,7 @@ use super::PageProjector;
 use super::agent::{Agent, PageError};
 use super::metrics::Phase;
 use crate::runtime::{DocChange, DocInput, Event, RuntimeError, Slice};
-use crate::store::{DocWrite, PageCommit, StoreError};
+use crate::store::{DocWrite, PageCommit};
 
 /// What a replay of dead letters did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
@@ -82,7 +82,7 @@ impl Agent {
         self.burst.add(Phase::Slice, t.elapsed());
         self.counters.guest_time(t.elapsed());
         let t = Instant::now();
-        self.load_missing(&slices).await?;
+        self.load_missing(&slices, &events).await?;
         self.burst.add(Phase::Load, t.elapsed());
         let inputs: Vec<DocInput> = slices
             .iter()
@@ -126,8 +126,10 @@ impl Agent {
         Ok(())
     }
 
-    /// Fills the cache with the documents the page touches that it does not know.
-    async fn load_missing(&mut self, slices: &[Slice]) -> Result<(), StoreError> {
+    /// Fills the cache with the documents the page touches that it does not know;
+    /// documents of more than the page's byte budget are the guest's fault (it
+    /// made them and routes the page to them), refused before they are read.
+    async fn load_missing(&mut self, slices: &[Slice], events: &[Event]) -> Result<(), PageError> {
         let mut missing: Vec<&str> = slices
             .iter()
             .map(|s| s.doc_id.as_str())
@@ -145,10 +147,22 @@ impl Agent {
             return Ok(());
         }
         // A read at the store like the page's own: one of the team's read turns.
+        let max = self.budget.doc_bytes;
         let turn = self.turns.read().await;
-        let loaded = self.store.load_docs(&self.key, &missing).await;
+        let loaded = self.store.load_docs_within(&self.key, &missing, max).await;
         drop(turn);
-        let mut found = loaded?;
+        let Some(mut found) = loaded? else {
+            let (n, first) = (missing.len(), events.first().map(|e| e.sequence));
+            return Err(PageError::Guest(RuntimeError::Guest {
+                component: self.key.to_string(),
+                event_sequence: first.filter(|_| events.len() == 1),
+                message: format!(
+                    "the documents the page's events touch ({n} read from the store) are \
+                     more than {max} bytes together (max_result_bytes); a page of one event \
+                     that touches them is refused"
+                ),
+            }));
+        };
         for id in missing {
             let body = found.remove(id);
             self.cache.put(id.to_owned(), body);

@@ -20,10 +20,11 @@ pub trait PageProjector: Send + 'static {
         docs: Vec<DocInput>,
     ) -> Result<Vec<DocChange>, RuntimeError>;
 
-    /// The CPU deadline of one of its calls, which the host's watchdog waits out
-    /// (plus a grace) before it gives up on a call.
-    fn call_timeout(&self) -> std::time::Duration {
-        crate::runtime::Limits::default().call_timeout()
+    /// Its sandbox's limits: the agent waits out the CPU deadline of a call (plus a
+    /// grace) before it gives up on it, and loads at most a result's bytes of
+    /// documents for one page.
+    fn limits(&self) -> crate::runtime::Limits {
+        crate::runtime::Limits::default()
     }
 
     /// The slots its instances are made under, if they are budgeted: the agent
@@ -52,8 +53,8 @@ impl PageProjector for Guest {
         Guest::apply(self, page, docs)
     }
 
-    fn call_timeout(&self) -> std::time::Duration {
-        self.limits().call_timeout()
+    fn limits(&self) -> crate::runtime::Limits {
+        Guest::limits(self).clone()
     }
 
     fn slots(&self) -> Option<InstanceSlots> {

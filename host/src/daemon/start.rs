@@ -121,16 +121,18 @@ impl Daemon {
     ) {
         let stop = watch::channel(false).0;
         let (control, requests) = mpsc::channel(4);
+        let limits = projector.limits();
         let budget = PageBudget {
             events: page_size.max(1),
             bytes: self.page_bytes,
+            doc_bytes: limits.max_result_bytes,
         };
         let team = crate::teams::team_of(&key.name);
         let streams = self.teams.access(team).read;
         let mut agent = Agent {
             streams,
             turns: self.turns.of(team),
-            deadline: projector.call_timeout(),
+            deadline: limits.call_timeout(),
             slots: projector.slots(),
             projector: Arc::new(Mutex::new(projector)),
             key: key.clone(),

@@ -21,7 +21,7 @@ use crate::outbox::OutboxWaker;
 use crate::retry::{Blame, Idle, Retry, Verdict, Woke, sleep_or_stop};
 use crate::runtime::{Event, RuntimeError, Slotted, Subscriber};
 use crate::store::subscription::HandledPage;
-use crate::store::{Position, ProjectionKey, Store, StoreError};
+use crate::store::{Position, ProjectionKey, ReadBudget, Store, StoreError};
 
 /// How long an idle subscription agent sleeps when no wake-up for its types comes.
 const IDLE_POLL: Duration = Duration::from_millis(500);
@@ -82,7 +82,14 @@ impl SubscriptionAgent {
             let read = self
                 .env
                 .store
-                .read_page_within(position, Some(&self.event_types), limit, self.page_bytes)
+                .read_page_within(
+                    position,
+                    Some(&self.event_types),
+                    ReadBudget {
+                        events: limit,
+                        bytes: self.page_bytes,
+                    },
+                )
                 .await;
             drop(turn);
             let mut page = match read {
@@ -129,6 +136,10 @@ impl SubscriptionAgent {
                 .await;
             let failed = match result {
                 Ok(done) if !self.wait_for_rate(&done).await => continue,
+                // Promoted over while the page was handled (a guest call may take its
+                // whole deadline): its effects are the new live version's now, so
+                // the page is handled again, held.
+                Ok(_) if !held && self.is_standby() => continue,
                 Ok(done) => match self.commit(&done).await {
                     Ok(()) => {
                         position = page.scanned_to;

@@ -24,7 +24,7 @@ pub(super) async fn start_at(
     store.rewind(key, position, false).await
 }
 
-/// Creates what the version keeps in the store: a projection's document table and
+/// Creates what the version keeps in the store: a projection's document set and
 /// progress, a subscription's progress only.
 pub(super) async fn prepare(
     store: &dyn Store,

@@ -7,8 +7,6 @@
 //! The rules differ on purpose, each for what it guards:
 //! - [`check_component_name`]: what a guest calls its component (starts with a-z);
 //! - [`check_team_name`]: a `[teams.<name>]` key (may start with a digit or `-`);
-//! - [`is_internal_name`]: a name as the store keys it (`<team>.<name>`, shadows'
-//!   `..shadow`): the set safe to quote as a table name;
 //! - [`check_tenant`]: a tenant (upper case and `.` allowed, as tenant ids are);
 //! - [`check_text`]: free text ids (stream ids, event types, idempotency keys,
 //!   document ids, stream patterns): any characters but control ones.
@@ -102,15 +100,6 @@ pub fn check_team_name(name: &str) -> Result<(), Invalid> {
         )));
     }
     Ok(())
-}
-
-/// Whether a name as the store keys it (a component's, `<team>.<name>`, or a
-/// shadow's) holds only a-z, 0-9, `_`, `-` and `.`: what makes a document table
-/// named after it safe to quote in SQL. Wider than the two names it joins, since
-/// it holds the dots between them.
-pub fn is_internal_name(name: &str) -> bool {
-    name.chars()
-        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-' | '.'))
 }
 
 /// A tenant: 1 to [`MAX_TENANT_LEN`] bytes of `A-Z a-z 0-9 . _ -`.

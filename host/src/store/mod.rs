@@ -109,19 +109,22 @@ pub trait EventStore: Send + Sync {
         types: Option<&[String]>,
         limit: usize,
     ) -> Result<Page, StoreError> {
-        self.read_page_within(after, types, limit, DEFAULT_PAGE_BYTES)
-            .await
+        let budget = ReadBudget {
+            events: limit,
+            bytes: DEFAULT_PAGE_BYTES,
+        };
+        self.read_page_within(after, types, budget).await
     }
 
-    /// Up to `limit` events after `after` whose type is in `types` (all if `None`),
-    /// stopping before the event that would take the page's data and metadata past
-    /// `max_bytes` (the first event is always included, whatever its size).
+    /// Up to `budget.events` events after `after` whose type is in `types` (all if
+    /// `None`), stopping before the event that would take the page's data and
+    /// metadata past `budget.bytes` (the first event is always included, whatever
+    /// its size).
     async fn read_page_within(
         &self,
         after: Position,
         types: Option<&[String]>,
-        limit: usize,
-        max_bytes: usize,
+        budget: ReadBudget,
     ) -> Result<Page, StoreError>;
 
     /// The events with these sequences (those that exist), in sequence order, stopping
@@ -170,14 +173,15 @@ pub trait EventStore: Send + Sync {
 /// Documents and progress of projection versions.
 #[async_trait]
 pub trait DocumentStore: Send + Sync {
-    /// Creates the projection version's document table and progress row if missing.
+    /// Creates the projection version's (empty) document set and progress row if missing.
     async fn prepare_projection(&self, key: &ProjectionKey) -> Result<(), StoreError>;
 
     /// Creates the subscription version's progress row if missing (it keeps no
-    /// documents, so it gets no document table).
+    /// documents, so it gets no document set).
     async fn prepare_subscription(&self, key: &ProjectionKey) -> Result<(), StoreError>;
 
-    /// Drops the version's document table (if it has one) and progress row.
+    /// Drops the version's progress row and documents (if it has any: gone at once,
+    /// their space freed in the background).
     async fn drop_projection(&self, key: &ProjectionKey) -> Result<(), StoreError>;
 
     /// The current JSON of the given documents; missing ones are absent from the map.
@@ -185,32 +189,42 @@ pub trait DocumentStore: Send + Sync {
         &self,
         key: &ProjectionKey,
         ids: &[&str],
-    ) -> Result<HashMap<String, String>, StoreError>;
+    ) -> Result<HashMap<String, String>, StoreError> {
+        let docs = self.load_docs_within(key, ids, usize::MAX).await?;
+        docs.ok_or_else(|| StoreError::Corrupt(format!("documents of {key} past usize::MAX")))
+    }
+
+    /// Like [`DocumentStore::load_docs`], but `None` (and nothing read into memory)
+    /// when the documents' JSON is more than `max_bytes` together.
+    async fn load_docs_within(
+        &self,
+        key: &ProjectionKey,
+        ids: &[&str],
+        max_bytes: usize,
+    ) -> Result<Option<HashMap<String, String>>, StoreError>;
 
     /// Whether the version has any document (a rebuild starts from none).
     async fn has_docs(&self, key: &ProjectionKey) -> Result<bool, StoreError>;
 
-    /// The document of `stream`, the version's position and the stream's later events
-    /// of `types` (`None` past `budget`), in one read transaction that ends before
-    /// it answers (for write-model reads).
+    /// The document of `stream`, the version's position and the stream's `later`
+    /// events (`None` past its budget), in one read transaction that ends before it
+    /// answers (for write-model reads).
     async fn aggregate_read(
         &self,
         key: &ProjectionKey,
         stream: &StreamId,
-        types: &[String],
-        budget: ReadBudget,
+        later: Later<'_>,
     ) -> Result<AggregateRead, StoreError>;
 
     /// A consistent read of document `id`, in one read transaction that ends before
     /// it answers: its persisted JSON, the version's position, the store's head, and
-    /// the events of `types` after the position up to the head (`None` past
-    /// `budget`).
+    /// the `later` events after the position up to the head (`None` past its
+    /// budget).
     async fn doc_read(
         &self,
         key: &ProjectionKey,
         id: &str,
-        types: &[String],
-        budget: ReadBudget,
+        later: Later<'_>,
     ) -> Result<DocRead, StoreError>;
 
     /// One document's JSON, if it exists (none for a version without documents).

@@ -150,13 +150,6 @@ pub struct ProjectionKey {
     pub version: u32,
 }
 
-impl ProjectionKey {
-    /// Name of the table holding this version's documents.
-    pub fn doc_table(&self) -> String {
-        format!("doc_{}_v{}", self.name, self.version)
-    }
-}
-
 impl std::fmt::Display for ProjectionKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}@v{}", self.name, self.version)
@@ -260,6 +253,16 @@ pub struct AggregateRead {
     /// The stream's events of the version's types after `position`, in order;
     /// `None` if they pass the read's budget.
     pub events: Option<Vec<RecordedEvent>>,
+}
+
+/// What a document read brings along: the events of the version's types after its
+/// position, as long as they fit the budget.
+#[derive(Debug, Clone, Copy)]
+pub struct Later<'a> {
+    /// The version's event types.
+    pub types: &'a [String],
+    /// How many of them, at most, in events and bytes.
+    pub budget: ReadBudget,
 }
 
 /// How much a read may bring into memory before it gives up.

@@ -1,4 +1,4 @@
-//! Shadow tables: a candidate build of a projection version projects into its own
+//! Shadow builds: a candidate build of a projection version projects into its own
 //! documents and progress under an internal key, then takes the version's place in
 //! one transaction.
 
@@ -6,8 +6,8 @@ use async_trait::async_trait;
 
 use super::{ComponentRecord, ProjectionKey, StoreError};
 
-/// What marks an internal shadow name (`doc_<name>..shadow_v<n>` can never be a
-/// real document table): the namespace rule's, re-exported for the store.
+/// What marks an internal shadow name (never a real component's name): the
+/// namespace rule's, re-exported for the store.
 pub use crate::identity::SHADOW_SUFFIX;
 
 impl ProjectionKey {

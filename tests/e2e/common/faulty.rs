@@ -99,12 +99,9 @@ impl EventStore for Faulty {
         &self,
         after: Position,
         types: Option<&[String]>,
-        limit: usize,
-        max_bytes: usize,
+        budget: ReadBudget,
     ) -> Result<Page, StoreError> {
-        self.inner
-            .read_page_within(after, types, limit, max_bytes)
-            .await
+        self.inner.read_page_within(after, types, budget).await
     }
     async fn read_events(
         &self,
@@ -142,12 +139,13 @@ impl DocumentStore for Faulty {
     async fn drop_projection(&self, key: &ProjectionKey) -> Result<(), StoreError> {
         self.inner.drop_projection(key).await
     }
-    async fn load_docs(
+    async fn load_docs_within(
         &self,
         key: &ProjectionKey,
         ids: &[&str],
-    ) -> Result<HashMap<String, String>, StoreError> {
-        self.inner.load_docs(key, ids).await
+        max_bytes: usize,
+    ) -> Result<Option<HashMap<String, String>>, StoreError> {
+        self.inner.load_docs_within(key, ids, max_bytes).await
     }
     async fn has_docs(&self, key: &ProjectionKey) -> Result<bool, StoreError> {
         self.inner.has_docs(key).await
@@ -156,19 +154,17 @@ impl DocumentStore for Faulty {
         &self,
         key: &ProjectionKey,
         s: &StreamId,
-        types: &[String],
-        budget: ReadBudget,
+        later: Later<'_>,
     ) -> Result<AggregateRead, StoreError> {
-        self.inner.aggregate_read(key, s, types, budget).await
+        self.inner.aggregate_read(key, s, later).await
     }
     async fn doc_read(
         &self,
         key: &ProjectionKey,
         id: &str,
-        types: &[String],
-        budget: ReadBudget,
+        later: Later<'_>,
     ) -> Result<DocRead, StoreError> {
-        self.inner.doc_read(key, id, types, budget).await
+        self.inner.doc_read(key, id, later).await
     }
     async fn get_doc(&self, key: &ProjectionKey, id: &str) -> Result<Option<String>, StoreError> {
         self.inner.get_doc(key, id).await

@@ -9,7 +9,7 @@ use super::super::{Aggregate, Refract, ServiceError};
 use crate::runtime::watchdog::{GRACE, run_watched};
 use crate::runtime::{DocChange, DocInput, Event, Guest, RuntimeError, Slotted};
 use crate::store::{
-    MAX_AGGREGATE_EVENTS, MAX_READ_BYTES, Position, ReadBudget, StoreError, StreamId,
+    Later, MAX_AGGREGATE_EVENTS, MAX_READ_BYTES, Position, ReadBudget, StoreError, StreamId,
 };
 
 /// Most events of the version's types a consistent read scans after the version's
@@ -51,7 +51,7 @@ impl Refract {
         let types = &loaded.descriptor.event_types;
         let read = self
             .guest_reads
-            .load(self.store.doc_read(&key, id, types, budget))
+            .load(self.store.doc_read(&key, id, Later { types, budget }))
             .await?;
         let Some(mut later) = read.later else {
             return Err(ServiceError::TooFarBehind(format!(
@@ -141,7 +141,10 @@ impl Refract {
         let types = &loaded.descriptor.event_types;
         let read = self
             .guest_reads
-            .load(self.store.aggregate_read(&key, stream, types, budget))
+            .load(
+                self.store
+                    .aggregate_read(&key, stream, Later { types, budget }),
+            )
             .await?;
         let Some(events) = read.events else {
             return Err(ServiceError::TooFarBehind(format!(

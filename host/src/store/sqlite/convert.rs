@@ -1,10 +1,11 @@
 //! SQLite: conversions between its values and the store's types (integers, rows,
 //! `IN` lists, errors). The only place a sqlx error becomes a [`StoreError`].
 
-use sqlx::sqlite::SqliteRow;
+use sqlx::query::{Query, QueryAs, QueryScalar};
+use sqlx::sqlite::{SqliteArguments, SqliteRow};
 use sqlx::{QueryBuilder, Row, Sqlite};
 
-use crate::store::{RecordedEvent, StoreError};
+use crate::store::{ProjectionKey, RecordedEvent, StoreError};
 
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
@@ -19,6 +20,31 @@ impl From<sqlx::migrate::MigrateError> for StoreError {
         StoreError::Migrate {
             source: Box::new(e),
         }
+    }
+}
+
+/// Binds a version's name and version: the `name = ? AND version = ?` that most
+/// statements on progress, documents and effects key their rows by.
+pub(super) trait BindKey {
+    /// The query with `key`'s name and version bound as its next two parameters.
+    fn bind_key(self, key: &ProjectionKey) -> Self;
+}
+
+impl BindKey for Query<'_, Sqlite, SqliteArguments> {
+    fn bind_key(self, key: &ProjectionKey) -> Self {
+        self.bind(key.name.as_str()).bind(key.version)
+    }
+}
+
+impl<O> BindKey for QueryScalar<'_, Sqlite, O, SqliteArguments> {
+    fn bind_key(self, key: &ProjectionKey) -> Self {
+        self.bind(key.name.clone()).bind(key.version)
+    }
+}
+
+impl<O> BindKey for QueryAs<'_, Sqlite, O, SqliteArguments> {
+    fn bind_key(self, key: &ProjectionKey) -> Self {
+        self.bind(key.name.clone()).bind(key.version)
     }
 }
 

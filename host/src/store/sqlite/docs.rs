@@ -3,42 +3,26 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use sqlx::{AssertSqlSafe, QueryBuilder, Row, Sqlite};
+use sqlx::{AssertSqlSafe, QueryBuilder, Row, Sqlite, SqliteConnection};
 
-use super::progress::{advance_progress, delete_version_rows, insert_progress};
+use super::convert::BindKey;
+use super::doc_sets::{SET_OF, ensure_set, set_of};
+use super::progress::{advance_progress, delete_version_rows, insert_progress, moved_on};
 use super::{SqliteStore, push_in_list, to_u64};
 use crate::store::{
-    AggregateRead, DocRead, DocWrite, DocumentStore, PageCommit, Progress, ProjectionKey,
-    ReadBudget, RunStatus, StoreError, StreamId, now_micros,
+    AggregateRead, DocRead, DocWrite, DocumentStore, Later, PageCommit, Position, Progress,
+    ProjectionKey, RunStatus, StoreError, StreamId, now_micros,
 };
 
 /// Ids per `IN (...)` list, well under SQLite's parameter limit.
 const ID_CHUNK: usize = 900;
 
-/// The quoted name of a version's document table, refusing names that could escape.
-pub(super) fn table(key: &ProjectionKey) -> Result<String, StoreError> {
-    let name = key.doc_table();
-    if crate::identity::is_internal_name(&name) {
-        Ok(format!("\"{name}\""))
-    } else {
-        Err(StoreError::Invalid(format!(
-            "invalid projection name in {key}"
-        )))
-    }
-}
-
 #[async_trait]
 impl DocumentStore for SqliteStore {
     async fn prepare_projection(&self, key: &ProjectionKey) -> Result<(), StoreError> {
-        let t = table(key)?;
         let mut tx = self.writer().begin().await?;
-        sqlx::query(AssertSqlSafe(format!(
-            "CREATE TABLE IF NOT EXISTS {t} (id TEXT PRIMARY KEY, body TEXT NOT NULL, \
-             updated_seq INTEGER NOT NULL) WITHOUT ROWID"
-        )))
-        .execute(&mut *tx)
-        .await?;
         insert_progress(&mut tx, key).await?;
+        ensure_set(&mut tx, key).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -51,55 +35,63 @@ impl DocumentStore for SqliteStore {
     }
 
     async fn drop_projection(&self, key: &ProjectionKey) -> Result<(), StoreError> {
-        let t = table(key)?;
         let mut tx = self.writer().begin().await?;
-        sqlx::query(AssertSqlSafe(format!("DROP TABLE IF EXISTS {t}")))
-            .execute(&mut *tx)
-            .await?;
-        // Its dead letters go with it; outbox messages already committed stay and
-        // are still delivered.
+        // Its documents and dead letters go with it; outbox messages already
+        // committed stay and are still delivered.
         delete_version_rows(&mut tx, key).await?;
         tx.commit().await?;
+        self.purge_dropped_sets();
         Ok(())
     }
 
-    async fn load_docs(
+    async fn load_docs_within(
         &self,
         key: &ProjectionKey,
         ids: &[&str],
-    ) -> Result<HashMap<String, String>, StoreError> {
-        let t = table(key)?;
+        max_bytes: usize,
+    ) -> Result<Option<HashMap<String, String>>, StoreError> {
+        let mut tx = self.reader().begin().await?;
+        let Some(Some(set)) = set_of(&mut tx, key).await? else {
+            return Ok(Some(HashMap::new()));
+        };
+        // Sizes first (the bodies' overflow pages are not read), so documents over
+        // the budget never reach memory.
+        let mut total = 0usize;
+        for chunk in ids.chunks(ID_CHUNK) {
+            let mut qb = in_set("SELECT COALESCE(SUM(size), 0)", set, chunk);
+            let bytes: i64 = qb.build_query_scalar().fetch_one(&mut *tx).await?;
+            total = total.saturating_add(usize::try_from(bytes).unwrap_or(usize::MAX));
+            if total > max_bytes {
+                return Ok(None);
+            }
+        }
         let mut docs = HashMap::with_capacity(ids.len());
         for chunk in ids.chunks(ID_CHUNK) {
-            let mut qb: QueryBuilder<Sqlite> =
-                QueryBuilder::new(format!("SELECT id, body FROM {t} WHERE id IN "));
-            push_in_list(&mut qb, chunk);
-            for row in qb.build().fetch_all(self.reader()).await? {
+            let mut qb = in_set("SELECT id, body", set, chunk);
+            for row in qb.build().fetch_all(&mut *tx).await? {
                 docs.insert(row.try_get(0)?, row.try_get(1)?);
             }
         }
-        Ok(docs)
+        tx.commit().await?;
+        Ok(Some(docs))
     }
 
     async fn aggregate_read(
         &self,
         key: &ProjectionKey,
         stream: &StreamId,
-        types: &[String],
-        budget: ReadBudget,
+        later: Later<'_>,
     ) -> Result<AggregateRead, StoreError> {
-        let t = table(key)?;
         let mut tx = self.reader().begin().await?;
-        let (position, doc) =
-            super::reads::position_and_doc(&mut tx, key, &t, stream.as_str()).await?;
+        let (position, doc) = super::reads::position_and_doc(&mut tx, key, stream.as_str()).await?;
         let stream_version = super::reads::stream_version(&mut tx, stream.as_str()).await?;
         let scan = super::reads::Scan {
             after: position,
             upto: None,
-            types: Some(types),
+            types: Some(later.types),
             stream: Some(stream.as_str()),
         };
-        let events = super::reads::read_within(&mut tx, scan, budget).await?;
+        let events = super::reads::read_within(&mut tx, scan, later.budget).await?;
         tx.commit().await?;
         Ok(AggregateRead {
             doc,
@@ -113,74 +105,41 @@ impl DocumentStore for SqliteStore {
         &self,
         key: &ProjectionKey,
         id: &str,
-        types: &[String],
-        budget: ReadBudget,
+        later: Later<'_>,
     ) -> Result<DocRead, StoreError> {
-        self.read_doc_and_later(key, &table(key)?, id, types, budget)
-            .await
+        self.read_doc_and_later(key, id, later).await
     }
 
     async fn has_docs(&self, key: &ProjectionKey) -> Result<bool, StoreError> {
-        let t = table(key)?;
-        Ok(
-            sqlx::query_scalar(AssertSqlSafe(format!("SELECT EXISTS (SELECT 1 FROM {t})")))
-                .fetch_one(self.reader())
-                .await?,
-        )
+        Ok(sqlx::query_scalar(AssertSqlSafe(format!(
+            "SELECT EXISTS (SELECT 1 FROM documents WHERE set_id = {SET_OF})"
+        )))
+        .bind_key(key)
+        .fetch_one(self.reader())
+        .await?)
     }
 
     async fn get_doc(&self, key: &ProjectionKey, id: &str) -> Result<Option<String>, StoreError> {
-        let t = table(key)?;
-        let doc = sqlx::query_scalar(AssertSqlSafe(format!("SELECT body FROM {t} WHERE id = ?")))
-            .bind(id)
-            .fetch_optional(self.reader())
-            .await;
-        match doc {
-            Ok(doc) => Ok(doc),
-            // A subscription has no document table: none of its ids names a document
-            // (asked only when the read failed, so a projection's read costs nothing).
-            Err(_) if !self.has_doc_table(key).await? => Ok(None),
-            Err(e) => Err(e.into()),
-        }
+        // A subscription has no set: none of its ids names a document.
+        Ok(sqlx::query_scalar(AssertSqlSafe(format!(
+            "SELECT body FROM documents WHERE set_id = {SET_OF} AND id = ?"
+        )))
+        .bind_key(key)
+        .bind(id)
+        .fetch_optional(self.reader())
+        .await?)
     }
 
     async fn commit_page(&self, key: &ProjectionKey, page: &PageCommit) -> Result<(), StoreError> {
-        let t = table(key)?;
         let position = page.position;
-        let puts: Vec<(&str, &str)> = page
-            .writes
-            .iter()
-            .filter_map(|w| match w {
-                DocWrite::Put { id, body } => Some((id.as_str(), body.as_str())),
-                DocWrite::Delete { .. } => None,
-            })
-            .collect();
-        let deletes: Vec<&str> = page
-            .writes
-            .iter()
-            .filter_map(|w| match w {
-                DocWrite::Delete { id } => Some(id.as_str()),
-                DocWrite::Put { .. } => None,
-            })
-            .collect();
         let mut tx = self.writer().begin().await?;
-        for chunk in puts.chunks(ID_CHUNK) {
-            let mut qb: QueryBuilder<Sqlite> =
-                QueryBuilder::new(format!("INSERT INTO {t} (id, body, updated_seq) "));
-            qb.push_values(chunk, |mut row, (id, body)| {
-                row.push_bind(*id).push_bind(*body).push_bind(position);
-            });
-            qb.push(
-                " ON CONFLICT (id) DO UPDATE SET body = excluded.body, \
-                 updated_seq = excluded.updated_seq",
-            );
-            qb.build().execute(&mut *tx).await?;
-        }
-        for chunk in deletes.chunks(ID_CHUNK) {
-            let mut qb: QueryBuilder<Sqlite> =
-                QueryBuilder::new(format!("DELETE FROM {t} WHERE id IN "));
-            push_in_list(&mut qb, chunk);
-            qb.build().execute(&mut *tx).await?;
+        match set_of(&mut tx, key).await? {
+            Some(Some(set)) => write_docs(&mut tx, set, &page.writes, position).await?,
+            // A subscription keeps no documents: its page commits progress alone.
+            Some(None) if page.writes.is_empty() => {}
+            Some(None) => return Err(StoreError::Invalid(format!("{key} keeps no documents"))),
+            // Dropped under the caller (retired, rebuilt): nothing of it may land.
+            None => return Err(moved_on(key, position)),
         }
         if let Some(d) = &page.dead_letter {
             super::subscription::record_dead_letter(&mut tx, key, d).await?;
@@ -205,8 +164,7 @@ impl DocumentStore for SqliteStore {
             "SELECT position, events_applied, status, error, events_skipped, effects_held \
              FROM progress WHERE name = ? AND version = ?",
         )
-        .bind(&key.name)
-        .bind(key.version)
+        .bind_key(key)
         .fetch_optional(self.reader())
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("progress of {key}")))?;
@@ -234,22 +192,69 @@ impl DocumentStore for SqliteStore {
         .bind(status.as_str())
         .bind(error)
         .bind(now_micros())
-        .bind(&key.name)
-        .bind(key.version)
+        .bind_key(key)
         .execute(self.writer())
         .await?;
         Ok(())
     }
 }
 
+#[cfg(test)]
 impl SqliteStore {
-    /// Whether the version has a document table (a subscription has none).
+    /// Whether the version keeps documents (a subscription does not).
     pub(super) async fn has_doc_table(&self, key: &ProjectionKey) -> Result<bool, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?)",
-        )
-        .bind(key.doc_table())
-        .fetch_one(self.reader())
-        .await?)
+        Ok(matches!(
+            set_of(&mut *self.reader().acquire().await?, key).await?,
+            Some(Some(_))
+        ))
     }
+}
+
+/// `<head> FROM documents WHERE set_id = <set> AND id IN (<ids>)`.
+fn in_set<'a>(head: &str, set: i64, ids: &'a [&'a str]) -> QueryBuilder<Sqlite> {
+    let mut qb = QueryBuilder::new(head);
+    qb.push(" FROM documents WHERE set_id = ")
+        .push_bind(set)
+        .push(" AND id IN ");
+    push_in_list(&mut qb, ids);
+    qb
+}
+
+/// Puts and deletes a page's documents in `set`, inside the page's transaction.
+async fn write_docs(
+    conn: &mut SqliteConnection,
+    set: i64,
+    writes: &[DocWrite],
+    position: Position,
+) -> Result<(), StoreError> {
+    let (mut puts, mut deletes) = (Vec::new(), Vec::new());
+    for w in writes {
+        match w {
+            DocWrite::Put { id, body } => puts.push((id.as_str(), body.as_str())),
+            DocWrite::Delete { id } => deletes.push(id.as_str()),
+        }
+    }
+    for chunk in puts.chunks(ID_CHUNK) {
+        let mut qb: QueryBuilder<Sqlite> =
+            QueryBuilder::new("INSERT INTO documents (set_id, id, body, size, updated_seq) ");
+        qb.push_values(chunk, |mut row, (id, body)| {
+            row.push_bind(set)
+                .push_bind(*id)
+                .push_bind(*body)
+                .push_bind(i64::try_from(body.len()).unwrap_or(i64::MAX))
+                .push_bind(position);
+        });
+        qb.push(
+            " ON CONFLICT (set_id, id) DO UPDATE SET body = excluded.body, \
+             size = excluded.size, updated_seq = excluded.updated_seq",
+        );
+        qb.build().execute(&mut *conn).await?;
+    }
+    for chunk in deletes.chunks(ID_CHUNK) {
+        in_set("DELETE", set, chunk)
+            .build()
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
 }

@@ -9,7 +9,8 @@ use super::{
     to_u64, validate,
 };
 use crate::store::{
-    AppendRequest, AppendResult, EventStore, Page, Position, RecordedEvent, StoreError, StreamId,
+    AppendRequest, AppendResult, EventStore, Page, Position, ReadBudget, RecordedEvent, StoreError,
+    StreamId,
 };
 
 /// Sequences per `IN (...)` list.
@@ -64,8 +65,7 @@ impl EventStore for SqliteStore {
         &self,
         after: Position,
         types: Option<&[String]>,
-        limit: usize,
-        max_bytes: usize,
+        budget: ReadBudget,
     ) -> Result<Page, StoreError> {
         let mut tx = self.reader.begin().await?;
         let head: Position = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM events")
@@ -77,7 +77,7 @@ impl EventStore for SqliteStore {
             types,
             stream: None,
         };
-        let page = reads::page_in(&mut tx, scan, limit, max_bytes).await?;
+        let page = reads::page_in(&mut tx, scan, budget.events, budget.bytes).await?;
         tx.commit().await?;
         let events = page.events;
         // A short page means every event up to the head was examined.

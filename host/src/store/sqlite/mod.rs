@@ -2,11 +2,15 @@
 //! commits land in sequence order) and a pool of readers.
 //!
 //! This file opens the database (pools, migrations) and tracks the head; appends
-//! are in `append`, the event store in `events`, documents in `docs`, progress in
-//! `progress`, and conversions (rows, integers, sqlx errors) in `convert`.
+//! are in `append`, the event store in `events`, documents in `docs` (their sets,
+//! one per version, in `doc_sets`), progress in `progress`, and conversions (rows,
+//! integers, sqlx errors) in `convert`.
 
 mod append;
 mod convert;
+mod doc_sets;
+#[cfg(test)]
+mod doc_sets_tests;
 mod docs;
 mod events;
 mod progress;
@@ -47,6 +51,8 @@ pub struct SqliteStore {
     type_heads: std::sync::Arc<std::sync::RwLock<TypeHeads>>,
     /// Largest event (data and metadata, in bytes) an append or an emit may carry.
     max_event_bytes: usize,
+    /// Wakes the background purge of dropped document sets.
+    purge: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl SqliteStore {
@@ -68,6 +74,7 @@ impl SqliteStore {
             .connect_with(options.clone())
             .await?;
         sqlx::migrate!("../migrations/sqlite").run(&writer).await?;
+        doc_sets::adopt_legacy_tables(&writer).await?;
         // A whole page crosses from sqlx's worker thread in one go instead of 50 rows
         // at a time (each hand-off is a thread wake-up).
         let reader = SqlitePoolOptions::new()
@@ -80,7 +87,10 @@ impl SqliteStore {
             head: watch::channel(0).0,
             type_heads: Default::default(),
             max_event_bytes: super::DEFAULT_MAX_EVENT_BYTES,
+            purge: Default::default(),
         };
+        // Sets dropped before a restart are purged now.
+        doc_sets::spawn_purger(store.writer.clone(), store.purge.clone());
         let head = store.head().await?;
         store.write_type_heads().since = head;
         store.head.send_replace(head);
@@ -96,6 +106,11 @@ impl SqliteStore {
     /// The largest event an append or an emit may carry, in bytes.
     pub fn max_event_bytes(&self) -> usize {
         self.max_event_bytes
+    }
+
+    /// Wakes the purge of dropped document sets (after the drop is committed).
+    pub(super) fn purge_dropped_sets(&self) {
+        self.purge.notify_one();
     }
 
     pub(crate) fn writer(&self) -> &SqlitePool {
@@ -191,5 +206,7 @@ impl Store for SqliteStore {
     async fn close(&self) {
         self.reader.close().await;
         self.writer.close().await;
+        // The purger sees the closed pool and ends.
+        self.purge.notify_one();
     }
 }

@@ -3,6 +3,7 @@
 
 use crate::store::{Position, ProjectionKey, StoreError, now_micros};
 
+use super::convert::BindKey;
 use super::to_i64;
 
 /// Creates a version's progress row (at the start) inside the caller's transaction,
@@ -15,28 +16,25 @@ pub(super) async fn insert_progress(
         "INSERT INTO progress (name, version, updated_at) VALUES (?, ?, ?) \
          ON CONFLICT (name, version) DO NOTHING",
     )
-    .bind(&key.name)
-    .bind(key.version)
+    .bind_key(key)
     .bind(now_micros())
     .execute(conn)
     .await?;
     Ok(())
 }
 
-/// Deletes a version's progress and dead letters inside the caller's transaction.
+/// Deletes a version's progress and dead letters inside the caller's transaction,
+/// dropping its document set (purged later: call `purge_dropped_sets` after commit).
 pub(super) async fn delete_version_rows(
     conn: &mut sqlx::SqliteConnection,
     key: &ProjectionKey,
 ) -> Result<(), StoreError> {
+    super::doc_sets::drop_set(&mut *conn, key).await?;
     for sql in [
         "DELETE FROM progress WHERE name = ? AND version = ?",
         "DELETE FROM dead_letters WHERE name = ? AND version = ?",
     ] {
-        sqlx::query(sql)
-            .bind(&key.name)
-            .bind(key.version)
-            .execute(&mut *conn)
-            .await?;
+        sqlx::query(sql).bind_key(key).execute(&mut *conn).await?;
     }
     Ok(())
 }
@@ -63,17 +61,22 @@ pub(super) async fn advance_progress(
     .bind(to_i64(skipped)?)
     .bind(to_i64(held)?)
     .bind(now_micros())
-    .bind(&key.name)
-    .bind(key.version)
+    .bind_key(key)
     .bind(position)
     .execute(conn)
     .await?;
     if updated.rows_affected() != 1 {
-        return Err(StoreError::Conflict {
-            stream: format!("progress of {key}"),
-            current: 0,
-            expected: format!("position <= {position}"),
-        });
+        return Err(moved_on(key, position));
     }
     Ok(())
+}
+
+/// A commit's error when the version's progress is past `position` or gone
+/// (someone else moved it on, or it was dropped under the caller).
+pub(super) fn moved_on(key: &ProjectionKey, position: Position) -> StoreError {
+    StoreError::Conflict {
+        stream: format!("progress of {key}"),
+        current: 0,
+        expected: format!("position <= {position}"),
+    }
 }

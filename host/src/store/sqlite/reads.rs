@@ -5,9 +5,10 @@
 use sqlx::sqlite::SqliteConnection;
 use sqlx::{AssertSqlSafe, QueryBuilder, Sqlite};
 
+use super::convert::BindKey;
 use super::{EVENT_COLUMNS, SqliteStore, event_from_row, push_in_list, to_i64, to_u64};
 use crate::store::{
-    DEFAULT_PAGE_BYTES, DocRead, MAX_STREAM_PAGE_BYTES, Position, ProjectionKey, ReadBudget,
+    DEFAULT_PAGE_BYTES, DocRead, Later, MAX_STREAM_PAGE_BYTES, Position, ProjectionKey, ReadBudget,
     RecordedEvent, StoreError, StreamId,
 };
 
@@ -176,22 +177,23 @@ pub(super) async fn read_within(
 pub(super) async fn position_and_doc(
     conn: &mut SqliteConnection,
     key: &ProjectionKey,
-    table: &str,
     id: &str,
 ) -> Result<(Position, Option<String>), StoreError> {
-    let position: Position =
-        sqlx::query_scalar("SELECT position FROM progress WHERE name = ? AND version = ?")
-            .bind(&key.name)
-            .bind(key.version)
+    let (position, set): (Position, Option<i64>) =
+        sqlx::query_as("SELECT position, doc_set FROM progress WHERE name = ? AND version = ?")
+            .bind_key(key)
             .fetch_optional(&mut *conn)
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("progress of {key}")))?;
-    let doc: Option<String> = sqlx::query_scalar(AssertSqlSafe(format!(
-        "SELECT body FROM {table} WHERE id = ?"
-    )))
-    .bind(id)
-    .fetch_optional(&mut *conn)
-    .await?;
+    let Some(set) = set else {
+        return Ok((position, None));
+    };
+    let doc: Option<String> =
+        sqlx::query_scalar("SELECT body FROM documents WHERE set_id = ? AND id = ?")
+            .bind(set)
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?;
     Ok((position, doc))
 }
 
@@ -259,23 +261,21 @@ impl SqliteStore {
     pub(super) async fn read_doc_and_later(
         &self,
         key: &ProjectionKey,
-        table: &str,
         id: &str,
-        types: &[String],
-        budget: ReadBudget,
+        later: Later<'_>,
     ) -> Result<DocRead, StoreError> {
         let mut tx = self.reader().begin().await?;
-        let (position, doc) = position_and_doc(&mut tx, key, table, id).await?;
+        let (position, doc) = position_and_doc(&mut tx, key, id).await?;
         let head: Position = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM events")
             .fetch_one(&mut *tx)
             .await?;
         let scan = Scan {
             after: position,
             upto: Some(head),
-            types: Some(types),
+            types: Some(later.types),
             stream: None,
         };
-        let later = read_within(&mut tx, scan, budget).await?;
+        let later = read_within(&mut tx, scan, later.budget).await?;
         // Ends the transaction (and frees the connection) before any guest call.
         tx.commit().await?;
         Ok(DocRead {

@@ -5,6 +5,7 @@ use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
 use super::SqliteStore;
+use super::convert::BindKey;
 use crate::store::{ComponentRecord, Components, ProjectionKey, Registry, StoreError};
 
 /// The registry's columns, in the order [`record`] reads them.
@@ -43,8 +44,7 @@ impl Registry for SqliteStore {
         for (key, state) in changes {
             sqlx::query("UPDATE components SET state = ? WHERE name = ? AND version = ?")
                 .bind(*state)
-                .bind(&key.name)
-                .bind(key.version)
+                .bind_key(key)
                 .execute(&mut *tx)
                 .await?;
         }

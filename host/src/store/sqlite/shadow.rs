@@ -1,40 +1,29 @@
 //! SQLite: swapping a candidate's shadow tables in (see [`crate::store::shadow`]).
 
-use async_trait::async_trait;
-use sqlx::AssertSqlSafe;
-
 use super::SqliteStore;
-use super::docs::table;
+use super::convert::BindKey;
 use crate::store::shadow::ShadowStore;
 use crate::store::{ComponentRecord, StoreError};
+use async_trait::async_trait;
 
 #[async_trait]
 impl ShadowStore for SqliteStore {
     async fn swap_shadow(&self, rec: &ComponentRecord) -> Result<(), StoreError> {
         let (real, shadow) = (&rec.key, rec.key.shadow());
-        let (real_table, shadow_table) = (table(real)?, table(&shadow)?);
-        // The name after RENAME TO is an identifier: the same quoted form.
         let types = serde_json::to_string(&rec.event_types)
             .map_err(|e| StoreError::Invalid(format!("event types: {e}")))?;
         let mut tx = self.writer().begin().await?;
         let has_shadow: bool = sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM progress WHERE name = ? AND version = ?)",
         )
-        .bind(&shadow.name)
-        .bind(shadow.version)
+        .bind_key(&shadow)
         .fetch_one(&mut *tx)
         .await?;
         if !has_shadow {
             return Err(StoreError::NotFound(format!("shadow of {real}")));
         }
-        sqlx::query(AssertSqlSafe(format!("DROP TABLE IF EXISTS {real_table}")))
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(AssertSqlSafe(format!(
-            "ALTER TABLE {shadow_table} RENAME TO {real_table}"
-        )))
-        .execute(&mut *tx)
-        .await?;
+        // The real version's set is dropped with its progress; the shadow's progress
+        // row, renamed, brings the shadow's set along.
         super::progress::delete_version_rows(&mut tx, real).await?;
         for sql in [
             "UPDATE progress SET name = ? WHERE name = ? AND version = ?",
@@ -42,8 +31,7 @@ impl ShadowStore for SqliteStore {
         ] {
             sqlx::query(sql)
                 .bind(&real.name)
-                .bind(&shadow.name)
-                .bind(real.version)
+                .bind_key(&shadow)
                 .execute(&mut *tx)
                 .await?;
         }
@@ -55,14 +43,14 @@ impl ShadowStore for SqliteStore {
         .bind(types)
         .bind(rec.deployed_at)
         .bind(&rec.kind)
-        .bind(&real.name)
-        .bind(real.version)
+        .bind_key(real)
         .execute(&mut *tx)
         .await?;
         if updated.rows_affected() != 1 {
             return Err(StoreError::NotFound(format!("component {real}")));
         }
         tx.commit().await?;
+        self.purge_dropped_sets();
         Ok(())
     }
 }

@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 use sqlx::{QueryBuilder, Row, Sqlite};
 
+use super::convert::BindKey;
 use super::progress::advance_progress;
 use super::{SqliteStore, append_in, to_i64, to_u64, validate};
 use crate::store::subscription::{
@@ -90,8 +91,7 @@ impl SubscriptionStore for SqliteStore {
              ON CONFLICT (name, version) DO UPDATE \
              SET position = MAX(position, excluded.position)",
         )
-        .bind(&key.name)
-        .bind(key.version)
+        .bind_key(key)
         .bind(p.position)
         .execute(&mut *tx)
         .await?;
@@ -188,16 +188,14 @@ impl SubscriptionStore for SqliteStore {
                COALESCE(SUM(gave_up_at IS NOT NULL), 0) \
              FROM outbox WHERE name = ? AND version = ?",
         )
-        .bind(&key.name)
-        .bind(key.version)
+        .bind_key(key)
         .fetch_one(self.reader())
         .await?;
         let last_error: Option<String> = sqlx::query_scalar(
             "SELECT last_error FROM outbox WHERE name = ? AND version = ? \
              AND delivered_at IS NULL AND last_error IS NOT NULL ORDER BY seq DESC LIMIT 1",
         )
-        .bind(&key.name)
-        .bind(key.version)
+        .bind_key(key)
         .fetch_optional(self.reader())
         .await?;
         Ok(OutboxCounts {
@@ -211,8 +209,7 @@ impl SubscriptionStore for SqliteStore {
     async fn dead_letter_count(&self, key: &ProjectionKey) -> Result<u64, StoreError> {
         let n: i64 =
             sqlx::query_scalar("SELECT COUNT(*) FROM dead_letters WHERE name = ? AND version = ?")
-                .bind(&key.name)
-                .bind(key.version)
+                .bind_key(key)
                 .fetch_one(self.reader())
                 .await?;
         to_u64(n, "dead letter count")
@@ -228,8 +225,7 @@ impl SubscriptionStore for SqliteStore {
             "SELECT sequence, error FROM dead_letters WHERE name = ? AND version = ? \
              AND sequence > ? ORDER BY sequence LIMIT ?",
         )
-        .bind(&key.name)
-        .bind(key.version)
+        .bind_key(key)
         .bind(after)
         .bind(to_i64(limit.max(1) as u64)?)
         .fetch_all(self.reader())
@@ -258,8 +254,7 @@ impl SubscriptionStore for SqliteStore {
         )
         .bind(position)
         .bind(now_micros())
-        .bind(&key.name)
-        .bind(key.version)
+        .bind_key(key)
         .execute(&mut *tx)
         .await?;
         if done.rows_affected() == 0 {
@@ -271,8 +266,7 @@ impl SubscriptionStore for SqliteStore {
                  WHERE name = ? AND version = ?",
             )
             .bind(position)
-            .bind(&key.name)
-            .bind(key.version)
+            .bind_key(key)
             .execute(&mut *tx)
             .await?;
         }
@@ -284,8 +278,7 @@ impl SubscriptionStore for SqliteStore {
         let position: Option<i64> = sqlx::query_scalar(
             "SELECT position FROM effects_high_water WHERE name = ? AND version = ?",
         )
-        .bind(&key.name)
-        .bind(key.version)
+        .bind_key(key)
         .fetch_optional(self.reader())
         .await?;
         Ok(position.unwrap_or(0))
@@ -302,8 +295,7 @@ pub(super) async fn record_dead_letter(
         "INSERT INTO dead_letters (name, version, sequence, error, created_at) \
          VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET error = excluded.error",
     )
-    .bind(&key.name)
-    .bind(key.version)
+    .bind_key(key)
     .bind(d.sequence)
     .bind(&d.error)
     .bind(now_micros())

@@ -140,21 +140,51 @@ async fn pages_stop_at_their_byte_budget_and_a_big_event_goes_alone() {
     for n in [98, 98, 4_998, 98, 98] {
         s.append(sized(n)).await.expect("append");
     }
-    let page = s.read_page_within(0, None, 10, 300).await.expect("page");
+    let page = s
+        .read_page_within(
+            0,
+            None,
+            crate::store::ReadBudget {
+                events: 10,
+                bytes: 300,
+            },
+        )
+        .await
+        .expect("page");
     let seqs: Vec<i64> = page.events.iter().map(|e| e.sequence).collect();
     assert_eq!(
         (seqs, page.scanned_to),
         (vec![1, 2], 2),
         "cut before the big one"
     );
-    let page = s.read_page_within(2, None, 10, 300).await.expect("page");
+    let page = s
+        .read_page_within(
+            2,
+            None,
+            crate::store::ReadBudget {
+                events: 10,
+                bytes: 300,
+            },
+        )
+        .await
+        .expect("page");
     let seqs: Vec<i64> = page.events.iter().map(|e| e.sequence).collect();
     assert_eq!(
         (seqs, page.scanned_to),
         (vec![3], 3),
         "a big event goes alone"
     );
-    let page = s.read_page_within(3, None, 10, 300).await.expect("page");
+    let page = s
+        .read_page_within(
+            3,
+            None,
+            crate::store::ReadBudget {
+                events: 10,
+                bytes: 300,
+            },
+        )
+        .await
+        .expect("page");
     let seqs: Vec<i64> = page.events.iter().map(|e| e.sequence).collect();
     assert_eq!((seqs, page.scanned_to), (vec![4, 5], 5), "the rest fits");
     let got = s.read_events(&[5, 1, 99], 1 << 20).await.expect("events");

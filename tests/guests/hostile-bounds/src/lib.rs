@@ -8,6 +8,9 @@
 //! - `BigError`: `apply` returns a 10 MiB error full of newlines and escapes.
 //! - `LogFlood`: `slice` writes 100,000 log lines of 200 bytes, then goes on.
 //! - `Forge`: `slice` logs a line whose second half looks like a daemon error.
+//! - `Grow`: the document `g-<stream>` becomes 200 KB of padding.
+//! - `Gather`: `slice` names the documents of `Grow` streams `grow-0` to `grow-63`
+//!   (whatever their size), and `apply` keeps them as they are.
 //! - anything else (`Fine`): the event's stream is its document, a count.
 
 #[cfg(target_arch = "wasm32")]
@@ -37,6 +40,8 @@ mod export {
                     "BigError",
                     "LogFlood",
                     "Forge",
+                    "Grow",
+                    "Gather",
                     "Fine",
                 ]
                 .map(String::from)
@@ -69,6 +74,14 @@ mod export {
                         doc_id: format!("e{}-d{d}", e.sequence),
                         events: vec![i],
                     })),
+                    "Grow" => out.push(DocSlice {
+                        doc_id: format!("g-{}", e.stream_id),
+                        events: vec![i],
+                    }),
+                    "Gather" => out.extend((0..64).map(|k| DocSlice {
+                        doc_id: format!("g-grow-{k}"),
+                        events: vec![i],
+                    })),
                     "LogFlood" => {
                         let line = "flood ".repeat(34);
                         for n in 0..100_000 {
@@ -99,6 +112,17 @@ mod export {
                         message,
                         event_sequence: Some(e.sequence),
                     });
+                }
+                if d.events.iter().any(|e| e.event_type == "Gather") {
+                    out.push(DocChange::Keep);
+                    continue;
+                }
+                if d.events.iter().any(|e| e.event_type == "Grow") {
+                    out.push(DocChange::Put(format!(
+                        "{{\"pad\":\"{}\"}}",
+                        "x".repeat(200_000)
+                    )));
+                    continue;
                 }
                 let before: u64 = d
                     .state
