@@ -82,7 +82,7 @@ impl SubscriptionAgent {
             let read = self
                 .env
                 .store
-                .read_page_within(
+                .read_page(
                     position,
                     Some(&self.event_types),
                     ReadBudget {

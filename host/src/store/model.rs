@@ -275,6 +275,16 @@ pub struct ReadBudget {
     pub bytes: usize,
 }
 
+impl ReadBudget {
+    /// A page of up to `events` events within [`super::DEFAULT_PAGE_BYTES`].
+    pub fn page(events: usize) -> Self {
+        Self {
+            events,
+            bytes: super::DEFAULT_PAGE_BYTES,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

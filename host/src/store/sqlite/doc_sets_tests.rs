@@ -175,15 +175,23 @@ async fn a_budgeted_load_reads_nothing_past_its_bytes() {
     let k = key("sized");
     s.prepare_projection(&k).await.expect("prepare");
     // 1,000 documents of 7 bytes ({"i":0} .. {"i":9}) and 8 bytes, over two id chunks.
-    s.commit_page(&k, &puts("d", 1_000, 1)).await.expect("commit");
+    s.commit_page(&k, &puts("d", 1_000, 1))
+        .await
+        .expect("commit");
     let ids: Vec<String> = (0..1_000).map(|i| format!("d{i}")).collect();
     let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
     let bytes = 10 * 7 + 90 * 8 + 900 * 9;
     let all = s.load_docs_within(&k, &refs, bytes).await.expect("load");
     assert_eq!(all.map(|d| d.len()), Some(1_000));
-    let over = s.load_docs_within(&k, &refs, bytes - 1).await.expect("load");
+    let over = s
+        .load_docs_within(&k, &refs, bytes - 1)
+        .await
+        .expect("load");
     assert!(over.is_none(), "one byte past the budget reads nothing");
     // Missing documents cost nothing.
-    let some = s.load_docs_within(&k, &["d1", "nope"], 7).await.expect("load");
+    let some = s
+        .load_docs_within(&k, &["d1", "nope"], 7)
+        .await
+        .expect("load");
     assert_eq!(some.map(|d| d.len()), Some(1));
 }
