@@ -3,7 +3,8 @@
 use super::*;
 use crate::store::{AppendRequest, ExpectedVersion, NewEvent, ReadBudget, StreamId};
 
-async fn store() -> (tempfile::TempDir, SqliteStore) {
+/// A store in a new file of its own (kept while the directory lives).
+pub(super) async fn store() -> (tempfile::TempDir, SqliteStore) {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = SqliteStore::open(&dir.path().join("t.db"))
         .await
