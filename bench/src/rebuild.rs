@@ -10,7 +10,7 @@ use incident_details::IncidentDetailsProjection;
 use refract::daemon::{DEFAULT_PAGE_SIZE, Daemon};
 use refract::runtime::{LoadedComponent, Runtime};
 use refract::store::sqlite::SqliteStore;
-use refract::store::{DocumentStore, EventStore, ProjectionKey, RunStatus, Store};
+use refract::store::{DocumentStore, EventStore, ProjectionKey, ReadBudget, RunStatus, Store};
 use serde_json::Value;
 
 use crate::capture::Capture;
@@ -172,7 +172,7 @@ async fn raw_scan(store: &SqliteStore, types: &[String], head: i64) -> anyhow::R
     let (mut after, mut seen) = (0, 0usize);
     while after < head {
         let page = store
-            .read_page(after, Some(types), DEFAULT_PAGE_SIZE)
+            .read_page(after, Some(types), ReadBudget::page(DEFAULT_PAGE_SIZE))
             .await?;
         ensure!(
             page.scanned_to > after,

@@ -5,7 +5,8 @@
 //! there only), [`runtime`] (wasmtime; knows nothing of SQL), [`daemon`] (agents that
 //! join the two), [`deploy`] (the registry of components), [`service`] (the one
 //! service type), [`api`] (HTTP) and [`cli`]. Under them all, [`identity`] holds the
-//! rules for names, ids, tenants and expected versions, importing nothing.
+//! rules for names, ids, tenants and expected versions, and [`event`] the one event
+//! record the store and the runtime share, both importing nothing.
 
 pub mod api;
 pub mod cli;
@@ -13,6 +14,7 @@ pub mod config;
 mod config_bounds;
 pub mod daemon;
 pub mod deploy;
+pub mod event;
 pub mod identity;
 pub mod outbox;
 pub mod rate;

@@ -209,7 +209,7 @@ impl Agent {
                 skipped: skipped(position, &page),
                 ..Default::default()
             };
-            let events = Arc::new(super::to_events(page.events));
+            let events = Arc::new(page.events);
             match self.project(events.clone(), commit).await {
                 Ok(()) => {
                     self.limit = (self.limit * 2).min(self.budget.events);
@@ -315,7 +315,7 @@ impl Agent {
         let (streams, turns) = (self.streams.clone(), self.turns.clone());
         self.ahead = Some(ReadAhead(tokio::spawn(async move {
             let _turn = turns.read().await;
-            let page = store.read_page_within(after, Some(&types), budget).await?;
+            let page = store.read_page(after, Some(&types), budget).await?;
             Ok(readable(page, &streams))
         })));
     }
@@ -324,7 +324,7 @@ impl Agent {
         let _turn = self.turns.read().await;
         let page = self
             .store
-            .read_page_within(after, Some(&self.event_types), self.read_budget())
+            .read_page(after, Some(&self.event_types), self.read_budget())
             .await?;
         Ok(readable(page, &self.streams))
     }

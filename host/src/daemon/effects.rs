@@ -15,7 +15,7 @@ mod read;
 
 use super::emit_budget::EmitTally;
 use crate::outbox::Grants;
-use crate::runtime::{EmittedEvent, Event, SubscriberHost};
+use crate::runtime::{Emit, Event, SubscriberHost};
 use crate::store::subscription::NewMessage;
 use crate::store::{AppendRequest, ExpectedVersion, NewEvent, Store, StoreError, StreamId};
 
@@ -123,13 +123,13 @@ impl PageEffects {
 }
 
 impl SubscriberHost for PageEffects {
-    fn emit(
-        &mut self,
-        stream: String,
-        expected: ExpectedVersion,
-        events: Vec<EmittedEvent>,
-        idempotency_key: Option<String>,
-    ) -> Result<u64, String> {
+    fn emit(&mut self, emit: Emit) -> Result<u64, String> {
+        let Emit {
+            stream,
+            expected,
+            events,
+            idempotency_key,
+        } = emit;
         if let Some(why) = &self.gathered().over_budget {
             return Err(why.clone());
         }
@@ -240,8 +240,7 @@ impl SubscriberHost for PageEffects {
     }
 
     fn read_stream(&mut self, stream: String) -> Result<(u64, Vec<Event>), String> {
-        let (version, events) = self.read_whole(stream)?;
-        Ok((version, super::to_events(events)))
+        self.read_whole(stream)
     }
 
     fn read_stream_page(
@@ -251,7 +250,6 @@ impl SubscriberHost for PageEffects {
         limit: u32,
     ) -> Result<(u64, Vec<Event>), String> {
         self.read_window(stream, from_version, limit)
-            .map(|(version, events)| (version, super::to_events(events)))
     }
 
     fn send(&mut self, url: String, body: String, key: String) -> Result<(), String> {

@@ -30,7 +30,6 @@ pub use counters::{LimitHits, Metrics};
 pub use emit_budget::EmitBudget;
 pub use page::Replayed;
 pub use projector::PageProjector;
-pub(crate) use projector::to_events;
 use running::Running;
 pub use shared::{ErrorPolicy, OnError};
 

@@ -225,7 +225,6 @@ impl Agent {
                 .store
                 .read_events(&want, self.budget.bytes)
                 .await
-                .map(super::to_events)
                 .map_err(|e| e.to_string())?;
             let Some(last) = events.last().map(|e| e.sequence) else {
                 // Their events are gone: nothing to apply.

@@ -1,32 +1,11 @@
 //! What an agent drives: something that slices and applies pages. The wasm [`Guest`]
 //! is the product's; benchmarks plug native code in to measure the sandbox's cost.
-//! Also where the store meets the runtime: the store's records become the runtime's
-//! [`Event`]s here, their fields moved.
+//! The store's records are the runtime's [`Event`]s (the crate's one event record):
+//! a page read goes to the guest as it is.
 
-use crate::runtime::{DocChange, DocInput, Event, Guest, InstanceSlots, RuntimeError, Slice, Slot};
-use crate::store::RecordedEvent;
-
-/// The store's record as the runtime's event: every field moved, nothing copied.
-impl From<RecordedEvent> for Event {
-    fn from(e: RecordedEvent) -> Self {
-        Self {
-            sequence: e.sequence,
-            stream_id: e.stream_id,
-            stream_version: e.stream_version,
-            event_type: e.event_type,
-            data: e.data,
-            metadata: e.metadata,
-            tenant: e.tenant,
-            timestamp: e.timestamp,
-        }
-    }
-}
-
-/// A page of the store's records as the runtime's events: one move per event (the
-/// two have one layout, so the standard library reuses the buffer in place).
-pub(crate) fn to_events(page: Vec<RecordedEvent>) -> Vec<Event> {
-    page.into_iter().map(Event::from).collect()
-}
+use crate::runtime::{
+    DocChange, DocInput, Event, Guest, InstanceSlots, RuntimeError, Slice, Slot, Slotted,
+};
 
 /// Projects pages of events: which documents each event touches, then their new state.
 pub trait PageProjector: Send + 'static {
@@ -83,11 +62,11 @@ impl PageProjector for Guest {
     }
 
     fn admit(&mut self, slot: Slot) {
-        Guest::admit(self, slot);
+        Slotted::admit(self, slot);
     }
 
     fn release(&mut self) {
-        Guest::release(self);
+        Slotted::release(self);
     }
 }
 

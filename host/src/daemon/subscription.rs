@@ -19,7 +19,7 @@ use super::effects::{EffectsEnv, PageEffects};
 use super::shared::{BACKOFF, blame, readable, skipped};
 use crate::outbox::OutboxWaker;
 use crate::retry::{Blame, Idle, Retry, Verdict, Woke, sleep_or_stop};
-use crate::runtime::{Event, RuntimeError, Subscriber};
+use crate::runtime::{Event, RuntimeError, Slotted, Subscriber};
 use crate::store::subscription::HandledPage;
 use crate::store::{Position, ProjectionKey, ReadBudget, Store, StoreError};
 
@@ -82,7 +82,7 @@ impl SubscriptionAgent {
             let read = self
                 .env
                 .store
-                .read_page_within(
+                .read_page(
                     position,
                     Some(&self.event_types),
                     ReadBudget {
@@ -130,12 +130,16 @@ impl SubscriptionAgent {
             }
             let held = self.is_standby() || first.is_some_and(|f| f <= hold_until);
             // Shared, not copied: a failed page may still be needed by `give_up`.
-            let events: Arc<[Event]> = super::to_events(page.events).into();
+            let events: Arc<[Event]> = page.events.into();
             let result = self
                 .handle(events.clone(), held, page.scanned_to, skipped)
                 .await;
             let failed = match result {
                 Ok(done) if !self.wait_for_rate(&done).await => continue,
+                // Promoted over while the page was handled (a guest call may take its
+                // whole deadline): its effects are the new live version's now, so
+                // the page is handled again, held.
+                Ok(_) if !held && self.is_standby() => continue,
                 Ok(done) => match self.commit(&done).await {
                     Ok(()) => {
                         position = page.scanned_to;

@@ -7,8 +7,8 @@
 use wasmtime::AsContextMut;
 use wasmtime::component::{ComponentType, Func, Instance, Lift, Lower};
 
-use super::event::Event;
 use super::types::{DocChange, DocInput, Slice};
+use crate::event::Event;
 
 /// A guest's own error (WIT `guest-error`), as it returned it.
 #[derive(ComponentType, Lift)]

@@ -13,14 +13,14 @@ use wasmtime::component::Instance;
 
 use super::calls::{GuestFailure, PageCalls};
 use super::error::{Limit, RuntimeError};
-use super::event::Event;
 use super::limits::{DEFAULT_PAGE_SIZE, Limits};
 use super::loaded::LoadedComponent;
-use super::sandbox::{Sandbox, Spot};
-use super::slots::{InstanceSlots, Slot};
+use super::sandbox::{Sandbox, Sandboxed, Spot};
+use super::slots::InstanceSlots;
 use super::state::HostState;
 use super::types::{DESCRIBE_FUEL, Descriptor, DocChange, DocInput, Slice, slice_by_stream};
 use super::versions::{Projector, ProjectorPre};
+use crate::event::Event;
 use crate::identity::{MAX_STREAM_ID_LEN, preview};
 
 /// An instantiated component with its sandbox.
@@ -43,8 +43,16 @@ pub const DOCS_PER_EVENT: usize = 10;
 /// room for a guest's own error message (cut to 4 KiB once lifted).
 const MESSAGE_ROOM: usize = 16 << 20;
 
+impl Sandboxed for Guest {
+    type Bindings = Calls;
+
+    fn sandbox_mut(&mut self) -> &mut Sandbox<Calls> {
+        &mut self.sandbox
+    }
+}
+
 /// What an instance offers: the typed bindings (for `describe`) and the page calls.
-struct Calls {
+pub(crate) struct Calls {
     bindings: Projector,
     page: PageCalls,
 }
@@ -65,16 +73,6 @@ impl Guest {
     /// The slots its instances are made under (its team's), if budgeted.
     pub fn slots(&self) -> Option<InstanceSlots> {
         self.sandbox.slots().cloned()
-    }
-
-    /// Gives it the slot its next instance lives under.
-    pub fn admit(&mut self, slot: Slot) {
-        self.sandbox.admit(slot);
-    }
-
-    /// Drops its instance and frees the slot (the next call makes a fresh one).
-    pub fn release(&mut self) {
-        self.sandbox.release();
     }
 
     /// The same guest, what its `slice` may name capped for pages of `page_size`

@@ -9,11 +9,12 @@
 //! below, never above; within a layer, only files listed before it. Outside the
 //! runtime it imports only `identity` (the one rule for names, ids, namespaces and
 //! expected versions, shared with the store and the API: it tells which team a
-//! component's instances run for).
+//! component's instances run for) and `event` (the one event record, which the store
+//! reads and the runtime hands to guests as it is).
 //!
 //! 1. **Types and limits**, the runtime's own vocabulary, in the latest WIT
 //!    version's terms: `guest_text` (clipping what guests say), `error`
-//!    ([`RuntimeError`], [`Fault`], [`Limit`]), `event` ([`Event`]), `types` (a
+//!    ([`RuntimeError`], [`Fault`], [`Limit`]), `types` (a
 //!    projection's descriptor, slices, document changes), `subscription_types` (a
 //!    subscription's descriptor, emits, and the [`SubscriberHost`] trait the daemon
 //!    answers its imports with), `limits` ([`Limits`] and the fixed bounds on
@@ -31,7 +32,9 @@
 //!    host imports and `From` conversions into layer 1's types: `since_v1_1` and
 //!    `since_v1_0` (the projector world), `subscriber_v1_1` and `subscriber_v1_0`
 //!    (the subscriber world). 1.1.0 only adds to 1.0.0, so a 1.0.0 file binds 1.1.0's
-//!    types and imports the 1.1.0 file, never the reverse. `calls` holds the page
+//!    types and imports the 1.1.0 file, never the reverse. `bindings` holds the
+//!    macro each of them binds its world with (the bindgen options and linker entry
+//!    they share). `calls` holds the page
 //!    calls (`slice`, `apply`) every projector version shares, lowered straight from
 //!    [`Event`]s; `versions` and `subscriber_versions` pick a component's version
 //!    and dispatch to it, so nothing above names a version's generated types.
@@ -51,7 +54,6 @@
 
 // 1. Types and limits.
 mod error;
-mod event;
 pub mod guest_text;
 mod limits;
 mod subscription_types;
@@ -66,6 +68,7 @@ mod output;
 mod state;
 pub mod watchdog;
 // 3. WIT versions.
+mod bindings;
 mod calls;
 mod since_v1_0;
 mod since_v1_1;
@@ -84,16 +87,19 @@ mod subscriber;
 mod engine;
 mod load;
 
+pub use crate::event::Event;
 pub use engine::{DEFAULT_POOL_INSTANCES, MIN_STACK_BYTES, Runtime};
 pub use error::{Fault, Limit, RuntimeError};
-pub use event::Event;
 pub use guest::Guest;
 pub use limits::{DEFAULT_PAGE_SIZE, Limits};
 pub use loaded::{Compiled, Loaded, LoadedComponent, LoadedSubscription};
+pub use sandbox::Slotted;
 pub use slots::{DEFAULT_TEAM_INSTANCES, DESCRIBE_SLOTS, InstanceSlots, Slot};
 pub use subscriber::Subscriber;
 pub use subscriber_versions::{SUBSCRIPTION_EXPORT_V1_0, SUBSCRIPTION_EXPORT_V1_1};
-pub use subscription_types::{EmittedEvent, StartPosition, SubscriberHost, SubscriptionDescriptor};
+pub use subscription_types::{
+    Emit, EmittedEvent, StartPosition, SubscriberHost, SubscriptionDescriptor,
+};
 pub use types::{
     ComponentKind, Descriptor, DocChange, DocInput, DocumentMode, Slice, WitVersion,
     slice_by_stream,

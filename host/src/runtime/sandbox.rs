@@ -8,11 +8,11 @@ use wasmtime::component::{Instance, InstancePre};
 use wasmtime::{Store, StoreLimitsBuilder, Trap};
 
 use super::error::{BUSY, Limit, RuntimeError, RuntimeError as E};
-use super::event::Event;
 use super::limits::{Limits, TICK};
 use super::slots::{InstanceSlots, Slot};
 use super::state::HostState;
 use super::subscription_types::SubscriberHost;
+use crate::event::Event;
 
 /// How wasmtime's error says a guest-to-host copy went over the store's hostcall fuel
 /// (its error type is private).
@@ -40,6 +40,35 @@ impl Spot {
             last: last.sequence,
             micros: last.timestamp,
         })
+    }
+}
+
+/// A component called in a [`Sandbox`] (a projection's `Guest`, a subscription's
+/// `Subscriber`): all [`Slotted`] needs of it.
+pub(crate) trait Sandboxed {
+    /// Its instances' typed bindings.
+    type Bindings;
+    /// Its sandbox, to give a slot to or to empty.
+    fn sandbox_mut(&mut self) -> &mut Sandbox<Self::Bindings>;
+}
+
+/// How a running component's instance holds one of its team's slots: the daemon
+/// gives it a slot before a page and takes it back after, so an idle version holds
+/// no instance.
+pub trait Slotted {
+    /// Gives it the slot its next instance lives under.
+    fn admit(&mut self, slot: Slot);
+    /// Drops its instance and frees the slot (the next call makes a fresh one).
+    fn release(&mut self);
+}
+
+impl<T: Sandboxed> Slotted for T {
+    fn admit(&mut self, slot: Slot) {
+        self.sandbox_mut().admit(slot);
+    }
+
+    fn release(&mut self) {
+        self.sandbox_mut().release();
     }
 }
 

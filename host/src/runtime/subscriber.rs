@@ -5,13 +5,12 @@
 //! itself knows nothing of the store.
 
 use super::error::RuntimeError;
-use super::event::Event;
 use super::loaded::LoadedSubscription;
-use super::sandbox::{Sandbox, Spot};
-use super::slots::{InstanceSlots, Slot};
+use super::sandbox::{Sandbox, Sandboxed, Spot};
 use super::subscriber_versions::{Bindings, wit_page};
 use super::subscription_types::{SubscriberHost, SubscriptionDescriptor};
 use super::types::{DESCRIBE_FUEL, WitVersion};
+use crate::event::Event;
 
 /// A subscription instance with its sandbox, called a page at a time.
 pub struct Subscriber {
@@ -30,21 +29,6 @@ impl Subscriber {
         );
         sandbox.set_slots(loaded.slots.clone());
         Self { sandbox }
-    }
-
-    /// The slots its instances are made under (its team's), if budgeted.
-    pub fn slots(&self) -> Option<InstanceSlots> {
-        self.sandbox.slots().cloned()
-    }
-
-    /// Gives it the slot its next instance lives under.
-    pub fn admit(&mut self, slot: Slot) {
-        self.sandbox.admit(slot);
-    }
-
-    /// Drops its instance and frees the slot (the next call makes a fresh one).
-    pub fn release(&mut self) {
-        self.sandbox.release();
     }
 
     /// Asks the component (built against `version`) what it is.
@@ -70,5 +54,13 @@ impl Subscriber {
             .sandbox
             .call_with(host, "handle", spot, |store, b| b.handle(store, &events))?;
         out.map_err(|(message, event_sequence)| self.sandbox.guest_error(message, event_sequence))
+    }
+}
+
+impl Sandboxed for Subscriber {
+    type Bindings = Bindings;
+
+    fn sandbox_mut(&mut self) -> &mut Sandbox<Bindings> {
+        &mut self.sandbox
     }
 }

@@ -4,55 +4,20 @@
 //! bindings use this version's types, and the imports both versions share are
 //! written here once ([`impl_subscription_host!`]).
 
-use wasmtime::Store;
-use wasmtime::component::{HasSelf, Linker};
-
-use super::event::Event;
 use super::state::HostState;
 use super::subscription_types::{
     EmittedEvent, StartPosition, SubscriberHost, SubscriptionDescriptor,
 };
 use super::types::WitVersion;
+use crate::event::Event;
 use crate::identity::ExpectedVersion;
 
-mod bindings {
-    wasmtime::component::bindgen!({
-        world: "subscriber",
-        path: "../wit/subscription-1.1.0",
-    });
-}
-
-// `pub`: 1.0.0's bindings re-use it (the module itself is private to the runtime).
-pub use bindings::refract::subscription::types;
-pub(crate) use bindings::{Subscriber, SubscriberPre};
-
-/// The name under which a 1.1.0 subscription exports its calls.
-pub const SUBSCRIPTION_EXPORT: &str = "refract:subscription/subscription@1.1.0";
-
-/// Adds the 1.1.0 host imports to a linker.
-pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
-    Subscriber::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)
-}
-
-/// Asks a 1.1.0 instance what it is (`describe`) and how to call it
-/// (`describe-settings`).
-pub(crate) fn describe(
-    subscriber: &Subscriber,
-    store: &mut Store<HostState>,
-) -> wasmtime::Result<(types::Descriptor, types::Settings)> {
-    let calls = subscriber.refract_subscription_subscription();
-    let d = calls.call_describe(&mut *store)?;
-    Ok((d, calls.call_describe_settings(store)?))
-}
+super::bindings::bind_wit!(subscriber "1.1.0" at "../wit/subscription-1.1.0");
 
 impl SubscriptionDescriptor {
     /// The runtime's descriptor of a guest of `wit_version`, from what it said in
     /// 1.1.0's terms.
-    pub(crate) fn from_wit(
-        d: types::Descriptor,
-        settings: types::Settings,
-        wit_version: WitVersion,
-    ) -> Self {
+    pub(crate) fn from_wit((d, settings): Described, wit_version: WitVersion) -> Self {
         Self {
             name: d.name,
             version: d.version,
@@ -142,22 +107,8 @@ pub(crate) fn guest_error(e: types::GuestError) -> (String, Option<i64>) {
 
 const OUTSIDE_A_PAGE: &str = "only possible while handling a page";
 
-impl types::Host for HostState {}
-
 /// The imports both versions share, converted from the (shared) generated types.
 impl HostState {
-    pub(crate) fn sub_emit(
-        &mut self,
-        stream_id: String,
-        expected: types::ExpectedVersion,
-        events: Vec<types::NewEvent>,
-        idempotency_key: Option<String>,
-    ) -> Result<u64, String> {
-        let events = events.into_iter().map(EmittedEvent::from).collect();
-        self.page_host("emit")?
-            .emit(stream_id, expected.into(), events, idempotency_key)
-    }
-
     pub(crate) fn sub_read_stream(
         &mut self,
         stream_id: String,
@@ -195,7 +146,12 @@ macro_rules! impl_subscription_host {
                 events: Vec<$crate::runtime::subscriber_v1_1::types::NewEvent>,
                 idempotency_key: Option<String>,
             ) -> Result<u64, String> {
-                self.sub_emit(stream_id, expected, events, idempotency_key)
+                self.page_host("emit")?.emit($crate::runtime::subscription_types::Emit {
+                    stream: stream_id,
+                    expected: expected.into(),
+                    events: events.into_iter().map(Into::into).collect(),
+                    idempotency_key,
+                })
             }
 
             fn read_stream(

@@ -7,17 +7,17 @@
 use wasmtime::Store;
 use wasmtime::component::{Instance, Linker};
 
-use super::event::Event;
 use super::state::HostState;
 use super::subscription_types::SubscriptionDescriptor;
 use super::types::WitVersion;
 use super::versions::linked;
 use super::{subscriber_v1_0 as v1_0, subscriber_v1_1 as v1_1};
+use crate::event::Event;
 
 /// The name under which a 1.1.0 subscription exports its calls.
-pub const SUBSCRIPTION_EXPORT_V1_1: &str = v1_1::SUBSCRIPTION_EXPORT;
+pub const SUBSCRIPTION_EXPORT_V1_1: &str = v1_1::EXPORT;
 /// The name under which a 1.0.0 subscription exports its calls.
-pub const SUBSCRIPTION_EXPORT_V1_0: &str = v1_0::SUBSCRIPTION_EXPORT;
+pub const SUBSCRIPTION_EXPORT_V1_0: &str = v1_0::EXPORT;
 
 /// Adds the subscription host imports of every version to a linker.
 pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
@@ -73,11 +73,11 @@ impl Bindings {
         store: &mut Store<HostState>,
         version: WitVersion,
     ) -> wasmtime::Result<SubscriptionDescriptor> {
-        let (d, settings) = match self {
+        let described = match self {
             Self::V1_0(b) => v1_0::describe(b, store)?,
             Self::V1_1(b) => v1_1::describe(b, store)?,
         };
-        Ok(SubscriptionDescriptor::from_wit(d, settings, version))
+        Ok(SubscriptionDescriptor::from_wit(described, version))
     }
 
     /// `handle` of one page; the guest's own error as its message and the event

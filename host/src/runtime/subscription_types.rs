@@ -1,11 +1,11 @@
 //! The runtime's own view of what subscriptions say and ask for: the latest WIT
 //! version's shapes (older versions convert into them), and the trait by which the
 //! daemon answers a subscription's imports during one `handle` call. Bottom layer:
-//! imports only the runtime's `event` and `types`, and the identity rules' one
-//! `ExpectedVersion`.
+//! imports only the crate's `event`, the runtime's `types`, and the identity rules'
+//! one `ExpectedVersion`.
 
-use super::event::Event;
 use super::types::WitVersion;
+use crate::event::Event;
 use crate::identity::ExpectedVersion;
 
 /// Where a subscription starts when first deployed.
@@ -60,17 +60,24 @@ pub struct EmittedEvent {
     pub metadata: Option<String>,
 }
 
+/// One `emit` call: events for one stream, at the version the guest expects it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Emit {
+    /// The stream appended to.
+    pub stream: String,
+    /// The version the guest expects the stream at.
+    pub expected: ExpectedVersion,
+    /// The events, in order.
+    pub events: Vec<EmittedEvent>,
+    /// Its idempotency key, if any: an emit made before is not made again.
+    pub idempotency_key: Option<String>,
+}
+
 /// The host side of a subscription's imports for one `handle` call; the error
 /// strings go back to the guest.
 pub trait SubscriberHost: Send {
     /// Appends events as part of the page; returns the stream's new version.
-    fn emit(
-        &mut self,
-        stream: String,
-        expected: ExpectedVersion,
-        events: Vec<EmittedEvent>,
-        idempotency_key: Option<String>,
-    ) -> Result<u64, String>;
+    fn emit(&mut self, emit: Emit) -> Result<u64, String>;
 
     /// The stream's version and events, this page's emits included (refused past
     /// the host's cap on a whole-stream read).

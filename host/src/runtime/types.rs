@@ -1,6 +1,6 @@
 //! The runtime's own view of what projections say: the latest WIT version's shapes.
 //! Older WIT versions convert into these, so the daemon handles one set of types.
-//! Bottom layer: imports only the runtime's `event`.
+//! Bottom layer: imports only the crate's `event` (and the identity rules).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -8,7 +8,7 @@ use std::fmt;
 use serde::Serialize;
 use wasmtime::component::{ComponentType, Lift};
 
-use super::event::Event;
+use crate::event::Event;
 use crate::identity::{MAX_EVENT_TYPE_LEN, preview};
 
 /// What kind of component this is.

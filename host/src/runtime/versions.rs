@@ -13,8 +13,8 @@ impl WitVersion {
     /// The name under which a projection of this version exports its calls.
     pub fn projection_export(self) -> &'static str {
         match self {
-            Self::V1_0 => v1_0::PROJECTION_EXPORT,
-            Self::V1_1 => v1_1::PROJECTION_EXPORT,
+            Self::V1_0 => v1_0::EXPORT,
+            Self::V1_1 => v1_1::EXPORT,
         }
     }
 }
@@ -107,10 +107,10 @@ impl ProjectorPre {
 impl Projector {
     /// Calls `describe` and converts the answer into the runtime's descriptor.
     pub fn describe(&self, store: &mut Store<HostState>) -> wasmtime::Result<Descriptor> {
-        let ((descriptor, settings), version) = match self {
+        let (described, version) = match self {
             Self::V1_0(p) => (v1_0::describe(p, store)?, WitVersion::V1_0),
             Self::V1_1(p) => (v1_1::describe(p, store)?, WitVersion::V1_1),
         };
-        Ok(Descriptor::from_wit(descriptor, settings, version))
+        Ok(Descriptor::from_wit(described, version))
     }
 }

@@ -145,23 +145,38 @@ pub async fn run_watched<R: Send + 'static>(
 mod tests {
     use super::*;
 
+    /// The deadline of every call in these tests.
+    const DEADLINE: Duration = Duration::from_millis(100);
+
+    /// Runs `f` watched as `component`'s, its calls under [`DEADLINE`], given up
+    /// `grace_ms` past it.
+    async fn watched<R: Send + 'static>(
+        component: &str,
+        grace_ms: u64,
+        armed: bool,
+        f: impl FnOnce() -> Result<R, RuntimeError> + Send + 'static,
+    ) -> Result<R, RuntimeError> {
+        run_watched(
+            component,
+            DEADLINE,
+            Duration::from_millis(grace_ms),
+            armed,
+            f,
+        )
+        .await
+    }
+
     #[tokio::test]
     async fn a_call_stuck_on_the_host_side_is_given_up_as_the_guests_timeout() {
         let started = Instant::now();
         let (tx, rx) = std::sync::mpsc::channel::<bool>();
-        let err = run_watched(
-            "stuck@v1",
-            Duration::from_millis(100),
-            Duration::from_millis(100),
-            false,
-            move || {
-                call_started("stuck@v1", Duration::from_millis(100));
-                // Blocked where no epoch deadline reaches.
-                std::thread::sleep(Duration::from_millis(1500));
-                let _ = tx.send(call_ended());
-                Ok(())
-            },
-        )
+        let err = watched("stuck@v1", 100, false, move || {
+            call_started("stuck@v1", DEADLINE);
+            // Blocked where no epoch deadline reaches.
+            std::thread::sleep(Duration::from_millis(1500));
+            let _ = tx.send(call_ended());
+            Ok(())
+        })
         .await
         .expect_err("given up");
         assert!(started.elapsed() < Duration::from_millis(1000), "{err}");
@@ -175,40 +190,28 @@ mod tests {
 
     #[tokio::test]
     async fn a_call_waiting_for_its_turn_to_run_is_not_given_up() {
-        let out = run_watched(
-            "patient@v1",
-            Duration::from_millis(100),
-            Duration::from_millis(100),
-            false,
-            || {
-                call_started("patient@v1", Duration::from_millis(100));
-                waiting_turn(true);
-                std::thread::sleep(Duration::from_millis(800));
-                waiting_turn(false);
-                std::thread::sleep(Duration::from_millis(50));
-                Ok(call_ended())
-            },
-        )
+        let out = watched("patient@v1", 100, false, || {
+            call_started("patient@v1", DEADLINE);
+            waiting_turn(true);
+            std::thread::sleep(Duration::from_millis(800));
+            waiting_turn(false);
+            std::thread::sleep(Duration::from_millis(50));
+            Ok(call_ended())
+        })
         .await;
         assert_eq!(out.ok(), Some(false), "waited for, never abandoned");
     }
 
     #[tokio::test]
     async fn calls_within_their_deadline_are_waited_for_however_many() {
-        let out = run_watched(
-            "fine@v1",
-            Duration::from_millis(100),
-            Duration::from_millis(50),
-            true,
-            || {
-                for _ in 0..5 {
-                    call_started("fine@v1", Duration::from_millis(100));
-                    std::thread::sleep(Duration::from_millis(80));
-                    call_ended();
-                }
-                Ok(7)
-            },
-        )
+        let out = watched("fine@v1", 50, true, || {
+            for _ in 0..5 {
+                call_started("fine@v1", DEADLINE);
+                std::thread::sleep(Duration::from_millis(80));
+                call_ended();
+            }
+            Ok(7)
+        })
         .await;
         assert_eq!(out.ok(), Some(7));
     }

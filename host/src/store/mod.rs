@@ -101,26 +101,11 @@ pub trait EventStore: Send + Sync {
         limit: usize,
     ) -> Result<(u64, Vec<RecordedEvent>), StoreError>;
 
-    /// Up to `limit` events after `after` whose type is in `types` (all if `None`),
-    /// within [`DEFAULT_PAGE_BYTES`].
-    async fn read_page(
-        &self,
-        after: Position,
-        types: Option<&[String]>,
-        limit: usize,
-    ) -> Result<Page, StoreError> {
-        let budget = ReadBudget {
-            events: limit,
-            bytes: DEFAULT_PAGE_BYTES,
-        };
-        self.read_page_within(after, types, budget).await
-    }
-
     /// Up to `budget.events` events after `after` whose type is in `types` (all if
     /// `None`), stopping before the event that would take the page's data and
     /// metadata past `budget.bytes` (the first event is always included, whatever
     /// its size).
-    async fn read_page_within(
+    async fn read_page(
         &self,
         after: Position,
         types: Option<&[String]>,

@@ -8,9 +8,13 @@ use super::StoreError;
 pub type Position = i64;
 
 // The identity rules' limits and expected version, where the store's users find them.
+/// An event as stored: the crate's one event record, which the runtime hands to
+/// guests as it is.
+pub use crate::event::Event as RecordedEvent;
 pub use crate::identity::{
     ExpectedVersion, MAX_EVENT_TYPE_LEN, MAX_IDEMPOTENCY_KEY_LEN, MAX_STREAM_ID_LEN,
 };
+
 /// Most bytes of event data and metadata one page of a stream read brings (a page
 /// always has at least one event, whatever its size).
 pub const MAX_STREAM_PAGE_BYTES: usize = 16 << 20;
@@ -109,27 +113,6 @@ pub struct AppendResult {
     pub first_sequence: Position,
     /// Global sequence of the last appended event.
     pub last_sequence: Position,
-}
-
-/// An event as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RecordedEvent {
-    /// Global position.
-    pub sequence: Position,
-    /// The stream it belongs to.
-    pub stream_id: String,
-    /// Its position in the stream, from 1.
-    pub stream_version: u64,
-    /// Its type name.
-    pub event_type: String,
-    /// Payload JSON text.
-    pub data: String,
-    /// Metadata JSON text.
-    pub metadata: String,
-    /// Tenant, if any.
-    pub tenant: Option<String>,
-    /// Microseconds since the Unix epoch when it was recorded.
-    pub timestamp: i64,
 }
 
 /// A page of events read for one consumer.
@@ -290,6 +273,16 @@ pub struct ReadBudget {
     /// Most bytes of event data and metadata (at most one event more is read before
     /// the read stops).
     pub bytes: usize,
+}
+
+impl ReadBudget {
+    /// A page of up to `events` events within [`super::DEFAULT_PAGE_BYTES`].
+    pub fn page(events: usize) -> Self {
+        Self {
+            events,
+            bytes: super::DEFAULT_PAGE_BYTES,
+        }
+    }
 }
 
 #[cfg(test)]

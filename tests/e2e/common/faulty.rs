@@ -95,13 +95,13 @@ impl EventStore for Faulty {
     ) -> Result<(u64, Vec<RecordedEvent>), StoreError> {
         self.inner.read_stream_page(s, from, limit).await
     }
-    async fn read_page_within(
+    async fn read_page(
         &self,
         after: Position,
         types: Option<&[String]>,
         budget: ReadBudget,
     ) -> Result<Page, StoreError> {
-        self.inner.read_page_within(after, types, budget).await
+        self.inner.read_page(after, types, budget).await
     }
     async fn read_events(
         &self,

@@ -8,7 +8,7 @@ use serde_json::value::RawValue;
 use super::super::{Aggregate, Refract, ServiceError};
 use super::permits::later_events;
 use crate::runtime::watchdog::{GRACE, run_watched};
-use crate::runtime::{DocChange, DocInput, Event, Guest, RuntimeError};
+use crate::runtime::{DocChange, DocInput, Event, Guest, RuntimeError, Slotted};
 use crate::store::{MAX_AGGREGATE_EVENTS, MAX_READ_BYTES, Position, StoreError, StreamId};
 
 /// Most events of the version's types a consistent read scans after the version's
@@ -80,7 +80,7 @@ impl Refract {
                     guest.admit(slot);
                 }
                 let mut state = doc;
-                for page in crate::daemon::to_events(later).chunks(page_size) {
+                for page in later.chunks(page_size) {
                     state = apply_sliced(&mut guest, page, &id, state)?;
                 }
                 Ok(state)
@@ -164,9 +164,7 @@ impl Refract {
                     state: doc.clone(),
                     events: (0..events.len() as u32).collect(),
                 };
-                let change = guest
-                    .apply(&crate::daemon::to_events(events), vec![input])?
-                    .pop();
+                let change = guest.apply(&events, vec![input])?.pop();
                 Ok(changed(change, doc))
             })
             .await?

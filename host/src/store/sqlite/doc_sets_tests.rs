@@ -2,19 +2,12 @@
 //! once and are purged in batches, a stale commit lands nothing, a shadow's set
 //! moves in whole, and a store of the old layout (a table per version) is adopted.
 
+use super::tests::store;
 use std::time::Duration;
 
 use super::*;
 use crate::store::shadow::ShadowStore;
 use crate::store::{ComponentRecord, DocWrite, DocumentStore, PageCommit, ProjectionKey};
-
-async fn store() -> (tempfile::TempDir, SqliteStore) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = SqliteStore::open(&dir.path().join("t.db"))
-        .await
-        .expect("open");
-    (dir, store)
-}
 
 fn key(name: &str) -> ProjectionKey {
     ProjectionKey {

@@ -61,7 +61,7 @@ impl EventStore for SqliteStore {
         self.stream_page(stream, from_version, limit).await
     }
 
-    async fn read_page_within(
+    async fn read_page(
         &self,
         after: Position,
         types: Option<&[String]>,

@@ -1,5 +1,6 @@
 //! Bounded reads on a real database file: stream pages and consistent-read cursors.
 
+use super::tests::store;
 use std::time::Duration;
 
 use crate::store::sqlite::SqliteStore;
@@ -7,14 +8,6 @@ use crate::store::{
     AppendRequest, DocWrite, DocumentStore, EventStore, ExpectedVersion, NewEvent, ProjectionKey,
     ReadBudget, StreamId,
 };
-
-async fn store() -> (tempfile::TempDir, SqliteStore) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = SqliteStore::open(&dir.path().join("t.db"))
-        .await
-        .expect("open");
-    (dir, store)
-}
 
 async fn append(s: &SqliteStore, stream: &str, ty: &str, n: usize) {
     let events = (0..n)

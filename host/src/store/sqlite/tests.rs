@@ -1,9 +1,10 @@
 //! The SQLite store's append and read semantics, on a real database file.
 
 use super::*;
-use crate::store::{AppendRequest, ExpectedVersion, NewEvent, StreamId};
+use crate::store::{AppendRequest, ExpectedVersion, NewEvent, ReadBudget, StreamId};
 
-async fn store() -> (tempfile::TempDir, SqliteStore) {
+/// A store in a new file of its own (kept while the directory lives).
+pub(super) async fn store() -> (tempfile::TempDir, SqliteStore) {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = SqliteStore::open(&dir.path().join("t.db"))
         .await
@@ -111,19 +112,28 @@ async fn pages_filter_by_type_and_report_how_far_they_scanned() {
         s.append(r).await.expect("append");
     }
     let types = ["Y".to_owned()];
-    let page = s.read_page(0, Some(&types), 10).await.expect("page");
+    let page = s
+        .read_page(0, Some(&types), ReadBudget::page(10))
+        .await
+        .expect("page");
     let seqs: Vec<i64> = page.events.iter().map(|e| e.sequence).collect();
     assert_eq!(
         (seqs, page.scanned_to),
         (vec![2, 4], 5),
         "a short page scanned to the head"
     );
-    let page = s.read_page(0, Some(&types), 1).await.expect("page");
+    let page = s
+        .read_page(0, Some(&types), ReadBudget::page(1))
+        .await
+        .expect("page");
     assert_eq!(
         page.scanned_to, 2,
         "a full page scanned only to its last event"
     );
-    let page = s.read_page(5, None, 10).await.expect("page");
+    let page = s
+        .read_page(5, None, ReadBudget::page(10))
+        .await
+        .expect("page");
     assert!(page.events.is_empty());
     assert_eq!(page.scanned_to, 5);
 }
@@ -141,10 +151,10 @@ async fn pages_stop_at_their_byte_budget_and_a_big_event_goes_alone() {
         s.append(sized(n)).await.expect("append");
     }
     let page = s
-        .read_page_within(
+        .read_page(
             0,
             None,
-            crate::store::ReadBudget {
+            ReadBudget {
                 events: 10,
                 bytes: 300,
             },
@@ -158,10 +168,10 @@ async fn pages_stop_at_their_byte_budget_and_a_big_event_goes_alone() {
         "cut before the big one"
     );
     let page = s
-        .read_page_within(
+        .read_page(
             2,
             None,
-            crate::store::ReadBudget {
+            ReadBudget {
                 events: 10,
                 bytes: 300,
             },
@@ -175,10 +185,10 @@ async fn pages_stop_at_their_byte_budget_and_a_big_event_goes_alone() {
         "a big event goes alone"
     );
     let page = s
-        .read_page_within(
+        .read_page(
             3,
             None,
-            crate::store::ReadBudget {
+            ReadBudget {
                 events: 10,
                 bytes: 300,
             },

@@ -1,9 +1,10 @@
-//! The runtime's own event: what a guest is handed, field for field the WIT `event`
-//! record. Bottom layer: imports nothing of the runtime. The daemon, which joins the
-//! store and the runtime, converts the store's records into these by moving their
-//! fields (no event data is copied).
+//! The one event record: what the store records and what a guest is handed, field
+//! for field the WIT `event` record. Bottom layer, like `identity`: it imports
+//! nothing of the crate, so the store and the runtime both use it without knowing
+//! each other, and a page read from the store goes to a guest as it is (no event is
+//! converted or copied on the way).
 
-/// One event, as the runtime hands it to a guest.
+/// One event, as recorded in the log and handed to guests.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
     /// Global position in the log.
