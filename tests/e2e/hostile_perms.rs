@@ -143,12 +143,11 @@ pub(crate) async fn events_of(d: &Daemon, stream: &str) -> Vec<Value> {
     body["events"].as_array().cloned().unwrap_or_default()
 }
 
-/// Every route template the API serves, read from its router.
+/// Every route template the API serves, from the table its router is built from.
 fn api_routes() -> Vec<String> {
-    let src = include_str!("../../host/src/api/mod.rs");
-    src.split(".route(")
-        .skip(1)
-        .filter_map(|r| r.split('"').nth(1).map(str::to_owned))
+    refract::api::route_paths()
+        .into_iter()
+        .map(str::to_owned)
         .collect()
 }
 

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, delete, get, post};
 
 pub use error::ApiError;
 use query::ApiQuery;
@@ -24,64 +24,61 @@ pub const MAX_COMPONENT_BYTES: usize = 64 << 20;
 /// Largest append body accepted.
 pub const MAX_APPEND_BYTES: usize = 32 << 20;
 
-/// The API's routes over one service.
-pub fn router(service: Arc<Refract>) -> Router {
-    Router::new()
-        .route(
-            "/healthz",
-            get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
-        )
-        .route(
-            "/streams/{id}/events",
-            post(streams::append).layer(DefaultBodyLimit::max(MAX_APPEND_BYTES)),
-        )
-        .route("/streams/{id}", get(streams::read))
-        .route(
+/// The path of a version (no action) or of one of its actions.
+macro_rules! version_path {
+    () => {
+        "/projections/{name}/versions/{version}"
+    };
+    ($action:literal) => {
+        concat!("/projections/{name}/versions/{version}/", $action)
+    };
+}
+
+/// Every route the API serves, with its handlers. The router is built from this
+/// table alone, so [`route_paths`] is every route there is.
+fn routes() -> Vec<(&'static str, MethodRouter<Arc<Refract>>)> {
+    let health = || async { axum::Json(serde_json::json!({"status": "ok"})) };
+    let append = post(streams::append).layer(DefaultBodyLimit::max(MAX_APPEND_BYTES));
+    let deploy = post(projections::deploy).layer(DefaultBodyLimit::max(MAX_COMPONENT_BYTES));
+    vec![
+        ("/healthz", get(health)),
+        ("/streams/{id}/events", append),
+        ("/streams/{id}", get(streams::read)),
+        (
             "/streams/{id}/aggregate/{projection}",
             get(streams::aggregate),
-        )
-        .route(
-            "/components",
-            post(projections::deploy).layer(DefaultBodyLimit::max(MAX_COMPONENT_BYTES)),
-        )
-        .route("/projections", get(projections::list))
-        .route("/projections/{name}/docs/{id}", get(projections::doc))
-        .route(
-            "/projections/{name}/versions/{version}/promote",
-            post(projections::promote),
-        )
-        .route(
-            "/projections/{name}/versions/{version}/retire",
-            post(projections::retire),
-        )
-        .route(
-            "/projections/{name}/versions/{version}",
-            axum::routing::delete(projections::retire),
-        )
-        .route(
-            "/projections/{name}/versions/{version}/pause",
-            post(projections::pause),
-        )
-        .route(
-            "/projections/{name}/versions/{version}/resume",
-            post(projections::resume),
-        )
-        .route(
-            "/projections/{name}/versions/{version}/rewind",
-            post(projections::rewind),
-        )
-        .route(
-            "/projections/{name}/versions/{version}/rebuild",
-            post(projections::rebuild),
-        )
-        .route(
-            "/projections/{name}/versions/{version}/dead-letters",
-            get(dead_letters::list),
-        )
-        .route(
-            "/projections/{name}/versions/{version}/dead-letters/replay",
+        ),
+        ("/components", deploy),
+        ("/projections", get(projections::list)),
+        ("/projections/{name}/docs/{id}", get(projections::doc)),
+        (version_path!("promote"), post(projections::promote)),
+        (version_path!("retire"), post(projections::retire)),
+        (version_path!(), delete(projections::retire)),
+        (version_path!("pause"), post(projections::pause)),
+        (version_path!("resume"), post(projections::resume)),
+        (version_path!("rewind"), post(projections::rewind)),
+        (version_path!("rebuild"), post(projections::rebuild)),
+        (version_path!("dead-letters"), get(dead_letters::list)),
+        (
+            version_path!("dead-letters/replay"),
             post(dead_letters::replay),
-        )
+        ),
+    ]
+}
+
+/// The path template of every route the API serves (what a test of every route
+/// walks).
+pub fn route_paths() -> Vec<&'static str> {
+    routes().into_iter().map(|(path, _)| path).collect()
+}
+
+/// The API's routes over one service.
+pub fn router(service: Arc<Refract>) -> Router {
+    routes()
+        .into_iter()
+        .fold(Router::new(), |router, (path, handlers)| {
+            router.route(path, handlers)
+        })
         .fallback(|| async { ApiError::not_found("no such route") })
         .with_state(service)
 }
