@@ -191,24 +191,15 @@ pub trait DocumentStore: Send + Sync {
     /// Whether the version has any document (a rebuild starts from none).
     async fn has_docs(&self, key: &ProjectionKey) -> Result<bool, StoreError>;
 
-    /// The document of `stream`, the version's position and the stream's `later`
-    /// events (`None` past its budget), in one read transaction that ends before it
-    /// answers (for write-model reads).
-    async fn aggregate_read(
-        &self,
-        key: &ProjectionKey,
-        stream: &StreamId,
-        later: Later<'_>,
-    ) -> Result<AggregateRead, StoreError>;
-
-    /// A consistent read of document `id`, in one read transaction that ends before
-    /// it answers: its persisted JSON, the version's position, the store's head, and
-    /// the `later` events after the position up to the head (`None` past its
-    /// budget).
+    /// A consistent read of one document (`of`), in one read transaction that ends
+    /// before it answers: its persisted JSON, the version's position, the store's
+    /// head, the stream's version (for a stream's document), and the `later` events
+    /// after the position up to the head (`None` past its budget): the version's, or
+    /// for a stream's document the stream's own.
     async fn doc_read(
         &self,
         key: &ProjectionKey,
-        id: &str,
+        of: DocOf<'_>,
         later: Later<'_>,
     ) -> Result<DocRead, StoreError>;
 
@@ -231,6 +222,17 @@ pub trait DocumentStore: Send + Sync {
     ) -> Result<(), StoreError>;
 }
 
+/// Which document a consistent read is of.
+#[derive(Debug, Clone, Copy)]
+pub enum DocOf<'a> {
+    /// The document with this id (a read model's): every later event of the
+    /// version's types may touch it.
+    Id(&'a str),
+    /// The document of this stream, whose id is the stream id (a write model's
+    /// aggregate): only the stream's own events touch it.
+    Stream(&'a StreamId),
+}
+
 /// A consistent read of one document: what was persisted and the events after it,
 /// read in one snapshot.
 pub struct DocRead {
@@ -240,8 +242,12 @@ pub struct DocRead {
     pub position: Position,
     /// The store's last sequence in this read's snapshot.
     pub head: Position,
-    /// The events of the version's types after `position`, up to `head`, in order;
-    /// `None` if they pass the read's budget.
+    /// For a stream's document, the stream's version in the snapshot (0 if it does
+    /// not exist); 0 for a document read by id.
+    pub stream_version: u64,
+    /// The events of the version's types after `position`, up to `head`, in order
+    /// (only the stream's, for a stream's document); `None` if they pass the read's
+    /// budget.
     pub later: Option<Vec<RecordedEvent>>,
 }
 

@@ -240,21 +240,6 @@ pub struct ComponentRecord {
     pub kind: String,
 }
 
-/// What a write-model read needs, read in one transaction: the persisted document,
-/// how far the projection version has got, and the stream's events beyond that.
-#[derive(Debug, Clone)]
-pub struct AggregateRead {
-    /// The document whose id is the stream id, as persisted.
-    pub doc: Option<String>,
-    /// The version's position: the document reflects every event up to it.
-    pub position: Position,
-    /// The stream's current version (0 if it does not exist).
-    pub stream_version: u64,
-    /// The stream's events of the version's types after `position`, in order;
-    /// `None` if they pass the read's budget.
-    pub events: Option<Vec<RecordedEvent>>,
-}
-
 /// What a document read brings along: the events of the version's types after its
 /// position, as long as they fit the budget.
 #[derive(Debug, Clone, Copy)]

@@ -150,21 +150,13 @@ impl DocumentStore for Faulty {
     async fn has_docs(&self, key: &ProjectionKey) -> Result<bool, StoreError> {
         self.inner.has_docs(key).await
     }
-    async fn aggregate_read(
-        &self,
-        key: &ProjectionKey,
-        s: &StreamId,
-        later: Later<'_>,
-    ) -> Result<AggregateRead, StoreError> {
-        self.inner.aggregate_read(key, s, later).await
-    }
     async fn doc_read(
         &self,
         key: &ProjectionKey,
-        id: &str,
+        of: DocOf<'_>,
         later: Later<'_>,
     ) -> Result<DocRead, StoreError> {
-        self.inner.doc_read(key, id, later).await
+        self.inner.doc_read(key, of, later).await
     }
     async fn get_doc(&self, key: &ProjectionKey, id: &str) -> Result<Option<String>, StoreError> {
         self.inner.get_doc(key, id).await

@@ -9,7 +9,7 @@ use super::super::{Aggregate, Refract, ServiceError};
 use super::permits::later_events;
 use crate::runtime::watchdog::{GRACE, run_watched};
 use crate::runtime::{DocChange, DocInput, Event, Guest, RuntimeError, Slotted};
-use crate::store::{MAX_AGGREGATE_EVENTS, MAX_READ_BYTES, Position, StoreError, StreamId};
+use crate::store::{DocOf, MAX_AGGREGATE_EVENTS, MAX_READ_BYTES, Position, StoreError, StreamId};
 
 /// Most events of the version's types a consistent read scans after the version's
 /// position before it gives up (the version is too far behind).
@@ -43,9 +43,11 @@ impl Refract {
         let key = self.resolve(name, version).await?;
         let loaded = self.projection_of(&key)?;
         let types = &loaded.descriptor.event_types;
-        let read = self
-            .store
-            .doc_read(&key, id, later_events(types, MAX_CONSISTENT_SCAN));
+        let read = self.store.doc_read(
+            &key,
+            DocOf::Id(id),
+            later_events(types, MAX_CONSISTENT_SCAN),
+        );
         let (permit, read) = self.guest_reads.read(&key, team_permit, read).await?;
         let Some(mut later) = read.later else {
             return Err(ServiceError::TooFarBehind(format!(
@@ -128,11 +130,10 @@ impl Refract {
             )));
         }
         let types = &loaded.descriptor.event_types;
-        let read =
-            self.store
-                .aggregate_read(&key, stream, later_events(types, MAX_AGGREGATE_EVENTS));
+        let later = later_events(types, MAX_AGGREGATE_EVENTS);
+        let read = self.store.doc_read(&key, DocOf::Stream(stream), later);
         let (permit, read) = self.guest_reads.read(&key, team_permit, read).await?;
-        let Some(events) = read.events else {
+        let Some(events) = read.later else {
             return Err(ServiceError::TooFarBehind(format!(
                 "{key} is more than {MAX_AGGREGATE_EVENTS} or {} MiB of stream {stream}'s \
                  events behind (at {}): retry once it has caught up",

@@ -10,8 +10,8 @@ use super::doc_sets::{SET_OF, ensure_set, set_of};
 use super::progress::{advance_progress, delete_version_rows, insert_progress, moved_on};
 use super::{SqliteStore, push_in_list, to_u64};
 use crate::store::{
-    AggregateRead, DocRead, DocWrite, DocumentStore, Later, PageCommit, Position, Progress,
-    ProjectionKey, RunStatus, StoreError, StreamId, now_micros,
+    DocOf, DocRead, DocWrite, DocumentStore, Later, PageCommit, Position, Progress, ProjectionKey,
+    RunStatus, StoreError, now_micros,
 };
 
 /// Ids per `IN (...)` list, well under SQLite's parameter limit.
@@ -76,38 +76,13 @@ impl DocumentStore for SqliteStore {
         Ok(Some(docs))
     }
 
-    async fn aggregate_read(
-        &self,
-        key: &ProjectionKey,
-        stream: &StreamId,
-        later: Later<'_>,
-    ) -> Result<AggregateRead, StoreError> {
-        let mut tx = self.reader().begin().await?;
-        let (position, doc) = super::reads::position_and_doc(&mut tx, key, stream.as_str()).await?;
-        let stream_version = super::reads::stream_version(&mut tx, stream.as_str()).await?;
-        let scan = super::reads::Scan {
-            after: position,
-            upto: None,
-            types: Some(later.types),
-            stream: Some(stream.as_str()),
-        };
-        let events = super::reads::read_within(&mut tx, scan, later.budget).await?;
-        tx.commit().await?;
-        Ok(AggregateRead {
-            doc,
-            position,
-            stream_version: to_u64(stream_version, "stream version")?,
-            events,
-        })
-    }
-
     async fn doc_read(
         &self,
         key: &ProjectionKey,
-        id: &str,
+        of: DocOf<'_>,
         later: Later<'_>,
     ) -> Result<DocRead, StoreError> {
-        self.read_doc_and_later(key, id, later).await
+        self.read_doc_and_later(key, of, later).await
     }
 
     async fn has_docs(&self, key: &ProjectionKey) -> Result<bool, StoreError> {

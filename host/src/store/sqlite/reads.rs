@@ -8,8 +8,8 @@ use sqlx::{AssertSqlSafe, QueryBuilder, Sqlite};
 use super::convert::BindKey;
 use super::{EVENT_COLUMNS, SqliteStore, event_from_row, push_in_list, to_i64, to_u64};
 use crate::store::{
-    DEFAULT_PAGE_BYTES, DocRead, Later, MAX_STREAM_PAGE_BYTES, Position, ProjectionKey, ReadBudget,
-    RecordedEvent, StoreError, StreamId,
+    DEFAULT_PAGE_BYTES, DocOf, DocRead, Later, MAX_STREAM_PAGE_BYTES, Position, ProjectionKey,
+    ReadBudget, RecordedEvent, StoreError, StreamId,
 };
 
 /// Events fetched per query of a stream page, so the bytes budget is checked often
@@ -261,19 +261,27 @@ impl SqliteStore {
     pub(super) async fn read_doc_and_later(
         &self,
         key: &ProjectionKey,
-        id: &str,
+        of: DocOf<'_>,
         later: Later<'_>,
     ) -> Result<DocRead, StoreError> {
+        let (id, stream) = match of {
+            DocOf::Id(id) => (id, None),
+            DocOf::Stream(s) => (s.as_str(), Some(s.as_str())),
+        };
         let mut tx = self.reader().begin().await?;
         let (position, doc) = position_and_doc(&mut tx, key, id).await?;
         let head: Position = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM events")
             .fetch_one(&mut *tx)
             .await?;
+        let stream_version = match stream {
+            Some(s) => to_u64(stream_version(&mut tx, s).await?, "stream version")?,
+            None => 0,
+        };
         let scan = Scan {
             after: position,
             upto: Some(head),
             types: Some(later.types),
-            stream: None,
+            stream,
         };
         let later = read_within(&mut tx, scan, later.budget).await?;
         // Ends the transaction (and frees the connection) before any guest call.
@@ -282,6 +290,7 @@ impl SqliteStore {
             doc,
             position,
             head,
+            stream_version,
             later,
         })
     }

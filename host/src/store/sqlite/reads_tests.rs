@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use crate::store::sqlite::SqliteStore;
 use crate::store::{
-    AppendRequest, DocWrite, DocumentStore, EventStore, ExpectedVersion, NewEvent, ProjectionKey,
-    ReadBudget, StreamId,
+    AppendRequest, DocOf, DocWrite, DocumentStore, EventStore, ExpectedVersion, NewEvent,
+    ProjectionKey, ReadBudget, StreamId,
 };
 
 async fn append(s: &SqliteStore, stream: &str, ty: &str, n: usize) {
@@ -82,7 +82,7 @@ async fn a_doc_read_sees_one_snapshot_of_the_given_types_and_frees_its_connectio
     append(&s, "c", "T", 3).await;
     let types = ["T".to_owned()];
     let read = s
-        .doc_read(&key, "d", later(&types, budget(100, 1 << 20)))
+        .doc_read(&key, DocOf::Id("d"), later(&types, budget(100, 1 << 20)))
         .await
         .expect("read");
     // Every reader connection is free while the caller holds the read's events.
@@ -106,17 +106,21 @@ async fn a_doc_read_sees_one_snapshot_of_the_given_types_and_frees_its_connectio
 
     // Exactly at the budget is fine; one event or one byte more is not.
     let read = s
-        .doc_read(&key, "d", later(&types, budget(7, 1 << 20)))
+        .doc_read(&key, DocOf::Id("d"), later(&types, budget(7, 1 << 20)))
         .await;
     assert_eq!(read.expect("read").later.map(|l| l.len()), Some(7));
     let read = s
-        .doc_read(&key, "d", later(&types, budget(6, 1 << 20)))
+        .doc_read(&key, DocOf::Id("d"), later(&types, budget(6, 1 << 20)))
         .await;
     assert!(read.expect("read").later.is_none());
     // Each event is `{"i":N}` (7 bytes) with `{}` metadata: 9 bytes.
-    let read = s.doc_read(&key, "d", later(&types, budget(100, 63))).await;
+    let read = s
+        .doc_read(&key, DocOf::Id("d"), later(&types, budget(100, 63)))
+        .await;
     assert_eq!(read.expect("read").later.map(|l| l.len()), Some(7));
-    let read = s.doc_read(&key, "d", later(&types, budget(100, 62))).await;
+    let read = s
+        .doc_read(&key, DocOf::Id("d"), later(&types, budget(100, 62)))
+        .await;
     assert!(read.expect("read").later.is_none());
 }
 
@@ -133,26 +137,34 @@ async fn budgeted_reads_stop_at_the_bytes_across_many_queries() {
     append(&s, "b", "T", 10).await;
     let types = ["T".to_owned()];
     let all = s
-        .doc_read(&key, "d", later(&types, budget(10_000, 1 << 20)))
+        .doc_read(&key, DocOf::Id("d"), later(&types, budget(10_000, 1 << 20)))
         .await;
     let all = all.expect("read").later.expect("within budget");
     assert_eq!(all.len(), 2_510);
     let bytes: usize = all.iter().map(|e| e.data.len() + e.metadata.len()).sum();
     let read = s
-        .doc_read(&key, "d", later(&types, budget(10_000, bytes)))
+        .doc_read(&key, DocOf::Id("d"), later(&types, budget(10_000, bytes)))
         .await;
     assert_eq!(read.expect("read").later.map(|l| l.len()), Some(2_510));
     let read = s
-        .doc_read(&key, "d", later(&types, budget(10_000, bytes - 1)))
+        .doc_read(
+            &key,
+            DocOf::Id("d"),
+            later(&types, budget(10_000, bytes - 1)),
+        )
         .await;
     assert!(read.expect("read").later.is_none());
 
     // The aggregate read: one stream's events, within the same kind of budget.
     let a = StreamId::new("a").expect("id");
     let agg = s
-        .aggregate_read(&key, &a, later(&types, budget(2_500, 1 << 20)))
+        .doc_read(
+            &key,
+            DocOf::Stream(&a),
+            later(&types, budget(2_500, 1 << 20)),
+        )
         .await;
-    let events = agg.expect("aggregate").events.expect("within budget");
+    let events = agg.expect("aggregate").later.expect("within budget");
     assert_eq!(events.len(), 2_500);
     assert!(
         events
@@ -161,16 +173,28 @@ async fn budgeted_reads_stop_at_the_bytes_across_many_queries() {
     );
     assert!(events.iter().all(|e| e.stream_id == "a"));
     let agg = s
-        .aggregate_read(&key, &a, later(&types, budget(2_499, 1 << 20)))
+        .doc_read(
+            &key,
+            DocOf::Stream(&a),
+            later(&types, budget(2_499, 1 << 20)),
+        )
         .await;
-    assert!(agg.expect("aggregate").events.is_none());
+    assert!(agg.expect("aggregate").later.is_none());
     let a_bytes: usize = events.iter().map(|e| e.data.len() + e.metadata.len()).sum();
     let agg = s
-        .aggregate_read(&key, &a, later(&types, budget(2_500, a_bytes - 1)))
+        .doc_read(
+            &key,
+            DocOf::Stream(&a),
+            later(&types, budget(2_500, a_bytes - 1)),
+        )
         .await;
-    assert!(agg.expect("aggregate").events.is_none());
+    assert!(agg.expect("aggregate").later.is_none());
     let other = s
-        .aggregate_read(&key, &a, later(&["U".to_owned()], budget(1, 1)))
+        .doc_read(
+            &key,
+            DocOf::Stream(&a),
+            later(&["U".to_owned()], budget(1, 1)),
+        )
         .await;
-    assert_eq!(other.expect("aggregate").events.map(|e| e.len()), Some(0));
+    assert_eq!(other.expect("aggregate").later.map(|e| e.len()), Some(0));
 }

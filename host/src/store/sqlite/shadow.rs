@@ -1,4 +1,4 @@
-//! SQLite: swapping a candidate's shadow tables in (see [`crate::store::shadow`]).
+//! SQLite: swapping a candidate's shadow documents in (see [`crate::store::shadow`]).
 
 use super::SqliteStore;
 use super::convert::BindKey;
