@@ -28,7 +28,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde::Serialize;
-use tokio::sync::Mutex;
 
 use crate::config::Config;
 use crate::daemon::Daemon;
@@ -98,7 +97,7 @@ pub struct Refract {
     runtime: Runtime,
     daemon: Daemon,
     components_dir: PathBuf,
-    deploy_lock: Arc<Mutex<()>>,
+    locks: crate::deploy::DeployLocks,
     /// Lifecycle states and what agents are told of them; promotes.
     lifecycle: Lifecycle,
     /// The compiled component of every running version (write-model reads, reloads).
@@ -112,7 +111,7 @@ pub struct Refract {
     outbox: OutboxWaker,
     outbox_task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
     stop_outbox: tokio::sync::watch::Sender<bool>,
-    /// Candidate builds projecting into shadow tables.
+    /// Candidate builds projecting into shadow documents.
     candidates: shadow::Candidates,
     /// Permits for request-driven guest reads (consistent documents, aggregates).
     guest_reads: reads::GuestReads,
@@ -166,8 +165,8 @@ impl Refract {
             .with_max_event_bytes(config.max_event_bytes);
         let teams = config.teams().map_err(ServiceError::Startup)?;
         let daemon = daemon.with_teams(teams.clone());
-        let deploy_lock = Arc::new(Mutex::new(()));
-        let lifecycle = Lifecycle::new(store.clone(), deploy_lock.clone());
+        let locks = crate::deploy::DeployLocks::default();
+        let lifecycle = Lifecycle::new(store.clone(), locks.clone());
         let grants = Grants::new(teams.outbound_hosts())
             .with_listen(config.listen)
             .with_max_body_bytes(config.max_outbox_bytes);
@@ -188,7 +187,7 @@ impl Refract {
             runtime,
             daemon,
             components_dir,
-            deploy_lock,
+            locks,
             lifecycle,
             loaded: std::sync::Mutex::new(Default::default()),
             grants,

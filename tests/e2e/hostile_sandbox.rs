@@ -271,6 +271,63 @@ async fn a_guest_that_sleeps_in_describe_is_refused_and_holds_no_other_deploy() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_pause_waiting_out_its_teams_long_page_holds_no_other_teams_deploy() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut d = Daemon::start(&dir.path().join("data"), Some(SLOW_CONFIG));
+    let slow = Some("slow-token");
+    // Compiled before the attack: both teams deploy the same code.
+    let (code, body) = deploy(&d, slow, refract_test_artifacts::HOSTILE_SLEEP).await;
+    assert_eq!(code, 200, "{body}");
+    // A page that loops until its 4 s deadline; a pause asked meanwhile waits for it
+    // under the slow team's deploy lock.
+    append(&d, slow, "insomnia-1", "Insomnia", json!({})).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    let pause = {
+        let url = d.url.clone();
+        tokio::spawn(async move {
+            let resp = reqwest::Client::new()
+                .post(format!("{url}/projections/hostile-sleep/versions/1/pause"))
+                .bearer_auth("slow-token")
+                .send()
+                .await
+                .expect("pause answered");
+            (resp.status().as_u16(), started.elapsed())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let t = Instant::now();
+    let (code, body) = deploy(&d, OTHER, refract_test_artifacts::HOSTILE_SLEEP).await;
+    assert_eq!(code, 200, "{body}");
+    // (Not a pause or a rebuild: those wait for the other team's own page, which
+    // loops on the same event.)
+    let (code, body) = d
+        .request_as(
+            OTHER,
+            Method::POST,
+            "/projections/hostile-sleep/versions/1/promote",
+            None,
+        )
+        .await;
+    assert_eq!(code, 200, "{body}");
+    let others = t.elapsed();
+    let waiting = !pause.is_finished();
+    let (code, took) = pause.await.expect("pause task");
+    eprintln!("slow team's pause took {took:?}; the other team's deploy and promote {others:?}");
+    assert_eq!(code, 200, "the slow team's pause");
+    assert!(
+        waiting,
+        "the slow team's pause was still waiting for its page meanwhile"
+    );
+    assert!(
+        others < Duration::from_millis(1500),
+        "another team's deploy and promote took {others:?} beside a pause waiting out a page"
+    );
+    d.sigterm_within(Duration::from_secs(10));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn six_hundred_aggregates_against_a_sleeping_projection_are_all_answered() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut d = Daemon::start(&dir.path().join("data"), Some(CONFIG));

@@ -8,6 +8,7 @@
 mod files;
 mod hold;
 mod lifecycle;
+mod locks;
 mod promote;
 mod registry;
 mod restore;
@@ -17,6 +18,7 @@ mod states;
 pub use files::{save_wasm, wasm_path};
 pub use hold::Hold;
 pub use lifecycle::{LifecycleError, VersionState};
+pub use locks::DeployLocks;
 pub use registry::{NewCode, put_code, register, reset};
 pub use states::Lifecycle;
 

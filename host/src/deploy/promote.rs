@@ -6,7 +6,7 @@ use crate::store::{ComponentRecord, Components, ProjectionKey};
 
 impl Lifecycle {
     /// Makes `target` live and the name's live version standby. A version still
-    /// catching up is refused unless `force`. The caller holds the deploy lock.
+    /// catching up is refused unless `force`. The caller holds its team's deploy lock.
     pub async fn promote(
         &self,
         target: &ComponentRecord,
@@ -72,7 +72,7 @@ impl Lifecycle {
                     _ => false,
                 };
                 if caught_up {
-                    let _one_at_a_time = this.lock.lock().await;
+                    let _one_at_a_time = this.lock.of_name(&key.name).await;
                     match this.promote_key(&key).await {
                         Ok(()) => tracing::info!(projection = %key, "auto-promoted: caught up"),
                         Err(e) => tracing::warn!(projection = %key, "auto-promote: {e}"),

@@ -15,8 +15,9 @@ use crate::store::{ProjectionKey, Store, StoreError};
 #[derive(Clone)]
 pub struct Lifecycle {
     pub(super) store: Arc<dyn Store>,
-    /// The service's deploy lock: an auto-promote takes it like a promote call.
-    pub(super) lock: Arc<tokio::sync::Mutex<()>>,
+    /// The service's deploy locks: an auto-promote takes its team's like a promote
+    /// call.
+    pub(super) lock: super::DeployLocks,
     /// Whether each version that ran is a standby. Once made, a flag is kept up to
     /// date by every state change, which all go through [`Lifecycle::set_states`].
     standbys: Arc<Mutex<HashMap<ProjectionKey, watch::Sender<bool>>>>,
@@ -24,7 +25,7 @@ pub struct Lifecycle {
 
 impl Lifecycle {
     /// The lifecycle of the versions in `store`, changed under `lock`.
-    pub fn new(store: Arc<dyn Store>, lock: Arc<tokio::sync::Mutex<()>>) -> Self {
+    pub fn new(store: Arc<dyn Store>, lock: super::DeployLocks) -> Self {
         Self {
             store,
             lock,

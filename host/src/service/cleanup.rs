@@ -12,6 +12,8 @@ impl Refract {
     /// Removes the wasm and the compiled artifacts of `sha256` unless a version that
     /// is not retired uses it. Failures are logged: the code is only disk, not state.
     pub(super) async fn remove_unused_code(&self, sha256: &str) {
+        // No other team registers this code between the check and the removal.
+        let _code = self.locks.code().await;
         let used = match self.store.components_where(Components::Code(sha256)).await {
             Ok(comps) => comps
                 .iter()

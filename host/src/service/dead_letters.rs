@@ -79,7 +79,7 @@ impl Refract {
     /// goes on from where it was with the new code.
     pub async fn hotfix(&self, wasm: Vec<u8>, team: &str) -> Result<Deployed, ServiceError> {
         let (loaded, wasm) = self.load_upload(team, wasm).await?;
-        let _one_at_a_time = self.deploy_lock.lock().await;
+        let _one_at_a_time = self.locks.team(team).await;
         let key = deploy::key_in(team, &loaded);
         let (rec, _) = self.running(&key.name, key.version).await?;
         if rec.kind != loaded.kind().as_str() {

@@ -1,4 +1,4 @@
-//! Deploying a new version: compiled outside the deploy lock, counted against the
+//! Deploying a new version: compiled outside any deploy lock, counted against the
 //! team's components, registered, and started.
 
 use super::{Refract, ServiceError, cleanup};
@@ -19,7 +19,7 @@ impl Refract {
         // a guest's describe must never hold another team's deploy.
         let sha256 = cleanup::sha256_hex(&wasm);
         let loaded = self.load_upload(team, wasm).await;
-        let _one_at_a_time = self.deploy_lock.lock().await;
+        let _one_at_a_time = self.locks.team(team).await;
         let result = match loaded {
             Ok((loaded, wasm)) => self.deploy_locked(loaded, wasm, auto_promote, team).await,
             Err(e) => Err(e),
@@ -33,7 +33,7 @@ impl Refract {
         result
     }
 
-    /// [`Refract::deploy`] under the deploy lock, once compiled and described.
+    /// [`Refract::deploy`] under the team's deploy lock, once compiled and described.
     async fn deploy_locked(
         &self,
         loaded: Loaded,
@@ -76,7 +76,11 @@ impl Refract {
     ) -> Result<(Deployed, bool), ServiceError> {
         let dir = &self.components_dir;
         let store = self.store.as_ref();
-        let (out, new) = deploy::register(store, dir, loaded, wasm, auto_promote, team).await?;
+        let registered = {
+            let _code = self.locks.code().await;
+            deploy::register(store, dir, loaded, wasm, auto_promote, team).await
+        };
+        let (out, new) = registered?;
         let Some(loaded) = new else {
             return Ok((out, false));
         };

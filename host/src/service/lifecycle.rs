@@ -1,4 +1,4 @@
-//! Lifecycle changes of deployed versions, under the deploy lock: promote (and roll
+//! Lifecycle changes of deployed versions, under the team's deploy lock: promote (and roll
 //! back; decided in `deploy`), retire, and rewinding or rebuilding a subscription.
 
 use std::sync::Arc;
@@ -22,7 +22,7 @@ impl Refract {
         position: Position,
         replay_effects: bool,
     ) -> Result<Position, ServiceError> {
-        let _one_at_a_time = self.deploy_lock.lock().await;
+        let _one_at_a_time = self.locks.of_name(name).await;
         let (target, loaded) = self.running(name, version).await?;
         if target.kind != "subscription" {
             return Err(LifecycleError::RewindProjection {
@@ -45,11 +45,11 @@ impl Refract {
     }
 
     /// Rebuilds a version from the first event with the same code. A projection
-    /// rebuilds as a candidate into shadow tables while its documents keep serving,
+    /// rebuilds as a candidate into shadow documents while its documents keep serving,
     /// and swaps in once caught up (see `shadow`). A subscription's agent stops, its
     /// progress is recreated at its start position and it runs again.
     pub async fn rebuild(self: &Arc<Self>, name: &str, version: u32) -> Result<(), ServiceError> {
-        let _one_at_a_time = self.deploy_lock.lock().await;
+        let _one_at_a_time = self.locks.of_name(name).await;
         let (target, loaded) = self.running(name, version).await?;
         if target.kind != "subscription" {
             self.start_candidate(&target, loaded, super::Cause::Rebuild)
@@ -77,6 +77,7 @@ impl Refract {
     ) -> Result<crate::deploy::Deployed, crate::deploy::DeployError> {
         self.daemon.stop(&rec.key).await;
         let (store, dir) = (self.store.as_ref(), &self.components_dir);
+        let _code = self.locks.code().await;
         crate::deploy::put_code(store, dir, loaded, wasm, rec, how).await
     }
 
@@ -105,7 +106,7 @@ impl Refract {
     /// Makes a version the live one (the live one before it goes to standby). A
     /// version still catching up is refused unless `force`.
     pub async fn promote(&self, name: &str, version: u32, force: bool) -> Result<(), ServiceError> {
-        let _one_at_a_time = self.deploy_lock.lock().await;
+        let _one_at_a_time = self.locks.of_name(name).await;
         let target = find(self.store.as_ref(), name, version).await?;
         Ok(self.lifecycle.promote(&target, force).await?)
     }
@@ -113,7 +114,7 @@ impl Refract {
     /// Stops a version's agent and drops its documents and progress; the live
     /// version cannot be retired. Retiring again finishes an interrupted retire.
     pub async fn retire(&self, name: &str, version: u32) -> Result<(), ServiceError> {
-        let _one_at_a_time = self.deploy_lock.lock().await;
+        let _one_at_a_time = self.locks.of_name(name).await;
         let target = find_unless(self.store.as_ref(), name, version, VersionState::Live).await?;
         // Recorded first: a crash before the drop leaves a retired version that a
         // restart does not start and a second retire drops.

@@ -48,7 +48,7 @@ impl Refract {
     /// Stops a version's agent and keeps it stopped, across restarts, until
     /// [`Refract::resume`]. Any state but retired; pausing twice is harmless.
     pub async fn pause(&self, name: &str, version: u32) -> Result<(), ServiceError> {
-        let _one_at_a_time = self.deploy_lock.lock().await;
+        let _one_at_a_time = self.locks.of_name(name).await;
         let target = find_unless(self.store.as_ref(), name, version, VersionState::Retired).await?;
         let key = target.key.clone();
         // Marked first: nothing that starts agents may start it again meanwhile.
@@ -64,7 +64,7 @@ impl Refract {
     /// Starts a paused version again from its stored progress (one paused by an
     /// operator, or by its own failures); a running version is restarted.
     pub async fn resume(&self, name: &str, version: u32) -> Result<(), ServiceError> {
-        let _one_at_a_time = self.deploy_lock.lock().await;
+        let _one_at_a_time = self.locks.of_name(name).await;
         let (target, loaded) = self.running(name, version).await?;
         self.operator_paused.set().remove(&target.key);
         self.store

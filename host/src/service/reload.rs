@@ -1,6 +1,6 @@
 //! Development hot reload: a component file that changed is deployed when its
 //! version is new. When it declares a projection version that is already deployed,
-//! it becomes that version's candidate: it projects into shadow tables while the
+//! it becomes that version's candidate: it projects into shadow documents while the
 //! running code serves, and swaps in once caught up (see `shadow`). A subscription
 //! version is replaced in place (its progress restarts).
 
@@ -69,7 +69,7 @@ impl Refract {
     /// in place. A component that fails to load changes nothing: what ran keeps running.
     pub async fn reload(self: &Arc<Self>, wasm: Vec<u8>) -> Result<Reloaded, ServiceError> {
         let (loaded, wasm) = self.load_upload(crate::teams::DEFAULT_TEAM, wasm).await?;
-        let _one_at_a_time = self.deploy_lock.lock().await;
+        let _one_at_a_time = self.locks.team(crate::teams::DEFAULT_TEAM).await;
         let (compile, from_cache) = (loaded.load_time(), loaded.from_cache());
         // Development runs as the implicit team.
         let team = crate::teams::DEFAULT_TEAM;

@@ -1,5 +1,5 @@
 //! Shadow re-projection: a same-version hot reload or a rebuild of a projection runs
-//! its candidate code into shadow tables (under [`ProjectionKey::shadow`]) while the
+//! its candidate code into shadow documents (under [`ProjectionKey::shadow`]) while the
 //! running code keeps serving reads and aggregates from the version's documents. Once
 //! the candidate has caught up, the running agent is stopped, the candidate reaches
 //! the position it had, and one store transaction swaps the candidate's documents and
@@ -43,7 +43,7 @@ pub struct CandidateStatus {
     pub sha256: String,
     /// Why it runs: `reload` or `rebuild`.
     pub cause: Cause,
-    /// `building` (projecting into its shadow tables) or `failed` (dropped).
+    /// `building` (projecting into its shadow documents) or `failed` (dropped).
     pub state: &'static str,
     /// How far it got.
     pub position: Position,
@@ -90,7 +90,7 @@ impl Candidates {
 }
 
 impl Refract {
-    /// Starts a candidate of `rec`'s version running `loaded` into shadow tables, in
+    /// Starts a candidate of `rec`'s version running `loaded` into shadow documents, in
     /// place of any candidate before it; returns its id. The caller holds the deploy
     /// lock and the version is a projection.
     pub(super) async fn start_candidate(
@@ -151,8 +151,8 @@ impl Refract {
         Ok(id)
     }
 
-    /// Stops and drops `key`'s candidate, if any, with its shadow tables. The caller
-    /// holds the deploy lock.
+    /// Stops and drops `key`'s candidate, if any, with its shadow documents. The caller
+    /// holds the team's deploy lock.
     pub(super) async fn drop_candidate(&self, key: &ProjectionKey) -> Result<(), ServiceError> {
         let had = self.candidates.lock().by_key.remove(key);
         let shadow = key.shadow();
@@ -178,7 +178,7 @@ impl Refract {
         self.candidates.lock().by_key.contains_key(key)
     }
 
-    /// Drops the shadow tables a killed daemon left behind: candidates do not survive
+    /// Drops the shadow documents a killed daemon left behind: candidates do not survive
     /// a restart (the registered code and its documents are untouched by them).
     pub(super) async fn drop_stale_shadows(&self) -> Result<(), ServiceError> {
         for rec in self.store.components().await? {

@@ -48,7 +48,7 @@ impl Refract {
         if p.position < head || !current {
             return Ok(true);
         }
-        let _one_at_a_time = self.deploy_lock.lock().await;
+        let _one_at_a_time = self.locks.of_name(&key.name).await;
         let Some(c) = self.candidates.building(key, id) else {
             return Ok(false);
         };
@@ -57,7 +57,7 @@ impl Refract {
 
     /// Drops a candidate whose agent paused, keeping its error for the status.
     async fn fail_candidate(&self, key: &ProjectionKey, id: u64) -> Result<(), ServiceError> {
-        let _one_at_a_time = self.deploy_lock.lock().await;
+        let _one_at_a_time = self.locks.of_name(&key.name).await;
         let Some(c) = self.candidates.building(key, id) else {
             return Ok(());
         };
@@ -103,7 +103,7 @@ impl Refract {
 
     /// Stops the running version, lets the candidate reach its position and swaps it
     /// in; on anything short of a swap the running version is started again. The
-    /// caller holds the deploy lock.
+    /// caller holds the team's deploy lock.
     async fn swap(&self, key: &ProjectionKey, c: Candidate) -> Result<SwapEnd, ServiceError> {
         let rec = self.store.component(key).await?;
         let Some(rec) = rec.filter(|r| VersionState::parse(&r.state) != VersionState::Retired)

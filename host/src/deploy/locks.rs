@@ -1,0 +1,57 @@
+//! Who may change the registry at a time. Deploys and lifecycle changes (promote,
+//! retire, pause, rebuild, rewind, swaps, hot reloads) of one team go one at a
+//! time; teams own disjoint names, so they never wait for each other: a retire
+//! that waits out another team's page (up to its CPU deadline) holds only its own
+//! team. Code is the one thing teams share (wasm files are kept by hash, and two
+//! teams may upload the same bytes), so registering code and removing unused code
+//! take a short lock of their own.
+
+use std::sync::Arc;
+
+use tokio::sync::{Mutex, MutexGuard, OwnedMutexGuard};
+
+use crate::teams::PerTeam;
+
+/// The per-team deploy locks and the code lock. Cheap to clone.
+#[derive(Clone, Default)]
+pub struct DeployLocks {
+    teams: Arc<PerTeam<Arc<Mutex<()>>>>,
+    code: Arc<Mutex<()>>,
+}
+
+impl DeployLocks {
+    /// Waits until `team` may change its versions; held for the whole change.
+    pub async fn team(&self, team: &str) -> OwnedMutexGuard<()> {
+        self.teams.get(team, Default::default).lock_owned().await
+    }
+
+    /// [`DeployLocks::team`] for the team that owns the (internal) name `name`.
+    pub async fn of_name(&self, name: &str) -> OwnedMutexGuard<()> {
+        self.team(crate::teams::team_of(name)).await
+    }
+
+    /// Waits until code may be registered or removed; held only while it is.
+    pub async fn code(&self) -> MutexGuard<'_, ()> {
+        self.code.lock().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn one_team_waits_for_itself_and_never_for_another() {
+        let locks = DeployLocks::default();
+        let held = locks.team("slow").await;
+        let quick = tokio::time::timeout(Duration::from_secs(1), locks.team("fast")).await;
+        assert!(quick.is_ok(), "another team's change does not wait");
+        let same = tokio::time::timeout(Duration::from_millis(50), locks.of_name("slow.x")).await;
+        assert!(same.is_err(), "the same team's next change waits");
+        drop(held);
+        let after = tokio::time::timeout(Duration::from_secs(1), locks.of_name("slow.x")).await;
+        assert!(after.is_ok(), "and goes once the first is done");
+    }
+}
