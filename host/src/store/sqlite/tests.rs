@@ -150,51 +150,25 @@ async fn pages_stop_at_their_byte_budget_and_a_big_event_goes_alone() {
     for n in [98, 98, 4_998, 98, 98] {
         s.append(sized(n)).await.expect("append");
     }
-    let page = s
-        .read_page(
-            0,
-            None,
-            ReadBudget {
-                events: 10,
-                bytes: 300,
-            },
-        )
-        .await
-        .expect("page");
+    let budget = ReadBudget {
+        events: 10,
+        bytes: 300,
+    };
+    let page = s.read_page(0, None, budget).await.expect("page");
     let seqs: Vec<i64> = page.events.iter().map(|e| e.sequence).collect();
     assert_eq!(
         (seqs, page.scanned_to),
         (vec![1, 2], 2),
         "cut before the big one"
     );
-    let page = s
-        .read_page(
-            2,
-            None,
-            ReadBudget {
-                events: 10,
-                bytes: 300,
-            },
-        )
-        .await
-        .expect("page");
+    let page = s.read_page(2, None, budget).await.expect("page");
     let seqs: Vec<i64> = page.events.iter().map(|e| e.sequence).collect();
     assert_eq!(
         (seqs, page.scanned_to),
         (vec![3], 3),
         "a big event goes alone"
     );
-    let page = s
-        .read_page(
-            3,
-            None,
-            ReadBudget {
-                events: 10,
-                bytes: 300,
-            },
-        )
-        .await
-        .expect("page");
+    let page = s.read_page(3, None, budget).await.expect("page");
     let seqs: Vec<i64> = page.events.iter().map(|e| e.sequence).collect();
     assert_eq!((seqs, page.scanned_to), (vec![4, 5], 5), "the rest fits");
     let got = s.read_events(&[5, 1, 99], 1 << 20).await.expect("events");
