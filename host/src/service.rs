@@ -165,7 +165,7 @@ impl Refract {
             .with_max_event_bytes(config.max_event_bytes);
         let teams = config.teams().map_err(ServiceError::Startup)?;
         let daemon = daemon.with_teams(teams.clone());
-        let locks = crate::deploy::DeployLocks::default();
+        let locks = crate::deploy::DeployLocks::new(teams.names());
         let lifecycle = Lifecycle::new(store.clone(), locks.clone());
         let grants = Grants::new(teams.outbound_hosts())
             .with_listen(config.listen)

@@ -251,6 +251,11 @@ impl Teams {
         )
     }
 
+    /// The configured teams' names.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.teams.keys().map(String::as_str)
+    }
+
     /// Every team's outbound hosts, for the outbox.
     pub fn outbound_hosts(&self) -> BTreeMap<String, Vec<String>> {
         self.teams

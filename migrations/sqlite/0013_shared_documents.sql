@@ -15,9 +15,10 @@ CREATE INDEX doc_sets_dropped ON doc_sets (id) WHERE dropped = 1;
 CREATE TABLE documents (
     set_id      INTEGER NOT NULL,
     id          TEXT    NOT NULL,
-    body        TEXT    NOT NULL,
-    size        INTEGER NOT NULL,              -- bytes of body: loads are budgeted
+    size        INTEGER NOT NULL,  -- bytes of body: loads and purges are budgeted
     updated_seq INTEGER NOT NULL,
+    -- Last: reading the columns before it never walks a large body's overflow pages.
+    body        TEXT    NOT NULL,
     PRIMARY KEY (set_id, id)
 ) WITHOUT ROWID;
 

@@ -209,8 +209,8 @@ async fn stored_documents_past_a_pages_result_bytes_are_refused_before_they_are_
     let message = pause_message(
         &p,
         &[
-            "the documents the page's events touch (",
-            "read from the store) are more than 2097152 bytes together (max_result_bytes)",
+            "the documents the page's events touch are more than 2097152 bytes together \
+             (max_result_bytes)",
         ],
     );
     eprintln!("gather: {message}");

@@ -135,6 +135,8 @@ pub(crate) struct Agent {
     pub pending: Option<PageCommit>,
     /// When progress was last stored.
     pub stored_at: Instant,
+    /// The document set its commits write into, read with its progress at start.
+    pub doc_set: Option<i64>,
 }
 
 /// What the loop does after a failing page.
@@ -289,6 +291,7 @@ impl Agent {
             commit.position = commit.position.max(passed.position);
         }
         self.stored_at = Instant::now();
+        commit.doc_set = self.doc_set;
         let (store, key, at) = (self.store.clone(), self.key.clone(), commit.position);
         let turns = self.turns.clone();
         self.commits
@@ -341,6 +344,7 @@ impl Agent {
         self.counters.set_position(0);
         tracing::info!(projection = %self.key, position = progress.position, "agent started");
         self.position = Some(progress.position);
+        self.doc_set = progress.doc_set;
         Ok(())
     }
 

@@ -66,6 +66,13 @@ impl DocCache {
         self.entries.contains_key(id)
     }
 
+    /// The size of a known document's body (0 if known not to exist).
+    pub fn body_len(&self, id: &str) -> Option<usize> {
+        self.entries
+            .get(id)
+            .map(|e| e.body.as_ref().map_or(0, String::len))
+    }
+
     /// The known state of a document (`Some(None)`: known not to exist), touching it.
     pub fn get(&mut self, id: &str) -> Option<Option<String>> {
         let page = self.page;

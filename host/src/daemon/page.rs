@@ -126,17 +126,26 @@ impl Agent {
         Ok(())
     }
 
-    /// Fills the cache with the documents the page touches that it does not know;
-    /// documents of more than the page's byte budget are the guest's fault (it
-    /// made them and routes the page to them), refused before they are read.
+    /// Fills the cache with the documents the page touches that it does not know.
+    /// Documents of more than the page's byte budget together (cached or stored,
+    /// so the outcome depends only on the documents and the page) are the guest's
+    /// fault: it made them and routes the page to them. Refused before any is read.
     async fn load_missing(&mut self, slices: &[Slice], events: &[Event]) -> Result<(), PageError> {
-        let mut missing: Vec<&str> = slices
+        let mut touched: Vec<&str> = slices.iter().map(|s| s.doc_id.as_str()).collect();
+        touched.sort_unstable();
+        touched.dedup();
+        let cached: usize = touched
             .iter()
-            .map(|s| s.doc_id.as_str())
+            .filter_map(|id| self.cache.body_len(id))
+            .sum();
+        let max = self.budget.doc_bytes;
+        if cached > max {
+            return Err(self.too_many_doc_bytes(events));
+        }
+        let missing: Vec<&str> = touched
+            .into_iter()
             .filter(|id| !self.cache.contains(id))
             .collect();
-        missing.sort_unstable();
-        missing.dedup();
         if missing.is_empty() {
             return Ok(());
         }
@@ -147,27 +156,36 @@ impl Agent {
             return Ok(());
         }
         // A read at the store like the page's own: one of the team's read turns.
-        let max = self.budget.doc_bytes;
         let turn = self.turns.read().await;
-        let loaded = self.store.load_docs_within(&self.key, &missing, max).await;
+        let loaded = self
+            .store
+            .load_docs_within(&self.key, &missing, max - cached)
+            .await;
         drop(turn);
         let Some(mut found) = loaded? else {
-            let (n, first) = (missing.len(), events.first().map(|e| e.sequence));
-            return Err(PageError::Guest(RuntimeError::Guest {
-                component: self.key.to_string(),
-                event_sequence: first.filter(|_| events.len() == 1),
-                message: format!(
-                    "the documents the page's events touch ({n} read from the store) are \
-                     more than {max} bytes together (max_result_bytes); a page of one event \
-                     that touches them is refused"
-                ),
-            }));
+            return Err(self.too_many_doc_bytes(events));
         };
         for id in missing {
             let body = found.remove(id);
             self.cache.put(id.to_owned(), body);
         }
         Ok(())
+    }
+
+    /// The guest's error for a page whose documents pass its byte budget.
+    fn too_many_doc_bytes(&self, events: &[Event]) -> PageError {
+        let max = self.budget.doc_bytes;
+        PageError::Guest(RuntimeError::Guest {
+            component: self.key.to_string(),
+            event_sequence: events
+                .first()
+                .map(|e| e.sequence)
+                .filter(|_| events.len() == 1),
+            message: format!(
+                "the documents the page's events touch are more than {max} bytes together \
+                 (max_result_bytes); a page of one event that touches them is refused"
+            ),
+        })
     }
 
     /// Applies the version's dead letters again, oldest first, a page at a time

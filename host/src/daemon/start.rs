@@ -152,6 +152,7 @@ impl Daemon {
             retry: crate::retry::Retry::new(policy.retry(super::agent::PAGE_BACKOFF)),
             pending: None,
             stored_at: std::time::Instant::now(),
+            doc_set: None,
         };
         self.install(key, stop, Some(control), move |gate| {
             agent.commits = Commits::new(gate);

@@ -136,10 +136,6 @@ impl SubscriptionAgent {
                 .await;
             let failed = match result {
                 Ok(done) if !self.wait_for_rate(&done).await => continue,
-                // Promoted over while the page was handled (a guest call may take its
-                // whole deadline): its effects are the new live version's now, so
-                // the page is handled again, held.
-                Ok(_) if !held && self.is_standby() => continue,
                 Ok(done) => match self.commit(&done).await {
                     Ok(()) => {
                         position = page.scanned_to;

@@ -6,23 +6,38 @@
 //! teams may upload the same bytes), so registering code and removing unused code
 //! take a short lock of their own.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use tokio::sync::{Mutex, MutexGuard, OwnedMutexGuard};
 
-use crate::teams::PerTeam;
-
 /// The per-team deploy locks and the code lock. Cheap to clone.
 #[derive(Clone, Default)]
 pub struct DeployLocks {
-    teams: Arc<PerTeam<Arc<Mutex<()>>>>,
+    /// One per configured team and `default`, made at start: names of other
+    /// teams (which own nothing) share `others`, so no request grows the map.
+    teams: Arc<HashMap<String, Arc<Mutex<()>>>>,
+    others: Arc<Mutex<()>>,
     code: Arc<Mutex<()>>,
 }
 
 impl DeployLocks {
+    /// A lock for each of `teams` and for the `default` team.
+    pub fn new<'a>(teams: impl IntoIterator<Item = &'a str>) -> Self {
+        let names = teams
+            .into_iter()
+            .chain([crate::teams::DEFAULT_TEAM])
+            .map(|t| (t.to_owned(), Arc::default()));
+        Self {
+            teams: Arc::new(names.collect()),
+            ..Self::default()
+        }
+    }
+
     /// Waits until `team` may change its versions; held for the whole change.
     pub async fn team(&self, team: &str) -> OwnedMutexGuard<()> {
-        self.teams.get(team, Default::default).lock_owned().await
+        let lock = self.teams.get(team).unwrap_or(&self.others);
+        lock.clone().lock_owned().await
     }
 
     /// [`DeployLocks::team`] for the team that owns the (internal) name `name`.
@@ -44,7 +59,7 @@ mod tests {
 
     #[tokio::test]
     async fn one_team_waits_for_itself_and_never_for_another() {
-        let locks = DeployLocks::default();
+        let locks = DeployLocks::new(["slow", "fast"]);
         let held = locks.team("slow").await;
         let quick = tokio::time::timeout(Duration::from_secs(1), locks.team("fast")).await;
         assert!(quick.is_ok(), "another team's change does not wait");
@@ -53,5 +68,8 @@ mod tests {
         drop(held);
         let after = tokio::time::timeout(Duration::from_secs(1), locks.of_name("slow.x")).await;
         assert!(after.is_ok(), "and goes once the first is done");
+        // Names of teams nobody configured share one lock: no request grows the map.
+        let _unknown = locks.of_name("nobody.x").await;
+        assert_eq!(locks.teams.len(), 3, "slow, fast and default");
     }
 }

@@ -23,7 +23,7 @@ impl Refract {
                 return;
             }
         };
-        if used {
+        if used || self.candidate_runs(sha256) {
             return;
         }
         let path = deploy::wasm_path(&self.components_dir, sha256);

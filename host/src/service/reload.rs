@@ -106,8 +106,11 @@ impl Refract {
                 if self.building_sha(&key, loaded.sha256()) {
                     (Reload::Unchanged, deployed)
                 } else {
+                    // The code is in use (a candidate) before any team's cleanup looks.
+                    let code = self.locks.code().await;
                     deploy::save_wasm(&self.components_dir, loaded.sha256(), &wasm).await?;
                     let id = self.start_candidate(&rec, loaded, Cause::Reload).await?;
+                    drop(code);
                     let action = Reload::Candidate {
                         previous_sha256: rec.sha256,
                         id,

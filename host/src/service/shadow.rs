@@ -173,6 +173,16 @@ impl Refract {
             .is_some_and(|c| c.failed.is_none() && c.sha256 == sha256)
     }
 
+    /// Whether a building candidate runs the code `sha256` (it is not registered
+    /// until it swaps in, but its code must stay).
+    pub(super) fn candidate_runs(&self, sha256: &str) -> bool {
+        let inner = self.candidates.lock();
+        inner
+            .by_key
+            .values()
+            .any(|c| c.failed.is_none() && c.sha256 == sha256)
+    }
+
     /// Whether `key` has a candidate, building or failed.
     pub(super) fn has_candidate(&self, key: &ProjectionKey) -> bool {
         self.candidates.lock().by_key.contains_key(key)

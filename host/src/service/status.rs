@@ -88,6 +88,7 @@ impl Refract {
                     effects_held: 0,
                     status: RunStatus::Paused,
                     error: None,
+                    doc_set: None,
                 },
                 _ => self.store.progress(&rec.key).await?,
             };

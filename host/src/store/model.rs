@@ -139,6 +139,10 @@ pub struct PageCommit {
     pub dead_letter: Option<super::subscription::DeadLetter>,
     /// Dead letters this page applied after all (a replay): removed with the writes.
     pub replayed: Vec<Position>,
+    /// The document set the writer read at its start ([`Progress::doc_set`]), if
+    /// known: a version dropped and prepared again since (a rebuild, a reload) has
+    /// another, and the commit lands nothing.
+    pub doc_set: Option<i64>,
 }
 
 /// Identifies one deployed version of a projection.
@@ -188,6 +192,10 @@ pub struct Progress {
     pub status: RunStatus,
     /// The error that paused it, if any.
     pub error: Option<String>,
+    /// Which of the store's document sets holds its documents (none for a
+    /// subscription); a new one each time the version is prepared again.
+    #[serde(skip)]
+    pub doc_set: Option<i64>,
 }
 
 /// Whether a projection version is processing events.

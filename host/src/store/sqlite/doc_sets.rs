@@ -1,13 +1,14 @@
 //! SQLite: document sets. Every projection version's documents live in the one
 //! `documents` table under the set its progress row names, so deploying, swapping
 //! and dropping a version change rows, never the schema (see migration 0013).
-//! A dropped set's documents are purged in small batches by a background task, so
-//! dropping a version with millions of documents never holds the writer for long.
+//! A dropped set's documents are purged in small batches (in rows and bytes) by a
+//! background task, so dropping a version with millions of documents never holds
+//! the writer for long.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::{AssertSqlSafe, Row, SqliteConnection, SqlitePool};
+use sqlx::{AssertSqlSafe, SqliteConnection, SqlitePool};
 use tokio::sync::Notify;
 
 use super::convert::BindKey;
@@ -16,9 +17,16 @@ use crate::store::{ProjectionKey, StoreError};
 /// The set of a version, as a scalar subquery binding (name, version).
 pub(super) const SET_OF: &str = "(SELECT doc_set FROM progress WHERE name = ? AND version = ?)";
 
-/// Documents deleted per purge transaction: small, so appends and commits of every
-/// team pass in between.
+/// Documents deleted per purge transaction, at most: small, so appends and commits
+/// of every team pass in between.
 pub(super) const PURGE_BATCH: i64 = 2_000;
+
+/// Bytes of documents deleted per purge transaction, at most (one document more
+/// than that goes alone): freeing a large body means reading its overflow pages.
+pub(super) const PURGE_BYTES: i64 = 8 << 20;
+
+/// The writer's rest between two purge transactions.
+const PURGE_PAUSE: Duration = Duration::from_millis(2);
 
 /// The set of a version: `None` without a progress row, `Some(None)` for a version
 /// that keeps no documents (a subscription).
@@ -102,74 +110,44 @@ pub(super) async fn purge_dropped(writer: &SqlitePool) -> Result<u64, StoreError
         let Some(set) = set else {
             return Ok(purged);
         };
-        let deleted = sqlx::query(
-            "DELETE FROM documents WHERE set_id = ?1 AND id IN \
-             (SELECT id FROM documents WHERE set_id = ?1 LIMIT ?2)",
-        )
-        .bind(set)
-        .bind(PURGE_BATCH)
-        .execute(writer)
-        .await?
-        .rows_affected();
-        purged += deleted;
-        if deleted == 0 {
+        // The first documents left in the set, up to a batch's rows and bytes (the
+        // sizes are read without the bodies: they come last in each row).
+        let sizes: Vec<(String, i64)> =
+            sqlx::query_as("SELECT id, size FROM documents WHERE set_id = ? ORDER BY id LIMIT ?")
+                .bind(set)
+                .bind(PURGE_BATCH)
+                .fetch_all(writer)
+                .await?;
+        let Some(last) = batch_end(&sizes, PURGE_BYTES) else {
             sqlx::query("DELETE FROM doc_sets WHERE id = ? AND dropped = 1")
                 .bind(set)
                 .execute(writer)
                 .await?;
-        } else {
-            // Lets whoever waits for the single writer connection go first.
-            tokio::task::yield_now().await;
-        }
-    }
-}
-
-/// Moves the documents of the old layout (one table per version) into sets, one
-/// version per transaction, so a store written by an older refract opens as it was.
-pub(super) async fn adopt_legacy_tables(writer: &SqlitePool) -> Result<usize, StoreError> {
-    let tables: Vec<String> = sqlx::query_scalar(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'doc\\_%' ESCAPE '\\'",
-    )
-    .fetch_all(writer)
-    .await?;
-    if tables.is_empty() {
-        return Ok(0);
-    }
-    let tables: std::collections::HashSet<String> = tables.into_iter().collect();
-    let rows = sqlx::query("SELECT name, version FROM progress")
-        .fetch_all(writer)
-        .await?;
-    let mut adopted = 0;
-    for row in rows {
-        let key = ProjectionKey {
-            name: row.try_get(0)?,
-            version: row.try_get(1)?,
-        };
-        let table = legacy_table(&key);
-        if !tables.contains(&table) {
             continue;
-        }
-        // Listed by sqlite_master and quoted: an identifier, never SQL.
-        let quoted = format!("\"{}\"", table.replace('"', "\"\""));
-        let mut tx = writer.begin().await?;
-        ensure_set(&mut tx, &key).await?;
-        sqlx::query(AssertSqlSafe(format!(
-            "INSERT OR REPLACE INTO documents (set_id, id, body, size, updated_seq) \
-             SELECT {SET_OF}, id, body, length(CAST(body AS BLOB)), updated_seq FROM {quoted}"
-        )))
-        .bind_key(&key)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(AssertSqlSafe(format!("DROP TABLE {quoted}")))
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        adopted += 1;
+        };
+        purged += sqlx::query("DELETE FROM documents WHERE set_id = ? AND id <= ?")
+            .bind(set)
+            .bind(last)
+            .execute(writer)
+            .await?
+            .rows_affected();
+        // Every team's appends and commits wait for the one writer meanwhile: let
+        // them in between batches.
+        tokio::time::sleep(PURGE_PAUSE).await;
     }
-    Ok(adopted)
 }
 
-/// The table a version's documents had before migration 0013.
-pub(super) fn legacy_table(key: &ProjectionKey) -> String {
-    format!("doc_{}_v{}", key.name, key.version)
+/// The id of the last document of a batch: the longest prefix of `sizes` within
+/// `max_bytes`, at least one document.
+pub(super) fn batch_end(sizes: &[(String, i64)], max_bytes: i64) -> Option<&str> {
+    let mut total = 0i64;
+    let mut end = None;
+    for (id, size) in sizes {
+        total = total.saturating_add(*size);
+        if end.is_some() && total > max_bytes {
+            break;
+        }
+        end = Some(id.as_str());
+    }
+    end
 }

@@ -188,3 +188,58 @@ async fn a_budgeted_load_reads_nothing_past_its_bytes() {
         .expect("load");
     assert_eq!(some.map(|d| d.len()), Some(1));
 }
+
+#[tokio::test]
+async fn a_commit_from_before_a_drop_and_prepare_lands_nothing_in_the_new_set() {
+    let (_dir, s) = store().await;
+    let k = key("rebuilt");
+    s.prepare_projection(&k).await.expect("prepare");
+    let old = s.progress(&k).await.expect("progress").doc_set;
+    assert!(old.is_some(), "a projection has a set");
+    s.drop_projection(&k).await.expect("drop");
+    s.prepare_projection(&k).await.expect("prepare again");
+    let new = s.progress(&k).await.expect("progress").doc_set;
+    assert_ne!(old, new, "a new set each time");
+    let stale = PageCommit {
+        doc_set: old,
+        ..puts("d", 3, 7)
+    };
+    let e = s.commit_page(&k, &stale).await.expect_err("stale");
+    assert!(matches!(e, StoreError::Conflict { .. }), "{e}");
+    assert_eq!(count(&s, "SELECT COUNT(*) FROM documents").await, 0);
+    assert_eq!(s.progress(&k).await.expect("progress").position, 0);
+    let current = PageCommit {
+        doc_set: new,
+        ..puts("d", 3, 7)
+    };
+    s.commit_page(&k, &current).await.expect("current");
+    assert_eq!(s.progress(&k).await.expect("progress").position, 7);
+}
+
+#[test]
+fn a_purge_batch_ends_at_its_bytes_and_takes_at_least_one_document() {
+    let sizes = |s: &[i64]| -> Vec<(String, i64)> {
+        s.iter()
+            .enumerate()
+            .map(|(i, n)| (format!("d{i}"), *n))
+            .collect()
+    };
+    let mib = 1 << 20;
+    let end = |s: &[i64]| doc_sets::batch_end(&sizes(s), 8 * mib).map(str::to_owned);
+    assert_eq!(end(&[]), None);
+    assert_eq!(
+        end(&[20 * mib, 1]).as_deref(),
+        Some("d0"),
+        "a big one alone"
+    );
+    assert_eq!(
+        end(&[3 * mib, 5 * mib, 1]).as_deref(),
+        Some("d1"),
+        "exactly the bytes"
+    );
+    assert_eq!(
+        end(&[1, 2, 3]).as_deref(),
+        Some("d2"),
+        "all of a small batch"
+    );
+}

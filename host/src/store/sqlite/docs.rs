@@ -108,13 +108,20 @@ impl DocumentStore for SqliteStore {
     async fn commit_page(&self, key: &ProjectionKey, page: &PageCommit) -> Result<(), StoreError> {
         let position = page.position;
         let mut tx = self.writer().begin().await?;
-        match set_of(&mut tx, key).await? {
-            Some(Some(set)) => write_docs(&mut tx, set, &page.writes, position).await?,
-            // A subscription keeps no documents: its page commits progress alone.
-            Some(None) if page.writes.is_empty() => {}
-            Some(None) => return Err(StoreError::Invalid(format!("{key} keeps no documents"))),
-            // Dropped under the caller (retired, rebuilt): nothing of it may land.
+        let set = match set_of(&mut tx, key).await? {
+            // Dropped under the caller (retired, rebuilt), or dropped and prepared
+            // again since it started: nothing of it may land.
             None => return Err(moved_on(key, position)),
+            Some(set) if page.doc_set.is_some() && set != page.doc_set => {
+                return Err(moved_on(key, position));
+            }
+            Some(set) => set,
+        };
+        match set {
+            Some(set) => write_docs(&mut tx, set, &page.writes, position).await?,
+            // A subscription keeps no documents: its page commits progress alone.
+            None if page.writes.is_empty() => {}
+            None => return Err(StoreError::Invalid(format!("{key} keeps no documents"))),
         }
         if let Some(d) = &page.dead_letter {
             super::subscription::record_dead_letter(&mut tx, key, d).await?;
@@ -136,8 +143,8 @@ impl DocumentStore for SqliteStore {
 
     async fn progress(&self, key: &ProjectionKey) -> Result<Progress, StoreError> {
         let row = sqlx::query(
-            "SELECT position, events_applied, status, error, events_skipped, effects_held \
-             FROM progress WHERE name = ? AND version = ?",
+            "SELECT position, events_applied, status, error, events_skipped, effects_held, \
+             doc_set FROM progress WHERE name = ? AND version = ?",
         )
         .bind_key(key)
         .fetch_optional(self.reader())
@@ -151,6 +158,7 @@ impl DocumentStore for SqliteStore {
             effects_held: to_u64(row.try_get(5)?, "effects held")?,
             status: RunStatus::parse(&status),
             error: row.try_get(3)?,
+            doc_set: row.try_get(6)?,
         })
     }
 

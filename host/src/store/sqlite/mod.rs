@@ -13,6 +13,7 @@ mod doc_sets;
 mod doc_sets_tests;
 mod docs;
 mod events;
+mod legacy;
 mod progress;
 mod reads;
 #[cfg(test)]
@@ -74,7 +75,7 @@ impl SqliteStore {
             .connect_with(options.clone())
             .await?;
         sqlx::migrate!("../migrations/sqlite").run(&writer).await?;
-        doc_sets::adopt_legacy_tables(&writer).await?;
+        legacy::adopt_legacy_tables(&writer).await?;
         // A whole page crosses from sqlx's worker thread in one go instead of 50 rows
         // at a time (each hand-off is a thread wake-up).
         let reader = SqlitePoolOptions::new()
