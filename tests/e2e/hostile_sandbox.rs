@@ -154,6 +154,21 @@ async fn a_guest_that_sleeps_in_apply_costs_cpu_time_and_is_paused_by_the_deadli
     d.sigterm_within(Duration::from_secs(10));
 }
 
+/// Team `other` deploys hostile-sleep (compiled already) and promotes it.
+async fn other_team_deploys_and_promotes(d: &Daemon) {
+    let (code, body) = deploy(&d, OTHER, refract_test_artifacts::HOSTILE_SLEEP).await;
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = d
+        .request_as(
+            OTHER,
+            Method::POST,
+            "/projections/hostile-sleep/versions/1/promote",
+            None,
+        )
+        .await;
+    assert_eq!(code, 200, "{body}");
+}
+
 /// Team `slow` describes for four seconds before its deadline stops it.
 const SLOW_CONFIG: &str = r#"
 [teams.good]
@@ -207,17 +222,7 @@ async fn a_guest_that_sleeps_in_describe_is_refused_and_holds_no_other_deploy() 
     // Meanwhile another team deploys (compiled already) and runs lifecycle calls,
     // promptly.
     let t = Instant::now();
-    let (code, body) = deploy(&d, OTHER, refract_test_artifacts::HOSTILE_SLEEP).await;
-    assert_eq!(code, 200, "{body}");
-    let (code, body) = d
-        .request_as(
-            OTHER,
-            Method::POST,
-            "/projections/hostile-sleep/versions/1/promote",
-            None,
-        )
-        .await;
-    assert_eq!(code, 200, "{body}");
+    other_team_deploys_and_promotes(&d).await;
     let (code, body) = d
         .request_as(
             OTHER,
@@ -298,19 +303,9 @@ async fn a_pause_waiting_out_its_teams_long_page_holds_no_other_teams_deploy() {
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     let t = Instant::now();
-    let (code, body) = deploy(&d, OTHER, refract_test_artifacts::HOSTILE_SLEEP).await;
-    assert_eq!(code, 200, "{body}");
     // (Not a pause or a rebuild: those wait for the other team's own page, which
     // loops on the same event.)
-    let (code, body) = d
-        .request_as(
-            OTHER,
-            Method::POST,
-            "/projections/hostile-sleep/versions/1/promote",
-            None,
-        )
-        .await;
-    assert_eq!(code, 200, "{body}");
+    other_team_deploys_and_promotes(&d).await;
     let others = t.elapsed();
     let waiting = !pause.is_finished();
     let (code, took) = pause.await.expect("pause task");
