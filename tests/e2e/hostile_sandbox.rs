@@ -156,7 +156,7 @@ async fn a_guest_that_sleeps_in_apply_costs_cpu_time_and_is_paused_by_the_deadli
 
 /// Team `other` deploys hostile-sleep (compiled already) and promotes it.
 async fn other_team_deploys_and_promotes(d: &Daemon) {
-    let (code, body) = deploy(&d, OTHER, refract_test_artifacts::HOSTILE_SLEEP).await;
+    let (code, body) = deploy(d, OTHER, refract_test_artifacts::HOSTILE_SLEEP).await;
     assert_eq!(code, 200, "{body}");
     let (code, body) = d
         .request_as(
