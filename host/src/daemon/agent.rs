@@ -42,6 +42,7 @@ use super::commits::Commits;
 use super::metrics::{Burst, Phase};
 use super::shared::{BACKOFF, MAX_WAIT};
 pub(crate) use super::shared::{readable, record_pause, skipped};
+use super::turns::Turn;
 use crate::retry::{Backoff, Retry, RetryPolicy};
 use crate::runtime::RuntimeError;
 use crate::store::{
@@ -169,7 +170,12 @@ impl Agent {
                 Some(mut task) => (&mut task.0).await.unwrap_or_else(|e| {
                     Err(StoreError::Invalid(format!("read-ahead task failed: {e}")))
                 }),
-                None => self.read(position).await,
+                None => {
+                    let Some(turn) = self.turns.read_unless_stopped(&self.shutdown).await else {
+                        break;
+                    };
+                    self.read(position, turn).await
+                }
             };
             self.burst.add(Phase::Read, started.elapsed());
             let page = match read {
@@ -323,8 +329,8 @@ impl Agent {
         })));
     }
 
-    async fn read(&self, after: Position) -> Result<Page, StoreError> {
-        let _turn = self.turns.read().await;
+    /// Reads the page after `after` in the read turn it was given.
+    async fn read(&self, after: Position, _turn: Turn) -> Result<Page, StoreError> {
         let page = self
             .store
             .read_page(after, Some(&self.event_types), self.read_budget())

@@ -78,7 +78,9 @@ impl SubscriptionAgent {
         // Events per page now: the page size, less after a page over its emit budget.
         let mut limit = self.page_size;
         while !*self.shutdown.borrow() {
-            let turn = self.turns.read().await;
+            let Some(turn) = self.turns.read_unless_stopped(&self.shutdown).await else {
+                break;
+            };
             let read = self
                 .env
                 .store

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
 use crate::teams::PerTeam;
 
@@ -42,6 +42,23 @@ impl StoreTurns {
     pub async fn read(&self) -> Turn {
         // Never closed; a closed one would only mean no limit.
         Turn(self.reads.clone().acquire_owned().await.ok())
+    }
+
+    /// Waits for one of the team's read turns, or answers `None` once `stop` is set:
+    /// an agent told to stop never waits its turn behind thousands of others.
+    pub async fn read_unless_stopped(&self, stop: &watch::Receiver<bool>) -> Option<Turn> {
+        let mut stop = stop.clone();
+        let stopped = async move {
+            // A dropped sender never stops anyone: wait for a turn as usual.
+            if stop.wait_for(|s| *s).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            biased;
+            () = stopped => None,
+            turn = self.read() => Some(turn),
+        }
     }
 
     /// Waits for one of the team's commit turns.
@@ -86,6 +103,27 @@ mod tests {
         assert!(got.await.is_ok(), "another team's read does not wait");
         drop(held);
         assert_eq!(turns.of("bulk").reads_free(), READS_PER_TEAM);
+    }
+
+    #[tokio::test]
+    async fn an_agent_told_to_stop_leaves_the_queue_for_a_turn() {
+        let turns = TeamTurns::default();
+        let bulk = turns.of("bulk");
+        let held: Vec<Turn> = futures_held(&bulk).await;
+        let (stop, stopped) = watch::channel(false);
+        let queued = tokio::spawn({
+            let bulk = bulk.clone();
+            async move { bulk.read_unless_stopped(&stopped).await.is_some() }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        assert!(!queued.is_finished(), "it waits its turn");
+        stop.send_replace(true);
+        let got = tokio::time::timeout(std::time::Duration::from_secs(1), queued).await;
+        assert!(!got.expect("leaves at once").expect("task"), "with no turn");
+        // Not stopped, it gets one as soon as one is free.
+        let (_keep, running) = watch::channel(false);
+        drop(held);
+        assert!(bulk.read_unless_stopped(&running).await.is_some());
     }
 
     async fn futures_held(t: &StoreTurns) -> Vec<Turn> {
