@@ -62,6 +62,7 @@ impl DocCache {
     }
 
     /// Whether the document's state is known.
+    #[cfg(test)]
     pub fn contains(&self, id: &str) -> bool {
         self.entries.contains_key(id)
     }
