@@ -16,6 +16,9 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:4300";
 pub struct Config {
     /// Where the database, the deployed components and compiled artifacts live.
     pub data_dir: PathBuf,
+    /// The store, when it is not the data directory's SQLite file: a
+    /// `postgres://user@host/database` URL (or `sqlite:PATH`).
+    pub store: Option<String>,
     /// Address the HTTP API listens on.
     pub listen: SocketAddr,
     /// Events per page handed to a guest.
@@ -63,6 +66,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             data_dir: PathBuf::from("refract-data"),
+            store: None,
             listen: DEFAULT_LISTEN
                 .parse()
                 .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 4300))),
@@ -183,9 +187,17 @@ impl Config {
         }
     }
 
-    /// The SQLite database file.
+    /// The SQLite database file (the store unless `store` names another).
     pub fn database_path(&self) -> PathBuf {
         self.data_dir.join("refract.db")
+    }
+
+    /// Where the store is: `store` if given, else the data directory's SQLite file.
+    pub fn location(&self) -> Result<crate::store::Location, crate::store::StoreError> {
+        match &self.store {
+            Some(url) => crate::store::Location::parse(url),
+            None => Ok(crate::store::Location::from(self.database_path())),
+        }
     }
 }
 

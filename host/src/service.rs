@@ -140,14 +140,13 @@ pub struct Aggregate {
 }
 
 impl Refract {
-    /// Opens the data directory's SQLite store, restores deployed components and
-    /// starts their agents.
+    /// Opens the configured store (the data directory's SQLite file unless told
+    /// otherwise), restores deployed components and starts their agents.
     pub async fn open(config: &Config) -> Result<Self, ServiceError> {
         std::fs::create_dir_all(&config.data_dir).map_err(|e| {
             ServiceError::Startup(format!("cannot create {}: {e}", config.data_dir.display()))
         })?;
-        // The data directory's SQLite file: the one backend there is so far.
-        let location = crate::store::Location::from(config.database_path());
+        let location = config.location()?;
         let options = crate::store::OpenOptions {
             max_event_bytes: config.max_event_bytes,
         };

@@ -46,6 +46,10 @@ struct ServeArgs {
     /// A TOML config file.
     #[arg(long)]
     config: Option<PathBuf>,
+    /// The store: `postgres://user@host/database`, or the data directory's SQLite
+    /// file when not given.
+    #[arg(long, env = "REFRACT_STORE", hide_env_values = true)]
+    store: Option<String>,
 }
 
 impl ServeArgs {
@@ -60,6 +64,9 @@ impl ServeArgs {
         }
         if let Some(l) = self.listen {
             cfg.listen = l;
+        }
+        if let Some(s) = self.store {
+            cfg.store = Some(s);
         }
         Ok(cfg)
     }

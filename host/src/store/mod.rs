@@ -5,8 +5,10 @@
 //! [`Location`] and hands back an `Arc<dyn Store>`. SQL, and the backend's own error
 //! types (converted into [`StoreError`]), live in the backend modules and nowhere else.
 
+pub(crate) mod checks;
 mod model;
 mod open;
+pub mod postgres;
 pub mod shadow;
 pub mod sqlite;
 pub mod subscription;

@@ -11,11 +11,14 @@ use super::{DEFAULT_MAX_EVENT_BYTES, Store, StoreError};
 pub enum Location {
     /// An embedded SQLite database file (created if missing).
     Sqlite(PathBuf),
+    /// A PostgreSQL database, by its connection URL (the database must exist).
+    Postgres(String),
 }
 
 impl Location {
-    /// Reads a store URL (`sqlite:PATH`, `sqlite://PATH`) or a plain file path (a
-    /// SQLite file). Any other scheme is refused by name.
+    /// Reads a store URL (`sqlite:PATH`, `sqlite://PATH`, `postgres://...`,
+    /// `postgresql://...`) or a plain file path (a SQLite file). Any other scheme is
+    /// refused by name.
     pub fn parse(url_or_path: &str) -> Result<Self, StoreError> {
         let Some((scheme, rest)) = scheme_of(url_or_path) else {
             if url_or_path.is_empty() {
@@ -33,8 +36,18 @@ impl Location {
                 }
                 Ok(Self::Sqlite(PathBuf::from(path)))
             }
+            "postgres" | "postgresql" => {
+                if !rest.starts_with("//") {
+                    return Err(StoreError::Invalid(format!(
+                        "store URL {:?} is not a postgres://user@host/database URL",
+                        redacted(url_or_path)
+                    )));
+                }
+                Ok(Self::Postgres(url_or_path.to_owned()))
+            }
             other => Err(StoreError::Invalid(format!(
-                "store URL {url_or_path:?} has an unsupported scheme {other:?} (supported: sqlite)"
+                "store URL {:?} has an unsupported scheme {other:?} (supported: sqlite, postgres)",
+                redacted(url_or_path)
             ))),
         }
     }
@@ -44,6 +57,22 @@ impl From<PathBuf> for Location {
     /// A plain path is a SQLite file.
     fn from(path: PathBuf) -> Self {
         Self::Sqlite(path)
+    }
+}
+
+/// The URL without its password (`user:secret@` becomes `user:***@`), for messages
+/// and logs.
+pub fn redacted(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (auth, host) = match rest.rsplit_once('@') {
+        Some(parts) => parts,
+        None => return url.to_owned(),
+    };
+    match auth.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
     }
 }
 
@@ -84,6 +113,12 @@ pub async fn open(
                 .with_max_event_bytes(options.max_event_bytes);
             Ok(Arc::new(store))
         }
+        Location::Postgres(url) => {
+            let store = super::postgres::PgStore::open(url)
+                .await?
+                .with_max_event_bytes(options.max_event_bytes);
+            Ok(Arc::new(store))
+        }
     }
 }
 
@@ -104,11 +139,35 @@ mod tests {
     }
 
     #[test]
+    fn postgres_urls_are_postgres_databases() {
+        let url = "postgres://refract:pw@127.0.0.1:5432/events";
+        assert_eq!(
+            Location::parse(url).ok(),
+            Some(Location::Postgres(url.into()))
+        );
+        let url = "postgresql://db/events";
+        assert_eq!(
+            Location::parse(url).ok(),
+            Some(Location::Postgres(url.into()))
+        );
+        assert_eq!(redacted("postgres://u:pw@h/db"), "postgres://u:***@h/db");
+        assert_eq!(redacted("postgres://u@h/db"), "postgres://u@h/db");
+    }
+
+    #[test]
     fn other_schemes_and_empty_locations_are_refused_by_name() {
-        let err = Location::parse("postgres://db/refract").expect_err("no postgres yet");
+        let err = Location::parse("mysql://u:hunter2@db/refract").expect_err("no mysql");
         assert!(matches!(err, StoreError::Invalid(_)), "{err}");
-        assert!(err.to_string().contains("\"postgres\""), "{err}");
-        assert!(err.to_string().contains("supported: sqlite"), "{err}");
+        assert!(err.to_string().contains("\"mysql\""), "{err}");
+        assert!(
+            err.to_string().contains("supported: sqlite, postgres"),
+            "{err}"
+        );
+        assert!(
+            !err.to_string().contains("hunter2"),
+            "the password is not shown: {err}"
+        );
+        Location::parse("postgres:refract").expect_err("not a URL");
         Location::parse("").expect_err("empty");
         Location::parse("sqlite://").expect_err("no file");
     }

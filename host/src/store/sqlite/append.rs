@@ -5,45 +5,10 @@ use sqlx::sqlite::SqliteConnection;
 use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::{to_i64, to_u64};
-use crate::identity::check_text;
-use crate::store::{
-    AppendRequest, AppendResult, ExpectedVersion, MAX_EVENTS_PER_APPEND, MAX_IDEMPOTENCY_KEY_LEN,
-    StoreError, now_micros,
-};
+use crate::store::{AppendRequest, AppendResult, ExpectedVersion, StoreError, now_micros};
 
 /// Rows per multi-row INSERT: 8 parameters a row stays under SQLite's 32,766 limit.
 const INSERT_CHUNK: usize = 1000;
-
-pub(super) fn validate(req: &AppendRequest, max_event_bytes: usize) -> Result<(), StoreError> {
-    if req.events.is_empty() {
-        return Err(StoreError::Invalid("no events to append".into()));
-    }
-    if req.events.len() > MAX_EVENTS_PER_APPEND {
-        return Err(StoreError::Invalid(format!(
-            "{} events in one append; the limit is {MAX_EVENTS_PER_APPEND}",
-            req.events.len()
-        )));
-    }
-    if let Some(key) = &req.idempotency_key {
-        check_text("idempotency key", key, MAX_IDEMPOTENCY_KEY_LEN)?;
-    }
-    for (i, e) in req.events.iter().enumerate() {
-        let size = e.data.len() + e.metadata.len();
-        if size > max_event_bytes {
-            return Err(StoreError::TooLarge {
-                index: i,
-                size,
-                max: max_event_bytes,
-            });
-        }
-        check_text(
-            &format!("events[{i}].type"),
-            &e.event_type,
-            crate::store::MAX_EVENT_TYPE_LEN,
-        )?;
-    }
-    Ok(())
-}
 
 /// The stream and result of the append that first used `team`'s idempotency key.
 pub(super) async fn first_use<'c>(

@@ -38,8 +38,9 @@ use sqlx::sqlite::{
 };
 use tokio::sync::watch;
 
+use super::checks::validate;
 use super::{EventStore, Position, Store, StoreError};
-use append::{append_in, first_use, validate};
+use append::{append_in, first_use};
 use convert::{EVENT_COLUMNS, event_from_row, push_in_list, to_i64, to_u64};
 
 /// The SQLite store.

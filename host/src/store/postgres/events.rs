@@ -1,0 +1,161 @@
+//! PostgreSQL: the event store (appends, stream and page reads, the head).
+
+use async_trait::async_trait;
+use sqlx::{Postgres, QueryBuilder};
+use tokio::sync::watch;
+
+use super::PgStore;
+use super::append::{append_in, first_use};
+use super::convert::{EVENT_COLUMNS, EVENT_FROM, event_from_row};
+use super::reads::{self, SNAPSHOT, Scan, head_in};
+use crate::store::checks::validate;
+use crate::store::{
+    AppendRequest, AppendResult, EventStore, Page, Position, ReadBudget, RecordedEvent, StoreError,
+    StreamId,
+};
+
+/// Sequences per `ANY(...)` list.
+const ID_LIST_CHUNK: usize = 1000;
+
+#[async_trait]
+impl EventStore for PgStore {
+    async fn append(&self, req: AppendRequest) -> Result<AppendResult, StoreError> {
+        validate(&req, self.max_event_bytes)?;
+        let mut tx = self.pool.begin().await?;
+        let appended = append_in(&mut tx, &req).await?;
+        tx.commit().await?;
+        self.sequence.notify_one();
+        let mut results = self.results(&[appended]).await?;
+        results
+            .pop()
+            .ok_or_else(|| StoreError::Corrupt("an append without a result".into()))
+    }
+
+    async fn read_stream(
+        &self,
+        stream: &StreamId,
+        from_version: u64,
+    ) -> Result<(u64, Vec<RecordedEvent>), StoreError> {
+        let mut tx = self.pool.begin_with(SNAPSHOT).await?;
+        let head = head_in(&mut tx).await?;
+        let version = reads::stream_version(&mut tx, stream.as_str(), head).await?;
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM {EVENT_FROM} WHERE e.stream_id = $1 \
+             AND e.stream_version >= $2 AND e.stream_version <= $3 ORDER BY e.stream_version"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(stream.as_str())
+            .bind(i64::try_from(from_version).unwrap_or(i64::MAX))
+            .bind(i64::try_from(version).unwrap_or(i64::MAX))
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        let events = rows.iter().map(event_from_row).collect::<Result<_, _>>()?;
+        Ok((version, events))
+    }
+
+    async fn read_stream_page(
+        &self,
+        stream: &StreamId,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<(u64, Vec<RecordedEvent>), StoreError> {
+        self.stream_page(stream, from_version, limit).await
+    }
+
+    async fn read_page(
+        &self,
+        after: Position,
+        types: Option<&[String]>,
+        budget: ReadBudget,
+    ) -> Result<Page, StoreError> {
+        let mut tx = self.pool.begin_with(SNAPSHOT).await?;
+        let head = head_in(&mut tx).await?;
+        let scan = Scan {
+            after,
+            upto: head,
+            types,
+            stream: None,
+        };
+        let page = reads::page_in(&mut tx, scan, budget.events, budget.bytes).await?;
+        tx.commit().await?;
+        let events = page.events;
+        // A short page means every event up to the head was examined.
+        let scanned_to = match events.last() {
+            Some(last) if !page.exhausted => last.sequence,
+            _ => head.max(after),
+        };
+        Ok(Page { events, scanned_to })
+    }
+
+    async fn read_events(
+        &self,
+        sequences: &[Position],
+        max_bytes: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let mut sorted = sequences.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        sorted.truncate(ID_LIST_CHUNK);
+        let mut tx = self.pool.begin_with(SNAPSHOT).await?;
+        let sizes: Vec<(i64, i32)> = sqlx::query_as(
+            "SELECT l.seq, octet_length(e.data) + octet_length(e.metadata) \
+             FROM log l JOIN events e ON e.position = l.position \
+             WHERE l.seq = ANY($1) ORDER BY l.seq",
+        )
+        .bind(&sorted)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut total = 0usize;
+        let mut fitting = Vec::with_capacity(sizes.len());
+        for (seq, size) in sizes {
+            total = total.saturating_add(usize::try_from(size).unwrap_or(usize::MAX));
+            if !fitting.is_empty() && total > max_bytes {
+                break;
+            }
+            fitting.push(seq);
+        }
+        let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(format!(
+            "SELECT {EVENT_COLUMNS} FROM {EVENT_FROM} WHERE l.seq = ANY("
+        ));
+        qb.push_bind(fitting).push(") ORDER BY l.seq");
+        let rows = qb.build().fetch_all(&mut *tx).await?;
+        tx.commit().await?;
+        rows.iter().map(event_from_row).collect()
+    }
+
+    async fn head(&self) -> Result<Position, StoreError> {
+        self.stored_head().await
+    }
+
+    async fn idempotency_key(
+        &self,
+        team: &str,
+        key: &str,
+    ) -> Result<Option<(String, AppendResult)>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let Some((stream, appended)) = first_use(&mut conn, team, key).await? else {
+            return Ok(None);
+        };
+        drop(conn);
+        let mut results = self.results(&[appended]).await?;
+        Ok(results.pop().map(|r| (stream, r)))
+    }
+
+    async fn position_at_time(&self, micros: i64) -> Result<Position, StoreError> {
+        // A scan, but once per deploy of a subscription that starts at a time.
+        let first: Option<i64> =
+            sqlx::query_scalar("SELECT MIN(seq) FROM log WHERE created_at >= $1")
+                .bind(micros)
+                .fetch_one(&self.pool)
+                .await?;
+        match first {
+            Some(seq) => Ok(seq - 1),
+            None => self.head().await,
+        }
+    }
+
+    fn watch_head(&self) -> watch::Receiver<Position> {
+        self.head.subscribe()
+    }
+}

@@ -1,0 +1,145 @@
+//! The PostgreSQL backend: for several daemon nodes, or a team that runs
+//! PostgreSQL for everything.
+//!
+//! The global order is gap-safe (see `migrations/postgres/0001_init.sql` and
+//! `sequencer`): appends insert events under positions handed out by an identity
+//! column, which concurrent transactions commit out of order; a sequencer reads
+//! them behind the transaction fence, in `(transaction_id, position)` order, and
+//! numbers them densely. Readers only ever see numbered events, so a consumer's
+//! position is one number that grows in delivery order with no gap, the skipped
+//! count is exact, and guests keep the WIT promise that sequences only grow. An
+//! event committed late by a slow transaction is numbered after the ones before
+//! the fence: never skipped, never waited for with a timeout.
+//!
+//! This file opens the database (pool, migrations, background tasks) and tracks
+//! the head; appends are in `append`, event reads in `events` and `reads`, the
+//! sequencer in `sequencer`, documents in `docs` (their sets in `doc_sets`),
+//! progress in `progress`, the registry in `registry`, subscriptions and the
+//! outbox in `subscription`, shadow swaps in `shadow`.
+//!
+//! Every write that checks before it writes locks what it checked (`FOR UPDATE`):
+//! unlike SQLite's one writer, PostgreSQL runs writers side by side.
+
+mod append;
+mod convert;
+mod doc_sets;
+mod docs;
+mod events;
+mod progress;
+mod reads;
+mod registry;
+mod sequencer;
+mod shadow;
+mod subscription;
+#[cfg(test)]
+mod tests;
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use tokio::sync::{Notify, watch};
+
+use super::{Position, Store, StoreError};
+
+/// The channel an appending transaction notifies: every node's sequencer wakes.
+pub(super) const APPENDED_CHANNEL: &str = "refract_appended";
+/// The channel a sequencer notifies with the new head: every node's agents wake.
+pub(super) const HEAD_CHANNEL: &str = "refract_head";
+
+/// The PostgreSQL store.
+#[derive(Clone)]
+pub struct PgStore {
+    pool: PgPool,
+    head: watch::Sender<Position>,
+    /// Largest event (data and metadata, in bytes) an append or an emit may carry.
+    max_event_bytes: usize,
+    /// Wakes the background purge of dropped document sets.
+    purge: Arc<Notify>,
+    /// Wakes this process's sequencer (events were committed).
+    sequence: Arc<Notify>,
+    /// Set when the store closes: the background tasks end.
+    closed: watch::Sender<bool>,
+}
+
+impl PgStore {
+    /// Connects to `url` (`postgres://user@host:port/db`) and runs the migrations.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let options = PgConnectOptions::from_str(url)?.application_name("refract");
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .min_connections(1)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options)
+            .await?;
+        // Two nodes starting at once on a new database: one migrates, the other
+        // waits on sqlx's advisory lock and finds it done.
+        sqlx::migrate!("../migrations/postgres").run(&pool).await?;
+        let store = Self {
+            pool,
+            head: watch::channel(0).0,
+            max_event_bytes: super::DEFAULT_MAX_EVENT_BYTES,
+            purge: Arc::default(),
+            sequence: Arc::default(),
+            closed: watch::channel(false).0,
+        };
+        let head = store.stored_head().await?;
+        store.head.send_replace(head);
+        doc_sets::spawn_purger(
+            store.pool.clone(),
+            store.purge.clone(),
+            store.closed.subscribe(),
+        );
+        sequencer::spawn(store.clone());
+        Ok(store)
+    }
+
+    /// The same store with another maximum event size (bytes of data and metadata).
+    pub fn with_max_event_bytes(mut self, max: usize) -> Self {
+        self.max_event_bytes = max.max(1);
+        self
+    }
+
+    /// The largest event an append or an emit may carry, in bytes.
+    pub fn max_event_bytes(&self) -> usize {
+        self.max_event_bytes
+    }
+
+    pub(crate) fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Wakes the purge of dropped document sets (after the drop is committed).
+    pub(super) fn purge_dropped_sets(&self) {
+        self.purge.notify_one();
+    }
+
+    /// The last sequence given out, as stored.
+    async fn stored_head(&self) -> Result<Position, StoreError> {
+        Ok(sqlx::query_scalar("SELECT seq FROM sequencer WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    /// Moves the head this process knows (never back) and wakes its watchers.
+    pub(super) fn moved_to(&self, head: Position) {
+        self.head.send_if_modified(|h| {
+            let moved = *h < head;
+            *h = (*h).max(head);
+            moved
+        });
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    /// Stops the background tasks and closes the pool.
+    async fn close(&self) {
+        self.closed.send_replace(true);
+        self.purge.notify_one();
+        self.sequence.notify_one();
+        self.pool.close().await;
+    }
+}

@@ -1,0 +1,229 @@
+//! The sequencer: gives committed events their place in the global order, behind
+//! the transaction fence.
+//!
+//! A pass, in one transaction that holds the `sequencer` row's lock (so one pass
+//! runs at a time across every node), reads the events after the row's cursor
+//! `(transaction_id, position)` whose transaction is below the xmin of the
+//! statement's own snapshot, in `(transaction_id, position)` order, and numbers
+//! them on from the row's last sequence. Every transaction below xmin has ended,
+//! so the statement sees each of them whole or not at all (rolled back) and no
+//! event can appear behind the cursor later. A transaction that stays open holds
+//! the fence, and with it every event committed after it started: they are
+//! numbered when it ends, in a later pass, never skipped.
+//!
+//! Passes run after this process's appends, when another node's append notifies
+//! ([`super::APPENDED_CHANNEL`]), and on a short poll while events wait behind the
+//! fence (nothing notifies when someone else's transaction ends).
+
+use std::time::Duration;
+
+use sqlx::Row;
+use sqlx::postgres::PgListener;
+
+use super::convert::xid;
+use super::{APPENDED_CHANNEL, HEAD_CHANNEL, PgStore};
+use crate::store::{Position, StoreError};
+
+/// Events numbered per pass (one statement each way).
+const PASS_EVENTS: i64 = 20_000;
+/// How often to look again while events wait behind an open transaction.
+const FENCE_POLL: Duration = Duration::from_millis(10);
+/// How often to look again when nothing was notified (a lost notification, a
+/// listener reconnecting).
+const IDLE_POLL: Duration = Duration::from_millis(500);
+
+/// What one pass did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Pass {
+    /// The last sequence given out (the head).
+    pub head: Position,
+    /// Events numbered by this pass.
+    pub numbered: u64,
+    /// Committed events are waiting behind the fence (an open transaction).
+    pub held: bool,
+}
+
+impl PgStore {
+    /// Numbers every event that is behind the fence now, a batch per transaction.
+    pub(super) async fn sequence_pass(&self) -> Result<Pass, StoreError> {
+        let mut numbered = 0u64;
+        loop {
+            let mut tx = self.pool.begin().await?;
+            let row = sqlx::query(
+                "SELECT transaction_id::text, position, seq FROM sequencer WHERE id = 1 \
+                 FOR UPDATE",
+            )
+            .fetch_one(&mut *tx)
+            .await?;
+            let (cursor_tx, cursor_pos, seq): (String, i64, i64) =
+                (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
+            // One statement: the fence and the rows come from the same snapshot.
+            let last = sqlx::query(
+                "WITH next AS ( \
+                     SELECT position, transaction_id, event_type, created_at FROM events \
+                     WHERE (transaction_id, position) > ($1::text::xid8, $2) \
+                       AND transaction_id < pg_snapshot_xmin(pg_current_snapshot()) \
+                     ORDER BY transaction_id, position LIMIT $3), \
+                 ins AS ( \
+                     INSERT INTO log (seq, position, event_type, created_at) \
+                     SELECT $4 + row_number() OVER (ORDER BY transaction_id, position), \
+                            position, event_type, created_at FROM next \
+                     RETURNING seq) \
+                 SELECT l.tx, l.pos, (SELECT COUNT(*) FROM ins) FROM ( \
+                     SELECT transaction_id::text AS tx, position AS pos FROM next \
+                     ORDER BY transaction_id DESC, position DESC LIMIT 1) l",
+            )
+            .bind(&cursor_tx)
+            .bind(cursor_pos)
+            .bind(PASS_EVENTS)
+            .bind(seq)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let (cursor_tx, cursor_pos, head, count) = match last {
+                Some(row) => {
+                    let (last_tx, last_pos, count): (String, i64, i64) =
+                        (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
+                    xid(&last_tx)?;
+                    let head = seq + count;
+                    sqlx::query(
+                        "UPDATE sequencer SET transaction_id = $1::text::xid8, position = $2, \
+                         seq = $3 WHERE id = 1",
+                    )
+                    .bind(&last_tx)
+                    .bind(last_pos)
+                    .bind(head)
+                    .execute(&mut *tx)
+                    .await?;
+                    sqlx::query("SELECT pg_notify($1, $2)")
+                        .bind(HEAD_CHANNEL)
+                        .bind(head.to_string())
+                        .execute(&mut *tx)
+                        .await?;
+                    (last_tx, last_pos, head, count)
+                }
+                None => (cursor_tx, cursor_pos, seq, 0),
+            };
+            if count == PASS_EVENTS {
+                // A full batch: more may be behind the fence already.
+                tx.commit().await?;
+                numbered += count as u64;
+                self.moved_to(head);
+                continue;
+            }
+            // Whatever is committed past the cursor now waits for an open transaction.
+            let held: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM events \
+                 WHERE (transaction_id, position) > ($1::text::xid8, $2))",
+            )
+            .bind(&cursor_tx)
+            .bind(cursor_pos)
+            .fetch_one(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            numbered += count as u64;
+            self.moved_to(head);
+            return Ok(Pass {
+                head,
+                numbered,
+                held,
+            });
+        }
+    }
+
+    /// Waits until the event at `position` (committed) has its sequence.
+    pub(super) async fn sequenced(&self, position: i64) -> Result<Position, StoreError> {
+        let mut head = self.head.subscribe();
+        loop {
+            let pass = self.sequence_pass().await?;
+            let seq: Option<i64> = sqlx::query_scalar("SELECT seq FROM log WHERE position = $1")
+                .bind(position)
+                .fetch_optional(&self.pool)
+                .await?;
+            if let Some(seq) = seq {
+                return Ok(seq);
+            }
+            if !pass.held {
+                // Not committed (a caller's bug) or not visible yet: look again soon.
+                tracing::debug!(position, "waiting for an event's sequence");
+            }
+            let _ = tokio::time::timeout(FENCE_POLL, head.changed()).await;
+        }
+    }
+}
+
+/// Starts this process's sequencer and the listener that wakes it (and moves the
+/// head) on other nodes' notifications.
+pub(super) fn spawn(store: PgStore) {
+    let listen = store.clone();
+    tokio::spawn(async move { listen.listen().await });
+    tokio::spawn(async move { store.run_sequencer().await });
+}
+
+impl PgStore {
+    /// Passes until the store closes: when woken, and on a poll.
+    async fn run_sequencer(&self) {
+        let mut closed = self.closed.subscribe();
+        let mut wait = IDLE_POLL;
+        while !*closed.borrow() {
+            tokio::select! {
+                () = self.sequence.notified() => {}
+                () = tokio::time::sleep(wait) => {}
+                _ = closed.changed() => {}
+            }
+            if *closed.borrow() || self.pool.is_closed() {
+                return;
+            }
+            wait = match self.sequence_pass().await {
+                Ok(pass) if pass.held => FENCE_POLL,
+                Ok(_) => IDLE_POLL,
+                Err(e) => {
+                    if self.pool.is_closed() {
+                        return;
+                    }
+                    tracing::warn!(error = %e, "sequencing events failed; retrying");
+                    IDLE_POLL
+                }
+            };
+        }
+    }
+
+    /// Relays notifications: another node appended (sequence), another node's
+    /// sequencer moved the head (wake the agents).
+    async fn listen(&self) {
+        let mut closed = self.closed.subscribe();
+        let mut listener = match PgListener::connect_with(&self.pool).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for notifications; polling only");
+                return;
+            }
+        };
+        if let Err(e) = listener.listen_all([APPENDED_CHANNEL, HEAD_CHANNEL]).await {
+            tracing::warn!(error = %e, "cannot listen for notifications; polling only");
+            return;
+        }
+        loop {
+            tokio::select! {
+                _ = closed.changed() => return,
+                n = listener.try_recv() => match n {
+                    Ok(Some(n)) if n.channel() == APPENDED_CHANNEL => self.sequence.notify_one(),
+                    Ok(Some(n)) => {
+                        if let Ok(head) = n.payload().parse::<Position>() {
+                            self.moved_to(head);
+                        }
+                    }
+                    // The connection was lost and is reconnected: what was
+                    // notified meanwhile is found by a pass.
+                    Ok(None) => self.sequence.notify_one(),
+                    Err(e) => {
+                        if *closed.borrow() || self.pool.is_closed() {
+                            return;
+                        }
+                        tracing::warn!(error = %e, "notification listener failed; retrying");
+                        tokio::time::sleep(IDLE_POLL).await;
+                    }
+                },
+            }
+        }
+    }
+}
