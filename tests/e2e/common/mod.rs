@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod backend;
 pub mod bystander;
 pub mod faulty;
 pub mod helpdesk;
@@ -61,8 +62,12 @@ impl Daemon {
             .arg(data_dir)
             .args(["--listen", "127.0.0.1:0"])
             .env("RUST_LOG", "info")
+            .env_remove("REFRACT_STORE")
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).expect("create log"));
+        if let Some(url) = backend::store_url(data_dir) {
+            cmd.arg("--store").arg(url);
+        }
         if let Some(text) = config {
             let path = data_dir.with_extension("toml");
             std::fs::write(&path, text).expect("write config");
