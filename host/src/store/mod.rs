@@ -6,6 +6,7 @@
 //! types (converted into [`StoreError`]), live in the backend modules and nowhere else.
 
 pub(crate) mod checks;
+mod heads;
 mod model;
 mod open;
 pub mod postgres;

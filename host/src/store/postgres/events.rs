@@ -156,6 +156,14 @@ impl EventStore for PgStore {
     }
 
     fn watch_head(&self) -> watch::Receiver<Position> {
-        self.head.subscribe()
+        self.heads.subscribe()
+    }
+
+    fn watch_types(&self, types: &[String]) -> Option<std::sync::Arc<tokio::sync::Notify>> {
+        Some(self.heads.watcher(types))
+    }
+
+    fn last_of_types(&self, types: &[String]) -> Option<Position> {
+        Some(self.heads.last_of_types(types))
     }
 }

@@ -42,6 +42,8 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use tokio::sync::{Notify, watch};
 
+use super::heads::Heads;
+
 use super::{Position, Store, StoreError};
 
 /// The channel an appending transaction notifies: every node's sequencer wakes.
@@ -53,7 +55,10 @@ pub(super) const HEAD_CHANNEL: &str = "refract_head";
 #[derive(Clone)]
 pub struct PgStore {
     pool: PgPool,
-    head: watch::Sender<Position>,
+    /// The head and the last sequence of each event type, with their watchers.
+    heads: Heads,
+    /// Tells this process's head notifications from other nodes'.
+    token: u64,
     /// Largest event (data and metadata, in bytes) an append or an emit may carry.
     max_event_bytes: usize,
     /// Wakes the background purge of dropped document sets.
@@ -77,16 +82,18 @@ impl PgStore {
         // Two nodes starting at once on a new database: one migrates, the other
         // waits on sqlx's advisory lock and finds it done.
         sqlx::migrate!("../migrations/postgres").run(&pool).await?;
+        let head: Position = sqlx::query_scalar("SELECT seq FROM sequencer WHERE id = 1")
+            .fetch_one(&pool)
+            .await?;
         let store = Self {
             pool,
-            head: watch::channel(0).0,
+            heads: Heads::new(head),
+            token: rand_token(),
             max_event_bytes: super::DEFAULT_MAX_EVENT_BYTES,
             purge: Arc::default(),
             sequence: Arc::default(),
             closed: watch::channel(false).0,
         };
-        let head = store.stored_head().await?;
-        store.head.send_replace(head);
         doc_sets::spawn_purger(
             store.pool.clone(),
             store.purge.clone(),
@@ -122,15 +129,19 @@ impl PgStore {
             .fetch_one(&self.pool)
             .await?)
     }
+}
 
-    /// Moves the head this process knows (never back) and wakes its watchers.
-    pub(super) fn moved_to(&self, head: Position) {
-        self.head.send_if_modified(|h| {
-            let moved = *h < head;
-            *h = (*h).max(head);
-            moved
-        });
-    }
+/// A number that tells this process apart from other nodes on one database.
+fn rand_token() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.finish()
 }
 
 #[async_trait]

@@ -69,7 +69,8 @@ impl PgStore {
                      SELECT $4 + row_number() OVER (ORDER BY transaction_id, position), \
                             position, event_type, created_at FROM next \
                      RETURNING seq) \
-                 SELECT l.tx, l.pos, (SELECT COUNT(*) FROM ins) FROM ( \
+                 SELECT l.tx, l.pos, (SELECT COUNT(*) FROM ins), \
+                        (SELECT array_agg(DISTINCT event_type) FROM next) FROM ( \
                      SELECT transaction_id::text AS tx, position AS pos FROM next \
                      ORDER BY transaction_id DESC, position DESC LIMIT 1) l",
             )
@@ -79,10 +80,14 @@ impl PgStore {
             .bind(seq)
             .fetch_optional(&mut *tx)
             .await?;
+            let mut types: Vec<String> = Vec::new();
             let (cursor_tx, cursor_pos, head, count) = match last {
                 Some(row) => {
                     let (last_tx, last_pos, count): (String, i64, i64) =
                         (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
+                    types = row
+                        .try_get::<Option<Vec<String>>, _>(3)?
+                        .unwrap_or_default();
                     xid(&last_tx)?;
                     let head = seq + count;
                     sqlx::query(
@@ -96,7 +101,7 @@ impl PgStore {
                     .await?;
                     sqlx::query("SELECT pg_notify($1, $2)")
                         .bind(HEAD_CHANNEL)
-                        .bind(head.to_string())
+                        .bind(format!("{head} {}", self.token))
                         .execute(&mut *tx)
                         .await?;
                     (last_tx, last_pos, head, count)
@@ -107,7 +112,7 @@ impl PgStore {
                 // A full batch: more may be behind the fence already.
                 tx.commit().await?;
                 numbered += count as u64;
-                self.moved_to(head);
+                self.heads.committed(types.iter().map(String::as_str), head);
                 continue;
             }
             // Whatever is committed past the cursor now waits for an open transaction.
@@ -121,7 +126,9 @@ impl PgStore {
             .await?;
             tx.commit().await?;
             numbered += count as u64;
-            self.moved_to(head);
+            if count > 0 {
+                self.heads.committed(types.iter().map(String::as_str), head);
+            }
             return Ok(Pass {
                 head,
                 numbered,
@@ -132,7 +139,7 @@ impl PgStore {
 
     /// Waits until the event at `position` (committed) has its sequence.
     pub(super) async fn sequenced(&self, position: i64) -> Result<Position, StoreError> {
-        let mut head = self.head.subscribe();
+        let mut head = self.heads.subscribe();
         loop {
             let pass = self.sequence_pass().await?;
             let seq: Option<i64> = sqlx::query_scalar("SELECT seq FROM log WHERE position = $1")
@@ -187,6 +194,19 @@ impl PgStore {
         }
     }
 
+    /// Another node's sequencer ordered events up to the notified head (ours are
+    /// known by type already).
+    fn head_notified(&self, payload: &str) {
+        let mut parts = payload.split(' ');
+        let head = parts.next().and_then(|h| h.parse::<Position>().ok());
+        let token = parts.next().and_then(|t| t.parse::<u64>().ok());
+        if let Some(head) = head
+            && token != Some(self.token)
+        {
+            self.heads.committed_elsewhere(head);
+        }
+    }
+
     /// Relays notifications: another node appended (sequence), another node's
     /// sequencer moved the head (wake the agents).
     async fn listen(&self) {
@@ -207,11 +227,7 @@ impl PgStore {
                 _ = closed.changed() => return,
                 n = listener.try_recv() => match n {
                     Ok(Some(n)) if n.channel() == APPENDED_CHANNEL => self.sequence.notify_one(),
-                    Ok(Some(n)) => {
-                        if let Ok(head) = n.payload().parse::<Position>() {
-                            self.moved_to(head);
-                        }
-                    }
+                    Ok(Some(n)) => self.head_notified(n.payload()),
                     // The connection was lost and is reconnected: what was
                     // notified meanwhile is found by a pass.
                     Ok(None) => self.sequence.notify_one(),

@@ -245,3 +245,29 @@ async fn a_rolled_back_append_leaves_no_gap_in_the_sequence() {
     );
     db.finish().await;
 }
+
+#[tokio::test]
+async fn an_append_wakes_the_watchers_of_its_types_only() {
+    let Some(db) = fresh_store().await else { return };
+    let s = &db.store;
+    let of_t = s.watch_types(&["T".to_owned()]).expect("types are told apart");
+    let of_u = s.watch_types(&["U".to_owned()]).expect("types are told apart");
+    let never = std::time::Duration::from_millis(300);
+    s.append(events("a", "T", 2)).await.expect("append");
+    tokio::time::timeout(never, of_t.notified())
+        .await
+        .expect("the watcher of T is woken");
+    assert!(
+        tokio::time::timeout(never, of_u.notified()).await.is_err(),
+        "the watcher of U sleeps through an append of T"
+    );
+    assert_eq!(s.last_of_types(&["T".to_owned()]), Some(2));
+    assert_eq!(s.last_of_types(&["U".to_owned()]), Some(0));
+    // Another node's sequencer: its types are not known here, everyone reads.
+    s.head_notified("7 1");
+    tokio::time::timeout(never, of_u.notified())
+        .await
+        .expect("a head ordered elsewhere wakes every watcher");
+    assert_eq!(s.last_of_types(&["U".to_owned()]), Some(7));
+    db.finish().await;
+}

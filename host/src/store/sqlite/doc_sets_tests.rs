@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::store::shadow::ShadowStore;
-use crate::store::{ComponentRecord, DocWrite, DocumentStore, PageCommit, ProjectionKey};
+use crate::store::{ComponentRecord, DocWrite, DocumentStore, PageCommit, Position, ProjectionKey};
 
 fn key(name: &str) -> ProjectionKey {
     ProjectionKey {

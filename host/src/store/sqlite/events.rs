@@ -26,7 +26,7 @@ impl EventStore for SqliteStore {
         let result = append_in(&mut tx, &req).await?;
         tx.commit().await?;
         let types = req.events.iter().map(|e| e.event_type.as_str());
-        self.committed(types, result.last_sequence);
+        self.heads.committed(types, result.last_sequence);
         Ok(result)
     }
 
@@ -145,20 +145,14 @@ impl EventStore for SqliteStore {
     }
 
     fn watch_head(&self) -> watch::Receiver<Position> {
-        self.head.subscribe()
+        self.heads.subscribe()
     }
 
     fn watch_types(&self, types: &[String]) -> Option<std::sync::Arc<tokio::sync::Notify>> {
-        Some(self.type_watcher(types))
+        Some(self.heads.watcher(types))
     }
 
     fn last_of_types(&self, types: &[String]) -> Option<Position> {
-        let heads = self.type_heads.read().unwrap_or_else(|p| p.into_inner());
-        let last = types
-            .iter()
-            .filter_map(|t| heads.last.get(t))
-            .max()
-            .copied();
-        Some(last.unwrap_or(0).max(heads.since))
+        Some(self.heads.last_of_types(types))
     }
 }

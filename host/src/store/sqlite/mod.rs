@@ -36,10 +36,10 @@ use async_trait::async_trait;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use tokio::sync::watch;
 
 use super::checks::validate;
-use super::{EventStore, Position, Store, StoreError};
+use super::heads::Heads;
+use super::{EventStore, Store, StoreError};
 use append::{append_in, first_use};
 use convert::{EVENT_COLUMNS, event_from_row, push_in_list, to_i64, to_u64};
 
@@ -48,9 +48,8 @@ use convert::{EVENT_COLUMNS, event_from_row, push_in_list, to_i64, to_u64};
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
-    head: watch::Sender<Position>,
-    /// The last sequence committed of each event type by this process.
-    type_heads: std::sync::Arc<std::sync::RwLock<TypeHeads>>,
+    /// The head and the last sequence of each event type, with their watchers.
+    heads: Heads,
     /// Largest event (data and metadata, in bytes) an append or an emit may carry.
     max_event_bytes: usize,
     /// Wakes the background purge of dropped document sets.
@@ -86,17 +85,17 @@ impl SqliteStore {
         let store = Self {
             writer,
             reader,
-            head: watch::channel(0).0,
-            type_heads: Default::default(),
+            heads: Heads::new(0),
             max_event_bytes: super::DEFAULT_MAX_EVENT_BYTES,
             purge: Default::default(),
         };
         // Sets dropped before a restart are purged now.
         doc_sets::spawn_purger(store.writer.clone(), store.purge.clone());
         let head = store.head().await?;
-        store.write_type_heads().since = head;
-        store.head.send_replace(head);
-        Ok(store)
+        Ok(Self {
+            heads: Heads::new(head),
+            ..store
+        })
     }
 
     /// The same store with another maximum event size (bytes of data and metadata).
@@ -122,84 +121,6 @@ impl SqliteStore {
     pub(crate) fn reader(&self) -> &SqlitePool {
         &self.reader
     }
-
-    fn write_type_heads(&self) -> std::sync::RwLockWriteGuard<'_, TypeHeads> {
-        self.type_heads.write().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Notes that events of `types` up to `last` are committed, moves the head,
-    /// then wakes the watchers of those types (in that order, so whoever wakes sees
-    /// the events by type and by head).
-    pub(super) fn committed<'a>(&self, types: impl Iterator<Item = &'a str>, last: Position) {
-        let mut woken = Vec::new();
-        {
-            // Once per type, not per event: an append of 1,000 events of one type
-            // notes it and wakes its watchers once.
-            let mut seen = std::collections::HashSet::new();
-            let mut heads = self.write_type_heads();
-            for t in types.filter(|t| seen.insert(*t)) {
-                match heads.last.get_mut(t) {
-                    Some(at) => *at = (*at).max(last),
-                    None => {
-                        heads.last.insert(t.to_owned(), last);
-                    }
-                }
-                if let Some(list) = heads.watchers.get_mut(t) {
-                    list.retain(|w| match w.upgrade() {
-                        Some(n) => {
-                            woken.push(n);
-                            true
-                        }
-                        None => false,
-                    });
-                    if list.is_empty() {
-                        heads.watchers.remove(t);
-                    }
-                }
-            }
-        }
-        self.head.send_if_modified(|h| {
-            let moved = *h < last;
-            *h = (*h).max(last);
-            moved
-        });
-        for n in woken {
-            n.notify_one();
-        }
-    }
-
-    /// Registers one watcher of `types` (see [`crate::store::EventStore::watch_types`]).
-    pub(super) fn type_watcher(&self, types: &[String]) -> std::sync::Arc<tokio::sync::Notify> {
-        let notify = std::sync::Arc::new(tokio::sync::Notify::new());
-        let mut heads = self.write_type_heads();
-        for t in types {
-            let list = heads.watchers.entry(t.clone()).or_default();
-            list.retain(|w| w.strong_count() > 0);
-            list.push(std::sync::Arc::downgrade(&notify));
-        }
-        // Watchers of types never committed since are dropped now and then, so
-        // versions deployed and retired without end leave nothing behind.
-        if heads.watchers.len() > heads.pruned_at.saturating_mul(2).max(1024) {
-            heads.watchers.retain(|_, list| {
-                list.retain(|w| w.strong_count() > 0);
-                !list.is_empty()
-            });
-            heads.pruned_at = heads.watchers.len();
-        }
-        notify
-    }
-}
-
-/// The last sequence of each event type this process committed; anything at or
-/// below `since` (the head when the store was opened) is not known by type.
-#[derive(Debug, Default)]
-struct TypeHeads {
-    since: Position,
-    last: std::collections::HashMap<String, Position>,
-    /// The agents waiting for events of each type (dropped agents are pruned).
-    watchers: std::collections::HashMap<String, Vec<std::sync::Weak<tokio::sync::Notify>>>,
-    /// How many types had watchers after the last full prune.
-    pruned_at: usize,
 }
 
 #[async_trait]

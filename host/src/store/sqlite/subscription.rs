@@ -98,7 +98,8 @@ impl SubscriptionStore for SqliteStore {
         tx.commit().await?;
         if let Some(last) = results.iter().map(|r| r.last_sequence).max() {
             let types = page.emits.iter().flat_map(|e| e.events.iter());
-            self.committed(types.map(|e| e.event_type.as_str()), last);
+            self.heads
+                .committed(types.map(|e| e.event_type.as_str()), last);
         }
         Ok(results)
     }

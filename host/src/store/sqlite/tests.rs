@@ -254,7 +254,7 @@ async fn an_append_wakes_only_the_watchers_of_its_types() {
     s.append(req("b", ExpectedVersion::Any, 1))
         .await
         .expect("append");
-    let heads = s.type_heads.read().expect("lock");
+    let heads = s.heads.read();
     assert!(!heads.watchers.contains_key("T"), "no watcher of T is left");
     assert_eq!(heads.watchers.get("U").map(Vec::len), Some(1));
 }
