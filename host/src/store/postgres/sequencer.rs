@@ -196,7 +196,7 @@ impl PgStore {
 
     /// Another node's sequencer ordered events up to the notified head (ours are
     /// known by type already).
-    fn head_notified(&self, payload: &str) {
+    pub(super) fn head_notified(&self, payload: &str) {
         let mut parts = payload.split(' ');
         let head = parts.next().and_then(|h| h.parse::<Position>().ok());
         let token = parts.next().and_then(|t| t.parse::<u64>().ok());
