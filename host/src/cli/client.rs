@@ -169,6 +169,16 @@ impl Client {
                 s("lag"),
                 outbox
             );
+            if let Some(w) = r.get("waiting_for").filter(|w| w.is_object()) {
+                println!(
+                    "  waiting: {} committed events wait for database session pid {} \
+                     (its transaction open for {:.1} s, {})",
+                    w["events_waiting"],
+                    w["backend_pid"],
+                    (crate::store::now_micros() - w["since"].as_i64().unwrap_or(0)) as f64 / 1e6,
+                    w["state"].as_str().unwrap_or("?")
+                );
+            }
             if let Some(c) = r.get("candidate").filter(|c| c.is_object()) {
                 let why = c["error"]["message"].as_str().unwrap_or_default();
                 println!(

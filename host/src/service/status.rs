@@ -61,6 +61,10 @@ pub struct ProjectionStatus {
     /// A candidate build of this version (same-version reload or rebuild), if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub candidate: Option<CandidateStatus>,
+    /// An open transaction in the database holding committed events back from
+    /// every version (they are read when it ends): not stuck, waiting.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiting_for: Option<crate::store::OrderHold>,
 }
 
 impl Refract {
@@ -72,6 +76,7 @@ impl Refract {
         visible: &(dyn Fn(&str) -> bool + Sync),
     ) -> Result<Vec<ProjectionStatus>, ServiceError> {
         let head = self.store.head().await?;
+        let held = self.store.order_held().await?;
         let mut out = Vec::new();
         let which = team.map_or(Components::All, Components::Team);
         for rec in self.store.components_where(which).await? {
@@ -169,6 +174,7 @@ impl Refract {
                 wit: running.map(|(wit, _)| wit),
                 page_size: running.map(|(_, size)| size),
                 candidate,
+                waiting_for: held.clone(),
             });
         }
         Ok(out)

@@ -141,6 +141,13 @@ pub trait EventStore: Send + Sync {
     /// A receiver that changes whenever events are committed (carries the new head).
     fn watch_head(&self) -> watch::Receiver<Position>;
 
+    /// What holds committed events back from every reader, if anything: on
+    /// PostgreSQL, the oldest open transaction when events committed after it
+    /// started wait for it to end (never on SQLite: its commits land in order).
+    async fn order_held(&self) -> Result<Option<OrderHold>, StoreError> {
+        Ok(None)
+    }
+
     /// At least the sequence of the last event of any of `types` committed, as far
     /// as this process knows (`None`: it does not know; read to find out). Lets the
     /// agents of thousands of versions skip the read a wake-up would cost when none

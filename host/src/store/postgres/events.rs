@@ -1,7 +1,7 @@
 //! PostgreSQL: the event store (appends, stream and page reads, the head).
 
 use async_trait::async_trait;
-use sqlx::{Postgres, QueryBuilder};
+use sqlx::{Postgres, QueryBuilder, Row};
 use tokio::sync::watch;
 
 use super::PgStore;
@@ -10,8 +10,8 @@ use super::convert::{EVENT_COLUMNS, EVENT_FROM, event_from_row};
 use super::reads::{self, SNAPSHOT, Scan, head_in};
 use crate::store::checks::validate;
 use crate::store::{
-    AppendRequest, AppendResult, EventStore, Page, Position, ReadBudget, RecordedEvent, StoreError,
-    StreamId,
+    AppendRequest, AppendResult, EventStore, OrderHold, Page, Position, ReadBudget, RecordedEvent,
+    StoreError, StreamId,
 };
 
 /// Sequences per `ANY(...)` list.
@@ -159,11 +159,58 @@ impl EventStore for PgStore {
         self.heads.subscribe()
     }
 
+    async fn order_held(&self) -> Result<Option<OrderHold>, StoreError> {
+        self.fence_holder().await
+    }
+
     fn watch_types(&self, types: &[String]) -> Option<std::sync::Arc<tokio::sync::Notify>> {
         Some(self.heads.watcher(types))
     }
 
     fn last_of_types(&self, types: &[String]) -> Option<Position> {
         Some(self.heads.last_of_types(types))
+    }
+}
+
+impl PgStore {
+    /// [`EventStore::order_held`]: the oldest transaction with an id, when committed
+    /// events wait behind the fence.
+    pub(super) async fn fence_holder(&self) -> Result<Option<OrderHold>, StoreError> {
+        let mut tx = self.pool.begin_with(SNAPSHOT).await?;
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM events e, sequencer s \
+             WHERE s.id = 1 AND (e.transaction_id, e.position) > (s.transaction_id, s.position) \
+             LIMIT 1000000) w",
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        if waiting == 0 {
+            tx.commit().await?;
+            return Ok(None);
+        }
+        // Transaction ids are cluster-wide: the holder may be in another database.
+        let row = sqlx::query(
+            "SELECT pid, datname, application_name, \
+                    (extract(epoch FROM xact_start) * 1000000)::bigint, state, \
+                    left(query, 200) \
+             FROM pg_stat_activity WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid() \
+             ORDER BY age(backend_xid) DESC LIMIT 1",
+        )
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let Some(row) = row else {
+            // Ended between the two reads: the next pass orders its events.
+            return Ok(None);
+        };
+        Ok(Some(OrderHold {
+            events_waiting: u64::try_from(waiting).unwrap_or(0),
+            backend_pid: row.try_get(0)?,
+            database: row.try_get(1)?,
+            application: row.try_get(2)?,
+            since: row.try_get::<Option<i64>, _>(3)?.unwrap_or(0),
+            state: row.try_get(4)?,
+            query: row.try_get(5)?,
+        }))
     }
 }

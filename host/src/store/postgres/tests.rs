@@ -248,10 +248,16 @@ async fn a_rolled_back_append_leaves_no_gap_in_the_sequence() {
 
 #[tokio::test]
 async fn an_append_wakes_the_watchers_of_its_types_only() {
-    let Some(db) = fresh_store().await else { return };
+    let Some(db) = fresh_store().await else {
+        return;
+    };
     let s = &db.store;
-    let of_t = s.watch_types(&["T".to_owned()]).expect("types are told apart");
-    let of_u = s.watch_types(&["U".to_owned()]).expect("types are told apart");
+    let of_t = s
+        .watch_types(&["T".to_owned()])
+        .expect("types are told apart");
+    let of_u = s
+        .watch_types(&["U".to_owned()])
+        .expect("types are told apart");
     let never = std::time::Duration::from_millis(300);
     s.append(events("a", "T", 2)).await.expect("append");
     tokio::time::timeout(never, of_t.notified())
