@@ -28,9 +28,13 @@ mod events;
 mod progress;
 mod reads;
 mod registry;
+#[cfg(test)]
+mod registry_tests;
 mod sequencer;
 mod shadow;
 mod subscription;
+#[cfg(test)]
+mod subscription_tests;
 #[cfg(test)]
 mod tests;
 
