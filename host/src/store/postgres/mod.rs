@@ -25,6 +25,8 @@ mod convert;
 mod doc_sets;
 mod docs;
 mod events;
+#[cfg(test)]
+mod outbox_tests;
 mod progress;
 mod reads;
 mod registry;
@@ -35,6 +37,8 @@ mod shadow;
 mod subscription;
 #[cfg(test)]
 mod subscription_tests;
+#[cfg(test)]
+mod test_db;
 #[cfg(test)]
 mod tests;
 

@@ -1,7 +1,7 @@
 //! The registry's lookups return exactly what they select, in key order, and use
 //! an index; state changes commit together.
 
-use super::subscription_tests::fresh_store;
+use super::test_db::fresh_store;
 use crate::store::{ComponentRecord, Components, ProjectionKey, Registry};
 
 fn rec(name: &str, version: u32, team: &str, sha256: &str) -> ComponentRecord {

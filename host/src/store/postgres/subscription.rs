@@ -7,7 +7,7 @@ use sqlx::postgres::{PgConnection, PgRow};
 
 use super::PgStore;
 use super::append::append_in;
-use super::convert::{BindKey, to_i64, to_u64};
+use super::convert::{BindKey, to_i64, to_u64, to_version};
 use super::progress::advance_progress;
 use crate::store::checks::validate;
 use crate::store::subscription::{
@@ -34,7 +34,7 @@ fn outbox_message(r: &PgRow) -> Result<OutboxMessage, StoreError> {
         id: r.try_get(1)?,
         subscription: ProjectionKey {
             name: r.try_get(2)?,
-            version: super::convert::to_version(r.try_get(3)?)?,
+            version: to_version(r.try_get(3)?)?,
         },
         team: r.try_get(4)?,
         url: r.try_get(5)?,
