@@ -25,12 +25,20 @@ mod convert;
 mod doc_sets;
 mod docs;
 mod events;
+#[cfg(test)]
+mod outbox_tests;
 mod progress;
 mod reads;
 mod registry;
+#[cfg(test)]
+mod registry_tests;
 mod sequencer;
 mod shadow;
 mod subscription;
+#[cfg(test)]
+mod subscription_tests;
+#[cfg(test)]
+mod test_db;
 #[cfg(test)]
 mod tests;
 
