@@ -7,9 +7,11 @@ use super::PgStore;
 use crate::store::{ProjectionKey, Store};
 
 /// A store in a database of its own on the server `REFRACT_TEST_DATABASE_URL` names.
-// TODO(lead): fold into `super::tests::fresh_store` when it lands.
 pub(super) struct Fresh {
+    /// The store under test.
     pub store: PgStore,
+    /// Its database's URL (for a second connection: a slow writer, another node).
+    pub url: String,
     server: String,
     name: String,
 }
@@ -28,11 +30,11 @@ pub(super) async fn fresh_store(test: &str) -> Option<Fresh> {
         COUNTER.fetch_add(1, Ordering::Relaxed)
     );
     admin(&server, &format!("CREATE DATABASE {name}")).await;
-    let store = PgStore::open(&with_database(&server, &name))
-        .await
-        .expect("open");
+    let url = with_database(&server, &name);
+    let store = PgStore::open(&url).await.expect("open");
     Some(Fresh {
         store,
+        url,
         server,
         name,
     })

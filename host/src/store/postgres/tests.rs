@@ -2,90 +2,13 @@
 //! server (each test in a database of its own, dropped after), and pass without
 //! doing anything elsewhere (saying so).
 
-use std::sync::atomic::{AtomicU32, Ordering};
-
 use sqlx::Connection;
 use sqlx::postgres::PgConnection;
 
-use super::PgStore;
+use super::test_db::fresh_store;
 use crate::store::{
-    AppendRequest, EventStore, ExpectedVersion, NewEvent, ReadBudget, Store, StoreError, StreamId,
+    AppendRequest, EventStore, ExpectedVersion, NewEvent, ReadBudget, StoreError, StreamId,
 };
-
-/// A store in a database of its own; [`TestDb::finish`] closes it and drops the database.
-pub(super) struct TestDb {
-    /// The store under test.
-    pub store: PgStore,
-    /// Its database's URL (for a second connection, a second "node").
-    pub url: String,
-    name: String,
-    server: String,
-}
-
-/// The server's URL, or `None` (and a line saying the test was skipped).
-pub(super) fn server_url() -> Option<String> {
-    match std::env::var("REFRACT_TEST_DATABASE_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            eprintln!("skipped: REFRACT_TEST_DATABASE_URL is not set (no PostgreSQL server)");
-            None
-        }
-    }
-}
-
-/// The URL of database `name` on the server at `server`.
-fn database_url(server: &str, name: &str) -> String {
-    let base = server.split('?').next().unwrap_or(server);
-    let root = base.rsplit_once('/').map_or(base, |(root, _)| root);
-    format!("{root}/{name}")
-}
-
-/// A new, migrated store in a database of its own, if a server is configured.
-pub(super) async fn fresh_store() -> Option<TestDb> {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let server = server_url()?;
-    let name = format!(
-        "refract_unit_{}_{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    );
-    let mut admin = PgConnection::connect(&server)
-        .await
-        .expect("connect to the server");
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS {name}"
-    )))
-    .execute(&mut admin)
-    .await
-    .expect("drop an old test database");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut admin)
-        .await
-        .expect("create the test database");
-    let url = database_url(&server, &name);
-    let store = PgStore::open(&url).await.expect("open the store");
-    Some(TestDb {
-        store,
-        url,
-        name,
-        server,
-    })
-}
-
-impl TestDb {
-    /// Closes the store and drops its database.
-    pub async fn finish(self) {
-        self.store.close().await;
-        let mut admin = PgConnection::connect(&self.server).await.expect("connect");
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            self.name
-        )))
-        .execute(&mut admin)
-        .await
-        .expect("drop the test database");
-    }
-}
 
 /// An append of `n` events of type `t` to `stream`.
 pub(super) fn events(stream: &str, t: &str, n: usize) -> AppendRequest {
@@ -107,7 +30,7 @@ pub(super) fn events(stream: &str, t: &str, n: usize) -> AppendRequest {
 
 #[tokio::test]
 async fn appends_are_sequenced_densely_and_read_back_in_order() {
-    let Some(db) = fresh_store().await else {
+    let Some(db) = fresh_store(module_path!()).await else {
         return;
     };
     let s = &db.store;
@@ -146,7 +69,7 @@ async fn appends_are_sequenced_densely_and_read_back_in_order() {
 
 #[tokio::test]
 async fn a_conflicting_append_writes_nothing_and_a_key_replays() {
-    let Some(db) = fresh_store().await else {
+    let Some(db) = fresh_store(module_path!()).await else {
         return;
     };
     let s = &db.store;
@@ -176,7 +99,7 @@ async fn a_conflicting_append_writes_nothing_and_a_key_replays() {
 /// back until it ends, then numbers it first.
 #[tokio::test]
 async fn an_event_committed_late_by_an_older_transaction_is_never_skipped() {
-    let Some(db) = fresh_store().await else {
+    let Some(db) = fresh_store(module_path!()).await else {
         return;
     };
     let s = &db.store;
@@ -223,7 +146,7 @@ async fn an_event_committed_late_by_an_older_transaction_is_never_skipped() {
 
 #[tokio::test]
 async fn a_rolled_back_append_leaves_no_gap_in_the_sequence() {
-    let Some(db) = fresh_store().await else {
+    let Some(db) = fresh_store(module_path!()).await else {
         return;
     };
     let s = &db.store;
@@ -248,7 +171,7 @@ async fn a_rolled_back_append_leaves_no_gap_in_the_sequence() {
 
 #[tokio::test]
 async fn an_append_wakes_the_watchers_of_its_types_only() {
-    let Some(db) = fresh_store().await else {
+    let Some(db) = fresh_store(module_path!()).await else {
         return;
     };
     let s = &db.store;
