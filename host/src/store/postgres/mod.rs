@@ -24,6 +24,8 @@ mod append;
 mod convert;
 mod doc_sets;
 mod docs;
+#[cfg(test)]
+mod docs_tests;
 mod events;
 mod progress;
 mod reads;
