@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use sqlx::Row;
-use sqlx::postgres::PgConnection;
+use sqlx::postgres::{PgConnection, PgPool};
 
 use super::PgStore;
 use super::convert::{BindKey, to_u64};
@@ -145,7 +145,11 @@ impl DocumentStore for PgStore {
             Some(set) => set,
         };
         match set {
-            Some(set) => write_docs(&mut tx, set, &page.writes, position).await?,
+            Some(set) => {
+                if let Err(e) = write_docs(&mut tx, set, &page.writes, position).await {
+                    return Err(unstorable(&self.pool, key, &page.writes, e).await);
+                }
+            }
             // A subscription keeps no documents: its page commits progress alone.
             None if page.writes.is_empty() => {}
             None => return Err(StoreError::Invalid(format!("{key} keeps no documents"))),
@@ -247,6 +251,56 @@ fn check_writes(key: &ProjectionKey, writes: &[DocWrite]) -> Result<(), StoreErr
         }
     }
     Ok(())
+}
+
+/// The error of a page whose writes failed: if PostgreSQL refused a document's
+/// JSON (a number past numeric's range, a lone surrogate escape: JSON the guest's
+/// checks pass), an invalid input naming the first such document, found by
+/// casting each alone (on another connection: the page's transaction is aborted);
+/// otherwise `e` itself.
+async fn unstorable(
+    pool: &PgPool,
+    key: &ProjectionKey,
+    writes: &[DocWrite],
+    e: StoreError,
+) -> StoreError {
+    let refused = match &e {
+        StoreError::Backend { source } => match source.downcast_ref::<sqlx::Error>() {
+            Some(sqlx::Error::Database(d)) => d
+                .code()
+                .is_some_and(|c| c.starts_with("22") || c == "54001"),
+            _ => false,
+        },
+        _ => false,
+    };
+    if !refused {
+        return e;
+    }
+    for w in writes {
+        let DocWrite::Put { id, body } = w else {
+            continue;
+        };
+        match sqlx::query("SELECT $1::jsonb IS NULL")
+            .bind(body.as_str())
+            .execute(pool)
+            .await
+        {
+            Ok(_) => {}
+            Err(sqlx::Error::Database(d)) => {
+                let detail = d
+                    .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                    .and_then(|p| p.detail())
+                    .map(|detail| format!(" ({detail})"))
+                    .unwrap_or_default();
+                return StoreError::Invalid(format!(
+                    "{key}: document {id:?} is JSON PostgreSQL's jsonb cannot store: {}{detail}",
+                    d.message()
+                ));
+            }
+            Err(_) => return e,
+        }
+    }
+    e
 }
 
 /// Puts and deletes a page's documents in `set`, inside the page's transaction: the

@@ -23,6 +23,8 @@
 mod append;
 mod convert;
 mod doc_sets;
+#[cfg(test)]
+mod doc_sets_tests;
 mod docs;
 #[cfg(test)]
 mod docs_tests;
