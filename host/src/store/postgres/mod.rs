@@ -23,7 +23,11 @@
 mod append;
 mod convert;
 mod doc_sets;
+#[cfg(test)]
+mod doc_sets_tests;
 mod docs;
+#[cfg(test)]
+mod docs_tests;
 mod events;
 #[cfg(test)]
 mod outbox_tests;

@@ -6,6 +6,7 @@
 use sqlx::postgres::PgConnection;
 
 use super::convert::{BindKey, to_i64};
+use crate::store::subscription::DeadLetter;
 use crate::store::{Position, ProjectionKey, StoreError, now_micros};
 
 /// Creates a version's progress row (at the start) inside the caller's transaction,
@@ -80,4 +81,31 @@ pub(super) fn moved_on(key: &ProjectionKey, position: Position) -> StoreError {
         current: 0,
         expected: format!("position <= {position}"),
     }
+}
+
+/// Records (or updates the error of) a version's dead letter inside the caller's
+/// transaction.
+pub(super) async fn record_dead_letter(
+    conn: &mut PgConnection,
+    key: &ProjectionKey,
+    dl: &DeadLetter,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO dead_letters (name, version, sequence, error, created_at) \
+         VALUES ($1, $2, $3, $4, $5) \
+         ON CONFLICT (name, version, sequence) DO UPDATE SET error = excluded.error",
+    )
+    .bind_key(key)
+    .bind(dl.sequence)
+    .bind(without_nul(&dl.error))
+    .bind(now_micros())
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// `s` without the NUL characters PostgreSQL's text cannot hold (an error message
+/// quoting a guest's text may carry them; SQLite keeps them).
+pub(super) fn without_nul(s: &str) -> String {
+    s.replace('\0', "")
 }
