@@ -95,7 +95,11 @@ CREATE TABLE documents (
     id          TEXT   NOT NULL,
     size        BIGINT NOT NULL,          -- bytes of body: loads and purges are budgeted
     updated_seq BIGINT NOT NULL,
-    body        JSONB  NOT NULL,
+    -- JSON, not JSONB: checked and queryable (`body->>'field'`, or cast to jsonb
+    -- for an index) yet kept as written, so a document reads back byte for byte
+    -- and a tiny text cannot grow when read (`[1e131071]` is 131,074 bytes as
+    -- jsonb text), and no JSON the guest may write is refused at commit.
+    body        JSON   NOT NULL,
     PRIMARY KEY (set_id, id)
 );
 

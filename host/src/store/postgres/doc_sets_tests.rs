@@ -4,14 +4,15 @@
 //! at once leave one set and nothing stale.
 
 use super::doc_sets::PURGE_BATCH;
-use super::docs_tests::{count, fresh_store, json, key, purged, puts};
+use super::docs_tests::{count, json, key, purged, puts};
+use super::test_db::fresh_store;
 use crate::store::shadow::ShadowStore;
 use crate::store::subscription::DeadLetter;
 use crate::store::{ComponentRecord, DocumentStore, PageCommit, StoreError};
 
 #[tokio::test]
 async fn a_dropped_version_shows_nothing_at_once_and_is_purged_past_one_batch() {
-    let Some(db) = fresh_store().await else {
+    let Some(db) = fresh_store(module_path!()).await else {
         return;
     };
     let s = &db.store;
@@ -50,7 +51,7 @@ async fn a_dropped_version_shows_nothing_at_once_and_is_purged_past_one_batch() 
 
 #[tokio::test]
 async fn swapping_a_shadow_in_brings_its_documents_progress_and_dead_letters() {
-    let Some(db) = fresh_store().await else {
+    let Some(db) = fresh_store(module_path!()).await else {
         return;
     };
     let s = &db.store;
@@ -111,7 +112,7 @@ async fn swapping_a_shadow_in_brings_its_documents_progress_and_dead_letters() {
 
 #[tokio::test]
 async fn prepares_at_once_make_one_set_and_a_commit_racing_a_drop_leaves_nothing() {
-    let Some(db) = fresh_store().await else {
+    let Some(db) = fresh_store(module_path!()).await else {
         return;
     };
     let s = &db.store;

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use sqlx::Row;
-use sqlx::postgres::{PgConnection, PgPool};
+use sqlx::postgres::PgConnection;
 
 use super::PgStore;
 use super::convert::{BindKey, to_u64};
@@ -131,7 +131,6 @@ impl DocumentStore for PgStore {
 
     async fn commit_page(&self, key: &ProjectionKey, page: &PageCommit) -> Result<(), StoreError> {
         let position = page.position;
-        check_writes(key, &page.writes)?;
         let mut tx = self.pool.begin().await?;
         // The progress row stays locked until commit: no drop or swap can change
         // the set between this check and the writes.
@@ -146,9 +145,7 @@ impl DocumentStore for PgStore {
         };
         match set {
             Some(set) => {
-                if let Err(e) = write_docs(&mut tx, set, &page.writes, position).await {
-                    return Err(unstorable(&self.pool, key, &page.writes, e).await);
-                }
+                write_docs(&mut tx, set, &page.writes, position).await?;
             }
             // A subscription keeps no documents: its page commits progress alone.
             None if page.writes.is_empty() => {}
@@ -216,91 +213,6 @@ impl DocumentStore for PgStore {
 /// Whether PostgreSQL's text can hold `s` (it cannot hold the character NUL).
 fn storable(s: &str) -> bool {
     !s.contains('\0')
-}
-
-/// Whether the JSON text has the escape `\u0000`, which jsonb cannot store (NUL is
-/// not text in PostgreSQL). Outside strings JSON has no backslash, so every escape
-/// is read from its backslash on, and an escaped backslash (`\\u0000`) is not one.
-pub(crate) fn has_nul_escape(json: &str) -> bool {
-    let b = json.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] != b'\\' {
-            i += 1;
-            continue;
-        }
-        if b.get(i + 1) == Some(&b'u') && b.get(i + 2..i + 6) == Some(b"0000".as_slice()) {
-            return true;
-        }
-        i += 2;
-    }
-    false
-}
-
-/// Refuses, before anything is written, a page whose documents PostgreSQL cannot
-/// store.
-fn check_writes(key: &ProjectionKey, writes: &[DocWrite]) -> Result<(), StoreError> {
-    for w in writes {
-        if let DocWrite::Put { id, body } = w
-            && has_nul_escape(body)
-        {
-            return Err(StoreError::Invalid(format!(
-                "{key}: document {id:?} contains the escape \\u0000, which PostgreSQL's \
-                 jsonb cannot store"
-            )));
-        }
-    }
-    Ok(())
-}
-
-/// The error of a page whose writes failed: if PostgreSQL refused a document's
-/// JSON (a number past numeric's range, a lone surrogate escape: JSON the guest's
-/// checks pass), an invalid input naming the first such document, found by
-/// casting each alone (on another connection: the page's transaction is aborted);
-/// otherwise `e` itself.
-async fn unstorable(
-    pool: &PgPool,
-    key: &ProjectionKey,
-    writes: &[DocWrite],
-    e: StoreError,
-) -> StoreError {
-    let refused = match &e {
-        StoreError::Backend { source } => match source.downcast_ref::<sqlx::Error>() {
-            Some(sqlx::Error::Database(d)) => d
-                .code()
-                .is_some_and(|c| c.starts_with("22") || c == "54001"),
-            _ => false,
-        },
-        _ => false,
-    };
-    if !refused {
-        return e;
-    }
-    for w in writes {
-        let DocWrite::Put { id, body } = w else {
-            continue;
-        };
-        match sqlx::query("SELECT $1::jsonb IS NULL")
-            .bind(body.as_str())
-            .execute(pool)
-            .await
-        {
-            Ok(_) => {}
-            Err(sqlx::Error::Database(d)) => {
-                let detail = d
-                    .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
-                    .and_then(|p| p.detail())
-                    .map(|detail| format!(" ({detail})"))
-                    .unwrap_or_default();
-                return StoreError::Invalid(format!(
-                    "{key}: document {id:?} is JSON PostgreSQL's jsonb cannot store: {}{detail}",
-                    d.message()
-                ));
-            }
-            Err(_) => return e,
-        }
-    }
-    e
 }
 
 /// Puts and deletes a page's documents in `set`, inside the page's transaction: the
@@ -374,7 +286,7 @@ impl Batch<'_> {
     ) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO documents (set_id, id, body, size, updated_seq) \
-         SELECT $1, u.id, u.body::jsonb, u.size, $2 \
+         SELECT $1, u.id, u.body::json, u.size, $2 \
          FROM UNNEST($3::text[], $4::text[], $5::bigint[]) AS u(id, body, size) \
          ON CONFLICT (set_id, id) DO UPDATE SET body = excluded.body, \
          size = excluded.size, updated_seq = excluded.updated_seq",

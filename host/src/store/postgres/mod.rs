@@ -126,6 +126,8 @@ impl PgStore {
         self.max_event_bytes
     }
 
+    /// The pool, for tests that look at the rows themselves.
+    #[cfg(test)]
     pub(crate) fn pool(&self) -> &PgPool {
         &self.pool
     }

@@ -8,7 +8,7 @@ use sqlx::postgres::{PgConnection, PgRow};
 use super::PgStore;
 use super::append::append_in;
 use super::convert::{BindKey, to_i64, to_u64, to_version};
-use super::progress::advance_progress;
+use super::progress::{advance_progress, record_dead_letter, without_nul};
 use crate::store::checks::validate;
 use crate::store::subscription::{
     DeadLetter, HandledPage, NewMessage, OutboxCounts, OutboxMessage, SubscriptionStore,
@@ -150,7 +150,7 @@ impl SubscriptionStore for PgStore {
              next_attempt_at = COALESCE($2, next_attempt_at), \
              gave_up_at = CASE WHEN $2 IS NULL THEN $3 END WHERE seq = $4",
         )
-        .bind(error)
+        .bind(without_nul(error))
         .bind(retry_at)
         .bind(now_micros())
         .bind(seq)
@@ -300,28 +300,6 @@ async fn queue_messages(
     .bind(&urls)
     .bind(&bodies)
     .bind(&events)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-/// Records (or updates) a version's dead letter inside the caller's transaction.
-// TODO(lead): the documents helper writes the shared one in `progress`; this
-// private copy goes when it lands.
-async fn record_dead_letter(
-    conn: &mut PgConnection,
-    key: &ProjectionKey,
-    d: &DeadLetter,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO dead_letters (name, version, sequence, error, created_at) \
-         VALUES ($1, $2, $3, $4, $5) \
-         ON CONFLICT (name, version, sequence) DO UPDATE SET error = excluded.error",
-    )
-    .bind_key(key)
-    .bind(d.sequence)
-    .bind(&d.error)
-    .bind(now_micros())
     .execute(conn)
     .await?;
     Ok(())
