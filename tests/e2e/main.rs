@@ -16,6 +16,7 @@ mod hostile_perms;
 mod hostile_pool;
 mod hostile_sandbox;
 mod hostile_streams;
+mod pg_order;
 mod poison;
 mod reads;
 mod reads_bounded;
