@@ -1,4 +1,5 @@
-//! The agent's data path at the daemon level, on a real SQLite file: more documents
+//! The agent's data path at the daemon level, on a real store (a SQLite file, or
+//! a PostgreSQL database where the tests run on one): more documents
 //! than the cache budget with hot streams in every page (the real stream-counter
 //! component), failed commits followed by guest errors (a fault-injecting wrapper
 //! around the real store), and a stop while a commit is in flight.
@@ -12,11 +13,10 @@ use refract::daemon::{Daemon, ErrorPolicy, OnError, PageProjector};
 use refract::runtime::{
     DocChange, DocInput, Event, Limits, Runtime, RuntimeError, Slice, slice_by_stream,
 };
-use refract::store::sqlite::SqliteStore;
-use refract::store::subscription::SubscriptionStore;
 use refract::store::*;
 use serde_json::Value;
 
+use crate::common::backend;
 use crate::common::faulty::Faulty;
 
 fn key(name: &str) -> ProjectionKey {
@@ -86,10 +86,7 @@ async fn docs(store: &dyn Store, key: &ProjectionKey, ids: &[&String]) -> HashMa
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn more_documents_than_the_cache_budget_lose_no_update() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let sqlite = SqliteStore::open(&dir.path().join("r.db"))
-        .await
-        .expect("db");
-    let store = Faulty::new(sqlite);
+    let store = Faulty::new(backend::open_store(&dir.path().join("r.db")).await);
     let versions = wide_store(store.as_ref(), 12_000, 5).await;
     // Slow commits (as big pages on a busy disk are): the next page is projected,
     // and loads its documents, while the commit before it is still in flight.
@@ -201,10 +198,7 @@ async fn assert_counts(store: &dyn Store, k: &ProjectionKey, versions: &HashMap<
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_commits_then_guest_errors_recover_to_the_exact_fold() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let sqlite = SqliteStore::open(&dir.path().join("r.db"))
-        .await
-        .expect("db");
-    let store = Faulty::new(sqlite);
+    let store = Faulty::new(backend::open_store(&dir.path().join("r.db")).await);
     let versions = wide_store(store.as_ref(), 3_000, 100).await;
     let k = key("counter");
     store.prepare_projection(&k).await.expect("prepare");
@@ -230,10 +224,7 @@ async fn failed_commits_then_guest_errors_recover_to_the_exact_fold() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stop_during_a_commit_waits_for_it() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let sqlite = SqliteStore::open(&dir.path().join("r.db"))
-        .await
-        .expect("db");
-    let store = Faulty::new(sqlite);
+    let store = Faulty::new(backend::open_store(&dir.path().join("r.db")).await);
     wide_store(store.as_ref(), 2_000, 100).await;
     let k = key("counter");
     store.prepare_projection(&k).await.expect("prepare");
@@ -253,10 +244,7 @@ async fn stop_during_a_commit_waits_for_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_aborted_mid_commit_still_lands_its_commit_before_stop_returns() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let sqlite = SqliteStore::open(&dir.path().join("r.db"))
-        .await
-        .expect("db");
-    let store = Faulty::new(sqlite);
+    let store = Faulty::new(backend::open_store(&dir.path().join("r.db")).await);
     wide_store(store.as_ref(), 1_000, 100).await;
     let k = key("counter");
     store.prepare_projection(&k).await.expect("prepare");
@@ -283,11 +271,7 @@ async fn an_agent_aborted_mid_commit_still_lands_its_commit_before_stop_returns(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_poison_event_is_dead_lettered_and_replayed() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Arc::new(
-        SqliteStore::open(&dir.path().join("r.db"))
-            .await
-            .expect("db"),
-    );
+    let store = backend::open_store(&dir.path().join("r.db")).await;
     let versions = wide_store(store.as_ref(), 1_500, 100).await;
     let k = key("counter");
     store.prepare_projection(&k).await.expect("prepare");
@@ -338,11 +322,7 @@ async fn a_poison_event_is_dead_lettered_and_replayed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn host_faults_are_waited_out_and_never_cost_the_guest() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Arc::new(
-        SqliteStore::open(&dir.path().join("r.db"))
-            .await
-            .expect("db"),
-    );
+    let store = backend::open_store(&dir.path().join("r.db")).await;
     let versions = wide_store(store.as_ref(), 500, 100).await;
     let k = key("counter");
     store.prepare_projection(&k).await.expect("prepare");

@@ -112,3 +112,15 @@ fn blocking(f: impl std::future::Future<Output = ()> + Send + 'static) {
     .join()
     .expect("database setup");
 }
+
+/// The tests' store for an in-process daemon: a SQLite file at `path`, or the
+/// PostgreSQL database of `path`'s directory.
+pub async fn open_store(path: &Path) -> std::sync::Arc<dyn refract::store::Store> {
+    let location = match store_url(path.parent().unwrap_or(path)) {
+        Some(url) => refract::store::Location::Postgres(url),
+        None => refract::store::Location::Sqlite(path.to_owned()),
+    };
+    refract::store::open(&location, &refract::store::OpenOptions::default())
+        .await
+        .expect("open the store")
+}

@@ -8,16 +8,16 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use refract::store::shadow::ShadowStore;
-use refract::store::sqlite::SqliteStore;
 use refract::store::subscription::{
     DeadLetter, HandledPage, OutboxCounts, OutboxMessage, SubscriptionStore,
 };
 use refract::store::*;
 use tokio::sync::watch;
 
-/// The wrapper: every call goes to the SQLite store, but page commits obey the knobs.
+/// The wrapper: every call goes to the real store (the tests' backend), but page
+/// commits obey the knobs.
 pub struct Faulty {
-    pub inner: SqliteStore,
+    pub inner: Arc<dyn Store>,
     /// Commits (1-based) that fail, by number.
     pub fail_commits: std::sync::Mutex<Vec<u64>>,
     /// How long each commit waits before it writes.
@@ -33,7 +33,7 @@ pub struct Faulty {
 }
 
 impl Faulty {
-    pub fn new(inner: SqliteStore) -> Arc<Self> {
+    pub fn new(inner: Arc<dyn Store>) -> Arc<Self> {
         Arc::new(Self {
             inner,
             fail_commits: Default::default(),
