@@ -125,7 +125,8 @@ pub(super) async fn append_in(
          SELECT $1, $2 + u.n, u.t, u.d, u.m, $3, $4 \
          FROM UNNEST($5::text[], $6::text[], $7::text[]) WITH ORDINALITY AS u(t, d, m, n) \
          ORDER BY u.n RETURNING position) \
-         SELECT MIN(position), MAX(position) FROM ins",
+         SELECT MIN(position), MAX(position), \
+                (SELECT COUNT(*) FROM (SELECT pg_notify($8, '')) n) FROM ins",
     )
     .bind(stream)
     .bind(start)
@@ -134,6 +135,7 @@ pub(super) async fn append_in(
     .bind(&types)
     .bind(&data)
     .bind(&meta)
+    .bind(APPENDED_CHANNEL)
     .fetch_one(&mut *conn)
     .await?;
     let appended = Appended {
@@ -156,10 +158,6 @@ pub(super) async fn append_in(
         .execute(&mut *conn)
         .await?;
     }
-    sqlx::query("SELECT pg_notify($1, '')")
-        .bind(APPENDED_CHANNEL)
-        .execute(&mut *conn)
-        .await?;
     Ok(appended)
 }
 
@@ -171,30 +169,28 @@ impl PgStore {
         &self,
         appended: &[Appended],
     ) -> Result<Vec<AppendResult>, StoreError> {
-        let Some(last) = appended.last() else {
+        if appended.is_empty() {
             return Ok(Vec::new());
-        };
-        self.sequenced(last.last_position).await?;
-        let mut results = Vec::with_capacity(appended.len());
-        for a in appended {
-            let seqs: Vec<i64> =
-                sqlx::query_scalar("SELECT seq FROM log WHERE position IN ($1, $2) ORDER BY seq")
-                    .bind(a.first_position)
-                    .bind(a.last_position)
-                    .fetch_all(&self.pool)
-                    .await?;
-            let (Some(first), Some(last)) = (seqs.first(), seqs.last()) else {
-                return Err(StoreError::Corrupt(format!(
-                    "events at positions {}..={} have no sequence",
-                    a.first_position, a.last_position
-                )));
-            };
-            results.push(AppendResult {
-                stream_version: a.stream_version,
-                first_sequence: *first,
-                last_sequence: *last,
-            });
         }
-        Ok(results)
+        let ends: Vec<i64> = appended
+            .iter()
+            .flat_map(|a| [a.first_position, a.last_position])
+            .collect();
+        let seqs = self.sequences_of(&ends).await?;
+        let seq_of = |p: i64| {
+            seqs.get(&p).copied().ok_or_else(|| {
+                StoreError::Corrupt(format!("the event at position {p} has no sequence"))
+            })
+        };
+        appended
+            .iter()
+            .map(|a| {
+                Ok(AppendResult {
+                    stream_version: a.stream_version,
+                    first_sequence: seq_of(a.first_position)?,
+                    last_sequence: seq_of(a.last_position)?,
+                })
+            })
+            .collect()
     }
 }

@@ -68,9 +68,3 @@ pub(super) fn event_from_row(row: &PgRow) -> Result<RecordedEvent, StoreError> {
         timestamp: row.try_get(7)?,
     })
 }
-
-/// A transaction id (`xid8`, read as text) as a number.
-pub(super) fn xid(text: &str) -> Result<u64, StoreError> {
-    text.parse()
-        .map_err(|_| StoreError::Corrupt(format!("transaction id {text:?} is not a number")))
-}

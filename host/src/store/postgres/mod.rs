@@ -67,6 +67,11 @@ pub(super) const HEAD_CHANNEL: &str = "refract_head";
 #[derive(Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// The sequencer's connections: commits without waiting for the disk. Safe:
+    /// a pass only orders what is committed, deterministically, so one lost in a
+    /// crash is redone with the same numbers; and whoever reads a sequence and
+    /// commits (synchronously) flushes the log up to it, pass included.
+    sequencer: PgPool,
     /// The head and the last sequence of each event type, with their watchers.
     heads: Heads,
     /// Tells this process's head notifications from other nodes'.
@@ -89,7 +94,13 @@ impl PgStore {
             .max_connections(16)
             .min_connections(1)
             .acquire_timeout(Duration::from_secs(30))
-            .connect_with(options)
+            .connect_with(options.clone())
+            .await?;
+        let sequencer = PgPoolOptions::new()
+            .max_connections(2)
+            .min_connections(1)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options.options([("synchronous_commit", "off")]))
             .await?;
         // Two nodes starting at once on a new database: one migrates, the other
         // waits on sqlx's advisory lock and finds it done.
@@ -99,6 +110,7 @@ impl PgStore {
             .await?;
         let store = Self {
             pool,
+            sequencer,
             heads: Heads::new(head),
             token: rand_token(),
             max_event_bytes: super::DEFAULT_MAX_EVENT_BYTES,
@@ -165,6 +177,7 @@ impl Store for PgStore {
         self.closed.send_replace(true);
         self.purge.notify_one();
         self.sequence.notify_one();
+        self.sequencer.close().await;
         self.pool.close().await;
     }
 }

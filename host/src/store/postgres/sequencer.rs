@@ -20,7 +20,6 @@ use std::time::Duration;
 use sqlx::Row;
 use sqlx::postgres::PgListener;
 
-use super::convert::xid;
 use super::{APPENDED_CHANNEL, HEAD_CHANNEL, PgStore};
 use crate::store::{Position, StoreError};
 
@@ -43,116 +42,91 @@ pub(super) struct Pass {
     pub held: bool,
 }
 
+/// One pass as one statement (one round trip, its own transaction): lock the
+/// sequencer's row, number the events behind the fence after its cursor, move the
+/// cursor, notify the new head. The statement's snapshot gives both the fence and
+/// the rows, so every transaction below the fence is seen whole; if the row's lock
+/// was waited for, the cursor is the row's latest (the pass waited for moved it)
+/// and the older snapshot's fence is only more careful.
+const PASS: &str = "\
+WITH cur AS ( \
+    SELECT transaction_id, position, seq FROM sequencer WHERE id = 1 FOR UPDATE), \
+next AS ( \
+    SELECT e.position, e.transaction_id, e.event_type, e.created_at FROM events e, cur \
+    WHERE (e.transaction_id, e.position) > (cur.transaction_id, cur.position) \
+      AND e.transaction_id < pg_snapshot_xmin(pg_current_snapshot()) \
+    ORDER BY e.transaction_id, e.position LIMIT $1), \
+ins AS ( \
+    INSERT INTO log (seq, position, event_type, created_at) \
+    SELECT cur.seq + row_number() OVER (ORDER BY n.transaction_id, n.position), \
+           n.position, n.event_type, n.created_at \
+    FROM next n, cur RETURNING seq), \
+last AS ( \
+    SELECT transaction_id, position FROM next \
+    ORDER BY transaction_id DESC, position DESC LIMIT 1), \
+upd AS ( \
+    UPDATE sequencer s SET transaction_id = last.transaction_id, \
+        position = last.position, seq = cur.seq + (SELECT COUNT(*) FROM next) \
+    FROM last, cur WHERE s.id = 1 RETURNING s.seq) \
+SELECT (SELECT seq FROM cur), (SELECT COUNT(*) FROM ins), \
+    (SELECT array_agg(DISTINCT event_type) FROM next), \
+    EXISTS (SELECT 1 FROM events e, cur \
+            WHERE (e.transaction_id, e.position) > (cur.transaction_id, cur.position) \
+            OFFSET (SELECT COUNT(*) FROM next)), \
+    (SELECT COUNT(*) FROM (SELECT pg_notify($2, upd.seq::text || ' ' || $3) FROM upd) n)";
+
 impl PgStore {
-    /// Numbers every event that is behind the fence now, a batch per transaction.
+    /// Numbers every event that is behind the fence now, a batch per pass.
     pub(super) async fn sequence_pass(&self) -> Result<Pass, StoreError> {
         let mut numbered = 0u64;
         loop {
-            let mut tx = self.pool.begin().await?;
-            let row = sqlx::query(
-                "SELECT transaction_id::text, position, seq FROM sequencer WHERE id = 1 \
-                 FOR UPDATE",
-            )
-            .fetch_one(&mut *tx)
-            .await?;
-            let (cursor_tx, cursor_pos, seq): (String, i64, i64) =
-                (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
-            // One statement: the fence and the rows come from the same snapshot.
-            let last = sqlx::query(
-                "WITH next AS ( \
-                     SELECT position, transaction_id, event_type, created_at FROM events \
-                     WHERE (transaction_id, position) > ($1::text::xid8, $2) \
-                       AND transaction_id < pg_snapshot_xmin(pg_current_snapshot()) \
-                     ORDER BY transaction_id, position LIMIT $3), \
-                 ins AS ( \
-                     INSERT INTO log (seq, position, event_type, created_at) \
-                     SELECT $4 + row_number() OVER (ORDER BY transaction_id, position), \
-                            position, event_type, created_at FROM next \
-                     RETURNING seq) \
-                 SELECT l.tx, l.pos, (SELECT COUNT(*) FROM ins), \
-                        (SELECT array_agg(DISTINCT event_type) FROM next) FROM ( \
-                     SELECT transaction_id::text AS tx, position AS pos FROM next \
-                     ORDER BY transaction_id DESC, position DESC LIMIT 1) l",
-            )
-            .bind(&cursor_tx)
-            .bind(cursor_pos)
-            .bind(PASS_EVENTS)
-            .bind(seq)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let mut types: Vec<String> = Vec::new();
-            let (cursor_tx, cursor_pos, head, count) = match last {
-                Some(row) => {
-                    let (last_tx, last_pos, count): (String, i64, i64) =
-                        (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
-                    types = row
-                        .try_get::<Option<Vec<String>>, _>(3)?
-                        .unwrap_or_default();
-                    xid(&last_tx)?;
-                    let head = seq + count;
-                    sqlx::query(
-                        "UPDATE sequencer SET transaction_id = $1::text::xid8, position = $2, \
-                         seq = $3 WHERE id = 1",
-                    )
-                    .bind(&last_tx)
-                    .bind(last_pos)
-                    .bind(head)
-                    .execute(&mut *tx)
-                    .await?;
-                    sqlx::query("SELECT pg_notify($1, $2)")
-                        .bind(HEAD_CHANNEL)
-                        .bind(format!("{head} {}", self.token))
-                        .execute(&mut *tx)
-                        .await?;
-                    (last_tx, last_pos, head, count)
-                }
-                None => (cursor_tx, cursor_pos, seq, 0),
-            };
-            if count == PASS_EVENTS {
-                // A full batch: more may be behind the fence already.
-                tx.commit().await?;
-                numbered += count as u64;
-                self.heads.committed(types.iter().map(String::as_str), head);
-                continue;
-            }
-            // Whatever is committed past the cursor now waits for an open transaction.
-            let held: bool = sqlx::query_scalar(
-                "SELECT EXISTS (SELECT 1 FROM events \
-                 WHERE (transaction_id, position) > ($1::text::xid8, $2))",
-            )
-            .bind(&cursor_tx)
-            .bind(cursor_pos)
-            .fetch_one(&mut *tx)
-            .await?;
-            tx.commit().await?;
+            let row = sqlx::query(PASS)
+                .bind(PASS_EVENTS)
+                .bind(HEAD_CHANNEL)
+                .bind(self.token.to_string())
+                .fetch_one(&self.sequencer)
+                .await?;
+            let before: i64 = row.try_get(0)?;
+            let count: i64 = row.try_get(1)?;
+            let types: Vec<String> = row
+                .try_get::<Option<Vec<String>>, _>(2)?
+                .unwrap_or_default();
+            let held: bool = row.try_get(3)?;
+            let head = before + count;
             numbered += count as u64;
             if count > 0 {
                 self.heads.committed(types.iter().map(String::as_str), head);
             }
-            return Ok(Pass {
-                head,
-                numbered,
-                held,
-            });
+            // A full batch: more may be behind the fence already.
+            if count < PASS_EVENTS {
+                return Ok(Pass {
+                    head,
+                    numbered,
+                    held,
+                });
+            }
         }
     }
 
-    /// Waits until the event at `position` (committed) has its sequence.
-    pub(super) async fn sequenced(&self, position: i64) -> Result<Position, StoreError> {
+    /// Waits until the committed events at `positions` have their sequences, and
+    /// returns them by position.
+    pub(super) async fn sequences_of(
+        &self,
+        positions: &[i64],
+    ) -> Result<std::collections::HashMap<i64, Position>, StoreError> {
         let mut head = self.heads.subscribe();
         loop {
-            let pass = self.sequence_pass().await?;
-            let seq: Option<i64> = sqlx::query_scalar("SELECT seq FROM log WHERE position = $1")
-                .bind(position)
-                .fetch_optional(&self.pool)
-                .await?;
-            if let Some(seq) = seq {
-                return Ok(seq);
+            self.sequence_pass().await?;
+            let found: Vec<(i64, i64)> =
+                sqlx::query_as("SELECT position, seq FROM log WHERE position = ANY($1)")
+                    .bind(positions)
+                    .fetch_all(&self.pool)
+                    .await?;
+            let found: std::collections::HashMap<i64, Position> = found.into_iter().collect();
+            if positions.iter().all(|p| found.contains_key(p)) {
+                return Ok(found);
             }
-            if !pass.held {
-                // Not committed (a caller's bug) or not visible yet: look again soon.
-                tracing::debug!(position, "waiting for an event's sequence");
-            }
+            // Behind the fence: an older transaction is still open.
             let _ = tokio::time::timeout(FENCE_POLL, head.changed()).await;
         }
     }
@@ -177,7 +151,7 @@ impl PgStore {
                 () = tokio::time::sleep(wait) => {}
                 _ = closed.changed() => {}
             }
-            if *closed.borrow() || self.pool.is_closed() {
+            if *closed.borrow() || self.sequencer.is_closed() {
                 return;
             }
             wait = match self.sequence_pass().await {

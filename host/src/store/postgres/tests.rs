@@ -200,3 +200,43 @@ async fn an_append_wakes_the_watchers_of_its_types_only() {
     assert_eq!(s.last_of_types(&["U".to_owned()]), Some(7));
     db.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn appends_racing_each_others_passes_are_each_ordered_once() {
+    let Some(db) = fresh_store(module_path!()).await else {
+        return;
+    };
+    let tasks: Vec<_> = (0..16)
+        .map(|t| {
+            let s = db.store.clone();
+            tokio::spawn(async move {
+                let mut last = 0;
+                for _ in 0..20 {
+                    let r = s
+                        .append(events(&format!("s{t}"), "A", 3))
+                        .await
+                        .expect("append");
+                    assert_eq!(r.last_sequence - r.first_sequence, 2, "one append, one run");
+                    assert!(r.first_sequence > last, "a stream's appends are ordered");
+                    last = r.last_sequence;
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.expect("task");
+    }
+    let s = &db.store;
+    assert_eq!(s.head().await.expect("head"), 16 * 20 * 3);
+    let page = s
+        .read_page(0, None, ReadBudget::page(10_000))
+        .await
+        .expect("page");
+    let seqs: Vec<i64> = page.events.iter().map(|e| e.sequence).collect();
+    assert_eq!(
+        seqs,
+        (1..=960).collect::<Vec<_>>(),
+        "dense, each event once"
+    );
+    db.finish().await;
+}
