@@ -24,6 +24,8 @@ const APPENDS: usize = 40;
 const BATCH: usize = 25;
 /// How long a holding transaction stays open before it commits.
 const HOLD: Duration = Duration::from_secs(2);
+/// How long an append may go unanswered (far past `HOLD`).
+const ANSWER: Duration = Duration::from_secs(60);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_writers_with_late_and_rolled_back_transactions_lose_and_double_nothing() {
@@ -130,7 +132,12 @@ async fn concurrent_writers_with_late_and_rolled_back_transactions_lose_and_doub
 /// One writer: `APPENDS` appends of `BATCH` counted events to its own streams, and
 /// a probe event every fourth append. Returns each stream's version and the probes.
 async fn write(url: String, w: usize) -> (BTreeMap<String, u64>, u64) {
-    let http = reqwest::Client::new();
+    // An append answers once its events are ordered: one never answered is an
+    // event the order lost.
+    let http = reqwest::Client::builder()
+        .timeout(ANSWER)
+        .build()
+        .expect("client");
     let mut versions = BTreeMap::new();
     let mut probes = 0;
     for a in 0..APPENDS {
@@ -143,7 +150,7 @@ async fn write(url: String, w: usize) -> (BTreeMap<String, u64>, u64) {
             .json(&json!({"events": events}))
             .send()
             .await
-            .expect("append");
+            .unwrap_or_else(|e| panic!("append to {stream} unanswered (never ordered?): {e}"));
         assert!(
             r.status().is_success(),
             "append: {}",
@@ -156,7 +163,7 @@ async fn write(url: String, w: usize) -> (BTreeMap<String, u64>, u64) {
                 .json(&json!({"events": [{"type": "OutboxProbe", "data": {}}]}))
                 .send()
                 .await
-                .expect("probe");
+                .unwrap_or_else(|e| panic!("probe unanswered (never ordered?): {e}"));
             assert!(r.status().is_success());
             probes += 1;
         }
