@@ -31,7 +31,11 @@ start)
     port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     rm -rf "$dir"
     mkdir -p "$dir"
-    if [ "$(id -u)" = 0 ]; then chown postgres:postgres "$dir"; fi
+    if [ "$(id -u)" = 0 ]; then
+        # The postgres user must reach the directory (mktemp makes its parent 0700).
+        chmod a+rx "$(dirname "$dir")"
+        chown postgres:postgres "$dir"
+    fi
     as_owner "$bin/initdb" -D "$dir" -U postgres --auth=trust -E UTF8 >"$dir.initdb.log" 2>&1 || {
         cat "$dir.initdb.log" >&2
         exit 1

@@ -18,7 +18,8 @@ use crate::common::{Daemon, backend, receiver::Receiver};
 
 /// Writers appending through the API at once.
 const WRITERS: usize = 8;
-/// Appends per writer (CI's count; raise it for a long run).
+/// Appends per writer in CI; `REFRACT_PG_ORDER_APPENDS` sets another count (5,000
+/// makes the million events).
 const APPENDS: usize = 40;
 /// Events per append.
 const BATCH: usize = 25;
@@ -140,7 +141,11 @@ async fn write(url: String, w: usize) -> (BTreeMap<String, u64>, u64) {
         .expect("client");
     let mut versions = BTreeMap::new();
     let mut probes = 0;
-    for a in 0..APPENDS {
+    let appends = std::env::var("REFRACT_PG_ORDER_APPENDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(APPENDS);
+    for a in 0..appends {
         let stream = format!("w{w}-s{}", a % 5);
         let events: Vec<_> = (0..BATCH)
             .map(|i| json!({"type": "IncidentLogged", "data": {"i": i}}))
