@@ -301,18 +301,13 @@ mod tests {
 /// ordered, and read, when it ends): who, since when, doing what.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct OrderHold {
-    /// Committed events waiting for it.
+    /// Committed events waiting for it (counted up to 10,001: "more than 10,000").
     pub events_waiting: u64,
-    /// The database server's process id of the session (`pg_stat_activity.pid`).
+    /// The database server's process id of the session (`pg_stat_activity.pid`):
+    /// what an operator looks up (its query is not shown: teams see this).
     pub backend_pid: i32,
-    /// Its database.
-    pub database: Option<String>,
-    /// Its application name, as it connected.
-    pub application: Option<String>,
     /// Microseconds since the Unix epoch when its transaction started.
     pub since: i64,
     /// Its state (`idle in transaction`, `active`, ...).
     pub state: Option<String>,
-    /// The start of its last statement (up to 200 characters).
-    pub query: Option<String>,
 }

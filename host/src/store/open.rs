@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::{DEFAULT_MAX_EVENT_BYTES, Store, StoreError};
 
 /// Where a store lives, and so which backend serves it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum Location {
     /// An embedded SQLite database file (created if missing).
     Sqlite(PathBuf),
@@ -53,6 +53,16 @@ impl Location {
     }
 }
 
+/// Never shows a password (logs, panics).
+impl std::fmt::Debug for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Sqlite(p) => f.debug_tuple("Sqlite").field(p).finish(),
+            Self::Postgres(url) => f.debug_tuple("Postgres").field(&redacted(url)).finish(),
+        }
+    }
+}
+
 impl From<PathBuf> for Location {
     /// A plain path is a SQLite file.
     fn from(path: PathBuf) -> Self {
@@ -63,16 +73,30 @@ impl From<PathBuf> for Location {
 /// The URL without its password (`user:secret@` becomes `user:***@`), for messages
 /// and logs.
 pub fn redacted(url: &str) -> String {
+    // A password given as a parameter (`?password=...`) goes too.
+    let (url, query) = match url.split_once('?') {
+        Some((u, q)) => {
+            let kept: Vec<String> = q
+                .split('&')
+                .map(|kv| match kv.split_once('=') {
+                    Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                    _ => kv.to_owned(),
+                })
+                .collect();
+            (u, format!("?{}", kept.join("&")))
+        }
+        None => (url, String::new()),
+    };
     let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
+        return "(a URL that is not scheme://...)".to_owned();
     };
     let (auth, host) = match rest.rsplit_once('@') {
         Some(parts) => parts,
-        None => return url.to_owned(),
+        None => return format!("{url}{query}"),
     };
     match auth.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
-        None => url.to_owned(),
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}{query}"),
+        None => format!("{url}{query}"),
     }
 }
 
@@ -152,6 +176,14 @@ mod tests {
         );
         assert_eq!(redacted("postgres://u:pw@h/db"), "postgres://u:***@h/db");
         assert_eq!(redacted("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(
+            redacted("postgres://u@h/db?sslmode=require&password=pw"),
+            "postgres://u@h/db?sslmode=require&password=***"
+        );
+        let not_url = Location::parse("postgres:u:pw@h").expect_err("not a URL");
+        assert!(!not_url.to_string().contains("pw"), "{not_url}");
+        let debug = format!("{:?}", Location::Postgres("postgres://u:pw@h/db".into()));
+        assert!(!debug.contains("pw@"), "{debug}");
     }
 
     #[test]

@@ -6,8 +6,8 @@
 use sqlx::Row;
 use sqlx::postgres::PgConnection;
 
+use super::PgStore;
 use super::convert::{to_i64, to_u64};
-use super::{APPENDED_CHANNEL, PgStore};
 use crate::store::{AppendRequest, AppendResult, ExpectedVersion, StoreError, now_micros};
 
 /// An append written in a transaction: its stream version and the positions of its
@@ -51,8 +51,9 @@ pub(super) async fn first_use(
 }
 
 /// One append inside the caller's transaction: the idempotency key, the expected
-/// version, the events, and the notification that wakes every node's sequencer
-/// when the transaction commits. Nothing is written when it fails (the caller
+/// version, the events. No notification: a notifying commit takes a cluster-wide
+/// lock, and the appending process orders its events itself right after commit
+/// (the pass notifies every node of the new head). Nothing is written when it fails (the caller
 /// rolls back).
 pub(super) async fn append_in(
     conn: &mut PgConnection,
@@ -125,8 +126,7 @@ pub(super) async fn append_in(
          SELECT $1, $2 + u.n, u.t, u.d, u.m, $3, $4 \
          FROM UNNEST($5::text[], $6::text[], $7::text[]) WITH ORDINALITY AS u(t, d, m, n) \
          ORDER BY u.n RETURNING position) \
-         SELECT MIN(position), MAX(position), \
-                (SELECT COUNT(*) FROM (SELECT pg_notify($8, '')) n) FROM ins",
+         SELECT MIN(position), MAX(position) FROM ins",
     )
     .bind(stream)
     .bind(start)
@@ -135,7 +135,6 @@ pub(super) async fn append_in(
     .bind(&types)
     .bind(&data)
     .bind(&meta)
-    .bind(APPENDED_CHANNEL)
     .fetch_one(&mut *conn)
     .await?;
     let appended = Appended {

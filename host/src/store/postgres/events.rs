@@ -38,7 +38,10 @@ impl EventStore for PgStore {
     ) -> Result<(u64, Vec<RecordedEvent>), StoreError> {
         let mut tx = self.pool.begin_with(SNAPSHOT).await?;
         let head = head_in(&mut tx).await?;
-        let version = reads::stream_version(&mut tx, stream.as_str(), head).await?;
+        // The committed version, as appends check it: events of it still waiting
+        // behind the fence are not listed yet, but an emit pinned to it holds.
+        let version = reads::committed_version(&mut tx, stream.as_str()).await?;
+        let _ = head;
         let sql = format!(
             "SELECT {EVENT_COLUMNS} FROM {EVENT_FROM} WHERE e.stream_id = $1 \
              AND e.stream_version >= $2 AND e.stream_version <= $3 ORDER BY e.stream_version"
@@ -180,7 +183,7 @@ impl PgStore {
         let waiting: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM (SELECT 1 FROM events e, sequencer s \
              WHERE s.id = 1 AND (e.transaction_id, e.position) > (s.transaction_id, s.position) \
-             LIMIT 1000000) w",
+             LIMIT 10001) w",
         )
         .fetch_one(&mut *tx)
         .await?;
@@ -190,9 +193,7 @@ impl PgStore {
         }
         // Transaction ids are cluster-wide: the holder may be in another database.
         let row = sqlx::query(
-            "SELECT pid, datname, application_name, \
-                    (extract(epoch FROM xact_start) * 1000000)::bigint, state, \
-                    left(query, 200) \
+            "SELECT pid, (extract(epoch FROM xact_start) * 1000000)::bigint, state \
              FROM pg_stat_activity WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid() \
              ORDER BY age(backend_xid) DESC LIMIT 1",
         )
@@ -206,11 +207,8 @@ impl PgStore {
         Ok(Some(OrderHold {
             events_waiting: u64::try_from(waiting).unwrap_or(0),
             backend_pid: row.try_get(0)?,
-            database: row.try_get(1)?,
-            application: row.try_get(2)?,
-            since: row.try_get::<Option<i64>, _>(3)?.unwrap_or(0),
-            state: row.try_get(4)?,
-            query: row.try_get(5)?,
+            since: row.try_get::<Option<i64>, _>(1)?.unwrap_or(0),
+            state: row.try_get(2)?,
         }))
     }
 }

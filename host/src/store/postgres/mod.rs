@@ -1,5 +1,6 @@
-//! The PostgreSQL backend: for several daemon nodes, or a team that runs
-//! PostgreSQL for everything.
+//! The PostgreSQL backend: for a team that runs PostgreSQL for everything, and
+//! the ground for several daemon nodes (issue 15: until leases divide the agents
+//! between nodes, run one daemon per database).
 //!
 //! The global order is gap-safe (see `migrations/postgres/0001_init.sql` and
 //! `sequencer`): appends insert events under positions handed out by an identity
@@ -58,7 +59,7 @@ use super::heads::Heads;
 
 use super::{Position, Store, StoreError};
 
-/// The channel an appending transaction notifies: every node's sequencer wakes.
+/// A channel that wakes every node's sequencer (for tools that insert events).
 pub(super) const APPENDED_CHANNEL: &str = "refract_appended";
 /// The channel a sequencer notifies with the new head: every node's agents wake.
 pub(super) const HEAD_CHANNEL: &str = "refract_head";
@@ -89,7 +90,11 @@ pub struct PgStore {
 impl PgStore {
     /// Connects to `url` (`postgres://user@host:port/db`) and runs the migrations.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
-        let options = PgConnectOptions::from_str(url)?.application_name("refract");
+        // Appends commit synchronously whatever the server's default: the
+        // sequencer's asynchronous commits are safe only on top of that.
+        let options = PgConnectOptions::from_str(url)?
+            .application_name("refract")
+            .options([("synchronous_commit", "on")]);
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .min_connections(1)
@@ -102,6 +107,16 @@ impl PgStore {
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options.options([("synchronous_commit", "off")]))
             .await?;
+        let version: i32 = sqlx::query_scalar("SELECT current_setting('server_version_num')::int")
+            .fetch_one(&pool)
+            .await?;
+        if version < 130_000 {
+            return Err(StoreError::Invalid(format!(
+                "PostgreSQL {}.{} is too old: refract needs 13 or later (xid8, pg_current_snapshot)",
+                version / 10_000,
+                version % 10_000 / 100
+            )));
+        }
         // Two nodes starting at once on a new database: one migrates, the other
         // waits on sqlx's advisory lock and finds it done.
         sqlx::migrate!("../migrations/postgres").run(&pool).await?;

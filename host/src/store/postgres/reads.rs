@@ -45,6 +45,19 @@ pub(super) async fn stream_version(
     to_u64(v.unwrap_or(0), "stream version")
 }
 
+/// The stream's committed version (0 if it does not exist), as appends check it:
+/// it counts events still waiting behind the fence.
+pub(super) async fn committed_version(
+    conn: &mut PgConnection,
+    stream: &str,
+) -> Result<u64, StoreError> {
+    let v: Option<i64> = sqlx::query_scalar("SELECT version FROM streams WHERE stream_id = $1")
+        .bind(stream)
+        .fetch_optional(conn)
+        .await?;
+    to_u64(v.unwrap_or(0), "stream version")
+}
+
 /// Which events a page query reads: after a sequence, up to another, of some types,
 /// of one stream.
 #[derive(Debug, Clone, Copy)]
@@ -199,8 +212,7 @@ impl PgStore {
     ) -> Result<(u64, Vec<RecordedEvent>), StoreError> {
         let limit = limit.max(1);
         let mut tx = self.pool.begin_with(SNAPSHOT).await?;
-        let head = head_in(&mut tx).await?;
-        let version = stream_version(&mut tx, stream.as_str(), head).await?;
+        let version = committed_version(&mut tx, stream.as_str()).await?;
         let mut events: Vec<RecordedEvent> = Vec::new();
         let mut bytes = 0usize;
         let mut next = from_version.max(1);

@@ -11,9 +11,10 @@
 //! the fence, and with it every event committed after it started: they are
 //! numbered when it ends, in a later pass, never skipped.
 //!
-//! Passes run after this process's appends, when another node's append notifies
-//! ([`super::APPENDED_CHANNEL`]), and on a short poll while events wait behind the
-//! fence (nothing notifies when someone else's transaction ends).
+//! Passes run right after this process's appends (which wait for their numbers),
+//! when something notifies [`super::APPENDED_CHANNEL`] (a tool that inserted
+//! events), and on a poll: short while events wait behind the fence (nothing
+//! notifies when someone else's transaction ends), else every half second.
 
 use std::time::Duration;
 
@@ -116,19 +117,35 @@ impl PgStore {
     ) -> Result<std::collections::HashMap<i64, Position>, StoreError> {
         let mut head = self.heads.subscribe();
         loop {
-            self.sequence_pass().await?;
-            let found: Vec<(i64, i64)> =
-                sqlx::query_as("SELECT position, seq FROM log WHERE position = ANY($1)")
-                    .bind(positions)
-                    .fetch_all(&self.pool)
-                    .await?;
-            let found: std::collections::HashMap<i64, Position> = found.into_iter().collect();
-            if positions.iter().all(|p| found.contains_key(p)) {
-                return Ok(found);
+            // The events are committed: a failure here must not reach the caller
+            // as a failed append (it would append them again). Try until it works.
+            match self.try_sequences_of(positions).await {
+                Ok(Some(found)) => return Ok(found),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "looking up appended events' sequences"),
             }
-            // Behind the fence: an older transaction is still open.
+            // Behind the fence (an older transaction is still open), or the database
+            // failed a moment: look again soon.
             let _ = tokio::time::timeout(FENCE_POLL, head.changed()).await;
         }
+    }
+
+    /// One pass, then the sequences of `positions` if all of them have one.
+    async fn try_sequences_of(
+        &self,
+        positions: &[i64],
+    ) -> Result<Option<std::collections::HashMap<i64, Position>>, StoreError> {
+        self.sequence_pass().await?;
+        let found: Vec<(i64, i64)> =
+            sqlx::query_as("SELECT position, seq FROM log WHERE position = ANY($1)")
+                .bind(positions)
+                .fetch_all(&self.pool)
+                .await?;
+        let found: std::collections::HashMap<i64, Position> = found.into_iter().collect();
+        Ok(positions
+            .iter()
+            .all(|p| found.contains_key(p))
+            .then_some(found))
     }
 }
 
