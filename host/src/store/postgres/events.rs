@@ -191,10 +191,11 @@ impl PgStore {
             tx.commit().await?;
             return Ok(None);
         }
-        // Transaction ids are cluster-wide: the holder may be in another database.
+        // Only this database's transactions hold its order (see the sequencer's fence).
         let row = sqlx::query(
             "SELECT pid, (extract(epoch FROM xact_start) * 1000000)::bigint, state \
              FROM pg_stat_activity WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid() \
+               AND datid = (SELECT oid FROM pg_database WHERE datname = current_database()) \
              ORDER BY age(backend_xid) DESC LIMIT 1",
         )
         .fetch_optional(&mut *tx)

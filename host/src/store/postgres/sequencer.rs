@@ -45,17 +45,32 @@ pub(super) struct Pass {
 
 /// One pass as one statement (one round trip, its own transaction): lock the
 /// sequencer's row, number the events behind the fence after its cursor, move the
-/// cursor, notify the new head. The statement's snapshot gives both the fence and
+/// cursor, notify the new head.
+///
+/// The fence is the snapshot's oldest running transaction *that may write here*:
+/// `pg_snapshot_xmin` would count every database's transactions (ids are
+/// cluster-wide), so another application's long transaction on the same server
+/// would hold this store's order back. A running id is left out only when
+/// `pg_stat_activity` shows it belongs to a session of another database (a
+/// session never changes database); one it does not show (ended since, hidden,
+/// prepared) counts, the careful side. Without running ones, the snapshot's xmax. The statement's snapshot gives both the fence and
 /// the rows, so every transaction below the fence is seen whole; if the row's lock
 /// was waited for, the cursor is the row's latest (the pass waited for moved it)
 /// and the older snapshot's fence is only more careful.
 const PASS: &str = "\
 WITH cur AS ( \
     SELECT transaction_id, position, seq FROM sequencer WHERE id = 1 FOR UPDATE), \
+snap AS (SELECT pg_current_snapshot() AS s), \
+fence AS (SELECT COALESCE( \
+    (SELECT MIN(x) FROM snap, pg_snapshot_xip(snap.s) AS x \
+     WHERE NOT EXISTS (SELECT 1 FROM pg_stat_activity a \
+         WHERE a.datid <> (SELECT oid FROM pg_database WHERE datname = current_database()) \
+           AND a.backend_xid::text::bigint = (x::text::bigint & 4294967295))), \
+    (SELECT pg_snapshot_xmax(s) FROM snap)) AS xid), \
 next AS ( \
     SELECT e.position, e.transaction_id, e.event_type, e.created_at FROM events e, cur \
     WHERE (e.transaction_id, e.position) > (cur.transaction_id, cur.position) \
-      AND e.transaction_id < pg_snapshot_xmin(pg_current_snapshot()) \
+      AND e.transaction_id < (SELECT xid FROM fence) \
     ORDER BY e.transaction_id, e.position LIMIT $1), \
 ins AS ( \
     INSERT INTO log (seq, position, event_type, created_at) \

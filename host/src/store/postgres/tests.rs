@@ -240,3 +240,33 @@ async fn appends_racing_each_others_passes_are_each_ordered_once() {
     );
     db.finish().await;
 }
+
+/// Transaction ids are cluster-wide, but a transaction open in another database
+/// writes no event here: it holds nothing back.
+#[tokio::test]
+async fn a_transaction_open_in_another_database_holds_nothing_back() {
+    let Some(db) = fresh_store(module_path!()).await else {
+        return;
+    };
+    let Some(other) = fresh_store(module_path!()).await else {
+        return;
+    };
+    let mut conn = PgConnection::connect(&other.url).await.expect("connect");
+    let mut tx = conn.begin().await.expect("begin");
+    sqlx::query("SELECT pg_current_xact_id()")
+        .execute(&mut *tx)
+        .await
+        .expect("take an id");
+    let a = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        db.store.append(events("a", "A", 1)),
+    )
+    .await
+    .expect("answered while the other database's transaction is open")
+    .expect("append");
+    assert_eq!(a.first_sequence, 1);
+    assert_eq!(db.store.order_held().await.expect("held"), None);
+    tx.rollback().await.expect("rollback");
+    other.finish().await;
+    db.finish().await;
+}
