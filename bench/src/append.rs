@@ -1,14 +1,14 @@
-//! Workload 1: events/s appended through the library (`SqliteStore::append`) and over
+//! Workload 1: events/s appended through the library (`Store::append`) and over
 //! the HTTP API, single events and batches of 100, with 1 and 8 concurrent clients.
 
 use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context, ensure};
-use refract::store::sqlite::SqliteStore;
-use refract::store::{AppendRequest, AppendResult, EventStore, ExpectedVersion, Store, StreamId};
+use refract::store::{AppendRequest, AppendResult, EventStore, ExpectedVersion, StreamId};
 
 use crate::Scale;
+use crate::backend::Backend;
 use crate::helpdesk::{Incident, stream_id};
 use crate::report::Report;
 use crate::server::{self, Server};
@@ -85,49 +85,30 @@ async fn finish(
     Ok(events as f64 / secs)
 }
 
-/// Runs the append workload, library then HTTP, each on its own data directory.
-pub async fn run(report: &mut Report, scale: &Scale, dir: &Path) -> anyhow::Result<()> {
-    let lib_dir = dir.join("append-library");
-    std::fs::create_dir_all(&lib_dir)?;
-    let store = SqliteStore::open(&lib_dir.join("refract.db")).await?;
-    for (batch, clients) in SHAPES {
-        let total = scale.total_for_batch(batch);
-        let prefix = format!("lib-b{batch}-c{clients}");
-        let plans = (0..clients)
-            .map(|c| plan(&format!("{prefix}-k{c}"), batch, total / clients))
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        let events: usize = plans.iter().flatten().map(|p| p.req.events.len()).sum();
-        let before = store.head().await?;
-        let started = Instant::now();
-        let tasks: Vec<_> = plans
-            .into_iter()
-            .map(|plans| {
-                let store = store.clone();
-                tokio::spawn(async move {
-                    for Planned { req, version_after } in plans {
-                        let (stream, count) = (req.stream.clone(), req.events.len());
-                        let r = store.append(req).await?;
-                        verify(stream.as_str(), count, version_after, &r)?;
-                    }
-                    anyhow::Ok(())
-                })
-            })
-            .collect();
-        let rate = finish(tasks, &store, before, events, started, "library").await?;
-        report.add(
-            "append",
-            &format!("library_b{batch}_c{clients}"),
-            label("library", batch, clients),
-            rate,
-            "events/s",
-        );
-    }
-    report.check("append", "library appends: every result's version and sequences, and the head, match what was appended");
+/// Runs the append workload, library then HTTP, each on its own store.
+pub async fn run(
+    report: &mut Report,
+    scale: &Scale,
+    dir: &Path,
+    backend: &Backend,
+) -> anyhow::Result<()> {
+    let db = backend.create(dir, "append-library").await?;
+    let store = db.open().await?;
+    let result = library(report, scale, &store).await;
     store.close().await;
+    db.finish().await;
+    result?;
 
-    let server = Server::start(&dir.join("append-http")).await?;
-    let result = http(report, scale, &server).await;
-    server.stop().await;
+    let db = backend.create(dir, "append-http").await?;
+    let result = match Server::start(&db).await {
+        Ok(server) => {
+            let result = http(report, scale, &server).await;
+            server.stop().await;
+            result
+        }
+        Err(e) => Err(e),
+    };
+    db.finish().await;
     result?;
 
     let best = |kind: &str| {
@@ -160,6 +141,48 @@ pub async fn run(report: &mut Report, scale: &Scale, dir: &Path) -> anyhow::Resu
             "x",
         );
     }
+    Ok(())
+}
+
+/// The library appends, every shape, on one store.
+async fn library(
+    report: &mut Report,
+    scale: &Scale,
+    store: &std::sync::Arc<dyn refract::store::Store>,
+) -> anyhow::Result<()> {
+    for (batch, clients) in SHAPES {
+        let total = scale.total_for_batch(batch);
+        let prefix = format!("lib-b{batch}-c{clients}");
+        let plans = (0..clients)
+            .map(|c| plan(&format!("{prefix}-k{c}"), batch, total / clients))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let events: usize = plans.iter().flatten().map(|p| p.req.events.len()).sum();
+        let before = store.head().await?;
+        let started = Instant::now();
+        let tasks: Vec<_> = plans
+            .into_iter()
+            .map(|plans| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    for Planned { req, version_after } in plans {
+                        let (stream, count) = (req.stream.clone(), req.events.len());
+                        let r = store.append(req).await?;
+                        verify(stream.as_str(), count, version_after, &r)?;
+                    }
+                    anyhow::Ok(())
+                })
+            })
+            .collect();
+        let rate = finish(tasks, store.as_ref(), before, events, started, "library").await?;
+        report.add(
+            "append",
+            &format!("library_b{batch}_c{clients}"),
+            label("library", batch, clients),
+            rate,
+            "events/s",
+        );
+    }
+    report.check("append", "library appends: every result's version and sequences, and the head, match what was appended");
     Ok(())
 }
 

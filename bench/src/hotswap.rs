@@ -9,6 +9,7 @@ use anyhow::{Context, bail, ensure};
 use refract::store::{AppendRequest, ExpectedVersion, ProjectionKey, StreamId};
 
 use crate::Scale;
+use crate::backend::{Backend, Db};
 use crate::capture::Capture;
 use crate::helpdesk::{Incident, stream_id};
 use crate::report::Report;
@@ -25,20 +26,27 @@ pub async fn run(
     scale: &Scale,
     dir: &Path,
     capture: &Capture,
+    backend: &Backend,
 ) -> anyhow::Result<()> {
     let wasm = std::fs::read(refract_test_artifacts::INCIDENT_DETAILS_V1)?;
     let mut cold = Vec::new();
     for i in 0..scale.hotswap_cold {
-        let data = dir.join(format!("hotswap-cold-{i}"));
-        cold.push(deploy_once(&data, &wasm, capture, false).await?);
+        let db = backend.create(dir, &format!("hotswap-cold-{i}")).await?;
+        let deployed = deploy_once(&db, &wasm, capture, false).await;
+        db.finish().await;
+        cold.push(deployed?);
     }
     let cache = dir.join("hotswap-cold-0").join("cache");
     let mut warm = Vec::new();
     for i in 0..scale.hotswap_warm {
-        let data = dir.join(format!("hotswap-warm-{i}"));
-        std::fs::create_dir_all(&data)?;
-        std::os::unix::fs::symlink(&cache, data.join("cache"))?;
-        warm.push(deploy_once(&data, &wasm, capture, true).await?);
+        let db = backend.create(dir, &format!("hotswap-warm-{i}")).await?;
+        let deployed = async {
+            std::os::unix::fs::symlink(&cache, db.data_dir.join("cache"))?;
+            deploy_once(&db, &wasm, capture, true).await
+        }
+        .await;
+        db.finish().await;
+        warm.push(deployed?);
     }
     for (runs, kind, how) in [
         (&cold, "from_wasm", "compiling"),
@@ -88,15 +96,15 @@ fn median(runs: &[Deploy], f: impl Fn(&Deploy) -> f64) -> f64 {
     v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
-/// Opens a service on `data`, appends two pages of events, deploys the component over
+/// Opens a service on `db`, appends two pages of events, deploys the component over
 /// the API and times until its first page is committed.
 async fn deploy_once(
-    data: &Path,
+    db: &Db,
     wasm: &[u8],
     capture: &Capture,
     cached: bool,
 ) -> anyhow::Result<Deploy> {
-    let server = Server::start(data).await?;
+    let server = Server::start(db).await?;
     let result = async {
         let svc = &server.svc;
         let per = EVENTS / STREAMS;

@@ -13,6 +13,7 @@ use refract::store::NewEvent;
 use tokio::time::sleep_until;
 
 use crate::Scale;
+use crate::backend::Backend;
 use crate::helpdesk::{Incident, stream_id};
 use crate::report::Report;
 use crate::server::{self, Server};
@@ -26,11 +27,23 @@ const POLL_EVERY: Duration = Duration::from_micros(500);
 /// The probe's stream.
 const PROBE: &str = "latency-probe";
 
-/// Runs the latency workload on its own data directory.
-pub async fn run(report: &mut Report, scale: &Scale, dir: &Path) -> anyhow::Result<()> {
-    let server = Server::start(&dir.join("latency-data")).await?;
-    let result = measure(report, scale, &server).await;
-    server.stop().await;
+/// Runs the latency workload on its own store.
+pub async fn run(
+    report: &mut Report,
+    scale: &Scale,
+    dir: &Path,
+    backend: &Backend,
+) -> anyhow::Result<()> {
+    let db = backend.create(dir, "latency-data").await?;
+    let result = match Server::start(&db).await {
+        Ok(server) => {
+            let result = measure(report, scale, &server).await;
+            server.stop().await;
+            result
+        }
+        Err(e) => Err(e),
+    };
+    db.finish().await;
     result
 }
 

@@ -1,9 +1,12 @@
 //! `refract-bench`: measures refract as users run it (append, rebuild, raw scan,
 //! latency, hot swap, guest calls, daemon memory), writes a JSON report and prints a
 //! table next to the goals. `--scale smoke` runs in well under a minute for CI;
-//! `--scale full` is the by-hand run behind `bench/results.json`.
+//! `--scale full` is the by-hand run behind `bench/results.json`. `--store
+//! postgres://...` runs every workload on a database of its own on that PostgreSQL
+//! server instead of a SQLite file; `--merge` puts runs of both backends in one file.
 
 mod append;
+mod backend;
 mod capture;
 mod dataset;
 mod goals;
@@ -28,6 +31,7 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
+use backend::Backend;
 use capture::Capture;
 use report::Report;
 
@@ -70,6 +74,20 @@ struct Args {
     /// The `refract` binary for the memory workload [default: target/release/refract].
     #[arg(long)]
     refract_bin: Option<PathBuf>,
+    /// A PostgreSQL server URL (postgres://user@host:port/db): each workload runs on a
+    /// fresh database of its own there (created, then dropped) [default: SQLite files].
+    #[arg(long)]
+    store: Option<String>,
+    /// Events appended one at a time per append shape [default: the scale's].
+    #[arg(long)]
+    append_singles: Option<usize>,
+    /// Events appended in batches of 100 per append shape [default: the scale's].
+    #[arg(long)]
+    append_batched: Option<usize>,
+    /// Merge these reports (comma separated; a later run of a backend replaces an
+    /// earlier one) into `--out` and run nothing.
+    #[arg(long, value_delimiter = ',')]
+    merge: Vec<PathBuf>,
 }
 
 /// The sizes of one scale.
@@ -202,12 +220,29 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         )
         .init();
 
-    let scale = Scale::of(args.scale);
+    let mut scale = Scale::of(args.scale);
+    if let Some(n) = args.append_singles {
+        scale.append_singles = n.max(8);
+    }
+    if let Some(n) = args.append_batched {
+        scale.append_batched = n.max(800);
+    }
     let root = workspace_root();
     let out = args.out.clone().unwrap_or_else(|| match args.scale {
         ScaleName::Full => root.join("bench").join("results.json"),
         ScaleName::Smoke => root.join("target").join("bench-smoke.json"),
     });
+    if !args.merge.is_empty() {
+        let merged = report::merge(&args.merge)?;
+        report::write(&out, &merged)?;
+        println!(
+            "merged {} report(s) into {}",
+            args.merge.len(),
+            out.display()
+        );
+        return Ok(true);
+    }
+    let backend = Backend::from_arg(args.store.as_deref())?;
     let bin = args.refract_bin.clone().unwrap_or_else(|| {
         let target =
             std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
@@ -219,17 +254,18 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         .tempdir()?;
     let dir = tmp.path();
     eprintln!(
-        "refract-bench: scale {}, {} build, data in {}",
+        "refract-bench: scale {}, {} build, {}, data in {}",
         scale.name,
         if cfg!(debug_assertions) {
             "debug"
         } else {
             "release"
         },
+        backend.describe(),
         dir.display()
     );
     let runtime = Runtime::new(Some(dir.join("bench-cache")), Limits::default())?;
-    let mut report = Report::new();
+    let mut report = Report::new(backend.label());
     let mut failures: Vec<String> = Vec::new();
     let mut outcome = |name: &str, r: anyhow::Result<()>| {
         if let Err(e) = r {
@@ -249,26 +285,35 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         eprintln!("== hot swap");
         outcome(
             "hotswap",
-            hotswap::run(&mut report, &scale, dir, &capture).await,
+            hotswap::run(&mut report, &scale, dir, &capture, &backend).await,
         );
     }
     if wants(Workload::Append) {
         eprintln!("== append");
-        outcome("append", append::run(&mut report, &scale, dir).await);
+        outcome(
+            "append",
+            append::run(&mut report, &scale, dir, &backend).await,
+        );
     }
     if wants(Workload::Latency) {
         eprintln!("== latency");
-        outcome("latency", latency::run(&mut report, &scale, dir).await);
+        outcome(
+            "latency",
+            latency::run(&mut report, &scale, dir, &backend).await,
+        );
     }
     if wants(Workload::Wide) {
         eprintln!("== wide");
-        outcome("wide", wide::run(&mut report, &scale, dir, &runtime).await);
+        outcome(
+            "wide",
+            wide::run(&mut report, &scale, dir, &runtime, &backend).await,
+        );
     }
     let (scan, rebuild) = (wants(Workload::Scan), wants(Workload::Rebuild));
     let rss = wants(Workload::Rss) && !rss::skip_without_binary(&mut report, &bin);
     if scan || rebuild || rss {
         eprintln!("== dataset");
-        match dataset::prepare(&mut report, &scale, dir, rss).await {
+        match dataset::prepare(&mut report, &scale, dir, &backend, rss).await {
             Ok(ds) => {
                 if scan || rebuild {
                     eprintln!("== scan / rebuild");
@@ -287,13 +332,14 @@ async fn run(args: Args) -> anyhow::Result<bool> {
                     eprintln!("== daemon memory");
                     outcome("rss", rss::run(&mut report, &ds, &bin, dir).await);
                 }
+                ds.finish().await;
             }
             Err(e) => outcome("dataset", Err(e)),
         }
     }
 
     let goals = goals::evaluate(&report);
-    let json = report.to_json(&scale, &goals, &failures);
+    let json = report.to_json(&scale, &goals, &failures, backend.describe());
     report::write(&out, &json)?;
     report.print_table(&goals, scale.name);
     println!("\nreport: {}", out.display());

@@ -9,8 +9,7 @@ use anyhow::{Context, bail, ensure};
 use incident_details::IncidentDetailsProjection;
 use refract::daemon::{DEFAULT_PAGE_SIZE, Daemon};
 use refract::runtime::{LoadedComponent, Runtime};
-use refract::store::sqlite::SqliteStore;
-use refract::store::{DocumentStore, EventStore, ProjectionKey, ReadBudget, RunStatus, Store};
+use refract::store::{ProjectionKey, ReadBudget, RunStatus, Store};
 use serde_json::Value;
 
 use crate::capture::Capture;
@@ -46,7 +45,7 @@ pub async fn run(
     capture: &Capture,
     (scan, rebuild): (bool, bool),
 ) -> anyhow::Result<()> {
-    let store = SqliteStore::open(&ds.db()).await?;
+    let store = ds.db.open().await?;
     let result = run_on(report, scale, ds, runtime, capture, &store, (scan, rebuild)).await;
     store.close().await;
     result
@@ -58,7 +57,7 @@ async fn run_on(
     ds: &Dataset,
     runtime: &Runtime,
     capture: &Capture,
-    store: &SqliteStore,
+    store: &Arc<dyn Store>,
     (scan, rebuild): (bool, bool),
 ) -> anyhow::Result<()> {
     let loaded = load_component(runtime, refract_test_artifacts::INCIDENT_DETAILS_V1).await?;
@@ -85,7 +84,7 @@ async fn run_on(
     if !rebuild {
         return Ok(());
     }
-    let shared: Arc<dyn Store> = Arc::new(store.clone());
+    let shared: Arc<dyn Store> = store.clone();
     // ABBA when repeated, so neither kind always runs on a warmer cache.
     let order: Vec<Kind> = match scale.repeats {
         1 => vec![Kind::Wasm, Kind::Native],
@@ -167,7 +166,7 @@ async fn run_on(
 }
 
 /// Reads every event page by page; returns events/s.
-async fn raw_scan(store: &SqliteStore, types: &[String], head: i64) -> anyhow::Result<f64> {
+async fn raw_scan(store: &Arc<dyn Store>, types: &[String], head: i64) -> anyhow::Result<f64> {
     let started = Instant::now();
     let (mut after, mut seen) = (0, 0usize);
     while after < head {
@@ -271,7 +270,7 @@ pub async fn wait_caught_up(
 /// regenerated stream, for a sample of ids; and that every stream has a document.
 async fn compare_docs(
     report: &mut Report,
-    store: &SqliteStore,
+    store: &Arc<dyn Store>,
     ds: &Dataset,
 ) -> anyhow::Result<()> {
     let wasm = ProjectionKey {
@@ -326,7 +325,7 @@ async fn count_with_stream_counter(
     report: &mut Report,
     runtime: &Runtime,
     shared: &Arc<dyn Store>,
-    store: &SqliteStore,
+    store: &Arc<dyn Store>,
     ds: &Dataset,
     capture: &Capture,
 ) -> anyhow::Result<()> {
@@ -341,7 +340,7 @@ async fn count_with_stream_counter(
     let daemon = Daemon::new(shared.clone(), DEFAULT_PAGE_SIZE);
     let started = Instant::now();
     daemon.start(&loaded);
-    let waited = wait_caught_up(store, &key, ds.total, Duration::from_secs(3600)).await;
+    let waited = wait_caught_up(store.as_ref(), &key, ds.total, Duration::from_secs(3600)).await;
     let secs = started.elapsed().as_secs_f64();
     daemon.shutdown().await;
     waited?;

@@ -13,6 +13,8 @@ use crate::goals::{self, GoalResult};
 /// One measured figure.
 #[derive(Debug, Clone, Serialize)]
 pub struct Figure {
+    /// The backend it was measured on (`sqlite` or `postgres`).
+    pub backend: &'static str,
     /// The workload it belongs to.
     pub workload: &'static str,
     /// A stable key (`workload.what`).
@@ -28,6 +30,8 @@ pub struct Figure {
 /// A figure that could not be measured, and why.
 #[derive(Debug, Clone, Serialize)]
 pub struct Skipped {
+    /// The backend of the run.
+    pub backend: &'static str,
     /// The workload it belongs to.
     pub workload: &'static str,
     /// Its key.
@@ -39,16 +43,29 @@ pub struct Skipped {
 /// A correctness check that passed (a failing one aborts the run).
 #[derive(Debug, Clone, Serialize)]
 pub struct Check {
+    /// The backend it was checked on.
+    pub backend: &'static str,
     /// The workload it belongs to.
     pub workload: &'static str,
     /// What was checked and found right.
     pub what: String,
 }
 
+/// An observation, with the backend it was made on.
+#[derive(Debug, Clone, Serialize)]
+pub struct Note {
+    /// The backend of the run.
+    pub backend: &'static str,
+    /// The observation.
+    pub note: String,
+}
+
 /// Everything measured in one run.
 #[derive(Debug)]
 pub struct Report {
     started: Instant,
+    /// The backend every figure was measured on (`sqlite` or `postgres`).
+    pub backend: &'static str,
     /// Figures in the order measured.
     pub figures: Vec<Figure>,
     /// Figures not measured.
@@ -56,20 +73,15 @@ pub struct Report {
     /// Checks that passed.
     pub checks: Vec<Check>,
     /// Free-form observations (e.g. where a rebuild's time went).
-    pub notes: Vec<String>,
-}
-
-impl Default for Report {
-    fn default() -> Self {
-        Self::new()
-    }
+    pub notes: Vec<Note>,
 }
 
 impl Report {
-    /// An empty report; the run's clock starts now.
-    pub fn new() -> Self {
+    /// An empty report of a run on `backend`; the run's clock starts now.
+    pub fn new(backend: &'static str) -> Self {
         Self {
             started: Instant::now(),
+            backend,
             figures: Vec::new(),
             skipped: Vec::new(),
             checks: Vec::new(),
@@ -87,6 +99,7 @@ impl Report {
         unit: &'static str,
     ) {
         let f = Figure {
+            backend: self.backend,
             workload,
             key: format!("{workload}.{key}"),
             label: label.into(),
@@ -100,6 +113,7 @@ impl Report {
     /// Records a figure that could not be measured.
     pub fn skip(&mut self, workload: &'static str, key: &str, reason: impl Into<String>) {
         let s = Skipped {
+            backend: self.backend,
             workload,
             key: format!("{workload}.{key}"),
             reason: reason.into(),
@@ -112,14 +126,21 @@ impl Report {
     pub fn check(&mut self, workload: &'static str, what: impl Into<String>) {
         let what = what.into();
         eprintln!("  ok: {what}");
-        self.checks.push(Check { workload, what });
+        self.checks.push(Check {
+            backend: self.backend,
+            workload,
+            what,
+        });
     }
 
     /// Records an observation.
     pub fn note(&mut self, text: impl Into<String>) {
         let text = text.into();
         eprintln!("  note: {text}");
-        self.notes.push(text);
+        self.notes.push(Note {
+            backend: self.backend,
+            note: text,
+        });
     }
 
     /// The value of a figure by key.
@@ -127,17 +148,21 @@ impl Report {
         self.figures.iter().find(|f| f.key == key).map(|f| f.value)
     }
 
-    /// The report as JSON, with the goals evaluated and the failed workloads.
+    /// The report as JSON, with the goals evaluated, the failed workloads and where
+    /// the store was.
     pub fn to_json<'a, S: Serialize>(
         &'a self,
         scale: &'a S,
         goals: &'a [GoalResult],
         failures: &'a [String],
+        store: String,
     ) -> impl Serialize + 'a {
         /// The report's JSON shape, fields in reading order.
         #[derive(Serialize)]
         struct Json<'a, S> {
             harness: &'static str,
+            backend: &'static str,
+            store: String,
             date: String,
             scale: &'a S,
             build: &'static str,
@@ -149,10 +174,12 @@ impl Report {
             figures: &'a [Figure],
             skipped: &'a [Skipped],
             checks: &'a [Check],
-            notes: &'a [String],
+            notes: &'a [Note],
         }
         Json {
             harness: "refract-bench",
+            backend: self.backend,
+            store,
             date: now_rfc3339(),
             scale,
             build: if cfg!(debug_assertions) {
@@ -206,7 +233,10 @@ impl Report {
             );
         }
         println!();
-        println!("goals (2 cores, SQLite, release build, full scale):");
+        println!(
+            "goals (2 cores, {}, release build, full scale):",
+            self.backend
+        );
         let build = if cfg!(debug_assertions) {
             "debug"
         } else {
@@ -315,4 +345,246 @@ fn commit() -> Option<String> {
     let dirty =
         git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
     Some(if dirty { format!("{head}-dirty") } else { head })
+}
+
+/// The arrays of a report whose entries carry a backend label.
+const LABELLED: [&str; 5] = ["goals", "figures", "skipped", "checks", "notes"];
+
+/// One backend's run inside a merged report: its metadata and labelled entries.
+struct Run {
+    backend: String,
+    meta: Value,
+    entries: Vec<(&'static str, Vec<Value>)>,
+}
+
+/// The runs in one report file (a single run, or a merged report's runs). A report
+/// from before the backend label is a SQLite run.
+fn runs_of(report: &Value, path: &Path) -> anyhow::Result<Vec<Run>> {
+    let obj = report
+        .as_object()
+        .with_context(|| format!("{} is not a report (not a JSON object)", path.display()))?;
+    let label = |v: &Value, default: &str| {
+        v.get("backend")
+            .and_then(Value::as_str)
+            .unwrap_or(default)
+            .to_owned()
+    };
+    let entries_of = |backend: &str| -> Vec<(&'static str, Vec<Value>)> {
+        LABELLED
+            .iter()
+            .map(|&field| {
+                let items = obj
+                    .get(field)
+                    .and_then(Value::as_array)
+                    .map(|a| a.as_slice())
+                    .unwrap_or_default();
+                let kept = items
+                    .iter()
+                    .filter(|item| match item.get("backend").and_then(Value::as_str) {
+                        Some(b) => b == backend,
+                        None => true,
+                    })
+                    .map(|item| match item {
+                        Value::String(text) => json!({ "backend": backend, "note": text }),
+                        Value::Object(o) => {
+                            let mut o = o.clone();
+                            o.entry("backend").or_insert_with(|| json!(backend));
+                            Value::Object(o)
+                        }
+                        other => other.clone(),
+                    })
+                    .collect();
+                (field, kept)
+            })
+            .collect()
+    };
+    if let Some(runs) = obj.get("runs").and_then(Value::as_array) {
+        return Ok(runs
+            .iter()
+            .map(|meta| {
+                let backend = label(meta, "sqlite");
+                Run {
+                    entries: entries_of(&backend),
+                    backend,
+                    meta: meta.clone(),
+                }
+            })
+            .collect());
+    }
+    let backend = label(report, "sqlite");
+    let field = |k: &str| obj.get(k).cloned().unwrap_or(Value::Null);
+    let meta = json!({
+        "backend": backend,
+        "store": field("store"),
+        "date": field("date"),
+        "commit": field("commit"),
+        "build": field("build"),
+        "scale": field("scale"),
+        "elapsed_s": field("elapsed_s"),
+        "failures": field("failures"),
+    });
+    Ok(vec![Run {
+        entries: entries_of(&backend),
+        backend,
+        meta,
+    }])
+}
+
+/// Merges report files into one: a run per backend (a later file's run of a backend
+/// replaces an earlier one's), every goal, figure, check and note labelled with its
+/// backend, and the first file's machine and scale.
+pub fn merge(paths: &[std::path::PathBuf]) -> anyhow::Result<Merged> {
+    let mut runs: Vec<Run> = Vec::new();
+    let mut first: Option<Value> = None;
+    for path in paths {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let report: Value = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not JSON", path.display()))?;
+        for run in runs_of(&report, path)? {
+            runs.retain(|r| r.backend != run.backend);
+            runs.push(run);
+        }
+        first.get_or_insert(report);
+    }
+    let first = first.context("nothing to merge")?;
+    let pick = |k: &str| first.get(k).cloned().unwrap_or(Value::Null);
+    let latest = |k: &str| {
+        runs.iter()
+            .filter_map(|r| r.meta.get(k).and_then(Value::as_str))
+            .max()
+            .map_or(Value::Null, |s| json!(s))
+    };
+    let mut out = serde_json::Map::new();
+    out.insert("harness".into(), json!("refract-bench"));
+    out.insert(
+        "backends".into(),
+        json!(runs.iter().map(|r| r.backend.clone()).collect::<Vec<_>>()),
+    );
+    out.insert("date".into(), latest("date"));
+    out.insert("scale".into(), pick("scale"));
+    out.insert("build".into(), pick("build"));
+    out.insert("machine".into(), pick("machine"));
+    out.insert(
+        "runs".into(),
+        Value::Array(runs.iter().map(|r| r.meta.clone()).collect()),
+    );
+    for field in LABELLED {
+        let all: Vec<Value> = runs
+            .iter()
+            .flat_map(|r| {
+                r.entries
+                    .iter()
+                    .filter(|(f, _)| *f == field)
+                    .flat_map(|(_, items)| items.iter().cloned())
+            })
+            .collect();
+        out.insert(field.into(), Value::Array(all));
+    }
+    Ok(Merged(Value::Object(out)))
+}
+
+/// A merged report, written with its fields in reading order.
+pub struct Merged(Value);
+
+/// The order of the merged report's fields, and of its entries' fields.
+const ORDER: &[(&str, &[&str])] = &[
+    (
+        "",
+        &[
+            "harness", "backends", "date", "scale", "build", "machine", "runs", "goals", "figures",
+            "skipped", "checks", "notes",
+        ],
+    ),
+    (
+        "runs",
+        &[
+            "backend",
+            "store",
+            "date",
+            "commit",
+            "build",
+            "scale",
+            "elapsed_s",
+            "failures",
+        ],
+    ),
+    (
+        "goals",
+        &[
+            "backend", "goal", "key", "target", "unit", "measured", "met", "caveat",
+        ],
+    ),
+    (
+        "figures",
+        &["backend", "workload", "key", "label", "value", "unit"],
+    ),
+    ("skipped", &["backend", "workload", "key", "reason"]),
+    ("checks", &["backend", "workload", "what"]),
+    ("notes", &["backend", "note"]),
+];
+
+/// One JSON object written with `order`'s keys first (its entries' objects in
+/// their own order, by the key they are under), the rest after.
+struct Ordered<'a> {
+    value: &'a Value,
+    order: &'static [&'static str],
+}
+
+impl Ordered<'_> {
+    fn order_of(key: &str) -> &'static [&'static str] {
+        ORDER
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map_or(&[], |(_, o)| o)
+    }
+}
+
+impl Serialize for Ordered<'_> {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        /// A list whose objects follow `order`.
+        struct List<'a>(&'a [Value], &'static [&'static str]);
+        impl Serialize for List<'_> {
+            fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+                let mut seq = ser.serialize_seq(Some(self.0.len()))?;
+                for v in self.0 {
+                    seq.serialize_element(&Ordered {
+                        value: v,
+                        order: self.1,
+                    })?;
+                }
+                seq.end()
+            }
+        }
+        let Value::Object(map) = self.value else {
+            return self.value.serialize(ser);
+        };
+        let mut out = ser.serialize_map(Some(map.len()))?;
+        let first = self.order.iter().filter_map(|k| map.get_key_value(*k));
+        let rest = map
+            .iter()
+            .filter(|(k, _)| !self.order.contains(&k.as_str()));
+        for (k, v) in first.chain(rest) {
+            match v {
+                Value::Array(items)
+                    if !Self::order_of(k).is_empty() && self.order == Self::order_of("") =>
+                {
+                    out.serialize_entry(k, &List(items, Self::order_of(k)))?
+                }
+                _ => out.serialize_entry(k, v)?,
+            }
+        }
+        out.end()
+    }
+}
+
+impl Serialize for Merged {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        Ordered {
+            value: &self.0,
+            order: Ordered::order_of(""),
+        }
+        .serialize(ser)
+    }
 }

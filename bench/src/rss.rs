@@ -34,13 +34,15 @@ pub fn skip_without_binary(report: &mut Report, bin: &Path) -> bool {
 pub async fn run(report: &mut Report, ds: &Dataset, bin: &Path, dir: &Path) -> anyhow::Result<()> {
     let data = ds
         .pristine
-        .as_deref()
+        .as_ref()
         .context("no copy of the dataset was made")?;
     let log_path = dir.join("daemon.log");
-    let mut child = Command::new(bin)
-        .arg("serve")
-        .arg("--data-dir")
-        .arg(data)
+    let mut cmd = Command::new(bin);
+    cmd.arg("serve").arg("--data-dir").arg(&data.data_dir);
+    if let Some(url) = &data.url {
+        cmd.arg("--store").arg(url);
+    }
+    let mut child = cmd
         .args(["--listen", "127.0.0.1:0"])
         .env("RUST_LOG", "info")
         .stdout(Stdio::piped())

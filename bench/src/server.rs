@@ -1,7 +1,6 @@
 //! The service with its HTTP API in-process on 127.0.0.1:0, and the few API calls the
 //! workloads make over it.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
@@ -10,6 +9,8 @@ use refract::{Config, Refract};
 use serde_json::Value;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+
+use crate::backend::Db;
 
 /// A running service and its API server.
 pub struct Server {
@@ -22,10 +23,12 @@ pub struct Server {
 }
 
 impl Server {
-    /// Opens the service on `data_dir` and serves its API on a free local port.
-    pub async fn start(data_dir: &Path) -> anyhow::Result<Self> {
+    /// Opens the service on the workload's store and data directory and serves its
+    /// API on a free local port.
+    pub async fn start(db: &Db) -> anyhow::Result<Self> {
         let config = Config {
-            data_dir: data_dir.to_owned(),
+            data_dir: db.data_dir.clone(),
+            store: db.url.clone(),
             ..Config::default()
         };
         let svc = Arc::new(Refract::open(&config).await?);

@@ -10,14 +10,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, ensure};
 use refract::daemon::{DEFAULT_PAGE_SIZE, Daemon};
 use refract::runtime::Runtime;
-use refract::store::sqlite::SqliteStore;
-use refract::store::subscription::{HandledPage, SubscriptionStore};
-use refract::store::{
-    AppendRequest, DocumentStore, EventStore, ExpectedVersion, NewEvent, ProjectionKey, Store,
-    StreamId,
-};
+use refract::store::subscription::HandledPage;
+use refract::store::{AppendRequest, ExpectedVersion, NewEvent, ProjectionKey, Store, StreamId};
 use serde_json::Value;
 
+use crate::backend::Backend;
 use crate::rebuild::wait_caught_up;
 use crate::report::Report;
 use crate::{Scale, load_component};
@@ -33,19 +30,25 @@ pub async fn run(
     scale: &Scale,
     dir: &std::path::Path,
     runtime: &Runtime,
+    backend: &Backend,
 ) -> anyhow::Result<()> {
-    let data = dir.join("wide-data");
-    std::fs::create_dir_all(&data)?;
-    let store = SqliteStore::open(&data.join("refract.db")).await?;
-    let result = run_on(report, scale, &store, runtime).await;
-    store.close().await;
+    let db = backend.create(dir, "wide-data").await?;
+    let result = match db.open().await {
+        Ok(store) => {
+            let result = run_on(report, scale, &store, runtime).await;
+            store.close().await;
+            result
+        }
+        Err(e) => Err(e),
+    };
+    db.finish().await;
     result
 }
 
 async fn run_on(
     report: &mut Report,
     scale: &Scale,
-    store: &SqliteStore,
+    store: &Arc<dyn Store>,
     runtime: &Runtime,
 ) -> anyhow::Result<()> {
     let started = Instant::now();
@@ -62,11 +65,11 @@ async fn run_on(
         version: loaded.descriptor.version,
     };
     store.prepare_projection(&key).await?;
-    let shared: Arc<dyn Store> = Arc::new(store.clone());
+    let shared: Arc<dyn Store> = store.clone();
     let daemon = Daemon::new(shared, DEFAULT_PAGE_SIZE).with_budgets(8 << 20, CACHE_BYTES);
     let started = Instant::now();
     daemon.start(&loaded);
-    let waited = wait_caught_up(store, &key, head, Duration::from_secs(3600)).await;
+    let waited = wait_caught_up(store.as_ref(), &key, head, Duration::from_secs(3600)).await;
     let secs = started.elapsed().as_secs_f64();
     daemon.shutdown().await;
     waited?;
@@ -89,7 +92,7 @@ async fn run_on(
 /// transactions through the subscription commit (many appends, one transaction):
 /// one transaction per append would take minutes.
 async fn prepare(
-    store: &SqliteStore,
+    store: &Arc<dyn Store>,
     streams: usize,
     events: usize,
 ) -> anyhow::Result<HashMap<String, u64>> {
@@ -147,7 +150,7 @@ async fn prepare(
 
 async fn check_counts(
     report: &mut Report,
-    store: &SqliteStore,
+    store: &Arc<dyn Store>,
     key: &ProjectionKey,
     versions: &HashMap<String, u64>,
 ) -> anyhow::Result<()> {

@@ -86,9 +86,10 @@ upd AS ( \
     FROM last, cur WHERE s.id = 1 RETURNING s.seq) \
 SELECT (SELECT seq FROM cur), (SELECT COUNT(*) FROM ins), \
     (SELECT array_agg(DISTINCT event_type) FROM next), \
-    EXISTS (SELECT 1 FROM events e, cur \
-            WHERE (e.transaction_id, e.position) > (cur.transaction_id, cur.position) \
-            OFFSET (SELECT COUNT(*) FROM next)), \
+    (SELECT 1 FROM events e, cur \
+     WHERE (e.transaction_id, e.position) > (cur.transaction_id, cur.position) \
+     ORDER BY e.transaction_id, e.position \
+     OFFSET (SELECT COUNT(*) FROM next) LIMIT 1) IS NOT NULL, \
     (SELECT COUNT(*) FROM (SELECT pg_notify($2, upd.seq::text || ' ' || $3) FROM upd) n)";
 
 impl PgStore {
