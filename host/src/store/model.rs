@@ -124,6 +124,38 @@ pub struct Page {
     pub scanned_to: Position,
 }
 
+impl Page {
+    /// A page read after `after` up to `head`: a short page (`exhausted`: neither
+    /// full nor cut) examined every event up to the head; else up to its last event.
+    pub(crate) fn scanned(
+        events: Vec<RecordedEvent>,
+        exhausted: bool,
+        head: Position,
+        after: Position,
+    ) -> Self {
+        let scanned_to = match events.last() {
+            Some(last) if !exhausted => last.sequence,
+            _ => head.max(after),
+        };
+        Page { events, scanned_to }
+    }
+}
+
+/// How many of the events (sequence, size in bytes) fit in `max_bytes`, at least
+/// one, and the sequence of the last that does: every backend's page cut.
+pub(crate) fn page_cut(sizes: &[(i64, i64)], max_bytes: usize) -> (usize, Option<Position>) {
+    let mut total = 0usize;
+    let mut count = 0;
+    for &(_, size) in sizes {
+        total = total.saturating_add(usize::try_from(size).unwrap_or(usize::MAX));
+        if count > 0 && total > max_bytes {
+            break;
+        }
+        count += 1;
+    }
+    (count, sizes.get(count.wrapping_sub(1)).map(|&(seq, _)| seq))
+}
+
 /// Everything one projected page writes, in one transaction.
 #[derive(Debug, Clone, Default)]
 pub struct PageCommit {

@@ -82,13 +82,7 @@ impl EventStore for PgStore {
         };
         let page = reads::page_in(&mut tx, scan, budget.events, budget.bytes).await?;
         tx.commit().await?;
-        let events = page.events;
-        // A short page means every event up to the head was examined.
-        let scanned_to = match events.last() {
-            Some(last) if !page.exhausted => last.sequence,
-            _ => head.max(after),
-        };
-        Ok(Page { events, scanned_to })
+        Ok(Page::scanned(page.events, page.exhausted, head, after))
     }
 
     async fn read_events(
@@ -101,23 +95,16 @@ impl EventStore for PgStore {
         sorted.dedup();
         sorted.truncate(ID_LIST_CHUNK);
         let mut tx = self.pool.begin_with(SNAPSHOT).await?;
-        let sizes: Vec<(i64, i32)> = sqlx::query_as(
-            "SELECT l.seq, octet_length(e.data) + octet_length(e.metadata) \
+        let sizes: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT l.seq, (octet_length(e.data) + octet_length(e.metadata))::bigint \
              FROM log l JOIN events e ON e.position = l.position \
              WHERE l.seq = ANY($1) ORDER BY l.seq",
         )
         .bind(&sorted)
         .fetch_all(&mut *tx)
         .await?;
-        let mut total = 0usize;
-        let mut fitting = Vec::with_capacity(sizes.len());
-        for (seq, size) in sizes {
-            total = total.saturating_add(usize::try_from(size).unwrap_or(usize::MAX));
-            if !fitting.is_empty() && total > max_bytes {
-                break;
-            }
-            fitting.push(seq);
-        }
+        let (count, _) = crate::store::page_cut(&sizes, max_bytes);
+        let fitting: Vec<i64> = sizes[..count].iter().map(|&(seq, _)| seq).collect();
         let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(format!(
             "SELECT {EVENT_COLUMNS} FROM {EVENT_FROM} WHERE l.seq = ANY("
         ));

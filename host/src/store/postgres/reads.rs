@@ -116,12 +116,12 @@ pub(super) async fn page_in(
         .execute(&mut *conn)
         .await?;
     let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(format!(
-        "SELECT l.seq, octet_length(e.data) + octet_length(e.metadata) FROM {EVENT_FROM}"
+        "SELECT l.seq, (octet_length(e.data) + octet_length(e.metadata))::bigint FROM {EVENT_FROM}"
     ));
     scan.push_where(&mut qb);
     qb.push(" LIMIT ").push_bind(to_i64(limit as u64)?);
-    let sizes: Vec<(i64, i32)> = qb.build_query_as().fetch_all(&mut *conn).await?;
-    let (count, cut) = page_cut(&sizes, max_bytes);
+    let sizes: Vec<(i64, i64)> = qb.build_query_as().fetch_all(&mut *conn).await?;
+    let (count, cut) = crate::store::page_cut(&sizes, max_bytes);
     let mut events = Vec::with_capacity(count);
     if let Some(last) = cut {
         let mut qb: QueryBuilder<Postgres> =
@@ -136,21 +136,6 @@ pub(super) async fn page_in(
         events,
         exhausted: count == sizes.len() && sizes.len() < limit,
     })
-}
-
-/// How many of the events (sequence, size) fit in `max_bytes`, at least one, and
-/// the sequence of the last that does.
-fn page_cut(sizes: &[(i64, i32)], max_bytes: usize) -> (usize, Option<Position>) {
-    let mut total = 0usize;
-    let mut count = 0;
-    for &(_, size) in sizes {
-        total = total.saturating_add(usize::try_from(size).unwrap_or(usize::MAX));
-        if count > 0 && total > max_bytes {
-            break;
-        }
-        count += 1;
-    }
-    (count, sizes.get(count.wrapping_sub(1)).map(|&(seq, _)| seq))
 }
 
 /// Every event of `scan`, read a byte-bounded page at a time in the caller's

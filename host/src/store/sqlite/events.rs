@@ -79,13 +79,7 @@ impl EventStore for SqliteStore {
         };
         let page = reads::page_in(&mut tx, scan, budget.events, budget.bytes).await?;
         tx.commit().await?;
-        let events = page.events;
-        // A short page means every event up to the head was examined.
-        let scanned_to = match events.last() {
-            Some(last) if !page.exhausted => last.sequence,
-            _ => head.max(after),
-        };
-        Ok(Page { events, scanned_to })
+        Ok(Page::scanned(page.events, page.exhausted, head, after))
     }
 
     async fn read_events(
@@ -104,7 +98,7 @@ impl EventStore for SqliteStore {
         push_in_list(&mut qb, &sorted);
         qb.push(" ORDER BY seq");
         let sizes: Vec<(i64, i64)> = qb.build_query_as().fetch_all(&mut *tx).await?;
-        let (count, _) = reads::page_cut(&sizes, max_bytes);
+        let (count, _) = crate::store::page_cut(&sizes, max_bytes);
         let fitting: Vec<i64> = sizes[..count].iter().map(|&(seq, _)| seq).collect();
         let mut qb: QueryBuilder<Sqlite> =
             QueryBuilder::new(format!("SELECT {EVENT_COLUMNS} FROM events WHERE seq IN "));
