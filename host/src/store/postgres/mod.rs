@@ -120,6 +120,23 @@ impl PgStore {
         // Two nodes starting at once on a new database: one migrates, the other
         // waits on sqlx's advisory lock and finds it done.
         sqlx::migrate!("../migrations/postgres").run(&pool).await?;
+        // Transaction ids restart in another cluster (a dump restored, logical
+        // replication): with the stored cursor ahead of them, nothing new would
+        // ever be ordered. Refuse rather than hang every append.
+        let ahead: bool = sqlx::query_scalar(
+            "SELECT transaction_id >= pg_snapshot_xmax(pg_current_snapshot()) \
+             FROM sequencer WHERE id = 1",
+        )
+        .fetch_one(&pool)
+        .await?;
+        if ahead {
+            return Err(StoreError::Invalid(
+                "this database's event order was written by another PostgreSQL cluster (its \
+                 transaction ids are ahead of this server's: restored from a dump or \
+                 replicated?); refract cannot order new events after it"
+                    .into(),
+            ));
+        }
         let head: Position = sqlx::query_scalar("SELECT seq FROM sequencer WHERE id = 1")
             .fetch_one(&pool)
             .await?;

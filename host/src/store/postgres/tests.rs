@@ -270,3 +270,24 @@ async fn a_transaction_open_in_another_database_holds_nothing_back() {
     other.finish().await;
     db.finish().await;
 }
+
+/// A database restored into another cluster: its stored cursor is ahead of the
+/// server's transaction ids, so nothing new could be ordered; opening says so.
+#[tokio::test]
+async fn a_store_whose_order_is_ahead_of_the_servers_transactions_is_refused() {
+    let Some(db) = fresh_store(module_path!()).await else {
+        return;
+    };
+    db.store.append(events("a", "A", 1)).await.expect("append");
+    let mut conn = PgConnection::connect(&db.url).await.expect("connect");
+    sqlx::query("UPDATE sequencer SET transaction_id = '4000000000000' WHERE id = 1")
+        .execute(&mut conn)
+        .await
+        .expect("move the cursor ahead");
+    let err = super::PgStore::open(&db.url).await.err().expect("refused");
+    assert!(
+        err.to_string().contains("another PostgreSQL cluster"),
+        "{err}"
+    );
+    db.finish().await;
+}
