@@ -85,6 +85,9 @@ pub struct PgStore {
     sequence: Arc<Notify>,
     /// Set when the store closes: the background tasks end.
     closed: watch::Sender<bool>,
+    /// Held by this process's pass in flight: appenders waiting for their numbers
+    /// wait for that pass instead of queueing passes of their own on the row lock.
+    passing: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl PgStore {
@@ -149,6 +152,7 @@ impl PgStore {
             purge: Arc::default(),
             sequence: Arc::default(),
             closed: watch::channel(false).0,
+            passing: Arc::default(),
         };
         doc_sets::spawn_purger(
             store.pool.clone(),

@@ -151,7 +151,12 @@ impl PgStore {
         &self,
         positions: &[i64],
     ) -> Result<Option<std::collections::HashMap<i64, Position>>, StoreError> {
-        self.sequence_pass().await?;
+        // One pass in flight per process: if one runs, it may have started before
+        // these events committed; look, and if they are not numbered yet, the next
+        // round (a head change or the poll) passes again.
+        if let Ok(_pass) = self.passing.try_lock() {
+            self.sequence_pass().await?;
+        }
         let found: Vec<(i64, i64)> =
             sqlx::query_as("SELECT position, seq FROM log WHERE position = ANY($1)")
                 .bind(positions)
@@ -187,7 +192,11 @@ impl PgStore {
             if *closed.borrow() || self.sequencer.is_closed() {
                 return;
             }
-            wait = match self.sequence_pass().await {
+            let pass = {
+                let _pass = self.passing.lock().await;
+                self.sequence_pass().await
+            };
+            wait = match pass {
                 Ok(pass) if pass.held => FENCE_POLL,
                 Ok(_) => IDLE_POLL,
                 Err(e) => {
