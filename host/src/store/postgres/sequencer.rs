@@ -154,19 +154,28 @@ impl PgStore {
         // One pass in flight per process: if one runs, it may have started before
         // these events committed; look, and if they are not numbered yet, the next
         // round (a head change or the poll) passes again.
-        if let Ok(_pass) = self.passing.try_lock() {
-            self.sequence_pass().await?;
-        }
+        let passed_here = match self.passing.try_lock() {
+            Ok(_pass) => {
+                self.sequence_pass().await?;
+                true
+            }
+            Err(_) => false,
+        };
         let found: Vec<(i64, i64)> =
             sqlx::query_as("SELECT position, seq FROM log WHERE position = ANY($1)")
                 .bind(positions)
                 .fetch_all(&self.pool)
                 .await?;
         let found: std::collections::HashMap<i64, Position> = found.into_iter().collect();
-        Ok(positions
-            .iter()
-            .all(|p| found.contains_key(p))
-            .then_some(found))
+        if !positions.iter().all(|p| found.contains_key(p)) {
+            return Ok(None);
+        }
+        if !passed_here {
+            // Numbered by the pass in flight: it moves the head (and wakes the
+            // watchers of the types) before it lets go, and an append answers after.
+            drop(self.passing.lock().await);
+        }
+        Ok(Some(found))
     }
 }
 
