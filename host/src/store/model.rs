@@ -156,6 +156,66 @@ pub(crate) fn page_cut(sizes: &[(i64, i64)], max_bytes: usize) -> (usize, Option
     (count, sizes.get(count.wrapping_sub(1)).map(|&(seq, _)| seq))
 }
 
+/// Events per query of a budgeted read (each query is also cut by bytes).
+pub(crate) const BUDGET_CHUNK: usize = 1_000;
+
+/// One page of a scan read in a caller's transaction.
+pub(crate) struct PageIn {
+    /// The events, in order.
+    pub events: Vec<RecordedEvent>,
+    /// Every event of the scan was examined (the page was neither full nor cut).
+    pub exhausted: bool,
+}
+
+/// A budgeted read in progress, the same for every backend: it says which page
+/// to read next ([`Within::ask`]) and keeps what came ([`Within::took`]) until the
+/// scan ends or passes the budget (more events, or more bytes of data and
+/// metadata: at most one event over the bytes is read before it stops).
+pub(crate) struct Within {
+    budget: ReadBudget,
+    events: Vec<RecordedEvent>,
+    bytes: usize,
+    after: Position,
+}
+
+impl Within {
+    /// A read of the events after `after` within `budget`.
+    pub(crate) fn new(after: Position, budget: ReadBudget) -> Self {
+        Self {
+            budget,
+            events: Vec::new(),
+            bytes: 0,
+            after,
+        }
+    }
+
+    /// The next page to read: after which sequence, how many events, how many bytes.
+    pub(crate) fn ask(&self) -> (Position, usize, usize) {
+        let want = (self.budget.events + 1 - self.events.len()).min(BUDGET_CHUNK);
+        let room = self
+            .budget
+            .bytes
+            .saturating_sub(self.bytes)
+            .clamp(1, super::DEFAULT_PAGE_BYTES);
+        (self.after, want, room)
+    }
+
+    /// Keeps a page; `Some` once the read is over: all the events, or `None` past
+    /// the budget.
+    pub(crate) fn took(&mut self, page: PageIn) -> Option<Option<Vec<RecordedEvent>>> {
+        for e in page.events {
+            self.bytes = self.bytes.saturating_add(e.data.len() + e.metadata.len());
+            self.after = e.sequence;
+            self.events.push(e);
+        }
+        if self.events.len() > self.budget.events || self.bytes > self.budget.bytes {
+            return Some(None);
+        }
+        page.exhausted
+            .then(|| Some(std::mem::take(&mut self.events)))
+    }
+}
+
 /// Everything one projected page writes, in one transaction.
 #[derive(Debug, Clone, Default)]
 pub struct PageCommit {

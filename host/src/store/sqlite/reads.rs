@@ -8,16 +8,13 @@ use sqlx::{AssertSqlSafe, QueryBuilder, Sqlite};
 use super::convert::BindKey;
 use super::{EVENT_COLUMNS, SqliteStore, event_from_row, push_in_list, to_i64, to_u64};
 use crate::store::{
-    DEFAULT_PAGE_BYTES, DocOf, DocRead, Later, MAX_STREAM_PAGE_BYTES, Position, ProjectionKey,
-    ReadBudget, RecordedEvent, StoreError, StreamId,
+    DocOf, DocRead, Later, MAX_STREAM_PAGE_BYTES, PageIn, Position, ProjectionKey, ReadBudget,
+    RecordedEvent, StoreError, StreamId,
 };
 
 /// Events fetched per query of a stream page, so the bytes budget is checked often
 /// (sqlx hands a query's rows over at once).
 const STREAM_CHUNK: usize = 100;
-
-/// Events per query of a budgeted read (each query is also cut by bytes).
-const BUDGET_CHUNK: usize = 1_000;
 
 /// The stream's version (0 if it does not exist), inside the caller's transaction.
 pub(super) async fn stream_version(
@@ -68,14 +65,6 @@ impl Scan<'_> {
             None => " ORDER BY seq",
         });
     }
-}
-
-/// One page of a scan read in the caller's transaction.
-pub(super) struct PageIn {
-    /// The events, in order.
-    pub events: Vec<RecordedEvent>,
-    /// Every event of the scan was examined (the page was neither full nor cut).
-    pub exhausted: bool,
 }
 
 /// Up to `limit` events of `scan`, stopping before the event that would take the
@@ -141,33 +130,19 @@ pub(super) async fn page_in(
     })
 }
 
-/// Every event of `scan`, read a byte-bounded page at a time in the caller's
-/// transaction; `None` once they pass `budget` (more events, or more bytes of data
-/// and metadata: at most one event over the bytes is read before it stops).
+/// Every event of `scan` within `budget`, a byte-bounded page at a time in the
+/// caller's transaction (see [`crate::store::Within`]).
 pub(super) async fn read_within(
     conn: &mut SqliteConnection,
     scan: Scan<'_>,
     budget: ReadBudget,
 ) -> Result<Option<Vec<RecordedEvent>>, StoreError> {
-    let mut events: Vec<RecordedEvent> = Vec::new();
-    let (mut bytes, mut after) = (0usize, scan.after);
+    let mut within = crate::store::Within::new(scan.after, budget);
     loop {
-        let want = (budget.events + 1 - events.len()).min(BUDGET_CHUNK);
-        let room = budget
-            .bytes
-            .saturating_sub(bytes)
-            .clamp(1, DEFAULT_PAGE_BYTES);
+        let (after, want, room) = within.ask();
         let page = page_in(conn, Scan { after, ..scan }, want, room).await?;
-        for e in page.events {
-            bytes = bytes.saturating_add(e.data.len() + e.metadata.len());
-            after = e.sequence;
-            events.push(e);
-        }
-        if events.len() > budget.events || bytes > budget.bytes {
-            return Ok(None);
-        }
-        if page.exhausted {
-            return Ok(Some(events));
+        if let Some(done) = within.took(page) {
+            return Ok(done);
         }
     }
 }
