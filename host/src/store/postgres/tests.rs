@@ -291,3 +291,41 @@ async fn a_store_whose_order_is_ahead_of_the_servers_transactions_is_refused() {
     );
     db.finish().await;
 }
+
+/// A consistent document read brings the later events in queries of
+/// `BUDGET_CHUNK` (1,000): 2,500 of them cross two chunks; past the budget, none.
+#[tokio::test]
+async fn a_doc_read_crosses_query_chunks_and_stops_at_its_budget() {
+    let Some(db) = fresh_store(module_path!()).await else {
+        return;
+    };
+    let s = &db.store;
+    s.append(events("s", "A", 2_500)).await.expect("append");
+    let key = crate::store::ProjectionKey {
+        name: "p".into(),
+        version: 1,
+    };
+    crate::store::DocumentStore::prepare_projection(s, &key)
+        .await
+        .expect("prepare");
+    let types = ["A".to_owned()];
+    let read = |events| crate::store::Later {
+        types: &types,
+        budget: ReadBudget {
+            events,
+            bytes: 64 << 20,
+        },
+    };
+    let of = crate::store::DocOf::Id("d");
+    let all = crate::store::DocumentStore::doc_read(s, &key, of, read(10_000))
+        .await
+        .expect("read");
+    let later = all.later.expect("within the budget");
+    assert_eq!(later.len(), 2_500);
+    assert_eq!(later.last().map(|e| e.sequence), Some(2_500));
+    let over = crate::store::DocumentStore::doc_read(s, &key, of, read(2_000))
+        .await
+        .expect("read");
+    assert!(over.later.is_none(), "past the budget nothing is kept");
+    db.finish().await;
+}
