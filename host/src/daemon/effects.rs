@@ -111,14 +111,7 @@ impl PageEffects {
         }
         let store = self.env.store.clone();
         let id = stream.clone();
-        // From a version past any stream's end: only the version comes back.
-        let past_the_end = i64::MAX as u64;
-        let (version, _) =
-            self.block_on(
-                "emit",
-                async move { store.read_stream(&id, past_the_end).await },
-            )?;
-        Ok(version)
+        self.block_on("emit", async move { store.stream_version(&id).await })
     }
 }
 

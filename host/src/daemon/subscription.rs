@@ -20,6 +20,9 @@ use super::shared::{BACKOFF, blame, readable, skipped};
 use crate::outbox::OutboxWaker;
 use crate::retry::{Blame, Idle, Retry, Verdict, Woke, sleep_or_stop};
 use crate::runtime::{Event, RuntimeError, Slotted, Subscriber};
+
+/// Pages committed after a narrowing before the page grows again.
+const CALM_PAGES: u32 = 8;
 use crate::store::subscription::HandledPage;
 use crate::store::{Position, ProjectionKey, ReadBudget, Store, StoreError};
 
@@ -77,6 +80,10 @@ impl SubscriptionAgent {
         let mut retry = Retry::new(self.policy.retry(BACKOFF));
         // Events per page now: the page size, less after a page over its emit budget.
         let mut limit = self.page_size;
+        // Pages committed since the last narrowing: the limit grows back only after
+        // a run of them, or a guest whose every event emits near the budget would
+        // have every other page handled twice (once too big, once narrowed).
+        let mut calm = 0u32;
         while !*self.shutdown.borrow() {
             let Some(turn) = self.turns.read_unless_stopped(&self.shutdown).await else {
                 break;
@@ -141,9 +148,10 @@ impl SubscriptionAgent {
                 Ok(done) => match self.commit(&done).await {
                     Ok(()) => {
                         position = page.scanned_to;
-                        // Back up slowly: a page narrowed for its emits would likely
-                        // go over again at once.
-                        limit = (limit + limit / 8 + 1).min(self.page_size);
+                        calm = calm.saturating_add(1);
+                        if calm >= CALM_PAGES {
+                            limit = (limit + limit / 8 + 1).min(self.page_size);
+                        }
                         retry.succeeded();
                         continue;
                     }
@@ -159,6 +167,7 @@ impl SubscriptionAgent {
             };
             if self.over_budget.swap(false, Ordering::Relaxed) {
                 limit = (events.len() / 2).max(1);
+                calm = 0;
                 tracing::info!(subscription = %self.key, limit, "page over its emit budget, read again smaller: {failed}");
                 continue;
             }

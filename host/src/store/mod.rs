@@ -86,6 +86,10 @@ pub trait EventStore: Send + Sync {
     /// and the idempotency key; a rejected append writes nothing.
     async fn append(&self, req: AppendRequest) -> Result<AppendResult, StoreError>;
 
+    /// The stream's current version (0 if it does not exist), as appends check it:
+    /// one query, no events (an emit asks this once per stream it writes).
+    async fn stream_version(&self, stream: &StreamId) -> Result<u64, StoreError>;
+
     /// The stream's current version (0 if it does not exist) and its events from
     /// `from_version` on.
     async fn read_stream(

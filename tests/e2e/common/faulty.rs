@@ -80,6 +80,9 @@ impl EventStore for Faulty {
     async fn append(&self, req: AppendRequest) -> Result<AppendResult, StoreError> {
         self.inner.append(req).await
     }
+    async fn stream_version(&self, s: &StreamId) -> Result<u64, StoreError> {
+        self.inner.stream_version(s).await
+    }
     async fn read_stream(
         &self,
         s: &StreamId,

@@ -31,17 +31,20 @@ impl EventStore for PgStore {
             .ok_or_else(|| StoreError::Corrupt("an append without a result".into()))
     }
 
+    async fn stream_version(&self, stream: &StreamId) -> Result<u64, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        reads::committed_version(&mut conn, stream.as_str()).await
+    }
+
     async fn read_stream(
         &self,
         stream: &StreamId,
         from_version: u64,
     ) -> Result<(u64, Vec<RecordedEvent>), StoreError> {
         let mut tx = self.pool.begin_with(SNAPSHOT).await?;
-        let head = head_in(&mut tx).await?;
         // The committed version, as appends check it: events of it still waiting
         // behind the fence are not listed yet, but an emit pinned to it holds.
         let version = reads::committed_version(&mut tx, stream.as_str()).await?;
-        let _ = head;
         let sql = format!(
             "SELECT {EVENT_COLUMNS} FROM {EVENT_FROM} WHERE e.stream_id = $1 \
              AND e.stream_version >= $2 AND e.stream_version <= $3 ORDER BY e.stream_version"

@@ -98,16 +98,21 @@ impl PgStore {
         let options = PgConnectOptions::from_str(url)?
             .application_name("refract")
             .options([("synchronous_commit", "on")]);
+        // No ping before each use (a round trip per statement an emit or an append
+        // makes): a connection the server dropped fails its next statement, which
+        // callers retry as a store failure, and the pool replaces it.
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .min_connections(1)
             .acquire_timeout(Duration::from_secs(30))
+            .test_before_acquire(false)
             .connect_with(options.clone())
             .await?;
         let sequencer = PgPoolOptions::new()
             .max_connections(2)
             .min_connections(1)
             .acquire_timeout(Duration::from_secs(30))
+            .test_before_acquire(false)
             .connect_with(options.options([("synchronous_commit", "off")]))
             .await?;
         let version: i32 = sqlx::query_scalar("SELECT current_setting('server_version_num')::int")

@@ -64,6 +64,9 @@ async fn appends_are_sequenced_densely_and_read_back_in_order() {
         evs.iter().map(|e| e.stream_version).collect::<Vec<_>>(),
         [2, 3]
     );
+    let id = |s: &str| StreamId::new(s).expect("id");
+    assert_eq!(s.stream_version(&id("a")).await.expect("version"), 3);
+    assert_eq!(s.stream_version(&id("nowhere")).await.expect("none"), 0);
     db.finish().await;
 }
 

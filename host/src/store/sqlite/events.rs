@@ -30,6 +30,12 @@ impl EventStore for SqliteStore {
         Ok(result)
     }
 
+    async fn stream_version(&self, stream: &StreamId) -> Result<u64, StoreError> {
+        let mut conn = self.reader.acquire().await?;
+        let version = reads::stream_version(&mut conn, stream.as_str()).await?;
+        to_u64(version, "stream version")
+    }
+
     async fn read_stream(
         &self,
         stream: &StreamId,

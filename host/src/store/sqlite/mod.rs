@@ -69,9 +69,12 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(10))
             .pragma("cache_size", "-65536")
             .pragma("temp_store", "memory");
+        // An embedded connection cannot be dropped by a server: no ping before each
+        // use (it is a round trip to the connection's worker thread).
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
+            .test_before_acquire(false)
             .connect_with(options.clone())
             .await?;
         sqlx::migrate!("../migrations/sqlite").run(&writer).await?;
@@ -80,6 +83,7 @@ impl SqliteStore {
         // at a time (each hand-off is a thread wake-up).
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
+            .test_before_acquire(false)
             .connect_with(options.read_only(true).row_buffer_size(16 * 1024))
             .await?;
         let store = Self {

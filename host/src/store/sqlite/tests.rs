@@ -98,6 +98,9 @@ async fn expected_versions_are_checked_and_rejected_appends_write_nothing() {
         .await
         .expect("read");
     assert_eq!(version, 5);
+    let id = |s: &str| StreamId::new(s).expect("id");
+    assert_eq!(s.stream_version(&id("a")).await.expect("version"), 5);
+    assert_eq!(s.stream_version(&id("nowhere")).await.expect("none"), 0);
     let versions: Vec<u64> = events.iter().map(|e| e.stream_version).collect();
     assert_eq!(versions, [1, 2, 3, 4, 5]);
     assert_eq!(events[3].data, r#"{"i":0}"#);
