@@ -1,5 +1,6 @@
 //! `Refract`: the one service type the HTTP API (and through it the CLI) drives.
 
+mod after;
 mod agents;
 mod cleanup;
 mod dead_letters;
@@ -13,6 +14,7 @@ mod shadow;
 mod status;
 mod uploads;
 
+pub use after::{DEFAULT_AFTER_TIMEOUT, MAX_AFTER_TIMEOUT, MAX_WAITS_PER_TEAM};
 pub use dead_letters::{
     DEFAULT_DEAD_LETTER_PAGE, DeadLetterPage, MAX_DEAD_LETTER_PAGE, STATUS_DEAD_LETTERS,
 };
@@ -80,6 +82,17 @@ pub enum ServiceError {
     /// A version did not get where it was waited for (paused, or too slow).
     #[error("{0}")]
     Stalled(String),
+    /// A read waiting with `after=` did not see the version get there: it is paused
+    /// (at once), or the wait ran out; `reached` is where it stands.
+    #[error("{message}")]
+    Behind {
+        /// What it waited for and where the version stands.
+        message: String,
+        /// The sequence the version has projected up to.
+        reached: crate::store::Position,
+        /// Whether it is paused (else the time ran out).
+        paused: bool,
+    },
     /// A guest failed while serving a request (a write-model read).
     #[error(transparent)]
     Guest(#[from] RuntimeError),
@@ -125,6 +138,8 @@ pub struct Refract {
     operator_paused: pause::OperatorPaused,
     /// Each team's instance slots (made on first use).
     slots: per_team::PerTeam<crate::runtime::InstanceSlots>,
+    /// Each team's reads waiting with `after=` (made on first use).
+    waits: per_team::PerTeam<Arc<tokio::sync::Semaphore>>,
 }
 
 /// A write-model read: a stream's document as of its latest event.
@@ -202,6 +217,7 @@ impl Refract {
             rates,
             operator_paused: Default::default(),
             slots: Default::default(),
+            waits: Default::default(),
         };
         svc.drop_stale_shadows().await?;
         let restored = (svc.lifecycle)

@@ -191,14 +191,31 @@ async fn cli_verbs_drive_the_api() {
     let (ok, out, err) = cli(&append);
     assert!(ok, "{err}");
     assert!(out.contains("\"stream_version\":1"), "{out}");
+    let appended: Value = serde_json::from_str(&out).expect("append JSON");
+    let last = appended["last_sequence"].to_string();
     let (ok, _, err) = cli(&append);
     assert!(
         !ok && err.contains("409"),
         "a conflict fails the command: {err}"
     );
-    daemon
-        .wait_caught_up("incident-details", 1, 1, std::time::Duration::from_secs(30))
-        .await;
+    // Read your write: no waiting loop of the caller's own.
+    let (ok, out, err) = cli(&["get", "incident-details", "inc-1", "--after", &last]);
+    assert!(ok, "{err}");
+    let doc: Value = serde_json::from_str(&out).expect("document JSON");
+    assert_eq!(doc["status"], "Pending", "{out}");
+    let (ok, _, err) = cli(&[
+        "get",
+        "incident-details",
+        "inc-1",
+        "--after",
+        "99999",
+        "--timeout-ms",
+        "10",
+    ]);
+    assert!(
+        !ok && err.contains("504"),
+        "a wait that runs out fails the command: {err}"
+    );
     let (ok, out, err) = cli(&["get", "incident-details", "inc-1"]);
     assert!(ok, "{err}");
     let doc: Value = serde_json::from_str(&out).expect("document JSON");

@@ -18,6 +18,7 @@ mod hostile_sandbox;
 mod hostile_streams;
 mod pg_order;
 mod poison;
+mod read_after;
 mod reads;
 mod reads_bounded;
 mod restart;

@@ -113,6 +113,19 @@ impl From<ServiceError> for ApiError {
             }
             ServiceError::Forbidden(_) => Self::coded(StatusCode::FORBIDDEN, "forbidden", e),
             ServiceError::Busy(_) => Self::coded(StatusCode::SERVICE_UNAVAILABLE, "busy", e),
+            ServiceError::Behind {
+                reached, paused, ..
+            } => {
+                let (status, code) = if paused {
+                    (StatusCode::CONFLICT, "paused")
+                } else {
+                    (StatusCode::GATEWAY_TIMEOUT, "timeout")
+                };
+                Self {
+                    status,
+                    body: json!({"error": e.to_string(), "code": code, "position": reached}),
+                }
+            }
             ServiceError::RateLimited(ref r) => Self {
                 status: StatusCode::TOO_MANY_REQUESTS,
                 body: json!({

@@ -1,5 +1,6 @@
 //! The HTTP API (axum, JSON): a thin layer over [`Refract`].
 
+mod after;
 mod auth;
 mod dead_letters;
 mod error;

@@ -82,6 +82,11 @@ pub(super) struct DocQuery {
     /// Apply every event committed since the version's position (through the guest).
     #[serde(default)]
     consistent: bool,
+    /// Wait until the version has projected this sequence (an append's
+    /// `last_sequence`) before reading.
+    after: Option<i64>,
+    /// How long to wait for `after`, at most (default 5 s, at most 60 s).
+    timeout_ms: Option<u64>,
 }
 
 /// Header of a consistent read: the sequence the document reflects every event up to.
@@ -96,6 +101,25 @@ pub(super) async fn doc(
 ) -> Result<Response, ApiError> {
     let name = named(&caller, &name)?;
     let json = [(header::CONTENT_TYPE, "application/json")];
+    let wait = super::after::wait(q.after, q.timeout_ms)?;
+    if let Some((after, timeout)) = wait {
+        if q.consistent {
+            return Err(ApiError::bad_request(
+                "after= and consistent=true: a consistent read already includes every \
+                 committed event; use one of them",
+            ));
+        }
+        let (body, reached) = svc
+            .get_doc_after(&name, q.version, &id, after, timeout)
+            .await
+            .map_err(for_caller(&caller))?;
+        let mut resp = (json, body).into_response();
+        resp.headers_mut().insert(
+            header::HeaderName::from_static(POSITION_HEADER),
+            header::HeaderValue::from(reached),
+        );
+        return Ok(resp);
+    }
     if q.consistent {
         let doc = svc
             .get_doc_consistent(&name, q.version, &id)

@@ -159,6 +159,10 @@ fn rfc3339(micros: i64) -> String {
 #[serde(deny_unknown_fields)]
 pub(super) struct AggregateQuery {
     version: Option<u32>,
+    /// Wait until the store has this sequence (an append's `last_sequence`).
+    after: Option<i64>,
+    /// How long to wait for `after`, at most (default 5 s, at most 60 s).
+    timeout_ms: Option<u64>,
 }
 
 /// `GET /streams/{id}/aggregate/{projection}[?version=n]`: the write-model read.
@@ -172,8 +176,9 @@ pub(super) async fn aggregate(
     auth.may_read(&svc, stream.as_str())?;
     let caller = auth.0;
     let projection = named(&caller, &projection)?;
+    let wait = super::after::wait(q.after, q.timeout_ms)?;
     let out = svc
-        .aggregate(&stream, &projection, q.version)
+        .aggregate_after(&stream, &projection, q.version, wait)
         .await
         .map_err(for_caller(&caller))?;
     Ok(Json(out))

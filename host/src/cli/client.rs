@@ -199,16 +199,28 @@ impl Client {
         name: &str,
         id: &str,
         version: Option<u32>,
+        after: Option<i64>,
+        timeout_ms: Option<u64>,
     ) -> anyhow::Result<()> {
-        let mut url = format!(
+        let url = format!(
             "{}/projections/{}/docs/{}",
             self.base,
             encode(name),
             encode(id)
         );
-        if let Some(v) = version {
-            url.push_str(&format!("?version={v}"));
-        }
+        let query: Vec<String> = [
+            version.map(|v| format!("version={v}")),
+            after.map(|a| format!("after={a}")),
+            timeout_ms.map(|t| format!("timeout_ms={t}")),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let url = if query.is_empty() {
+            url
+        } else {
+            format!("{url}?{}", query.join("&"))
+        };
         println!("{}", self.send(self.http.get(url)).await?);
         Ok(())
     }

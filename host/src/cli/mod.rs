@@ -116,6 +116,13 @@ enum Command {
         /// A specific version instead of the live one.
         #[arg(long)]
         version: Option<u32>,
+        /// Wait until the version has projected this sequence (an append's
+        /// `last_sequence`) before reading.
+        #[arg(long)]
+        after: Option<i64>,
+        /// How long to wait for `--after`, in milliseconds (default 5,000).
+        #[arg(long, requires = "after")]
+        timeout_ms: Option<u64>,
     },
     /// Makes a version the live one (the live one goes to standby: rollback is a promote).
     Promote {
@@ -202,7 +209,13 @@ pub async fn run() -> anyhow::Result<()> {
             replace,
         } => api.deploy(&files, auto_promote, replace).await,
         Command::Status { json } => api.status(json).await,
-        Command::Get { name, id, version } => api.get_doc(&name, &id, version).await,
+        Command::Get {
+            name,
+            id,
+            version,
+            after,
+            timeout_ms,
+        } => api.get_doc(&name, &id, version, after, timeout_ms).await,
         Command::Stream { id } => api.stream(&id).await,
         Command::Promote {
             name,

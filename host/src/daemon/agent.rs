@@ -299,11 +299,13 @@ impl Agent {
         self.stored_at = Instant::now();
         commit.doc_set = self.doc_set;
         let (store, key, at) = (self.store.clone(), self.key.clone(), commit.position);
-        let turns = self.turns.clone();
+        let (turns, counters) = (self.turns.clone(), self.counters.clone());
         self.commits
             .spawn(async move {
                 let _turn = turns.write().await;
-                store.commit_page(&key, &commit).await
+                store.commit_page(&key, &commit).await?;
+                counters.landed(at);
+                Ok(())
             })
             .await;
         self.position = Some(at);
@@ -347,7 +349,8 @@ impl Agent {
                 .set_status(&self.key, RunStatus::Running, None)
                 .await?;
         }
-        self.counters.set_position(0);
+        // A new start knows only the stored progress (it may have been reset).
+        self.counters.forget();
         tracing::info!(projection = %self.key, position = progress.position, "agent started");
         self.position = Some(progress.position);
         self.doc_set = progress.doc_set;

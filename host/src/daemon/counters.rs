@@ -21,6 +21,11 @@ pub struct Counters {
     result_limit: AtomicU64,
     /// Projected up to here, beyond the stored progress (0: only the stored).
     position: AtomicI64,
+    /// The position of the last commit that landed (0: none since the agent started).
+    committed: AtomicI64,
+    /// Woken each time a commit lands or the position passed over moves (reads
+    /// waiting with `after=`).
+    moved: tokio::sync::Notify,
 }
 
 /// A copy of a version's counters.
@@ -67,6 +72,35 @@ impl Counters {
     /// The version has projected everything up to `p` (0: see the stored progress).
     pub fn set_position(&self, p: i64) {
         self.position.store(p, Relaxed);
+        if p > 0 {
+            self.moved.notify_waiters();
+        }
+    }
+
+    /// A commit up to `p` has landed.
+    pub fn landed(&self, p: i64) {
+        self.committed.fetch_max(p, Relaxed);
+        self.moved.notify_waiters();
+    }
+
+    /// Forgets what the agent knew (its progress is about to be reset or dropped).
+    pub fn forget(&self) {
+        self.position.store(0, Relaxed);
+        self.committed.store(0, Relaxed);
+    }
+
+    /// How far the agent is known to have projected: its last commit that landed,
+    /// or the events of other types it passed over after it (0: see the store).
+    pub fn projected(&self) -> i64 {
+        self.committed
+            .load(Relaxed)
+            .max(self.position.load(Relaxed))
+    }
+
+    /// Completes when a commit lands or the position passed over moves after this
+    /// call (register before looking, so nothing is missed in between).
+    pub fn moved(&self) -> tokio::sync::futures::Notified<'_> {
+        self.moved.notified()
     }
 
     /// Where the version is known to have projected to (0: see the stored progress).

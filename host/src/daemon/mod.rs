@@ -211,6 +211,12 @@ impl Daemon {
         all.get(key).map_or(0, |c| c.position())
     }
 
+    /// The counters of a version, for a read waiting until it has projected a
+    /// sequence ([`counters::Counters::moved`]).
+    pub fn watch_projected(&self, key: &ProjectionKey) -> Arc<counters::Counters> {
+        self.counters_of(key)
+    }
+
     /// A version's counters since the daemon started, if it has run.
     pub fn metrics(&self, key: &ProjectionKey) -> Option<Metrics> {
         let all = self.counters.lock().unwrap_or_else(|p| p.into_inner());
@@ -235,7 +241,7 @@ impl Daemon {
             .unwrap_or_else(|p| p.into_inner())
             .get(key)
         {
-            c.set_position(0);
+            c.forget();
         }
     }
 

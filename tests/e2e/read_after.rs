@@ -1,0 +1,182 @@
+//! Read-your-writes (issue 14): `?after=<sequence>` waits, bounded, until the version
+//! has projected the client's append; 504 naming the position reached when the time
+//! runs out, 409 at once when the version is paused, 503 past a team's waits.
+
+use std::time::Duration;
+
+use refract_test_artifacts::STREAM_COUNTER;
+use serde_json::{Value, json};
+
+use crate::common::Daemon;
+
+/// Appends `n` events to `streams` streams in batches; returns the last sequence.
+async fn backlog(daemon: &Daemon, n: usize, streams: usize) -> i64 {
+    let per_batch = 5_000;
+    let mut last = 0;
+    for b in 0..n.div_ceil(per_batch) {
+        let events: Vec<Value> = (0..per_batch.min(n - b * per_batch))
+            .map(|_| json!({"type": "IncidentLogged", "data": {}}))
+            .collect();
+        let (code, out) = daemon
+            .post_json(
+                &format!("/streams/backlog-{}/events", b % streams),
+                &json!({ "events": events }),
+            )
+            .await;
+        assert_eq!(code, 200, "{out}");
+        last = out["last_sequence"].as_i64().expect("last_sequence");
+    }
+    last
+}
+
+/// Appends one event of `event_type` to `stream`; returns its sequence.
+async fn one(daemon: &Daemon, stream: &str, event_type: &str) -> i64 {
+    let (code, out) = daemon
+        .append(stream, None, &[(event_type.to_owned(), json!({}))])
+        .await;
+    assert_eq!(code, 200, "{out}");
+    out["last_sequence"].as_i64().expect("last_sequence")
+}
+
+fn doc_after(id: &str, after: i64, timeout_ms: u64) -> String {
+    format!("/projections/stream-counter/docs/{id}?after={after}&timeout_ms={timeout_ms}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_after_an_append_sees_it_behind_a_backlog_of_100k_events() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let daemon = Daemon::start(&dir.path().join("data"), None);
+    backlog(&daemon, 100_000, 20).await;
+    let probe = one(&daemon, "probe", "IncidentLogged").await;
+    // Deployed after the backlog: the new version starts from the first event.
+    daemon.deploy(STREAM_COUNTER).await;
+    let (code, out) = daemon.get(&doc_after("probe", probe, 1)).await;
+    assert_eq!(code, 504, "{out}");
+    assert_eq!(out["code"], "timeout", "{out}");
+    let reached = out["position"].as_i64().expect("the position reached");
+    assert!(reached < probe, "{out}");
+    let text = out["error"].as_str().unwrap_or_default();
+    assert!(text.contains(&format!("not yet {probe}")), "{out}");
+    // A hang detector only: the read answers as soon as the version passes it.
+    let (code, doc) = daemon.get(&doc_after("probe", probe, 60_000)).await;
+    assert_eq!(code, 200, "{doc}");
+    assert_eq!(
+        (doc["total"].as_u64(), doc["last_sequence"].as_i64()),
+        (Some(1), Some(probe))
+    );
+    // Caught up now: the next append is read back with the default wait.
+    let again = one(&daemon, "probe", "IncidentClosed").await;
+    let (code, doc) = daemon
+        .get(&format!(
+            "/projections/stream-counter/docs/probe?after={again}"
+        ))
+        .await;
+    assert_eq!(code, 200, "{doc}");
+    assert_eq!(doc["total"], 2, "{doc}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_of_other_types_and_a_paused_version_answer_at_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let daemon = Daemon::start(&dir.path().join("data"), None);
+    daemon.deploy(STREAM_COUNTER).await;
+    let first = one(&daemon, "s-1", "IncidentLogged").await;
+    let (code, doc) = daemon.get(&doc_after("s-1", first, 30_000)).await;
+    assert_eq!((code, &doc["total"]), (200, &json!(1)), "{doc}");
+    // A type it does not handle: its idle agent is not woken for it, yet nothing is
+    // left to project up to there.
+    let noise = one(&daemon, "elsewhere", "Noise").await;
+    let started = std::time::Instant::now();
+    let (code, doc) = daemon.get(&doc_after("s-1", noise, 30_000)).await;
+    assert_eq!((code, &doc["total"]), (200, &json!(1)), "{doc}");
+    eprintln!("after an event of another type: {:?}", started.elapsed());
+    // Paused: it will not get there, and says so at once.
+    let (code, out) = daemon
+        .post_json("/projections/stream-counter/versions/1/pause", &json!({}))
+        .await;
+    assert_eq!(code, 200, "{out}");
+    let later = one(&daemon, "s-1", "IncidentClosed").await;
+    let (code, out) = daemon.get(&doc_after("s-1", later, 60_000)).await;
+    assert_eq!(code, 409, "{out}");
+    assert_eq!(out["code"], "paused", "{out}");
+    assert!(out["position"].as_i64() < Some(later), "{out}");
+    // The aggregate route waits for the store's head only.
+    let (code, out) = daemon
+        .get(&format!(
+            "/streams/s-1/aggregate/stream-counter?after={later}"
+        ))
+        .await;
+    assert_eq!(code, 200, "{out}");
+    let (code, out) = daemon
+        .get(&format!(
+            "/streams/s-1/aggregate/stream-counter?after={}&timeout_ms=50",
+            later + 1_000
+        ))
+        .await;
+    assert_eq!((code, &out["code"]), (504, &json!("timeout")), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_waits_are_refused_naming_the_parameter() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let daemon = Daemon::start(&dir.path().join("data"), None);
+    daemon.deploy(STREAM_COUNTER).await;
+    let seq = one(&daemon, "s", "IncidentLogged").await;
+    for (query, names) in [
+        (format!("after={seq}&timeout_ms=60001"), "timeout_ms"),
+        (format!("after={seq}&consistent=true"), "consistent"),
+        ("after=-1".to_owned(), "after"),
+        ("timeout_ms=10".to_owned(), "after"),
+    ] {
+        let (code, out) = daemon
+            .get(&format!("/projections/stream-counter/docs/s?{query}"))
+            .await;
+        assert_eq!(code, 400, "{query}: {out}");
+        let text = out["error"].as_str().unwrap_or_default();
+        assert!(text.contains(names), "{query}: {out}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_team_waits_at_most_its_share_and_the_rest_are_busy_at_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let daemon = Daemon::start(&dir.path().join("data"), None);
+    daemon.deploy(STREAM_COUNTER).await;
+    let seq = one(&daemon, "s", "IncidentLogged").await;
+    // Sequences no append has reached: each read waits its whole timeout.
+    let far = seq + 1_000_000;
+    let waits = refract::service::MAX_WAITS_PER_TEAM;
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("client");
+    let url = format!("{}{}", daemon.url, doc_after("s", far, 20_000));
+    let waiting: Vec<_> = (0..waits)
+        .map(|_| {
+            let (http, url) = (http.clone(), url.clone());
+            tokio::spawn(async move { http.get(url).send().await.map(|r| r.status().as_u16()) })
+        })
+        .collect();
+    // Once all of them wait, one more is refused at once.
+    let started = std::time::Instant::now();
+    let busy = loop {
+        let (code, out) = daemon.get(&doc_after("s", far, 1)).await;
+        if code == 503 {
+            break out;
+        }
+        assert_eq!(code, 504, "{out}");
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "never busy: {out}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(busy["code"], "busy", "{busy}");
+    for w in waiting {
+        let code = w.await.expect("task").expect("request");
+        assert_eq!(code, 504);
+    }
+    // Their permits are back.
+    let (code, out) = daemon.get(&doc_after("s", seq, 1_000)).await;
+    assert_eq!(code, 200, "{out}");
+}
