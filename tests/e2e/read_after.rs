@@ -137,30 +137,65 @@ async fn bad_waits_are_refused_naming_the_parameter() {
     }
 }
 
+/// Deploys stream-counter as `token`'s team and appends one event to `stream`;
+/// returns its sequence.
+async fn team_counter(daemon: &Daemon, token: &str, stream: &str) -> i64 {
+    let wasm = std::fs::read(STREAM_COUNTER).expect("built");
+    let (code, out) = daemon
+        .request_as(
+            Some(token),
+            reqwest::Method::POST,
+            "/components",
+            Some(wasm),
+        )
+        .await;
+    assert_eq!(code, 200, "{out}");
+    let body = json!({"events": [{"type": "IncidentLogged", "data": {}}]});
+    let (code, out) = daemon
+        .request_as(
+            Some(token),
+            reqwest::Method::POST,
+            &format!("/streams/{stream}/events"),
+            Some(body.to_string().into_bytes()),
+        )
+        .await;
+    assert_eq!(code, 200, "{out}");
+    out["last_sequence"].as_i64().expect("last_sequence")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_team_waits_at_most_its_share_and_the_rest_are_busy_at_once() {
+async fn a_team_waits_at_most_its_share_and_another_team_is_served() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let daemon = Daemon::start(&dir.path().join("data"), None);
-    daemon.deploy(STREAM_COUNTER).await;
-    let seq = one(&daemon, "s", "IncidentLogged").await;
+    let cfg = "[teams.a]\ntoken = \"a-token\"\n[teams.b]\ntoken = \"b-token\"\n";
+    let daemon = Daemon::start(&dir.path().join("data"), Some(cfg));
+    let seq_a = team_counter(&daemon, "a-token", "a-s").await;
+    let seq_b = team_counter(&daemon, "b-token", "b-s").await;
     // Sequences no append has reached: each read waits its whole timeout.
-    let far = seq + 1_000_000;
+    let far = seq_a.max(seq_b) + 1_000_000;
     let waits = refract::service::MAX_WAITS_PER_TEAM;
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(0)
         .build()
         .expect("client");
-    let url = format!("{}{}", daemon.url, doc_after("s", far, 20_000));
+    let url = format!("{}{}", daemon.url, doc_after("a-s", far, 20_000));
     let waiting: Vec<_> = (0..waits)
         .map(|_| {
-            let (http, url) = (http.clone(), url.clone());
-            tokio::spawn(async move { http.get(url).send().await.map(|r| r.status().as_u16()) })
+            let req = http.get(url.clone()).bearer_auth("a-token");
+            tokio::spawn(async move { req.send().await.map(|r| r.status().as_u16()) })
         })
         .collect();
-    // Once all of them wait, one more is refused at once.
+    let as_team = |token: &'static str, path: String| {
+        let daemon = &daemon;
+        async move {
+            daemon
+                .request_as(Some(token), reqwest::Method::GET, &path, None)
+                .await
+        }
+    };
+    // Once all of them wait, one more of team a is refused at once.
     let started = std::time::Instant::now();
     let busy = loop {
-        let (code, out) = daemon.get(&doc_after("s", far, 1)).await;
+        let (code, out) = as_team("a-token", doc_after("a-s", far, 1)).await;
         if code == 503 {
             break out;
         }
@@ -172,11 +207,23 @@ async fn a_team_waits_at_most_its_share_and_the_rest_are_busy_at_once() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     assert_eq!(busy["code"], "busy", "{busy}");
+    // Team b's waits are its own: served while team a's are all taken.
+    let (code, doc) = as_team("b-token", doc_after("b-s", seq_b, 30_000)).await;
+    assert_eq!((code, &doc["total"]), (200, &json!(1)), "{doc}");
+    let aggregate = format!("/streams/b-s/aggregate/stream-counter?after={seq_b}");
+    let (code, out) = as_team("b-token", aggregate).await;
+    assert_eq!(code, 200, "{out}");
+    let (code, out) = as_team(
+        "a-token",
+        format!("/streams/a-s/aggregate/stream-counter?after={seq_a}"),
+    )
+    .await;
+    assert_eq!((code, &out["code"]), (503, &json!("busy")), "{out}");
     for w in waiting {
         let code = w.await.expect("task").expect("request");
         assert_eq!(code, 504);
     }
     // Their permits are back.
-    let (code, out) = daemon.get(&doc_after("s", seq, 1_000)).await;
+    let (code, out) = as_team("a-token", doc_after("a-s", seq_a, 1_000)).await;
     assert_eq!(code, 200, "{out}");
 }

@@ -20,11 +20,11 @@ use super::shared::{BACKOFF, blame, readable, skipped};
 use crate::outbox::OutboxWaker;
 use crate::retry::{Blame, Idle, Retry, Verdict, Woke, sleep_or_stop};
 use crate::runtime::{Event, RuntimeError, Slotted, Subscriber};
+use crate::store::subscription::HandledPage;
+use crate::store::{Position, ProjectionKey, ReadBudget, Store, StoreError};
 
 /// Pages committed after a narrowing before the page grows again.
 const CALM_PAGES: u32 = 8;
-use crate::store::subscription::HandledPage;
-use crate::store::{Position, ProjectionKey, ReadBudget, Store, StoreError};
 
 /// How long an idle subscription agent sleeps when no wake-up for its types comes.
 const IDLE_POLL: Duration = Duration::from_millis(500);

@@ -2,14 +2,16 @@
 //! every event up to a sequence (the `last_sequence` an append answered).
 //!
 //! The wait is woken by the version's agent each time a commit lands or its
-//! position passes over events of other types (no polling while it runs here); the
-//! store is asked only on a slow fallback schedule, for what the agent cannot say
-//! (a pause, or a version whose agent is not running here).
+//! position passes over events of other types. The store is asked once at the
+//! start (the stored progress, a pause), then only while no agent of the version
+//! runs here (a pause ends the agent; a reload restarts it), so waiting reads put
+//! no load on the store while the version runs. A store failure during the wait is
+//! a moment's: the read keeps waiting, and every store call ends by the deadline.
 
 use std::time::{Duration, Instant};
 
 use super::{Aggregate, Refract, ServiceError};
-use crate::store::{Position, ProjectionKey, RunStatus, StreamId};
+use crate::store::{Components, Position, ProjectionKey, RunStatus, StreamId};
 
 /// How long a read waits when the caller does not say.
 pub const DEFAULT_AFTER_TIMEOUT: Duration = Duration::from_secs(5);
@@ -18,9 +20,11 @@ pub const MAX_AFTER_TIMEOUT: Duration = Duration::from_secs(60);
 /// Waits one team may have in flight; more are refused at once (busy).
 pub const MAX_WAITS_PER_TEAM: usize = 256;
 
-/// First and last interval of the store fallback (it doubles in between).
-const FALLBACK_FIRST: Duration = Duration::from_millis(20);
-const FALLBACK_LAST: Duration = Duration::from_millis(500);
+/// How often a waiting read checks whether the version's agent still runs here
+/// (in memory), and asks the store when it does not.
+const LOOK_EVERY: Duration = Duration::from_millis(250);
+/// How long the store's head may take for the message of a wait that ran out.
+const HEAD_FOR_MESSAGE: Duration = Duration::from_secs(1);
 
 impl Refract {
     /// Waits until `key` has projected every event up to `after`, at most `timeout`;
@@ -35,9 +39,9 @@ impl Refract {
         let _wait = self.wait_permit(&key.name)?;
         let counters = self.daemon.watch_projected(key);
         let deadline = Instant::now() + timeout;
-        let mut fallback = FALLBACK_FIRST;
-        let mut next_look = Instant::now();
         let mut reached = 0;
+        let mut looked = false;
+        let mut failed: Option<String> = None;
         loop {
             // Registered before looking, so a commit landing meanwhile still wakes us.
             let moved = counters.moved();
@@ -45,30 +49,55 @@ impl Refract {
             if reached >= after {
                 return Ok(reached);
             }
-            if Instant::now() >= next_look {
-                if let Some(done) = self.looked_up(key, after, &mut reached).await? {
-                    return Ok(done);
+            if !looked || !self.daemon.is_running(key) {
+                looked = true;
+                let look = self.looked_up(key, after, &mut reached);
+                match tokio::time::timeout_at(deadline.into(), look).await {
+                    Ok(Ok(Some(done))) => return Ok(done),
+                    Ok(Ok(None)) | Err(_) => {}
+                    Ok(Err(e @ ServiceError::Behind { .. })) => return Err(e),
+                    Ok(Err(e)) => {
+                        tracing::debug!(projection = %key, "a waiting read's store look failed: {e}");
+                        failed = Some(e.to_string());
+                    }
                 }
-                next_look = Instant::now() + fallback;
-                fallback = (fallback * 2).min(FALLBACK_LAST);
             }
             let now = Instant::now();
             if now >= deadline {
-                let head = self.store.head().await?;
-                return Err(ServiceError::Behind {
-                    message: format!(
-                        "{key} has projected up to sequence {reached}, not yet {after}, \
-                         after {timeout:?} (the store's head is {head})"
-                    ),
-                    reached,
-                    paused: false,
-                });
+                return Err(self.ran_out(key, reached, after, timeout, failed).await);
             }
-            let wake = next_look.min(deadline).saturating_duration_since(now);
+            let wake = deadline
+                .min(now + LOOK_EVERY)
+                .saturating_duration_since(now);
             tokio::select! {
                 () = moved => {}
                 () = tokio::time::sleep(wake) => {}
             }
+        }
+    }
+
+    /// The error of a wait whose time ran out: where the version stands, the
+    /// store's head if it answers at once, the last store failure if any.
+    async fn ran_out(
+        &self,
+        key: &ProjectionKey,
+        reached: Position,
+        after: Position,
+        timeout: Duration,
+        failed: Option<String>,
+    ) -> ServiceError {
+        let head = match tokio::time::timeout(HEAD_FOR_MESSAGE, self.store.head()).await {
+            Ok(Ok(h)) => format!(" (the store's head is {h})"),
+            _ => String::new(),
+        };
+        let failed = failed.map_or_else(String::new, |f| format!("; the store failed: {f}"));
+        ServiceError::Behind {
+            message: format!(
+                "{key} has projected up to sequence {reached}, not yet {after}, after \
+                 {timeout:?}{head}{failed}"
+            ),
+            reached,
+            paused: false,
         }
     }
 
@@ -115,7 +144,7 @@ impl Refract {
         timeout: Duration,
     ) -> Result<(String, Position), ServiceError> {
         let key = self.resolve(name, version).await?;
-        self.projection_kind(&key)?;
+        self.projection_kind(&key).await?;
         let reached = self.wait_projected(&key, after, timeout).await?;
         let body = self.store.get_doc(&key, id).await?.ok_or_else(|| {
             ServiceError::DocumentNotFound(format!("document {id:?} in {key} (after {after})"))
@@ -133,7 +162,9 @@ impl Refract {
         wait: Option<(Position, Duration)>,
     ) -> Result<Aggregate, ServiceError> {
         if let Some((after, timeout)) = wait {
-            let _wait = self.wait_permit(name)?;
+            // The name first: only a team's own projections take its waits.
+            let key = self.resolve(name, version).await?;
+            let _wait = self.wait_permit(&key.name)?;
             self.wait_head(after, timeout).await?;
         }
         self.aggregate(stream, name, version).await
@@ -166,10 +197,12 @@ impl Refract {
         if got_there {
             return Ok(());
         }
-        let reached = self.store.head().await?;
-        if reached >= after {
-            return Ok(());
-        }
+        let reached = tokio::time::timeout(HEAD_FOR_MESSAGE, self.store.head()).await;
+        let reached = match reached {
+            Ok(Ok(h)) if h >= after => return Ok(()),
+            Ok(Ok(h)) => h,
+            _ => *head.borrow(),
+        };
         Err(ServiceError::Behind {
             message: format!("the store's head is {reached}, not yet {after}, after {timeout:?}"),
             reached,
@@ -177,13 +210,20 @@ impl Refract {
         })
     }
 
-    /// `ProjectionNotFound` if `key` runs here as a subscription (no documents).
-    fn projection_kind(&self, key: &ProjectionKey) -> Result<(), ServiceError> {
-        match self.loaded_components().get(key) {
-            Some(crate::runtime::Loaded::Subscription(_)) => Err(ServiceError::ProjectionNotFound(
-                format!("projection {key} (it is a subscription: it has no documents)"),
-            )),
-            _ => Ok(()),
+    /// `ProjectionNotFound` if `key` is a subscription (it has no documents).
+    async fn projection_kind(&self, key: &ProjectionKey) -> Result<(), ServiceError> {
+        let records = self
+            .store
+            .components_where(Components::Name(&key.name))
+            .await?;
+        let subscription = records
+            .iter()
+            .any(|r| r.key == *key && r.kind == "subscription");
+        if subscription {
+            return Err(ServiceError::ProjectionNotFound(format!(
+                "projection {key} (it is a subscription: it has no documents)"
+            )));
         }
+        Ok(())
     }
 }
