@@ -5,6 +5,7 @@ mod agents;
 mod cleanup;
 mod dead_letters;
 mod deploying;
+mod doc_list;
 mod lifecycle;
 mod pause;
 mod per_team;
@@ -18,6 +19,7 @@ pub use after::{DEFAULT_AFTER_TIMEOUT, MAX_AFTER_TIMEOUT, MAX_WAITS_PER_TEAM};
 pub use dead_letters::{
     DEFAULT_DEAD_LETTER_PAGE, DeadLetterPage, MAX_DEAD_LETTER_PAGE, STATUS_DEAD_LETTERS,
 };
+pub use doc_list::{DocPage, ListedDoc};
 pub use reads::{
     ConsistentDoc, DEFAULT_STREAM_PAGE, GUEST_READ_PERMITS, GUEST_READ_WAIT, MAX_CONSISTENT_SCAN,
     MAX_STREAM_PAGE, StreamPage,

@@ -92,7 +92,9 @@ CREATE INDEX doc_sets_dropped ON doc_sets (id) WHERE dropped;
 
 CREATE TABLE documents (
     set_id      BIGINT NOT NULL,
-    id          TEXT   NOT NULL,
+    -- Bytes order, as on SQLite (listings page by id whatever the database's
+    -- collation, and a prefix is one range of the key).
+    id          TEXT   COLLATE "C" NOT NULL,
     size        BIGINT NOT NULL,          -- bytes of body: loads and purges are budgeted
     updated_seq BIGINT NOT NULL,
     -- JSON, not JSONB: checked and queryable (`body->>'field'`, or cast to jsonb

@@ -6,6 +6,7 @@ mod cargo_component;
 mod common;
 mod data_path;
 mod dev;
+mod doc_list;
 mod faults;
 mod helpdesk;
 mod hostile;

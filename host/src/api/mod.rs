@@ -3,6 +3,7 @@
 mod after;
 mod auth;
 mod dead_letters;
+mod doc_list;
 mod error;
 mod projections;
 mod query;
@@ -51,6 +52,7 @@ fn routes() -> Vec<(&'static str, MethodRouter<Arc<Refract>>)> {
         ),
         ("/components", deploy),
         ("/projections", get(projections::list)),
+        ("/projections/{name}/docs", get(doc_list::list)),
         ("/projections/{name}/docs/{id}", get(projections::doc)),
         (version_path!("promote"), post(projections::promote)),
         (version_path!("retire"), post(projections::retire)),

@@ -285,6 +285,52 @@ impl Client {
     }
 }
 
+impl Client {
+    /// `GET /projections/{name}/docs`, every page: one JSON line per document.
+    pub(super) async fn docs(
+        &self,
+        name: &str,
+        prefix: Option<String>,
+        filter: Option<String>,
+        version: Option<u32>,
+    ) -> anyhow::Result<()> {
+        let mut after: Option<String> = None;
+        loop {
+            let query: Vec<String> = [
+                prefix.as_deref().map(|p| format!("prefix={}", encode(p))),
+                filter.as_deref().map(|w| format!("where={}", encode(w))),
+                version.map(|v| format!("version={v}")),
+                after.as_deref().map(|a| format!("after={}", encode(a))),
+                Some("limit=1000".to_owned()),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            let url = format!(
+                "{}/projections/{}/docs?{}",
+                self.base,
+                encode(name),
+                query.join("&")
+            );
+            let text = self.send(self.http.get(url)).await?;
+            let page: Value =
+                serde_json::from_str(&text).context("the daemon's answer is not JSON")?;
+            let mut lines = String::new();
+            for doc in page["documents"].as_array().into_iter().flatten() {
+                lines.push_str(&doc.to_string());
+                lines.push('\n');
+            }
+            if !print(&lines)? {
+                return Ok(());
+            }
+            match page["next"].as_str() {
+                Some(next) => after = Some(next.to_owned()),
+                None => return Ok(()),
+            }
+        }
+    }
+}
+
 /// Writes `text` to stdout; `false` if the reader has gone (a closed pipe), which
 /// is not an error for a command whose output may be cut short.
 fn print(text: &str) -> anyhow::Result<bool> {

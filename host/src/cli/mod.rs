@@ -193,6 +193,20 @@ enum Command {
         /// The stream's id.
         id: String,
     },
+    /// Prints a projection's documents, one JSON line each, in id order.
+    Docs {
+        /// The projection's name.
+        name: String,
+        /// Only ids starting with this.
+        #[arg(long)]
+        prefix: Option<String>,
+        /// Only documents whose top-level field holds a value: `field:value`.
+        #[arg(long = "where")]
+        filter: Option<String>,
+        /// A specific version instead of the live one.
+        #[arg(long)]
+        version: Option<u32>,
+    },
 }
 
 /// Parses the command line and runs it.
@@ -217,6 +231,12 @@ pub async fn run() -> anyhow::Result<()> {
             timeout_ms,
         } => api.get_doc(&name, &id, version, after, timeout_ms).await,
         Command::Stream { id } => api.stream(&id).await,
+        Command::Docs {
+            name,
+            prefix,
+            filter,
+            version,
+        } => api.docs(&name, prefix, filter, version).await,
         Command::Promote {
             name,
             version,

@@ -211,7 +211,7 @@ impl Refract {
     }
 
     /// `ProjectionNotFound` if `key` is a subscription (it has no documents).
-    async fn projection_kind(&self, key: &ProjectionKey) -> Result<(), ServiceError> {
+    pub(super) async fn projection_kind(&self, key: &ProjectionKey) -> Result<(), ServiceError> {
         let records = self
             .store
             .components_where(Components::Name(&key.name))

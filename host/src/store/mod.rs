@@ -6,6 +6,9 @@
 //! types (converted into [`StoreError`]), live in the backend modules and nowhere else.
 
 pub(crate) mod checks;
+pub mod doc_list;
+#[cfg(test)]
+mod doc_list_tests;
 mod heads;
 mod model;
 mod open;
@@ -19,6 +22,7 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use tokio::sync::watch;
 
+pub use doc_list::{DocList, DocQuery, FieldIs, ListBudget};
 pub use model::*;
 pub use open::{Location, OpenOptions, open};
 
@@ -219,6 +223,10 @@ pub trait DocumentStore: Send + Sync {
 
     /// One document's JSON, if it exists (none for a version without documents).
     async fn get_doc(&self, key: &ProjectionKey, id: &str) -> Result<Option<String>, StoreError>;
+
+    /// One page of the version's documents in id order (bytes), by prefix and
+    /// filter, within the query's budgets ([`doc_list`]); in one read transaction.
+    async fn list_docs(&self, key: &ProjectionKey, q: &DocQuery) -> Result<DocList, StoreError>;
 
     /// Writes a page's document changes, dead letters and the new progress in one
     /// transaction.

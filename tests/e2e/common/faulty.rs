@@ -164,6 +164,13 @@ impl DocumentStore for Faulty {
     async fn get_doc(&self, key: &ProjectionKey, id: &str) -> Result<Option<String>, StoreError> {
         self.inner.get_doc(key, id).await
     }
+    async fn list_docs(
+        &self,
+        key: &ProjectionKey,
+        q: &refract::store::DocQuery,
+    ) -> Result<refract::store::DocList, StoreError> {
+        self.inner.list_docs(key, q).await
+    }
     async fn commit_page(&self, key: &ProjectionKey, page: &PageCommit) -> Result<(), StoreError> {
         let n = self.started.fetch_add(1, SeqCst) + 1;
         self.in_commit.store(true, SeqCst);

@@ -15,8 +15,8 @@ use super::progress::{
 };
 use super::reads::SNAPSHOT;
 use crate::store::{
-    DocOf, DocRead, DocWrite, DocumentStore, Later, PageCommit, Position, Progress, ProjectionKey,
-    RunStatus, StoreError, now_micros,
+    DocList, DocOf, DocQuery, DocRead, DocWrite, DocumentStore, Later, PageCommit, Position,
+    Progress, ProjectionKey, RunStatus, StoreError, now_micros,
 };
 
 /// Documents per upsert statement, at most (the arrays are one parameter each, so
@@ -28,7 +28,7 @@ const PUT_ROWS: usize = 1_000;
 const PUT_BYTES: usize = 8 << 20;
 
 /// The version's set, as a scalar subquery binding (name, version) as `$1, $2`.
-const SET_OF: &str = "(SELECT doc_set FROM progress WHERE name = $1 AND version = $2)";
+pub(super) const SET_OF: &str = "(SELECT doc_set FROM progress WHERE name = $1 AND version = $2)";
 
 #[async_trait]
 impl DocumentStore for PgStore {
@@ -127,6 +127,10 @@ impl DocumentStore for PgStore {
         .bind(id)
         .fetch_optional(&self.pool)
         .await?)
+    }
+
+    async fn list_docs(&self, key: &ProjectionKey, q: &DocQuery) -> Result<DocList, StoreError> {
+        self.list_docs_in(key, q).await
     }
 
     async fn commit_page(&self, key: &ProjectionKey, page: &PageCommit) -> Result<(), StoreError> {

@@ -282,3 +282,12 @@ async fn a_page_of_thousands_of_documents_and_megabytes_commits_in_batches() {
     );
     db.finish().await;
 }
+
+#[tokio::test]
+async fn documents_are_listed_in_byte_order_by_prefix_and_field_within_budgets() {
+    let Some(db) = fresh_store(module_path!()).await else {
+        return;
+    };
+    crate::store::doc_list_tests::listing_contract(&db.store).await;
+    db.finish().await;
+}

@@ -68,8 +68,9 @@ fence AS (SELECT COALESCE( \
            AND a.backend_xid::text::bigint = (x::text::bigint & 4294967295))), \
     (SELECT pg_snapshot_xmax(s) FROM snap)) AS xid), \
 next AS ( \
-    SELECT e.position, e.transaction_id, e.event_type, e.created_at FROM events e, cur \
-    WHERE (e.transaction_id, e.position) > (cur.transaction_id, cur.position) \
+    SELECT e.position, e.transaction_id, e.event_type, e.created_at FROM events e \
+    WHERE (e.transaction_id, e.position) > \
+          ((SELECT transaction_id FROM cur), (SELECT position FROM cur)) \
       AND e.transaction_id < (SELECT xid FROM fence) \
     ORDER BY e.transaction_id, e.position LIMIT $1), \
 ins AS ( \
@@ -86,10 +87,11 @@ upd AS ( \
     FROM last, cur WHERE s.id = 1 RETURNING s.seq) \
 SELECT (SELECT seq FROM cur), (SELECT COUNT(*) FROM ins), \
     (SELECT array_agg(DISTINCT event_type) FROM next), \
-    (SELECT 1 FROM events e, cur \
-     WHERE (e.transaction_id, e.position) > (cur.transaction_id, cur.position) \
-     ORDER BY e.transaction_id, e.position \
-     OFFSET (SELECT COUNT(*) FROM next) LIMIT 1) IS NOT NULL, \
+    (SELECT 1 FROM events e \
+     WHERE e.transaction_id >= (SELECT xid FROM fence) \
+       AND (e.transaction_id, e.position) > \
+           ((SELECT transaction_id FROM cur), (SELECT position FROM cur)) \
+     ORDER BY e.transaction_id, e.position LIMIT 1) IS NOT NULL, \
     (SELECT COUNT(*) FROM (SELECT pg_notify($2, upd.seq::text || ' ' || $3) FROM upd) n)";
 
 impl PgStore {
@@ -146,36 +148,43 @@ impl PgStore {
         }
     }
 
-    /// One pass, then the sequences of `positions` if all of them have one.
+    /// The sequences of `positions` if all of them have one: looked up first (a
+    /// pass of another appender may have numbered them), else after a pass of our
+    /// own. One pass in flight per process: appenders queue on the mutex, not on
+    /// the sequencer row, and most find their events numbered when their turn
+    /// comes. Holding the mutex while looking also means a found number's pass has
+    /// moved the head (and woken the watchers of its types) before we answer.
     async fn try_sequences_of(
         &self,
         positions: &[i64],
     ) -> Result<Option<std::collections::HashMap<i64, Position>>, StoreError> {
-        // One pass in flight per process: if one runs, it may have started before
-        // these events committed; look, and if they are not numbered yet, the next
-        // round (a head change or the poll) passes again.
-        let passed_here = match self.passing.try_lock() {
-            Ok(_pass) => {
-                self.sequence_pass().await?;
-                true
-            }
-            Err(_) => false,
+        // Waited for another pass: it may have numbered ours (else our pass will).
+        let (_pass, waited) = match self.passing.try_lock() {
+            Ok(pass) => (pass, false),
+            Err(_) => (self.passing.lock().await, true),
         };
+        if waited && let Some(found) = self.numbered(positions).await? {
+            return Ok(Some(found));
+        }
+        self.sequence_pass().await?;
+        self.numbered(positions).await
+    }
+
+    /// The sequences of `positions`, if every one has one.
+    async fn numbered(
+        &self,
+        positions: &[i64],
+    ) -> Result<Option<std::collections::HashMap<i64, Position>>, StoreError> {
         let found: Vec<(i64, i64)> =
             sqlx::query_as("SELECT position, seq FROM log WHERE position = ANY($1)")
                 .bind(positions)
                 .fetch_all(&self.pool)
                 .await?;
         let found: std::collections::HashMap<i64, Position> = found.into_iter().collect();
-        if !positions.iter().all(|p| found.contains_key(p)) {
-            return Ok(None);
-        }
-        if !passed_here {
-            // Numbered by the pass in flight: it moves the head (and wakes the
-            // watchers of the types) before it lets go, and an append answers after.
-            drop(self.passing.lock().await);
-        }
-        Ok(Some(found))
+        Ok(positions
+            .iter()
+            .all(|p| found.contains_key(p))
+            .then_some(found))
     }
 }
 

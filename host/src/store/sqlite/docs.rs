@@ -10,8 +10,8 @@ use super::doc_sets::{SET_OF, ensure_set, set_of};
 use super::progress::{advance_progress, delete_version_rows, insert_progress, moved_on};
 use super::{SqliteStore, push_in_list, to_u64};
 use crate::store::{
-    DocOf, DocRead, DocWrite, DocumentStore, Later, PageCommit, Position, Progress, ProjectionKey,
-    RunStatus, StoreError, now_micros,
+    DocList, DocOf, DocQuery, DocRead, DocWrite, DocumentStore, Later, PageCommit, Position,
+    Progress, ProjectionKey, RunStatus, StoreError, now_micros,
 };
 
 /// Ids per `IN (...)` list, well under SQLite's parameter limit.
@@ -103,6 +103,10 @@ impl DocumentStore for SqliteStore {
         .bind(id)
         .fetch_optional(self.reader())
         .await?)
+    }
+
+    async fn list_docs(&self, key: &ProjectionKey, q: &DocQuery) -> Result<DocList, StoreError> {
+        self.list_docs_in(key, q).await
     }
 
     async fn commit_page(&self, key: &ProjectionKey, page: &PageCommit) -> Result<(), StoreError> {

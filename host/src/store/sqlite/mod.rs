@@ -8,6 +8,7 @@
 
 mod append;
 mod convert;
+mod doc_list;
 mod doc_sets;
 #[cfg(test)]
 mod doc_sets_tests;

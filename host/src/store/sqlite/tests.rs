@@ -261,3 +261,9 @@ async fn an_append_wakes_only_the_watchers_of_its_types() {
     assert!(!heads.watchers.contains_key("T"), "no watcher of T is left");
     assert_eq!(heads.watchers.get("U").map(Vec::len), Some(1));
 }
+
+#[tokio::test]
+async fn documents_are_listed_in_byte_order_by_prefix_and_field_within_budgets() {
+    let (_dir, s) = store().await;
+    crate::store::doc_list_tests::listing_contract(&s).await;
+}

@@ -1,0 +1,64 @@
+//! Listing a version's documents without knowing their ids (keyset pages by id
+//! prefix and a field's value; see [`crate::store::doc_list`]).
+
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+use super::{Refract, ServiceError};
+use crate::store::{DocQuery, Position, StoreError};
+
+/// One page of a listing, as the API answers it.
+#[derive(Debug, Serialize)]
+pub struct DocPage {
+    /// The documents, in id order.
+    pub documents: Vec<ListedDoc>,
+    /// The `after` of the next page; null when nothing is left.
+    pub next: Option<String>,
+    /// Documents this request scanned (a rare filter may scan many, find few).
+    pub scanned: usize,
+}
+
+/// One listed document.
+#[derive(Debug, Serialize)]
+pub struct ListedDoc {
+    /// Its id.
+    pub id: String,
+    /// Its JSON, as stored.
+    pub document: Box<RawValue>,
+}
+
+impl Refract {
+    /// One page of the live version's (or `version`'s) documents of `name`; with
+    /// `wait`, once that version has projected the sequence (read your writes).
+    pub async fn list_docs(
+        &self,
+        name: &str,
+        version: Option<u32>,
+        q: &DocQuery,
+        wait: Option<(Position, Duration)>,
+    ) -> Result<DocPage, ServiceError> {
+        let key = self.resolve(name, version).await?;
+        self.projection_kind(&key).await?;
+        if let Some((after, timeout)) = wait {
+            self.wait_projected(&key, after, timeout).await?;
+        }
+        let list = self.store.list_docs(&key, q).await?;
+        let documents = list
+            .docs
+            .into_iter()
+            .map(|(id, body)| {
+                let document = RawValue::from_string(body).map_err(|e| {
+                    StoreError::Corrupt(format!("document {id:?} of {key} is not JSON: {e}"))
+                })?;
+                Ok(ListedDoc { id, document })
+            })
+            .collect::<Result<_, StoreError>>()?;
+        Ok(DocPage {
+            documents,
+            next: list.next,
+            scanned: list.scanned,
+        })
+    }
+}
