@@ -158,6 +158,18 @@ const NAMED_ROUTES: &[(&str, &str, &str)] = &[
     ("GET", "/projections/{name}/docs/{id}", ""),
     ("GET", "/projections/{name}/docs/{id}", "?consistent=true"),
     ("GET", "/projections/{name}/docs/{id}", "?version=2"),
+    (
+        "GET",
+        "/projections/{name}/docs/{id}",
+        "?after=1&timeout_ms=10",
+    ),
+    ("GET", "/streams/{id}/aggregate/{projection}", "?after=1"),
+    ("GET", "/projections/{name}/docs", ""),
+    (
+        "GET",
+        "/projections/{name}/docs",
+        "?prefix=incident&where=status:Pending&after_sequence=1",
+    ),
     ("POST", "/projections/{name}/versions/{version}/promote", ""),
     (
         "POST",

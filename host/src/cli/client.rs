@@ -295,6 +295,8 @@ impl Client {
         version: Option<u32>,
     ) -> anyhow::Result<()> {
         let mut after: Option<String> = None;
+        // Every page from the version the first one came from.
+        let mut version = version;
         loop {
             let query: Vec<String> = [
                 prefix.as_deref().map(|p| format!("prefix={}", encode(p))),
@@ -323,6 +325,8 @@ impl Client {
             if !print(&lines)? {
                 return Ok(());
             }
+            version =
+                version.or_else(|| page["version"].as_u64().and_then(|v| u32::try_from(v).ok()));
             match page["next"].as_str() {
                 Some(next) => after = Some(next.to_owned()),
                 None => return Ok(()),

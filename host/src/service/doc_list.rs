@@ -12,6 +12,9 @@ use crate::store::{DocQuery, Position, StoreError};
 /// One page of a listing, as the API answers it.
 #[derive(Debug, Serialize)]
 pub struct DocPage {
+    /// The version listed: pass it as `version` for the next pages, so a promote
+    /// between them does not mix two versions' documents.
+    pub version: u32,
     /// The documents, in id order.
     pub documents: Vec<ListedDoc>,
     /// The `after` of the next page; null when nothing is left.
@@ -44,7 +47,11 @@ impl Refract {
         if let Some((after, timeout)) = wait {
             self.wait_projected(&key, after, timeout).await?;
         }
-        let list = self.store.list_docs(&key, q).await?;
+        // Bounded like the other reads that may bring megabytes: the team's share
+        // of the read permits, and a few store reads at once.
+        let team_permit = self.team_permit(&key.name)?;
+        let read = self.store.list_docs(&key, q);
+        let (_permit, list) = self.guest_reads.read(&key, team_permit, read).await?;
         let documents = list
             .docs
             .into_iter()
@@ -56,6 +63,7 @@ impl Refract {
             })
             .collect::<Result<_, StoreError>>()?;
         Ok(DocPage {
+            version: key.version,
             documents,
             next: list.next,
             scanned: list.scanned,

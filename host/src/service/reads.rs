@@ -72,7 +72,7 @@ impl Refract {
 
     /// One of the permits of the team owning `name` (an internal name) for a
     /// request-driven guest call; `Busy` at once past its `max_concurrent_calls`.
-    fn team_permit(&self, name: &str) -> Result<OwnedSemaphorePermit, ServiceError> {
+    pub(super) fn team_permit(&self, name: &str) -> Result<OwnedSemaphorePermit, ServiceError> {
         let team = crate::teams::split(name).0;
         let cap = self.teams.team(team).max_concurrent_calls;
         self.guest_reads

@@ -44,8 +44,9 @@ impl Default for ListBudget {
     }
 }
 
-/// A filter: the top-level field `field` holds `value` (a string as is; a number
-/// or a boolean as its JSON text; null and missing never match).
+/// A filter: the top-level field `field` holds `value`: the string `value`, a
+/// number equal to it (if it is a number), or the boolean (if it is `true` or
+/// `false`); null, objects, arrays and a missing field never match.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldIs {
     field: String,
@@ -85,6 +86,30 @@ impl FieldIs {
     /// The field as a SQLite JSON path.
     pub fn json_path(&self) -> String {
         format!("$.\"{}\"", self.field)
+    }
+
+    /// The value as a JSON string, as a string field's JSON text would read.
+    pub fn as_json_string(&self) -> String {
+        serde_json::Value::String(self.value.clone()).to_string()
+    }
+
+    /// The value if it is a finite number (then it also matches a number field
+    /// equal to it: `5` matches `5`, `5.0` and `5e0`).
+    pub fn as_number(&self) -> Option<String> {
+        self.value
+            .parse::<f64>()
+            .ok()
+            .filter(|n| n.is_finite())
+            .map(|_| self.value.clone())
+    }
+
+    /// The value if it is `true` or `false` (then it also matches that boolean).
+    pub fn as_boolean(&self) -> Option<&'static str> {
+        match self.value.as_str() {
+            "true" => Some("true"),
+            "false" => Some("false"),
+            _ => None,
+        }
     }
 }
 
@@ -127,6 +152,35 @@ pub(crate) struct ScanRange {
 }
 
 impl DocQuery {
+    /// Documents this request may scan: without a filter every one scanned is
+    /// returned, so one past the page's limit is enough to know there are more.
+    pub(crate) fn scan_docs(&self) -> usize {
+        match self.filter {
+            Some(_) => self.budget.scan_docs,
+            None => self.budget.scan_docs.min(self.limit.saturating_add(1)),
+        }
+    }
+
+    /// Rows the match query may read: one past the limit says the page is full.
+    pub(crate) fn match_rows(&self) -> i64 {
+        i64::try_from(self.limit.saturating_add(1)).unwrap_or(i64::MAX)
+    }
+
+    /// The first id past every id with the prefix (none for an empty prefix, or
+    /// one of only `char::MAX`): ids with the prefix are one range in byte order,
+    /// which is code point order for UTF-8.
+    pub(crate) fn prefix_end(&self) -> Option<String> {
+        let mut chars: Vec<char> = self.prefix.chars().collect();
+        while let Some(last) = chars.pop() {
+            let next = (last as u32 + 1..=char::MAX as u32).find_map(char::from_u32);
+            if let Some(next) = next {
+                chars.push(next);
+                return Some(chars.into_iter().collect());
+            }
+        }
+        None
+    }
+
     /// The range this request scans, from the ids and sizes after the cursor.
     pub(crate) fn scan_range(&self, rows: &[(String, i64)]) -> ScanRange {
         let mut range = ScanRange {
@@ -140,7 +194,7 @@ impl DocQuery {
                 break;
             }
             let size = u64::try_from(*size).unwrap_or(0);
-            let full = range.count >= self.budget.scan_docs
+            let full = range.count >= self.scan_docs()
                 || (range.count > 0 && bytes.saturating_add(size) > self.budget.scan_bytes);
             if full {
                 range.more = true;
@@ -278,6 +332,16 @@ mod tests {
             more: false,
         };
         assert_eq!(query("", 10, budget).collector(done).finish().next, None);
+    }
+
+    #[test]
+    fn a_prefix_ends_where_the_next_code_point_starts() {
+        let end = |p: &str| query(p, 1, ListBudget::default()).prefix_end();
+        assert_eq!(end("ab").as_deref(), Some("ac"));
+        assert_eq!(end("a\u{D7FF}").as_deref(), Some("a\u{E000}"));
+        assert_eq!(end("a\u{10FFFF}").as_deref(), Some("b"));
+        assert_eq!(end("\u{10FFFF}"), None);
+        assert_eq!(end(""), None);
     }
 
     #[test]

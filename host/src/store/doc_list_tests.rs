@@ -54,6 +54,23 @@ pub(crate) async fn listing_contract(s: &dyn Store) {
             ),
         })
         .collect();
+    // One value, several kinds: only the string and the numbers equal to it match.
+    for (id, v) in [
+        ("v-1", "1e3"),
+        ("v-2", "1000"),
+        ("v-3", "\"1000\""),
+        ("v-4", "[1000]"),
+        ("v-5", "{\"a\":1000}"),
+        // Never matched, by any field (PostgreSQL cannot extract from it).
+        ("v-6", "\"a\\u0000b\",\"even\":true"),
+        ("v-7", "true"),
+        ("v-8", "\"true\""),
+    ] {
+        writes.push(DocWrite::Put {
+            id: id.into(),
+            body: format!("{{\"v\":{v}}}"),
+        });
+    }
     // Byte order, not a locale's: "B" < "a" < "b" < "é".
     for id in ["b-1", "B-1", "é-1", "b-0"] {
         writes.push(DocWrite::Put {
@@ -86,9 +103,15 @@ pub(crate) async fn listing_contract(s: &dyn Store) {
     let (ids, pages) = all_pages(s, &k, query("", 50, None, all)).await;
     let mut expected: Vec<String> = (0..120).map(|i| format!("a-{i:03}")).collect();
     expected.insert(0, "B-1".into());
-    expected.extend(["b-0", "b-1", "é-1"].map(String::from));
+    expected.extend(["b-0", "b-1"].map(String::from));
+    expected.extend((1..=8).map(|i| format!("v-{i}")));
+    expected.push("é-1".into());
     assert_eq!(ids, expected, "every document once, in byte order");
     assert_eq!(pages.len(), 3);
+    assert!(
+        pages.iter().all(|p| p.scanned <= 51),
+        "no filter: a page's worth"
+    );
     let (ids, _) = all_pages(s, &k, query("a-", 1_000, None, all)).await;
     assert_eq!(ids.len(), 120);
     assert!(ids.iter().all(|i| i.starts_with("a-")));
@@ -105,6 +128,10 @@ pub(crate) async fn listing_contract(s: &dyn Store) {
     assert_eq!(count("i", "-1").await.len(), 4);
     assert!(count("nothing", "null").await.is_empty());
     assert!(count("missing", "x").await.is_empty());
+    assert_eq!(count("v", "1000").await, ["v-1", "v-2", "v-3"]);
+    assert_eq!(count("v", "1e3").await, ["v-1", "v-2"]);
+    assert_eq!(count("v", "true").await, ["v-7", "v-8"]);
+    assert_eq!(count("v", "a").await.len(), 0);
 
     // Budgets: each cuts a request, and the cursor goes on past the cut.
     let scan = ListBudget {

@@ -52,6 +52,11 @@ impl Heads {
         self.types.read().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The head now.
+    pub(crate) fn now(&self) -> Position {
+        *self.head.borrow()
+    }
+
     /// A receiver of the head.
     pub(crate) fn subscribe(&self) -> watch::Receiver<Position> {
         self.head.subscribe()

@@ -98,7 +98,7 @@ impl GuestReads {
     /// Runs a guest read's store `read` once it has a shared permit for `key` (see
     /// [`GuestReads::acquire`]), at most [`GUEST_READ_LOADS`] store reads at once.
     /// Answers the permit (held until its guest calls end) with what was read.
-    pub(super) async fn read<T>(
+    pub(in crate::service) async fn read<T>(
         &self,
         key: &ProjectionKey,
         team_permit: OwnedSemaphorePermit,

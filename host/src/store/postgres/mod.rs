@@ -89,6 +89,11 @@ pub struct PgStore {
     /// Held by this process's pass in flight: appenders waiting for their numbers
     /// wait for that pass instead of queueing passes of their own on the row lock.
     passing: Arc<tokio::sync::Mutex<()>>,
+    /// Passes started by this process (each takes the next number before its
+    /// snapshot) and passes ended (the number after the last one that ended): an
+    /// appender's events not numbered by a pass that started after its commit are
+    /// held behind the fence, and it waits instead of passing again.
+    passes: Arc<(std::sync::atomic::AtomicU64, std::sync::atomic::AtomicU64)>,
 }
 
 impl PgStore {
@@ -159,6 +164,7 @@ impl PgStore {
             sequence: Arc::default(),
             closed: watch::channel(false).0,
             passing: Arc::default(),
+            passes: Arc::default(),
         };
         doc_sets::spawn_purger(
             store.pool.clone(),

@@ -16,6 +16,7 @@
 //! events), and on a poll: short while events wait behind the fence (nothing
 //! notifies when someone else's transaction ends), else every half second.
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use sqlx::Row;
@@ -97,6 +98,16 @@ SELECT (SELECT seq FROM cur), (SELECT COUNT(*) FROM ins), \
 impl PgStore {
     /// Numbers every event that is behind the fence now, a batch per pass.
     pub(super) async fn sequence_pass(&self) -> Result<Pass, StoreError> {
+        let ticket = self.passes.0.fetch_add(1, Ordering::SeqCst);
+        let pass = self.pass_to_fence().await;
+        if pass.is_ok() {
+            self.passes.1.fetch_max(ticket + 1, Ordering::SeqCst);
+        }
+        pass
+    }
+
+    /// Numbers every event behind the fence, a batch per statement.
+    async fn pass_to_fence(&self) -> Result<Pass, StoreError> {
         let mut numbered = 0u64;
         loop {
             let row = sqlx::query(PASS)
@@ -111,6 +122,11 @@ impl PgStore {
                 .try_get::<Option<Vec<String>>, _>(2)?
                 .unwrap_or_default();
             let held: bool = row.try_get(3)?;
+            // A pass whose caller went away before it moved the head (its append
+            // dropped mid-statement) left the head behind: bring it up.
+            if before > self.heads.now() {
+                self.heads.committed_elsewhere(before);
+            }
             let head = before + count;
             numbered += count as u64;
             if count > 0 {
@@ -134,10 +150,12 @@ impl PgStore {
         positions: &[i64],
     ) -> Result<std::collections::HashMap<i64, Position>, StoreError> {
         let mut head = self.heads.subscribe();
+        // Passes numbered from here on started after these events committed.
+        let since = self.passes.0.load(Ordering::SeqCst);
         loop {
             // The events are committed: a failure here must not reach the caller
             // as a failed append (it would append them again). Try until it works.
-            match self.try_sequences_of(positions).await {
+            match self.try_sequences_of(positions, since).await {
                 Ok(Some(found)) => return Ok(found),
                 Ok(None) => {}
                 Err(e) => tracing::warn!(error = %e, "looking up appended events' sequences"),
@@ -157,14 +175,24 @@ impl PgStore {
     async fn try_sequences_of(
         &self,
         positions: &[i64],
+        since: u64,
     ) -> Result<Option<std::collections::HashMap<i64, Position>>, StoreError> {
         // Waited for another pass: it may have numbered ours (else our pass will).
         let (_pass, waited) = match self.passing.try_lock() {
             Ok(pass) => (pass, false),
             Err(_) => (self.passing.lock().await, true),
         };
-        if waited && let Some(found) = self.numbered(positions).await? {
+        // A pass that started after our commit has ended: if ours are not numbered,
+        // they are behind the fence, and another pass now would find them there too
+        // (the background sequencer polls while events are held).
+        let passed_since = self.passes.1.load(Ordering::SeqCst) > since;
+        if (waited || passed_since)
+            && let Some(found) = self.numbered(positions).await?
+        {
             return Ok(Some(found));
+        }
+        if passed_since {
+            return Ok(None);
         }
         self.sequence_pass().await?;
         self.numbered(positions).await

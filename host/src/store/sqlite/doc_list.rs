@@ -8,10 +8,13 @@ use super::convert::BindKey;
 use super::doc_sets::SET_OF;
 use crate::store::{DocList, DocQuery, ProjectionKey, StoreError};
 
-/// The text a filter compares: a string as is, `true`/`false`, a number as SQLite
-/// prints it; null and a missing field give NULL (never a match).
-const FIELD_TEXT: &str = "(CASE json_type(body, ?) WHEN 'true' THEN 'true' \
-     WHEN 'false' THEN 'false' ELSE CAST(json_extract(body, ?) AS TEXT) END)";
+/// A filter (see [`crate::store::FieldIs`]): binds the path (three times), the
+/// string, the number or NULL, the boolean or NULL. A document holding `\u0000`
+/// never matches, as on PostgreSQL (which cannot extract from it).
+const FIELD_IS: &str = "(instr(body, '\\u0000') = 0 AND \
+     ((json_type(body, ?) = 'text' AND json_extract(body, ?) = ?) \
+     OR (json_type(body, ?) IN ('integer', 'real') AND json_extract(body, ?) = CAST(? AS REAL)) \
+     OR json_type(body, ?) = ?))";
 
 impl SqliteStore {
     /// One page of `key`'s documents (see [`crate::store::DocumentStore::list_docs`]).
@@ -21,28 +24,35 @@ impl SqliteStore {
         q: &DocQuery,
     ) -> Result<DocList, StoreError> {
         let after = q.after.as_deref().unwrap_or("");
+        // Past the prefix's range: an id no listing of it can reach.
+        let end = q.prefix_end();
+        let below_end = if end.is_some() { " AND id < ?" } else { "" };
         let mut tx = self.reader().begin().await?;
-        let rows: Vec<(String, i64)> = sqlx::query_as(AssertSqlSafe(format!(
-            "SELECT id, size FROM documents WHERE set_id = {SET_OF} AND id > ? AND id >= ? \
-             ORDER BY id LIMIT ?"
+        let mut ids = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT id, size FROM documents WHERE set_id = {SET_OF} AND id > ? AND id >= ?\
+             {below_end} ORDER BY id LIMIT ?"
         )))
         .bind_key(key)
         .bind(after)
-        .bind(&q.prefix)
-        .bind(i64::try_from(q.budget.scan_docs.saturating_add(1)).unwrap_or(i64::MAX))
-        .fetch_all(&mut *tx)
-        .await?;
+        .bind(&q.prefix);
+        if let Some(end) = &end {
+            ids = ids.bind(end.clone());
+        }
+        let rows: Vec<(String, i64)> = ids
+            .bind(i64::try_from(q.scan_docs().saturating_add(1)).unwrap_or(i64::MAX))
+            .fetch_all(&mut *tx)
+            .await?;
         let range = q.scan_range(&rows);
         let Some(last) = range.last.clone() else {
             return Ok(q.collector(range).finish());
         };
         let filter = match &q.filter {
-            Some(_) => format!(" AND {FIELD_TEXT} = ?"),
+            Some(_) => format!(" AND {FIELD_IS}"),
             None => String::new(),
         };
         let sql = format!(
             "SELECT id, body FROM documents WHERE set_id = {SET_OF} AND id > ? AND id >= ? \
-             AND id <= ?{filter} ORDER BY id"
+             AND id <= ?{filter} ORDER BY id LIMIT ?"
         );
         let mut query = sqlx::query(AssertSqlSafe(sql))
             .bind_key(key)
@@ -53,12 +63,17 @@ impl SqliteStore {
             let path = f.json_path();
             query = query
                 .bind(path.clone())
+                .bind(path.clone())
+                .bind(f.value().to_owned())
+                .bind(path.clone())
+                .bind(path.clone())
+                .bind(f.as_number())
                 .bind(path)
-                .bind(f.value().to_owned());
+                .bind(f.as_boolean());
         }
         let mut page = q.collector(range);
         {
-            let mut matches = query.fetch(&mut *tx);
+            let mut matches = query.bind(q.match_rows()).fetch(&mut *tx);
             while let Some(row) = matches.try_next().await? {
                 if !page.take(row.try_get(0)?, row.try_get(1)?) {
                     break;
