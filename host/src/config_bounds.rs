@@ -15,6 +15,8 @@ pub const MAX_EMIT_BYTES: usize = 64 << 20;
 pub const MAX_OUTBOX_BYTES: usize = 64 << 20;
 /// Most request-driven guest calls of one team at once.
 pub const MAX_CONCURRENT_CALLS: usize = 64;
+/// Largest `max_waiting_reads` of a team.
+pub const MAX_WAITING_READS: usize = 4_096;
 /// Most instances of all teams together (the pool is sized to their sum).
 pub const MAX_INSTANCES_TOTAL: usize = 8_192;
 
@@ -41,6 +43,12 @@ pub fn check(c: &Config) -> Result<(), String> {
             t.max_concurrent_calls,
             1,
             MAX_CONCURRENT_CALLS,
+        )?;
+        within(
+            &format!("[teams.{name}] max_waiting_reads"),
+            t.max_waiting_reads,
+            1,
+            MAX_WAITING_READS,
         )?;
         instances += t
             .max_instances
@@ -114,6 +122,14 @@ mod tests {
                 "max_emit_bytes_per_page",
             ),
             ("max_outbox_bytes = 1000000000\n", "max_outbox_bytes"),
+            (
+                "[teams.a]\nmax_waiting_reads = 4097\n",
+                "[teams.a] max_waiting_reads",
+            ),
+            (
+                "[teams.a]\nmax_waiting_reads = 0\n",
+                "[teams.a] max_waiting_reads",
+            ),
             (
                 "[teams.a]\nmax_concurrent_calls = 0\n",
                 "[teams.a] max_concurrent_calls",

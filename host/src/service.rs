@@ -15,7 +15,7 @@ mod shadow;
 mod status;
 mod uploads;
 
-pub use after::{DEFAULT_AFTER_TIMEOUT, MAX_AFTER_TIMEOUT, MAX_WAITS_PER_TEAM};
+pub use after::{DEFAULT_AFTER_TIMEOUT, DEFAULT_WAITING_READS, MAX_AFTER_TIMEOUT};
 pub use dead_letters::{
     DEFAULT_DEAD_LETTER_PAGE, DeadLetterPage, MAX_DEAD_LETTER_PAGE, STATUS_DEAD_LETTERS,
 };

@@ -59,6 +59,9 @@ pub struct TeamConfig {
     /// Most request-driven guest calls (aggregate and consistent reads) of its
     /// components at once; more are refused at once with 503 `busy`.
     pub max_concurrent_calls: usize,
+    /// Reads waiting with `after=` (read your writes) at once; more are refused at
+    /// once with 503 `busy`.
+    pub max_waiting_reads: usize,
     /// Instances of its components alive at once (pages, reads), default 64: its
     /// share of the pool, and so of memory (`max_instances` × `limits.memory_bytes`).
     pub max_instances: Option<usize>,
@@ -83,6 +86,7 @@ impl Default for TeamConfig {
             emits: None,
             appends_per_s: None,
             max_concurrent_calls: DEFAULT_MAX_CONCURRENT_CALLS,
+            max_waiting_reads: crate::service::DEFAULT_WAITING_READS,
             max_instances: None,
         }
     }

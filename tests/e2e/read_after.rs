@@ -163,23 +163,27 @@ async fn team_counter(daemon: &Daemon, token: &str, stream: &str) -> i64 {
     out["last_sequence"].as_i64().expect("last_sequence")
 }
 
+/// Waiting reads team `a` may have (its `max_waiting_reads`).
+const A_WAITS: usize = 8;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_team_waits_at_most_its_share_and_another_team_is_served() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let cfg = "[teams.a]\ntoken = \"a-token\"\n[teams.b]\ntoken = \"b-token\"\n";
-    let daemon = Daemon::start(&dir.path().join("data"), Some(cfg));
+    let cfg = format!(
+        "[teams.a]\ntoken = \"a-token\"\nmax_waiting_reads = {A_WAITS}\n\
+         [teams.b]\ntoken = \"b-token\"\n"
+    );
+    let daemon = Daemon::start(&dir.path().join("data"), Some(&cfg));
     let seq_a = team_counter(&daemon, "a-token", "a-s").await;
     let seq_b = team_counter(&daemon, "b-token", "b-s").await;
     // Sequences no append has reached: each read waits its whole timeout.
     let far = seq_a.max(seq_b) + 1_000_000;
-    let waits = refract::service::MAX_WAITS_PER_TEAM;
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(0)
         .build()
         .expect("client");
-    // Long enough for all of them to be waiting on a loaded machine.
-    let url = format!("{}{}", daemon.url, doc_after("a-s", far, 40_000));
-    let waiting: Vec<_> = (0..waits)
+    let url = format!("{}{}", daemon.url, doc_after("a-s", far, 20_000));
+    let waiting: Vec<_> = (0..A_WAITS)
         .map(|_| {
             let req = http.get(url.clone()).bearer_auth("a-token");
             tokio::spawn(async move { req.send().await.map(|r| r.status().as_u16()) })
@@ -201,13 +205,21 @@ async fn a_team_waits_at_most_its_share_and_another_team_is_served() {
             break out;
         }
         assert_eq!(code, 504, "{out}");
+        let ended: Vec<_> = waiting.iter().filter(|w| w.is_finished()).collect();
         assert!(
-            started.elapsed() < Duration::from_secs(35),
+            ended.is_empty(),
+            "{} waiting reads ended early",
+            ended.len()
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
             "never busy: {out}"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     assert_eq!(busy["code"], "busy", "{busy}");
+    let text = busy["error"].as_str().unwrap_or_default();
+    assert!(text.contains("max_waiting_reads"), "{busy}");
     // Team b's waits are its own: served while team a's are all taken.
     let (code, doc) = as_team("b-token", doc_after("b-s", seq_b, 30_000)).await;
     assert_eq!((code, &doc["total"]), (200, &json!(1)), "{doc}");

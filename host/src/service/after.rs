@@ -17,8 +17,9 @@ use crate::store::{Components, Position, ProjectionKey, RunStatus, StreamId};
 pub const DEFAULT_AFTER_TIMEOUT: Duration = Duration::from_secs(5);
 /// The longest wait a caller may ask for.
 pub const MAX_AFTER_TIMEOUT: Duration = Duration::from_secs(60);
-/// Waits one team may have in flight; more are refused at once (busy).
-pub const MAX_WAITS_PER_TEAM: usize = 256;
+/// Reads one team may have waiting at once unless its `max_waiting_reads` says
+/// otherwise; more are refused at once (busy).
+pub const DEFAULT_WAITING_READS: usize = 256;
 
 /// How often a waiting read checks whether the version's agent still runs here
 /// (in memory), and asks the store when it does not.
@@ -171,16 +172,17 @@ impl Refract {
     }
 
     /// One of the waits of the team owning `name` (an internal name); `Busy` at
-    /// once past [`MAX_WAITS_PER_TEAM`].
+    /// once past its `max_waiting_reads`.
     fn wait_permit(&self, name: &str) -> Result<tokio::sync::OwnedSemaphorePermit, ServiceError> {
         let team = crate::teams::team_of(name).to_owned();
+        let cap = self.teams.team(&team).max_waiting_reads.max(1);
         let permits = self.waits.get(&team, || {
-            std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_WAITS_PER_TEAM))
+            std::sync::Arc::new(tokio::sync::Semaphore::new(cap))
         });
         permits.try_acquire_owned().map_err(|_| {
             ServiceError::Busy(format!(
-                "team {team} has {MAX_WAITS_PER_TEAM} reads waiting with after= already; \
-                 retry shortly"
+                "team {team} has {cap} reads waiting with after= already (its \
+                 max_waiting_reads): retry shortly"
             ))
         })
     }
