@@ -265,6 +265,15 @@ impl Refract {
         name: &str,
         version: Option<u32>,
     ) -> Result<ProjectionKey, ServiceError> {
+        Ok(self.resolve_record(name, version).await?.key)
+    }
+
+    /// The record of the version a query goes to ([`Refract::resolve`]).
+    async fn resolve_record(
+        &self,
+        name: &str,
+        version: Option<u32>,
+    ) -> Result<crate::store::ComponentRecord, ServiceError> {
         let comps = self.store.components_where(Components::Name(name)).await?;
         let found = comps
             .iter()
@@ -276,7 +285,7 @@ impl Refract {
                 None => VersionState::parse(&c.state) == VersionState::Live,
             })
             .max_by_key(|c| c.key.version);
-        found.map(|c| c.key.clone()).ok_or_else(|| {
+        found.cloned().ok_or_else(|| {
             ServiceError::ProjectionNotFound(match version {
                 Some(v) => format!("projection {name} version {v}"),
                 None => format!("projection {name}"),

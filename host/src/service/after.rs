@@ -11,7 +11,7 @@
 use std::time::{Duration, Instant};
 
 use super::{Aggregate, Refract, ServiceError};
-use crate::store::{Components, Position, ProjectionKey, RunStatus, StreamId};
+use crate::store::{Position, ProjectionKey, RunStatus, StreamId};
 
 /// How long a read waits when the caller does not say.
 pub const DEFAULT_AFTER_TIMEOUT: Duration = Duration::from_secs(5);
@@ -144,8 +144,7 @@ impl Refract {
         after: Position,
         timeout: Duration,
     ) -> Result<(String, Position), ServiceError> {
-        let key = self.resolve(name, version).await?;
-        self.projection_kind(&key).await?;
+        let key = self.resolve_projection(name, version).await?;
         let reached = self.wait_projected(&key, after, timeout).await?;
         let body = self.store.get_doc(&key, id).await?.ok_or_else(|| {
             ServiceError::DocumentNotFound(format!("document {id:?} in {key} (after {after})"))
@@ -212,20 +211,20 @@ impl Refract {
         })
     }
 
-    /// `ProjectionNotFound` if `key` is a subscription (it has no documents).
-    pub(super) async fn projection_kind(&self, key: &ProjectionKey) -> Result<(), ServiceError> {
-        let records = self
-            .store
-            .components_where(Components::Name(&key.name))
-            .await?;
-        let subscription = records
-            .iter()
-            .any(|r| r.key == *key && r.kind == "subscription");
-        if subscription {
+    /// The projection version a document read goes to; `ProjectionNotFound` for a
+    /// subscription (it has no documents).
+    pub(super) async fn resolve_projection(
+        &self,
+        name: &str,
+        version: Option<u32>,
+    ) -> Result<ProjectionKey, ServiceError> {
+        let rec = self.resolve_record(name, version).await?;
+        if rec.kind == "subscription" {
             return Err(ServiceError::ProjectionNotFound(format!(
-                "projection {key} (it is a subscription: it has no documents)"
+                "projection {} (it is a subscription: it has no documents)",
+                rec.key
             )));
         }
-        Ok(())
+        Ok(rec.key)
     }
 }

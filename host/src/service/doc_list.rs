@@ -42,8 +42,7 @@ impl Refract {
         q: &DocQuery,
         wait: Option<(Position, Duration)>,
     ) -> Result<DocPage, ServiceError> {
-        let key = self.resolve(name, version).await?;
-        self.projection_kind(&key).await?;
+        let key = self.resolve_projection(name, version).await?;
         if let Some((after, timeout)) = wait {
             self.wait_projected(&key, after, timeout).await?;
         }

@@ -247,6 +247,21 @@ impl Collector {
         true
     }
 
+    /// Takes matches (id, body) from `rows`, in id order, until the page is full
+    /// or they end; the caller then drops the stream, which stops the read.
+    pub async fn fill<S>(&mut self, mut rows: S) -> Result<(), StoreError>
+    where
+        S: futures_util::Stream<Item = Result<(String, String), sqlx::Error>> + Unpin,
+    {
+        use futures_util::TryStreamExt;
+        while let Some((id, body)) = rows.try_next().await? {
+            if !self.take(id, body) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     /// The page: `next` is the last match if it filled up, else the end of the
     /// range if the range was cut, else none.
     pub fn finish(mut self) -> DocList {

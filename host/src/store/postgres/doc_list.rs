@@ -1,8 +1,7 @@
 //! PostgreSQL: listing a version's documents ([`crate::store::doc_list`]). Ids
 //! compare as bytes (`documents.id` is `COLLATE "C"`), as on SQLite.
 
-use futures_util::TryStreamExt;
-use sqlx::{AssertSqlSafe, Row};
+use sqlx::AssertSqlSafe;
 
 use super::PgStore;
 use super::convert::BindKey;
@@ -60,7 +59,7 @@ impl PgStore {
             "SELECT id, body::text FROM documents WHERE set_id = {SET_OF} AND id > $3 \
              AND id >= $4 AND id <= $5{filter} ORDER BY id LIMIT $6"
         );
-        let mut query = sqlx::query(AssertSqlSafe(sql))
+        let mut query = sqlx::query_as::<_, (String, String)>(AssertSqlSafe(sql))
             .bind_key(key)
             .bind(after)
             .bind(&q.prefix)
@@ -74,14 +73,7 @@ impl PgStore {
                 .bind(f.as_boolean());
         }
         let mut page = q.collector(range);
-        {
-            let mut matches = query.fetch(&mut *tx);
-            while let Some(row) = matches.try_next().await? {
-                if !page.take(row.try_get(0)?, row.try_get(1)?) {
-                    break;
-                }
-            }
-        }
+        page.fill(query.fetch(&mut *tx)).await?;
         tx.commit().await?;
         Ok(page.finish())
     }

@@ -1,7 +1,6 @@
 //! SQLite: listing a version's documents ([`crate::store::doc_list`]).
 
-use futures_util::TryStreamExt;
-use sqlx::{AssertSqlSafe, Row};
+use sqlx::AssertSqlSafe;
 
 use super::SqliteStore;
 use super::convert::BindKey;
@@ -54,7 +53,7 @@ impl SqliteStore {
             "SELECT id, body FROM documents WHERE set_id = {SET_OF} AND id > ? AND id >= ? \
              AND id <= ?{filter} ORDER BY id LIMIT ?"
         );
-        let mut query = sqlx::query(AssertSqlSafe(sql))
+        let mut query = sqlx::query_as::<_, (String, String)>(AssertSqlSafe(sql))
             .bind_key(key)
             .bind(after)
             .bind(&q.prefix)
@@ -72,14 +71,8 @@ impl SqliteStore {
                 .bind(f.as_boolean());
         }
         let mut page = q.collector(range);
-        {
-            let mut matches = query.bind(q.match_rows()).fetch(&mut *tx);
-            while let Some(row) = matches.try_next().await? {
-                if !page.take(row.try_get(0)?, row.try_get(1)?) {
-                    break;
-                }
-            }
-        }
+        page.fill(query.bind(q.match_rows()).fetch(&mut *tx))
+            .await?;
         tx.commit().await?;
         Ok(page.finish())
     }
