@@ -107,6 +107,28 @@ async fn more_documents_than_a_scan_are_listed_by_prefix_and_field_page_by_page(
         let text = out["error"].as_str().unwrap_or_default();
         assert!(text.contains(names), "{query}: {out}");
     }
+    // Past the limits: a limit above 1,000 is lowered to it; an id argument past
+    // 4,096 bytes is refused by name (no id is that long).
+    let (code, page) = daemon
+        .get("/projections/word-counter/docs?limit=5000")
+        .await;
+    assert_eq!(code, 200, "{page}");
+    assert_eq!(page["documents"].as_array().map(Vec::len), Some(1_000));
+    let long = "w".repeat(4_097);
+    for arg in ["prefix", "after"] {
+        let (code, out) = daemon
+            .get(&format!("/projections/word-counter/docs?{arg}={long}"))
+            .await;
+        assert_eq!(code, 400, "{out}");
+        assert!(
+            out["error"].as_str().unwrap_or_default().contains(arg),
+            "{out}"
+        );
+    }
+    let (code, out) = daemon
+        .get(&format!("/projections/word-counter/docs?where=word:{long}"))
+        .await;
+    assert_eq!(code, 400, "{out}");
     let (code, out) = daemon.get("/projections/nothing-here/docs").await;
     assert_eq!(
         (code, &out["code"]),
