@@ -75,10 +75,12 @@ impl Refract {
         team: Option<&str>,
         visible: &(dyn Fn(&str) -> bool + Sync),
     ) -> Result<Vec<ProjectionStatus>, ServiceError> {
-        let head = self.store.head().await?;
-        let held = self.store.order_held().await?;
-        let mut out = Vec::new();
         let which = team.map_or(Components::All, Components::Team);
+        // Progress first, the head after: every event committed before a version's
+        // progress was read is then at or below the head shown (an emit committed
+        // with that progress included), so a version is never shown caught up while
+        // its own emits wait to be read.
+        let mut read = Vec::new();
         for rec in self.store.components_where(which).await? {
             if !visible(&rec.key.name) {
                 continue;
@@ -97,19 +99,30 @@ impl Refract {
                 },
                 _ => self.store.progress(&rec.key).await?,
             };
-            let mut p = p;
+            read.push((rec, state, p));
+        }
+        // Committed events not yet ordered (PostgreSQL) are past the head: counted
+        // in it, so the lag includes them.
+        let unordered = self.store.unordered().await?;
+        let held = self.store.order_held().await?;
+        let ordered = self.store.head().await?;
+        let head = ordered + unordered as Position;
+        let mut out = Vec::new();
+        for (rec, state, mut p) in read {
             if state != VersionState::Retired {
                 // Events of other types passed over are stored later; shown now.
                 p.position = p.position.max(self.daemon.known_position(&rec.key));
                 // An idle agent is woken only by events of its own types: with none
-                // after its position (as this process knows) it is at the head.
+                // after its position up to the head this process knows by type (read
+                // first: types are noted before that head moves), it is there.
+                let known = *self.store.watch_head().borrow();
                 let nothing_new = self
                     .store
                     .last_of_types(&rec.event_types)
                     .is_some_and(|last| last <= p.position);
                 if nothing_new && p.status == RunStatus::Running && self.daemon.is_running(&rec.key)
                 {
-                    p.position = p.position.max(head);
+                    p.position = p.position.max(known.min(ordered));
                 }
             }
             let lag = (head - p.position).max(0);

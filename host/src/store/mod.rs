@@ -83,6 +83,9 @@ pub enum StoreError {
     },
 }
 
+/// Committed events counted past the head at most (the count is a bound, not a scan).
+pub const UNORDERED_COUNTED: u64 = 10_001;
+
 /// Appending and reading events.
 #[async_trait]
 pub trait EventStore: Send + Sync {
@@ -154,6 +157,13 @@ pub trait EventStore: Send + Sync {
     /// started wait for it to end (never on SQLite: its commits land in order).
     async fn order_held(&self) -> Result<Option<OrderHold>, StoreError> {
         Ok(None)
+    }
+
+    /// How many committed events have no place in the global order yet (at most
+    /// [`UNORDERED_COUNTED`]): on PostgreSQL, those the sequencer has not numbered,
+    /// so a head read now is behind them; never any on SQLite.
+    async fn unordered(&self) -> Result<u64, StoreError> {
+        Ok(0)
     }
 
     /// At least the sequence of the last event of any of `types` committed, as far

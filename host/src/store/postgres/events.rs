@@ -11,7 +11,7 @@ use super::reads::{self, SNAPSHOT, Scan, head_in};
 use crate::store::checks::validate;
 use crate::store::{
     AppendRequest, AppendResult, EventStore, OrderHold, Page, Position, ReadBudget, RecordedEvent,
-    StoreError, StreamId,
+    StoreError, StreamId, UNORDERED_COUNTED,
 };
 
 /// Sequences per `ANY(...)` list.
@@ -156,6 +156,11 @@ impl EventStore for PgStore {
         self.fence_holder().await
     }
 
+    async fn unordered(&self) -> Result<u64, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        unordered(&mut conn).await
+    }
+
     fn watch_types(&self, types: &[String]) -> Option<std::sync::Arc<tokio::sync::Notify>> {
         Some(self.heads.watcher(types))
     }
@@ -170,13 +175,7 @@ impl PgStore {
     /// events wait behind the fence.
     pub(super) async fn fence_holder(&self) -> Result<Option<OrderHold>, StoreError> {
         let mut tx = self.pool.begin_with(SNAPSHOT).await?;
-        let waiting: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM (SELECT 1 FROM events e, sequencer s \
-             WHERE s.id = 1 AND (e.transaction_id, e.position) > (s.transaction_id, s.position) \
-             LIMIT 10001) w",
-        )
-        .fetch_one(&mut *tx)
-        .await?;
+        let waiting = unordered(&mut tx).await?;
         if waiting == 0 {
             tx.commit().await?;
             return Ok(None);
@@ -196,10 +195,24 @@ impl PgStore {
             return Ok(None);
         };
         Ok(Some(OrderHold {
-            events_waiting: u64::try_from(waiting).unwrap_or(0),
+            events_waiting: waiting,
             backend_pid: row.try_get(0)?,
             since: row.try_get::<Option<i64>, _>(1)?.unwrap_or(0),
             state: row.try_get(2)?,
         }))
     }
+}
+
+/// Committed events after the sequencer's cursor (not numbered yet), counted up to
+/// [`UNORDERED_COUNTED`].
+async fn unordered(conn: &mut sqlx::PgConnection) -> Result<u64, StoreError> {
+    let waiting: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM (SELECT 1 FROM events e, sequencer s \
+         WHERE s.id = 1 AND (e.transaction_id, e.position) > (s.transaction_id, s.position) \
+         LIMIT $1) w",
+    )
+    .bind(UNORDERED_COUNTED as i64)
+    .fetch_one(conn)
+    .await?;
+    Ok(u64::try_from(waiting).unwrap_or(0))
 }

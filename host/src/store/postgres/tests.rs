@@ -274,6 +274,50 @@ async fn a_transaction_open_in_another_database_holds_nothing_back() {
     db.finish().await;
 }
 
+/// Events committed behind an open transaction have no sequence yet: the head
+/// leaves them out, so the store counts them (status adds them to the head shown,
+/// and a version is never shown caught up while they wait).
+#[tokio::test]
+async fn committed_events_waiting_behind_the_fence_are_counted_as_unordered() {
+    let Some(db) = fresh_store(module_path!()).await else {
+        return;
+    };
+    assert_eq!(db.store.unordered().await.expect("unordered"), 0);
+    let mut conn = PgConnection::connect(&db.url).await.expect("connect");
+    let mut tx = conn.begin().await.expect("begin");
+    sqlx::query("SELECT pg_current_xact_id()")
+        .execute(&mut *tx)
+        .await
+        .expect("take an id");
+    let store = db.store.clone();
+    let append = tokio::spawn(async move { store.append(events("a", "A", 3)).await });
+    let started = std::time::Instant::now();
+    while db.store.unordered().await.expect("unordered") < 3 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "never committed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(db.store.head().await.expect("head"), 0, "not ordered yet");
+    let held = db
+        .store
+        .order_held()
+        .await
+        .expect("held")
+        .expect("held by tx");
+    assert_eq!(held.events_waiting, 3);
+    assert!(
+        !append.is_finished(),
+        "an append answers with its sequences"
+    );
+    tx.rollback().await.expect("end the holder");
+    let a = append.await.expect("task").expect("append");
+    assert_eq!((a.first_sequence, a.last_sequence), (1, 3));
+    assert_eq!(db.store.unordered().await.expect("unordered"), 0);
+    db.finish().await;
+}
+
 /// A database restored into another cluster: its stored cursor is ahead of the
 /// server's transaction ids, so nothing new could be ordered; opening says so.
 #[tokio::test]
