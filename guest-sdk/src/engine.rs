@@ -97,7 +97,8 @@ fn decode_event<E: serde::de::DeserializeOwned>(event: &Event) -> Result<E, Gues
 
 /// Groups a page by document id, in order of first appearance; indices in page order.
 ///
-/// Events of types `P` does not handle are skipped.
+/// Events of types `P` does not handle are skipped. An event whose children
+/// ([`Projection::fan_out`]) go to other documents is sliced into each of them.
 pub fn slice<P: Projection>(page: &[Event]) -> Result<Vec<Slice>, GuestError> {
     let handled = event_types::<P>();
     let processing = Processing::start();
@@ -108,23 +109,73 @@ pub fn slice<P: Projection>(page: &[Event]) -> Result<Vec<Slice>, GuestError> {
         }
         let index = u32::try_from(i)
             .map_err(|_| GuestError::new("the page has more than 2^32 events", None))?;
-        if P::DOCUMENTS == Documents::PerStream {
-            slices.add(&event.stream_id, index);
-            continue;
+        match P::DOCUMENTS {
+            Documents::PerStream => {
+                slices.add(&event.stream_id, index);
+                continue;
+            }
+            Documents::PerTenant => {
+                slices.add(tenant_doc(event.tenant.as_deref()), index);
+                continue;
+            }
+            Documents::Custom => {}
         }
         let envelope = Envelope::from_ref(decode_event::<P::Event>(event)?, event);
         processing.at(Some(event.sequence));
-        for id in &P::doc_ids(&envelope) {
-            slices.add(id, index);
+        let children = P::fan_out(&envelope);
+        let ids = P::doc_ids(&envelope).into_iter().chain(
+            children
+                .into_iter()
+                .flat_map(|child| P::doc_ids(&envelope.with(child))),
+        );
+        for id in ids {
+            check_doc_id::<P>(&id, event)?;
+            slices.add(&id, index);
         }
     }
     Ok(slices.list)
 }
 
+/// Longest document id the host accepts, in bytes.
+pub const MAX_DOC_ID_BYTES: usize = 256;
+
+/// Fails, naming the event, if `id` is not a document id the host accepts (1 to
+/// [`MAX_DOC_ID_BYTES`] bytes, no control characters): caught here, natively in
+/// tests too, instead of by the host, which could not say which event named it.
+fn check_doc_id<P: Projection>(id: &str, event: &Event) -> Result<(), GuestError> {
+    let problem = if id.is_empty() {
+        "is empty".to_owned()
+    } else if id.len() > MAX_DOC_ID_BYTES {
+        format!(
+            "is {} bytes long; the limit is {MAX_DOC_ID_BYTES}",
+            id.len()
+        )
+    } else if id.chars().any(char::is_control) {
+        "contains a control character".to_owned()
+    } else {
+        return Ok(());
+    };
+    let shown: String = id.chars().take(64).collect();
+    Err(GuestError::new(
+        format!(
+            "{}::doc_ids names document id {shown:?} for {} at sequence {}: the id {problem}",
+            P::NAME,
+            event.event_type,
+            event.sequence
+        ),
+        Some(event.sequence),
+    ))
+}
+
+/// The document [`Documents::PerTenant`] folds an event of `tenant` into.
+fn tenant_doc(tenant: Option<&str>) -> &str {
+    tenant.unwrap_or(crate::projection::NO_TENANT)
+}
+
 /// Fails if `P` declares [`Documents::PerStream`] but its `doc_ids` names other
 /// documents for one of these events: the host would never call `doc_ids`.
 pub(crate) fn check_per_stream<P: Projection>(page: &[Event]) -> Result<(), GuestError> {
-    if P::DOCUMENTS != Documents::PerStream {
+    if P::DOCUMENTS == Documents::Custom {
         return Ok(());
     }
     for event in page {
@@ -134,11 +185,12 @@ pub(crate) fn check_per_stream<P: Projection>(page: &[Event]) -> Result<(), Gues
             return Err(GuestError::new(
                 format!(
                     "{}::doc_ids names {ids:?} for event {} of stream {:?}, but DOCUMENTS is \
-                     Documents::PerStream so the host never calls doc_ids: set \
+                     Documents::{:?} so the host never calls doc_ids: set \
                      `const DOCUMENTS: Documents = Documents::Custom;`",
                     P::NAME,
                     event.sequence,
-                    event.stream_id
+                    event.stream_id,
+                    P::DOCUMENTS,
                 ),
                 Some(event.sequence),
             ));
@@ -212,19 +264,22 @@ fn apply_doc<P: Projection>(
         }
         let envelope = Envelope::new(decode_event::<P::Event>(&event)?, event);
         processing.at(Some(envelope.sequence));
-        match current.as_mut() {
-            Some(doc) => P::apply(doc, &envelope),
-            None => match P::create(&doc_id, &envelope) {
-                Some(doc) => current = Some(doc),
-                None => continue,
-            },
+        let children = P::fan_out(&envelope);
+        if children.is_empty() {
+            changed |= fold::<P>(&doc_id, &mut current, &envelope);
+            continue;
         }
-        changed = true;
-        if current
-            .as_ref()
-            .is_some_and(|doc| P::should_delete(doc, &envelope))
-        {
-            current = None;
+        // The host sent the parent for this document because it or one of its
+        // children goes here: fold only those that do.
+        let routed = |e: &Envelope<P::Event>| {
+            P::DOCUMENTS != Documents::Custom || P::doc_ids(e).contains(&doc_id)
+        };
+        let children: Vec<_> = children.into_iter().map(|c| envelope.with(c)).collect();
+        if routed(&envelope) {
+            changed |= fold::<P>(&doc_id, &mut current, &envelope);
+        }
+        for child in children.iter().filter(|c| routed(c)) {
+            changed |= fold::<P>(&doc_id, &mut current, child);
         }
     }
     processing.at(None);
@@ -236,6 +291,28 @@ fn apply_doc<P: Projection>(
         None if existed => DocChange::Delete,
         None => DocChange::Keep,
     })
+}
+
+/// Folds one event into the document (creating it if it can); whether it did.
+fn fold<P: Projection>(
+    doc_id: &str,
+    current: &mut Option<P::Doc>,
+    envelope: &Envelope<P::Event>,
+) -> bool {
+    match current.as_mut() {
+        Some(doc) => P::apply(doc, envelope),
+        None => match P::create(doc_id, envelope) {
+            Some(doc) => *current = Some(doc),
+            None => return false,
+        },
+    }
+    if current
+        .as_ref()
+        .is_some_and(|doc| P::should_delete(doc, envelope))
+    {
+        *current = None;
+    }
+    true
 }
 
 /// Marks the event whose author code runs outside a projection (a subscription's

@@ -50,7 +50,8 @@ pub mod v1_1 {
         wit::Settings {
             documents: match P::DOCUMENTS {
                 crate::Documents::PerStream => wit::DocumentMode::PerStream,
-                crate::Documents::Custom => wit::DocumentMode::Custom,
+                // The SDK names each tenant's document in `slice`.
+                crate::Documents::Custom | crate::Documents::PerTenant => wit::DocumentMode::Custom,
             },
             max_page_size: P::MAX_PAGE_SIZE,
         }

@@ -150,9 +150,18 @@ mod types;
 mod tests;
 #[cfg(test)]
 mod tests_page_size;
+#[cfg(test)]
+mod tests_readme;
+#[cfg(test)]
+mod tests_routing;
+
+/// The README's examples, compiled (and run) by `cargo test` so they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
 
 pub use engine::{apply, describe, slice};
-pub use projection::{Documents, Envelope, Projection};
+pub use projection::{Documents, Envelope, NO_TENANT, Projection};
 pub use types::{ComponentKind, Descriptor, DocChange, DocEvents, Event, GuestError, Slice};
 
 /// Checks at compile time, on every target, that `P` is a projection.

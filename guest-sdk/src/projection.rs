@@ -24,9 +24,11 @@ pub trait Projection {
     const VERSION: u32;
 
     /// How events map to documents: one per stream (the default, and the fastest: the
-    /// host groups pages by stream itself), or [`Documents::Custom`] to use
-    /// [`doc_ids`](Projection::doc_ids). Set `Custom` whenever you override `doc_ids`;
-    /// [`testing::project`](crate::testing::project) reports it if you forget.
+    /// host groups pages by stream itself), [`Documents::Custom`] to route them with
+    /// [`doc_id`](Projection::doc_id) or [`doc_ids`](Projection::doc_ids), or
+    /// [`Documents::PerTenant`] for one document per tenant. Set `Custom` whenever
+    /// you override either; [`testing::project`](crate::testing::project) reports it
+    /// if you forget.
     const DOCUMENTS: Documents = Documents::PerStream;
 
     /// The most events the projection takes in one call, for example because its
@@ -37,10 +39,28 @@ pub trait Projection {
     /// neither declared nor checked, since 1.0.0 cannot say it.
     const MAX_PAGE_SIZE: Option<u32> = None;
 
-    /// The ids of the documents an event touches, when [`DOCUMENTS`](Projection::DOCUMENTS)
-    /// is [`Documents::Custom`]; by default only its stream's.
+    /// Identity: the one document an event touches, with [`Documents::Custom`] (by
+    /// default its stream's). Override [`doc_ids`](Projection::doc_ids) instead when
+    /// an event touches several documents, or none.
+    fn doc_id(event: &Envelope<Self::Event>) -> String {
+        event.stream_id.clone()
+    }
+
+    /// Identities: the ids of the documents an event touches, with
+    /// [`Documents::Custom`] (by default the one [`doc_id`](Projection::doc_id)
+    /// names). An id listed twice counts once; none leaves the event out.
     fn doc_ids(event: &Envelope<Self::Event>) -> Vec<String> {
-        vec![event.stream_id.clone()]
+        vec![Self::doc_id(event)]
+    }
+
+    /// Fan-out: the child events an event stands for (a `Travel`'s movements and
+    /// stops), each routed by [`doc_ids`](Projection::doc_ids) and folded as an event
+    /// of its own, with its parent's envelope (sequence, stream, tenant, ...), right
+    /// after its parent. Mark the child variants `#[serde(skip)]` so they are not
+    /// event types of their own; by default an event has no children.
+    fn fan_out(event: &Envelope<Self::Event>) -> Vec<Self::Event> {
+        let _ = event;
+        Vec::new()
     }
 
     /// The document an event creates when none exists yet; `None` ignores the event.
@@ -64,7 +84,14 @@ pub enum Documents {
     /// The documents [`Projection::doc_ids`] names (several streams into one document,
     /// one event into several documents).
     Custom,
+    /// Rollup by tenant: one document per tenant, named by the event's tenant
+    /// ([`NO_TENANT`] for events appended without one).
+    PerTenant,
 }
+
+/// The document [`Documents::PerTenant`] folds events appended without a tenant into
+/// (no tenant's name can be it: they hold only letters, digits, `.`, `_` and `-`).
+pub const NO_TENANT: &str = "*none*";
 
 /// A decoded event with its metadata.
 #[derive(Debug, Clone, PartialEq)]
@@ -113,6 +140,21 @@ impl<E> Envelope<E> {
             timestamp: raw.timestamp,
             tenant: raw.tenant.clone(),
             metadata: raw.metadata.clone(),
+        }
+    }
+
+    /// A child event of this one ([`Projection::fan_out`]): its own payload, this
+    /// event's envelope.
+    pub fn with<C>(&self, event: C) -> Envelope<C> {
+        Envelope {
+            event,
+            sequence: self.sequence,
+            stream_id: self.stream_id.clone(),
+            stream_version: self.stream_version,
+            event_type: self.event_type.clone(),
+            timestamp: self.timestamp,
+            tenant: self.tenant.clone(),
+            metadata: self.metadata.clone(),
         }
     }
 

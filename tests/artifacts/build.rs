@@ -27,6 +27,7 @@ const GUESTS: &[(&str, &str)] = &[
     ("hostile-wasi", "HOSTILE_WASI"),
     ("value-sum", "VALUE_SUM"),
     ("value-sum-fixed", "VALUE_SUM_FIXED"),
+    ("value-sum-doubled", "VALUE_SUM_DOUBLED"),
     ("emit-probe", "EMIT_PROBE"),
     ("emit-probe-v100", "EMIT_PROBE_V100"),
     ("outbox-probe", "OUTBOX_PROBE"),
@@ -36,6 +37,10 @@ const GUESTS: &[(&str, &str)] = &[
     ("hostile-sleep", "HOSTILE_SLEEP"),
     ("hostile-sleep-describe", "HOSTILE_SLEEP_DESCRIBE"),
     ("bulk-counter", "BULK_COUNTER"),
+    ("user-groups", "USER_GROUPS"),
+    ("day-travel", "DAY_TRAVEL"),
+    ("monthly-allocation", "MONTHLY_ALLOCATION"),
+    ("tenant-rollup", "TENANT_ROLLUP"),
 ];
 
 fn main() {

@@ -206,10 +206,29 @@ pub(super) async fn rewind(call: VersionCall, ApiQuery(q): ApiQuery<RewindQuery>
     Ok(call.reply(json!({"position": position})))
 }
 
-/// `POST .../rebuild`: from the first event, with the same code.
-pub(super) async fn rebuild(call: VersionCall) -> VersionReply {
+/// `POST .../rebuild`: from the first event, with the same code; with
+/// `?stream=<id>`, only the documents that stream's events touch, in place.
+pub(super) async fn rebuild(
+    call: VersionCall,
+    ApiQuery(query): ApiQuery<RebuildQuery>,
+) -> VersionReply {
+    if let Some(stream) = query.stream {
+        let op = async |svc: &Arc<Refract>, name: &str, version| {
+            svc.rebuild_stream(name, version, &stream).await
+        };
+        let done = call.run(op).await?;
+        return Ok(call.reply(json!({"stream": stream, "rebuilt": done})));
+    }
     let op = async |svc: &Arc<Refract>, name: &str, version| svc.rebuild(name, version).await;
     call.act(op, json!({"position": 0})).await
+}
+
+/// `rebuild`'s query: `?stream=<id>` rebuilds only the documents that stream's
+/// events touch.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RebuildQuery {
+    stream: Option<String>,
 }
 
 /// `POST /projections/{name}/versions/{v}/pause`: the brake, for any version.

@@ -156,12 +156,17 @@ enum Command {
         /// The version.
         version: u32,
     },
-    /// Rebuilds a version from the first event (documents and progress start empty).
+    /// Rebuilds a version from the first event (documents and progress start empty),
+    /// or with `--stream`, only the documents one stream's events touch, in place.
     Rebuild {
         /// The projection's name.
         name: String,
         /// The version.
         version: u32,
+        /// Rebuild only the documents this stream's events touch (a repair after
+        /// a fixed build), from every event that touches them.
+        #[arg(long)]
+        stream: Option<String>,
     },
     /// Replays a subscription version from a position (its effects keep their
     /// idempotency keys and message ids, so nothing fires twice by accident).
@@ -254,7 +259,19 @@ pub async fn run() -> anyhow::Result<()> {
             .await
         }
         Command::Retire { name, version } => api.lifecycle(&name, version, "retire").await,
-        Command::Rebuild { name, version } => api.lifecycle(&name, version, "rebuild").await,
+        Command::Rebuild {
+            name,
+            version,
+            stream: None,
+        } => api.lifecycle(&name, version, "rebuild").await,
+        Command::Rebuild {
+            name,
+            version,
+            stream: Some(stream),
+        } => {
+            let action = format!("rebuild?stream={}", client::encode(&stream));
+            api.lifecycle(&name, version, &action).await
+        }
         Command::Pause { name, version } => api.lifecycle(&name, version, "pause").await,
         Command::Resume { name, version } => api.lifecycle(&name, version, "resume").await,
         Command::DeadLetters {

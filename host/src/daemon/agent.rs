@@ -97,6 +97,11 @@ pub(crate) enum Control {
     /// Apply the version's dead letters again (after a fixed build); answers how
     /// many were applied.
     ReplayDeadLetters(oneshot::Sender<Result<super::page::Replayed, String>>),
+    /// Rebuild the documents one stream's events touch (after a fixed build).
+    RebuildStream(
+        crate::store::StreamId,
+        oneshot::Sender<Result<super::StreamRebuilt, String>>,
+    ),
 }
 
 pub(crate) struct Agent {
@@ -361,6 +366,13 @@ impl Agent {
         match request {
             Control::ReplayDeadLetters(reply) => {
                 let result = self.replay_dead_letters().await;
+                let _ = reply.send(result);
+            }
+            Control::RebuildStream(stream, reply) => {
+                let result = self.rebuild_stream(&stream).await;
+                if let Err(e) = &result {
+                    tracing::warn!(projection = %self.key, %stream, "rebuilding a stream failed: {e}");
+                }
                 let _ = reply.send(result);
             }
         }

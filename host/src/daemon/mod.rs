@@ -11,6 +11,7 @@ mod failing;
 mod metrics;
 mod page;
 mod projector;
+mod rebuild_stream;
 mod running;
 mod shared;
 mod start;
@@ -30,6 +31,7 @@ pub use counters::{LimitHits, Metrics};
 pub use emit_budget::EmitBudget;
 pub use page::Replayed;
 pub use projector::PageProjector;
+pub use rebuild_stream::{MAX_REBUILT_DOCS, StreamRebuilt};
 use running::Running;
 pub use shared::{ErrorPolicy, OnError};
 
@@ -177,6 +179,26 @@ impl Daemon {
     /// Applies a projection version's dead letters again (after a fixed build is
     /// deployed); answers how many were applied.
     pub async fn replay_dead_letters(&self, key: &ProjectionKey) -> Result<Replayed, DaemonError> {
+        self.ask(key, Control::ReplayDeadLetters).await
+    }
+
+    /// Rebuilds the documents `stream`'s events touch, in the version's agent
+    /// (between its pages); answers what it did.
+    pub async fn rebuild_stream(
+        &self,
+        key: &ProjectionKey,
+        stream: crate::store::StreamId,
+    ) -> Result<StreamRebuilt, DaemonError> {
+        self.ask(key, |reply| Control::RebuildStream(stream, reply))
+            .await
+    }
+
+    /// Sends a request to the version's running agent and waits for its answer.
+    async fn ask<T>(
+        &self,
+        key: &ProjectionKey,
+        request: impl FnOnce(oneshot::Sender<Result<T, String>>) -> Control,
+    ) -> Result<T, DaemonError> {
         let control = {
             let agents = self.agents.lock().unwrap_or_else(|p| p.into_inner());
             agents
@@ -188,7 +210,7 @@ impl Daemon {
         let control = control.ok_or_else(not_running)?;
         let (reply, answer) = oneshot::channel();
         control
-            .send(Control::ReplayDeadLetters(reply))
+            .send(request(reply))
             .await
             .map_err(|_| not_running())?;
         answer

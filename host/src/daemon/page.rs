@@ -31,6 +31,15 @@ impl Agent {
         events: Arc<Vec<Event>>,
         commit: PageCommit,
     ) -> Result<(), PageError> {
+        self.enter().await?;
+        let result = self.project_page(events, commit).await;
+        self.leave().await;
+        result
+    }
+
+    /// Waits for one of the team's instance slots and gives it to the projector:
+    /// the instance of the calls until [`Agent::leave`] lives under it.
+    pub(super) async fn enter(&mut self) -> Result<(), PageError> {
         let slot = match &self.slots {
             Some(slots) => {
                 let acquire = super::shared::slot_or_stop(slots, self.shutdown.clone());
@@ -50,12 +59,15 @@ impl Agent {
             }
         })
         .await;
-        let result = match admitted {
-            Ok(()) => self.project_page(events, commit).await,
-            Err(e) => Err(PageError::Guest(RuntimeError::Host(format!(
+        admitted.map_err(|e| {
+            PageError::Guest(RuntimeError::Host(format!(
                 "admitting the page's instance: {e}"
-            )))),
-        };
+            )))
+        })
+    }
+
+    /// Drops the instance [`Agent::enter`] admitted and frees its slot.
+    pub(super) async fn leave(&mut self) {
         let projector = self.projector.clone();
         let released = tokio::task::spawn_blocking(move || {
             projector
@@ -67,7 +79,6 @@ impl Agent {
         if let Err(e) = released {
             tracing::error!(projection = %self.key, "releasing the page's instance: {e}");
         }
-        result
     }
 
     async fn project_page(
@@ -324,7 +335,7 @@ impl Agent {
 
     /// Runs a projector call on a blocking thread: wasmtime calls are synchronous and
     /// WASI must not block a tokio worker.
-    async fn call<R: Send + 'static>(
+    pub(super) async fn call<R: Send + 'static>(
         &self,
         page: &Arc<Vec<Event>>,
         f: impl FnOnce(&mut dyn PageProjector, &[Event]) -> Result<R, RuntimeError> + Send + 'static,

@@ -27,6 +27,12 @@ pub trait PageProjector: Send + 'static {
         crate::runtime::Limits::default()
     }
 
+    /// Whether each document is one stream's, named by its id (only that stream's
+    /// events touch it): a rebuild of one stream then reads that stream alone.
+    fn per_stream(&self) -> bool {
+        false
+    }
+
     /// The slots its instances are made under, if they are budgeted: the agent
     /// waits for one before each page.
     fn slots(&self) -> Option<InstanceSlots> {
@@ -55,6 +61,10 @@ impl PageProjector for Guest {
 
     fn limits(&self) -> crate::runtime::Limits {
         Guest::limits(self).clone()
+    }
+
+    fn per_stream(&self) -> bool {
+        Guest::per_stream(self)
     }
 
     fn slots(&self) -> Option<InstanceSlots> {

@@ -99,6 +99,12 @@ impl Guest {
         }
     }
 
+    /// Whether the host groups its pages by stream itself (one document per
+    /// stream, named by the stream id).
+    pub fn per_stream(&self) -> bool {
+        self.per_stream
+    }
+
     /// The limits its calls run under.
     pub fn limits(&self) -> &Limits {
         self.sandbox.limits()

@@ -74,6 +74,30 @@ impl Refract {
 }
 
 impl Refract {
+    /// Rebuilds the documents `stream`'s events touch in a running projection
+    /// version, from every event that touches them, through its current code (a
+    /// repair after a fixed build), without rebuilding the rest.
+    pub async fn rebuild_stream(
+        &self,
+        name: &str,
+        version: u32,
+        stream: &str,
+    ) -> Result<crate::daemon::StreamRebuilt, ServiceError> {
+        let stream = crate::store::StreamId::new(stream.to_owned())?;
+        let (target, _) = self.running(name, version).await?;
+        if target.kind == "subscription" {
+            return Err(DaemonError::Unsupported(format!(
+                "{name} version {version} is a subscription: it keeps no documents to rebuild"
+            ))
+            .into());
+        }
+        let done = self.daemon.rebuild_stream(&target.key, stream).await?;
+        tracing::info!(projection = %target.key, ?done, "stream rebuilt");
+        Ok(done)
+    }
+}
+
+impl Refract {
     /// Replaces the code of `team`'s deployed version of the component's name and
     /// version, keeping its documents and progress (a hotfix); the version's agent
     /// goes on from where it was with the new code.

@@ -1,0 +1,221 @@
+//! Rebuilding one stream's documents (issue 14, item 5): after a bad build wrote
+//! wrong documents and a fixed one went in place, `POST .../rebuild?stream=<id>`
+//! folds again exactly the documents that stream's events touch, from every event
+//! that touches them, and leaves every other document as it was.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use refract_test_artifacts::{VALUE_SUM, VALUE_SUM_DOUBLED, WORD_COUNTER};
+use serde_json::{Value, json};
+
+use crate::common::Daemon;
+
+/// Puts `wasm` in place of the deployed build of the same name and version.
+async fn hotfix(daemon: &Daemon, wasm: &str) {
+    let bytes = std::fs::read(wasm).expect("built");
+    let (code, body) = daemon
+        .request(
+            reqwest::Method::POST,
+            "/components?replace=true",
+            Some(bytes),
+        )
+        .await;
+    assert_eq!(code, 200, "{body}");
+}
+
+/// Appends `values` to `stream` as `ValueAdded` events; returns the last sequence.
+async fn add(daemon: &Daemon, stream: &str, values: &[i64]) -> i64 {
+    let events: Vec<(String, Value)> = values
+        .iter()
+        .map(|v| ("ValueAdded".to_owned(), json!({ "value": v })))
+        .collect();
+    let (code, out) = daemon.append(stream, None, &events).await;
+    assert_eq!(code, 200, "{out}");
+    out["last_sequence"].as_i64().expect("last_sequence")
+}
+
+async fn rebuild(daemon: &Daemon, path: &str) -> (u16, Value) {
+    daemon.request(reqwest::Method::POST, path, None).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_rebuild_repairs_that_streams_document_and_no_other() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let daemon = Daemon::start(&dir.path().join("data"), None);
+    daemon.deploy(VALUE_SUM).await;
+    let streams: Vec<String> = (0..10).map(|i| format!("s-{i}")).collect();
+    let mut head = 0;
+    for s in &streams {
+        head = add(&daemon, s, &[1, 2, 3, 4, 5]).await;
+    }
+    daemon
+        .wait_caught_up("value-sum", 1, head, Duration::from_secs(60))
+        .await;
+    // The bad build counts every later value twice: 15 + 2 * 40 = 95, not 55.
+    hotfix(&daemon, VALUE_SUM_DOUBLED).await;
+    for s in &streams {
+        head = add(&daemon, s, &[10, 30]).await;
+    }
+    daemon
+        .wait_caught_up("value-sum", 1, head, Duration::from_secs(60))
+        .await;
+    let (_, doc) = daemon.get("/projections/value-sum/docs/s-3").await;
+    assert_eq!(doc["sum"], 95, "the bad build's document: {doc}");
+
+    hotfix(&daemon, VALUE_SUM).await;
+    let (code, body) = rebuild(
+        &daemon,
+        "/projections/value-sum/versions/1/rebuild?stream=s-3",
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    let done = &body["rebuilt"];
+    assert_eq!(done["stream_events"], 7, "{body}");
+    assert_eq!(done["documents"], 1, "{body}");
+    assert_eq!(done["events_applied"], 7, "{body}");
+    assert_eq!(
+        done["events_read"], 7,
+        "a per-stream projection reads the stream alone: {body}"
+    );
+    let (_, doc) = daemon.get("/projections/value-sum/docs/s-3").await;
+    assert_eq!(doc, json!({"sum": 55, "count": 7}), "repaired");
+    let (_, doc) = daemon.get("/projections/value-sum/docs/s-4").await;
+    assert_eq!(
+        doc["sum"], 95,
+        "another stream's document is left alone: {doc}"
+    );
+
+    // The version goes on from where it was, on the repaired document.
+    let head = add(&daemon, "s-3", &[100]).await;
+    daemon
+        .wait_caught_up("value-sum", 1, head, Duration::from_secs(60))
+        .await;
+    let (_, doc) = daemon.get("/projections/value-sum/docs/s-3").await;
+    assert_eq!(doc, json!({"sum": 155, "count": 8}));
+
+    // A stream with no events touches nothing; bad arguments are named.
+    let (code, body) = rebuild(
+        &daemon,
+        "/projections/value-sum/versions/1/rebuild?stream=nothing-here",
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["rebuilt"]["documents"], 0, "{body}");
+    let (code, body) = rebuild(&daemon, "/projections/value-sum/versions/1/rebuild?stream=").await;
+    assert_eq!(code, 400, "{body}");
+    let (code, body) = rebuild(
+        &daemon,
+        "/projections/value-sum/versions/1/rebuild?stream=s-1&extra=1",
+    )
+    .await;
+    assert_eq!(code, 400, "{body}");
+    let (code, body) = rebuild(
+        &daemon,
+        "/projections/value-sum/versions/7/rebuild?stream=s-1",
+    )
+    .await;
+    assert_eq!(code, 404, "{body}");
+}
+
+/// Word documents are fed by every stream: a rebuild of one stream folds the
+/// words it has from every stream's events, each once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_rebuild_of_documents_spanning_streams_folds_every_streams_events_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let daemon = Daemon::start(&dir.path().join("data"), None);
+    daemon.deploy(WORD_COUNTER).await;
+    let mut head = 0;
+    for i in 0..30 {
+        let text = format!("shared word{} word{} text{i}", i % 7, i % 5);
+        let (code, out) = daemon
+            .append(
+                &format!("t-{}", i % 6),
+                None,
+                &[("TextWritten".into(), json!({ "text": text }))],
+            )
+            .await;
+        assert_eq!(code, 200, "{out}");
+        head = out["last_sequence"].as_i64().expect("last_sequence");
+    }
+    daemon
+        .wait_caught_up("word-counter", 1, head, Duration::from_secs(60))
+        .await;
+    let before = all_docs(&daemon).await;
+    assert_eq!(before["shared"]["count"], 30, "{before:?}");
+
+    let (code, body) = rebuild(
+        &daemon,
+        "/projections/word-counter/versions/1/rebuild?stream=t-2",
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    let done = &body["rebuilt"];
+    assert_eq!(done["stream_events"], 5, "{body}");
+    // t-2's texts 2, 8, 14, 20, 26: shared, text*, and words word0..6 / word0..4 between them.
+    assert!(done["documents"].as_u64() > Some(5), "{body}");
+    assert_eq!(done["events_read"], 30, "every stream is read: {body}");
+    assert_eq!(
+        all_docs(&daemon).await,
+        before,
+        "each word folded from every stream's events, once"
+    );
+}
+
+/// Past the limit of documents one stream's rebuild may touch, nothing is applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_touching_more_documents_than_a_rebuild_holds_is_refused_by_name() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let daemon = Daemon::start(&dir.path().join("data"), None);
+    daemon.deploy(WORD_COUNTER).await;
+    let limit = refract::daemon::MAX_REBUILT_DOCS;
+    let mut head = 0;
+    for chunk in (0..=limit).collect::<Vec<_>>().chunks(2_500) {
+        let text: Vec<String> = chunk.iter().map(|i| format!("w{i}")).collect();
+        let (code, out) = daemon
+            .append(
+                "many",
+                None,
+                &[("TextWritten".into(), json!({ "text": text.join(" ") }))],
+            )
+            .await;
+        assert_eq!(code, 200, "{out}");
+        head = out["last_sequence"].as_i64().expect("last_sequence");
+    }
+    daemon
+        .wait_caught_up("word-counter", 1, head, Duration::from_secs(120))
+        .await;
+    let (code, body) = rebuild(
+        &daemon,
+        "/projections/word-counter/versions/1/rebuild?stream=many",
+    )
+    .await;
+    assert_eq!(code, 422, "{body}");
+    let msg = body["error"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains(&limit.to_string()) && msg.contains("many"),
+        "{msg}"
+    );
+    let (_, doc) = daemon.get("/projections/word-counter/docs/w7").await;
+    assert_eq!(doc["count"], 1, "the documents are as they were: {doc}");
+}
+
+/// Every document of the live word-counter, by id.
+async fn all_docs(daemon: &Daemon) -> BTreeMap<String, Value> {
+    let (code, page) = daemon
+        .get("/projections/word-counter/docs?limit=1000")
+        .await;
+    assert_eq!(code, 200, "{page}");
+    assert!(page["next"].is_null(), "one page: {page}");
+    page["documents"]
+        .as_array()
+        .expect("documents")
+        .iter()
+        .map(|d| {
+            (
+                d["id"].as_str().expect("id").to_owned(),
+                d["document"].clone(),
+            )
+        })
+        .collect()
+}
