@@ -3,7 +3,8 @@
 //! The wasm export glue calls these; the host's tests and benchmarks call them natively.
 
 use std::cell::Cell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
 
 use crate::decode;
 use crate::projection::{Documents, Envelope, Projection};
@@ -234,15 +235,90 @@ impl Slices {
 pub fn apply<P: Projection>(docs: Vec<DocEvents>) -> Result<Vec<DocChange>, GuestError> {
     let handled = event_types::<P>();
     let processing = Processing::start();
+    let mut shared = Shared::new(&docs);
     docs.into_iter()
-        .map(|doc| apply_doc::<P>(doc, handled, &processing))
+        .map(|doc| apply_doc::<P>(doc, handled, &processing, &mut shared))
         .collect()
+}
+
+/// An event decoded once, with its children and where each goes.
+struct Decoded<E> {
+    envelope: Envelope<E>,
+    /// Whether the parent goes to the document (`None`: to every one it is sent to).
+    parent_ids: Option<Vec<String>>,
+    /// Its children ([`Projection::fan_out`]) with the documents each goes to.
+    children: Vec<(Envelope<E>, Option<Vec<String>>)>,
+}
+
+/// Events sent for several documents in one call (identities, fan-out), decoded
+/// and routed once instead of once per document: a parent with `k` children
+/// reaching `k` documents costs `k`, not `k` squared. Each is dropped after its
+/// last use; events sent once are never held.
+struct Shared<E> {
+    uses: HashMap<u64, u32>,
+    decoded: HashMap<u64, Rc<Decoded<E>>>,
+}
+
+impl<E> Shared<E> {
+    fn new(docs: &[DocEvents]) -> Self {
+        let mut uses: HashMap<u64, u32> = HashMap::new();
+        for e in docs.iter().flat_map(|d| &d.events) {
+            *uses.entry(e.sequence).or_default() += 1;
+        }
+        uses.retain(|_, n| *n > 1);
+        Self {
+            uses,
+            decoded: HashMap::new(),
+        }
+    }
+}
+
+/// `event` decoded and routed, from `shared` when it was already.
+fn decoded<P: Projection>(
+    event: Event,
+    shared: &mut Shared<P::Event>,
+) -> Result<Rc<Decoded<P::Event>>, GuestError> {
+    let sequence = event.sequence;
+    let left = shared.uses.get_mut(&sequence).map(|n| {
+        *n -= 1;
+        *n
+    });
+    if let Some(d) = shared.decoded.get(&sequence) {
+        let d = d.clone();
+        if left == Some(0) {
+            shared.decoded.remove(&sequence);
+            shared.uses.remove(&sequence);
+        }
+        return Ok(d);
+    }
+    let envelope = Envelope::new(decode_event::<P::Event>(&event)?, event);
+    let children = P::fan_out(&envelope);
+    let routed = P::DOCUMENTS == Documents::Custom && !children.is_empty();
+    let ids = |e: &Envelope<P::Event>| routed.then(|| P::doc_ids(e));
+    let children = children
+        .into_iter()
+        .map(|c| {
+            let child = envelope.with(c);
+            let to = ids(&child);
+            (child, to)
+        })
+        .collect();
+    let d = Rc::new(Decoded {
+        parent_ids: ids(&envelope),
+        envelope,
+        children,
+    });
+    if left.is_some_and(|n| n > 0) {
+        shared.decoded.insert(sequence, d.clone());
+    }
+    Ok(d)
 }
 
 fn apply_doc<P: Projection>(
     doc: DocEvents,
     handled: &[&str],
     processing: &Processing,
+    shared: &mut Shared<P::Event>,
 ) -> Result<DocChange, GuestError> {
     let DocEvents {
         doc_id,
@@ -258,28 +334,22 @@ fn apply_doc<P: Projection>(
         None => None,
     };
     let mut changed = false;
+    // The host sent an event with children for this document because it or one of
+    // its children goes here: fold only those that do.
+    let here = |ids: &Option<Vec<String>>| ids.as_ref().is_none_or(|ids| ids.contains(&doc_id));
     for event in events {
         if !handled.contains(&event.event_type.as_str()) {
             continue;
         }
-        let envelope = Envelope::new(decode_event::<P::Event>(&event)?, event);
-        processing.at(Some(envelope.sequence));
-        let children = P::fan_out(&envelope);
-        if children.is_empty() {
-            changed |= fold::<P>(&doc_id, &mut current, &envelope);
-            continue;
+        processing.at(Some(event.sequence));
+        let d = decoded::<P>(event, shared)?;
+        if d.children.is_empty() || here(&d.parent_ids) {
+            changed |= fold::<P>(&doc_id, &mut current, &d.envelope);
         }
-        // The host sent the parent for this document because it or one of its
-        // children goes here: fold only those that do.
-        let routed = |e: &Envelope<P::Event>| {
-            P::DOCUMENTS != Documents::Custom || P::doc_ids(e).contains(&doc_id)
-        };
-        let children: Vec<_> = children.into_iter().map(|c| envelope.with(c)).collect();
-        if routed(&envelope) {
-            changed |= fold::<P>(&doc_id, &mut current, &envelope);
-        }
-        for child in children.iter().filter(|c| routed(c)) {
-            changed |= fold::<P>(&doc_id, &mut current, child);
+        for (child, to) in &d.children {
+            if here(to) {
+                changed |= fold::<P>(&doc_id, &mut current, child);
+            }
         }
     }
     processing.at(None);

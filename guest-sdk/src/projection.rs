@@ -78,6 +78,7 @@ pub trait Projection {
 
 /// How a projection's events map to its documents.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Documents {
     /// One document per stream, named by the stream id.
     PerStream,

@@ -260,3 +260,65 @@ fn a_document_id_the_host_would_refuse_is_an_error_naming_the_event() {
         .docs::<UserGroups>();
     assert_eq!(docs.len(), 1, "the longest id is fine");
 }
+
+thread_local! {
+    static FAN_OUTS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Days, counting its `fan_out` calls.
+struct CountedDays;
+
+impl Projection for CountedDays {
+    type Event = DayEvent;
+    type Doc = Day;
+    const NAME: &'static str = "counted-days";
+    const VERSION: u32 = 1;
+    const DOCUMENTS: Documents = Documents::Custom;
+
+    fn doc_id(event: &Envelope<DayEvent>) -> String {
+        Days::doc_id(event)
+    }
+
+    fn fan_out(event: &Envelope<DayEvent>) -> Vec<DayEvent> {
+        FAN_OUTS.set(FAN_OUTS.get() + 1);
+        Days::fan_out(event)
+    }
+
+    fn create(id: &str, event: &Envelope<DayEvent>) -> Option<Day> {
+        Days::create(id, event)
+    }
+
+    fn apply(day: &mut Day, event: &Envelope<DayEvent>) {
+        Days::apply(day, event);
+    }
+}
+
+#[test]
+fn a_parent_reaching_many_documents_is_decoded_and_fanned_out_once_per_call() {
+    let movements: Vec<_> = (0..500).map(|d| json!({"day": d, "distance": 1})).collect();
+    let page = given()
+        .event(
+            "trip-1",
+            "Travel",
+            json!({"day": 0, "movements": movements, "stops": []}),
+        )
+        .into_events();
+    let slices = crate::slice::<CountedDays>(&page).expect("slice");
+    assert_eq!(slices.len(), 500);
+    FAN_OUTS.set(0);
+    let docs = slices
+        .iter()
+        .map(|s| crate::DocEvents {
+            doc_id: s.doc_id.clone(),
+            state: None,
+            events: s.events.iter().map(|&i| page[i as usize].clone()).collect(),
+        })
+        .collect();
+    let changes = crate::apply::<CountedDays>(docs).expect("apply");
+    assert_eq!(FAN_OUTS.get(), 1, "not once per document");
+    assert!(
+        changes
+            .iter()
+            .all(|c| matches!(c, crate::DocChange::Put(_)))
+    );
+}

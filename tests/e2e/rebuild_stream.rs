@@ -219,3 +219,79 @@ async fn all_docs(daemon: &Daemon) -> BTreeMap<String, Value> {
         })
         .collect()
 }
+
+/// A team's version rebuilds only streams its team may read: another's is refused
+/// (403) before anything is read, and nothing changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_the_team_may_not_read_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = "[teams.default]\nread_streams = [\"s-*\"]\n";
+    let daemon = Daemon::start(&dir.path().join("data"), Some(config));
+    daemon.deploy(VALUE_SUM).await;
+    add(&daemon, "secret-1", &[7]).await;
+    let head = add(&daemon, "s-1", &[1]).await;
+    daemon
+        .wait_caught_up("value-sum", 1, head, Duration::from_secs(60))
+        .await;
+    let (code, body) = rebuild(
+        &daemon,
+        "/projections/value-sum/versions/1/rebuild?stream=secret-1",
+    )
+    .await;
+    assert_eq!(code, 403, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("may not read"),
+        "{body}"
+    );
+    let (code, _) = daemon.get("/projections/value-sum/docs/secret-1").await;
+    assert_eq!(code, 404, "never fed, never rebuilt");
+    let (code, body) = rebuild(
+        &daemon,
+        "/projections/value-sum/versions/1/rebuild?stream=s-1",
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["rebuilt"]["documents"], 1, "{body}");
+}
+
+/// A dead-lettered event stays out of a rebuild, as it was out of the documents,
+/// and stays a letter (a replay applies it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_letter_stays_out_of_a_stream_rebuild() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = "[components.value-sum]\non_error = \"dead-letter\"\nattempts = 1\n";
+    let daemon = Daemon::start(&dir.path().join("data"), Some(config));
+    daemon.deploy(VALUE_SUM).await;
+    add(&daemon, "s-1", &[1, 2]).await;
+    let (code, out) = daemon
+        .append(
+            "s-1",
+            None,
+            &[("ValueAdded".into(), json!({"value": "three"}))],
+        )
+        .await;
+    assert_eq!(code, 200, "{out}");
+    let head = add(&daemon, "s-1", &[4]).await;
+    daemon
+        .wait_caught_up("value-sum", 1, head, Duration::from_secs(60))
+        .await;
+    let (_, doc) = daemon.get("/projections/value-sum/docs/s-1").await;
+    assert_eq!(doc, json!({"sum": 7, "count": 3}));
+    let (code, body) = rebuild(
+        &daemon,
+        "/projections/value-sum/versions/1/rebuild?stream=s-1",
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(
+        body["rebuilt"]["stream_events"], 3,
+        "the letter left out: {body}"
+    );
+    let (_, doc) = daemon.get("/projections/value-sum/docs/s-1").await;
+    assert_eq!(doc, json!({"sum": 7, "count": 3}));
+    let p = daemon.projection("value-sum", 1).await;
+    assert_eq!(p["dead_letter_count"], 1, "{p}");
+}

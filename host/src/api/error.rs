@@ -138,6 +138,12 @@ impl From<ServiceError> for ApiError {
             ServiceError::Daemon(DaemonError::Failed(_)) => {
                 Self::new(StatusCode::UNPROCESSABLE_ENTITY, e)
             }
+            ServiceError::Daemon(DaemonError::Forbidden(_)) => {
+                Self::coded(StatusCode::FORBIDDEN, "forbidden", e)
+            }
+            ServiceError::Daemon(DaemonError::Unavailable(_)) => {
+                Self::coded(StatusCode::SERVICE_UNAVAILABLE, "unavailable", e)
+            }
             ServiceError::Daemon(_) => Self::new(StatusCode::CONFLICT, e),
             // The projection's own code failed on this stream's events.
             ServiceError::Guest(ref re) if re.fault() == Fault::Guest => {

@@ -100,7 +100,7 @@ pub(crate) enum Control {
     /// Rebuild the documents one stream's events touch (after a fixed build).
     RebuildStream(
         crate::store::StreamId,
-        oneshot::Sender<Result<super::StreamRebuilt, String>>,
+        oneshot::Sender<Result<super::StreamRebuilt, super::RebuildError>>,
     ),
 }
 

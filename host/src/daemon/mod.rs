@@ -4,6 +4,7 @@ mod agent;
 mod cache;
 mod commits;
 mod counters;
+mod dead_letter_walk;
 mod effects;
 mod emit_budget;
 mod emit_check;
@@ -31,7 +32,7 @@ pub use counters::{LimitHits, Metrics};
 pub use emit_budget::EmitBudget;
 pub use page::Replayed;
 pub use projector::PageProjector;
-pub use rebuild_stream::{MAX_REBUILT_DOCS, StreamRebuilt};
+pub use rebuild_stream::{MAX_REBUILD_EVENTS, MAX_REBUILT_DOCS, RebuildError, StreamRebuilt};
 use running::Running;
 pub use shared::{ErrorPolicy, OnError};
 
@@ -59,6 +60,28 @@ pub enum DaemonError {
     /// The version's kind does not do this.
     #[error("{0}")]
     Unsupported(String),
+    /// The version may not touch what was asked (its team's access).
+    #[error("{0}")]
+    Forbidden(String),
+    /// The store failed, or the agent is stopping or recovering: try again.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl From<String> for DaemonError {
+    fn from(message: String) -> Self {
+        Self::Failed(message)
+    }
+}
+
+impl From<RebuildError> for DaemonError {
+    fn from(e: RebuildError) -> Self {
+        match e {
+            RebuildError::Refused(m) => Self::Failed(m),
+            RebuildError::Forbidden(m) => Self::Forbidden(m),
+            RebuildError::Unavailable(m) => Self::Unavailable(m),
+        }
+    }
 }
 
 /// What a subscription agent needs besides the store.
@@ -194,10 +217,10 @@ impl Daemon {
     }
 
     /// Sends a request to the version's running agent and waits for its answer.
-    async fn ask<T>(
+    async fn ask<T, E: Into<DaemonError>>(
         &self,
         key: &ProjectionKey,
-        request: impl FnOnce(oneshot::Sender<Result<T, String>>) -> Control,
+        request: impl FnOnce(oneshot::Sender<Result<T, E>>) -> Control,
     ) -> Result<T, DaemonError> {
         let control = {
             let agents = self.agents.lock().unwrap_or_else(|p| p.into_inner());
@@ -213,10 +236,7 @@ impl Daemon {
             .send(request(reply))
             .await
             .map_err(|_| not_running())?;
-        answer
-            .await
-            .map_err(|_| not_running())?
-            .map_err(DaemonError::Failed)
+        answer.await.map_err(|_| not_running())?.map_err(Into::into)
     }
 
     /// The counters of a version (kept across restarts of its agent, zero after a

@@ -91,6 +91,14 @@ impl Refract {
             ))
             .into());
         }
+        if self.candidates.is_building(&target.key) {
+            // It runs other code into other documents, and replaces these when done.
+            return Err(DaemonError::Unsupported(format!(
+                "a candidate build of {name} version {version} is building and will replace \
+                 its documents: rebuild the stream once it has swapped in (or failed)"
+            ))
+            .into());
+        }
         let done = self.daemon.rebuild_stream(&target.key, stream).await?;
         tracing::info!(projection = %target.key, ?done, "stream rebuilt");
         Ok(done)

@@ -81,6 +81,14 @@ impl Candidates {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Whether a candidate of `key` is building (it will replace its documents).
+    pub(super) fn is_building(&self, key: &ProjectionKey) -> bool {
+        self.lock()
+            .by_key
+            .get(key)
+            .is_some_and(|c| c.failed.is_none())
+    }
+
     /// The candidate `id` of `key` if it is still building.
     fn building(&self, key: &ProjectionKey, id: u64) -> Option<Candidate> {
         let inner = self.lock();

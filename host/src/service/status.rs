@@ -86,7 +86,7 @@ impl Refract {
                 continue;
             }
             let state = VersionState::parse(&rec.state);
-            let p = match state {
+            let mut p = match state {
                 // A retired version's progress went with its documents.
                 VersionState::Retired => crate::store::Progress {
                     position: 0,
@@ -99,19 +99,23 @@ impl Refract {
                 },
                 _ => self.store.progress(&rec.key).await?,
             };
+            if state != VersionState::Retired {
+                // Events of other types passed over are stored later; shown now.
+                p.position = p.position.max(self.daemon.known_position(&rec.key));
+            }
             read.push((rec, state, p));
         }
         // Committed events not yet ordered (PostgreSQL) are past the head: counted
         // in it, so the lag includes them.
-        let unordered = self.store.unordered().await?;
-        let held = self.store.order_held().await?;
-        let ordered = self.store.head().await?;
+        let (ordered, unordered) = self.store.head_and_unordered().await?;
         let head = ordered + unordered as Position;
+        let held = match unordered {
+            0 => None,
+            _ => self.store.order_held().await?,
+        };
         let mut out = Vec::new();
         for (rec, state, mut p) in read {
             if state != VersionState::Retired {
-                // Events of other types passed over are stored later; shown now.
-                p.position = p.position.max(self.daemon.known_position(&rec.key));
                 // An idle agent is woken only by events of its own types: with none
                 // after its position up to the head this process knows by type (read
                 // first: types are noted before that head moves), it is there.
@@ -125,6 +129,8 @@ impl Refract {
                     p.position = p.position.max(known.min(ordered));
                 }
             }
+            // Read before the head: never shown past it.
+            p.position = p.position.min(head);
             let lag = (head - p.position).max(0);
             let error = p.error.as_deref().map(|text| {
                 serde_json::from_str(text).unwrap_or_else(|_| PauseError {

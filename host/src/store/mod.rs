@@ -159,11 +159,11 @@ pub trait EventStore: Send + Sync {
         Ok(None)
     }
 
-    /// How many committed events have no place in the global order yet (at most
-    /// [`UNORDERED_COUNTED`]): on PostgreSQL, those the sequencer has not numbered,
-    /// so a head read now is behind them; never any on SQLite.
-    async fn unordered(&self) -> Result<u64, StoreError> {
-        Ok(0)
+    /// The head and, read with it, how many committed events have no place in
+    /// the global order yet (at most [`UNORDERED_COUNTED`]): on PostgreSQL, those the
+    /// sequencer has not numbered, which the head leaves out; never any on SQLite.
+    async fn head_and_unordered(&self) -> Result<(Position, u64), StoreError> {
+        Ok((self.head().await?, 0))
     }
 
     /// At least the sequence of the last event of any of `types` committed, as far

@@ -156,9 +156,19 @@ impl EventStore for PgStore {
         self.fence_holder().await
     }
 
-    async fn unordered(&self) -> Result<u64, StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        unordered(&mut conn).await
+    async fn head_and_unordered(&self) -> Result<(Position, u64), StoreError> {
+        // One statement, one snapshot: a pass between two reads would count its
+        // events twice.
+        let (head, waiting): (i64, i64) = sqlx::query_as(
+            "SELECT s.seq, (SELECT COUNT(*) FROM (SELECT 1 FROM events e \
+                 WHERE (e.transaction_id, e.position) > (s.transaction_id, s.position) \
+                 LIMIT $1) w) \
+             FROM sequencer s WHERE s.id = 1",
+        )
+        .bind(UNORDERED_COUNTED as i64)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((head, u64::try_from(waiting).unwrap_or(0)))
     }
 
     fn watch_types(&self, types: &[String]) -> Option<std::sync::Arc<tokio::sync::Notify>> {
