@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 
 use crate::decode;
-use crate::projection::{Documents, Envelope, Projection};
+use crate::projection::{Documents, Envelope, Lifecycle, Projection};
 use crate::types::{ComponentKind, Descriptor, DocChange, DocEvents, Event, GuestError, Slice};
 
 thread_local! {
@@ -56,7 +56,12 @@ pub fn describe<P: Projection>() -> Descriptor {
         // Per-stream tells the host it may group pages by stream itself and skip `slice`.
         documents: P::DOCUMENTS,
         max_page_size: P::MAX_PAGE_SIZE,
-        options: Vec::new(),
+        // An option, not a WIT field: hosts of both WIT versions read it, and an
+        // older host that does not know it projects the documents in the background.
+        options: match P::LIFECYCLE {
+            Lifecycle::Live => vec![("lifecycle".to_owned(), "live".to_owned())],
+            _ => Vec::new(),
+        },
     }
 }
 

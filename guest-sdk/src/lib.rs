@@ -161,7 +161,7 @@ mod tests_routing;
 pub struct ReadmeDoctests;
 
 pub use engine::{apply, describe, slice};
-pub use projection::{Documents, Envelope, NO_TENANT, Projection};
+pub use projection::{Documents, Envelope, Lifecycle, NO_TENANT, Projection};
 pub use types::{ComponentKind, Descriptor, DocChange, DocEvents, Event, GuestError, Slice};
 
 /// Checks at compile time, on every target, that `P` is a projection.

@@ -39,6 +39,12 @@ pub trait Projection {
     /// neither declared nor checked, since 1.0.0 cannot say it.
     const MAX_PAGE_SIZE: Option<u32> = None;
 
+    /// When its documents are made: by the daemon in the background (the default),
+    /// or [`Lifecycle::Live`]: from the stream's events on every read, nothing
+    /// stored (a write model always read fresh; its documents must be its streams).
+    /// The daemon's config may override it.
+    const LIFECYCLE: Lifecycle = Lifecycle::Async;
+
     /// Identity: the one document an event touches, with [`Documents::Custom`] (by
     /// default its stream's). Override [`doc_ids`](Projection::doc_ids) instead when
     /// an event touches several documents, or none.
@@ -88,6 +94,18 @@ pub enum Documents {
     /// Rollup by tenant: one document per tenant, named by the event's tenant
     /// ([`NO_TENANT`] for events appended without one).
     PerTenant,
+}
+
+/// When a projection's documents are made ([`Projection::LIFECYCLE`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Lifecycle {
+    /// Projected by the daemon in the background and stored: reads are fast and
+    /// may lag the last append (`?after=` waits for it).
+    Async,
+    /// Folded from the stream's events through the component on every read;
+    /// nothing stored, never behind. Needs [`Documents::PerStream`].
+    Live,
 }
 
 /// The document [`Documents::PerTenant`] folds events appended without a tenant into

@@ -7,6 +7,7 @@ mod dead_letters;
 mod deploying;
 mod doc_list;
 mod lifecycle;
+mod live;
 mod pause;
 mod per_team;
 mod reads;

@@ -28,6 +28,7 @@ const GUESTS: &[(&str, &str)] = &[
     ("value-sum", "VALUE_SUM"),
     ("value-sum-fixed", "VALUE_SUM_FIXED"),
     ("value-sum-doubled", "VALUE_SUM_DOUBLED"),
+    ("live-sum", "LIVE_SUM"),
     ("emit-probe", "EMIT_PROBE"),
     ("emit-probe-v100", "EMIT_PROBE_V100"),
     ("outbox-probe", "OUTBOX_PROBE"),

@@ -17,6 +17,7 @@ mod hostile_perms;
 mod hostile_pool;
 mod hostile_sandbox;
 mod hostile_streams;
+mod live;
 mod multi_stream;
 mod pg_order;
 mod poison;

@@ -101,6 +101,6 @@ pub use subscription_types::{
     Emit, EmittedEvent, StartPosition, SubscriberHost, SubscriptionDescriptor,
 };
 pub use types::{
-    ComponentKind, Descriptor, DocChange, DocInput, DocumentMode, Slice, WitVersion,
-    slice_by_stream,
+    ComponentKind, Descriptor, DocChange, DocInput, DocumentMode, LIFECYCLE_OPTION, Lifecycle,
+    Slice, WitVersion, slice_by_stream,
 };

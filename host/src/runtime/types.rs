@@ -83,6 +83,33 @@ pub struct Descriptor {
     pub wit_version: WitVersion,
 }
 
+/// When a projection's documents are made: by the daemon in the background
+/// (`async`, the default), or from the stream's events on every read (`live`: no
+/// documents stored, for write models that are always read fresh). A guest says
+/// it with the descriptor option [`LIFECYCLE_OPTION`]; the config may override it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Lifecycle {
+    /// Projected by the daemon's agent, stored, read as stored.
+    #[default]
+    Async,
+    /// Folded from the stream's events on each read; nothing stored, no agent.
+    Live,
+}
+
+impl Lifecycle {
+    /// Its name in options and the config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Async => "async",
+            Self::Live => "live",
+        }
+    }
+}
+
+/// The descriptor option (both WIT versions) naming a projection's [`Lifecycle`].
+pub const LIFECYCLE_OPTION: &str = "lifecycle";
+
 /// The 1.0.0 descriptor option by which a guest says its documents are its streams
 /// (1.1.0 has the typed `documents` field instead).
 pub const DOCUMENTS_OPTION: (&str, &str) = ("documents", "per-stream");
@@ -101,13 +128,41 @@ impl Descriptor {
         configured.min(max).max(1)
     }
 
+    /// The lifecycle it declares (option [`LIFECYCLE_OPTION`]; `async` without it).
+    pub fn lifecycle(&self) -> Result<Lifecycle, String> {
+        let Some((_, value)) = self.options.iter().find(|(k, _)| k == LIFECYCLE_OPTION) else {
+            return Ok(Lifecycle::Async);
+        };
+        match value.as_str() {
+            "async" => Ok(Lifecycle::Async),
+            "live" => Ok(Lifecycle::Live),
+            other => Err(format!(
+                "option {LIFECYCLE_OPTION} = {}: it must be \"async\" or \"live\"",
+                crate::identity::preview(other)
+            )),
+        }
+    }
+
+    /// Whether `lifecycle` can run it: a live projection folds one stream's events
+    /// into the stream's document on each read, so its documents must be its streams.
+    pub fn check_lifecycle(&self, lifecycle: Lifecycle) -> Result<(), String> {
+        if lifecycle == Lifecycle::Live && !self.per_stream() {
+            return Err(format!(
+                "{} is live, but it chooses its own document ids: a live projection's \
+                 documents must be its streams (Documents::PerStream)",
+                self.name
+            ));
+        }
+        Ok(())
+    }
+
     /// Checks the name, version, event types and settings, naming the first problem.
     pub fn validate(&self) -> Result<(), String> {
         validate_identity(&self.name, self.version, &self.event_types)?;
         if self.max_page_size == Some(0) {
             return Err("max-page-size must be 1 or more".into());
         }
-        Ok(())
+        self.check_lifecycle(self.lifecycle()?)
     }
 }
 
@@ -275,5 +330,49 @@ mod tests {
         );
         let json = serde_json::to_value(WitVersion::SUPPORTED).expect("serializes");
         assert_eq!(json, serde_json::json!(["1.1.0", "1.0.0"]));
+    }
+}
+
+#[cfg(test)]
+mod lifecycle_tests {
+    use super::*;
+
+    fn descriptor(options: &[(&str, &str)], documents: DocumentMode) -> Descriptor {
+        Descriptor {
+            name: "p".into(),
+            version: 1,
+            kind: ComponentKind::Projection,
+            event_types: vec!["T".into()],
+            documents,
+            max_page_size: None,
+            options: options
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            wit_version: WitVersion::V1_1,
+        }
+    }
+
+    #[test]
+    fn the_lifecycle_option_is_read_and_checked_by_name() {
+        let per_stream = DocumentMode::PerStream;
+        assert_eq!(
+            descriptor(&[], per_stream).lifecycle(),
+            Ok(Lifecycle::Async)
+        );
+        let live = descriptor(&[("lifecycle", "live")], per_stream);
+        assert_eq!(live.lifecycle(), Ok(Lifecycle::Live));
+        assert_eq!(live.validate(), Ok(()));
+        let err = descriptor(&[("lifecycle", "inline-ish")], per_stream)
+            .validate()
+            .expect_err("unknown");
+        assert!(
+            err.contains("lifecycle") && err.contains("inline-ish"),
+            "{err}"
+        );
+        let err = descriptor(&[("lifecycle", "live")], DocumentMode::Custom)
+            .validate()
+            .expect_err("live needs per-stream documents");
+        assert!(err.contains("document ids"), "{err}");
     }
 }

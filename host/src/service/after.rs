@@ -145,6 +145,11 @@ impl Refract {
         timeout: Duration,
     ) -> Result<(String, Position), ServiceError> {
         let key = self.resolve_projection(name, version).await?;
+        if self.is_live(&key) {
+            // Folded from the stream now: every committed event is in it.
+            let head = self.store.head().await?;
+            return Ok((self.live_doc(key, id).await?, head));
+        }
         let reached = self.wait_projected(&key, after, timeout).await?;
         let body = self.store.get_doc(&key, id).await?.ok_or_else(|| {
             ServiceError::DocumentNotFound(format!("document {id:?} in {key} (after {after})"))

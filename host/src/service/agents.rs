@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::Refract;
 use crate::config::Config;
 use crate::daemon::SubscriptionEnv;
-use crate::runtime::Loaded;
+use crate::runtime::{Lifecycle, Loaded};
 use crate::store::ProjectionKey;
 
 impl Refract {
@@ -29,6 +29,10 @@ impl Refract {
             return;
         }
         match &loaded {
+            // A live version folds on read: nothing to run.
+            Loaded::Projection(l) if self.lifecycle_for(&key, &l.descriptor) == Lifecycle::Live => {
+                self.daemon.stop(&key).await;
+            }
             Loaded::Projection(l) => {
                 let policy = Config::error_policy(self.components.get(&key.name));
                 self.daemon.start_projection(key.clone(), l, policy);

@@ -86,7 +86,11 @@ impl Refract {
         };
         self.run(key.clone(), team, loaded).await;
         if auto_promote && out.state == VersionState::CatchingUp.as_str() {
-            self.lifecycle.auto_promote(key);
+            match self.store.component(&key).await? {
+                // Never behind (it folds on read): promoted now, under this deploy's lock.
+                Some(rec) if self.is_live(&key) => self.lifecycle.promote(&rec, true).await?,
+                _ => self.lifecycle.auto_promote(key),
+            }
         }
         Ok((out, true))
     }

@@ -43,6 +43,11 @@ impl Refract {
         wait: Option<(Position, Duration)>,
     ) -> Result<DocPage, ServiceError> {
         let key = self.resolve_projection(name, version).await?;
+        if self.is_live(&key) {
+            return Err(ServiceError::CustomDocuments(format!(
+                "{key} is live: it stores no documents to list; read one by its stream's id"
+            )));
+        }
         if let Some((after, timeout)) = wait {
             self.wait_projected(&key, after, timeout).await?;
         }

@@ -108,6 +108,8 @@ impl Refract {
     pub async fn promote(&self, name: &str, version: u32, force: bool) -> Result<(), ServiceError> {
         let _one_at_a_time = self.locks.of_name(name).await;
         let target = find(self.store.as_ref(), name, version).await?;
+        // A live version is never behind: it folds on read.
+        let force = force || self.is_live(&target.key);
         Ok(self.lifecycle.promote(&target, force).await?)
     }
 

@@ -64,6 +64,9 @@ impl Refract {
         id: &str,
     ) -> Result<String, ServiceError> {
         let key = self.resolve(name, version).await?;
+        if self.is_live(&key) {
+            return self.live_doc(key, id).await;
+        }
         self.store
             .get_doc(&key, id)
             .await?

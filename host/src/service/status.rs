@@ -6,7 +6,7 @@ use serde::Serialize;
 use super::{CandidateStatus, Refract, STATUS_DEAD_LETTERS, ServiceError};
 use crate::daemon::PauseError;
 use crate::deploy::VersionState;
-use crate::runtime::Loaded;
+use crate::runtime::{Lifecycle, Loaded};
 use crate::store::{Components, Position, RunStatus};
 
 /// One projection version as `GET /projections` shows it.
@@ -38,6 +38,10 @@ pub struct ProjectionStatus {
     pub error: Option<PauseError>,
     /// `projection` or `subscription`.
     pub kind: String,
+    /// A projection's lifecycle: `async` (projected in the background, stored) or
+    /// `live` (folded from its stream on every read: always at the head).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lifecycle: Option<crate::runtime::Lifecycle>,
     /// A subscription's emits and sends dropped while it caught up.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub effects_held: Option<u64>,
@@ -129,6 +133,14 @@ impl Refract {
                     p.position = p.position.max(known.min(ordered));
                 }
             }
+            let lifecycle = match rec.kind.as_str() {
+                "projection" if self.is_live(&rec.key) => Some(Lifecycle::Live),
+                "projection" => Some(Lifecycle::Async),
+                _ => None,
+            };
+            if lifecycle == Some(Lifecycle::Live) && state != VersionState::Retired {
+                p.position = head;
+            }
             // Read before the head: never shown past it.
             p.position = p.position.min(head);
             let lag = (head - p.position).max(0);
@@ -189,6 +201,7 @@ impl Refract {
                 dead_letter_count,
                 dead_letters: Some(dead_letters),
                 kind: rec.kind,
+                lifecycle,
                 metrics,
                 wit: running.map(|(wit, _)| wit),
                 page_size: running.map(|(_, size)| size),

@@ -41,6 +41,14 @@ impl Refract {
     ) -> Result<ConsistentDoc, ServiceError> {
         let team_permit = self.team_permit(name)?;
         let key = self.resolve(name, version).await?;
+        if self.is_live(&key) {
+            let head = self.store.head().await?;
+            let body = self.live_doc(key, id).await?;
+            return Ok(ConsistentDoc {
+                body,
+                position: head,
+            });
+        }
         let loaded = self.projection_of(&key)?;
         let types = &loaded.descriptor.event_types;
         let read = self.store.doc_read(
@@ -110,8 +118,17 @@ impl Refract {
         name: &str,
         version: Option<u32>,
     ) -> Result<Aggregate, ServiceError> {
-        let team_permit = self.team_permit(name)?;
         let key = self.resolve(name, version).await?;
+        self.aggregate_of(key, stream).await
+    }
+
+    /// [`Refract::aggregate`] of the resolved version `key`.
+    pub(in crate::service) async fn aggregate_of(
+        &self,
+        key: crate::store::ProjectionKey,
+        stream: &StreamId,
+    ) -> Result<Aggregate, ServiceError> {
+        let team_permit = self.team_permit(&key.name)?;
         let loaded = self.projection_of(&key)?;
         // A projection answers only for streams its team may read (it is never fed
         // the others); the refusal names nothing but what was asked.

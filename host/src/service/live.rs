@@ -1,0 +1,62 @@
+//! Live projections: no agent and no stored documents; a document is its stream's
+//! events folded through the version's component when it is read (for write
+//! models that are always read fresh). The component declares it (option
+//! `lifecycle = "live"`), the config may override it (`[components.<name>]
+//! lifecycle`); only projections whose documents are their streams can be live.
+
+use super::{Refract, ServiceError};
+use crate::runtime::{Descriptor, Lifecycle, Loaded};
+use crate::store::{ProjectionKey, StreamId};
+
+impl Refract {
+    /// The lifecycle `key` runs with, given its component's descriptor: the
+    /// config's, else the component's; a live one that cannot be (documents that
+    /// are not its streams) runs async, said in the log.
+    pub(super) fn lifecycle_for(&self, key: &ProjectionKey, descriptor: &Descriptor) -> Lifecycle {
+        let configured = self.components.get(&key.name).and_then(|c| c.lifecycle);
+        let lifecycle = configured.unwrap_or_else(|| descriptor.lifecycle().unwrap_or_default());
+        match descriptor.check_lifecycle(lifecycle) {
+            Ok(()) => lifecycle,
+            Err(e) => {
+                tracing::warn!(projection = %key, "{e}; running it async");
+                Lifecycle::Async
+            }
+        }
+    }
+
+    /// Whether the running version `key` is live.
+    pub(super) fn is_live(&self, key: &ProjectionKey) -> bool {
+        let descriptor = match self.loaded_components().get(key) {
+            Some(Loaded::Projection(l)) => l.descriptor.clone(),
+            _ => return false,
+        };
+        self.lifecycle_for(key, &descriptor) == Lifecycle::Live
+    }
+
+    /// A live version's document `id`: the stream `id`'s events of its types,
+    /// folded now (bounded as the aggregate route is).
+    pub(super) async fn live_doc(
+        &self,
+        key: ProjectionKey,
+        id: &str,
+    ) -> Result<String, ServiceError> {
+        let not_found = || ServiceError::DocumentNotFound(format!("document {id:?} in {key}"));
+        let Ok(stream) = StreamId::new(id.to_owned()) else {
+            return Err(not_found());
+        };
+        let aggregate = self.aggregate_of(key.clone(), &stream).await;
+        let aggregate = aggregate.map_err(|e| match e {
+            ServiceError::TooFarBehind(_) => ServiceError::TooFarBehind(format!(
+                "{key} is live: it folds stream {stream}'s events on every read, and the \
+                 stream has more than {} of its events or {} MiB of them",
+                crate::store::MAX_AGGREGATE_EVENTS,
+                crate::store::MAX_READ_BYTES >> 20
+            )),
+            other => other,
+        })?;
+        aggregate
+            .document
+            .map(|d| String::from(Box::<str>::from(d)))
+            .ok_or_else(not_found)
+    }
+}

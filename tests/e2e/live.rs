@@ -1,0 +1,124 @@
+//! Live projections (issue 14, item 3): no agent, no stored documents; a document
+//! is its stream's events folded through the component when it is read. The
+//! component declares it (`Lifecycle::Live`), the config overrides it either way.
+
+use std::time::Duration;
+
+use refract::store::ProjectionKey;
+use refract_test_artifacts::{LIVE_SUM, VALUE_SUM, WORD_COUNTER};
+use serde_json::{Value, json};
+
+use crate::common::{Daemon, backend};
+
+async fn add(daemon: &Daemon, stream: &str, values: &[i64]) -> i64 {
+    let events: Vec<(String, Value)> = values
+        .iter()
+        .map(|v| ("ValueAdded".to_owned(), json!({ "value": v })))
+        .collect();
+    let (code, out) = daemon.append(stream, None, &events).await;
+    assert_eq!(code, 200, "{out}");
+    out["last_sequence"].as_i64().expect("last_sequence")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_projection_answers_from_the_events_and_stores_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let mut daemon = Daemon::start(&data, None);
+    add(&daemon, "s-1", &[1, 2]).await;
+    daemon.deploy(LIVE_SUM).await;
+    // Every read folds the stream as it is now: no waiting for anyone.
+    for (values, sum, count) in [(vec![3], 6, 3), (vec![10, 20], 36, 5)] {
+        let head = add(&daemon, "s-1", &values).await;
+        let (code, doc) = daemon.get("/projections/live-sum/docs/s-1").await;
+        assert_eq!(code, 200, "{doc}");
+        assert_eq!(doc, json!({"sum": sum, "count": count}));
+        let p = daemon.projection("live-sum", 1).await;
+        assert_eq!(p["lifecycle"], "live", "{p}");
+        assert_eq!(
+            (p["position"].as_i64(), p["lag"].as_i64()),
+            (Some(head), Some(0)),
+            "{p}"
+        );
+    }
+    let (code, doc) = daemon
+        .get("/projections/live-sum/docs/s-1?after=5&timeout_ms=10")
+        .await;
+    assert_eq!((code, doc["sum"].as_i64()), (200, Some(36)), "{doc}");
+    let (code, doc) = daemon
+        .get("/projections/live-sum/docs/s-1?consistent=true")
+        .await;
+    assert_eq!((code, doc["sum"].as_i64()), (200, Some(36)), "{doc}");
+    let (code, body) = daemon
+        .get("/projections/live-sum/docs/no-such-stream")
+        .await;
+    assert_eq!(code, 404, "{body}");
+    let (code, body) = daemon.get("/projections/live-sum/docs").await;
+    assert_eq!(code, 409, "nothing stored to list: {body}");
+    assert!(
+        body["error"].as_str().unwrap_or_default().contains("live"),
+        "{body}"
+    );
+    // Promoted without force: it is never behind.
+    let (code, body) = daemon
+        .request(
+            reqwest::Method::POST,
+            "/projections/live-sum/versions/1/promote",
+            None,
+        )
+        .await;
+    assert_eq!(code, 200, "{body}");
+    daemon.kill();
+    let store = backend::open_store(&data.join("refract.db")).await;
+    let key = ProjectionKey {
+        name: "live-sum".into(),
+        version: 1,
+    };
+    assert!(
+        !store.has_docs(&key).await.expect("has_docs"),
+        "a live projection stores no document"
+    );
+    assert_eq!(store.progress(&key).await.expect("progress").position, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_config_makes_a_projection_live_or_async_whatever_it_declares() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = "[components.value-sum]\nlifecycle = \"live\"\n\
+                  [components.live-sum]\nlifecycle = \"async\"\n\
+                  [components.word-counter]\nlifecycle = \"live\"\n";
+    let daemon = Daemon::start(&dir.path().join("data"), Some(config));
+    for wasm in [VALUE_SUM, LIVE_SUM, WORD_COUNTER] {
+        daemon.deploy(wasm).await;
+    }
+    let head = add(&daemon, "s-1", &[4, 5]).await;
+    let (code, doc) = daemon.get("/projections/value-sum/docs/s-1").await;
+    assert_eq!((code, doc), (200, json!({"sum": 9, "count": 2})));
+    assert_eq!(daemon.projection("value-sum", 1).await["lifecycle"], "live");
+    // Declared live, run async: projected and stored, listed.
+    daemon
+        .wait_caught_up("live-sum", 1, head, Duration::from_secs(60))
+        .await;
+    assert_eq!(daemon.projection("live-sum", 1).await["lifecycle"], "async");
+    let (code, page) = daemon.get("/projections/live-sum/docs").await;
+    assert_eq!(code, 200, "{page}");
+    assert_eq!(
+        page["documents"][0]["document"],
+        json!({"sum": 9, "count": 2})
+    );
+    // Documents that are not streams cannot be live: it runs async.
+    let (code, out) = daemon
+        .append(
+            "t-1",
+            None,
+            &[("TextWritten".into(), json!({"text": "hello"}))],
+        )
+        .await;
+    assert_eq!(code, 200, "{out}");
+    let p = daemon.projection("word-counter", 1).await;
+    assert_eq!(p["lifecycle"], "async", "{p}");
+    let doc = daemon
+        .wait_doc("word-counter", "hello", |d| d["count"] == 1)
+        .await;
+    assert_eq!(doc["count"], 1, "{doc}");
+}
