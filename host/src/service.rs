@@ -228,7 +228,17 @@ impl Refract {
             .await?;
         svc.load_operator_pauses(&restored).await?;
         for (rec, loaded) in restored {
-            svc.run(rec.key, &rec.team, loaded).await;
+            let waits_for_promote =
+                rec.auto_promote && VersionState::parse(&rec.state) == VersionState::CatchingUp;
+            svc.run(rec.key.clone(), &rec.team, loaded).await;
+            // A live version is never behind: the watcher waiting for it to catch up
+            // would wait for ever.
+            if waits_for_promote && svc.is_live(&rec.key) {
+                let _one_at_a_time = svc.locks.team(&rec.team).await;
+                if let Err(e) = svc.lifecycle.promote(&rec, true).await {
+                    tracing::warn!(projection = %rec.key, "auto-promote: {e}");
+                }
+            }
         }
         Ok(svc)
     }

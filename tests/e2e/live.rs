@@ -6,30 +6,20 @@ use std::time::Duration;
 
 use refract::store::ProjectionKey;
 use refract_test_artifacts::{LIVE_SUM, VALUE_SUM, WORD_COUNTER};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::common::{Daemon, backend};
-
-async fn add(daemon: &Daemon, stream: &str, values: &[i64]) -> i64 {
-    let events: Vec<(String, Value)> = values
-        .iter()
-        .map(|v| ("ValueAdded".to_owned(), json!({ "value": v })))
-        .collect();
-    let (code, out) = daemon.append(stream, None, &events).await;
-    assert_eq!(code, 200, "{out}");
-    out["last_sequence"].as_i64().expect("last_sequence")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_live_projection_answers_from_the_events_and_stores_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
     let mut daemon = Daemon::start(&data, None);
-    add(&daemon, "s-1", &[1, 2]).await;
+    daemon.add_values("s-1", &[1, 2]).await;
     daemon.deploy(LIVE_SUM).await;
     // Every read folds the stream as it is now: no waiting for anyone.
     for (values, sum, count) in [(vec![3], 6, 3), (vec![10, 20], 36, 5)] {
-        let head = add(&daemon, "s-1", &values).await;
+        let head = daemon.add_values("s-1", &values).await;
         let (code, doc) = daemon.get("/projections/live-sum/docs/s-1").await;
         assert_eq!(code, 200, "{doc}");
         assert_eq!(doc, json!({"sum": sum, "count": count}));
@@ -59,6 +49,21 @@ async fn a_live_projection_answers_from_the_events_and_stores_nothing() {
         body["error"].as_str().unwrap_or_default().contains("live"),
         "{body}"
     );
+    // Nothing stored, nothing to rebuild.
+    for path in ["rebuild", "rebuild?stream=s-1"] {
+        let (code, body) = daemon
+            .request(
+                reqwest::Method::POST,
+                &format!("/projections/live-sum/versions/1/{path}"),
+                None,
+            )
+            .await;
+        assert_eq!(code, 409, "{path}: {body}");
+        assert!(
+            body["error"].as_str().unwrap_or_default().contains("live"),
+            "{body}"
+        );
+    }
     // Promoted without force: it is never behind.
     let (code, body) = daemon
         .request(
@@ -91,7 +96,7 @@ async fn the_config_makes_a_projection_live_or_async_whatever_it_declares() {
     for wasm in [VALUE_SUM, LIVE_SUM, WORD_COUNTER] {
         daemon.deploy(wasm).await;
     }
-    let head = add(&daemon, "s-1", &[4, 5]).await;
+    let head = daemon.add_values("s-1", &[4, 5]).await;
     let (code, doc) = daemon.get("/projections/value-sum/docs/s-1").await;
     assert_eq!((code, doc), (200, json!({"sum": 9, "count": 2})));
     assert_eq!(daemon.projection("value-sum", 1).await["lifecycle"], "live");

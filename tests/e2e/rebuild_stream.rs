@@ -11,30 +11,7 @@ use serde_json::{Value, json};
 
 use crate::common::Daemon;
 
-/// Puts `wasm` in place of the deployed build of the same name and version.
-async fn hotfix(daemon: &Daemon, wasm: &str) {
-    let bytes = std::fs::read(wasm).expect("built");
-    let (code, body) = daemon
-        .request(
-            reqwest::Method::POST,
-            "/components?replace=true",
-            Some(bytes),
-        )
-        .await;
-    assert_eq!(code, 200, "{body}");
-}
-
 /// Appends `values` to `stream` as `ValueAdded` events; returns the last sequence.
-async fn add(daemon: &Daemon, stream: &str, values: &[i64]) -> i64 {
-    let events: Vec<(String, Value)> = values
-        .iter()
-        .map(|v| ("ValueAdded".to_owned(), json!({ "value": v })))
-        .collect();
-    let (code, out) = daemon.append(stream, None, &events).await;
-    assert_eq!(code, 200, "{out}");
-    out["last_sequence"].as_i64().expect("last_sequence")
-}
-
 async fn rebuild(daemon: &Daemon, path: &str) -> (u16, Value) {
     daemon.request(reqwest::Method::POST, path, None).await
 }
@@ -47,15 +24,15 @@ async fn a_stream_rebuild_repairs_that_streams_document_and_no_other() {
     let streams: Vec<String> = (0..10).map(|i| format!("s-{i}")).collect();
     let mut head = 0;
     for s in &streams {
-        head = add(&daemon, s, &[1, 2, 3, 4, 5]).await;
+        head = daemon.add_values(s, &[1, 2, 3, 4, 5]).await;
     }
     daemon
         .wait_caught_up("value-sum", 1, head, Duration::from_secs(60))
         .await;
     // The bad build counts every later value twice: 15 + 2 * 40 = 95, not 55.
-    hotfix(&daemon, VALUE_SUM_DOUBLED).await;
+    daemon.hotfix(VALUE_SUM_DOUBLED).await;
     for s in &streams {
-        head = add(&daemon, s, &[10, 30]).await;
+        head = daemon.add_values(s, &[10, 30]).await;
     }
     daemon
         .wait_caught_up("value-sum", 1, head, Duration::from_secs(60))
@@ -63,7 +40,7 @@ async fn a_stream_rebuild_repairs_that_streams_document_and_no_other() {
     let (_, doc) = daemon.get("/projections/value-sum/docs/s-3").await;
     assert_eq!(doc["sum"], 95, "the bad build's document: {doc}");
 
-    hotfix(&daemon, VALUE_SUM).await;
+    daemon.hotfix(VALUE_SUM).await;
     let (code, body) = rebuild(
         &daemon,
         "/projections/value-sum/versions/1/rebuild?stream=s-3",
@@ -87,7 +64,7 @@ async fn a_stream_rebuild_repairs_that_streams_document_and_no_other() {
     );
 
     // The version goes on from where it was, on the repaired document.
-    let head = add(&daemon, "s-3", &[100]).await;
+    let head = daemon.add_values("s-3", &[100]).await;
     daemon
         .wait_caught_up("value-sum", 1, head, Duration::from_secs(60))
         .await;
@@ -228,8 +205,8 @@ async fn a_stream_the_team_may_not_read_is_refused() {
     let config = "[teams.default]\nread_streams = [\"s-*\"]\n";
     let daemon = Daemon::start(&dir.path().join("data"), Some(config));
     daemon.deploy(VALUE_SUM).await;
-    add(&daemon, "secret-1", &[7]).await;
-    let head = add(&daemon, "s-1", &[1]).await;
+    daemon.add_values("secret-1", &[7]).await;
+    let head = daemon.add_values("s-1", &[1]).await;
     daemon
         .wait_caught_up("value-sum", 1, head, Duration::from_secs(60))
         .await;
@@ -265,7 +242,7 @@ async fn a_dead_letter_stays_out_of_a_stream_rebuild() {
     let config = "[components.value-sum]\non_error = \"dead-letter\"\nattempts = 1\n";
     let daemon = Daemon::start(&dir.path().join("data"), Some(config));
     daemon.deploy(VALUE_SUM).await;
-    add(&daemon, "s-1", &[1, 2]).await;
+    daemon.add_values("s-1", &[1, 2]).await;
     let (code, out) = daemon
         .append(
             "s-1",
@@ -274,7 +251,7 @@ async fn a_dead_letter_stays_out_of_a_stream_rebuild() {
         )
         .await;
     assert_eq!(code, 200, "{out}");
-    let head = add(&daemon, "s-1", &[4]).await;
+    let head = daemon.add_values("s-1", &[4]).await;
     daemon
         .wait_caught_up("value-sum", 1, head, Duration::from_secs(60))
         .await;

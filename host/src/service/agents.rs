@@ -30,7 +30,9 @@ impl Refract {
         }
         match &loaded {
             // A live version folds on read: nothing to run.
-            Loaded::Projection(l) if self.lifecycle_for(&key, &l.descriptor) == Lifecycle::Live => {
+            Loaded::Projection(l)
+                if self.lifecycle_for(&key, &l.descriptor, true) == Lifecycle::Live =>
+            {
                 self.daemon.stop(&key).await;
             }
             Loaded::Projection(l) => {

@@ -85,9 +85,10 @@ impl Refract {
     ) -> Result<crate::daemon::StreamRebuilt, ServiceError> {
         let stream = crate::store::StreamId::new(stream.to_owned())?;
         let (target, _) = self.running(name, version).await?;
-        if target.kind == "subscription" {
+        if target.kind == "subscription" || self.is_live(&target.key) {
             return Err(DaemonError::Unsupported(format!(
-                "{name} version {version} is a subscription: it keeps no documents to rebuild"
+                "{name} version {version} keeps no documents to rebuild (a subscription, or \
+                 a live projection: every read folds its stream)"
             ))
             .into());
         }

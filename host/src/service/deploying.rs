@@ -42,6 +42,7 @@ impl Refract {
         team: &str,
     ) -> Result<Deployed, ServiceError> {
         let key = deploy::key_in(team, &loaded);
+        self.check_declared_lifecycle(&key, &loaded)?;
         if let Some(max) = self.teams.team(team).max_components {
             let comps = self.store.components_where(Components::Team(team)).await?;
             let has = |c: &&crate::store::ComponentRecord| {

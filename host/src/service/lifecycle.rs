@@ -51,6 +51,13 @@ impl Refract {
     pub async fn rebuild(self: &Arc<Self>, name: &str, version: u32) -> Result<(), ServiceError> {
         let _one_at_a_time = self.locks.of_name(name).await;
         let (target, loaded) = self.running(name, version).await?;
+        if self.is_live(&target.key) {
+            return Err(crate::daemon::DaemonError::Unsupported(format!(
+                "{name} version {version} is live: it keeps no documents, so there is nothing \
+                 to rebuild (every read folds its stream)"
+            ))
+            .into());
+        }
         if target.kind != "subscription" {
             self.start_candidate(&target, loaded, super::Cause::Rebuild)
                 .await?;

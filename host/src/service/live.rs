@@ -5,6 +5,7 @@
 //! lifecycle`); only projections whose documents are their streams can be live.
 
 use super::{Refract, ServiceError};
+use crate::deploy::DeployError;
 use crate::runtime::{Descriptor, Lifecycle, Loaded};
 use crate::store::{ProjectionKey, StreamId};
 
@@ -12,16 +13,52 @@ impl Refract {
     /// The lifecycle `key` runs with, given its component's descriptor: the
     /// config's, else the component's; a live one that cannot be (documents that
     /// are not its streams) runs async, said in the log.
-    pub(super) fn lifecycle_for(&self, key: &ProjectionKey, descriptor: &Descriptor) -> Lifecycle {
+    pub(super) fn lifecycle_for(
+        &self,
+        key: &ProjectionKey,
+        descriptor: &Descriptor,
+        warn: bool,
+    ) -> Lifecycle {
         let configured = self.components.get(&key.name).and_then(|c| c.lifecycle);
         let lifecycle = configured.unwrap_or_else(|| descriptor.lifecycle().unwrap_or_default());
         match descriptor.check_lifecycle(lifecycle) {
             Ok(()) => lifecycle,
             Err(e) => {
-                tracing::warn!(projection = %key, "{e}; running it async");
+                if warn {
+                    tracing::warn!(projection = %key, "{e}; running it async");
+                }
                 Lifecycle::Async
             }
         }
+    }
+
+    /// Refuses a component that declares itself live but cannot be, unless the
+    /// config sets its lifecycle (which then decides).
+    pub(super) fn check_declared_lifecycle(
+        &self,
+        key: &ProjectionKey,
+        loaded: &Loaded,
+    ) -> Result<(), ServiceError> {
+        let Loaded::Projection(l) = loaded else {
+            return Ok(());
+        };
+        if self
+            .components
+            .get(&key.name)
+            .and_then(|c| c.lifecycle)
+            .is_some()
+        {
+            return Ok(());
+        }
+        let declared = l.descriptor.lifecycle().unwrap_or_default();
+        l.descriptor.check_lifecycle(declared).map_err(|message| {
+            let e = crate::runtime::RuntimeError::Guest {
+                component: key.to_string(),
+                event_sequence: None,
+                message,
+            };
+            ServiceError::Deploy(DeployError::Component(e))
+        })
     }
 
     /// Whether the running version `key` is live.
@@ -30,7 +67,7 @@ impl Refract {
             Some(Loaded::Projection(l)) => l.descriptor.clone(),
             _ => return false,
         };
-        self.lifecycle_for(key, &descriptor) == Lifecycle::Live
+        self.lifecycle_for(key, &descriptor, false) == Lifecycle::Live
     }
 
     /// A live version's document `id`: the stream `id`'s events of its types,

@@ -83,7 +83,15 @@ impl Refract {
             // Back to the code that serves: the candidate is not wanted any more.
             self.drop_candidate(&key).await?;
         }
-        let projection = matches!(loaded, Loaded::Projection(_));
+        // A live version (or a build that is live) has no documents for a candidate
+        // to rebuild beside: its code is replaced in place.
+        let projection = match &loaded {
+            Loaded::Projection(l) => {
+                self.lifecycle_for(&key, &l.descriptor, false) == crate::runtime::Lifecycle::Async
+                    && !self.is_live(&key)
+            }
+            Loaded::Subscription(_) => false,
+        };
         let (action, deployed) = match existing {
             Some(rec)
                 if rec.sha256 != loaded.sha256() && projection && rec.kind != "subscription" =>
@@ -192,6 +200,10 @@ impl Refract {
         key: &ProjectionKey,
         head: Position,
     ) -> Result<ControlFlow<u64, String>, ServiceError> {
+        if self.is_live(key) {
+            // Folded on read: never behind.
+            return Ok(ControlFlow::Break(0));
+        }
         let p = self.store.progress(key).await?;
         if p.position >= head {
             return Ok(ControlFlow::Break(p.events_applied));

@@ -139,7 +139,8 @@ impl Refract {
                 _ => None,
             };
             if lifecycle == Some(Lifecycle::Live) && state != VersionState::Retired {
-                p.position = head;
+                // Every ordered event is in its next read.
+                p.position = ordered;
             }
             // Read before the head: never shown past it.
             p.position = p.position.min(head);

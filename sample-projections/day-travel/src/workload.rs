@@ -1,6 +1,7 @@
 //! A deterministic stream of trip events, for tests that append it to a real daemon
 //! and compare its documents with the native fold.
 
+use refract_guest::testing::Rng;
 use serde_json::{Value, json};
 
 /// One event to append: (stream id, event type, data, tenant).
@@ -24,7 +25,7 @@ struct Trip {
 /// 30, logs `Travel` stretches whose movements and stops often run into the next day,
 /// and ends on the day it has reached. No event has a tenant; every direction is valid.
 pub fn workload(seed: u64, n: usize) -> Vec<WorkloadEvent> {
-    let mut rng = XorShift::new(seed);
+    let mut rng = Rng::new(seed);
     let mut open: Vec<Trip> = Vec::new();
     let mut trips = 0;
     let mut events = Vec::with_capacity(n);
@@ -76,28 +77,4 @@ pub fn workload(seed: u64, n: usize) -> Vec<WorkloadEvent> {
 
 fn event(stream: &str, event_type: &str, data: Value) -> WorkloadEvent {
     (stream.to_owned(), event_type.to_owned(), data, None)
-}
-
-/// Xorshift64: plenty for a workload, and no dependency.
-struct XorShift(u64);
-
-impl XorShift {
-    fn new(seed: u64) -> Self {
-        // Spread small seeds over the state; the state must never be zero.
-        Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-
-    /// A number in `0..n` (`n` > 0).
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
 }

@@ -4,6 +4,7 @@
 use serde_json::{Value, json};
 
 use crate::days_in_month;
+use refract_guest::testing::Rng;
 
 /// One event to append: (stream id, event type, data, tenant).
 pub type WorkloadEvent = (String, String, Value, Option<String>);
@@ -27,7 +28,7 @@ const BAD_DAYS: [&str; 8] = [
 /// month ends and, from late December, the year's. About one event in twenty-five
 /// also lists a day that is no date. No event has a tenant.
 pub fn workload(seed: u64, n: usize) -> Vec<WorkloadEvent> {
-    let mut rng = XorShift::new(seed);
+    let mut rng = Rng::new(seed);
     let employees = (n / 20).max(3);
     (0..n)
         .map(|_| {
@@ -63,30 +64,6 @@ fn date(mut days: u32) -> String {
         };
     }
     format!("{year:04}-{month:02}-{:02}", days + 1)
-}
-
-/// Xorshift64: plenty for a workload, and no dependency.
-struct XorShift(u64);
-
-impl XorShift {
-    fn new(seed: u64) -> Self {
-        // Spread small seeds over the state; the state must never be zero.
-        Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-
-    /// A number in `0..n` (`n` > 0).
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
 }
 
 #[cfg(test)]

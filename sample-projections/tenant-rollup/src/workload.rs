@@ -1,6 +1,7 @@
 //! A deterministic stream of account and issue events over a few tenants, for tests
 //! that append it to a real daemon and compare its documents with the native fold.
 
+use refract_guest::testing::Rng;
 use serde_json::{Value, json};
 
 /// One event to append: (stream id, event type, data, tenant).
@@ -15,7 +16,7 @@ pub const TENANTS: [Option<&str>; 4] = [Some("acme"), Some("globex"), Some("Init
 /// against an account, for its tenant, and some are closed later, so a stream's events
 /// always share a tenant and no tenant closes more issues than it opened.
 pub fn workload(seed: u64, n: usize) -> Vec<WorkloadEvent> {
-    let mut rng = XorShift::new(seed);
+    let mut rng = Rng::new(seed);
     let mut accounts: Vec<Option<String>> = Vec::new();
     let mut open: Vec<(String, Option<String>)> = Vec::new();
     let mut issues = 0;
@@ -54,28 +55,4 @@ pub fn workload(seed: u64, n: usize) -> Vec<WorkloadEvent> {
         }
     }
     events
-}
-
-/// Xorshift64: plenty for a workload, and no dependency.
-struct XorShift(u64);
-
-impl XorShift {
-    fn new(seed: u64) -> Self {
-        // Spread small seeds over the state; the state must never be zero.
-        Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-
-    /// A number in `0..n` (`n` > 0).
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
 }

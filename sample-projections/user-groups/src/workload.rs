@@ -1,6 +1,7 @@
 //! A deterministic stream of user and group events, for tests that append it to a real
 //! daemon and compare its documents with the native fold.
 
+use refract_guest::testing::Rng;
 use serde_json::{Value, json};
 
 /// One event to append: (stream id, event type, data, tenant).
@@ -13,7 +14,7 @@ pub type WorkloadEvent = (String, String, Value, Option<String>);
 /// sometimes the same user twice in one event or the same group twice to one user.
 /// No event has a tenant.
 pub fn workload(seed: u64, n: usize) -> Vec<WorkloadEvent> {
-    let mut rng = XorShift::new(seed);
+    let mut rng = Rng::new(seed);
     let users = (n / 3).max(2);
     let groups = (n / 10).clamp(2, 25);
     let mut registered = vec![false; users];
@@ -55,28 +56,4 @@ pub fn workload(seed: u64, n: usize) -> Vec<WorkloadEvent> {
         }
     }
     events
-}
-
-/// Xorshift64: plenty for a workload, and no dependency.
-struct XorShift(u64);
-
-impl XorShift {
-    fn new(seed: u64) -> Self {
-        // Spread small seeds over the state; the state must never be zero.
-        Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-
-    /// A number in `0..n` (`n` > 0).
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
 }

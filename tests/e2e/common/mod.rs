@@ -260,6 +260,32 @@ impl Daemon {
         .await
     }
 
+    /// Appends `ValueAdded` events with these values to `stream` (the value-sum
+    /// guests' events); returns the last sequence.
+    pub async fn add_values(&self, stream: &str, values: &[i64]) -> i64 {
+        let events: Vec<(String, Value)> = values
+            .iter()
+            .map(|v| ("ValueAdded".to_owned(), json!({ "value": v })))
+            .collect();
+        let (code, out) = self.append(stream, None, &events).await;
+        assert_eq!(code, 200, "{out}");
+        out["last_sequence"].as_i64().expect("last_sequence")
+    }
+
+    /// Puts `wasm` in place of the deployed build of the same name and version (a
+    /// hotfix: documents and progress kept).
+    pub async fn hotfix(&self, wasm: &str) {
+        let bytes = std::fs::read(wasm).expect("built");
+        let (code, body) = self
+            .request(
+                reqwest::Method::POST,
+                "/components?replace=true",
+                Some(bytes),
+            )
+            .await;
+        assert_eq!(code, 200, "{body}");
+    }
+
     /// The status row of one projection version.
     pub async fn projection(&self, name: &str, version: u32) -> Value {
         let (status, list) = self.get("/projections").await;

@@ -39,9 +39,9 @@ impl Refract {
         version: Option<u32>,
         id: &str,
     ) -> Result<ConsistentDoc, ServiceError> {
-        let team_permit = self.team_permit(name)?;
         let key = self.resolve(name, version).await?;
         if self.is_live(&key) {
+            // Its own read takes the team's permit.
             let head = self.store.head().await?;
             let body = self.live_doc(key, id).await?;
             return Ok(ConsistentDoc {
@@ -49,6 +49,7 @@ impl Refract {
                 position: head,
             });
         }
+        let team_permit = self.team_permit(name)?;
         let loaded = self.projection_of(&key)?;
         let types = &loaded.descriptor.event_types;
         let read = self.store.doc_read(
