@@ -29,6 +29,7 @@ const GUESTS: &[(&str, &str)] = &[
     ("value-sum-fixed", "VALUE_SUM_FIXED"),
     ("value-sum-doubled", "VALUE_SUM_DOUBLED"),
     ("live-sum", "LIVE_SUM"),
+    ("live-custom", "LIVE_CUSTOM"),
     ("emit-probe", "EMIT_PROBE"),
     ("emit-probe-v100", "EMIT_PROBE_V100"),
     ("outbox-probe", "OUTBOX_PROBE"),

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use refract::store::ProjectionKey;
-use refract_test_artifacts::{LIVE_SUM, VALUE_SUM, WORD_COUNTER};
+use refract_test_artifacts::{LIVE_CUSTOM, LIVE_SUM, VALUE_SUM, WORD_COUNTER};
 use serde_json::json;
 
 use crate::common::{Daemon, backend};
@@ -126,4 +126,33 @@ async fn the_config_makes_a_projection_live_or_async_whatever_it_declares() {
         .wait_doc("word-counter", "hello", |d| d["count"] == 1)
         .await;
     assert_eq!(doc["count"], 1, "{doc}");
+}
+
+/// A component that declares itself live but names its own document ids cannot be
+/// live: refused at deploy, naming why, unless the config sets its lifecycle.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declared_live_projection_with_its_own_ids_is_refused_unless_configured() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let daemon = Daemon::start(&dir.path().join("data"), None);
+    let wasm = std::fs::read(LIVE_CUSTOM).expect("built");
+    let (code, body) = daemon
+        .request(reqwest::Method::POST, "/components", Some(wasm.clone()))
+        .await;
+    assert_eq!(code, 400, "{body}");
+    let msg = body["error"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains("live-custom") && msg.contains("document ids"),
+        "{msg}"
+    );
+    drop(daemon);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = "[components.live-custom]\nlifecycle = \"async\"\n";
+    let daemon = Daemon::start(&dir.path().join("data"), Some(config));
+    daemon.deploy(LIVE_CUSTOM).await;
+    let head = daemon.add_values("s-1", &[1, 2]).await;
+    daemon
+        .wait_caught_up("live-custom", 1, head, Duration::from_secs(60))
+        .await;
+    let (code, doc) = daemon.get("/projections/live-custom/docs/all").await;
+    assert_eq!((code, doc), (200, json!(2)));
 }

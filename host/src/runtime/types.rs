@@ -371,9 +371,13 @@ mod lifecycle_tests {
             err.contains("lifecycle") && err.contains("inline-ish"),
             "{err}"
         );
-        let err = descriptor(&[("lifecycle", "live")], DocumentMode::Custom)
-            .validate()
+        // Decided with the config (which may make it async), not by validate.
+        let custom = descriptor(&[("lifecycle", "live")], DocumentMode::Custom);
+        assert_eq!(custom.validate(), Ok(()));
+        let err = custom
+            .check_lifecycle(Lifecycle::Live)
             .expect_err("live needs per-stream documents");
         assert!(err.contains("document ids"), "{err}");
+        assert_eq!(custom.check_lifecycle(Lifecycle::Async), Ok(()));
     }
 }
