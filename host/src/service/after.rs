@@ -148,7 +148,8 @@ impl Refract {
         if self.is_live(&key) {
             // Folded from the stream now: every committed event is in it.
             let head = self.store.head().await?;
-            return Ok((self.live_doc(key, id).await?, head));
+            let permit = self.team_permit(&key.name)?;
+            return Ok((self.live_doc(key, id, permit).await?, head));
         }
         let reached = self.wait_projected(&key, after, timeout).await?;
         let body = self.store.get_doc(&key, id).await?.ok_or_else(|| {

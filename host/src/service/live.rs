@@ -71,17 +71,19 @@ impl Refract {
     }
 
     /// A live version's document `id`: the stream `id`'s events of its types,
-    /// folded now (bounded as the aggregate route is).
+    /// folded now (bounded as the aggregate route is), under one of its team's
+    /// read permits.
     pub(super) async fn live_doc(
         &self,
         key: ProjectionKey,
         id: &str,
+        team_permit: tokio::sync::OwnedSemaphorePermit,
     ) -> Result<String, ServiceError> {
         let not_found = || ServiceError::DocumentNotFound(format!("document {id:?} in {key}"));
         let Ok(stream) = StreamId::new(id.to_owned()) else {
             return Err(not_found());
         };
-        let aggregate = self.aggregate_of(key.clone(), &stream).await;
+        let aggregate = self.aggregate_of(key.clone(), &stream, team_permit).await;
         let aggregate = aggregate.map_err(|e| match e {
             ServiceError::TooFarBehind(_) => ServiceError::TooFarBehind(format!(
                 "{key} is live: it folds stream {stream}'s events on every read, and the \

@@ -65,7 +65,8 @@ impl Refract {
     ) -> Result<String, ServiceError> {
         let key = self.resolve(name, version).await?;
         if self.is_live(&key) {
-            return self.live_doc(key, id).await;
+            let permit = self.team_permit(&key.name)?;
+            return self.live_doc(key, id, permit).await;
         }
         self.store
             .get_doc(&key, id)

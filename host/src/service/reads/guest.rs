@@ -39,17 +39,16 @@ impl Refract {
         version: Option<u32>,
         id: &str,
     ) -> Result<ConsistentDoc, ServiceError> {
+        let team_permit = self.team_permit(name)?;
         let key = self.resolve(name, version).await?;
         if self.is_live(&key) {
-            // Its own read takes the team's permit.
             let head = self.store.head().await?;
-            let body = self.live_doc(key, id).await?;
+            let body = self.live_doc(key, id, team_permit).await?;
             return Ok(ConsistentDoc {
                 body,
                 position: head,
             });
         }
-        let team_permit = self.team_permit(name)?;
         let loaded = self.projection_of(&key)?;
         let types = &loaded.descriptor.event_types;
         let read = self.store.doc_read(
@@ -119,8 +118,11 @@ impl Refract {
         name: &str,
         version: Option<u32>,
     ) -> Result<Aggregate, ServiceError> {
+        // The permit first: a flood past the team's share is refused before any
+        // store query (600 at once must not queue 600 lookups).
+        let team_permit = self.team_permit(name)?;
         let key = self.resolve(name, version).await?;
-        self.aggregate_of(key, stream).await
+        self.aggregate_of(key, stream, team_permit).await
     }
 
     /// [`Refract::aggregate`] of the resolved version `key`.
@@ -128,8 +130,8 @@ impl Refract {
         &self,
         key: crate::store::ProjectionKey,
         stream: &StreamId,
+        team_permit: tokio::sync::OwnedSemaphorePermit,
     ) -> Result<Aggregate, ServiceError> {
-        let team_permit = self.team_permit(&key.name)?;
         let loaded = self.projection_of(&key)?;
         // A projection answers only for streams its team may read (it is never fed
         // the others); the refusal names nothing but what was asked.
