@@ -63,11 +63,14 @@ impl Refract {
 
     /// Whether the running version `key` is live.
     pub(super) fn is_live(&self, key: &ProjectionKey) -> bool {
-        let descriptor = match self.loaded_components().get(key) {
-            Some(Loaded::Projection(l)) => l.descriptor.clone(),
-            _ => return false,
-        };
-        self.lifecycle_for(key, &descriptor, false) == Lifecycle::Live
+        // Decided under the lock (cheap, no await): every document read asks, and
+        // a copy of the descriptor (up to 1,000 event types) per read is not.
+        match self.loaded_components().get(key) {
+            Some(Loaded::Projection(l)) => {
+                self.lifecycle_for(key, &l.descriptor, false) == Lifecycle::Live
+            }
+            _ => false,
+        }
     }
 
     /// A live version's document `id`: the stream `id`'s events of its types,

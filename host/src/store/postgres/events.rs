@@ -157,18 +157,8 @@ impl EventStore for PgStore {
     }
 
     async fn head_and_unordered(&self) -> Result<(Position, u64), StoreError> {
-        // One statement, one snapshot: a pass between two reads would count its
-        // events twice.
-        let (head, waiting): (i64, i64) = sqlx::query_as(
-            "SELECT s.seq, (SELECT COUNT(*) FROM (SELECT 1 FROM events e \
-                 WHERE (e.transaction_id, e.position) > (s.transaction_id, s.position) \
-                 LIMIT $1) w) \
-             FROM sequencer s WHERE s.id = 1",
-        )
-        .bind(UNORDERED_COUNTED as i64)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok((head, u64::try_from(waiting).unwrap_or(0)))
+        let mut conn = self.pool.acquire().await?;
+        head_and_unordered(&mut conn).await
     }
 
     fn watch_types(&self, types: &[String]) -> Option<std::sync::Arc<tokio::sync::Notify>> {
@@ -185,7 +175,7 @@ impl PgStore {
     /// events wait behind the fence.
     pub(super) async fn fence_holder(&self) -> Result<Option<OrderHold>, StoreError> {
         let mut tx = self.pool.begin_with(SNAPSHOT).await?;
-        let waiting = unordered(&mut tx).await?;
+        let (_, waiting) = head_and_unordered(&mut tx).await?;
         if waiting == 0 {
             tx.commit().await?;
             return Ok(None);
@@ -213,16 +203,18 @@ impl PgStore {
     }
 }
 
-/// Committed events after the sequencer's cursor (not numbered yet), counted up to
-/// [`UNORDERED_COUNTED`].
-async fn unordered(conn: &mut sqlx::PgConnection) -> Result<u64, StoreError> {
-    let waiting: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM (SELECT 1 FROM events e, sequencer s \
-         WHERE s.id = 1 AND (e.transaction_id, e.position) > (s.transaction_id, s.position) \
-         LIMIT $1) w",
+/// The head and the committed events after the sequencer's cursor (not numbered
+/// yet, counted up to [`UNORDERED_COUNTED`]), in one statement: one snapshot, so a
+/// pass between two reads cannot count its events twice.
+async fn head_and_unordered(conn: &mut sqlx::PgConnection) -> Result<(Position, u64), StoreError> {
+    let (head, waiting): (i64, i64) = sqlx::query_as(
+        "SELECT s.seq, (SELECT COUNT(*) FROM (SELECT 1 FROM events e \
+             WHERE (e.transaction_id, e.position) > (s.transaction_id, s.position) \
+             LIMIT $1) w) \
+         FROM sequencer s WHERE s.id = 1",
     )
     .bind(UNORDERED_COUNTED as i64)
     .fetch_one(conn)
     .await?;
-    Ok(u64::try_from(waiting).unwrap_or(0))
+    Ok((head, u64::try_from(waiting).unwrap_or(0)))
 }
