@@ -75,15 +75,25 @@ impl Refract {
         Ok(())
     }
 
-    /// Reads which of the restored versions an operator paused (before any starts).
+    /// Reads which of the restored versions an operator paused (before any starts);
+    /// every other paused one resumes with the restart, and says so before the API
+    /// answers: its status must not show the old pause until its agent gets going.
     pub(super) async fn load_operator_pauses(
         &self,
         restored: &[(ComponentRecord, Loaded)],
     ) -> Result<(), ServiceError> {
         for (rec, _) in restored {
             let p = self.store.progress(&rec.key).await?;
-            if p.status == RunStatus::Paused && p.error.as_deref().is_some_and(is_operator_error) {
+            if p.status != RunStatus::Paused {
+                continue;
+            }
+            if p.error.as_deref().is_some_and(is_operator_error) {
                 self.operator_paused.set().insert(rec.key.clone());
+            } else {
+                tracing::info!(projection = %rec.key, "resuming after restart (was paused)");
+                self.store
+                    .set_status(&rec.key, RunStatus::Running, None)
+                    .await?;
             }
         }
         Ok(())
