@@ -5,6 +5,7 @@
 use std::marker::PhantomData;
 
 use refract::daemon::PageProjector;
+use refract::identity::doc_key::{doc_key, split_key};
 use refract::runtime::{DocChange, DocInput, Event as HostEvent, RuntimeError, Slice};
 use refract_guest::{DocEvents, Event, GuestError, Projection};
 
@@ -67,7 +68,7 @@ impl<P: Projection + 'static> PageProjector for Native<P> {
         Ok(slices
             .into_iter()
             .map(|s| Slice {
-                doc_id: s.doc_id,
+                doc_id: doc_key(s.collection.as_deref(), &s.doc_id),
                 events: s.events,
             })
             .collect())
@@ -108,8 +109,10 @@ impl<P: Projection + 'static> PageProjector for Native<P> {
                 };
                 events.push(event.ok_or_else(|| RuntimeError::Host("event used up".into()))?);
             }
+            let (collection, id) = split_key(&d.id);
             input.push(DocEvents {
-                doc_id: d.id,
+                collection: collection.map(str::to_owned),
+                doc_id: id.to_owned(),
                 state: d.state,
                 events,
             });

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 
 use crate::decode;
-use crate::projection::{Documents, Envelope, Lifecycle, Projection};
+use crate::projection::{DocRef, Documents, Envelope, Lifecycle, Projection};
 use crate::types::{ComponentKind, Descriptor, DocChange, DocEvents, Event, GuestError, Slice};
 
 thread_local! {
@@ -117,11 +117,11 @@ pub fn slice<P: Projection>(page: &[Event]) -> Result<Vec<Slice>, GuestError> {
             .map_err(|_| GuestError::new("the page has more than 2^32 events", None))?;
         match P::DOCUMENTS {
             Documents::PerStream => {
-                slices.add(&event.stream_id, index);
+                slices.add(DocRef::new(event.stream_id.as_str()), index);
                 continue;
             }
             Documents::PerTenant => {
-                slices.add(tenant_doc(event.tenant.as_deref()), index);
+                slices.add(DocRef::new(tenant_doc(event.tenant.as_deref())), index);
                 continue;
             }
             Documents::Custom => {}
@@ -129,14 +129,14 @@ pub fn slice<P: Projection>(page: &[Event]) -> Result<Vec<Slice>, GuestError> {
         let envelope = Envelope::from_ref(decode_event::<P::Event>(event)?, event);
         processing.at(Some(event.sequence));
         let children = P::fan_out(&envelope);
-        let ids = P::doc_ids(&envelope).into_iter().chain(
+        let docs = P::doc_refs(&envelope).into_iter().chain(
             children
                 .into_iter()
-                .flat_map(|child| P::doc_ids(&envelope.with(child))),
+                .flat_map(|child| P::doc_refs(&envelope.with(child))),
         );
-        for id in ids {
-            check_doc_id::<P>(&id, event)?;
-            slices.add(&id, index);
+        for doc in docs {
+            check_doc_ref::<P>(&doc, event)?;
+            slices.add(doc, index);
         }
     }
     Ok(slices.list)
@@ -145,11 +145,21 @@ pub fn slice<P: Projection>(page: &[Event]) -> Result<Vec<Slice>, GuestError> {
 /// Longest document id the host accepts, in bytes.
 pub const MAX_DOC_ID_BYTES: usize = 256;
 
-/// Fails, naming the event, if `id` is not a document id the host accepts (1 to
-/// [`MAX_DOC_ID_BYTES`] bytes, no control characters): caught here, natively in
-/// tests too, instead of by the host, which could not say which event named it.
-fn check_doc_id<P: Projection>(id: &str, event: &Event) -> Result<(), GuestError> {
-    let problem = if id.is_empty() {
+/// Fails, naming the event, if `doc` is not a document the host accepts: its id 1
+/// to [`MAX_DOC_ID_BYTES`] bytes without control characters, its collection one of
+/// [`Projection::COLLECTIONS`]. Caught here, natively in tests too, instead of by
+/// the host, which could not say which event named it.
+fn check_doc_ref<P: Projection>(doc: &DocRef, event: &Event) -> Result<(), GuestError> {
+    let id = &doc.id;
+    let problem = if let Some(c) = doc.collection()
+        && !P::COLLECTIONS.contains(&c)
+    {
+        format!(
+            "is in collection {c:?}, which is not one of {}::COLLECTIONS {:?}",
+            P::NAME,
+            P::COLLECTIONS
+        )
+    } else if id.is_empty() {
         "is empty".to_owned()
     } else if id.len() > MAX_DOC_ID_BYTES {
         format!(
@@ -161,10 +171,10 @@ fn check_doc_id<P: Projection>(id: &str, event: &Event) -> Result<(), GuestError
     } else {
         return Ok(());
     };
-    let shown: String = id.chars().take(64).collect();
+    let shown: String = doc.to_string().chars().take(64).collect();
     Err(GuestError::new(
         format!(
-            "{}::doc_ids names document id {shown:?} for {} at sequence {}: the id {problem}",
+            "{}::doc_refs names document {shown:?} for {} at sequence {}: it {problem}",
             P::NAME,
             event.event_type,
             event.sequence
@@ -186,12 +196,12 @@ pub(crate) fn check_per_stream<P: Projection>(page: &[Event]) -> Result<(), Gues
     }
     for event in page {
         let envelope = Envelope::from_ref(decode_event::<P::Event>(event)?, event);
-        let ids = P::doc_ids(&envelope);
-        if ids.len() != 1 || ids[0] != event.stream_id {
+        let ids = P::doc_refs(&envelope);
+        if ids.len() != 1 || ids[0] != DocRef::new(event.stream_id.as_str()) {
             return Err(GuestError::new(
                 format!(
                     "{}::doc_ids names {ids:?} for event {} of stream {:?}, but DOCUMENTS is \
-                     Documents::{:?} so the host never calls doc_ids: set \
+                     Documents::{:?} so the host never calls doc_ids (or doc_refs): set \
                      `const DOCUMENTS: Documents = Documents::Custom;`",
                     P::NAME,
                     event.sequence,
@@ -205,16 +215,16 @@ pub(crate) fn check_per_stream<P: Projection>(page: &[Event]) -> Result<(), Gues
     Ok(())
 }
 
-/// Slices being built, with an index by document id.
+/// Slices being built, with an index by document.
 #[derive(Default)]
 struct Slices {
     list: Vec<Slice>,
-    by_id: BTreeMap<String, usize>,
+    by_id: BTreeMap<DocRef, usize>,
 }
 
 impl Slices {
-    fn add(&mut self, doc_id: &str, index: u32) {
-        match self.by_id.get(doc_id) {
+    fn add(&mut self, doc: DocRef, index: u32) {
+        match self.by_id.get(&doc) {
             Some(&at) => {
                 let events = &mut self.list[at].events;
                 // An event listing the same id twice is sliced once.
@@ -223,11 +233,12 @@ impl Slices {
                 }
             }
             None => {
-                self.by_id.insert(doc_id.to_owned(), self.list.len());
                 self.list.push(Slice {
-                    doc_id: doc_id.to_owned(),
+                    collection: doc.collection.clone(),
+                    doc_id: doc.id.clone(),
                     events: vec![index],
                 });
+                self.by_id.insert(doc, self.list.len() - 1);
             }
         }
     }
@@ -250,9 +261,9 @@ pub fn apply<P: Projection>(docs: Vec<DocEvents>) -> Result<Vec<DocChange>, Gues
 struct Decoded<E> {
     envelope: Envelope<E>,
     /// Whether the parent goes to the document (`None`: to every one it is sent to).
-    parent_ids: Option<Vec<String>>,
+    parent_ids: Option<Vec<DocRef>>,
     /// Its children ([`Projection::fan_out`]) with the documents each goes to.
-    children: Vec<(Envelope<E>, Option<Vec<String>>)>,
+    children: Vec<(Envelope<E>, Option<Vec<DocRef>>)>,
 }
 
 /// Events sent for several documents in one call (identities, fan-out), decoded
@@ -299,7 +310,7 @@ fn decoded<P: Projection>(
     let envelope = Envelope::new(decode_event::<P::Event>(&event)?, event);
     let children = P::fan_out(&envelope);
     let routed = P::DOCUMENTS == Documents::Custom && !children.is_empty();
-    let ids = |e: &Envelope<P::Event>| routed.then(|| P::doc_ids(e));
+    let ids = |e: &Envelope<P::Event>| routed.then(|| P::doc_refs(e));
     let children = children
         .into_iter()
         .map(|c| {
@@ -326,22 +337,27 @@ fn apply_doc<P: Projection>(
     shared: &mut Shared<P::Event>,
 ) -> Result<DocChange, GuestError> {
     let DocEvents {
+        collection,
         doc_id,
         state,
         events,
     } = doc;
+    let doc = DocRef {
+        collection,
+        id: doc_id,
+    };
     processing.at(None);
     let existed = state.is_some();
     let mut current: Option<P::Doc> = match state {
         Some(json) => Some(serde_json::from_str(&json).map_err(|e| {
-            GuestError::new(format!("cannot decode document {doc_id:?}: {e}"), None)
+            GuestError::new(format!("cannot decode document \"{doc}\": {e}"), None)
         })?),
         None => None,
     };
     let mut changed = false;
     // The host sent an event with children for this document because it or one of
     // its children goes here: fold only those that do.
-    let here = |ids: &Option<Vec<String>>| ids.as_ref().is_none_or(|ids| ids.contains(&doc_id));
+    let here = |ids: &Option<Vec<DocRef>>| ids.as_ref().is_none_or(|ids| ids.contains(&doc));
     for event in events {
         if !handled.contains(&event.event_type.as_str()) {
             continue;
@@ -349,19 +365,19 @@ fn apply_doc<P: Projection>(
         processing.at(Some(event.sequence));
         let d = decoded::<P>(event, shared)?;
         if d.children.is_empty() || here(&d.parent_ids) {
-            changed |= fold::<P>(&doc_id, &mut current, &d.envelope);
+            changed |= fold::<P>(&doc, &mut current, &d.envelope);
         }
         for (child, to) in &d.children {
             if here(to) {
-                changed |= fold::<P>(&doc_id, &mut current, child);
+                changed |= fold::<P>(&doc, &mut current, child);
             }
         }
     }
     processing.at(None);
     Ok(match current {
         _ if !changed => DocChange::Keep,
-        Some(doc) => DocChange::Put(serde_json::to_string(&doc).map_err(|e| {
-            GuestError::new(format!("cannot encode document {doc_id:?}: {e}"), None)
+        Some(body) => DocChange::Put(serde_json::to_string(&body).map_err(|e| {
+            GuestError::new(format!("cannot encode document \"{doc}\": {e}"), None)
         })?),
         None if existed => DocChange::Delete,
         None => DocChange::Keep,
@@ -370,13 +386,13 @@ fn apply_doc<P: Projection>(
 
 /// Folds one event into the document (creating it if it can); whether it did.
 fn fold<P: Projection>(
-    doc_id: &str,
+    doc_ref: &DocRef,
     current: &mut Option<P::Doc>,
     envelope: &Envelope<P::Event>,
 ) -> bool {
     match current.as_mut() {
         Some(doc) => P::apply(doc, envelope),
-        None => match P::create(doc_id, envelope) {
+        None => match P::create_in(doc_ref, envelope) {
             Some(doc) => *current = Some(doc),
             None => return false,
         },

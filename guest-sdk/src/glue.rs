@@ -3,24 +3,28 @@
 //! version the component exports. Used by
 //! [`export_projection!`](crate::export_projection).
 //!
-//! 1.1.0 only adds to 1.0.0, so 1.0.0's bindings use 1.1.0's types and one set of
-//! conversions serves both; what differs is `describe`'s options, 1.1.0's
-//! `describe-settings`, and which version's `host` the glue calls.
+//! Each version only adds to the types of the one before, so the older versions'
+//! bindings use 1.2.0's types and one set of conversions serves all three; what
+//! differs is `describe`'s options, `describe-settings` (1.1.0 on),
+//! `describe-collections` and documents named by key (1.2.0), and which version's
+//! `host` the glue calls.
 
 use std::panic::PanicHookInfo;
 use std::sync::Once;
 
-pub use crate::bindings::v1_1::refract::projection::types as wit;
+pub use crate::bindings::v1_2::refract::projection::types as wit;
 
-use crate::bindings::v1_1::refract::projection::host::Level as WitLevel;
+use crate::bindings::v1_2::refract::projection::host::Level as WitLevel;
 use crate::log::Level;
 use crate::projection::Projection;
-use crate::types::{ComponentKind, DocChange, DocEvents, Event, GuestError};
+use crate::types::{ComponentKind, DocChange, DocEvents, Event, GuestError, Slice};
 
 /// One WIT version's host imports.
 pub struct Host {
     log: fn(Level, &str),
     panicked: fn(&wit::GuestError),
+    /// The version, for errors.
+    version: &'static str,
     /// Whether this version's descriptor says per-stream documents with the 1.0.0
     /// option, for want of `describe-settings`.
     documents_option: bool,
@@ -29,33 +33,42 @@ pub struct Host {
     checks_max_page_size: bool,
 }
 
-/// Exports `refract:projection@1.1.0`, the latest.
+/// Exports `refract:projection@1.2.0`, the latest.
+pub mod v1_2 {
+    pub use crate::bindings::v1_2::exports::refract::projection::projection::Guest;
+
+    use crate::bindings::v1_2::refract::projection::host;
+
+    /// The 1.2.0 host imports.
+    pub static HOST: super::Host = super::Host {
+        log: |level, message| host::log(super::wit_level(level), message),
+        panicked: host::panicked,
+        version: "1.2.0",
+        documents_option: false,
+        checks_max_page_size: true,
+    };
+
+    /// The named collections the projection writes.
+    pub fn describe_collections<P: crate::Projection>() -> Vec<String> {
+        super::init(&HOST);
+        P::COLLECTIONS.iter().map(|c| (*c).to_owned()).collect()
+    }
+}
+
+/// Exports `refract:projection@1.1.0`, for hosts that predate 1.2.0.
 pub mod v1_1 {
     pub use crate::bindings::v1_1::exports::refract::projection::projection::Guest;
 
-    use super::wit;
     use crate::bindings::v1_1::refract::projection::host;
 
     /// The 1.1.0 host imports.
     pub static HOST: super::Host = super::Host {
         log: |level, message| host::log(super::wit_level(level), message),
         panicked: host::panicked,
+        version: "1.1.0",
         documents_option: false,
         checks_max_page_size: true,
     };
-
-    /// How the component wants the host to call it.
-    pub fn describe_settings<P: crate::Projection>() -> wit::Settings {
-        super::init(&HOST);
-        wit::Settings {
-            documents: match P::DOCUMENTS {
-                crate::Documents::PerStream => wit::DocumentMode::PerStream,
-                // The SDK names each tenant's document in `slice`.
-                crate::Documents::Custom | crate::Documents::PerTenant => wit::DocumentMode::Custom,
-            },
-            max_page_size: P::MAX_PAGE_SIZE,
-        }
-    }
 }
 
 /// Exports `refract:projection@1.0.0`, for hosts that predate 1.1.0.
@@ -68,9 +81,23 @@ pub mod v1_0 {
     pub static HOST: super::Host = super::Host {
         log: |level, message| host::log(super::wit_level(level), message),
         panicked: host::panicked,
+        version: "1.0.0",
         documents_option: true,
         checks_max_page_size: false,
     };
+}
+
+/// How the component wants the host to call it (1.1.0 on).
+pub fn describe_settings<P: Projection>(host: &'static Host) -> wit::Settings {
+    init(host);
+    wit::Settings {
+        documents: match P::DOCUMENTS {
+            crate::Documents::PerStream => wit::DocumentMode::PerStream,
+            // The SDK names each tenant's document in `slice`.
+            crate::Documents::Custom | crate::Documents::PerTenant => wit::DocumentMode::Custom,
+        },
+        max_page_size: P::MAX_PAGE_SIZE,
+    }
 }
 
 /// A log level as the WIT `host.log` of both versions takes it.
@@ -104,32 +131,92 @@ pub fn describe<P: Projection>(host: &'static Host) -> wit::Descriptor {
     }
 }
 
-/// Slices a page.
+/// Slices a page (1.0.0, 1.1.0: documents by id, in the default collection only).
 pub fn slice<P: Projection>(
     host: &'static Host,
     page: Vec<wit::Event>,
 ) -> Result<Vec<wit::DocSlice>, wit::GuestError> {
+    slices::<P>(host, page)?
+        .into_iter()
+        .map(|s| match s.collection {
+            None => Ok(wit::DocSlice {
+                doc_id: s.doc_id,
+                events: s.events,
+            }),
+            Some(c) => Err(error(GuestError::new(
+                format!(
+                    "{} names document {c}/{} in a collection, which WIT {} cannot say: \
+                     export WIT 1.2.0 (`export_projection!(P)`)",
+                    P::NAME,
+                    s.doc_id,
+                    host.version
+                ),
+                None,
+            ))),
+        })
+        .collect()
+}
+
+/// Slices a page (1.2.0: documents by key).
+pub fn slice_keyed<P: Projection>(
+    host: &'static Host,
+    page: Vec<wit::Event>,
+) -> Result<Vec<wit::KeyedSlice>, wit::GuestError> {
+    Ok(slices::<P>(host, page)?
+        .into_iter()
+        .map(|s| wit::KeyedSlice {
+            doc: wit::DocKey {
+                collection: s.collection,
+                id: s.doc_id,
+            },
+            events: s.events,
+        })
+        .collect())
+}
+
+fn slices<P: Projection>(
+    host: &'static Host,
+    page: Vec<wit::Event>,
+) -> Result<Vec<Slice>, wit::GuestError> {
     init(host);
     if host.checks_max_page_size {
         crate::engine::check_page_size::<P>(page.iter().map(|e| e.sequence)).map_err(error)?;
     }
     let page: Vec<Event> = page.into_iter().map(event).collect();
-    match crate::engine::slice::<P>(&page) {
-        Ok(slices) => Ok(slices
-            .into_iter()
-            .map(|s| wit::DocSlice {
-                doc_id: s.doc_id,
-                events: s.events,
-            })
-            .collect()),
-        Err(e) => Err(error(e)),
-    }
+    crate::engine::slice::<P>(&page).map_err(error)
 }
 
-/// Applies each document's events.
+/// Applies each document's events (1.0.0, 1.1.0: documents by id).
 pub fn apply<P: Projection>(
     host: &'static Host,
     docs: Vec<wit::DocEvents>,
+) -> Result<Vec<wit::DocChange>, wit::GuestError> {
+    let docs = docs.into_iter().map(|d| DocEvents {
+        collection: None,
+        doc_id: d.doc_id,
+        state: d.state,
+        events: d.events.into_iter().map(event).collect(),
+    });
+    apply_docs::<P>(host, docs.collect())
+}
+
+/// Applies each document's events (1.2.0: documents by key).
+pub fn apply_keyed<P: Projection>(
+    host: &'static Host,
+    docs: Vec<wit::KeyedDocEvents>,
+) -> Result<Vec<wit::DocChange>, wit::GuestError> {
+    let docs = docs.into_iter().map(|d| DocEvents {
+        collection: d.doc.collection,
+        doc_id: d.doc.id,
+        state: d.state,
+        events: d.events.into_iter().map(event).collect(),
+    });
+    apply_docs::<P>(host, docs.collect())
+}
+
+fn apply_docs<P: Projection>(
+    host: &'static Host,
+    docs: Vec<DocEvents>,
 ) -> Result<Vec<wit::DocChange>, wit::GuestError> {
     init(host);
     if host.checks_max_page_size {
@@ -138,14 +225,6 @@ pub fn apply<P: Projection>(
             .flat_map(|d| d.events.iter().map(|e| e.sequence));
         crate::engine::check_page_size::<P>(sequences).map_err(error)?;
     }
-    let docs = docs
-        .into_iter()
-        .map(|d| DocEvents {
-            doc_id: d.doc_id,
-            state: d.state,
-            events: d.events.into_iter().map(event).collect(),
-        })
-        .collect();
     match crate::engine::apply::<P>(docs) {
         Ok(changes) => Ok(changes
             .into_iter()

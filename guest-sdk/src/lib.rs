@@ -101,31 +101,51 @@
 #[cfg(target_arch = "wasm32")]
 #[doc(hidden)]
 pub mod bindings {
-    /// `refract:projection@1.1.0`.
+    /// `refract:projection@1.2.0`, the latest.
+    pub mod v1_2 {
+        wit_bindgen::generate!({
+            path: "../wit/projection-1.2.0",
+            world: "projector",
+            // The older versions' `doc-slice` and `doc-events`, which 1.2.0's own
+            // calls do not use: the older bindings take their types from here.
+            generate_unused_types: true,
+            pub_export_macro: true,
+            default_bindings_module: "refract_guest::bindings::v1_2",
+        });
+    }
+
+    /// `refract:projection@1.1.0`, through a world of another name: every version's
+    /// world is called `projector`, and each generated export macro is exported
+    /// under a name made from its world's.
     pub mod v1_1 {
         wit_bindgen::generate!({
+            inline: "package refract:guest-sdk;
+                     world projector-v110 { include refract:projection/projector@1.1.0; }",
             path: "../wit/projection-1.1.0",
-            world: "projector",
+            world: "projector-v110",
+            // 1.2.0 only adds to 1.1.0's types: one set of types, and of glue.
+            with: {
+                "refract:projection/types@1.1.0": crate::bindings::v1_2::refract::projection::types,
+                "refract:projection/host@1.1.0/level": crate::bindings::v1_2::refract::projection::host::Level,
+            },
+            // The interfaces are in another package than this world's: generate them.
+            generate_all,
             pub_export_macro: true,
             default_bindings_module: "refract_guest::bindings::v1_1",
         });
     }
 
-    /// `refract:projection@1.0.0`, through a world of another name: both versions'
-    /// worlds are called `projector`, and each generated export macro is exported
-    /// under a name made from its world's.
+    /// `refract:projection@1.0.0`, through a world of another name (as 1.1.0).
     pub mod v1_0 {
         wit_bindgen::generate!({
             inline: "package refract:guest-sdk;
                      world projector-v100 { include refract:projection/projector@1.0.0; }",
             path: "../wit/projection",
             world: "projector-v100",
-            // 1.1.0 only adds to 1.0.0's types: one set of types, and of glue.
             with: {
-                "refract:projection/types@1.0.0": crate::bindings::v1_1::refract::projection::types,
-                "refract:projection/host@1.0.0/level": crate::bindings::v1_1::refract::projection::host::Level,
+                "refract:projection/types@1.0.0": crate::bindings::v1_2::refract::projection::types,
+                "refract:projection/host@1.0.0/level": crate::bindings::v1_2::refract::projection::host::Level,
             },
-            // The interfaces are in another package than this world's: generate them.
             generate_all,
             pub_export_macro: true,
             default_bindings_module: "refract_guest::bindings::v1_0",
@@ -161,7 +181,7 @@ mod tests_routing;
 pub struct ReadmeDoctests;
 
 pub use engine::{apply, describe, slice};
-pub use projection::{Documents, Envelope, Lifecycle, NO_TENANT, Projection};
+pub use projection::{DocRef, Documents, Envelope, Lifecycle, NO_TENANT, Projection};
 pub use types::{ComponentKind, Descriptor, DocChange, DocEvents, Event, GuestError, Slice};
 
 /// Checks at compile time, on every target, that `P` is a projection.
@@ -169,17 +189,19 @@ pub use types::{ComponentKind, Descriptor, DocChange, DocEvents, Event, GuestErr
 pub fn __assert_projection<P: Projection>() {}
 
 /// Exports a [`Projection`] as the component's `refract:projection/projection`, of
-/// the latest WIT version (1.1.0) or of the one named.
+/// the latest WIT version (1.2.0) or of the one named.
 ///
 /// Use it once, in the crate built as the component (`crate-type = ["cdylib", "rlib"]`):
-/// `refract_guest::export_projection!(MyProjection);`. For hosts older than WIT
-/// 1.1.0, `refract_guest::export_projection!(MyProjection, wit = "1.0.0");` exports
-/// 1.0.0 instead (which cannot declare [`Projection::MAX_PAGE_SIZE`]). It exports
-/// only when built for `wasm32`; natively it expands to a type check, so the crate
-/// still builds and tests.
+/// `refract_guest::export_projection!(MyProjection);`. For older hosts,
+/// `refract_guest::export_projection!(MyProjection, wit = "1.1.0");` exports 1.1.0
+/// (which has no collections: a document in one is refused at `slice`), and
+/// `wit = "1.0.0"` exports 1.0.0 (which cannot declare
+/// [`Projection::MAX_PAGE_SIZE`] either). It exports only when built for `wasm32`;
+/// natively it expands to a type check, so the crate still builds and tests.
 #[macro_export]
 macro_rules! export_projection {
-    (@export $projection:ty, $version:ident { $($more:tt)* }) => {
+    (@export $projection:ty, $version:ident,
+        $slice:ident -> $Slice:ident, $apply:ident <- $DocEvents:ident { $($more:tt)* }) => {
         const _: fn() = $crate::__assert_projection::<$projection>;
 
         #[cfg(target_arch = "wasm32")]
@@ -194,19 +216,19 @@ macro_rules! export_projection {
                 fn slice(
                     page: ::std::vec::Vec<$crate::__glue::wit::Event>,
                 ) -> ::core::result::Result<
-                    ::std::vec::Vec<$crate::__glue::wit::DocSlice>,
+                    ::std::vec::Vec<$crate::__glue::wit::$Slice>,
                     $crate::__glue::wit::GuestError,
                 > {
-                    $crate::__glue::slice::<$projection>(&$crate::__glue::$version::HOST, page)
+                    $crate::__glue::$slice::<$projection>(&$crate::__glue::$version::HOST, page)
                 }
 
                 fn apply(
-                    docs: ::std::vec::Vec<$crate::__glue::wit::DocEvents>,
+                    docs: ::std::vec::Vec<$crate::__glue::wit::$DocEvents>,
                 ) -> ::core::result::Result<
                     ::std::vec::Vec<$crate::__glue::wit::DocChange>,
                     $crate::__glue::wit::GuestError,
                 > {
-                    $crate::__glue::apply::<$projection>(&$crate::__glue::$version::HOST, docs)
+                    $crate::__glue::$apply::<$projection>(&$crate::__glue::$version::HOST, docs)
                 }
 
                 $($more)*
@@ -218,21 +240,35 @@ macro_rules! export_projection {
         };
     };
     ($projection:ty) => {
-        $crate::export_projection!($projection, wit = "1.1.0");
+        $crate::export_projection!($projection, wit = "1.2.0");
+    };
+    ($projection:ty, wit = "1.2.0") => {
+        $crate::export_projection!(@export $projection, v1_2,
+            slice_keyed -> KeyedSlice, apply_keyed <- KeyedDocEvents {
+            fn describe_settings() -> $crate::__glue::wit::Settings {
+                $crate::__glue::describe_settings::<$projection>(&$crate::__glue::v1_2::HOST)
+            }
+
+            fn describe_collections() -> ::std::vec::Vec<::std::string::String> {
+                $crate::__glue::v1_2::describe_collections::<$projection>()
+            }
+        });
     };
     ($projection:ty, wit = "1.1.0") => {
-        $crate::export_projection!(@export $projection, v1_1 {
+        $crate::export_projection!(@export $projection, v1_1,
+            slice -> DocSlice, apply <- DocEvents {
             fn describe_settings() -> $crate::__glue::wit::Settings {
-                $crate::__glue::v1_1::describe_settings::<$projection>()
+                $crate::__glue::describe_settings::<$projection>(&$crate::__glue::v1_1::HOST)
             }
         });
     };
     ($projection:ty, wit = "1.0.0") => {
-        $crate::export_projection!(@export $projection, v1_0 {});
+        $crate::export_projection!(@export $projection, v1_0,
+            slice -> DocSlice, apply <- DocEvents {});
     };
     ($projection:ty, wit = $other:literal) => {
         ::core::compile_error!(::core::concat!(
-            "refract-guest exports WIT 1.1.0 or 1.0.0, not ",
+            "refract-guest exports WIT 1.2.0, 1.1.0 or 1.0.0, not ",
             $other
         ));
     };

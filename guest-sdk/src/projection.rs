@@ -59,6 +59,21 @@ pub trait Projection {
         vec![Self::doc_id(event)]
     }
 
+    /// The named collections the projection writes besides its default one (WIT
+    /// 1.2.0): each its own id space (the word `dictionary` and the `dictionary`
+    /// document never meet), read as `/projections/{name}/docs/{collection}/{id}`.
+    /// At most 16, each 1 to 64 of `a-z`, `0-9`, `-`, `_`. Name documents in them
+    /// with [`doc_refs`](Projection::doc_refs).
+    const COLLECTIONS: &'static [&'static str] = &[];
+
+    /// Identities in collections: the documents an event touches, each in the
+    /// default collection ([`DocRef::new`]) or a named one
+    /// ([`DocRef::in_collection`]), with [`Documents::Custom`]. By default those
+    /// [`doc_ids`](Projection::doc_ids) names, in the default collection.
+    fn doc_refs(event: &Envelope<Self::Event>) -> Vec<DocRef> {
+        Self::doc_ids(event).into_iter().map(DocRef::new).collect()
+    }
+
     /// Fan-out: the child events an event stands for (a `Travel`'s movements and
     /// stops), each routed by [`doc_ids`](Projection::doc_ids) and folded as an event
     /// of its own, with its parent's envelope (sequence, stream, tenant, ...), right
@@ -72,6 +87,13 @@ pub trait Projection {
     /// The document an event creates when none exists yet; `None` ignores the event.
     fn create(id: &str, event: &Envelope<Self::Event>) -> Option<Self::Doc>;
 
+    /// The document an event creates in its collection when none exists yet (by
+    /// default [`create`](Projection::create) with its id, whatever the
+    /// collection): override it when collections hold documents of different kinds.
+    fn create_in(doc: &DocRef, event: &Envelope<Self::Event>) -> Option<Self::Doc> {
+        Self::create(&doc.id, event)
+    }
+
     /// Folds an event into an existing document.
     fn apply(doc: &mut Self::Doc, event: &Envelope<Self::Event>);
 
@@ -79,6 +101,48 @@ pub trait Projection {
     fn should_delete(doc: &Self::Doc, event: &Envelope<Self::Event>) -> bool {
         let _ = (doc, event);
         false
+    }
+}
+
+/// A document's name: its collection (none: the projection's default one) and its
+/// id there.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct DocRef {
+    /// The named collection, or `None` for the default one.
+    pub collection: Option<String>,
+    /// The document's id within its collection.
+    pub id: String,
+}
+
+impl DocRef {
+    /// Document `id` in the default collection.
+    pub fn new(id: impl Into<String>) -> Self {
+        Self {
+            collection: None,
+            id: id.into(),
+        }
+    }
+
+    /// Document `id` in `collection` (one of [`Projection::COLLECTIONS`]).
+    pub fn in_collection(collection: &str, id: impl Into<String>) -> Self {
+        Self {
+            collection: Some(collection.to_owned()),
+            id: id.into(),
+        }
+    }
+
+    /// The collection's name, if not the default one.
+    pub fn collection(&self) -> Option<&str> {
+        self.collection.as_deref()
+    }
+}
+
+impl std::fmt::Display for DocRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.collection {
+            Some(c) => write!(f, "{c}/{}", self.id),
+            None => f.write_str(&self.id),
+        }
     }
 }
 

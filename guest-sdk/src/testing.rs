@@ -36,7 +36,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde_json::Value;
 
 use crate::engine::{apply, describe, slice};
-use crate::projection::Projection;
+use crate::projection::{DocRef, Projection};
 use crate::types::{DocChange, DocEvents, Event, GuestError};
 
 /// How many events the harness hands the projection at a time.
@@ -45,25 +45,37 @@ pub const PAGE_SIZE: usize = 500;
 /// The timestamp of the events [`Given`] makes: the event's sequence is added to it.
 pub const BASE_TIMESTAMP: i64 = 1_700_000_000_000_000;
 
-/// Projects `events` as the daemon would and returns every document by id.
+/// Projects `events` as the daemon would and returns every document of the default
+/// collection by id (see [`project_all`] for the named collections too).
 ///
 /// Only the event types `P` handles are handed to it, in pages of [`PAGE_SIZE`] (or
 /// of `P`'s smaller [`MAX_PAGE_SIZE`](Projection::MAX_PAGE_SIZE)); each page is
 /// sliced, then applied, and documents travel as JSON text between pages.
 pub fn project<P: Projection>(events: &[Event]) -> Result<BTreeMap<String, Value>, GuestError> {
+    Ok(project_all::<P>(events)?
+        .into_iter()
+        .filter(|(doc, _)| doc.collection.is_none())
+        .map(|(doc, body)| (doc.id, body))
+        .collect())
+}
+
+/// Projects `events` as [`project`] does and returns every document of every
+/// collection, by collection and id.
+pub fn project_all<P: Projection>(events: &[Event]) -> Result<BTreeMap<DocRef, Value>, GuestError> {
     let handled = describe::<P>().event_types;
     let relevant: Vec<&Event> = events
         .iter()
         .filter(|e| handled.contains(&e.event_type))
         .collect();
-    let mut docs: BTreeMap<String, String> = BTreeMap::new();
+    let mut docs: BTreeMap<DocRef, String> = BTreeMap::new();
     let page_size = P::MAX_PAGE_SIZE.map_or(PAGE_SIZE, |max| PAGE_SIZE.min(max.max(1) as usize));
     for chunk in relevant.chunks(page_size) {
         let page: Vec<Event> = chunk.iter().map(|e| (*e).clone()).collect();
         crate::engine::check_per_stream::<P>(&page)?;
         let slices = slice::<P>(&page)?;
         let mut inputs = Vec::with_capacity(slices.len());
-        for s in &slices {
+        let mut keys = Vec::with_capacity(slices.len());
+        for s in slices {
             let events = s
                 .events
                 .iter()
@@ -73,30 +85,36 @@ pub fn project<P: Projection>(events: &[Event]) -> Result<BTreeMap<String, Value
                     })
                 })
                 .collect::<Result<_, _>>()?;
+            let key = DocRef {
+                collection: s.collection.clone(),
+                id: s.doc_id.clone(),
+            };
             inputs.push(DocEvents {
-                doc_id: s.doc_id.clone(),
-                state: docs.get(&s.doc_id).cloned(),
+                collection: s.collection,
+                doc_id: s.doc_id,
+                state: docs.get(&key).cloned(),
                 events,
             });
+            keys.push(key);
         }
         let changes = apply::<P>(inputs)?;
-        for (s, change) in slices.into_iter().zip(changes) {
+        for (key, change) in keys.into_iter().zip(changes) {
             match change {
                 DocChange::Put(json) => {
-                    docs.insert(s.doc_id, json);
+                    docs.insert(key, json);
                 }
                 DocChange::Delete => {
-                    docs.remove(&s.doc_id);
+                    docs.remove(&key);
                 }
                 DocChange::Keep => {}
             }
         }
     }
     docs.into_iter()
-        .map(|(id, json)| match serde_json::from_str(&json) {
-            Ok(doc) => Ok((id, doc)),
+        .map(|(doc, json)| match serde_json::from_str(&json) {
+            Ok(body) => Ok((doc, body)),
             Err(e) => Err(GuestError::new(
-                format!("document {id:?} is not JSON: {e}"),
+                format!("document \"{doc}\" is not JSON: {e}"),
                 None,
             )),
         })
@@ -182,6 +200,15 @@ impl Given {
     /// The document `id` that `P` makes of the events; panics if the projection fails.
     pub fn doc<P: Projection>(&self, id: &str) -> Option<Value> {
         self.docs::<P>().remove(id)
+    }
+
+    /// The document `id` of `collection` that `P` makes of the events; panics if the
+    /// projection fails.
+    pub fn doc_in<P: Projection>(&self, collection: &str, id: &str) -> Option<Value> {
+        match project_all::<P>(&self.events) {
+            Ok(mut docs) => docs.remove(&DocRef::in_collection(collection, id)),
+            Err(e) => panic!("projection {} failed: {e}", P::NAME),
+        }
     }
 }
 

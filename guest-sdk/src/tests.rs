@@ -206,6 +206,7 @@ fn apply_puts_deletes_and_keeps() {
     let docs = vec![
         // Created.
         DocEvents {
+            collection: None,
             doc_id: "new".into(),
             state: None,
             events: vec![
@@ -216,18 +217,21 @@ fn apply_puts_deletes_and_keeps() {
         },
         // An event that creates nothing, for a missing document: ignored.
         DocEvents {
+            collection: None,
             doc_id: "ghost".into(),
             state: None,
             events: vec![event(4, "ghost", "Added", json!(1))],
         },
         // Only unknown events: left as it was.
         DocEvents {
+            collection: None,
             doc_id: "e".into(),
             state: Some(existing.into()),
             events: vec![event(5, "e", "Unknown", json!(1))],
         },
         // Deleted.
         DocEvents {
+            collection: None,
             doc_id: "e".into(),
             state: Some(existing.into()),
             events: vec![
@@ -237,6 +241,7 @@ fn apply_puts_deletes_and_keeps() {
         },
         // Created and deleted within the page: nothing to store.
         DocEvents {
+            collection: None,
             doc_id: "brief".into(),
             state: None,
             events: vec![
@@ -246,6 +251,7 @@ fn apply_puts_deletes_and_keeps() {
         },
         // Deleted, then created again.
         DocEvents {
+            collection: None,
             doc_id: "e".into(),
             state: Some(existing.into()),
             events: vec![
@@ -279,6 +285,7 @@ fn apply_puts_deletes_and_keeps() {
 #[test]
 fn apply_reports_bad_events_and_bad_state() {
     let bad_event = DocEvents {
+        collection: None,
         doc_id: "d".into(),
         state: None,
         events: vec![event(42, "d", "Opened", json!({"owner": 5}))],
@@ -292,6 +299,7 @@ fn apply_reports_bad_events_and_bad_state() {
     );
 
     let bad_state = DocEvents {
+        collection: None,
         doc_id: "d".into(),
         state: Some("[1]".into()),
         events: vec![],
@@ -325,6 +333,7 @@ fn envelopes_carry_the_event_metadata() {
         fn apply(_doc: &mut Value, _e: &Envelope<Ev>) {}
     }
     let docs = vec![DocEvents {
+        collection: None,
         doc_id: "doc".into(),
         state: None,
         events: vec![event(9, "s", "Added", json!(1))],

@@ -309,6 +309,7 @@ fn a_parent_reaching_many_documents_is_decoded_and_fanned_out_once_per_call() {
     let docs = slices
         .iter()
         .map(|s| crate::DocEvents {
+            collection: None,
             doc_id: s.doc_id.clone(),
             state: None,
             events: s.events.iter().map(|&i| page[i as usize].clone()).collect(),

@@ -101,6 +101,8 @@ impl std::error::Error for GuestError {}
 /// Which events of a page touch one document.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Slice {
+    /// The document's collection (WIT 1.2.0), or `None` for the default one.
+    pub collection: Option<String>,
     /// The document's id.
     pub doc_id: String,
     /// Indices into the page, in page order.
@@ -110,6 +112,8 @@ pub struct Slice {
 /// One document to bring up to date: its current state and its new events.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DocEvents {
+    /// The document's collection (WIT 1.2.0), or `None` for the default one.
+    pub collection: Option<String>,
     /// The document's id.
     pub doc_id: String,
     /// The document's current JSON, or none if it does not exist yet.

@@ -43,6 +43,7 @@ const GUESTS: &[(&str, &str)] = &[
     ("day-travel", "DAY_TRAVEL"),
     ("monthly-allocation", "MONTHLY_ALLOCATION"),
     ("tenant-rollup", "TENANT_ROLLUP"),
+    ("word-count", "WORD_COUNT"),
 ];
 
 fn main() {

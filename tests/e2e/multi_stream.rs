@@ -13,13 +13,13 @@ use serde_json::{Value, json};
 use crate::common::Daemon;
 
 /// One event of a sample's workload: stream, type, data and tenant.
-type Workload = Vec<(String, String, Value, Option<String>)>;
+pub(crate) type Workload = Vec<(String, String, Value, Option<String>)>;
 
 /// Events per sample: several pages' worth (the daemon's page is 500 by default).
-const EVENTS: usize = 1_500;
+pub(crate) const EVENTS: usize = 1_500;
 
 /// `s` with everything but ASCII letters and digits percent-encoded (ids hold `|`, `*`).
-fn encode(s: &str) -> String {
+pub(crate) fn encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' => (b as char).to_string(),
@@ -30,7 +30,10 @@ fn encode(s: &str) -> String {
 
 /// Appends the workload, consecutive events of one stream and tenant in one append,
 /// and returns the events as the SDK's native harness sees them, with the head.
-async fn append_all(daemon: &Daemon, workload: Workload) -> (Vec<refract_guest::Event>, i64) {
+pub(crate) async fn append_all(
+    daemon: &Daemon,
+    workload: Workload,
+) -> (Vec<refract_guest::Event>, i64) {
     let mut versions: BTreeMap<String, u64> = BTreeMap::new();
     let mut native = Vec::with_capacity(workload.len());
     let mut head = 0;
@@ -77,11 +80,21 @@ async fn append_all(daemon: &Daemon, workload: Workload) -> (Vec<refract_guest::
 
 /// Every document of the live version of `name`, page by page.
 async fn listed(daemon: &Daemon, name: &str) -> BTreeMap<String, Value> {
+    listed_with(daemon, name, "limit=1000").await
+}
+
+/// Every document of the live version of `name` that a listing with `query` shows,
+/// page by page.
+pub(crate) async fn listed_with(
+    daemon: &Daemon,
+    name: &str,
+    query: &str,
+) -> BTreeMap<String, Value> {
     let mut docs = BTreeMap::new();
     let mut after = String::new();
     for _ in 0..1_000 {
         let (code, page) = daemon
-            .get(&format!("/projections/{name}/docs?limit=1000{after}"))
+            .get(&format!("/projections/{name}/docs?{query}{after}"))
             .await;
         assert_eq!(code, 200, "{page}");
         for d in page["documents"].as_array().expect("documents") {

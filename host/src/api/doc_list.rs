@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use super::auth::{Auth, for_caller, named};
 use super::{ApiError, ApiQuery};
+use crate::identity::doc_key::check_collection;
 use crate::service::{DocPage, Refract};
 use crate::store::doc_list::{DEFAULT_DOC_LIST, MAX_DOC_LIST};
 use crate::store::{DocQuery, FieldIs, ListBudget};
@@ -19,6 +20,8 @@ const MAX_ID_ARG: usize = 4_096;
 #[serde(deny_unknown_fields)]
 pub(super) struct ListQuery {
     version: Option<u32>,
+    /// A named collection to list instead of the default one.
+    collection: Option<String>,
     /// Only ids starting with this.
     prefix: Option<String>,
     /// Only ids after this one: the `next` of the page before.
@@ -34,8 +37,8 @@ pub(super) struct ListQuery {
     timeout_ms: Option<u64>,
 }
 
-/// `GET /projections/{name}/docs[?prefix=p][&after=id][&limit=n][&where=field:value]
-/// [&version=n][&after_sequence=SEQ[&timeout_ms=n]]`.
+/// `GET /projections/{name}/docs[?collection=c][&prefix=p][&after=id][&limit=n]
+/// [&where=field:value][&version=n][&after_sequence=SEQ[&timeout_ms=n]]`.
 pub(super) async fn list(
     State(svc): State<Arc<Refract>>,
     Auth(caller): Auth,
@@ -44,6 +47,9 @@ pub(super) async fn list(
 ) -> Result<Json<DocPage>, ApiError> {
     let name = named(&caller, &name)?;
     let wait = super::after::wait(q.after_sequence, q.timeout_ms)?;
+    if let Some(c) = &q.collection {
+        check_collection(c).map_err(|e| ApiError::bad_request(e.0))?;
+    }
     let query = DocQuery {
         prefix: id_arg("prefix", q.prefix)?.unwrap_or_default(),
         after: id_arg("after", q.after)?,
@@ -56,17 +62,18 @@ pub(super) async fn list(
         budget: ListBudget::default(),
     };
     let page = svc
-        .list_docs(&name, q.version, &query, wait)
+        .list_docs(&name, q.version, q.collection.as_deref(), &query, wait)
         .await
         .map_err(for_caller(&caller))?;
     Ok(Json(page))
 }
 
-/// An id argument: no NUL (no id holds one), at most [`MAX_ID_ARG`] bytes.
+/// An id argument: no control character (no id holds one, and one could reach
+/// into another collection's range), at most [`MAX_ID_ARG`] bytes.
 fn id_arg(what: &str, v: Option<String>) -> Result<Option<String>, ApiError> {
     match v {
-        Some(s) if s.contains('\0') => Err(ApiError::bad_request(format!(
-            "{what} must not contain a NUL character"
+        Some(s) if s.chars().any(char::is_control) => Err(ApiError::bad_request(format!(
+            "{what} must not contain a control character"
         ))),
         Some(s) if s.len() > MAX_ID_ARG => Err(ApiError::bad_request(format!(
             "{what} is {} bytes; at most {MAX_ID_ARG}",

@@ -4,6 +4,7 @@ mod after;
 mod auth;
 mod dead_letters;
 mod doc_list;
+mod docs;
 mod error;
 mod projections;
 mod query;
@@ -53,7 +54,11 @@ fn routes() -> Vec<(&'static str, MethodRouter<Arc<Refract>>)> {
         ("/components", deploy),
         ("/projections", get(projections::list)),
         ("/projections/{name}/docs", get(doc_list::list)),
-        ("/projections/{name}/docs/{id}", get(projections::doc)),
+        ("/projections/{name}/docs/{id}", get(docs::doc)),
+        (
+            "/projections/{name}/docs/{collection}/{id}",
+            get(docs::collection_doc),
+        ),
         (version_path!("promote"), post(projections::promote)),
         (version_path!("retire"), post(projections::retire)),
         (version_path!(), delete(projections::retire)),

@@ -4,13 +4,11 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::header;
-use axum::response::{IntoResponse, Response};
+use axum::extract::State;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::auth::{Auth, for_caller, named};
+use super::auth::{Auth, for_caller};
 use super::version::{VersionCall, VersionReply};
 use super::{ApiError, ApiQuery};
 use crate::deploy::Deployed;
@@ -73,70 +71,6 @@ pub(super) async fn list(
         })
         .collect();
     Ok(Json(mine))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct DocQuery {
-    version: Option<u32>,
-    /// Apply every event committed since the version's position (through the guest).
-    #[serde(default)]
-    consistent: bool,
-    /// Wait until the version has projected this sequence (an append's
-    /// `last_sequence`) before reading.
-    after: Option<i64>,
-    /// How long to wait for `after`, at most (default 5 s, at most 60 s).
-    timeout_ms: Option<u64>,
-}
-
-/// Header of a consistent read: the sequence the document reflects every event up to.
-const POSITION_HEADER: &str = "refract-position";
-
-/// `GET /projections/{name}/docs/{id}[?version=n][&consistent=true]`.
-pub(super) async fn doc(
-    State(svc): State<Arc<Refract>>,
-    Auth(caller): Auth,
-    Path((name, id)): Path<(String, String)>,
-    ApiQuery(q): ApiQuery<DocQuery>,
-) -> Result<Response, ApiError> {
-    let name = named(&caller, &name)?;
-    let json = [(header::CONTENT_TYPE, "application/json")];
-    let wait = super::after::wait(q.after, q.timeout_ms)?;
-    if let Some((after, timeout)) = wait {
-        if q.consistent {
-            return Err(ApiError::bad_request(
-                "after= and consistent=true: a consistent read already includes every \
-                 committed event; use one of them",
-            ));
-        }
-        let (body, reached) = svc
-            .get_doc_after(&name, q.version, &id, after, timeout)
-            .await
-            .map_err(for_caller(&caller))?;
-        let mut resp = (json, body).into_response();
-        resp.headers_mut().insert(
-            header::HeaderName::from_static(POSITION_HEADER),
-            header::HeaderValue::from(reached),
-        );
-        return Ok(resp);
-    }
-    if q.consistent {
-        let doc = svc
-            .get_doc_consistent(&name, q.version, &id)
-            .await
-            .map_err(for_caller(&caller))?;
-        let mut resp = (json, doc.body).into_response();
-        resp.headers_mut().insert(
-            header::HeaderName::from_static(POSITION_HEADER),
-            header::HeaderValue::from(doc.position),
-        );
-        return Ok(resp);
-    }
-    let body = svc
-        .get_doc(&name, q.version, &id)
-        .await
-        .map_err(for_caller(&caller))?;
-    Ok((json, body).into_response())
 }
 
 #[derive(Deserialize)]

@@ -194,18 +194,21 @@ impl Client {
         Ok(())
     }
 
+    /// `GET /projections/{name}/docs[/{collection}]/{id}`.
     pub(super) async fn get_doc(
         &self,
         name: &str,
-        id: &str,
+        (collection, id): (Option<&str>, &str),
         version: Option<u32>,
         after: Option<i64>,
         timeout_ms: Option<u64>,
     ) -> anyhow::Result<()> {
+        let within = collection.map(|c| format!("{}/", encode(c)));
         let url = format!(
-            "{}/projections/{}/docs/{}",
+            "{}/projections/{}/docs/{}{}",
             self.base,
             encode(name),
+            within.unwrap_or_default(),
             encode(id)
         );
         let query: Vec<String> = [
@@ -287,27 +290,28 @@ impl Client {
 
 impl Client {
     /// `GET /projections/{name}/docs`, every page: one JSON line per document.
+    /// `query` holds the listing's parameters (`collection=`, `prefix=`, `where=`),
+    /// encoded.
     pub(super) async fn docs(
         &self,
         name: &str,
-        prefix: Option<String>,
-        filter: Option<String>,
+        query: Vec<String>,
         version: Option<u32>,
     ) -> anyhow::Result<()> {
         let mut after: Option<String> = None;
         // Every page from the version the first one came from.
         let mut version = version;
         loop {
-            let query: Vec<String> = [
-                prefix.as_deref().map(|p| format!("prefix={}", encode(p))),
-                filter.as_deref().map(|w| format!("where={}", encode(w))),
+            let paging = [
                 version.map(|v| format!("version={v}")),
                 after.as_deref().map(|a| format!("after={}", encode(a))),
                 Some("limit=1000".to_owned()),
-            ]
-            .into_iter()
-            .flatten()
-            .collect();
+            ];
+            let query: Vec<String> = query
+                .iter()
+                .cloned()
+                .chain(paging.into_iter().flatten())
+                .collect();
             let url = format!(
                 "{}/projections/{}/docs?{}",
                 self.base,

@@ -113,6 +113,9 @@ enum Command {
         name: String,
         /// The document's id.
         id: String,
+        /// A named collection of the projection instead of its default one.
+        #[arg(long)]
+        collection: Option<String>,
         /// A specific version instead of the live one.
         #[arg(long)]
         version: Option<u32>,
@@ -202,6 +205,9 @@ enum Command {
     Docs {
         /// The projection's name.
         name: String,
+        /// A named collection of the projection instead of its default one.
+        #[arg(long)]
+        collection: Option<String>,
         /// Only ids starting with this.
         #[arg(long)]
         prefix: Option<String>,
@@ -231,17 +237,28 @@ pub async fn run() -> anyhow::Result<()> {
         Command::Get {
             name,
             id,
+            collection,
             version,
             after,
             timeout_ms,
-        } => api.get_doc(&name, &id, version, after, timeout_ms).await,
+        } => {
+            let doc = (collection.as_deref(), id.as_str());
+            api.get_doc(&name, doc, version, after, timeout_ms).await
+        }
         Command::Stream { id } => api.stream(&id).await,
         Command::Docs {
             name,
+            collection,
             prefix,
             filter,
             version,
-        } => api.docs(&name, prefix, filter, version).await,
+        } => {
+            let collection = collection.map(|c| format!("collection={}", client::encode(&c)));
+            let prefix = prefix.map(|p| format!("prefix={}", client::encode(&p)));
+            let filter = filter.map(|w| format!("where={}", client::encode(&w)));
+            let query = [collection, prefix, filter].into_iter().flatten().collect();
+            api.docs(&name, query, version).await
+        }
         Command::Promote {
             name,
             version,

@@ -11,6 +11,7 @@
 //! - [`check_text`]: free text ids (stream ids, event types, idempotency keys,
 //!   document ids, stream patterns): any characters but control ones.
 
+pub mod doc_key;
 mod namespace;
 mod version;
 

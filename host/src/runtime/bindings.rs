@@ -17,8 +17,8 @@
 /// - `describe`, which asks an instance what it is and how to call it in the
 ///   latest version's terms (`describe` and `describe-settings`); an older version
 ///   has no `describe-settings`, so its file says what they are with a function
-///   `settings(&types::Descriptor) -> types::Settings`; `Described` names what
-///   `describe` returns.
+///   `settings(&types::Descriptor) -> types::Settings`, or (`, own describe`) writes
+///   its `describe` itself; `Described` names what `describe` returns.
 macro_rules! bind_wit {
     (projector $($version:tt)*) => {
         $crate::runtime::bindings::bind_wit!(@bind
@@ -52,12 +52,25 @@ macro_rules! bind_wit {
         $export:tt, $types:tt;
         $version:tt at $path:tt, types of $($latest:ident)::+
     ) => {
+        $crate::runtime::bindings::bind_wit!(@bind
+            $world, $package, $World, $Pre, $calls, $export, $types;
+            $version at $path, types of $($latest)::+, own describe
+        );
+        $crate::runtime::bindings::bind_wit!(@older $World, $calls);
+    };
+    // An older version that says how to `describe` itself (a function of its own).
+    (@bind
+        $world:tt, $package:ident, $World:ident, $Pre:ident, $calls:ident,
+        $export:tt, $types:tt;
+        $version:tt at $path:tt, types of $($latest:ident)::+, own describe
+    ) => {
         $crate::runtime::bindings::bind_wit!(@common
             $world, $World, $Pre, $export, $version, $path,
             with: [with: { $types: $($latest)::+::types },],
             types_instance: [concat!($types, "@", $version)]
         );
-        $crate::runtime::bindings::bind_wit!(@older $World, $calls, $($latest)::+);
+        #[allow(unused_imports)]
+        use $($latest)::+::{Described, types};
     };
     (@common
         $world:tt, $World:ident, $Pre:ident, $export:tt, $version:tt, $path:tt,
@@ -109,9 +122,7 @@ macro_rules! bind_wit {
             Ok((descriptor, calls.call_describe_settings(store)?))
         }
     };
-    (@older $World:ident, $calls:ident, $($latest:ident)::+) => {
-        use $($latest)::+::{Described, types};
-
+    (@older $World:ident, $calls:ident) => {
         /// Asks an instance what it is, in the latest version's terms: its
         /// descriptor, and the settings this version has no call for (`settings`).
         pub(crate) fn describe(
@@ -129,7 +140,7 @@ pub(crate) use bind_wit;
 
 #[cfg(test)]
 mod tests {
-    use super::super::{since_v1_0, since_v1_1, subscriber_v1_0, subscriber_v1_1};
+    use super::super::{since_v1_0, since_v1_1, since_v1_2, subscriber_v1_0, subscriber_v1_1};
 
     /// The export names are put together from the version: they must be the
     /// published ones.
@@ -137,6 +148,7 @@ mod tests {
     fn each_version_exports_its_calls_under_its_published_name() {
         assert_eq!(since_v1_0::EXPORT, "refract:projection/projection@1.0.0");
         assert_eq!(since_v1_1::EXPORT, "refract:projection/projection@1.1.0");
+        assert_eq!(since_v1_2::EXPORT, "refract:projection/projection@1.2.0");
         assert_eq!(
             subscriber_v1_0::EXPORT,
             "refract:subscription/subscription@1.0.0"

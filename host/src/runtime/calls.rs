@@ -1,14 +1,16 @@
-//! The page calls, `slice` and `apply`, shared by every WIT version: their parameter
-//! and result types have the same shape in 1.0.0 and 1.1.0, so one set of typed
-//! functions serves both, found under the version's export name. Parameters are
-//! lowered straight from the runtime's events (no string copied on the host); results
-//! are lifted straight into the runtime's types.
+//! The page calls, `slice` and `apply`, shared by every WIT version, found under the
+//! version's export name. 1.0.0 and 1.1.0 name a document by its id; 1.2.0 by its
+//! key (collection and id), which the host joins into its one text key (see
+//! [`doc_key`]) as it lifts the result and splits again as it lowers the input.
+//! Parameters are lowered straight from the runtime's events (no string copied on the
+//! host); results are lifted straight into the runtime's types.
 
 use wasmtime::AsContextMut;
 use wasmtime::component::{ComponentType, Func, Instance, Lift, Lower};
 
-use super::types::{DocChange, DocInput, Slice};
+use super::types::{DocChange, DocInput, Slice, WitVersion};
 use crate::event::Event;
+use crate::identity::doc_key;
 
 /// A guest's own error (WIT `guest-error`), as it returned it.
 #[derive(ComponentType, Lift)]
@@ -68,23 +70,69 @@ struct DocEventsRef<'a> {
     events: Vec<EventRef<'a>>,
 }
 
+/// A document's key as 1.2.0 says it (WIT `doc-key`), lifted.
+#[derive(ComponentType, Lift)]
+#[component(record)]
+struct DocKey {
+    collection: Option<String>,
+    id: String,
+}
+
+/// Which events touch one document, 1.2.0's way (WIT `keyed-slice`).
+#[derive(ComponentType, Lift)]
+#[component(record)]
+struct KeyedSlice {
+    doc: DocKey,
+    events: Vec<u32>,
+}
+
+impl From<KeyedSlice> for Slice {
+    fn from(s: KeyedSlice) -> Self {
+        Self {
+            doc_id: doc_key::doc_key(s.doc.collection.as_deref(), &s.doc.id),
+            events: s.events,
+        }
+    }
+}
+
+/// A document's key, lowered from the host's text key.
+#[derive(ComponentType, Lower)]
+#[component(record)]
+struct DocKeyRef<'a> {
+    collection: Option<&'a str>,
+    id: &'a str,
+}
+
+/// A document and its events, 1.2.0's way (WIT `keyed-doc-events`).
+#[derive(ComponentType, Lower)]
+#[component(record)]
+struct KeyedDocEventsRef<'a> {
+    doc: DocKeyRef<'a>,
+    state: Option<&'a str>,
+    events: Vec<EventRef<'a>>,
+}
+
 /// The page calls of one instance, looked up once per instance.
 pub(crate) struct PageCalls {
     slice: Func,
     apply: Func,
+    /// Whether documents are named by key (1.2.0) rather than by id.
+    keyed: bool,
 }
 
 type SliceResult = Result<Vec<Slice>, GuestFailure>;
+type KeyedSliceResult = Result<Vec<KeyedSlice>, GuestFailure>;
 type ApplyResult = Result<Vec<DocChange>, GuestFailure>;
 
 impl PageCalls {
-    /// Finds `slice` and `apply` in the instance's export `export` (the projection
-    /// interface of its WIT version).
+    /// Finds `slice` and `apply` in the instance's projection interface of WIT
+    /// `version`.
     pub fn lookup(
         mut store: impl AsContextMut,
         instance: &Instance,
-        export: &str,
+        version: WitVersion,
     ) -> wasmtime::Result<Self> {
+        let export = version.projection_export();
         let iface = instance
             .get_export_index(&mut store, None, export)
             .ok_or_else(|| wasmtime::format_err!("no export {export}"))?;
@@ -97,6 +145,7 @@ impl PageCalls {
         Ok(Self {
             slice: func("slice")?,
             apply: func("apply")?,
+            keyed: version >= WitVersion::V1_2,
         })
     }
 
@@ -107,6 +156,13 @@ impl PageCalls {
         page: &[Event],
     ) -> wasmtime::Result<SliceResult> {
         let events: Vec<EventRef<'_>> = page.iter().map(EventRef::from).collect();
+        if self.keyed {
+            let f = self
+                .slice
+                .typed::<(&[EventRef<'_>],), (KeyedSliceResult,)>(&store)?;
+            let (out,) = f.call(&mut store, (&events,))?;
+            return Ok(out.map(|slices| slices.into_iter().map(Slice::from).collect()));
+        }
         let f = self
             .slice
             .typed::<(&[EventRef<'_>],), (SliceResult,)>(&store)?;
@@ -121,16 +177,36 @@ impl PageCalls {
         page: &[Event],
         docs: &[DocInput],
     ) -> wasmtime::Result<ApplyResult> {
+        let events = |d: &DocInput| -> Vec<EventRef<'_>> {
+            d.events
+                .iter()
+                .filter_map(|&i| page.get(i as usize).map(EventRef::from))
+                .collect()
+        };
+        if self.keyed {
+            let input: Vec<KeyedDocEventsRef<'_>> = docs
+                .iter()
+                .map(|d| {
+                    let (collection, id) = doc_key::split_key(&d.id);
+                    KeyedDocEventsRef {
+                        doc: DocKeyRef { collection, id },
+                        state: d.state.as_deref(),
+                        events: events(d),
+                    }
+                })
+                .collect();
+            let f = self
+                .apply
+                .typed::<(&[KeyedDocEventsRef<'_>],), (ApplyResult,)>(&store)?;
+            let (out,) = f.call(&mut store, (&input,))?;
+            return Ok(out);
+        }
         let input: Vec<DocEventsRef<'_>> = docs
             .iter()
             .map(|d| DocEventsRef {
                 doc_id: &d.id,
                 state: d.state.as_deref(),
-                events: d
-                    .events
-                    .iter()
-                    .filter_map(|&i| page.get(i as usize).map(EventRef::from))
-                    .collect(),
+                events: events(d),
             })
             .collect();
         let f = self

@@ -21,6 +21,7 @@ use super::state::HostState;
 use super::types::{DESCRIBE_FUEL, Descriptor, DocChange, DocInput, Slice, slice_by_stream};
 use super::versions::{Projector, ProjectorPre};
 use crate::event::Event;
+use crate::identity::doc_key::{MAX_COLLECTION_LEN, show_key, split_key};
 use crate::identity::{MAX_STREAM_ID_LEN, preview};
 
 /// An instantiated component with its sandbox.
@@ -28,6 +29,8 @@ pub struct Guest {
     sandbox: Sandbox<Calls>,
     /// The guest keeps one document per stream: pages are sliced on the host.
     per_stream: bool,
+    /// The named collections it declared: a slice naming another is refused.
+    collections: Vec<String>,
     /// The most events the guest takes in one call (its max-page-size).
     max_events: usize,
     /// The configured events per page, which the caps on what `slice` names scale
@@ -63,6 +66,7 @@ impl Guest {
         let d = &loaded.descriptor;
         let mut guest = Self {
             per_stream: d.per_stream(),
+            collections: d.collections.clone(),
             max_events: d.page_size(usize::MAX),
             ..Self::for_describe(&loaded.pre, &loaded.limits, component)
         };
@@ -87,13 +91,13 @@ impl Guest {
         let linked = pre.clone();
         let make = move |store: &mut Store<HostState>, instance: &Instance| {
             let bindings = linked.bindings(store, instance)?;
-            let export = linked.version().projection_export();
-            let page = PageCalls::lookup(store, instance, export)?;
+            let page = PageCalls::lookup(store, instance, linked.version())?;
             Ok(Calls { bindings, page })
         };
         Self {
             sandbox: Sandbox::new(pre.instance_pre().clone(), component, limits.clone(), make),
             per_stream: false,
+            collections: Vec::new(),
             max_events: usize::MAX,
             page_size: DEFAULT_PAGE_SIZE,
         }
@@ -135,7 +139,7 @@ impl Guest {
         // What a valid answer can take (each document's id at its longest), so that
         // wasmtime refuses a bigger one before the host allocates it.
         let fuel = max_docs
-            .saturating_mul(std::mem::size_of::<Slice>() + MAX_STREAM_ID_LEN)
+            .saturating_mul(std::mem::size_of::<Slice>() + MAX_STREAM_ID_LEN + MAX_COLLECTION_LEN)
             .saturating_add(max_indices.saturating_mul(4))
             .saturating_add(MESSAGE_ROOM);
         let res = self.sandbox.call("slice", Spot::of(page), |store, c| {
@@ -161,14 +165,17 @@ impl Guest {
         }
         let mut seen = HashSet::with_capacity(slices.len());
         for s in &slices {
-            check_doc_id(&s.doc_id).map_err(|m| self.bad_result(format!("slice: {m}")))?;
+            check_doc_key(&s.doc_id, &self.collections)
+                .map_err(|m| self.bad_result(format!("slice: {m}")))?;
             if !seen.insert(s.doc_id.as_str()) {
-                return Err(
-                    self.bad_result(format!("slice: document id {:?} listed twice", s.doc_id))
-                );
+                return Err(self.bad_result(format!(
+                    "slice: document {:?} listed twice",
+                    show_key(&s.doc_id)
+                )));
             }
-            check_indices(&s.events, page.len())
-                .map_err(|m| self.bad_result(format!("slice: document {:?}: {m}", s.doc_id)))?;
+            check_indices(&s.events, page.len()).map_err(|m| {
+                self.bad_result(format!("slice: document {:?}: {m}", show_key(&s.doc_id)))
+            })?;
         }
         Ok(slices)
     }
@@ -242,7 +249,7 @@ impl Guest {
         let mut total = 0usize;
         for (change, doc) in changes.iter().zip(docs) {
             if let DocChange::Put(body) = change {
-                self.check_body(&doc.id, body)?;
+                self.check_body(&show_key(&doc.id), body)?;
                 total += body.len();
             }
         }
@@ -277,6 +284,22 @@ impl Guest {
         self.sandbox
             .guest_error(format!("{}: {message}", Limit::Result.phrase()), None)
     }
+}
+
+/// A document's key from `slice`: its collection one the guest declared, its id
+/// plain text.
+fn check_doc_key(key: &str, collections: &[String]) -> Result<(), String> {
+    let (collection, id) = split_key(key);
+    if let Some(c) = collection
+        && !collections.iter().any(|d| d == c)
+    {
+        return Err(format!(
+            "document {} is in collection {}, which the component does not declare              (describe-collections: {collections:?})",
+            preview(id),
+            preview(c)
+        ));
+    }
+    check_doc_id(id)
 }
 
 fn check_doc_id(id: &str) -> Result<(), String> {
@@ -338,6 +361,28 @@ mod tests {
             check_indices(&[1, 3], 3),
             Err("event index 3 is outside the page of 3 events".into())
         );
+    }
+
+    #[test]
+    fn a_slice_may_name_only_collections_the_guest_declared() {
+        use crate::identity::doc_key::doc_key;
+        let declared = ["word".to_owned()];
+        assert_eq!(
+            check_doc_key(&doc_key(Some("word"), "all"), &declared),
+            Ok(())
+        );
+        assert_eq!(check_doc_key("all", &[]), Ok(()));
+        let e = check_doc_key(&doc_key(Some("words"), "all"), &declared).expect_err("undeclared");
+        assert!(
+            e.contains("collection \"words\", which the component does not declare"),
+            "{e}"
+        );
+        // A guest of an older version declares none: an id spelling a key is refused.
+        let e = check_doc_key("\u{1f}word\u{1f}all", &[]).expect_err("spelled key");
+        assert!(e.contains("does not declare"), "{e}");
+        // The id within the collection is checked as any id.
+        let e = check_doc_key(&doc_key(Some("word"), ""), &declared).expect_err("empty id");
+        assert!(e.contains("must be 1 to 256 bytes"), "{e}");
     }
 
     #[test]

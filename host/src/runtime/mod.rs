@@ -29,10 +29,11 @@
 //!    the WIT versions because their bindings implement their host imports on the
 //!    store's data (`HostState`), as wasmtime's bindgen requires.
 //! 3. **WIT versions**, one file per world and version, each with its bindings, its
-//!    host imports and `From` conversions into layer 1's types: `since_v1_1` and
+//!    host imports and `From` conversions into layer 1's types: `since_v1_2`, `since_v1_1` and
 //!    `since_v1_0` (the projector world), `subscriber_v1_1` and `subscriber_v1_0`
-//!    (the subscriber world). 1.1.0 only adds to 1.0.0, so a 1.0.0 file binds 1.1.0's
-//!    types and imports the 1.1.0 file, never the reverse. `bindings` holds the
+//!    (the subscriber world). Each version only adds to the types of the one before,
+//!    so an older file binds the latest's types and imports the latest's file, never
+//!    the reverse. `bindings` holds the
 //!    macro each of them binds its world with (the bindgen options and linker entry
 //!    they share). `calls` holds the page
 //!    calls (`slice`, `apply`) every projector version shares, lowered straight from
@@ -72,6 +73,7 @@ mod bindings;
 mod calls;
 mod since_v1_0;
 mod since_v1_1;
+mod since_v1_2;
 mod subscriber_v1_0;
 mod subscriber_v1_1;
 mod subscriber_versions;

@@ -1,11 +1,11 @@
 //! WIT `refract:projection@1.0.0`: its bindings, its host imports, and its answer to
-//! `describe` converted into 1.1.0's (from there into the runtime's). The page calls
+//! `describe` converted into the latest types (from there into the runtime's). The page calls
 //! are shared with later versions (`calls.rs`).
 
 use super::types::DOCUMENTS_OPTION;
 
 super::bindings::bind_wit!(
-    projector "1.0.0" at "../wit/projection", types of crate::runtime::since_v1_1
+    projector "1.0.0" at "../wit/projection", types of crate::runtime::since_v1_2
 );
 
 super::host::impl_host!(bindings::refract::projection::host);

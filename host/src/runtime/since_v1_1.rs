@@ -1,45 +1,22 @@
-//! WIT `refract:projection@1.1.0`, the latest: its bindings, its host imports, and
-//! its descriptor and settings converted into the runtime's descriptor. 1.1.0 only
-//! adds to 1.0.0, so 1.0.0's bindings use this version's types. The page calls are
+//! WIT `refract:projection@1.1.0`: its bindings and host imports, and its answers to
+//! `describe` and `describe-settings` in 1.2.0's terms (1.2.0 only adds to 1.1.0's
+//! types, so these bindings use 1.2.0's). It has no collections. The page calls are
 //! shared (`calls.rs`).
 
-use super::types::{ComponentKind, Descriptor, DocumentMode, WitVersion};
-
-super::bindings::bind_wit!(projector "1.1.0" at "../wit/projection-1.1.0");
+super::bindings::bind_wit!(
+    projector "1.1.0" at "../wit/projection-1.1.0",
+    types of crate::runtime::since_v1_2, own describe
+);
 
 super::host::impl_host!(bindings::refract::projection::host);
 
-impl Descriptor {
-    /// The runtime's descriptor of a component built against `wit_version`, from
-    /// what it said in 1.1.0's terms.
-    pub(crate) fn from_wit((d, settings): Described, wit_version: WitVersion) -> Self {
-        Self {
-            name: d.name,
-            version: d.version,
-            kind: d.kind.into(),
-            event_types: d.event_types,
-            documents: settings.documents.into(),
-            max_page_size: settings.max_page_size,
-            options: d.options,
-            wit_version,
-        }
-    }
-}
-
-impl From<types::ComponentKind> for ComponentKind {
-    fn from(kind: types::ComponentKind) -> Self {
-        match kind {
-            types::ComponentKind::Projection => Self::Projection,
-            types::ComponentKind::Subscription => Self::Subscription,
-        }
-    }
-}
-
-impl From<types::DocumentMode> for DocumentMode {
-    fn from(mode: types::DocumentMode) -> Self {
-        match mode {
-            types::DocumentMode::PerStream => Self::PerStream,
-            types::DocumentMode::Custom => Self::Custom,
-        }
-    }
+/// Asks an instance what it is (`describe`) and how to call it
+/// (`describe-settings`).
+pub(crate) fn describe(
+    bindings: &Projector,
+    store: &mut wasmtime::Store<super::state::HostState>,
+) -> wasmtime::Result<Described> {
+    let calls = bindings.refract_projection_projection();
+    let descriptor = calls.call_describe(&mut *store)?;
+    Ok((descriptor, calls.call_describe_settings(store)?))
 }

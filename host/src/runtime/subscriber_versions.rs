@@ -63,6 +63,7 @@ impl Bindings {
         Ok(match version {
             WitVersion::V1_0 => Self::V1_0(v1_0::Subscriber::new(store, instance)?),
             WitVersion::V1_1 => Self::V1_1(v1_1::Subscriber::new(store, instance)?),
+            other => wasmtime::bail!("refract:subscription has no WIT version {other}"),
         })
     }
 

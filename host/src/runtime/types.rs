@@ -9,7 +9,7 @@ use serde::Serialize;
 use wasmtime::component::{ComponentType, Lift};
 
 use crate::event::Event;
-use crate::identity::{MAX_EVENT_TYPE_LEN, preview};
+use crate::identity::{MAX_EVENT_TYPE_LEN, doc_key, preview};
 
 /// What kind of component this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -30,18 +30,22 @@ pub enum WitVersion {
     /// `refract:projection@1.1.0`: typed `documents` and `max-page-size` in the descriptor.
     #[serde(rename = "1.1.0")]
     V1_1,
+    /// `refract:projection@1.2.0`: documents in named collections (projections only).
+    #[serde(rename = "1.2.0")]
+    V1_2,
 }
 
 impl WitVersion {
     /// Every version refract runs, newest first: the order a component's exports are
     /// tried in.
-    pub const SUPPORTED: [WitVersion; 2] = [WitVersion::V1_1, WitVersion::V1_0];
+    pub const SUPPORTED: [WitVersion; 3] = [WitVersion::V1_2, WitVersion::V1_1, WitVersion::V1_0];
 
     /// The version number, as in the package name (`1.1.0`).
     pub fn as_str(self) -> &'static str {
         match self {
             Self::V1_0 => "1.0.0",
             Self::V1_1 => "1.1.0",
+            Self::V1_2 => "1.2.0",
         }
     }
 }
@@ -79,6 +83,8 @@ pub struct Descriptor {
     pub max_page_size: Option<u32>,
     /// Free-form options.
     pub options: Vec<(String, String)>,
+    /// The named collections it writes besides its default one (1.2.0).
+    pub collections: Vec<String>,
     /// The WIT version the component was built against.
     pub wit_version: WitVersion,
 }
@@ -162,8 +168,40 @@ impl Descriptor {
         if self.max_page_size == Some(0) {
             return Err("max-page-size must be 1 or more".into());
         }
+        self.validate_collections()?;
         // Whether it can be live is decided with the config ([components] lifecycle).
         self.lifecycle().map(|_| ())
+    }
+
+    /// Its named collections: at most [`MAX_COLLECTIONS`](doc_key::MAX_COLLECTIONS),
+    /// each a plain name, none twice; they need documents it names itself.
+    fn validate_collections(&self) -> Result<(), String> {
+        let n = self.collections.len();
+        if n > doc_key::MAX_COLLECTIONS {
+            return Err(format!(
+                "declares {n} collections; the limit is {}",
+                doc_key::MAX_COLLECTIONS
+            ));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for c in &self.collections {
+            doc_key::check_collection(c)?;
+            if !seen.insert(c) {
+                return Err(format!("declares collection {c:?} twice"));
+            }
+        }
+        if n > 0 && self.per_stream() {
+            return Err(
+                "declares collections, but its documents are its streams (per-stream):                  only a projection that names its documents can put them in collections"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+
+    /// Whether `collection` is one it declared.
+    pub fn has_collection(&self, collection: &str) -> bool {
+        self.collections.iter().any(|c| c == collection)
     }
 }
 
@@ -303,6 +341,7 @@ mod tests {
             documents: DocumentMode::PerStream,
             max_page_size: None,
             options: Vec::new(),
+            collections: Vec::new(),
             wit_version: WitVersion::V1_0,
         };
         assert_eq!((d.page_size(5000), d.page_size(0)), (5000, 1));
@@ -330,7 +369,39 @@ mod tests {
                 .is_err_and(|e| e.contains("without control characters"))
         );
         let json = serde_json::to_value(WitVersion::SUPPORTED).expect("serializes");
-        assert_eq!(json, serde_json::json!(["1.1.0", "1.0.0"]));
+        assert_eq!(json, serde_json::json!(["1.2.0", "1.1.0", "1.0.0"]));
+    }
+
+    #[test]
+    fn collections_are_plain_names_at_most_sixteen_and_need_named_documents() {
+        let mut d = Descriptor {
+            name: "p".into(),
+            version: 1,
+            kind: ComponentKind::Projection,
+            event_types: vec!["T".into()],
+            documents: DocumentMode::Custom,
+            max_page_size: None,
+            options: Vec::new(),
+            collections: vec!["word".into(), "dictionary".into()],
+            wit_version: WitVersion::V1_2,
+        };
+        assert_eq!(d.validate(), Ok(()));
+        assert!(d.has_collection("word") && !d.has_collection("words"));
+        d.collections = (0..17).map(|i| format!("c{i}")).collect();
+        assert_eq!(
+            d.validate(),
+            Err("declares 17 collections; the limit is 16".into())
+        );
+        d.collections = vec!["word".into(), "word".into()];
+        assert_eq!(
+            d.validate(),
+            Err("declares collection \"word\" twice".into())
+        );
+        d.collections = vec!["Big Word".into()];
+        assert!(d.validate().is_err_and(|e| e.contains("a-z, 0-9")));
+        d.collections = vec!["word".into()];
+        d.documents = DocumentMode::PerStream;
+        assert!(d.validate().is_err_and(|e| e.contains("per-stream")));
     }
 }
 
@@ -350,6 +421,7 @@ mod lifecycle_tests {
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect(),
+            collections: Vec::new(),
             wit_version: WitVersion::V1_1,
         }
     }

@@ -7,7 +7,7 @@ use wasmtime::component::{Instance, Linker};
 
 use super::state::HostState;
 use super::types::{Descriptor, WitVersion};
-use super::{since_v1_0 as v1_0, since_v1_1 as v1_1};
+use super::{since_v1_0 as v1_0, since_v1_1 as v1_1, since_v1_2 as v1_2};
 
 impl WitVersion {
     /// The name under which a projection of this version exports its calls.
@@ -15,6 +15,7 @@ impl WitVersion {
         match self {
             Self::V1_0 => v1_0::EXPORT,
             Self::V1_1 => v1_1::EXPORT,
+            Self::V1_2 => v1_2::EXPORT,
         }
     }
 }
@@ -22,21 +23,23 @@ impl WitVersion {
 /// Adds the host imports of every version to the linker.
 pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     v1_0::add_to_linker(linker)?;
-    v1_1::add_to_linker(linker)
+    v1_1::add_to_linker(linker)?;
+    v1_2::add_to_linker(linker)
 }
 
 /// Declares the enum of a component linked against one of the WIT versions of a
-/// world (its variants the versions' generated `*Pre` types), with `new`, `version`
-/// and `instance_pre`: written once for the projector and the subscriber worlds.
+/// world (its variants the versions' generated `*Pre` types, each named like the
+/// [`WitVersion`] it is), with `new`, `version` and `instance_pre`: written once for
+/// the projector and the subscriber worlds.
 macro_rules! linked {
-    ($(#[$doc:meta])* $name:ident { V1_0: $v10:ty, V1_1: $v11:ty $(,)? }) => {
+    ($(#[$doc:meta])* $name:ident { $($v:ident: $ty:ty),+ $(,)? }) => {
         $(#[$doc])*
         #[derive(Clone)]
         pub enum $name {
-            /// Built against 1.0.0.
-            V1_0($v10),
-            /// Built against 1.1.0.
-            V1_1($v11),
+            $(
+                #[doc = concat!("Built against ", stringify!($v), ".")]
+                $v($ty),
+            )+
         }
 
         impl $name {
@@ -46,9 +49,13 @@ macro_rules! linked {
                 pre: wasmtime::component::InstancePre<$crate::runtime::state::HostState>,
             ) -> wasmtime::Result<Self> {
                 use $crate::runtime::types::WitVersion as W;
+                #[allow(unreachable_patterns)]
                 Ok(match version {
-                    W::V1_0 => Self::V1_0(<$v10>::new(pre)?),
-                    W::V1_1 => Self::V1_1(<$v11>::new(pre)?),
+                    $(W::$v => Self::$v(<$ty>::new(pre)?),)+
+                    other => wasmtime::bail!(
+                        "{} has no WIT version {other}",
+                        stringify!($name)
+                    ),
                 })
             }
 
@@ -56,8 +63,7 @@ macro_rules! linked {
             pub fn version(&self) -> $crate::runtime::types::WitVersion {
                 use $crate::runtime::types::WitVersion as W;
                 match self {
-                    Self::V1_0(_) => W::V1_0,
-                    Self::V1_1(_) => W::V1_1,
+                    $(Self::$v(_) => W::$v,)+
                 }
             }
 
@@ -66,8 +72,7 @@ macro_rules! linked {
                 &self,
             ) -> &wasmtime::component::InstancePre<$crate::runtime::state::HostState> {
                 match self {
-                    Self::V1_0(p) => p.instance_pre(),
-                    Self::V1_1(p) => p.instance_pre(),
+                    $(Self::$v(p) => p.instance_pre(),)+
                 }
             }
         }
@@ -81,6 +86,7 @@ linked! {
     ProjectorPre {
         V1_0: v1_0::ProjectorPre<HostState>,
         V1_1: v1_1::ProjectorPre<HostState>,
+        V1_2: v1_2::ProjectorPre<HostState>,
     }
 }
 
@@ -88,6 +94,7 @@ linked! {
 pub enum Projector {
     V1_0(v1_0::Projector),
     V1_1(v1_1::Projector),
+    V1_2(v1_2::Projector),
 }
 
 impl ProjectorPre {
@@ -100,17 +107,25 @@ impl ProjectorPre {
         Ok(match self {
             Self::V1_0(_) => Projector::V1_0(v1_0::Projector::new(store, instance)?),
             Self::V1_1(_) => Projector::V1_1(v1_1::Projector::new(store, instance)?),
+            Self::V1_2(_) => Projector::V1_2(v1_2::Projector::new(store, instance)?),
         })
     }
 }
 
 impl Projector {
-    /// Calls `describe` and converts the answer into the runtime's descriptor.
+    /// Calls `describe` (and what else the version has: `describe-settings`,
+    /// `describe-collections`) and converts the answers into the runtime's descriptor.
     pub fn describe(&self, store: &mut Store<HostState>) -> wasmtime::Result<Descriptor> {
-        let (described, version) = match self {
-            Self::V1_0(p) => (v1_0::describe(p, store)?, WitVersion::V1_0),
-            Self::V1_1(p) => (v1_1::describe(p, store)?, WitVersion::V1_1),
+        let (described, version, collections) = match self {
+            Self::V1_0(p) => (v1_0::describe(p, store)?, WitVersion::V1_0, Vec::new()),
+            Self::V1_1(p) => (v1_1::describe(p, store)?, WitVersion::V1_1, Vec::new()),
+            Self::V1_2(p) => {
+                let described = v1_2::describe(p, store)?;
+                (described, WitVersion::V1_2, v1_2::collections(p, store)?)
+            }
         };
-        Ok(Descriptor::from_wit(described, version))
+        let mut descriptor = Descriptor::from_wit(described, version);
+        descriptor.collections = collections;
+        Ok(descriptor)
     }
 }

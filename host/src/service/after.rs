@@ -145,6 +145,7 @@ impl Refract {
         timeout: Duration,
     ) -> Result<(String, Position), ServiceError> {
         let key = self.resolve_projection(name, version).await?;
+        self.check_collection(&key, crate::identity::doc_key::split_key(id).0)?;
         if self.is_live(&key) {
             // Folded from the stream now: every committed event is in it.
             let head = self.store.head().await?;
@@ -153,7 +154,10 @@ impl Refract {
         }
         let reached = self.wait_projected(&key, after, timeout).await?;
         let body = self.store.get_doc(&key, id).await?.ok_or_else(|| {
-            ServiceError::DocumentNotFound(format!("document {id:?} in {key} (after {after})"))
+            ServiceError::DocumentNotFound(format!(
+                "document {:?} in {key} (after {after})",
+                crate::identity::doc_key::show_key(id)
+            ))
         })?;
         Ok((body, reached))
     }

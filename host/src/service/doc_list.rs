@@ -7,6 +7,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use super::{Refract, ServiceError};
+use crate::identity::doc_key::{DEFAULT_COLLECTION_FLOOR, collection_prefix, split_key};
 use crate::store::{DocQuery, Position, StoreError};
 
 /// One page of a listing, as the API answers it.
@@ -35,10 +36,13 @@ pub struct ListedDoc {
 impl Refract {
     /// One page of the live version's (or `version`'s) documents of `name`; with
     /// `wait`, once that version has projected the sequence (read your writes).
+    /// `collection` lists a named collection instead of the default one: its ids
+    /// (prefix, after, next) are the ids within it.
     pub async fn list_docs(
         &self,
         name: &str,
         version: Option<u32>,
+        collection: Option<&str>,
         q: &DocQuery,
         wait: Option<(Position, Duration)>,
     ) -> Result<DocPage, ServiceError> {
@@ -48,6 +52,8 @@ impl Refract {
                 "{key} is live: it stores no documents to list; read one by its stream's id"
             )));
         }
+        self.check_collection(&key, collection)?;
+        let q = &in_collection(q, collection);
         if let Some((after, timeout)) = wait {
             self.wait_projected(&key, after, timeout).await?;
         }
@@ -63,14 +69,37 @@ impl Refract {
                 let document = RawValue::from_string(body).map_err(|e| {
                     StoreError::Corrupt(format!("document {id:?} of {key} is not JSON: {e}"))
                 })?;
-                Ok(ListedDoc { id, document })
+                Ok(ListedDoc {
+                    id: split_key(&id).1.to_owned(),
+                    document,
+                })
             })
             .collect::<Result<_, StoreError>>()?;
         Ok(DocPage {
             version: key.version,
             documents,
-            next: list.next,
+            next: list.next.map(|next| split_key(&next).1.to_owned()),
             scanned: list.scanned,
         })
     }
+}
+
+/// The store's query for `q` within `collection`: a named collection's keys share
+/// a prefix; the default collection's ids all sort above every named one's.
+fn in_collection(q: &DocQuery, collection: Option<&str>) -> DocQuery {
+    let mut q = q.clone();
+    match collection {
+        Some(c) => {
+            let start = collection_prefix(c);
+            q.after = q.after.map(|after| format!("{start}{after}"));
+            q.prefix = format!("{start}{}", q.prefix);
+        }
+        None => {
+            let floor = DEFAULT_COLLECTION_FLOOR;
+            if q.after.as_deref().is_none_or(|after| after < floor) {
+                q.after = Some(floor.to_owned());
+            }
+        }
+    }
+    q
 }

@@ -11,6 +11,7 @@ pub use permits::{GUEST_READ_PERMITS, GUEST_READ_WAIT};
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::{Refract, ServiceError};
+use crate::identity::doc_key::{show_key, split_key};
 use crate::runtime::{Loaded, LoadedComponent};
 use crate::store::{ProjectionKey, RecordedEvent, StreamId};
 
@@ -64,6 +65,7 @@ impl Refract {
         id: &str,
     ) -> Result<String, ServiceError> {
         let key = self.resolve(name, version).await?;
+        self.check_collection(&key, split_key(id).0)?;
         if self.is_live(&key) {
             let permit = self.team_permit(&key.name)?;
             return self.live_doc(key, id, permit).await;
@@ -71,7 +73,33 @@ impl Refract {
         self.store
             .get_doc(&key, id)
             .await?
-            .ok_or_else(|| ServiceError::DocumentNotFound(format!("document {id:?} in {key}")))
+            .ok_or_else(|| not_found(&key, id))
+    }
+
+    /// Refuses a named collection `key`'s version does not declare (every version
+    /// has the default one), naming those it does.
+    pub(super) fn check_collection(
+        &self,
+        key: &ProjectionKey,
+        collection: Option<&str>,
+    ) -> Result<(), ServiceError> {
+        let Some(c) = collection else {
+            return Ok(());
+        };
+        let declared = match self.loaded_components().get(key) {
+            Some(Loaded::Projection(l)) => l.descriptor.collections.clone(),
+            _ => Vec::new(),
+        };
+        if declared.iter().any(|d| d == c) {
+            return Ok(());
+        }
+        Err(ServiceError::DocumentNotFound(format!(
+            "collection {c:?} in {key}: it has {}",
+            match declared.is_empty() {
+                true => "only its default collection".to_owned(),
+                false => format!("the collections {declared:?} besides its default one"),
+            }
+        )))
     }
 
     /// One of the permits of the team owning `name` (an internal name) for a
@@ -96,4 +124,9 @@ impl Refract {
             ))),
         }
     }
+}
+
+/// A document (`collection/id` when in a named collection) that `key` does not hold.
+pub(super) fn not_found(key: &ProjectionKey, doc: &str) -> ServiceError {
+    ServiceError::DocumentNotFound(format!("document {:?} in {key}", show_key(doc)))
 }

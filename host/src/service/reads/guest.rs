@@ -41,6 +41,7 @@ impl Refract {
     ) -> Result<ConsistentDoc, ServiceError> {
         let team_permit = self.team_permit(name)?;
         let key = self.resolve(name, version).await?;
+        self.check_collection(&key, crate::identity::doc_key::split_key(id).0)?;
         if self.is_live(&key) {
             let head = self.store.head().await?;
             let body = self.live_doc(key, id, team_permit).await?;
@@ -97,8 +98,7 @@ impl Refract {
             })
             .await?
         };
-        let body = state
-            .ok_or_else(|| ServiceError::DocumentNotFound(format!("document {id:?} in {key}")))?;
+        let body = state.ok_or_else(|| super::not_found(&key, id))?;
         Ok(ConsistentDoc {
             body,
             position: read.head,

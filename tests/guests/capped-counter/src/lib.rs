@@ -65,7 +65,8 @@ impl Projection for CappedCounter {
     }
 }
 
-refract_guest::export_projection!(CappedCounter);
+// Pinned to 1.1.0: the e2e tests run guests of every WIT version side by side.
+refract_guest::export_projection!(CappedCounter, wit = "1.1.0");
 
 #[cfg(test)]
 mod tests {

@@ -17,7 +17,7 @@
 mod export {
     use refract_guest::bindings::v1_1::exports::refract::projection::projection::Guest;
     use refract_guest::bindings::v1_1::refract::projection::host;
-    use refract_guest::bindings::v1_1::refract::projection::types::{
+    use refract_guest::bindings::v1_2::refract::projection::types::{
         ComponentKind, Descriptor, DocChange, DocEvents, DocSlice, DocumentMode, Event, GuestError,
         Settings,
     };
@@ -85,13 +85,16 @@ mod export {
                     "LogFlood" => {
                         let line = "flood ".repeat(34);
                         for n in 0..100_000 {
-                            host::log(host::Level::Info, &format!("{n} {line}"));
+                            host::log(refract_guest::bindings::v1_2::refract::projection::host::Level::Info, &format!("{n} {line}"));
                         }
                         push_stream(&mut out, e, i);
                     }
                     "Forge" => {
                         let text = format!("innocent\n{FORGED}\r\u{1b}[2Kalso\u{1b}]0;title\u{7}");
-                        host::log(host::Level::Warn, &text);
+                        host::log(
+                            refract_guest::bindings::v1_2::refract::projection::host::Level::Warn,
+                            &text,
+                        );
                         push_stream(&mut out, e, i);
                     }
                     _ => push_stream(&mut out, e, i),

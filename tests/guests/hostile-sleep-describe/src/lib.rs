@@ -51,7 +51,7 @@ const _: () = {
         }
 
         fn describe_settings() -> wit::Settings {
-            glue::v1_1::describe_settings::<Hostile>()
+            glue::describe_settings::<Hostile>(&glue::v1_1::HOST)
         }
     }
 

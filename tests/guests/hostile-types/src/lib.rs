@@ -4,7 +4,7 @@
 #[cfg(target_arch = "wasm32")]
 mod export {
     use refract_guest::bindings::v1_1::exports::refract::projection::projection::Guest;
-    use refract_guest::bindings::v1_1::refract::projection::types::{
+    use refract_guest::bindings::v1_2::refract::projection::types::{
         ComponentKind, Descriptor, DocChange, DocEvents, DocSlice, DocumentMode, Event, GuestError,
         Settings,
     };
