@@ -60,6 +60,7 @@ pub fn describe<P: Projection>() -> Descriptor {
         // older host that does not know it projects the documents in the background.
         options: match P::LIFECYCLE {
             Lifecycle::Live => vec![("lifecycle".to_owned(), "live".to_owned())],
+            Lifecycle::Inline => vec![("lifecycle".to_owned(), "inline".to_owned())],
             _ => Vec::new(),
         },
     }

@@ -40,8 +40,9 @@ pub trait Projection {
     const MAX_PAGE_SIZE: Option<u32> = None;
 
     /// When its documents are made: by the daemon in the background (the default),
-    /// or [`Lifecycle::Live`]: from the stream's events on every read, nothing
-    /// stored (a write model always read fresh; its documents must be its streams).
+    /// [`Lifecycle::Live`]: from the stream's events on every read, nothing stored
+    /// (a write model always read fresh; its documents must be its streams), or
+    /// [`Lifecycle::Inline`]: in the transaction of each of its team's appends.
     /// The daemon's config may override it.
     const LIFECYCLE: Lifecycle = Lifecycle::Async;
 
@@ -170,6 +171,11 @@ pub enum Lifecycle {
     /// Folded from the stream's events through the component on every read;
     /// nothing stored, never behind. Needs [`Documents::PerStream`].
     Live,
+    /// Projected inside each of its team's appends (once caught up), so the
+    /// append's answer means the documents hold its events; a guest error rejects
+    /// the append. Its team's other writers still go through the daemon. Needs a
+    /// daemon on SQLite.
+    Inline,
 }
 
 /// The document [`Documents::PerTenant`] folds events appended without a tenant into

@@ -60,7 +60,7 @@ pub struct ComponentConfig {
     /// Giving up means `pause` (the default) or `dead-letter` (record the failing
     /// event and go on after it). Applies to projections and subscriptions.
     pub on_error: crate::daemon::OnError,
-    /// A projection's lifecycle (`async` or `live`), in place of the one its
+    /// A projection's lifecycle (`async`, `live` or `inline`), in place of the one its
     /// component declares.
     pub lifecycle: Option<crate::runtime::Lifecycle>,
 }

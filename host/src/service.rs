@@ -6,6 +6,7 @@ mod cleanup;
 mod dead_letters;
 mod deploying;
 mod doc_list;
+mod inline;
 mod lifecycle;
 mod live;
 mod pause;

@@ -44,6 +44,7 @@ const GUESTS: &[(&str, &str)] = &[
     ("monthly-allocation", "MONTHLY_ALLOCATION"),
     ("tenant-rollup", "TENANT_ROLLUP"),
     ("word-count", "WORD_COUNT"),
+    ("hostile-collections", "HOSTILE_COLLECTIONS"),
 ];
 
 fn main() {

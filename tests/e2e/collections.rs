@@ -44,6 +44,7 @@ async fn the_word_counter_keeps_words_and_its_dictionary_in_two_collections() {
         .wait_caught_up(WordCount::NAME, 1, head, Duration::from_secs(120))
         .await;
     assert_eq!(p["wit"], "1.2.0", "{p}");
+    assert_eq!(p["collections"], json!([WORDS, DICTIONARY]), "{p}");
     let native = refract_guest::testing::project_all::<WordCount>(&events).expect("fold");
 
     // Each collection lists back equal to the native fold, ids as within it.
@@ -173,4 +174,58 @@ async fn undeclared_collections_and_ids_that_spell_keys_are_refused() {
     // The word is there, in its collection.
     let (code, body) = daemon.get("/projections/word-count/docs/word/all").await;
     assert_eq!((code, &body["count"]), (200, &json!(1)), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_naming_a_collection_it_did_not_declare_fails_only_that_event() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = "[components.hostile-collections]\nattempts = 1\non_error = \"dead-letter\"\n";
+    let daemon = Daemon::start(&dir.path().join("data"), Some(config));
+    daemon
+        .deploy(refract_test_artifacts::HOSTILE_COLLECTIONS)
+        .await;
+    let mut head = 0;
+    for (stream, ty) in [
+        ("s-1", "Fine"),
+        ("s-2", "Undeclared"),
+        ("s-3", "SpelledKey"),
+        ("s-4", "BadName"),
+        ("s-1", "Fine"),
+    ] {
+        let (code, out) = daemon
+            .append(stream, None, &[(ty.to_owned(), json!({}))])
+            .await;
+        assert_eq!(code, 200, "{out}");
+        head = out["last_sequence"].as_i64().expect("last_sequence");
+    }
+    let p = daemon
+        .wait_caught_up("hostile-collections", 1, head, Duration::from_secs(60))
+        .await;
+    assert_eq!(p["dead_letter_count"], 3, "{p}");
+    let (code, body) = daemon
+        .get("/projections/hostile-collections/versions/1/dead-letters")
+        .await;
+    assert_eq!(code, 200, "{body}");
+    let errors: Vec<String> = body["dead_letters"]
+        .as_array()
+        .expect("letters")
+        .iter()
+        .map(|d| d["error"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    for (error, needle) in errors.iter().zip([
+        "collection \"secret\", which the component does not declare",
+        "without control characters",
+        "must be 1 to 64 bytes of a-z, 0-9",
+    ]) {
+        assert!(error.contains(needle), "{error:?} should say {needle:?}");
+    }
+    // What it may write, it wrote; nothing reached the default collection.
+    let (code, doc) = daemon
+        .get("/projections/hostile-collections/docs/word/s-1")
+        .await;
+    assert_eq!((code, doc), (200, json!(2)));
+    let listed = listed_with(&daemon, "hostile-collections", "collection=word").await;
+    assert_eq!(listed.keys().collect::<Vec<_>>(), ["s-1"]);
+    let (code, page) = daemon.get("/projections/hostile-collections/docs").await;
+    assert_eq!((code, &page["documents"]), (200, &json!([])), "{page}");
 }

@@ -170,6 +170,18 @@ const NAMED_ROUTES: &[(&str, &str, &str)] = &[
         "/projections/{name}/docs",
         "?prefix=incident&where=status:Pending&after_sequence=1",
     ),
+    ("GET", "/projections/{name}/docs", "?collection=word"),
+    ("GET", "/projections/{name}/docs/{collection}/{id}", ""),
+    (
+        "GET",
+        "/projections/{name}/docs/{collection}/{id}",
+        "?consistent=true",
+    ),
+    (
+        "GET",
+        "/projections/{name}/docs/{collection}/{id}",
+        "?after=1&timeout_ms=10",
+    ),
     ("POST", "/projections/{name}/versions/{version}/promote", ""),
     (
         "POST",
@@ -274,6 +286,7 @@ async fn default_with_a_token_reaches_nothing_of_another_team_on_any_route() {
                     .replace("{projection}", name)
                     .replace("{name}", name)
                     .replace("{id}", "incident-00000")
+                    .replace("{collection}", "word")
                     .replace("{version}", &version.to_string());
                 format!("{p}{query}")
             };

@@ -18,6 +18,7 @@ mod hostile_perms;
 mod hostile_pool;
 mod hostile_sandbox;
 mod hostile_streams;
+mod inline;
 mod live;
 mod multi_stream;
 mod pg_order;

@@ -65,13 +65,16 @@ fn each_version_loads_and_its_descriptor_converts_into_the_latest() {
     assert_eq!(d.max_page_size, Some(CAPPED as u32));
     assert!(d.options.is_empty(), "{:?}", d.options);
     assert_eq!((d.page_size(5000), d.page_size(3)), (CAPPED, 3));
-    // The samples export the latest version.
+    // The samples export the latest version; 1.2.0 adds the collections.
     let d = load(&rt, refract_test_artifacts::STREAM_COUNTER).descriptor;
     assert_eq!(
         (d.wit_version, d.documents),
-        (WitVersion::V1_1, DocumentMode::PerStream)
+        (WitVersion::V1_2, DocumentMode::PerStream)
     );
     assert!(d.options.is_empty(), "{:?}", d.options);
+    assert!(d.collections.is_empty(), "{:?}", d.collections);
+    let d = load(&rt, refract_test_artifacts::WORD_COUNT).descriptor;
+    assert_eq!(d.collections, ["word", "dictionary"]);
 }
 
 #[test]
@@ -171,9 +174,10 @@ fn a_component_exporting_neither_version_is_refused_naming_both() {
     };
     let err = err.to_string();
     for needle in [
+        "refract:projection/projection@1.2.0",
         "refract:projection/projection@1.1.0",
         "refract:projection/projection@1.0.0",
-        "WIT versions 1.1.0, 1.0.0",
+        "WIT versions 1.2.0, 1.1.0, 1.0.0",
         "it exports: refract:projection/projection@2.0.0",
     ] {
         assert!(err.contains(needle), "{err:?} should name {needle:?}");

@@ -13,7 +13,7 @@ use super::auth::{Auth, for_caller, named};
 use super::{ApiError, ApiQuery};
 use crate::service::{DEFAULT_STREAM_PAGE, Refract};
 use crate::store::{
-    AppendRequest, AppendResult, ExpectedVersion, NewEvent, RecordedEvent, StreamId,
+    AppendRequest, AppendResult, ExpectedVersion, InlineOutcome, NewEvent, RecordedEvent, StreamId,
 };
 
 /// The append request body.
@@ -81,7 +81,7 @@ pub(super) async fn append(
     auth: Auth,
     Path(id): Path<String>,
     body: Bytes,
-) -> Result<Json<AppendResult>, ApiError> {
+) -> Result<Json<AppendReply>, ApiError> {
     let stream = StreamId::new(id)?;
     let access = auth.may_append(&svc, stream.as_str())?;
     let mut req = parse_append(stream.as_str().to_owned(), &body)?;
@@ -95,7 +95,49 @@ pub(super) async fn append(
     if let crate::teams::Caller::Team(team) = &auth.0 {
         svc.take_append_rate(team, req.events.len())?;
     }
-    Ok(Json(svc.append(req).await?))
+    let (result, outcomes) = svc.append_projected(req).await?;
+    let inline = outcomes
+        .into_iter()
+        .map(|o| InlineShown::new(o, &auth.0))
+        .collect();
+    Ok(Json(AppendReply { result, inline }))
+}
+
+/// An append's answer: where its events went, and what became of the appending
+/// team's inline projections.
+#[derive(Serialize)]
+pub(super) struct AppendReply {
+    #[serde(flatten)]
+    result: AppendResult,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    inline: Vec<InlineShown>,
+}
+
+/// One inline projection in an append's answer.
+#[derive(Serialize)]
+struct InlineShown {
+    projection: String,
+    version: u32,
+    /// Whether its documents hold the append's events now.
+    projected: bool,
+    /// Why not (its agent projects them later).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+}
+
+impl InlineShown {
+    fn new(o: InlineOutcome, caller: &crate::teams::Caller) -> Self {
+        let (key, reason) = match o {
+            InlineOutcome::Projected { key, .. } => (key, None),
+            InlineOutcome::Deferred { key, reason } => (key, Some(reason)),
+        };
+        Self {
+            projection: caller.sees(&key.name).unwrap_or(&key.name).to_owned(),
+            version: key.version,
+            projected: reason.is_none(),
+            reason,
+        }
+    }
 }
 
 /// A stream as the API returns it.

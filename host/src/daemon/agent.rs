@@ -143,6 +143,12 @@ pub(crate) struct Agent {
     pub stored_at: Instant,
     /// The document set its commits write into, read with its progress at start.
     pub doc_set: Option<i64>,
+    /// Whether inline appends move its progress too (an inline version): its
+    /// commits then land only from the position they were projected from, and it
+    /// looks at the stored progress before each page.
+    pub shared: bool,
+    /// The stored position as of its last commit started (or its progress read).
+    pub committed: Position,
 }
 
 /// What the loop does after a failing page.
@@ -253,12 +259,16 @@ impl Agent {
     /// The position to read after, reading the stored progress when it is unknown.
     async fn position(&mut self, store_retry: &mut Retry) -> Option<Position> {
         if let Some(p) = self.position {
+            if self.shared && !self.commits.in_flight() {
+                return self.moved_by_appends(p).await;
+            }
             return Some(p);
         }
         if self.settle().await.is_ok() {
             match self.store.progress(&self.key).await {
                 Ok(p) => {
                     self.position = Some(p.position);
+                    self.committed = p.position;
                     return self.position;
                 }
                 Err(e) => tracing::warn!(projection = %self.key, "reading progress: {e}"),
@@ -294,6 +304,23 @@ impl Agent {
         self.limit = self.limit.max(1);
     }
 
+    /// An inline version's position `p`, or the stored one if its team's appends
+    /// moved it on (their documents are stored: the cache and any page read ahead
+    /// are stale).
+    async fn moved_by_appends(&mut self, p: Position) -> Option<Position> {
+        match self.store.progress(&self.key).await {
+            Ok(stored) if stored.position > p => {
+                self.reset();
+                self.position = Some(stored.position);
+                self.committed = stored.position;
+                self.counters.set_position(stored.position);
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(projection = %self.key, "reading progress: {e}"),
+        }
+        self.position
+    }
+
     /// Settles the previous commit and starts this one (moving the position).
     pub(super) async fn commit(&mut self, mut commit: PageCommit) -> Result<(), StoreError> {
         self.settle().await?;
@@ -303,6 +330,10 @@ impl Agent {
         }
         self.stored_at = Instant::now();
         commit.doc_set = self.doc_set;
+        if self.shared {
+            commit.base = Some(self.committed);
+        }
+        self.committed = commit.position;
         let (store, key, at) = (self.store.clone(), self.key.clone(), commit.position);
         let (turns, counters) = (self.turns.clone(), self.counters.clone());
         self.commits
@@ -358,6 +389,7 @@ impl Agent {
         self.counters.forget();
         tracing::info!(projection = %self.key, position = progress.position, "agent started");
         self.position = Some(progress.position);
+        self.committed = progress.position;
         self.doc_set = progress.doc_set;
         Ok(())
     }

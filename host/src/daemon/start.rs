@@ -37,12 +37,28 @@ impl Daemon {
         loaded: &LoadedComponent,
         policy: ErrorPolicy,
     ) {
+        self.start_loaded(key, loaded, policy, false);
+    }
+
+    /// Starts the agent of an inline version: its team's appends move its progress
+    /// too, so its commits land only from where they were projected from.
+    pub fn start_inline(&self, key: ProjectionKey, loaded: &LoadedComponent, policy: ErrorPolicy) {
+        self.start_loaded(key, loaded, policy, true);
+    }
+
+    fn start_loaded(
+        &self,
+        key: ProjectionKey,
+        loaded: &LoadedComponent,
+        policy: ErrorPolicy,
+        shared: bool,
+    ) {
         let guest = Guest::new(loaded, key.to_string()).with_page_size(self.page_size);
         let (types, page_size) = (
             loaded.descriptor.event_types.clone(),
             self.page_size_for(&loaded.descriptor),
         );
-        self.spawn(key, types, Box::new(guest), page_size, policy);
+        self.spawn(key, types, Box::new(guest), (page_size, shared), policy);
     }
 
     /// Starts the agent of one deployed subscription (replacing a running one).
@@ -97,7 +113,7 @@ impl Daemon {
         projector: Box<dyn PageProjector>,
     ) {
         let policy = ErrorPolicy::default();
-        self.spawn(key, event_types, projector, self.page_size, policy);
+        self.spawn(key, event_types, projector, (self.page_size, false), policy);
     }
 
     /// Like [`Daemon::start_with`], with an error policy.
@@ -108,7 +124,7 @@ impl Daemon {
         projector: Box<dyn PageProjector>,
         policy: ErrorPolicy,
     ) {
-        self.spawn(key, event_types, projector, self.page_size, policy);
+        self.spawn(key, event_types, projector, (self.page_size, false), policy);
     }
 
     fn spawn(
@@ -116,7 +132,7 @@ impl Daemon {
         key: ProjectionKey,
         event_types: Vec<String>,
         projector: Box<dyn PageProjector>,
-        page_size: usize,
+        (page_size, shared): (usize, bool),
         policy: ErrorPolicy,
     ) {
         let stop = watch::channel(false).0;
@@ -153,6 +169,8 @@ impl Daemon {
             pending: None,
             stored_at: std::time::Instant::now(),
             doc_set: None,
+            shared,
+            committed: 0,
         };
         self.install(key, stop, Some(control), move |gate| {
             agent.commits = Commits::new(gate);

@@ -49,11 +49,12 @@ pub fn split_key(key: &str) -> (Option<&str>, &str) {
         .map_or((None, key), |(c, id)| (Some(c), id))
 }
 
-/// A key as people read it: `collection/id`, or the id in the default collection.
+/// A key as people read it, quoted: `"id"` in the default collection, `"id" in
+/// collection "c"` in a named one (never ambiguous with a default id holding `/`).
 pub fn show_key(key: &str) -> String {
     match split_key(key) {
-        (Some(c), id) => format!("{c}/{id}"),
-        (None, id) => id.to_owned(),
+        (Some(c), id) => format!("{id:?} in collection {c:?}"),
+        (None, id) => format!("{id:?}"),
     }
 }
 

@@ -86,12 +86,35 @@ struct KeyedSlice {
     events: Vec<u32>,
 }
 
-impl From<KeyedSlice> for Slice {
-    fn from(s: KeyedSlice) -> Self {
-        Self {
-            doc_id: doc_key::doc_key(s.doc.collection.as_deref(), &s.doc.id),
-            events: s.events,
+/// Bytes the host may hold per document a `slice` names, as lifted (the larger of
+/// the two shapes), for its hostcall fuel.
+pub(crate) const SLICE_RECORD_BYTES: usize = {
+    let (a, b) = (size_of::<Slice>(), size_of::<KeyedSlice>());
+    if a > b { a } else { b }
+};
+
+impl KeyedSlice {
+    /// The slice under the host's one text key, once its parts are a collection
+    /// name and a plain id (checked here, before the join: a default-collection id
+    /// holding the separator must not spell another collection's key).
+    fn joined(self) -> Result<Slice, String> {
+        let DocKey { collection, id } = self.doc;
+        if !crate::identity::is_text(&id, crate::identity::MAX_STREAM_ID_LEN) {
+            return Err(format!(
+                "slice: document id {} ({} bytes) must be 1 to {} bytes without control \
+                 characters",
+                crate::identity::preview(&id),
+                id.len(),
+                crate::identity::MAX_STREAM_ID_LEN
+            ));
         }
+        if let Some(c) = &collection {
+            doc_key::check_collection(c).map_err(|e| format!("slice: {e}"))?;
+        }
+        Ok(Slice {
+            doc_id: doc_key::doc_key(collection.as_deref(), &id),
+            events: self.events,
+        })
     }
 }
 
@@ -161,7 +184,20 @@ impl PageCalls {
                 .slice
                 .typed::<(&[EventRef<'_>],), (KeyedSliceResult,)>(&store)?;
             let (out,) = f.call(&mut store, (&events,))?;
-            return Ok(out.map(|slices| slices.into_iter().map(Slice::from).collect()));
+            let joined = out.map(|slices| {
+                slices
+                    .into_iter()
+                    .map(KeyedSlice::joined)
+                    .collect::<Result<Vec<Slice>, String>>()
+            });
+            return Ok(match joined {
+                Ok(Ok(slices)) => Ok(slices),
+                Ok(Err(message)) => Err(GuestFailure {
+                    message,
+                    event_sequence: None,
+                }),
+                Err(e) => Err(e),
+            });
         }
         let f = self
             .slice

@@ -11,7 +11,7 @@ use serde::de::IgnoredAny;
 use wasmtime::Store;
 use wasmtime::component::Instance;
 
-use super::calls::{GuestFailure, PageCalls};
+use super::calls::{GuestFailure, PageCalls, SLICE_RECORD_BYTES};
 use super::error::{Limit, RuntimeError};
 use super::limits::{DEFAULT_PAGE_SIZE, Limits};
 use super::loaded::LoadedComponent;
@@ -109,6 +109,12 @@ impl Guest {
         self.per_stream
     }
 
+    /// Lowers (or raises) the deadline of its next calls: an inline projection's
+    /// calls share one CPU budget per append.
+    pub fn set_call_timeout(&mut self, timeout: std::time::Duration) {
+        self.sandbox.set_call_timeout(timeout);
+    }
+
     /// The limits its calls run under.
     pub fn limits(&self) -> &Limits {
         self.sandbox.limits()
@@ -139,7 +145,7 @@ impl Guest {
         // What a valid answer can take (each document's id at its longest), so that
         // wasmtime refuses a bigger one before the host allocates it.
         let fuel = max_docs
-            .saturating_mul(std::mem::size_of::<Slice>() + MAX_STREAM_ID_LEN + MAX_COLLECTION_LEN)
+            .saturating_mul(SLICE_RECORD_BYTES + MAX_STREAM_ID_LEN + MAX_COLLECTION_LEN)
             .saturating_add(max_indices.saturating_mul(4))
             .saturating_add(MESSAGE_ROOM);
         let res = self.sandbox.call("slice", Spot::of(page), |store, c| {
@@ -169,12 +175,12 @@ impl Guest {
                 .map_err(|m| self.bad_result(format!("slice: {m}")))?;
             if !seen.insert(s.doc_id.as_str()) {
                 return Err(self.bad_result(format!(
-                    "slice: document {:?} listed twice",
+                    "slice: document {} listed twice",
                     show_key(&s.doc_id)
                 )));
             }
             check_indices(&s.events, page.len()).map_err(|m| {
-                self.bad_result(format!("slice: document {:?}: {m}", show_key(&s.doc_id)))
+                self.bad_result(format!("slice: document {}: {m}", show_key(&s.doc_id)))
             })?;
         }
         Ok(slices)
@@ -266,13 +272,13 @@ impl Guest {
         let max = self.sandbox.limits().max_doc_bytes;
         if body.len() > max {
             return Err(self.bad_result(format!(
-                "document {id:?} is {} bytes; the limit is {max}",
+                "document {id} is {} bytes; the limit is {max}",
                 body.len(),
             )));
         }
         serde_json::from_str::<IgnoredAny>(body)
             .map(|_| ())
-            .map_err(|e| self.bad_result(format!("document {id:?} is not valid JSON: {e}")))
+            .map_err(|e| self.bad_result(format!("document {id} is not valid JSON: {e}")))
     }
 
     fn guest_error(&self, e: GuestFailure) -> RuntimeError {
@@ -294,7 +300,8 @@ fn check_doc_key(key: &str, collections: &[String]) -> Result<(), String> {
         && !collections.iter().any(|d| d == c)
     {
         return Err(format!(
-            "document {} is in collection {}, which the component does not declare              (describe-collections: {collections:?})",
+            "document {} is in collection {}, which the component does not declare \
+             (describe-collections: {collections:?})",
             preview(id),
             preview(c)
         ));

@@ -104,6 +104,13 @@ impl<B> Sandbox<B> {
         }
     }
 
+    /// The deadline of its next calls.
+    pub fn set_call_timeout(&mut self, timeout: std::time::Duration) {
+        self.limits.call_timeout_ms = u64::try_from(timeout.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+    }
+
     /// Makes instances only under one of `slots` from now on.
     pub fn set_slots(&mut self, slots: Option<InstanceSlots>) {
         self.slots = slots;

@@ -101,6 +101,10 @@ pub enum Lifecycle {
     Async,
     /// Folded from the stream's events on each read; nothing stored, no agent.
     Live,
+    /// Projected inside the transaction of each of its team's appends once caught
+    /// up (its agent catches it up and feeds it other teams' events), so the append's
+    /// answer means its documents hold the events (SQLite store).
+    Inline,
 }
 
 impl Lifecycle {
@@ -109,6 +113,7 @@ impl Lifecycle {
         match self {
             Self::Async => "async",
             Self::Live => "live",
+            Self::Inline => "inline",
         }
     }
 }
@@ -142,8 +147,9 @@ impl Descriptor {
         match value.as_str() {
             "async" => Ok(Lifecycle::Async),
             "live" => Ok(Lifecycle::Live),
+            "inline" => Ok(Lifecycle::Inline),
             other => Err(format!(
-                "option {LIFECYCLE_OPTION} = {}: it must be \"async\" or \"live\"",
+                "option {LIFECYCLE_OPTION} = {}: it must be \"async\", \"live\" or \"inline\"",
                 crate::identity::preview(other)
             )),
         }
@@ -192,7 +198,8 @@ impl Descriptor {
         }
         if n > 0 && self.per_stream() {
             return Err(
-                "declares collections, but its documents are its streams (per-stream):                  only a projection that names its documents can put them in collections"
+                "declares collections, but its documents are its streams (per-stream): \
+                 only a projection that names its documents can put them in collections"
                     .into(),
             );
         }

@@ -155,7 +155,7 @@ impl Refract {
         let reached = self.wait_projected(&key, after, timeout).await?;
         let body = self.store.get_doc(&key, id).await?.ok_or_else(|| {
             ServiceError::DocumentNotFound(format!(
-                "document {:?} in {key} (after {after})",
+                "document {} in {key} (after {after})",
                 crate::identity::doc_key::show_key(id)
             ))
         })?;

@@ -37,7 +37,10 @@ impl Refract {
             }
             Loaded::Projection(l) => {
                 let policy = Config::error_policy(self.components.get(&key.name));
-                self.daemon.start_projection(key.clone(), l, policy);
+                match self.lifecycle_for(&key, &l.descriptor, false) {
+                    Lifecycle::Inline => self.daemon.start_inline(key.clone(), l, policy),
+                    _ => self.daemon.start_projection(key.clone(), l, policy),
+                }
             }
             Loaded::Subscription(l) => {
                 let catch_up = l.descriptor.effects_during_catch_up;

@@ -1,4 +1,4 @@
-//! Live projections: no agent and no stored documents; a document is its stream's
+//! Lifecycles, and live projections: no agent and no stored documents; a document is its stream's
 //! events folded through the version's component when it is read (for write
 //! models that are always read fresh). The component declares it (option
 //! `lifecycle = "live"`), the config may override it (`[components.<name>]
@@ -21,6 +21,16 @@ impl Refract {
     ) -> Lifecycle {
         let configured = self.components.get(&key.name).and_then(|c| c.lifecycle);
         let lifecycle = configured.unwrap_or_else(|| descriptor.lifecycle().unwrap_or_default());
+        if lifecycle == Lifecycle::Inline && !self.store.supports_inline() {
+            if warn {
+                tracing::warn!(
+                    projection = %key,
+                    "inline needs the SQLite store (PostgreSQL numbers events after their \
+                     transaction commits); running it async"
+                );
+            }
+            return Lifecycle::Async;
+        }
         match descriptor.check_lifecycle(lifecycle) {
             Ok(()) => lifecycle,
             Err(e) => {
@@ -51,25 +61,40 @@ impl Refract {
             return Ok(());
         }
         let declared = l.descriptor.lifecycle().unwrap_or_default();
-        l.descriptor.check_lifecycle(declared).map_err(|message| {
-            let e = crate::runtime::RuntimeError::Guest {
-                component: key.to_string(),
-                event_sequence: None,
-                message,
-            };
-            ServiceError::Deploy(DeployError::Component(e))
-        })
+        let supported = match declared {
+            Lifecycle::Inline if !self.store.supports_inline() => Err(format!(
+                "{} is inline, which needs the SQLite store: PostgreSQL numbers events only \
+                 after their transaction commits (set [components.{}] lifecycle = \"async\" \
+                 to run it async)",
+                key.name, key.name
+            )),
+            _ => Ok(()),
+        };
+        supported
+            .and_then(|()| l.descriptor.check_lifecycle(declared))
+            .map_err(|message| {
+                let e = crate::runtime::RuntimeError::Guest {
+                    component: key.to_string(),
+                    event_sequence: None,
+                    message,
+                };
+                ServiceError::Deploy(DeployError::Component(e))
+            })
     }
 
     /// Whether the running version `key` is live.
     pub(super) fn is_live(&self, key: &ProjectionKey) -> bool {
+        self.lifecycle_of(key) == Lifecycle::Live
+    }
+
+    /// The lifecycle the loaded projection version `key` runs with (async if it is
+    /// not loaded).
+    pub(super) fn lifecycle_of(&self, key: &ProjectionKey) -> Lifecycle {
         // Decided under the lock (cheap, no await): every document read asks, and
         // a copy of the descriptor (up to 1,000 event types) per read is not.
         match self.loaded_components().get(key) {
-            Some(Loaded::Projection(l)) => {
-                self.lifecycle_for(key, &l.descriptor, false) == Lifecycle::Live
-            }
-            _ => false,
+            Some(Loaded::Projection(l)) => self.lifecycle_for(key, &l.descriptor, false),
+            _ => Lifecycle::Async,
         }
     }
 

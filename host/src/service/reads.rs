@@ -128,5 +128,5 @@ impl Refract {
 
 /// A document (`collection/id` when in a named collection) that `key` does not hold.
 pub(super) fn not_found(key: &ProjectionKey, doc: &str) -> ServiceError {
-    ServiceError::DocumentNotFound(format!("document {:?} in {key}", show_key(doc)))
+    ServiceError::DocumentNotFound(format!("document {} in {key}", show_key(doc)))
 }

@@ -87,7 +87,7 @@ impl Refract {
         // to rebuild beside: its code is replaced in place.
         let projection = match &loaded {
             Loaded::Projection(l) => {
-                self.lifecycle_for(&key, &l.descriptor, false) == crate::runtime::Lifecycle::Async
+                self.lifecycle_for(&key, &l.descriptor, false) != crate::runtime::Lifecycle::Live
                     && !self.is_live(&key)
             }
             Loaded::Subscription(_) => false,

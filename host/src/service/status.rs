@@ -42,6 +42,10 @@ pub struct ProjectionStatus {
     /// `live` (folded from its stream on every read: always at the head).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lifecycle: Option<crate::runtime::Lifecycle>,
+    /// The named collections it keeps besides its default one (WIT 1.2.0), when
+    /// loaded.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub collections: Vec<String>,
     /// A subscription's emits and sends dropped while it caught up.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub effects_held: Option<u64>,
@@ -134,8 +138,7 @@ impl Refract {
                 }
             }
             let lifecycle = match rec.kind.as_str() {
-                "projection" if self.is_live(&rec.key) => Some(Lifecycle::Live),
-                "projection" => Some(Lifecycle::Async),
+                "projection" => Some(self.lifecycle_of(&rec.key)),
                 _ => None,
             };
             if lifecycle == Some(Lifecycle::Live) && state != VersionState::Retired {
@@ -167,9 +170,11 @@ impl Refract {
                     first.await?
                 }
             };
+            let mut collections = Vec::new();
             let running = match self.loaded_components().get(&rec.key) {
                 Some(Loaded::Projection(l)) => {
                     let d = &l.descriptor;
+                    collections.clone_from(&d.collections);
                     Some((d.wit_version, self.daemon.page_size_for(d)))
                 }
                 Some(Loaded::Subscription(l)) => {
@@ -203,6 +208,7 @@ impl Refract {
                 dead_letters: Some(dead_letters),
                 kind: rec.kind,
                 lifecycle,
+                collections,
                 metrics,
                 wit: running.map(|(wit, _)| wit),
                 page_size: running.map(|(_, size)| size),

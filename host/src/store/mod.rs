@@ -10,6 +10,7 @@ pub mod doc_list;
 #[cfg(test)]
 mod doc_list_tests;
 mod heads;
+pub mod inline;
 mod model;
 mod open;
 pub mod postgres;
@@ -23,6 +24,10 @@ use async_trait::async_trait;
 use tokio::sync::watch;
 
 pub use doc_list::{DocList, DocQuery, FieldIs, ListBudget};
+pub use inline::{
+    InlineAppendError, InlineDocs, InlineOutcome, InlineProjector, InlineRefusal, InlineVersion,
+    InlineWrites,
+};
 pub use model::*;
 pub use open::{Location, OpenOptions, open};
 
@@ -92,6 +97,31 @@ pub trait EventStore: Send + Sync {
     /// Appends a batch to one stream in one transaction, checking the expected version
     /// and the idempotency key; a rejected append writes nothing.
     async fn append(&self, req: AppendRequest) -> Result<AppendResult, StoreError>;
+
+    /// Appends as [`append`](EventStore::append) does and, in the same transaction,
+    /// projects the versions `inline` names that are caught up (see [`inline`]):
+    /// their documents and progress land with the events, or nothing does. A store
+    /// that cannot ([`supports_inline`](EventStore::supports_inline) false) appends
+    /// and defers every version to its agent.
+    async fn append_inline(
+        &self,
+        req: AppendRequest,
+        inline: &dyn InlineProjector,
+    ) -> Result<(AppendResult, Vec<InlineOutcome>), InlineAppendError> {
+        let result = self.append(req).await?;
+        let deferred = inline.versions().iter().map(|v| InlineOutcome::Deferred {
+            key: v.key.clone(),
+            reason: "this store projects no version inline".into(),
+        });
+        Ok((result, deferred.collect()))
+    }
+
+    /// Whether [`append_inline`](EventStore::append_inline) projects inline: SQLite
+    /// does; PostgreSQL numbers events only after their transaction commits, so
+    /// there is no numbered event to project inside it.
+    fn supports_inline(&self) -> bool {
+        false
+    }
 
     /// The stream's current version (0 if it does not exist), as appends check it:
     /// one query, no events (an emit asks this once per stream it writes).

@@ -235,6 +235,10 @@ pub struct PageCommit {
     /// known: a version dropped and prepared again since (a rebuild, a reload) has
     /// another, and the commit lands nothing.
     pub doc_set: Option<i64>,
+    /// The stored position the page was projected from, when another writer may
+    /// move it too (an inline version's appends): the commit lands only if the
+    /// progress is still there.
+    pub base: Option<Position>,
 }
 
 /// Identifies one deployed version of a projection.

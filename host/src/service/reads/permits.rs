@@ -112,7 +112,7 @@ impl GuestReads {
 
     /// One of the team's instance slots for a guest read of `loaded` (its
     /// instance lives under it); `Busy` if none frees up in time.
-    pub(super) async fn slot(
+    pub(in crate::service) async fn slot(
         &self,
         key: &ProjectionKey,
         loaded: &LoadedComponent,

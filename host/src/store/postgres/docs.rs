@@ -168,6 +168,17 @@ impl DocumentStore for PgStore {
             .execute(&mut *tx)
             .await?;
         }
+        if let Some(base) = page.base {
+            let stored: Option<Position> = sqlx::query_scalar(
+                "SELECT position FROM progress WHERE name = $1 AND version = $2 FOR UPDATE",
+            )
+            .bind_key(key)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if stored != Some(base) {
+                return Err(super::progress::moved_on(key, position));
+            }
+        }
         advance_progress(&mut tx, key, position, page.applied, page.skipped, 0).await?;
         tx.commit().await?;
         Ok(())

@@ -54,26 +54,9 @@ impl DocumentStore for SqliteStore {
         let Some(Some(set)) = set_of(&mut tx, key).await? else {
             return Ok(Some(HashMap::new()));
         };
-        // Sizes first (the bodies' overflow pages are not read), so documents over
-        // the budget never reach memory.
-        let mut total = 0usize;
-        for chunk in ids.chunks(ID_CHUNK) {
-            let mut qb = in_set("SELECT COALESCE(SUM(size), 0)", set, chunk);
-            let bytes: i64 = qb.build_query_scalar().fetch_one(&mut *tx).await?;
-            total = total.saturating_add(usize::try_from(bytes).unwrap_or(usize::MAX));
-            if total > max_bytes {
-                return Ok(None);
-            }
-        }
-        let mut docs = HashMap::with_capacity(ids.len());
-        for chunk in ids.chunks(ID_CHUNK) {
-            let mut qb = in_set("SELECT id, body", set, chunk);
-            for row in qb.build().fetch_all(&mut *tx).await? {
-                docs.insert(row.try_get(0)?, row.try_get(1)?);
-            }
-        }
+        let docs = load_in(&mut tx, set, ids, max_bytes).await?;
         tx.commit().await?;
-        Ok(Some(docs))
+        Ok(docs)
     }
 
     async fn doc_read(
@@ -140,6 +123,16 @@ impl DocumentStore for SqliteStore {
             push_in_list(&mut qb, chunk);
             qb.build().execute(&mut *tx).await?;
         }
+        if let Some(base) = page.base {
+            let stored: Option<Position> =
+                sqlx::query_scalar("SELECT position FROM progress WHERE name = ? AND version = ?")
+                    .bind_key(key)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if stored != Some(base) {
+                return Err(moved_on(key, position));
+            }
+        }
         advance_progress(&mut tx, key, position, page.applied, page.skipped, 0).await?;
         tx.commit().await?;
         Ok(())
@@ -197,6 +190,35 @@ impl SqliteStore {
     }
 }
 
+/// The documents of `ids` in `set` that exist, inside the caller's transaction;
+/// `None` if together they are over `max_bytes`.
+pub(super) async fn load_in(
+    conn: &mut SqliteConnection,
+    set: i64,
+    ids: &[&str],
+    max_bytes: usize,
+) -> Result<Option<HashMap<String, String>>, StoreError> {
+    // Sizes first (the bodies' overflow pages are not read), so documents over the
+    // budget never reach memory.
+    let mut total = 0usize;
+    for chunk in ids.chunks(ID_CHUNK) {
+        let mut qb = in_set("SELECT COALESCE(SUM(size), 0)", set, chunk);
+        let bytes: i64 = qb.build_query_scalar().fetch_one(&mut *conn).await?;
+        total = total.saturating_add(usize::try_from(bytes).unwrap_or(usize::MAX));
+        if total > max_bytes {
+            return Ok(None);
+        }
+    }
+    let mut docs = HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(ID_CHUNK) {
+        let mut qb = in_set("SELECT id, body", set, chunk);
+        for row in qb.build().fetch_all(&mut *conn).await? {
+            docs.insert(row.try_get(0)?, row.try_get(1)?);
+        }
+    }
+    Ok(Some(docs))
+}
+
 /// `<head> FROM documents WHERE set_id = <set> AND id IN (<ids>)`.
 fn in_set<'a>(head: &str, set: i64, ids: &'a [&'a str]) -> QueryBuilder<Sqlite> {
     let mut qb = QueryBuilder::new(head);
@@ -208,7 +230,7 @@ fn in_set<'a>(head: &str, set: i64, ids: &'a [&'a str]) -> QueryBuilder<Sqlite> 
 }
 
 /// Puts and deletes a page's documents in `set`, inside the page's transaction.
-async fn write_docs(
+pub(super) async fn write_docs(
     conn: &mut SqliteConnection,
     set: i64,
     writes: &[DocWrite],

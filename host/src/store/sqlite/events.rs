@@ -30,6 +30,19 @@ impl EventStore for SqliteStore {
         Ok(result)
     }
 
+    async fn append_inline(
+        &self,
+        req: AppendRequest,
+        inline: &dyn crate::store::InlineProjector,
+    ) -> Result<(AppendResult, Vec<crate::store::InlineOutcome>), crate::store::InlineAppendError>
+    {
+        self.append_inline_in(req, inline).await
+    }
+
+    fn supports_inline(&self) -> bool {
+        true
+    }
+
     async fn stream_version(&self, stream: &StreamId) -> Result<u64, StoreError> {
         let mut conn = self.reader.acquire().await?;
         let version = reads::stream_version(&mut conn, stream.as_str()).await?;

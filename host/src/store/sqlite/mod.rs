@@ -14,6 +14,7 @@ mod doc_sets;
 mod doc_sets_tests;
 mod docs;
 mod events;
+mod inline;
 mod legacy;
 mod progress;
 mod reads;

@@ -1,0 +1,298 @@
+//! Inline projections (issue 14): a version with lifecycle `inline` is projected
+//! inside the transaction of each of its own team's appends once it is caught up,
+//! so the append's answer means its documents hold the events; a guest error
+//! rejects the append (422, naming the event) and writes nothing. Its agent still
+//! runs: it catches the version up after a deploy, rebuild or pause, and projects
+//! the events other teams append to streams it reads (another team's append never
+//! runs this team's code). Each version has a CPU budget per append, its call
+//! timeout for all of its calls in that append together. SQLite only: PostgreSQL
+//! numbers events after their transaction commits.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use tokio::sync::Mutex;
+
+use super::{Refract, ServiceError};
+use crate::runtime::watchdog::{GRACE, run_watched};
+use crate::runtime::{
+    DocChange, DocInput, Event, Guest, Lifecycle, Loaded, LoadedComponent, RuntimeError, Slotted,
+};
+use crate::store::{
+    AppendRequest, AppendResult, DocWrite, InlineAppendError, InlineDocs, InlineOutcome,
+    InlineProjector, InlineRefusal, InlineVersion, InlineWrites, ProjectionKey,
+};
+use crate::teams::Streams;
+
+/// One version's inline run in one append.
+struct Run {
+    loaded: LoadedComponent,
+    /// Its instance, with the team's slot, taken before the append's transaction
+    /// (a wait for a slot never holds the store's write lock).
+    guest: Option<Guest>,
+    /// What is left of its CPU budget for this append.
+    left: Duration,
+}
+
+/// The inline projections of one append.
+pub(super) struct Inline {
+    versions: Vec<InlineVersion>,
+    runs: HashMap<ProjectionKey, Mutex<Run>>,
+    streams: Streams,
+    page_size: usize,
+}
+
+impl Refract {
+    /// Appends events to a stream, projecting the appending team's inline versions
+    /// in the same transaction; says what became of each.
+    pub async fn append_projected(
+        &self,
+        req: AppendRequest,
+    ) -> Result<(AppendResult, Vec<InlineOutcome>), ServiceError> {
+        let types: Vec<&str> = req.events.iter().map(|e| e.event_type.as_str()).collect();
+        let Some(inline) = self.inline_for(&req.team, &types).await? else {
+            return Ok((self.store.append(req).await?, Vec::new()));
+        };
+        match self.store.append_inline(req, &inline).await {
+            Ok(done) => Ok(done),
+            Err(InlineAppendError::Store(e)) => Err(e.into()),
+            Err(InlineAppendError::Refused(InlineRefusal(e))) => match e.downcast::<ServiceError>()
+            {
+                Ok(e) => Err(*e),
+                Err(e) => Err(ServiceError::Busy(e.to_string())),
+            },
+        }
+    }
+
+    /// The inline versions of `team` that handle one of `types` (an append's), with
+    /// an instance each; none if there are none (or the store projects nothing
+    /// inline). A version handling none of them is not behind for it: its next
+    /// inline append passes over them.
+    async fn inline_for(&self, team: &str, types: &[&str]) -> Result<Option<Inline>, ServiceError> {
+        if !self.store.supports_inline() {
+            return Ok(None);
+        }
+        let mine: Vec<(ProjectionKey, LoadedComponent)> = self
+            .loaded_components()
+            .iter()
+            .filter(|(key, _)| crate::teams::team_of(&key.name) == team)
+            .filter_map(|(key, loaded)| match loaded {
+                Loaded::Projection(l)
+                    if self.lifecycle_for(key, &l.descriptor, false) == Lifecycle::Inline
+                        && l.descriptor
+                            .event_types
+                            .iter()
+                            .any(|t| types.contains(&t.as_str())) =>
+                {
+                    Some((key.clone(), l.clone()))
+                }
+                _ => None,
+            })
+            .collect();
+        if mine.is_empty() {
+            return Ok(None);
+        }
+        let page_size = self.daemon.page_size();
+        let mut versions = Vec::with_capacity(mine.len());
+        let mut runs = HashMap::with_capacity(mine.len());
+        for (key, loaded) in mine {
+            let mut guest = Guest::new(&loaded, key.to_string()).with_page_size(page_size);
+            if let Some(slot) = self.guest_reads.slot(&key, &loaded).await? {
+                guest.admit(slot);
+            }
+            versions.push(InlineVersion {
+                key: key.clone(),
+                event_types: loaded.descriptor.event_types.clone(),
+            });
+            let left = loaded.limits.call_timeout();
+            let run = Run {
+                loaded,
+                guest: Some(guest),
+                left,
+            };
+            runs.insert(key, Mutex::new(run));
+        }
+        Ok(Some(Inline {
+            versions,
+            runs,
+            streams: self.teams.access(team).read,
+            page_size,
+        }))
+    }
+}
+
+#[async_trait]
+impl InlineProjector for Inline {
+    fn versions(&self) -> &[InlineVersion] {
+        &self.versions
+    }
+
+    async fn project(
+        &self,
+        key: &ProjectionKey,
+        events: &[Event],
+        docs: &mut dyn InlineDocs,
+    ) -> Result<InlineWrites, InlineRefusal> {
+        let refusal = |e: ServiceError| InlineRefusal(Box::new(e));
+        let Some(run) = self.runs.get(key) else {
+            return Ok(InlineWrites::default());
+        };
+        let mut run = run.lock().await;
+        let types = &run.loaded.descriptor.event_types;
+        let mine: Vec<Event> = events
+            .iter()
+            .filter(|e| types.contains(&e.event_type) && self.streams.matches(&e.stream_id))
+            .cloned()
+            .collect();
+        let first = events.first().map_or(0, |e| e.sequence);
+        let page_size = run.loaded.descriptor.page_size(self.page_size);
+        // The documents as this append leaves them so far (`None`: deleted).
+        let mut state: HashMap<String, Option<String>> = HashMap::new();
+        let mut held = 0usize;
+        let max_bytes = run.loaded.limits.max_result_bytes;
+        for page in mine.chunks(page_size) {
+            let page = page.to_vec();
+            let (slices, page) = run.call(key, first, page, |g, p| g.slice(p)).await?;
+            let missing: Vec<&str> = slices
+                .iter()
+                .map(|s| s.doc_id.as_str())
+                .filter(|id| !state.contains_key(*id))
+                .collect();
+            let Some(mut loaded) = docs.load(&missing, max_bytes).await.map_err(|e| {
+                refusal(ServiceError::Busy(format!("inline projection {key}: {e}")))
+            })?
+            else {
+                return Err(refusal(too_big(key, max_bytes)));
+            };
+            let inputs: Vec<DocInput> = slices
+                .into_iter()
+                .map(|s| DocInput {
+                    state: match state.get(&s.doc_id) {
+                        Some(known) => known.clone(),
+                        None => loaded.remove(&s.doc_id),
+                    },
+                    id: s.doc_id,
+                    events: s.events,
+                })
+                .collect();
+            let ids: Vec<(String, Option<String>)> = inputs
+                .iter()
+                .map(|d| (d.id.clone(), d.state.clone()))
+                .collect();
+            let (changes, _) = run
+                .call(key, first, page, move |g, p| g.apply(p, inputs))
+                .await?;
+            for ((id, before), change) in ids.into_iter().zip(changes) {
+                let after = match change {
+                    DocChange::Put(body) => Some(body),
+                    DocChange::Delete => None,
+                    DocChange::Keep => before,
+                };
+                held = held.saturating_add(after.as_ref().map_or(0, String::len));
+                state.insert(id, after);
+            }
+            // Every page's documents stay in memory until the commit: bounded.
+            if held > max_bytes.saturating_mul(4) {
+                return Err(refusal(too_big(key, max_bytes.saturating_mul(4))));
+            }
+        }
+        let writes = state
+            .into_iter()
+            .map(|(id, body)| match body {
+                Some(body) => DocWrite::Put { id, body },
+                None => DocWrite::Delete { id },
+            })
+            .collect();
+        Ok(InlineWrites {
+            writes,
+            applied: mine.len(),
+        })
+    }
+}
+
+impl Run {
+    /// Runs `f` on its instance off the async threads, within what is left of its
+    /// CPU budget for this append; the page comes back with the answer. A guest
+    /// error names the event by its place in the append (its sequence is not
+    /// committed).
+    async fn call<R: Send + 'static>(
+        &mut self,
+        key: &ProjectionKey,
+        first: i64,
+        page: Vec<Event>,
+        f: impl FnOnce(&mut Guest, &[Event]) -> Result<R, RuntimeError> + Send + 'static,
+    ) -> Result<(R, Vec<Event>), InlineRefusal> {
+        let refusal = |e: ServiceError| InlineRefusal(Box::new(e));
+        let budget = self.loaded.limits.call_timeout();
+        if self.left.is_zero() {
+            return Err(refusal(over_budget(key, budget)));
+        }
+        let Some(mut guest) = self.guest.take() else {
+            return Err(refusal(ServiceError::Busy(format!(
+                "inline projection {key}: its instance was lost"
+            ))));
+        };
+        guest.set_call_timeout(self.left);
+        let started = Instant::now();
+        let name = key.to_string();
+        let out = run_watched(&name, self.left, GRACE, false, move || {
+            let out = f(&mut guest, &page);
+            Ok((out, guest, page))
+        })
+        .await;
+        self.left = self.left.saturating_sub(started.elapsed());
+        let (out, guest, page) = out.map_err(|e| refusal(host(key, e)))?;
+        self.guest = Some(guest);
+        match out {
+            Ok(r) => Ok((r, page)),
+            Err(RuntimeError::Guest {
+                component,
+                event_sequence,
+                message,
+            }) => {
+                let at = event_sequence.map_or(String::new(), |s| {
+                    format!(" at event #{} of the append", s - first)
+                });
+                Err(refusal(ServiceError::Guest(RuntimeError::Guest {
+                    component,
+                    event_sequence: None,
+                    message: format!(
+                        "inline projection {key} refused the append{at} (nothing was \
+                         written): {message}"
+                    ),
+                })))
+            }
+            Err(e) => Err(refusal(host(key, e))),
+        }
+    }
+}
+
+fn over_budget(key: &ProjectionKey, budget: Duration) -> ServiceError {
+    ServiceError::Guest(RuntimeError::Guest {
+        component: key.to_string(),
+        event_sequence: None,
+        message: format!(
+            "inline projection {key} used its CPU budget of {} ms for one append (nothing \
+             was written): append fewer events at once",
+            budget.as_millis()
+        ),
+    })
+}
+
+fn too_big(key: &ProjectionKey, max: usize) -> ServiceError {
+    ServiceError::Guest(RuntimeError::Guest {
+        component: key.to_string(),
+        event_sequence: None,
+        message: format!(
+            "inline projection {key}: the append's documents are over {max} bytes (nothing \
+             was written): append fewer events at once"
+        ),
+    })
+}
+
+fn host(key: &ProjectionKey, e: RuntimeError) -> ServiceError {
+    ServiceError::Busy(format!(
+        "inline projection {key} could not run (nothing was written): {e}"
+    ))
+}
