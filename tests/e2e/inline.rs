@@ -208,3 +208,83 @@ async fn a_paused_inline_version_is_deferred_to_its_agent() {
     );
     assert_eq!(count(&daemon, "pear").await, 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_that_loops_inline_is_stopped_by_its_budget_and_the_append_refused() {
+    if crate::common::backend::is_postgres() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = "[limits]\ncall_timeout_ms = 200\n\
+                  [components.hostile-loop]\nlifecycle = \"inline\"\n";
+    let daemon = Daemon::start(&dir.path().join("data"), Some(config));
+    daemon.deploy(refract_test_artifacts::HOSTILE_LOOP).await;
+    let started = std::time::Instant::now();
+    let (code, out) = daemon
+        .append("i-1", Some(0), &[("IncidentLogged".into(), json!({}))])
+        .await;
+    assert_eq!(code, 422, "{out}");
+    let message = out["error"].as_str().unwrap_or_default();
+    for needle in [
+        "hostile-loop@v1",
+        "CPU budget of 200 ms",
+        "events #0..=#0",
+        "nothing was written",
+    ] {
+        assert!(
+            message.contains(needle),
+            "{message:?} should say {needle:?}"
+        );
+    }
+    // Stopped by its deadline, not by the client's patience.
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    let (code, stream) = daemon.get("/streams/i-1").await;
+    assert_eq!(code, 404, "nothing appended: {stream}");
+    // Other streams' appends of other types go on (it handles none of them).
+    let (code, out) = daemon
+        .append("other-1", Some(0), &[("Unrelated".into(), json!({}))])
+        .await;
+    assert_eq!((code, out.get("inline")), (200, None), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_teams_append_never_runs_the_teams_inline_code() {
+    if crate::common::backend::is_postgres() {
+        return;
+    }
+    use crate::hostile_perms::{OPS, append_as, deploy_as, status_as};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = "[teams.ops]\ntoken = \"ops-token\"\n\
+                  [teams.web]\ntoken = \"web-token\"\n\
+                  [components.\"ops.word-count\"]\nlifecycle = \"inline\"\n";
+    let daemon = Daemon::start(&dir.path().join("data"), Some(config));
+    deploy_as(&daemon, OPS, refract_test_artifacts::WORD_COUNT).await;
+    let web = Some("web-token");
+    // Web appends an event ops' inline projection reads, one it would refuse: the
+    // append stands (ops' code never runs in it) and ops' agent meets the error.
+    let bad = json!({"events": [{"type": "ValueUpdated", "data": {"Key": "", "Value": 1}}]});
+    let (code, out) = append_as(&daemon, web, "word-web", bad).await;
+    assert_eq!((code, out.get("inline")), (200, None), "{out}");
+    let good = json!({"events": [{"type": "ValueUpdated", "data": {"Key": "kiwi", "Value": 1}}]});
+    let (code, out) = append_as(&daemon, OPS, "word-kiwi", good).await;
+    assert_eq!(code, 200, "{out}");
+    // Ops' version is paused by its agent on web's event, so ops' own append was
+    // deferred (never projected past an event it has not handled).
+    let started = std::time::Instant::now();
+    let p = loop {
+        let p = status_as(&daemon, OPS, "word-count", 1)
+            .await
+            .expect("status");
+        if p["status"] == "paused" {
+            break p;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "{p}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(p["events_applied"], 0, "{p}");
+    assert_eq!(out["inline"][0]["projected"], false, "{out}");
+}

@@ -17,7 +17,8 @@ use tokio::sync::Mutex;
 use super::{Refract, ServiceError};
 use crate::runtime::watchdog::{GRACE, run_watched};
 use crate::runtime::{
-    DocChange, DocInput, Event, Guest, Lifecycle, Loaded, LoadedComponent, RuntimeError, Slotted,
+    DocChange, DocInput, Event, Guest, Lifecycle, Limit, Loaded, LoadedComponent, RuntimeError,
+    Slotted,
 };
 use crate::store::{
     AppendRequest, AppendResult, DocWrite, InlineAppendError, InlineDocs, InlineOutcome,
@@ -246,21 +247,42 @@ impl Run {
         self.guest = Some(guest);
         match out {
             Ok(r) => Ok((r, page)),
-            Err(RuntimeError::Guest {
-                component,
-                event_sequence,
-                message,
-            }) => {
-                let at = event_sequence.map_or(String::new(), |s| {
-                    format!(" at event #{} of the append", s - first)
-                });
+            Err(e @ RuntimeError::Guest { .. }) => {
+                let cpu = e.limit() == Some(Limit::Cpu);
+                let RuntimeError::Guest {
+                    component,
+                    event_sequence,
+                    message,
+                } = e
+                else {
+                    unreachable!("matched above");
+                };
+                // The sequences were never committed: the events by their place.
+                let at = match (event_sequence, page.first(), page.last()) {
+                    (Some(s), _, _) => format!("event #{} of the append", s - first),
+                    (None, Some(a), Some(b)) => format!(
+                        "the append's events #{}..=#{}",
+                        a.sequence - first,
+                        b.sequence - first
+                    ),
+                    _ => "the append".to_owned(),
+                };
+                let message = if cpu {
+                    format!(
+                        "inline projection {key} used up its CPU budget of {} ms for one \
+                         append on {at} (nothing was written): append fewer events at once",
+                        budget.as_millis()
+                    )
+                } else {
+                    format!(
+                        "inline projection {key} refused the append at {at} (nothing was \
+                         written): {message}"
+                    )
+                };
                 Err(refusal(ServiceError::Guest(RuntimeError::Guest {
                     component,
                     event_sequence: None,
-                    message: format!(
-                        "inline projection {key} refused the append{at} (nothing was \
-                         written): {message}"
-                    ),
+                    message,
                 })))
             }
             Err(e) => Err(refusal(host(key, e))),
