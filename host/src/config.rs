@@ -29,6 +29,9 @@ pub struct Config {
     pub max_event_bytes: usize,
     /// Bytes of documents each projection version keeps cached between pages.
     pub cache_bytes: usize,
+    /// The most events one `rebuild?stream=` reads (default 1,000,000): past it,
+    /// rebuild the whole version instead.
+    pub rebuild_max_events: u64,
     /// Largest outbox message body (bytes): a bigger `send` is the guest's error.
     pub max_outbox_bytes: usize,
     /// How long one outbox delivery (one HTTP request) may take, in milliseconds.
@@ -77,6 +80,7 @@ impl Default for Config {
             page_bytes: crate::store::DEFAULT_PAGE_BYTES,
             max_event_bytes: crate::store::DEFAULT_MAX_EVENT_BYTES,
             cache_bytes: crate::daemon::DEFAULT_CACHE_BYTES,
+            rebuild_max_events: crate::daemon::MAX_REBUILD_EVENTS,
             max_outbox_bytes: crate::outbox::DEFAULT_MAX_OUTBOX_BYTES,
             outbox_timeout_ms: crate::outbox::DEFAULT_REQUEST_TIMEOUT.as_millis() as u64,
             limits: Limits::default(),

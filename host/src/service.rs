@@ -180,6 +180,7 @@ impl Refract {
         let components_dir = config.data_dir.join("components");
         let daemon = Daemon::new(store.clone(), config.page_size)
             .with_budgets(config.page_bytes, config.cache_bytes)
+            .with_rebuild_events(config.rebuild_max_events)
             .with_max_event_bytes(config.max_event_bytes);
         let teams = config.teams().map_err(ServiceError::Startup)?;
         let daemon = daemon.with_teams(teams.clone());

@@ -177,6 +177,59 @@ async fn a_stream_touching_more_documents_than_a_rebuild_holds_is_refused_by_nam
     assert_eq!(doc["count"], 1, "the documents are as they were: {doc}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_rebuild_reading_more_events_than_configured_is_refused_by_name() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let daemon = Daemon::start(&dir.path().join("data"), Some("rebuild_max_events = 5\n"));
+    daemon.deploy(VALUE_SUM).await;
+    daemon.deploy(WORD_COUNTER).await;
+    daemon.add_values("five", &[1, 2, 3, 4, 5]).await;
+    let mut head = daemon.add_values("six", &[1, 2, 3, 4, 5, 6]).await;
+    daemon
+        .wait_caught_up("value-sum", 1, head, Duration::from_secs(60))
+        .await;
+    // A per-stream projection: the stream's own events count.
+    let path = "/projections/value-sum/versions/1/rebuild?stream=";
+    let (code, body) = rebuild(&daemon, &format!("{path}six")).await;
+    assert_eq!(code, 422, "{body}");
+    let msg = body["error"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains("stream six has more than 5 events (rebuild_max_events)"),
+        "{msg}"
+    );
+    let (code, body) = rebuild(&daemon, &format!("{path}five")).await;
+    assert_eq!(
+        (code, &body["rebuilt"]["stream_events"]),
+        (200, &json!(5)),
+        "{body}"
+    );
+    // Documents spanning streams: every event read to find theirs counts.
+    for n in 0..6 {
+        let text = json!({"text": format!("w{n} shared")});
+        let (code, out) = daemon
+            .append(&format!("t-{n}"), None, &[("TextWritten".into(), text)])
+            .await;
+        assert_eq!(code, 200, "{out}");
+        head = out["last_sequence"].as_i64().expect("last_sequence");
+    }
+    daemon
+        .wait_caught_up("word-counter", 1, head, Duration::from_secs(60))
+        .await;
+    let (code, body) = rebuild(
+        &daemon,
+        "/projections/word-counter/versions/1/rebuild?stream=t-0",
+    )
+    .await;
+    assert_eq!(code, 422, "{body}");
+    let msg = body["error"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains("take more than 5 events to read (rebuild_max_events)"),
+        "{msg}"
+    );
+    let (_, doc) = daemon.get("/projections/word-counter/docs/shared").await;
+    assert_eq!(doc["count"], 6, "the documents are as they were: {doc}");
+}
+
 /// Every document of the live word-counter, by id.
 async fn all_docs(daemon: &Daemon) -> BTreeMap<String, Value> {
     let (code, page) = daemon

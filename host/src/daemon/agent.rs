@@ -149,6 +149,8 @@ pub(crate) struct Agent {
     pub shared: bool,
     /// The stored position as of its last commit started (or its progress read).
     pub committed: Position,
+    /// The most events one stream's rebuild reads.
+    pub rebuild_events: u64,
 }
 
 /// What the loop does after a failing page.

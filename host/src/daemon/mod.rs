@@ -115,6 +115,8 @@ pub struct Daemon {
     page_size: usize,
     page_bytes: usize,
     cache_bytes: usize,
+    /// The most events one stream's rebuild reads.
+    rebuild_events: u64,
     max_event_bytes: usize,
     stop_grace: std::time::Duration,
     agents: Mutex<HashMap<ProjectionKey, Running>>,
@@ -133,6 +135,7 @@ impl Daemon {
             page_size: page_size.max(1),
             page_bytes: crate::store::DEFAULT_PAGE_BYTES,
             cache_bytes: DEFAULT_CACHE_BYTES,
+            rebuild_events: MAX_REBUILD_EVENTS,
             max_event_bytes: crate::store::DEFAULT_MAX_EVENT_BYTES,
             stop_grace: running::STOP_GRACE,
             agents: Mutex::new(HashMap::new()),
@@ -161,6 +164,12 @@ impl Daemon {
     pub fn with_budgets(mut self, page_bytes: usize, cache_bytes: usize) -> Self {
         self.page_bytes = page_bytes.max(1);
         self.cache_bytes = cache_bytes;
+        self
+    }
+
+    /// The same daemon with another cap on the events one stream's rebuild reads.
+    pub fn with_rebuild_events(mut self, events: u64) -> Self {
+        self.rebuild_events = events.max(1);
         self
     }
 

@@ -25,8 +25,9 @@ use crate::store::{DocWrite, PageCommit, Position, ReadBudget, StreamId};
 /// The most documents one stream's rebuild may touch (their states are held until
 /// the one commit); more is refused before anything is applied.
 pub const MAX_REBUILT_DOCS: usize = 10_000;
-/// The most events one stream's rebuild reads (the whole store, sliced, for
-/// documents that span streams): past it, rebuild the whole version instead.
+/// The most events one stream's rebuild reads by default (the whole store, sliced,
+/// for documents that span streams): past it, rebuild the whole version instead.
+/// The config's `rebuild_max_events` sets it.
 pub const MAX_REBUILD_EVENTS: u64 = 1_000_000;
 /// Sequences of the stream read per lookup (per-stream projections).
 const SEQUENCES_PER_READ: usize = 1_000;
@@ -126,10 +127,11 @@ impl Agent {
         let mut letters = Letters::default();
         while let Some(page) = self.next_page(&mut source, position).await? {
             out.events_read += page.len() as u64;
-            if out.events_read > MAX_REBUILD_EVENTS {
+            if out.events_read > self.rebuild_events {
                 return Err(RebuildError::Refused(format!(
-                    "the documents stream {stream}'s events touch take more than \
-                     {MAX_REBUILD_EVENTS} events to read: rebuild the whole version instead"
+                    "the documents stream {stream}'s events touch take more than {} events \
+                     to read (rebuild_max_events): rebuild the whole version instead",
+                    self.rebuild_events
                 )));
             }
             let page = Arc::new(letters.drop_from(self, page).await?);
@@ -213,10 +215,11 @@ impl Agent {
                 continue;
             }
             out.stream_events += page.len() as u64;
-            if out.stream_events > MAX_REBUILD_EVENTS {
+            if out.stream_events > self.rebuild_events {
                 return Err(RebuildError::Refused(format!(
-                    "stream {stream} has more than {MAX_REBUILD_EVENTS} events: rebuild the \
-                     whole version instead"
+                    "stream {stream} has more than {} events (rebuild_max_events): rebuild \
+                     the whole version instead",
+                    self.rebuild_events
                 )));
             }
             sequences.extend(page.iter().map(|e| e.sequence));

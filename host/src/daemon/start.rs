@@ -171,6 +171,7 @@ impl Daemon {
             doc_set: None,
             shared,
             committed: 0,
+            rebuild_events: self.rebuild_events,
         };
         self.install(key, stop, Some(control), move |gate| {
             agent.commits = Commits::new(gate);

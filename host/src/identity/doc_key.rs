@@ -80,10 +80,9 @@ mod tests {
         }
         // The lowest id a default document can have still sorts above the floor.
         assert!(" " > DEFAULT_COLLECTION_FLOOR);
-        assert_eq!(
-            show_key(&doc_key(Some("dictionary"), "all")),
-            "dictionary/all"
-        );
+        let shown = show_key(&doc_key(Some("dictionary"), "all"));
+        assert_eq!(shown, r#""all" in collection "dictionary""#);
+        assert_eq!(show_key("a/b"), r#""a/b""#);
     }
 
     #[test]
