@@ -215,7 +215,7 @@ async fn a_guest_that_loops_inline_is_stopped_by_its_budget_and_the_append_refus
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = "[limits]\ncall_timeout_ms = 200\n\
+    let config = "[limits]\ninline_budget_ms = 200\n\
                   [components.hostile-loop]\nlifecycle = \"inline\"\n";
     let daemon = Daemon::start(&dir.path().join("data"), Some(config));
     daemon.deploy(refract_test_artifacts::HOSTILE_LOOP).await;
@@ -227,7 +227,7 @@ async fn a_guest_that_loops_inline_is_stopped_by_its_budget_and_the_append_refus
     let message = out["error"].as_str().unwrap_or_default();
     for needle in [
         "hostile-loop@v1",
-        "CPU budget of 200 ms",
+        "inline budget of 200 ms",
         "events #0..=#0",
         "nothing was written",
     ] {

@@ -203,7 +203,9 @@ impl Agent {
                 if page.scanned_to > position {
                     self.passed_over(page.scanned_to, skipped(position, &page));
                 }
-                let due = self.stored_at.elapsed() >= PROGRESS_EVERY;
+                // An inline version's appends project only from its stored position:
+                // what it passed over is stored at once, so they are not deferred.
+                let due = self.shared || self.stored_at.elapsed() >= PROGRESS_EVERY;
                 if let Some(commit) = self.pending.take_if(|_| due)
                     && self.commit(commit).await.is_err()
                 {

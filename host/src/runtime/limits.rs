@@ -22,6 +22,10 @@ pub struct Limits {
     /// capped at as many, and at least 10 per event.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_docs_per_page: Option<usize>,
+    /// Wall-clock budget, in milliseconds, of all of a team's inline projections in
+    /// one append together (they run while the store's write lock is held): past it
+    /// the append is refused. Each call is also held to `call_timeout_ms`.
+    pub inline_budget_ms: u64,
 }
 
 impl Default for Limits {
@@ -33,6 +37,7 @@ impl Default for Limits {
             max_result_bytes: 64 << 20,
             max_stack_bytes: 1 << 20,
             max_docs_per_page: None,
+            inline_budget_ms: 250,
         }
     }
 }
@@ -41,6 +46,11 @@ impl Limits {
     /// The per-call deadline.
     pub fn call_timeout(&self) -> Duration {
         Duration::from_millis(self.call_timeout_ms)
+    }
+
+    /// The budget of one append's inline projections together.
+    pub fn inline_budget(&self) -> Duration {
+        Duration::from_millis(self.inline_budget_ms.max(1))
     }
 }
 

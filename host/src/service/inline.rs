@@ -4,9 +4,11 @@
 //! rejects the append (422, naming the event) and writes nothing. Its agent still
 //! runs: it catches the version up after a deploy, rebuild or pause, and projects
 //! the events other teams append to streams it reads (another team's append never
-//! runs this team's code). Each version has a CPU budget per append, its call
-//! timeout for all of its calls in that append together. SQLite only: PostgreSQL
-//! numbers events after their transaction commits.
+//! runs this team's code). The team's inline projections run while the store's
+//! write lock is held, so together they have a wall-clock budget per append (the
+//! team's `inline_budget_ms`, default 250 ms), each call also held to its call
+//! timeout; past it the append is refused. SQLite only: PostgreSQL numbers events
+//! after their transaction commits.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -17,8 +19,8 @@ use tokio::sync::Mutex;
 use super::{Refract, ServiceError};
 use crate::runtime::watchdog::{GRACE, run_watched};
 use crate::runtime::{
-    DocChange, DocInput, Event, Guest, Lifecycle, Limit, Loaded, LoadedComponent, RuntimeError,
-    Slotted,
+    DocChange, DocInput, Event, Fault, Guest, Lifecycle, Limit, Loaded, LoadedComponent,
+    RuntimeError,
 };
 use crate::store::{
     AppendRequest, AppendResult, DocWrite, InlineAppendError, InlineDocs, InlineOutcome,
@@ -29,11 +31,8 @@ use crate::teams::Streams;
 /// One version's inline run in one append.
 struct Run {
     loaded: LoadedComponent,
-    /// Its instance, with the team's slot, taken before the append's transaction
-    /// (a wait for a slot never holds the store's write lock).
+    /// Its instance (made under the append's one slot), dropped once it is done.
     guest: Option<Guest>,
-    /// What is left of its CPU budget for this append.
-    left: Duration,
 }
 
 /// The inline projections of one append.
@@ -42,6 +41,17 @@ pub(super) struct Inline {
     runs: HashMap<ProjectionKey, Mutex<Run>>,
     streams: Streams,
     page_size: usize,
+    /// The wall-clock budget of all its guest calls together (the team's
+    /// `inline_budget_ms`): they run while the store's write lock is held.
+    budget: Duration,
+    /// When its first guest call started.
+    started: std::sync::Mutex<Option<Instant>>,
+    /// One of the team's instance slots, taken before the transaction (a wait for
+    /// one never holds the write lock) and held to the end: one guest runs at a
+    /// time.
+    _slot: Option<crate::runtime::Slot>,
+    /// Versions not projected in this append, with why.
+    deferred: Vec<InlineOutcome>,
 }
 
 impl Refract {
@@ -55,8 +65,14 @@ impl Refract {
         let Some(inline) = self.inline_for(&req.team, &types).await? else {
             return Ok((self.store.append(req).await?, Vec::new()));
         };
+        if inline.versions.is_empty() {
+            return Ok((self.store.append(req).await?, inline.deferred));
+        }
         match self.store.append_inline(req, &inline).await {
-            Ok(done) => Ok(done),
+            Ok((result, mut outcomes)) => {
+                outcomes.extend(inline.deferred);
+                Ok((result, outcomes))
+            }
             Err(InlineAppendError::Store(e)) => Err(e.into()),
             Err(InlineAppendError::Refused(InlineRefusal(e))) => match e.downcast::<ServiceError>()
             {
@@ -95,22 +111,37 @@ impl Refract {
             return Ok(None);
         }
         let page_size = self.daemon.page_size();
+        let (budget, slot) = match mine.first() {
+            Some((key, loaded)) => (
+                loaded.limits.inline_budget(),
+                self.guest_reads.slot(key, loaded).await?,
+            ),
+            None => return Ok(None),
+        };
         let mut versions = Vec::with_capacity(mine.len());
         let mut runs = HashMap::with_capacity(mine.len());
-        for (key, loaded) in mine {
-            let mut guest = Guest::new(&loaded, key.to_string()).with_page_size(page_size);
-            if let Some(slot) = self.guest_reads.slot(&key, &loaded).await? {
-                guest.admit(slot);
+        let mut deferred = Vec::new();
+        for (key, mut loaded) in mine {
+            // A candidate rebuilding beside it would swap in without what this
+            // append wrote: its agent projects the events instead.
+            if self.has_candidate(&key) {
+                deferred.push(InlineOutcome::Deferred {
+                    key,
+                    reason: "it is being rebuilt beside its served documents".into(),
+                });
+                continue;
             }
+            // Under the append's one slot, not one each.
+            loaded.slots = None;
+            let guest = Guest::new(&loaded, key.to_string()).with_page_size(page_size);
             versions.push(InlineVersion {
                 key: key.clone(),
                 event_types: loaded.descriptor.event_types.clone(),
+                sha256: loaded.sha256.clone(),
             });
-            let left = loaded.limits.call_timeout();
             let run = Run {
                 loaded,
                 guest: Some(guest),
-                left,
             };
             runs.insert(key, Mutex::new(run));
         }
@@ -119,6 +150,10 @@ impl Refract {
             runs,
             streams: self.teams.access(team).read,
             page_size,
+            budget,
+            started: std::sync::Mutex::new(None),
+            _slot: slot,
+            deferred,
         }))
     }
 }
@@ -154,7 +189,8 @@ impl InlineProjector for Inline {
         let max_bytes = run.loaded.limits.max_result_bytes;
         for page in mine.chunks(page_size) {
             let page = page.to_vec();
-            let (slices, page) = run.call(key, first, page, |g, p| g.slice(p)).await?;
+            let left = self.left();
+            let (slices, page) = run.call(key, first, left, page, |g, p| g.slice(p)).await?;
             let missing: Vec<&str> = slices
                 .iter()
                 .map(|s| s.doc_id.as_str())
@@ -181,8 +217,9 @@ impl InlineProjector for Inline {
                 .iter()
                 .map(|d| (d.id.clone(), d.state.clone()))
                 .collect();
+            let left = self.left();
             let (changes, _) = run
-                .call(key, first, page, move |g, p| g.apply(p, inputs))
+                .call(key, first, left, page, move |g, p| g.apply(p, inputs))
                 .await?;
             for ((id, before), change) in ids.into_iter().zip(changes) {
                 let after = match change {
@@ -198,6 +235,8 @@ impl InlineProjector for Inline {
                 return Err(refusal(too_big(key, max_bytes.saturating_mul(4))));
             }
         }
+        // Done with it: one live instance at a time.
+        run.guest = None;
         let writes = state
             .into_iter()
             .map(|(id, body)| match body {
@@ -212,21 +251,31 @@ impl InlineProjector for Inline {
     }
 }
 
+impl Inline {
+    /// What is left of the append's budget (it starts with the first call), or
+    /// none: (the budget, what is left).
+    fn left(&self) -> (Duration, Duration) {
+        let mut started = self.started.lock().unwrap_or_else(|p| p.into_inner());
+        let at = *started.get_or_insert_with(Instant::now);
+        (self.budget, self.budget.saturating_sub(at.elapsed()))
+    }
+}
+
 impl Run {
-    /// Runs `f` on its instance off the async threads, within what is left of its
-    /// CPU budget for this append; the page comes back with the answer. A guest
-    /// error names the event by its place in the append (its sequence is not
-    /// committed).
+    /// Runs `f` on its instance off the async threads, within what is left of the
+    /// append's budget (`left`: the budget, what is left of it) and its call
+    /// timeout; the page comes back with the answer. A guest error names the event
+    /// by its place in the append (its sequence is not committed).
     async fn call<R: Send + 'static>(
         &mut self,
         key: &ProjectionKey,
         first: i64,
+        (budget, left): (Duration, Duration),
         page: Vec<Event>,
         f: impl FnOnce(&mut Guest, &[Event]) -> Result<R, RuntimeError> + Send + 'static,
     ) -> Result<(R, Vec<Event>), InlineRefusal> {
         let refusal = |e: ServiceError| InlineRefusal(Box::new(e));
-        let budget = self.loaded.limits.call_timeout();
-        if self.left.is_zero() {
+        if left.is_zero() {
             return Err(refusal(over_budget(key, budget)));
         }
         let Some(mut guest) = self.guest.take() else {
@@ -234,16 +283,22 @@ impl Run {
                 "inline projection {key}: its instance was lost"
             ))));
         };
-        guest.set_call_timeout(self.left);
-        let started = Instant::now();
+        let deadline = left.min(self.loaded.limits.call_timeout());
+        guest.set_call_timeout(deadline);
         let name = key.to_string();
-        let out = run_watched(&name, self.left, GRACE, false, move || {
+        let out = run_watched(&name, deadline, GRACE, true, move || {
             let out = f(&mut guest, &page);
             Ok((out, guest, page))
         })
         .await;
-        self.left = self.left.saturating_sub(started.elapsed());
-        let (out, guest, page) = out.map_err(|e| refusal(host(key, e)))?;
+        let (out, guest, page) = match out {
+            Ok(done) => done,
+            // The watchdog gave up on a call past its deadline: the guest's.
+            Err(e) if e.fault() == Fault::Guest => {
+                return Err(refusal(over_budget(key, budget)));
+            }
+            Err(e) => return Err(refusal(host(key, e))),
+        };
         self.guest = Some(guest);
         match out {
             Ok(r) => Ok((r, page)),
@@ -269,9 +324,12 @@ impl Run {
                 };
                 let message = if cpu {
                     format!(
-                        "inline projection {key} used up its CPU budget of {} ms for one \
-                         append on {at} (nothing was written): append fewer events at once",
-                        budget.as_millis()
+                        "inline projection {key} used up the inline budget of {} ms for one \
+                         append (inline_budget_ms; call_timeout_ms per call) on {at} (nothing \
+                         was written): append fewer events at once",
+                        budget
+                            .as_millis()
+                            .min(self.loaded.limits.call_timeout().as_millis())
                     )
                 } else {
                     format!(
@@ -295,8 +353,8 @@ fn over_budget(key: &ProjectionKey, budget: Duration) -> ServiceError {
         component: key.to_string(),
         event_sequence: None,
         message: format!(
-            "inline projection {key} used its CPU budget of {} ms for one append (nothing \
-             was written): append fewer events at once",
+            "inline projection {key} used up the inline budget of {} ms for one append \
+             (inline_budget_ms; nothing was written): append fewer events at once",
             budget.as_millis()
         ),
     })

@@ -19,6 +19,9 @@ pub struct InlineVersion {
     /// The event types it handles: events of these types committed after its
     /// position and before the append mean it is behind (its agent catches up).
     pub event_types: Vec<String>,
+    /// The code it runs (its component's hash): a version whose code was replaced
+    /// since (a hotfix, a reload) is not projected by the old code.
+    pub sha256: String,
 }
 
 /// What became of one inline version in an append.

@@ -33,12 +33,29 @@ impl SqliteStore {
             .map_err(StoreError::from)?;
         let result = append_in(&mut tx, &req).await?;
         let mut outcomes = Vec::with_capacity(inline.versions().len());
-        // A replayed idempotency key appended nothing: nothing to project.
         if result.first_sequence > before {
             let events = appended(&mut tx, &result).await?;
             for v in inline.versions() {
                 let outcome = project_one(&mut tx, v, before, &events, inline).await?;
                 outcomes.push(outcome);
+            }
+        } else {
+            // A replayed idempotency key appended nothing: say whether the first
+            // append's events are in the documents by now.
+            for v in inline.versions() {
+                let done = progress(&mut tx, v)
+                    .await?
+                    .is_some_and(|p| p.position >= result.last_sequence);
+                outcomes.push(match done {
+                    true => InlineOutcome::Projected {
+                        key: v.key.clone(),
+                        events: 0,
+                    },
+                    false => InlineOutcome::Deferred {
+                        key: v.key.clone(),
+                        reason: "a replayed append: its agent has not projected it yet".into(),
+                    },
+                });
             }
         }
         tx.commit().await.map_err(StoreError::from)?;
@@ -86,6 +103,11 @@ async fn project_one(
     let Some(set) = p.doc_set else {
         return Ok(deferred("it keeps no documents"));
     };
+    if replaced(conn, v).await? {
+        return Ok(deferred(
+            "its code is being replaced or rebuilt (its agent projects the events)",
+        ));
+    }
     if p.position > before || behind(conn, v, p.position, before).await? {
         return Ok(deferred(
             "it is catching up (its agent projects earlier events first)",
@@ -127,6 +149,25 @@ async fn progress(
         })
     })
     .transpose()
+}
+
+/// Whether the version's code is not the one the projector runs any more, or a
+/// candidate is being built beside it (its swap would hide what this append wrote).
+async fn replaced(conn: &mut SqliteConnection, v: &InlineVersion) -> Result<bool, StoreError> {
+    let sha: Option<String> =
+        sqlx::query_scalar("SELECT sha256 FROM components WHERE name = ? AND version = ?")
+            .bind_key(&v.key)
+            .fetch_optional(&mut *conn)
+            .await?;
+    if sha.as_deref() != Some(v.sha256.as_str()) {
+        return Ok(true);
+    }
+    let shadow: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM progress WHERE name = ? AND version = ?)")
+            .bind_key(&v.key.shadow())
+            .fetch_one(&mut *conn)
+            .await?;
+    Ok(shadow)
 }
 
 /// Whether events of the version's types lie after `position`, up to `before`.
