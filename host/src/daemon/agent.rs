@@ -252,6 +252,12 @@ impl Agent {
                 }
             }
         }
+        // Stopped while busy rather than idle: what it may pass over without a read
+        // is stored all the same, so a paused version shows where it really was.
+        if self.position.is_some() && self.settle().await.is_ok() {
+            let head = *wake.borrow();
+            self.pass_over_unread(head);
+        }
         if let Some(commit) = self.pending.take() {
             let _ = self.commit(commit).await;
         }

@@ -35,7 +35,7 @@ impl Agent {
     /// knows), passes over everything up to `head` without a read (stored with the
     /// next commit) and says so. `head` is read before the check: an event's type is
     /// noted before the head moves past it.
-    fn pass_over_unread(&mut self, head: Position) -> bool {
+    pub(super) fn pass_over_unread(&mut self, head: Position) -> bool {
         if !self.nothing_new() {
             return false;
         }
