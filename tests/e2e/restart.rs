@@ -125,3 +125,31 @@ fn collect(
         native.push(sdk_event(first + i as i64, &id, i as u64 + 1, ty, data));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_daemon_on_one_data_dir_exits_with_a_clear_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let mut first = Daemon::start(&data, None);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_refract"))
+        .arg("serve")
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["--listen", "127.0.0.1:0"])
+        .env_remove("REFRACT_STORE")
+        .output()
+        .expect("run a second refract");
+    assert!(!out.status.success(), "a second daemon ran");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("another refract process") && stderr.contains("is serving data dir"),
+        "{stderr}"
+    );
+    // The first goes on; once it is gone, the directory is free again.
+    let (code, _) = first.get("/healthz").await;
+    assert_eq!(code, 200);
+    first.kill();
+    let again = Daemon::start(&data, None);
+    let (code, _) = again.get("/healthz").await;
+    assert_eq!(code, 200);
+}

@@ -2,6 +2,7 @@
 //! clients of its HTTP API.
 
 mod client;
+mod data_dir;
 mod dev;
 
 use std::net::SocketAddr;
@@ -315,6 +316,8 @@ pub async fn run() -> anyhow::Result<()> {
 /// Runs the daemon until Ctrl-C or SIGTERM, then stops the agents cleanly; with
 /// `watch`, it hot-reloads the components found there (development mode).
 pub async fn serve(config: Config, watch: Option<&[PathBuf]>) -> anyhow::Result<()> {
+    // Held until the process ends: one daemon per data directory.
+    let _lock = data_dir::lock(&config.data_dir)?;
     let svc = Arc::new(Refract::open(&config).await?);
     if let Some(paths) = watch {
         dev::watch(svc.clone(), paths).await?;
