@@ -1,9 +1,10 @@
 //! `refract-bench`: measures refract as users run it (append, rebuild, raw scan,
-//! latency, hot swap, guest calls, daemon memory), writes a JSON report and prints a
-//! table next to the goals. `--scale smoke` runs in well under a minute for CI;
-//! `--scale full` is the by-hand run behind `bench/results.json`. `--store
-//! postgres://...` runs every workload on a database of its own on that PostgreSQL
-//! server instead of a SQLite file; `--merge` puts runs of both backends in one file.
+//! latency, hot swap, guest calls, daemon memory, inline projections), writes a JSON
+//! report and prints a table next to the goals. `--scale smoke` runs in well under a
+//! minute for CI; `--scale full` is the by-hand run behind `bench/results.json`.
+//! `--store postgres://...` runs every workload on a database of its own on that
+//! PostgreSQL server instead of a SQLite file; `--merge` puts runs of both backends in
+//! one file.
 
 mod append;
 mod backend;
@@ -13,6 +14,7 @@ mod goals;
 mod guest_calls;
 mod helpdesk;
 mod hotswap;
+mod inline;
 mod latency;
 mod native;
 mod rebuild;
@@ -55,6 +57,7 @@ enum Workload {
     Guest,
     Rss,
     Wide,
+    Inline,
 }
 
 /// Benchmarks refract and writes a JSON report.
@@ -125,6 +128,10 @@ pub struct Scale {
     pub wide_streams: usize,
     /// Events of the wide workload.
     pub wide_events: usize,
+    /// Single-event appends of the inline workload, per lifecycle and client count.
+    pub inline_appends: usize,
+    /// Append-then-read probes of the inline workload, per lifecycle.
+    pub inline_probes: usize,
 }
 
 impl Scale {
@@ -147,6 +154,8 @@ impl Scale {
                 instantiations: 10,
                 wide_streams: 3_000,
                 wide_events: 10_000,
+                inline_appends: 400,
+                inline_probes: 100,
             },
             ScaleName::Full => Self {
                 name: "full",
@@ -165,6 +174,8 @@ impl Scale {
                 instantiations: 50,
                 wide_streams: 300_000,
                 wide_events: 1_000_000,
+                inline_appends: 5_000,
+                inline_probes: 1_000,
             },
         }
     }
@@ -300,6 +311,13 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         outcome(
             "latency",
             latency::run(&mut report, &scale, dir, &backend).await,
+        );
+    }
+    if wants(Workload::Inline) {
+        eprintln!("== inline");
+        outcome(
+            "inline",
+            inline::run(&mut report, &scale, dir, &backend).await,
         );
     }
     if wants(Workload::Wide) {

@@ -1,9 +1,11 @@
 //! The service with its HTTP API in-process on 127.0.0.1:0, and the few API calls the
 //! workloads make over it.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
+use refract::config::ComponentConfig;
 use refract::store::{AppendResult, NewEvent};
 use refract::{Config, Refract};
 use serde_json::Value;
@@ -26,9 +28,19 @@ impl Server {
     /// Opens the service on the workload's store and data directory and serves its
     /// API on a free local port.
     pub async fn start(db: &Db) -> anyhow::Result<Self> {
+        Self::start_with(db, BTreeMap::new()).await
+    }
+
+    /// As [`Server::start`], with the config's per-component settings
+    /// (`[components.<name>]`).
+    pub async fn start_with(
+        db: &Db,
+        components: BTreeMap<String, ComponentConfig>,
+    ) -> anyhow::Result<Self> {
         let config = Config {
             data_dir: db.data_dir.clone(),
             store: db.url.clone(),
+            components,
             ..Config::default()
         };
         let svc = Arc::new(Refract::open(&config).await?);

@@ -80,7 +80,9 @@ async fn four_clients_reading_then_appending_count_exactly_with_no_stale_read() 
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let daemon = Daemon::start(&dir.path().join("data"), Some(CONFIG));
+    // A budget no loaded test machine reaches: this test is about counts.
+    let config = format!("[limits]\ninline_budget_ms = 10000\n{CONFIG}");
+    let daemon = Daemon::start(&dir.path().join("data"), Some(&config));
     daemon.deploy(refract_test_artifacts::WORD_COUNT).await;
     let p = daemon.projection("word-count", 1).await;
     assert_eq!(p["lifecycle"], "inline", "{p}");

@@ -297,7 +297,12 @@ impl Agent {
         let result = self.commits.settle().await;
         self.burst.add(Phase::Commit, started.elapsed());
         if let Err(e) = &result {
-            tracing::warn!(projection = %self.key, "commit failed, going back to the stored progress: {e}");
+            // An inline version's appends moving its progress on is no failure.
+            if self.shared && matches!(e, StoreError::Conflict { .. }) {
+                tracing::debug!(projection = %self.key, "an inline append projected first: {e}");
+            } else {
+                tracing::warn!(projection = %self.key, "commit failed, going back to the stored progress: {e}");
+            }
             self.reset();
         }
         result

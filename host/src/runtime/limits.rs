@@ -37,7 +37,7 @@ impl Default for Limits {
             max_result_bytes: 64 << 20,
             max_stack_bytes: 1 << 20,
             max_docs_per_page: None,
-            inline_budget_ms: 250,
+            inline_budget_ms: 1_000,
         }
     }
 }

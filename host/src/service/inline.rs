@@ -6,7 +6,7 @@
 //! the events other teams append to streams it reads (another team's append never
 //! runs this team's code). The team's inline projections run while the store's
 //! write lock is held, so together they have a wall-clock budget per append (the
-//! team's `inline_budget_ms`, default 250 ms), each call also held to its call
+//! team's `inline_budget_ms`, default 1,000 ms), each call also held to its call
 //! timeout; past it the append is refused. SQLite only: PostgreSQL numbers events
 //! after their transaction commits.
 
