@@ -112,6 +112,7 @@ impl PgStore {
             .min_connections(1)
             .acquire_timeout(Duration::from_secs(30))
             .test_before_acquire(false)
+            .after_release(|conn, _| Box::pin(async move { Ok(outside_transaction(conn).await) }))
             .connect_with(options.clone())
             .await?;
         let sequencer = PgPoolOptions::new()
@@ -227,5 +228,27 @@ impl Store for PgStore {
         self.sequence.notify_one();
         self.sequencer.close().await;
         self.pool.close().await;
+    }
+}
+
+/// Whether a connection going back to the pool is outside any transaction. A
+/// caller dropped while its `BEGIN` was on the wire (a client gone mid-request, a
+/// read abandoned) leaves the server in a transaction that sqlx does not know of,
+/// and the next user of the connection would run inside it (an append failed with
+/// "cannot execute UPDATE in a read-only transaction"). `now()` is frozen at a
+/// transaction's start, so it differs from the statement's own start inside an old
+/// one; such a connection is closed, not reused (the server rolls it back).
+async fn outside_transaction(conn: &mut sqlx::PgConnection) -> bool {
+    let fresh: Result<bool, sqlx::Error> =
+        sqlx::query_scalar("SELECT now() = statement_timestamp()")
+            .fetch_one(&mut *conn)
+            .await;
+    match fresh {
+        Ok(true) => true,
+        Ok(false) => {
+            tracing::warn!("a pooled connection was left in a transaction: closed");
+            false
+        }
+        Err(_) => false,
     }
 }

@@ -381,3 +381,24 @@ async fn a_doc_read_crosses_query_chunks_and_stops_at_its_budget() {
     assert!(over.later.is_none(), "past the budget nothing is kept");
     db.finish().await;
 }
+
+#[tokio::test]
+async fn a_connection_left_in_a_transaction_is_closed_not_reused() {
+    let Some(db) = fresh_store(module_path!()).await else {
+        return;
+    };
+    let s = &db.store;
+    for n in 0..20 {
+        // As a caller dropped while its BEGIN was on the wire leaves it: in a
+        // read-only transaction sqlx does not know of.
+        let mut conn = s.pool.acquire().await.expect("acquire");
+        sqlx::query(super::reads::SNAPSHOT)
+            .execute(&mut *conn)
+            .await
+            .expect("begin");
+        drop(conn);
+        s.append(events(&format!("s-{n}"), "A", 1))
+            .await
+            .expect("an append never runs inside another's transaction");
+    }
+}
