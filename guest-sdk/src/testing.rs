@@ -31,7 +31,9 @@
 //! assert_eq!(events.events()[2].stream_version, 3);
 //! ```
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
 
 use serde_json::Value;
 
@@ -62,17 +64,30 @@ pub fn project<P: Projection>(events: &[Event]) -> Result<BTreeMap<String, Value
 /// Projects `events` as [`project`] does and returns every document of every
 /// collection, by collection and id.
 pub fn project_all<P: Projection>(events: &[Event]) -> Result<BTreeMap<DocRef, Value>, GuestError> {
+    project_all_in_pages::<P>(events, PAGE_SIZE)
+}
+
+/// Projects `events` as [`project_all`] does, in pages of at most `page_size`
+/// events (at least 1): page boundaries matter to a projection with
+/// [`LOOKUPS`](Projection::LOOKUPS), whose lookups see the documents before the page.
+pub fn project_all_in_pages<P: Projection>(
+    events: &[Event],
+    page_size: usize,
+) -> Result<BTreeMap<DocRef, Value>, GuestError> {
     let handled = describe::<P>().event_types;
     let relevant: Vec<&Event> = events
         .iter()
         .filter(|e| handled.contains(&e.event_type))
         .collect();
-    let mut docs: BTreeMap<DocRef, String> = BTreeMap::new();
-    let page_size = P::MAX_PAGE_SIZE.map_or(PAGE_SIZE, |max| PAGE_SIZE.min(max.max(1) as usize));
+    // Shared with the lookup source: lookups see the documents before each page.
+    let folded: Rc<RefCell<BTreeMap<DocRef, String>>> = Rc::default();
+    let page_size = P::MAX_PAGE_SIZE.map_or(page_size, |max| page_size.min(max as usize));
+    let page_size = page_size.max(1);
     for chunk in relevant.chunks(page_size) {
         let page: Vec<Event> = chunk.iter().map(|e| (*e).clone()).collect();
         crate::engine::check_per_stream::<P>(&page)?;
-        let slices = slice::<P>(&page)?;
+        let slices = with_lookups::<P, _>(&folded, || slice::<P>(&page))?;
+        let docs = folded.borrow();
         let mut inputs = Vec::with_capacity(slices.len());
         let mut keys = Vec::with_capacity(slices.len());
         for s in slices {
@@ -97,7 +112,9 @@ pub fn project_all<P: Projection>(events: &[Event]) -> Result<BTreeMap<DocRef, V
             });
             keys.push(key);
         }
-        let changes = apply::<P>(inputs)?;
+        drop(docs);
+        let changes = with_lookups::<P, _>(&folded, || apply::<P>(inputs))?;
+        let mut docs = folded.borrow_mut();
         for (key, change) in keys.into_iter().zip(changes) {
             match change {
                 DocChange::Put(json) => {
@@ -110,6 +127,7 @@ pub fn project_all<P: Projection>(events: &[Event]) -> Result<BTreeMap<DocRef, V
             }
         }
     }
+    let docs = folded.take();
     docs.into_iter()
         .map(|(doc, json)| match serde_json::from_str(&json) {
             Ok(body) => Ok((doc, body)),
@@ -119,6 +137,23 @@ pub fn project_all<P: Projection>(events: &[Event]) -> Result<BTreeMap<DocRef, V
             )),
         })
         .collect()
+}
+
+/// Runs `f` with `P`'s lookups answered from `docs` (a projection declaring
+/// `LOOKUPS`; for another, a lookup fails saying it must declare them).
+fn with_lookups<P: Projection, R>(
+    docs: &Rc<RefCell<BTreeMap<DocRef, String>>>,
+    f: impl FnOnce() -> R,
+) -> R {
+    if !P::LOOKUPS {
+        return f();
+    }
+    let docs = docs.clone();
+    let source: crate::lookup::Source = Box::new(move |keys| {
+        let docs = docs.borrow();
+        Ok(keys.iter().map(|k| docs.get(k).cloned()).collect())
+    });
+    crate::lookup::with_source(source, f)
 }
 
 /// Starts a list of events for a test.

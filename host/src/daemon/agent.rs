@@ -147,6 +147,9 @@ pub(crate) struct Agent {
     /// commits then land only from the position they were projected from, and it
     /// looks at the stored progress before each page.
     pub shared: bool,
+    /// Whether its `slice` looks documents up: each commit then lands before the
+    /// next page is sliced, so a lookup sees every page before.
+    pub lookups: bool,
     /// The stored position as of its last commit started (or its progress read).
     pub committed: Position,
     /// The most events one stream's rebuild reads.

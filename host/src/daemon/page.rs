@@ -87,6 +87,9 @@ impl Agent {
         mut commit: PageCommit,
     ) -> Result<(), PageError> {
         let applied = events.len() as u64;
+        if self.lookups {
+            self.settle().await?;
+        }
         let page_no = self.cache.begin_page();
         let t = Instant::now();
         let slices = self.call(&events, |p, page| p.slice(page)).await?;

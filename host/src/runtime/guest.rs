@@ -31,6 +31,9 @@ pub struct Guest {
     per_stream: bool,
     /// The named collections it declared: a slice naming another is refused.
     collections: Vec<String>,
+    /// Where its `slice` looks documents up, if it declares lookups and its caller
+    /// gave a source.
+    lookup: Option<std::sync::Arc<dyn super::lookup::DocLookup>>,
     /// The most events the guest takes in one call (its max-page-size).
     max_events: usize,
     /// The configured events per page, which the caps on what `slice` names scale
@@ -67,6 +70,7 @@ impl Guest {
         let mut guest = Self {
             per_stream: d.per_stream(),
             collections: d.collections.clone(),
+            lookup: None,
             max_events: d.page_size(usize::MAX),
             ..Self::for_describe(&loaded.pre, &loaded.limits, component)
         };
@@ -98,6 +102,7 @@ impl Guest {
             sandbox: Sandbox::new(pre.instance_pre().clone(), component, limits.clone(), make),
             per_stream: false,
             collections: Vec::new(),
+            lookup: None,
             max_events: usize::MAX,
             page_size: DEFAULT_PAGE_SIZE,
         }
@@ -107,6 +112,12 @@ impl Guest {
     /// stream, named by the stream id).
     pub fn per_stream(&self) -> bool {
         self.per_stream
+    }
+
+    /// Answers its `slice`'s lookups from `source` (its version's documents as they
+    /// were before the page): only for a component declaring lookups.
+    pub fn set_lookup(&mut self, source: Option<std::sync::Arc<dyn super::lookup::DocLookup>>) {
+        self.lookup = source;
     }
 
     /// Lowers (or raises) the deadline of its next calls: an inline projection's
@@ -148,10 +159,19 @@ impl Guest {
             .saturating_mul(SLICE_RECORD_BYTES + MAX_STREAM_ID_LEN + MAX_COLLECTION_LEN)
             .saturating_add(max_indices.saturating_mul(4))
             .saturating_add(MESSAGE_ROOM);
-        let res = self.sandbox.call("slice", Spot::of(page), |store, c| {
+        let lookups = self.lookup.clone().map(super::lookup::Lookups::new);
+        let (res, failed) = self.sandbox.call("slice", Spot::of(page), |store, c| {
             store.set_hostcall_fuel(fuel);
-            c.page.slice(store, page)
+            store.data_mut().lookups = lookups;
+            let out = c.page.slice(&mut *store, page);
+            let failed = store.data_mut().lookups.take().and_then(|l| l.host_failure);
+            out.map(|res| (res, failed))
         })?;
+        // The store failed under a lookup: whatever the guest made of it, the page
+        // failed for the host's reason.
+        if let Some(message) = failed {
+            return Err(RuntimeError::Host(message));
+        }
         let slices = res.map_err(|e| self.guest_error(e))?;
         if slices.len() > max_docs {
             return Err(self.bad_result(format!(
@@ -240,10 +260,18 @@ impl Guest {
             .max_result_bytes
             .saturating_add(docs.len().saturating_mul(std::mem::size_of::<DocChange>()))
             .saturating_add(MESSAGE_ROOM);
-        let res = self.sandbox.call("apply", Spot::of(page), |store, c| {
+        // Routing is asked again in `apply` (fan-out children): the same lookups.
+        let lookups = self.lookup.clone().map(super::lookup::Lookups::new);
+        let (res, failed) = self.sandbox.call("apply", Spot::of(page), |store, c| {
             store.set_hostcall_fuel(fuel);
-            c.page.apply(store, page, docs)
+            store.data_mut().lookups = lookups;
+            let out = c.page.apply(&mut *store, page, docs);
+            let failed = store.data_mut().lookups.take().and_then(|l| l.host_failure);
+            out.map(|res| (res, failed))
         })?;
+        if let Some(message) = failed {
+            return Err(RuntimeError::Host(message));
+        }
         let changes = res.map_err(|e| self.guest_error(e))?;
         if changes.len() != docs.len() {
             return Err(self.bad_result(format!(

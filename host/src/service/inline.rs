@@ -133,7 +133,15 @@ impl Refract {
             }
             // Under the append's one slot, not one each.
             loaded.slots = None;
-            let guest = Guest::new(&loaded, key.to_string()).with_page_size(page_size);
+            let mut guest = Guest::new(&loaded, key.to_string()).with_page_size(page_size);
+            // Committed is what the version had before this append.
+            if loaded.descriptor.uses_lookups() {
+                let store = self.store.clone();
+                guest.set_lookup(Some(crate::daemon::lookup::StoreLookup::source(
+                    store,
+                    key.clone(),
+                )));
+            }
             versions.push(InlineVersion {
                 key: key.clone(),
                 event_types: loaded.descriptor.event_types.clone(),

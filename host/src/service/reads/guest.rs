@@ -80,6 +80,9 @@ impl Refract {
             // Documents per page capped as the version's agent caps them.
             let configured = self.daemon.page_size();
             let slot = self.guest_reads.slot(&key, &loaded).await?;
+            let lookup = loaded.descriptor.uses_lookups().then(|| {
+                crate::daemon::lookup::StoreLookup::source(self.store.clone(), key.clone())
+            });
             let (key, id, doc) = (key.to_string(), id.to_owned(), read.doc);
             let deadline = loaded.limits.call_timeout();
             // Watched: a call past its deadline answers the guest's timeout at once.
@@ -87,6 +90,7 @@ impl Refract {
                 // Held until the guest is done, even if the request goes away.
                 let _permit = permit;
                 let mut guest = Guest::new(&loaded, key).with_page_size(configured);
+                guest.set_lookup(lookup);
                 if let Some(slot) = slot {
                     guest.admit(slot);
                 }
