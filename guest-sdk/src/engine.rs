@@ -138,8 +138,8 @@ pub fn slice<P: Projection>(page: &[Event]) -> Result<Vec<Slice>, GuestError> {
         }
         let envelope = Envelope::from_ref(decode_event::<P::Event>(event)?, event);
         processing.at(Some(event.sequence));
-        let children = P::fan_out(&envelope);
         crate::lookup::take_failure();
+        let children = P::fan_out(&envelope);
         let docs: Vec<DocRef> = P::doc_refs(&envelope)
             .into_iter()
             .chain(
@@ -333,9 +333,9 @@ fn decoded<P: Projection>(
         return Ok(d);
     }
     let envelope = Envelope::new(decode_event::<P::Event>(&event)?, event);
+    crate::lookup::take_failure();
     let children = P::fan_out(&envelope);
     let routed = P::DOCUMENTS == Documents::Custom && !children.is_empty();
-    crate::lookup::take_failure();
     let ids = |e: &Envelope<P::Event>| routed.then(|| P::doc_refs(e));
     let children = children
         .into_iter()

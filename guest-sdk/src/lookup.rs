@@ -1,12 +1,14 @@
 //! Lookups: a projection reading its own documents while it routes events
 //! ([`Projection::LOOKUPS`](crate::Projection::LOOKUPS), WIT 1.2.0). Call [`lookup`]
-//! from [`doc_refs`](crate::Projection::doc_refs) (or `doc_id`, `doc_ids`): it
-//! answers with the document as it was before the page being routed; earlier
-//! events of the same page are not in it yet.
+//! from [`doc_refs`](crate::Projection::doc_refs) (or `doc_id`, `doc_ids`,
+//! `fan_out`): it answers with the document as every event before the one being
+//! routed left it. (A lookup reads the documents as they were before the page; a
+//! page that looks up a document it also writes is projected again in halves, down
+//! to single events, so the answer never depends on where pages end.)
 //!
 //! The daemon answers through its `host.lookup` import; natively,
 //! [`testing::project`](crate::testing::project) answers from the documents it
-//! folded so far, page by page as the daemon does.
+//! folded so far, and narrows pages as the daemon does.
 
 use std::cell::RefCell;
 

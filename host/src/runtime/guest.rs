@@ -34,6 +34,8 @@ pub struct Guest {
     /// Where its `slice` looks documents up, if it declares lookups and its caller
     /// gave a source.
     lookup: Option<std::sync::Arc<dyn super::lookup::DocLookup>>,
+    /// The keys its last page's calls looked up.
+    looked_up: std::collections::HashSet<String>,
     /// The most events the guest takes in one call (its max-page-size).
     max_events: usize,
     /// The configured events per page, which the caps on what `slice` names scale
@@ -71,6 +73,7 @@ impl Guest {
             per_stream: d.per_stream(),
             collections: d.collections.clone(),
             lookup: None,
+            looked_up: Default::default(),
             max_events: d.page_size(usize::MAX),
             ..Self::for_describe(&loaded.pre, &loaded.limits, component)
         };
@@ -103,6 +106,7 @@ impl Guest {
             per_stream: false,
             collections: Vec::new(),
             lookup: None,
+            looked_up: Default::default(),
             max_events: usize::MAX,
             page_size: DEFAULT_PAGE_SIZE,
         }
@@ -112,6 +116,11 @@ impl Guest {
     /// stream, named by the stream id).
     pub fn per_stream(&self) -> bool {
         self.per_stream
+    }
+
+    /// The keys its last page's `slice` and `apply` looked up (taken).
+    pub fn take_looked_up(&mut self) -> std::collections::HashSet<String> {
+        std::mem::take(&mut self.looked_up)
     }
 
     /// Answers its `slice`'s lookups from `source` (its version's documents as they
@@ -160,19 +169,16 @@ impl Guest {
             .saturating_add(max_indices.saturating_mul(4))
             .saturating_add(MESSAGE_ROOM);
         let lookups = self.lookup.clone().map(super::lookup::Lookups::new);
-        let (res, failed) = self.sandbox.call("slice", Spot::of(page), |store, c| {
+        let mut ended = None;
+        let res = self.sandbox.call("slice", Spot::of(page), |store, c| {
             store.set_hostcall_fuel(fuel);
             store.data_mut().lookups = lookups;
             let out = c.page.slice(&mut *store, page);
-            let failed = store.data_mut().lookups.take().and_then(|l| l.host_failure);
-            out.map(|res| (res, failed))
-        })?;
-        // The store failed under a lookup: whatever the guest made of it, the page
-        // failed for the host's reason.
-        if let Some(message) = failed {
-            return Err(RuntimeError::Host(message));
-        }
-        let slices = res.map_err(|e| self.guest_error(e))?;
+            ended = store.data_mut().lookups.take();
+            out
+        });
+        self.looked_up = after_lookups(ended)?;
+        let slices = res?.map_err(|e| self.guest_error(e))?;
         if slices.len() > max_docs {
             return Err(self.bad_result(format!(
                 "slice named {} documents for a page of {} events; the limit is {max_docs} \
@@ -262,17 +268,16 @@ impl Guest {
             .saturating_add(MESSAGE_ROOM);
         // Routing is asked again in `apply` (fan-out children): the same lookups.
         let lookups = self.lookup.clone().map(super::lookup::Lookups::new);
-        let (res, failed) = self.sandbox.call("apply", Spot::of(page), |store, c| {
+        let mut ended = None;
+        let res = self.sandbox.call("apply", Spot::of(page), |store, c| {
             store.set_hostcall_fuel(fuel);
             store.data_mut().lookups = lookups;
             let out = c.page.apply(&mut *store, page, docs);
-            let failed = store.data_mut().lookups.take().and_then(|l| l.host_failure);
-            out.map(|res| (res, failed))
-        })?;
-        if let Some(message) = failed {
-            return Err(RuntimeError::Host(message));
-        }
-        let changes = res.map_err(|e| self.guest_error(e))?;
+            ended = store.data_mut().lookups.take();
+            out
+        });
+        self.looked_up.extend(after_lookups(ended)?);
+        let changes = res?.map_err(|e| self.guest_error(e))?;
         if changes.len() != docs.len() {
             return Err(self.bad_result(format!(
                 "apply returned {} results for {} documents",
@@ -317,6 +322,21 @@ impl Guest {
     fn bad_result(&self, message: String) -> RuntimeError {
         self.sandbox
             .guest_error(format!("{}: {message}", Limit::Result.phrase()), None)
+    }
+}
+
+/// The keys a guest call looked up, or the host's error if the store failed under
+/// one of its lookups: the page failed for the host's reason, whatever the guest
+/// made of it (an error, or a trap).
+fn after_lookups(
+    ended: Option<super::lookup::Lookups>,
+) -> Result<std::collections::HashSet<String>, RuntimeError> {
+    match ended {
+        Some(l) => match l.host_failure {
+            Some(message) => Err(RuntimeError::Host(message)),
+            None => Ok(l.looked_up),
+        },
+        None => Ok(Default::default()),
     }
 }
 

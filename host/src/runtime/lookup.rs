@@ -9,8 +9,15 @@ use std::sync::Arc;
 
 /// Most keys one `lookup` call may ask for.
 pub const MAX_LOOKUP_KEYS: usize = 1_000;
-/// Most bytes of documents the lookups of one `slice` call may bring.
+/// Most keys the lookups of one guest call (`slice` or `apply`) may ask for in all
+/// (keys of missing documents cost no bytes: they are counted here).
+pub const MAX_LOOKUPS_PER_CALL: usize = 10_000;
+/// Most bytes of documents the lookups of one guest call may bring.
 pub const MAX_LOOKUP_BYTES: usize = 16 << 20;
+/// Most wall-clock time the lookups of one guest call may spend waiting for the
+/// store: past it the page fails for the host's reason (never the guest's, and
+/// never as late as the watchdog's deadline).
+pub const MAX_LOOKUP_TIME: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Why a lookup was not answered.
 #[derive(Debug, Clone)]
@@ -33,46 +40,79 @@ pub trait DocLookup: Send + Sync {
     ) -> Result<Vec<Option<String>>, LookupFailure>;
 }
 
-/// One `slice` call's lookups: the source and what is left of its byte budget.
+/// One guest call's lookups: the source, what is left of its budgets, and the keys
+/// it looked up (a page whose own documents were looked up is narrowed: see
+/// [`crate::daemon`]'s agent).
 pub(crate) struct Lookups {
     pub source: Arc<dyn DocLookup>,
     pub bytes_left: usize,
+    pub keys_left: usize,
+    pub time_left: std::time::Duration,
+    /// The keys looked up.
+    pub looked_up: std::collections::HashSet<String>,
     /// A failure of the store during the call: the page failed for the host's
     /// reason, whatever the guest made of it.
     pub host_failure: Option<String>,
 }
 
 impl Lookups {
-    /// Budgets for one `slice` call over `source`.
+    /// Budgets for one guest call over `source`.
     pub fn new(source: Arc<dyn DocLookup>) -> Self {
         Self {
             source,
             bytes_left: MAX_LOOKUP_BYTES,
+            keys_left: MAX_LOOKUPS_PER_CALL,
+            time_left: MAX_LOOKUP_TIME,
+            looked_up: Default::default(),
             host_failure: None,
         }
     }
 
-    /// Answers one `lookup` call of keys already joined.
-    pub fn answer(&mut self, keys: &[String]) -> Result<Vec<Option<String>>, String> {
-        if keys.len() > MAX_LOOKUP_KEYS {
+    /// Checks the count of one `lookup` call's keys before they are read further.
+    pub fn admit(&mut self, keys: usize) -> Result<(), String> {
+        if keys > MAX_LOOKUP_KEYS {
             return Err(format!(
-                "lookup: {} keys in one call; the limit is {MAX_LOOKUP_KEYS}",
-                keys.len()
+                "lookup: {keys} keys in one call; the limit is {MAX_LOOKUP_KEYS}"
             ));
         }
-        match self.source.lookup(keys, self.bytes_left) {
+        if keys > self.keys_left {
+            return Err(format!(
+                "lookup: more than {MAX_LOOKUPS_PER_CALL} keys looked up in one call of \
+                 slice or apply"
+            ));
+        }
+        self.keys_left -= keys;
+        Ok(())
+    }
+
+    /// Answers one `lookup` call of keys already joined (and admitted).
+    pub fn answer(&mut self, keys: &[String]) -> Result<Vec<Option<String>>, String> {
+        if self.time_left.is_zero() {
+            return Err(self.host_failed(format!(
+                "the lookups of one call waited {MAX_LOOKUP_TIME:?} for the store"
+            )));
+        }
+        let started = std::time::Instant::now();
+        let answer = self.source.lookup(keys, self.bytes_left);
+        self.time_left = self.time_left.saturating_sub(started.elapsed());
+        match answer {
             Ok(docs) => {
                 let bytes: usize = docs.iter().flatten().map(String::len).sum();
                 self.bytes_left = self.bytes_left.saturating_sub(bytes);
+                self.looked_up.extend(keys.iter().cloned());
                 Ok(docs)
             }
             Err(LookupFailure::Refused(m)) => Err(format!("lookup: {m}")),
-            Err(LookupFailure::Host(m)) => {
-                let message = format!("lookup: the host failed: {m}");
-                self.host_failure = Some(message.clone());
-                Err(message)
-            }
+            Err(LookupFailure::Host(m)) => Err(self.host_failed(m)),
         }
+    }
+
+    /// Remembers a failure of the store as the host's; the guest is told no more
+    /// than that (the store's words are for the log).
+    fn host_failed(&mut self, m: String) -> String {
+        tracing::warn!("a lookup failed: {m}");
+        self.host_failure = Some(format!("a lookup failed: {m}"));
+        "lookup: the store failed (the page is tried again)".into()
     }
 }
 
@@ -136,7 +176,11 @@ mod tests {
             host_fails: true,
         }));
         let e = l.answer(&keys(1)).expect_err("fails");
-        assert!(e.contains("the host failed: disk on fire"), "{e}");
-        assert!(l.host_failure.is_some());
+        assert_eq!(e, "lookup: the store failed (the page is tried again)");
+        assert!(
+            l.host_failure
+                .as_deref()
+                .is_some_and(|f| f.contains("disk on fire"))
+        );
     }
 }

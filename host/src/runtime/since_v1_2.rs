@@ -19,6 +19,7 @@ impl bindings::refract::projection::host::Host for super::state::HostState {
                     .into(),
             );
         };
+        lookups.admit(docs.len())?;
         let keys = docs
             .into_iter()
             .map(|d| super::calls::join_key(d.collection, d.id).map_err(|m| format!("lookup: {m}")))

@@ -51,6 +51,13 @@ impl Refract {
             });
         }
         let loaded = self.projection_of(&key)?;
+        if loaded.descriptor.uses_lookups() {
+            // Its later events would be routed by the documents as they are now.
+            return Err(ServiceError::CustomDocuments(format!(
+                "{key} looks its own documents up while routing: a consistent read cannot \
+                 fold its later events; read with ?after=<sequence> instead"
+            )));
+        }
         let types = &loaded.descriptor.event_types;
         let read = self.store.doc_read(
             &key,
@@ -80,9 +87,6 @@ impl Refract {
             // Documents per page capped as the version's agent caps them.
             let configured = self.daemon.page_size();
             let slot = self.guest_reads.slot(&key, &loaded).await?;
-            let lookup = loaded.descriptor.uses_lookups().then(|| {
-                crate::daemon::lookup::StoreLookup::source(self.store.clone(), key.clone())
-            });
             let (key, id, doc) = (key.to_string(), id.to_owned(), read.doc);
             let deadline = loaded.limits.call_timeout();
             // Watched: a call past its deadline answers the guest's timeout at once.
@@ -90,7 +94,6 @@ impl Refract {
                 // Held until the guest is done, even if the request goes away.
                 let _permit = permit;
                 let mut guest = Guest::new(&loaded, key).with_page_size(configured);
-                guest.set_lookup(lookup);
                 if let Some(slot) = slot {
                     guest.admit(slot);
                 }
