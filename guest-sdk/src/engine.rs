@@ -56,14 +56,23 @@ pub fn describe<P: Projection>() -> Descriptor {
         // Per-stream tells the host it may group pages by stream itself and skip `slice`.
         documents: P::DOCUMENTS,
         max_page_size: P::MAX_PAGE_SIZE,
-        // An option, not a WIT field: hosts of both WIT versions read it, and an
-        // older host that does not know it projects the documents in the background.
-        options: match P::LIFECYCLE {
-            Lifecycle::Live => vec![("lifecycle".to_owned(), "live".to_owned())],
-            Lifecycle::Inline => vec![("lifecycle".to_owned(), "inline".to_owned())],
-            _ => Vec::new(),
-        },
+        // Options, not WIT fields: hosts of every WIT version read them, and an
+        // older host that does not know one goes on without it.
+        options: lifecycle_option::<P>()
+            .into_iter()
+            .chain(P::LOOKUPS.then(|| ("lookups".to_owned(), "true".to_owned())))
+            .collect(),
     }
+}
+
+/// The descriptor option naming `P`'s lifecycle, unless it is the default.
+fn lifecycle_option<P: Projection>() -> Option<(String, String)> {
+    let name = match P::LIFECYCLE {
+        Lifecycle::Live => "live",
+        Lifecycle::Inline => "inline",
+        _ => return None,
+    };
+    Some(("lifecycle".to_owned(), name.to_owned()))
 }
 
 /// Fails if a call brings more events than `P`'s [`MAX_PAGE_SIZE`](Projection::MAX_PAGE_SIZE):
@@ -129,12 +138,27 @@ pub fn slice<P: Projection>(page: &[Event]) -> Result<Vec<Slice>, GuestError> {
         }
         let envelope = Envelope::from_ref(decode_event::<P::Event>(event)?, event);
         processing.at(Some(event.sequence));
+        crate::lookup::take_failure();
         let children = P::fan_out(&envelope);
-        let docs = P::doc_refs(&envelope).into_iter().chain(
-            children
-                .into_iter()
-                .flat_map(|child| P::doc_refs(&envelope.with(child))),
-        );
+        let docs: Vec<DocRef> = P::doc_refs(&envelope)
+            .into_iter()
+            .chain(
+                children
+                    .into_iter()
+                    .flat_map(|child| P::doc_refs(&envelope.with(child))),
+            )
+            .collect();
+        if let Some(e) = crate::lookup::take_failure() {
+            return Err(GuestError::new(
+                format!(
+                    "{} could not route {} at sequence {}: {e}",
+                    P::NAME,
+                    event.event_type,
+                    event.sequence
+                ),
+                Some(event.sequence),
+            ));
+        }
         for doc in docs {
             check_doc_ref::<P>(&doc, event)?;
             slices.add(doc, index);
@@ -309,6 +333,7 @@ fn decoded<P: Projection>(
         return Ok(d);
     }
     let envelope = Envelope::new(decode_event::<P::Event>(&event)?, event);
+    crate::lookup::take_failure();
     let children = P::fan_out(&envelope);
     let routed = P::DOCUMENTS == Documents::Custom && !children.is_empty();
     let ids = |e: &Envelope<P::Event>| routed.then(|| P::doc_refs(e));
@@ -320,8 +345,20 @@ fn decoded<P: Projection>(
             (child, to)
         })
         .collect();
+    let parent_ids = ids(&envelope);
+    if let Some(e) = crate::lookup::take_failure() {
+        return Err(GuestError::new(
+            format!(
+                "{} could not route {} at sequence {}: {e}",
+                P::NAME,
+                envelope.event_type,
+                envelope.sequence
+            ),
+            Some(envelope.sequence),
+        ));
+    }
     let d = Rc::new(Decoded {
-        parent_ids: ids(&envelope),
+        parent_ids,
         envelope,
         children,
     });

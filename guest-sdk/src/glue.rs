@@ -31,6 +31,8 @@ pub struct Host {
     /// Whether hosts of this version honour `max-page-size`, so a larger call is
     /// refused. 1.0.0 cannot declare it: its hosts send what they like.
     checks_max_page_size: bool,
+    /// Whether this version's host answers `lookup` (1.2.0).
+    lookups: bool,
 }
 
 /// Exports `refract:projection@1.2.0`, the latest.
@@ -46,6 +48,7 @@ pub mod v1_2 {
         version: "1.2.0",
         documents_option: false,
         checks_max_page_size: true,
+        lookups: true,
     };
 
     /// The named collections the projection writes.
@@ -68,6 +71,7 @@ pub mod v1_1 {
         version: "1.1.0",
         documents_option: false,
         checks_max_page_size: true,
+        lookups: false,
     };
 }
 
@@ -84,6 +88,7 @@ pub mod v1_0 {
         version: "1.0.0",
         documents_option: true,
         checks_max_page_size: false,
+        lookups: false,
     };
 }
 
@@ -183,7 +188,26 @@ fn slices<P: Projection>(
         crate::engine::check_page_size::<P>(page.iter().map(|e| e.sequence)).map_err(error)?;
     }
     let page: Vec<Event> = page.into_iter().map(event).collect();
-    crate::engine::slice::<P>(&page).map_err(error)
+    with_lookups::<P, _>(host, || crate::engine::slice::<P>(&page)).map_err(error)
+}
+
+/// Runs `f` with lookups answered by the host's `lookup` (1.2.0, a projection
+/// declaring `LOOKUPS`); otherwise a lookup fails, saying what it needs.
+fn with_lookups<P: Projection, R>(host: &'static Host, f: impl FnOnce() -> R) -> R {
+    if !(P::LOOKUPS && host.lookups) {
+        return f();
+    }
+    let source: crate::lookup::Source = Box::new(|docs| {
+        let keys: Vec<wit::DocKey> = docs
+            .iter()
+            .map(|d| wit::DocKey {
+                collection: d.collection.clone(),
+                id: d.id.clone(),
+            })
+            .collect();
+        crate::bindings::v1_2::refract::projection::host::lookup(&keys)
+    });
+    crate::lookup::with_source(source, f)
 }
 
 /// Applies each document's events (1.0.0, 1.1.0: documents by id).
@@ -225,7 +249,7 @@ fn apply_docs<P: Projection>(
             .flat_map(|d| d.events.iter().map(|e| e.sequence));
         crate::engine::check_page_size::<P>(sequences).map_err(error)?;
     }
-    match crate::engine::apply::<P>(docs) {
+    match with_lookups::<P, _>(host, || crate::engine::apply::<P>(docs)) {
         Ok(changes) => Ok(changes
             .into_iter()
             .map(|c| match c {

@@ -161,6 +161,7 @@ pub mod __glue;
 mod decode;
 mod engine;
 pub mod log;
+pub mod lookup;
 mod projection;
 pub mod subscription;
 pub mod testing;
@@ -168,6 +169,8 @@ mod types;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_lookup;
 #[cfg(test)]
 mod tests_page_size;
 #[cfg(test)]

@@ -67,6 +67,13 @@ pub trait Projection {
     /// with [`doc_refs`](Projection::doc_refs).
     const COLLECTIONS: &'static [&'static str] = &[];
 
+    /// Whether its routing ([`doc_refs`](Projection::doc_refs) and the rest) reads
+    /// its own documents with [`lookup`](crate::lookup::lookup) (custom grouping:
+    /// a `UserRenamed` to every group the user's document lists). The daemon then
+    /// lands each page before it routes the next (a lookup sees every page before,
+    /// not the events of its own page). WIT 1.2.0.
+    const LOOKUPS: bool = false;
+
     /// Identities in collections: the documents an event touches, each in the
     /// default collection ([`DocRef::new`]) or a named one
     /// ([`DocRef::in_collection`]), with [`Documents::Custom`]. By default those

@@ -31,7 +31,9 @@
 //! assert_eq!(events.events()[2].stream_version, 3);
 //! ```
 
-use std::collections::{BTreeMap, HashMap};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::rc::Rc;
 
 use serde_json::Value;
 
@@ -62,20 +64,52 @@ pub fn project<P: Projection>(events: &[Event]) -> Result<BTreeMap<String, Value
 /// Projects `events` as [`project`] does and returns every document of every
 /// collection, by collection and id.
 pub fn project_all<P: Projection>(events: &[Event]) -> Result<BTreeMap<DocRef, Value>, GuestError> {
+    project_all_in_pages::<P>(events, PAGE_SIZE)
+}
+
+/// Projects `events` as [`project_all`] does, in pages of at most `page_size`
+/// events (at least 1): page boundaries matter to a projection with
+/// [`LOOKUPS`](Projection::LOOKUPS), whose lookups see the documents before the page.
+pub fn project_all_in_pages<P: Projection>(
+    events: &[Event],
+    page_size: usize,
+) -> Result<BTreeMap<DocRef, Value>, GuestError> {
     let handled = describe::<P>().event_types;
     let relevant: Vec<&Event> = events
         .iter()
         .filter(|e| handled.contains(&e.event_type))
         .collect();
-    let mut docs: BTreeMap<DocRef, String> = BTreeMap::new();
-    let page_size = P::MAX_PAGE_SIZE.map_or(PAGE_SIZE, |max| PAGE_SIZE.min(max.max(1) as usize));
-    for chunk in relevant.chunks(page_size) {
-        let page: Vec<Event> = chunk.iter().map(|e| (*e).clone()).collect();
+    // Shared with the lookup source: lookups see the documents before each page.
+    let folded: Rc<RefCell<BTreeMap<DocRef, String>>> = Rc::default();
+    let looked_up: Rc<RefCell<HashSet<DocRef>>> = Rc::default();
+    let page_size = P::MAX_PAGE_SIZE.map_or(page_size, |max| page_size.min(max as usize));
+    let page_size = page_size.max(1);
+    let mut pages: VecDeque<Vec<Event>> = relevant
+        .chunks(page_size)
+        .map(|chunk| chunk.iter().map(|e| (*e).clone()).collect())
+        .collect();
+    while let Some(page) = pages.pop_front() {
         crate::engine::check_per_stream::<P>(&page)?;
-        let slices = slice::<P>(&page)?;
+        looked_up.borrow_mut().clear();
+        let slices = with_lookups::<P, _>(&folded, &looked_up, || slice::<P>(&page))?;
+        let keys: Vec<DocRef> = slices
+            .iter()
+            .map(|s| DocRef {
+                collection: s.collection.clone(),
+                id: s.doc_id.clone(),
+            })
+            .collect();
+        // As the daemon does: a page that looked up a document it writes is
+        // narrowed, so every lookup sees every event before it.
+        let narrow =
+            |looked: &HashSet<DocRef>| page.len() > 1 && keys.iter().any(|k| looked.contains(k));
+        if narrow(&looked_up.borrow()) {
+            split(&mut pages, page);
+            continue;
+        }
+        let docs = folded.borrow();
         let mut inputs = Vec::with_capacity(slices.len());
-        let mut keys = Vec::with_capacity(slices.len());
-        for s in slices {
+        for (s, key) in slices.into_iter().zip(&keys) {
             let events = s
                 .events
                 .iter()
@@ -85,19 +119,20 @@ pub fn project_all<P: Projection>(events: &[Event]) -> Result<BTreeMap<DocRef, V
                     })
                 })
                 .collect::<Result<_, _>>()?;
-            let key = DocRef {
-                collection: s.collection.clone(),
-                id: s.doc_id.clone(),
-            };
             inputs.push(DocEvents {
                 collection: s.collection,
                 doc_id: s.doc_id,
-                state: docs.get(&key).cloned(),
+                state: docs.get(key).cloned(),
                 events,
             });
-            keys.push(key);
         }
-        let changes = apply::<P>(inputs)?;
+        drop(docs);
+        let changes = with_lookups::<P, _>(&folded, &looked_up, || apply::<P>(inputs))?;
+        if narrow(&looked_up.borrow()) {
+            split(&mut pages, page);
+            continue;
+        }
+        let mut docs = folded.borrow_mut();
         for (key, change) in keys.into_iter().zip(changes) {
             match change {
                 DocChange::Put(json) => {
@@ -110,6 +145,7 @@ pub fn project_all<P: Projection>(events: &[Event]) -> Result<BTreeMap<DocRef, V
             }
         }
     }
+    let docs = folded.take();
     docs.into_iter()
         .map(|(doc, json)| match serde_json::from_str(&json) {
             Ok(body) => Ok((doc, body)),
@@ -119,6 +155,33 @@ pub fn project_all<P: Projection>(events: &[Event]) -> Result<BTreeMap<DocRef, V
             )),
         })
         .collect()
+}
+
+/// Runs `f` with `P`'s lookups answered from `docs`, noting what they looked up in
+/// `looked_up` (a projection declaring `LOOKUPS`; for another, a lookup fails saying
+/// it must declare them).
+fn with_lookups<P: Projection, R>(
+    docs: &Rc<RefCell<BTreeMap<DocRef, String>>>,
+    looked_up: &Rc<RefCell<HashSet<DocRef>>>,
+    f: impl FnOnce() -> R,
+) -> R {
+    if !P::LOOKUPS {
+        return f();
+    }
+    let (docs, looked_up) = (docs.clone(), looked_up.clone());
+    let source: crate::lookup::Source = Box::new(move |keys| {
+        looked_up.borrow_mut().extend(keys.iter().cloned());
+        let docs = docs.borrow();
+        Ok(keys.iter().map(|k| docs.get(k).cloned()).collect())
+    });
+    crate::lookup::with_source(source, f)
+}
+
+/// Puts the two halves of `page` first in line, in order.
+fn split(pages: &mut VecDeque<Vec<Event>>, mut page: Vec<Event>) {
+    let second = page.split_off(page.len() / 2);
+    pages.push_front(second);
+    pages.push_front(page);
 }
 
 /// Starts a list of events for a test.

@@ -45,6 +45,7 @@ const GUESTS: &[(&str, &str)] = &[
     ("tenant-rollup", "TENANT_ROLLUP"),
     ("word-count", "WORD_COUNT"),
     ("hostile-collections", "HOSTILE_COLLECTIONS"),
+    ("group-lookup", "GROUP_LOOKUP"),
 ];
 
 fn main() {

@@ -20,6 +20,7 @@ mod hostile_sandbox;
 mod hostile_streams;
 mod inline;
 mod live;
+mod lookups;
 mod multi_stream;
 mod pg_order;
 mod poison;

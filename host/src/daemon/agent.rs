@@ -65,6 +65,10 @@ pub(crate) enum PageError {
     Store(#[from] StoreError),
     #[error("guest call task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
+    /// The page looked up one of its own documents: projected again in pages of at
+    /// most this many events, so every lookup sees every event before it.
+    #[error("narrowed to {0} events a page: it looked up its own documents")]
+    Narrow(usize),
 }
 
 /// The error a paused projection shows in its status.
@@ -147,6 +151,9 @@ pub(crate) struct Agent {
     /// commits then land only from the position they were projected from, and it
     /// looks at the stored progress before each page.
     pub shared: bool,
+    /// Whether its `slice` looks documents up: each commit then lands before the
+    /// next page is sliced, so a lookup sees every page before.
+    pub lookups: bool,
     /// The stored position as of its last commit started (or its progress read).
     pub committed: Position,
     /// The most events one stream's rebuild reads.
@@ -243,6 +250,11 @@ impl Agent {
                     if let Next::Stop = self.failed(e, position, &events).await {
                         return;
                     }
+                }
+                Err(PageError::Narrow(events)) => {
+                    // Nothing of it was committed: read it again, shorter.
+                    self.ahead = None;
+                    self.limit = events.max(1);
                 }
                 Err(e) => {
                     tracing::warn!(projection = %self.key, "page failed, retrying: {e}");

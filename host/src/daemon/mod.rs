@@ -9,6 +9,7 @@ mod effects;
 mod emit_budget;
 mod emit_check;
 mod failing;
+pub(crate) mod lookup;
 mod metrics;
 mod page;
 mod projector;

@@ -37,6 +37,23 @@ impl Agent {
         result
     }
 
+    /// Refuses a page of several events that looked up one of the documents it
+    /// writes: a lookup sees the documents before the page, so an earlier event of
+    /// the same page may have changed what it read. Narrowed (halved, down to one
+    /// event), every lookup sees every event before it, whatever the page size.
+    fn narrow_if_looked_up(
+        &self,
+        events: &[Event],
+        slices: &[crate::runtime::Slice],
+        looked_up: &std::collections::HashSet<String>,
+    ) -> Result<(), PageError> {
+        let overlap = !looked_up.is_empty() && slices.iter().any(|s| looked_up.contains(&s.doc_id));
+        match overlap && events.len() > 1 {
+            true => Err(PageError::Narrow(events.len() / 2)),
+            false => Ok(()),
+        }
+    }
+
     /// Waits for one of the team's instance slots and gives it to the projector:
     /// the instance of the calls until [`Agent::leave`] lives under it.
     pub(super) async fn enter(&mut self) -> Result<(), PageError> {
@@ -87,9 +104,15 @@ impl Agent {
         mut commit: PageCommit,
     ) -> Result<(), PageError> {
         let applied = events.len() as u64;
+        if self.lookups {
+            self.settle().await?;
+        }
         let page_no = self.cache.begin_page();
         let t = Instant::now();
-        let slices = self.call(&events, |p, page| p.slice(page)).await?;
+        let (slices, looked_up) = self
+            .call(&events, |p, page| Ok((p.slice(page)?, p.take_looked_up())))
+            .await?;
+        self.narrow_if_looked_up(&events, &slices, &looked_up)?;
         self.burst.add(Phase::Slice, t.elapsed());
         self.counters.guest_time(t.elapsed());
         let t = Instant::now();
@@ -104,9 +127,12 @@ impl Agent {
             })
             .collect();
         let t = Instant::now();
-        let changes = self
-            .call(&events, move |p, page| p.apply(page, inputs))
+        let (changes, looked_up) = self
+            .call(&events, move |p, page| {
+                Ok((p.apply(page, inputs)?, p.take_looked_up()))
+            })
             .await?;
+        self.narrow_if_looked_up(&events, &slices, &looked_up)?;
         self.burst.add(Phase::Apply, t.elapsed());
         self.counters.guest_time(t.elapsed());
         self.counters.page(applied as usize);

@@ -44,6 +44,12 @@ pub trait PageProjector: Send + 'static {
 
     /// The page is done: drop the instance and free its slot.
     fn release(&mut self) {}
+
+    /// The documents its last page's calls looked up (taken): a page that looked
+    /// up one of its own documents is narrowed.
+    fn take_looked_up(&mut self) -> std::collections::HashSet<String> {
+        Default::default()
+    }
 }
 
 impl PageProjector for Guest {
@@ -77,6 +83,10 @@ impl PageProjector for Guest {
 
     fn release(&mut self) {
         Slotted::release(self);
+    }
+
+    fn take_looked_up(&mut self) -> std::collections::HashSet<String> {
+        Guest::take_looked_up(self)
     }
 }
 

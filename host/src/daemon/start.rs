@@ -53,12 +53,25 @@ impl Daemon {
         policy: ErrorPolicy,
         shared: bool,
     ) {
-        let guest = Guest::new(loaded, key.to_string()).with_page_size(self.page_size);
+        let mut guest = Guest::new(loaded, key.to_string()).with_page_size(self.page_size);
+        let lookups = loaded.descriptor.uses_lookups();
+        if lookups {
+            guest.set_lookup(Some(super::lookup::StoreLookup::source(
+                self.store.clone(),
+                key.clone(),
+            )));
+        }
         let (types, page_size) = (
             loaded.descriptor.event_types.clone(),
             self.page_size_for(&loaded.descriptor),
         );
-        self.spawn(key, types, Box::new(guest), (page_size, shared), policy);
+        self.spawn(
+            key,
+            types,
+            Box::new(guest),
+            (page_size, shared, lookups),
+            policy,
+        );
     }
 
     /// Starts the agent of one deployed subscription (replacing a running one).
@@ -113,7 +126,13 @@ impl Daemon {
         projector: Box<dyn PageProjector>,
     ) {
         let policy = ErrorPolicy::default();
-        self.spawn(key, event_types, projector, (self.page_size, false), policy);
+        self.spawn(
+            key,
+            event_types,
+            projector,
+            (self.page_size, false, false),
+            policy,
+        );
     }
 
     /// Like [`Daemon::start_with`], with an error policy.
@@ -124,7 +143,13 @@ impl Daemon {
         projector: Box<dyn PageProjector>,
         policy: ErrorPolicy,
     ) {
-        self.spawn(key, event_types, projector, (self.page_size, false), policy);
+        self.spawn(
+            key,
+            event_types,
+            projector,
+            (self.page_size, false, false),
+            policy,
+        );
     }
 
     fn spawn(
@@ -132,7 +157,7 @@ impl Daemon {
         key: ProjectionKey,
         event_types: Vec<String>,
         projector: Box<dyn PageProjector>,
-        (page_size, shared): (usize, bool),
+        (page_size, shared, lookups): (usize, bool, bool),
         policy: ErrorPolicy,
     ) {
         let stop = watch::channel(false).0;
@@ -170,6 +195,7 @@ impl Daemon {
             stored_at: std::time::Instant::now(),
             doc_set: None,
             shared,
+            lookups,
             committed: 0,
             rebuild_events: self.rebuild_events,
         };

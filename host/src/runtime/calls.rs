@@ -99,23 +99,29 @@ impl KeyedSlice {
     /// holding the separator must not spell another collection's key).
     fn joined(self) -> Result<Slice, String> {
         let DocKey { collection, id } = self.doc;
-        if !crate::identity::is_text(&id, crate::identity::MAX_STREAM_ID_LEN) {
-            return Err(format!(
-                "slice: document id {} ({} bytes) must be 1 to {} bytes without control \
-                 characters",
-                crate::identity::preview(&id),
-                id.len(),
-                crate::identity::MAX_STREAM_ID_LEN
-            ));
-        }
-        if let Some(c) = &collection {
-            doc_key::check_collection(c).map_err(|e| format!("slice: {e}"))?;
-        }
         Ok(Slice {
-            doc_id: doc_key::doc_key(collection.as_deref(), &id),
+            doc_id: join_key(collection, id).map_err(|m| format!("slice: {m}"))?,
             events: self.events,
         })
     }
+}
+
+/// The host's text key of a guest's (collection, id), once they are a collection
+/// name and a plain id (checked before the join: a default-collection id holding
+/// the separator must not spell another collection's key).
+pub(crate) fn join_key(collection: Option<String>, id: String) -> Result<String, String> {
+    if !crate::identity::is_text(&id, crate::identity::MAX_STREAM_ID_LEN) {
+        return Err(format!(
+            "document id {} ({} bytes) must be 1 to {} bytes without control characters",
+            crate::identity::preview(&id),
+            id.len(),
+            crate::identity::MAX_STREAM_ID_LEN
+        ));
+    }
+    if let Some(c) = &collection {
+        doc_key::check_collection(c)?;
+    }
+    Ok(doc_key::doc_key(collection.as_deref(), &id))
 }
 
 /// A document's key, lowered from the host's text key.

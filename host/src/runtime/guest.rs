@@ -31,6 +31,11 @@ pub struct Guest {
     per_stream: bool,
     /// The named collections it declared: a slice naming another is refused.
     collections: Vec<String>,
+    /// Where its `slice` looks documents up, if it declares lookups and its caller
+    /// gave a source.
+    lookup: Option<std::sync::Arc<dyn super::lookup::DocLookup>>,
+    /// The keys its last page's calls looked up.
+    looked_up: std::collections::HashSet<String>,
     /// The most events the guest takes in one call (its max-page-size).
     max_events: usize,
     /// The configured events per page, which the caps on what `slice` names scale
@@ -67,6 +72,8 @@ impl Guest {
         let mut guest = Self {
             per_stream: d.per_stream(),
             collections: d.collections.clone(),
+            lookup: None,
+            looked_up: Default::default(),
             max_events: d.page_size(usize::MAX),
             ..Self::for_describe(&loaded.pre, &loaded.limits, component)
         };
@@ -98,6 +105,8 @@ impl Guest {
             sandbox: Sandbox::new(pre.instance_pre().clone(), component, limits.clone(), make),
             per_stream: false,
             collections: Vec::new(),
+            lookup: None,
+            looked_up: Default::default(),
             max_events: usize::MAX,
             page_size: DEFAULT_PAGE_SIZE,
         }
@@ -107,6 +116,17 @@ impl Guest {
     /// stream, named by the stream id).
     pub fn per_stream(&self) -> bool {
         self.per_stream
+    }
+
+    /// The keys its last page's `slice` and `apply` looked up (taken).
+    pub fn take_looked_up(&mut self) -> std::collections::HashSet<String> {
+        std::mem::take(&mut self.looked_up)
+    }
+
+    /// Answers its `slice`'s lookups from `source` (its version's documents as they
+    /// were before the page): only for a component declaring lookups.
+    pub fn set_lookup(&mut self, source: Option<std::sync::Arc<dyn super::lookup::DocLookup>>) {
+        self.lookup = source;
     }
 
     /// Lowers (or raises) the deadline of its next calls: an inline projection's
@@ -148,11 +168,17 @@ impl Guest {
             .saturating_mul(SLICE_RECORD_BYTES + MAX_STREAM_ID_LEN + MAX_COLLECTION_LEN)
             .saturating_add(max_indices.saturating_mul(4))
             .saturating_add(MESSAGE_ROOM);
+        let lookups = self.lookup.clone().map(super::lookup::Lookups::new);
+        let mut ended = None;
         let res = self.sandbox.call("slice", Spot::of(page), |store, c| {
             store.set_hostcall_fuel(fuel);
-            c.page.slice(store, page)
-        })?;
-        let slices = res.map_err(|e| self.guest_error(e))?;
+            store.data_mut().lookups = lookups;
+            let out = c.page.slice(&mut *store, page);
+            ended = store.data_mut().lookups.take();
+            out
+        });
+        self.looked_up = after_lookups(ended)?;
+        let slices = res?.map_err(|e| self.guest_error(e))?;
         if slices.len() > max_docs {
             return Err(self.bad_result(format!(
                 "slice named {} documents for a page of {} events; the limit is {max_docs} \
@@ -240,11 +266,18 @@ impl Guest {
             .max_result_bytes
             .saturating_add(docs.len().saturating_mul(std::mem::size_of::<DocChange>()))
             .saturating_add(MESSAGE_ROOM);
+        // Routing is asked again in `apply` (fan-out children): the same lookups.
+        let lookups = self.lookup.clone().map(super::lookup::Lookups::new);
+        let mut ended = None;
         let res = self.sandbox.call("apply", Spot::of(page), |store, c| {
             store.set_hostcall_fuel(fuel);
-            c.page.apply(store, page, docs)
-        })?;
-        let changes = res.map_err(|e| self.guest_error(e))?;
+            store.data_mut().lookups = lookups;
+            let out = c.page.apply(&mut *store, page, docs);
+            ended = store.data_mut().lookups.take();
+            out
+        });
+        self.looked_up.extend(after_lookups(ended)?);
+        let changes = res?.map_err(|e| self.guest_error(e))?;
         if changes.len() != docs.len() {
             return Err(self.bad_result(format!(
                 "apply returned {} results for {} documents",
@@ -289,6 +322,21 @@ impl Guest {
     fn bad_result(&self, message: String) -> RuntimeError {
         self.sandbox
             .guest_error(format!("{}: {message}", Limit::Result.phrase()), None)
+    }
+}
+
+/// The keys a guest call looked up, or the host's error if the store failed under
+/// one of its lookups: the page failed for the host's reason, whatever the guest
+/// made of it (an error, or a trap).
+fn after_lookups(
+    ended: Option<super::lookup::Lookups>,
+) -> Result<std::collections::HashSet<String>, RuntimeError> {
+    match ended {
+        Some(l) => match l.host_failure {
+            Some(message) => Err(RuntimeError::Host(message)),
+            None => Ok(l.looked_up),
+        },
+        None => Ok(Default::default()),
     }
 }
 

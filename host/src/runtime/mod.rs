@@ -71,6 +71,7 @@ pub mod watchdog;
 // 3. WIT versions.
 mod bindings;
 mod calls;
+pub mod lookup;
 mod since_v1_0;
 mod since_v1_1;
 mod since_v1_2;

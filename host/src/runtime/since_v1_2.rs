@@ -8,7 +8,25 @@ use super::types::{ComponentKind, Descriptor, DocumentMode, WitVersion};
 
 super::bindings::bind_wit!(projector "1.2.0" at "../wit/projection-1.2.0");
 
-super::host::impl_host!(bindings::refract::projection::host);
+impl bindings::refract::projection::host::Host for super::state::HostState {
+    super::host::host_fns!(bindings::refract::projection::host);
+
+    fn lookup(&mut self, docs: Vec<types::DocKey>) -> Result<Vec<Option<String>>, String> {
+        let Some(lookups) = self.lookups.as_mut() else {
+            return Err(
+                "lookup: only `slice` and `apply` may look documents up, and only in a \
+                 component declaring the descriptor option (\"lookups\", \"true\")"
+                    .into(),
+            );
+        };
+        lookups.admit(docs.len())?;
+        let keys = docs
+            .into_iter()
+            .map(|d| super::calls::join_key(d.collection, d.id).map_err(|m| format!("lookup: {m}")))
+            .collect::<Result<Vec<String>, String>>()?;
+        lookups.answer(&keys)
+    }
+}
 
 /// Asks an instance which named collections it writes (`describe-collections`).
 pub(crate) fn collections(

@@ -26,6 +26,8 @@ pub struct HostState {
     pub(crate) log_capped: bool,
     /// Answers a subscription's imports while it handles a page.
     pub(crate) subscriber: Option<Box<dyn super::subscription_types::SubscriberHost>>,
+    /// Answers a projection's lookups while it slices a page (WIT 1.2.0).
+    pub(crate) lookups: Option<super::lookup::Lookups>,
     /// Virtual time and seeded randomness, set at the start of each call.
     pub(crate) clocks: GuestClocks,
     /// The current call's ticks and long-lane slot.
@@ -62,6 +64,7 @@ impl HostState {
             log_bytes: 0,
             log_capped: false,
             subscriber: None,
+            lookups: None,
             clocks,
             clock,
             wasi,

@@ -121,6 +121,10 @@ impl Lifecycle {
 /// The descriptor option (both WIT versions) naming a projection's [`Lifecycle`].
 pub const LIFECYCLE_OPTION: &str = "lifecycle";
 
+/// The descriptor option by which a 1.2.0 component says its `slice` calls
+/// `host.lookup`.
+pub const LOOKUPS_OPTION: (&str, &str) = ("lookups", "true");
+
 /// The 1.0.0 descriptor option by which a guest says its documents are its streams
 /// (1.1.0 has the typed `documents` field instead).
 pub const DOCUMENTS_OPTION: (&str, &str) = ("documents", "per-stream");
@@ -137,6 +141,17 @@ impl Descriptor {
     pub fn page_size(&self, configured: usize) -> usize {
         let max = self.max_page_size.map_or(usize::MAX, |m| m as usize);
         configured.min(max).max(1)
+    }
+
+    /// Whether it looks its own documents up while slicing (option
+    /// [`LOOKUPS_OPTION`], WIT 1.2.0): its agent then settles each commit before the
+    /// next page's `slice`, so a lookup sees every page before.
+    pub fn uses_lookups(&self) -> bool {
+        self.wit_version >= WitVersion::V1_2
+            && self
+                .options
+                .iter()
+                .any(|(k, v)| (k.as_str(), v.as_str()) == LOOKUPS_OPTION)
     }
 
     /// The lifecycle it declares (option [`LIFECYCLE_OPTION`]; `async` without it).

@@ -59,7 +59,7 @@ impl Refract {
         name: &str,
         version: u32,
     ) -> Result<crate::daemon::Replayed, ServiceError> {
-        let (target, _) = self.running(name, version).await?;
+        let (target, loaded) = self.running(name, version).await?;
         if target.kind == "subscription" {
             return Err(DaemonError::Unsupported(format!(
                 "{name} version {version} is a subscription: rewind it to handle its \
@@ -67,6 +67,7 @@ impl Refract {
             ))
             .into());
         }
+        refuse_with_lookups(&loaded, name, version, "replay its dead letters")?;
         let done = self.daemon.replay_dead_letters(&target.key).await?;
         tracing::info!(projection = %target.key, ?done, "dead letters replayed");
         Ok(done)
@@ -84,7 +85,8 @@ impl Refract {
         stream: &str,
     ) -> Result<crate::daemon::StreamRebuilt, ServiceError> {
         let stream = crate::store::StreamId::new(stream.to_owned())?;
-        let (target, _) = self.running(name, version).await?;
+        let (target, loaded) = self.running(name, version).await?;
+        refuse_with_lookups(&loaded, name, version, "rebuild one stream")?;
         if target.kind == "subscription" || self.is_live(&target.key) {
             return Err(DaemonError::Unsupported(format!(
                 "{name} version {version} keeps no documents to rebuild (a subscription, or \
@@ -147,5 +149,26 @@ impl Refract {
                 Err(e.into())
             }
         }
+    }
+}
+
+/// Refuses what would fold old events against today's documents for a version
+/// whose routing looks its documents up (it would route them as they are now).
+pub(super) fn refuse_with_lookups(
+    loaded: &crate::runtime::Loaded,
+    name: &str,
+    version: u32,
+    what: &str,
+) -> Result<(), ServiceError> {
+    match loaded {
+        crate::runtime::Loaded::Projection(l) if l.descriptor.uses_lookups() => {
+            Err(DaemonError::Unsupported(format!(
+                "{name} version {version} looks its own documents up while routing: it cannot \
+                 {what} (old events would be routed by today's documents); rebuild the whole \
+                 version instead"
+            ))
+            .into())
+        }
+        _ => Ok(()),
     }
 }

@@ -11,12 +11,14 @@
 //! after their transaction commits.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use tokio::sync::Mutex;
 
 use super::{Refract, ServiceError};
+use crate::daemon::lookup::{Documents, StateFirst, StoreLookup};
 use crate::runtime::watchdog::{GRACE, run_watched};
 use crate::runtime::{
     DocChange, DocInput, Event, Fault, Guest, Lifecycle, Limit, Loaded, LoadedComponent,
@@ -33,6 +35,9 @@ struct Run {
     loaded: LoadedComponent,
     /// Its instance (made under the append's one slot), dropped once it is done.
     guest: Option<Guest>,
+    /// For a version with lookups: the documents as this append's earlier events
+    /// left them, which its lookups see before the store's.
+    seen: Option<Arc<std::sync::Mutex<Documents>>>,
 }
 
 /// The inline projections of one append.
@@ -133,7 +138,16 @@ impl Refract {
             }
             // Under the append's one slot, not one each.
             loaded.slots = None;
-            let guest = Guest::new(&loaded, key.to_string()).with_page_size(page_size);
+            let mut guest = Guest::new(&loaded, key.to_string()).with_page_size(page_size);
+            // Lookups see the append's earlier events, then what was committed
+            // before it (the write transaction is open: the readers see that).
+            let seen: Option<Arc<std::sync::Mutex<Documents>>> =
+                loaded.descriptor.uses_lookups().then(Arc::default);
+            if let Some(seen) = &seen {
+                let store = StoreLookup::source(self.store.clone(), key.clone());
+                let seen = seen.clone();
+                guest.set_lookup(Some(Arc::new(StateFirst { seen, store })));
+            }
             versions.push(InlineVersion {
                 key: key.clone(),
                 event_types: loaded.descriptor.event_types.clone(),
@@ -142,6 +156,7 @@ impl Refract {
             let run = Run {
                 loaded,
                 guest: Some(guest),
+                seen,
             };
             runs.insert(key, Mutex::new(run));
         }
@@ -182,7 +197,11 @@ impl InlineProjector for Inline {
             .cloned()
             .collect();
         let first = events.first().map_or(0, |e| e.sequence);
-        let page_size = run.loaded.descriptor.page_size(self.page_size);
+        // With lookups, an event at a time: each sees every one before it.
+        let page_size = match run.seen {
+            Some(_) => 1,
+            None => run.loaded.descriptor.page_size(self.page_size),
+        };
         // The documents as this append leaves them so far (`None`: deleted).
         let mut state: HashMap<String, Option<String>> = HashMap::new();
         let mut held = 0usize;
@@ -228,6 +247,10 @@ impl InlineProjector for Inline {
                     DocChange::Keep => before,
                 };
                 held = held.saturating_add(after.as_ref().map_or(0, String::len));
+                if let Some(seen) = &run.seen {
+                    let mut seen = seen.lock().unwrap_or_else(|p| p.into_inner());
+                    seen.insert(id.clone(), after.clone());
+                }
                 state.insert(id, after);
             }
             // Every page's documents stay in memory until the commit: bounded.

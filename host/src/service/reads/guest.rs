@@ -51,6 +51,13 @@ impl Refract {
             });
         }
         let loaded = self.projection_of(&key)?;
+        if loaded.descriptor.uses_lookups() {
+            // Its later events would be routed by the documents as they are now.
+            return Err(ServiceError::CustomDocuments(format!(
+                "{key} looks its own documents up while routing: a consistent read cannot \
+                 fold its later events; read with ?after=<sequence> instead"
+            )));
+        }
         let types = &loaded.descriptor.event_types;
         let read = self.store.doc_read(
             &key,
