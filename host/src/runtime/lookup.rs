@@ -153,13 +153,16 @@ mod tests {
             size,
             host_fails: false,
         }));
-        let e = l
-            .answer(&keys(MAX_LOOKUP_KEYS + 1))
-            .expect_err("too many keys");
+        let e = l.admit(MAX_LOOKUP_KEYS + 1).expect_err("too many keys");
         assert!(
             e.contains("1001 keys in one call; the limit is 1000"),
             "{e}"
         );
+        for _ in 0..10 {
+            l.admit(1_000).expect("within the call's keys");
+        }
+        let e = l.admit(1).expect_err("past 10,000 keys in one guest call");
+        assert!(e.contains("more than 10000 keys"), "{e}");
         // 16 MiB in all: 16 documents of 1 MiB, then a refusal.
         for _ in 0..16 {
             assert_eq!(l.answer(&keys(1)).expect("within the budget").len(), 1);
