@@ -49,6 +49,32 @@ pub struct Config {
     pub admin_token_sha256: Option<String>,
     /// Per-component settings, by component name (`[components.<name>]`).
     pub components: std::collections::BTreeMap<String, ComponentConfig>,
+    /// Several nodes on one PostgreSQL store (`[cluster]`).
+    pub cluster: ClusterConfig,
+}
+
+/// How this daemon takes part among several nodes on one PostgreSQL store.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// This node's id (`--node-id`); by default the host name and process id.
+    pub node_id: Option<String>,
+    /// How long a lease lives past its last renewal, in milliseconds: a dead
+    /// node's agents are taken over this long (plus a third of it) after it died.
+    pub lease_ttl_ms: u64,
+    /// Records the node and lease token of every agent commit in `lease_commits`
+    /// (for tests and investigations; the table grows with every page).
+    pub audit_commits: bool,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        Self {
+            node_id: None,
+            lease_ttl_ms: crate::store::cluster::DEFAULT_LEASE_TTL.as_millis() as u64,
+            audit_commits: false,
+        }
+    }
 }
 
 /// What the config says about one component (all its versions).
@@ -89,6 +115,7 @@ impl Default for Config {
             admin_token: None,
             admin_token_sha256: None,
             components: Default::default(),
+            cluster: Default::default(),
         }
     }
 }

@@ -20,6 +20,12 @@ pub const MAX_WAITING_READS: usize = 4_096;
 /// Most instances of all teams together (the pool is sized to their sum).
 pub const MAX_INSTANCES_TOTAL: usize = 8_192;
 
+/// Shortest lease: renewed every third of it, so below this a busy database or a
+/// slow tick would lose leases of healthy nodes.
+pub const MIN_LEASE_TTL_MS: usize = 1_000;
+/// Longest lease: a dead node's agents wait this long to be taken over.
+pub const MAX_LEASE_TTL_MS: usize = 60_000;
+
 /// Checks every bounded knob of the daemon and of each team.
 pub fn check(c: &Config) -> Result<(), String> {
     limits("[limits]", &c.limits)?;
@@ -30,6 +36,15 @@ pub fn check(c: &Config) -> Result<(), String> {
         1 << 10,
         MAX_OUTBOX_BYTES,
     )?;
+    within(
+        "[cluster] lease_ttl_ms",
+        c.cluster.lease_ttl_ms as usize,
+        MIN_LEASE_TTL_MS,
+        MAX_LEASE_TTL_MS,
+    )?;
+    if let Some(id) = &c.cluster.node_id {
+        crate::identity::validate_node_id(id)?;
+    }
     let mut instances = 0usize;
     for (name, t) in &c.teams {
         if let Some(l) = &t.limits {

@@ -3,6 +3,7 @@
 mod after;
 mod agents;
 mod cleanup;
+mod cluster;
 mod dead_letters;
 mod deploying;
 mod doc_list;
@@ -18,6 +19,7 @@ mod status;
 mod uploads;
 
 pub use after::{DEFAULT_AFTER_TIMEOUT, DEFAULT_WAITING_READS, MAX_AFTER_TIMEOUT};
+pub use cluster::{ClusterNode, ClusterView};
 pub use dead_letters::{
     DEFAULT_DEAD_LETTER_PAGE, DeadLetterPage, MAX_DEAD_LETTER_PAGE, STATUS_DEAD_LETTERS,
 };
@@ -144,6 +146,8 @@ pub struct Refract {
     slots: per_team::PerTeam<crate::runtime::InstanceSlots>,
     /// Each team's reads waiting with `after=` (made on first use).
     waits: per_team::PerTeam<Arc<tokio::sync::Semaphore>>,
+    /// This node among several on one store (unused on SQLite).
+    membership: cluster::Membership,
 }
 
 /// A write-model read: a stream's document as of its latest event.
@@ -223,7 +227,20 @@ impl Refract {
             operator_paused: Default::default(),
             slots: Default::default(),
             waits: Default::default(),
+            membership: Default::default(),
         };
+        let mut svc = svc;
+        if svc.join_cluster(config).await? {
+            // Every version is loaded here (reads, lifecycle calls) but its agent
+            // starts where its lease is claimed, by the balancer (`start_cluster`).
+            let restored = (svc.lifecycle)
+                .restore(&svc.runtime, &svc.components_dir, &svc.teams)
+                .await?;
+            for (rec, loaded) in restored {
+                svc.loaded_components().insert(rec.key, loaded);
+            }
+            return Ok(svc);
+        }
         svc.drop_stale_shadows().await?;
         let restored = (svc.lifecycle)
             .restore(&svc.runtime, &svc.components_dir, &svc.teams)
@@ -308,10 +325,13 @@ impl Refract {
 
     /// Stops the agents and the outbox worker, and closes the store.
     pub async fn shutdown(&self) {
+        // Nothing is claimed from here on.
+        self.stop_cluster().await;
         // The outbox first: deliveries in flight are abandoned (sent after restart)
         // while the agents stop, instead of holding the shutdown after them.
         self.stop_outbox.send_replace(true);
         self.daemon.shutdown().await;
+        self.leave_cluster().await;
         let task = self
             .outbox_task
             .lock()

@@ -219,6 +219,8 @@ const UNNAMED_ROUTES: &[&str] = &[
     "/streams/{id}",
     "/components",
     "/projections",
+    // A team sees the nodes and only its own agents (`cluster_view`).
+    "/cluster",
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -3,6 +3,7 @@
 
 mod api;
 mod cargo_component;
+mod cluster;
 mod collections;
 mod common;
 mod data_path;

@@ -2,6 +2,7 @@
 
 mod after;
 mod auth;
+mod cluster;
 mod dead_letters;
 mod doc_list;
 mod docs;
@@ -53,6 +54,7 @@ fn routes() -> Vec<(&'static str, MethodRouter<Arc<Refract>>)> {
         ),
         ("/components", deploy),
         ("/projections", get(projections::list)),
+        ("/cluster", get(cluster::view)),
         ("/projections/{name}/docs", get(doc_list::list)),
         ("/projections/{name}/docs/{id}", get(docs::doc)),
         (

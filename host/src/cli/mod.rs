@@ -51,6 +51,10 @@ struct ServeArgs {
     /// file when not given.
     #[arg(long, env = "REFRACT_STORE", hide_env_values = true)]
     store: Option<String>,
+    /// This node's id among several on one PostgreSQL store (default: host name
+    /// and process id).
+    #[arg(long)]
+    node_id: Option<String>,
 }
 
 impl ServeArgs {
@@ -68,6 +72,9 @@ impl ServeArgs {
         }
         if let Some(s) = self.store {
             cfg.store = Some(s);
+        }
+        if let Some(n) = self.node_id {
+            cfg.cluster.node_id = Some(n);
         }
         Ok(cfg)
     }
@@ -319,6 +326,7 @@ pub async fn serve(config: Config, watch: Option<&[PathBuf]>) -> anyhow::Result<
     // Held until the process ends: one daemon per data directory.
     let _lock = data_dir::lock(&config.data_dir)?;
     let svc = Arc::new(Refract::open(&config).await?);
+    svc.start_cluster();
     if let Some(paths) = watch {
         dev::watch(svc.clone(), paths).await?;
     }

@@ -276,8 +276,24 @@ impl Daemon {
     }
 
     /// Stops one version's agent and waits for its commit in flight to end, so the
-    /// version's tables can be reset or dropped without a late write landing.
+    /// version's tables can be reset or dropped without a late write landing. On a
+    /// store several nodes share, the version's lease is revoked too: an agent of it
+    /// on another node commits nothing more.
     pub async fn stop(&self, key: &ProjectionKey) {
+        self.stop_local(key).await;
+        if let Some(cluster) = self.store.cluster()
+            && cluster.node().is_some()
+            && let Err(e) = cluster.revoke(key).await
+        {
+            // Its holder's commits still check the lease, which expires unrenewed
+            // only if the holder is gone; say so rather than hide it.
+            tracing::error!(projection = %key, "cannot revoke the lease: {e}");
+        }
+    }
+
+    /// Stops this process's agent of one version (as [`Daemon::stop`]), leaving its
+    /// lease, if any, to the caller.
+    pub async fn stop_local(&self, key: &ProjectionKey) {
         let entry = {
             let mut agents = self.agents.lock().unwrap_or_else(|p| p.into_inner());
             agents.remove(key)

@@ -30,7 +30,7 @@ pub async fn register(
         let out = deployed(&rec, false);
         return Ok((out, None));
     }
-    save_wasm(components_dir, loaded.sha256(), wasm).await?;
+    save_wasm(store, components_dir, loaded.sha256(), wasm).await?;
     // The first version of a name serves at once; later ones rebuild beside it.
     let has_live = store
         .components_where(Components::Name(&key.name))
@@ -88,7 +88,7 @@ pub async fn put_code(
     previous: &ComponentRecord,
     how: NewCode,
 ) -> Result<Deployed, DeployError> {
-    save_wasm(components_dir, loaded.sha256(), wasm).await?;
+    save_wasm(store, components_dir, loaded.sha256(), wasm).await?;
     let mut rec = ComponentRecord {
         sha256: loaded.sha256().to_owned(),
         event_types: loaded.event_types().to_vec(),

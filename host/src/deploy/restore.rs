@@ -49,14 +49,16 @@ impl Lifecycle {
         Ok(out)
     }
 
-    async fn restore_one(
+    /// Loads one registered component (from the data directory, else the shared
+    /// store) under its team's limits and makes sure its tables exist.
+    pub async fn restore_one(
         &self,
         runtime: &Runtime,
         components_dir: &Path,
         rec: &ComponentRecord,
         limits: Option<crate::runtime::Limits>,
     ) -> Result<Loaded, DeployError> {
-        let wasm = read_wasm(components_dir, &rec.sha256).await?;
+        let wasm = read_wasm(self.store.as_ref(), components_dir, &rec.sha256).await?;
         // `describe` again under the team's limits, as at deploy.
         let (loaded, _) = load(runtime, wasm, limits).await?;
         prepare(self.store.as_ref(), &rec.key, &loaded).await?;

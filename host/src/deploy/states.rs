@@ -43,6 +43,13 @@ impl Lifecycle {
             .map(|(key, state)| (key.clone(), state.as_str()))
             .collect();
         self.store.set_states(&stored).await?;
+        self.note_states(changes);
+        Ok(())
+    }
+
+    /// Tells this process's agents of states already recorded (by this process,
+    /// or by another node on a shared store).
+    pub fn note_states(&self, changes: &[(ProjectionKey, VersionState)]) {
         let mut flags = self.standbys.lock().unwrap_or_else(|p| p.into_inner());
         for (key, state) in changes {
             if *state == VersionState::Retired {
@@ -58,7 +65,6 @@ impl Lifecycle {
                 .or_insert_with(|| watch::channel(standby).0)
                 .send_replace(standby);
         }
-        Ok(())
     }
 
     /// The standby flag of `key`, made from `state` (read from the registry) unless

@@ -73,6 +73,14 @@ pub fn check_stream_id(id: &str) -> Result<(), Invalid> {
     check_text("stream id", id, MAX_STREAM_ID_LEN)
 }
 
+/// Longest node id (`--node-id`).
+pub const MAX_NODE_ID_LEN: usize = 128;
+
+/// A node's id: [`check_text`] up to [`MAX_NODE_ID_LEN`] bytes.
+pub fn validate_node_id(id: &str) -> Result<(), String> {
+    Ok(check_text("node id", id, MAX_NODE_ID_LEN)?)
+}
+
 /// A component's own name: 1 to [`MAX_NAME_LEN`] bytes of a-z, 0-9, `-` and `_`,
 /// starting with a-z. No `.`: that separates a team from its component's name.
 /// The guest's text in the error is clipped.

@@ -24,6 +24,12 @@ impl Refract {
     /// name's other versions mean for its effects.
     pub(super) async fn run(&self, key: ProjectionKey, team: &str, mut loaded: Loaded) {
         self.under_team(team, &mut loaded);
+        // With several nodes, whoever (re)starts a version takes its lease from
+        // wherever it is: the holder's commits fail from here on.
+        if !self.take_lease(&key).await {
+            self.loaded_components().insert(key, loaded);
+            return;
+        }
         if self.keep_paused(&key) {
             self.loaded_components().insert(key, loaded);
             return;
@@ -33,7 +39,7 @@ impl Refract {
             Loaded::Projection(l)
                 if self.lifecycle_for(&key, &l.descriptor, true) == Lifecycle::Live =>
             {
-                self.daemon.stop(&key).await;
+                self.daemon.stop_local(&key).await;
             }
             Loaded::Projection(l) => {
                 let policy = Config::error_policy(self.components.get(&key.name));
@@ -49,7 +55,7 @@ impl Refract {
                     Err(e) => {
                         // As an agent that cannot read where it starts: not running.
                         tracing::error!(subscription = %key, "cannot start: {e}");
-                        self.daemon.stop(&key).await;
+                        self.daemon.stop_local(&key).await;
                         self.loaded_components().insert(key, loaded);
                         return;
                     }

@@ -83,18 +83,26 @@ impl Refract {
         restored: &[(ComponentRecord, Loaded)],
     ) -> Result<(), ServiceError> {
         for (rec, _) in restored {
-            let p = self.store.progress(&rec.key).await?;
-            if p.status != RunStatus::Paused {
-                continue;
-            }
-            if p.error.as_deref().is_some_and(is_operator_error) {
-                self.operator_paused.set().insert(rec.key.clone());
-            } else {
-                tracing::info!(projection = %rec.key, "resuming after restart (was paused)");
-                self.store
-                    .set_status(&rec.key, RunStatus::Running, None)
-                    .await?;
-            }
+            self.read_pause(&rec.key).await?;
+        }
+        Ok(())
+    }
+
+    /// Reads `key`'s stored pause as a restart does: an operator's is kept (the
+    /// version will not start), any other resumes. Also when a node takes a version
+    /// over from another: its pause may have been made there.
+    pub(super) async fn read_pause(&self, key: &ProjectionKey) -> Result<(), ServiceError> {
+        let p = self.store.progress(key).await?;
+        if p.status != RunStatus::Paused {
+            self.operator_paused.set().remove(key);
+            return Ok(());
+        }
+        if p.error.as_deref().is_some_and(is_operator_error) {
+            self.operator_paused.set().insert(key.clone());
+        } else {
+            self.operator_paused.set().remove(key);
+            tracing::info!(projection = %key, "resuming (was paused) as it starts here");
+            self.store.set_status(key, RunStatus::Running, None).await?;
         }
         Ok(())
     }

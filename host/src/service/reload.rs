@@ -116,7 +116,13 @@ impl Refract {
                 } else {
                     // The code is in use (a candidate) before any team's cleanup looks.
                     let code = self.locks.code().await;
-                    deploy::save_wasm(&self.components_dir, loaded.sha256(), &wasm).await?;
+                    deploy::save_wasm(
+                        self.store.as_ref(),
+                        &self.components_dir,
+                        loaded.sha256(),
+                        &wasm,
+                    )
+                    .await?;
                     let id = self.start_candidate(&rec, loaded, Cause::Reload).await?;
                     drop(code);
                     let action = Reload::Candidate {

@@ -128,6 +128,13 @@ impl Refract {
         // The candidate meets failing events as the version does (a dead-letter
         // version's rebuild must get past its poison events too).
         let policy = crate::config::Config::error_policy(self.components.get(&key.name));
+        // With several nodes, the candidate runs here, under a lease of its own.
+        if !self.take_lease(&shadow).await {
+            self.candidates.lock().by_key.remove(key);
+            return Err(ServiceError::Busy(format!(
+                "cannot take the lease of {key}'s candidate; try again"
+            )));
+        }
         self.daemon.start_projection(shadow, component, policy);
         let id = {
             let mut inner = self.candidates.lock();

@@ -73,6 +73,10 @@ pub struct ProjectionStatus {
     /// every version (they are read when it ends): not stuck, waiting.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub waiting_for: Option<crate::store::OrderHold>,
+    /// The node running its agent, with several nodes on one store (none while
+    /// no node holds its lease).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 impl Refract {
@@ -121,6 +125,7 @@ impl Refract {
             0 => None,
             _ => self.store.order_held().await?,
         };
+        let mut nodes = self.lease_holders().await;
         let mut out = Vec::new();
         for (rec, state, mut p) in read {
             if state != VersionState::Retired {
@@ -185,6 +190,7 @@ impl Refract {
             };
             let metrics = self.daemon.metrics(&rec.key);
             let candidate = self.candidate_status(&rec.key, head).await?;
+            let node = nodes.remove(&rec.key);
             out.push(ProjectionStatus {
                 name: rec.key.name,
                 version: rec.key.version,
@@ -214,6 +220,7 @@ impl Refract {
                 page_size: running.map(|(_, size)| size),
                 candidate,
                 waiting_for: held.clone(),
+                node,
             });
         }
         Ok(out)

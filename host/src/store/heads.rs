@@ -154,12 +154,15 @@ impl Heads {
     /// At least the last sequence of any of `types` (see
     /// [`super::EventStore::last_of_types`]).
     pub(crate) fn last_of_types(&self, types: &[String]) -> Position {
+        let since = self.types.read().unwrap_or_else(|p| p.into_inner()).since;
+        self.last_noted_of_types(types).max(since)
+    }
+
+    /// The last sequence of any of `types` noted by type here (0 if none): an event
+    /// of those types is committed at that sequence.
+    pub(crate) fn last_noted_of_types(&self, types: &[String]) -> Position {
         let heads = self.types.read().unwrap_or_else(|p| p.into_inner());
-        let last = types
-            .iter()
-            .filter_map(|t| heads.last.get(t))
-            .max()
-            .copied();
-        last.unwrap_or(0).max(heads.since)
+        let last = types.iter().filter_map(|t| heads.last.get(t)).max();
+        last.copied().unwrap_or(0)
     }
 }

@@ -6,6 +6,7 @@
 //! types (converted into [`StoreError`]), live in the backend modules and nowhere else.
 
 pub(crate) mod checks;
+pub mod cluster;
 pub mod doc_list;
 #[cfg(test)]
 mod doc_list_tests;
@@ -80,6 +81,10 @@ pub enum StoreError {
         /// The backend's error.
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// This node no longer holds the lease of the version it commits for (another
+    /// node took it over, or a lifecycle change revoked it): nothing was written.
+    #[error("{0}")]
+    LeaseLost(String),
     /// The backend could not bring its schema up to date when it opened.
     #[error("migration failed: {source}")]
     Migrate {
@@ -364,6 +369,12 @@ pub trait Store:
     /// Closes the backend's connections once nothing uses it any more (shutdown,
     /// after the agents stopped): what it buffered reaches the disk.
     async fn close(&self);
+
+    /// Nodes and leases, on a backend several daemon nodes can share (none on
+    /// SQLite: one process per file).
+    fn cluster(&self) -> Option<&dyn cluster::ClusterStore> {
+        None
+    }
 }
 
 /// Bytes of event data and metadata per page unless configured otherwise.

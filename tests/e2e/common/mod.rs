@@ -39,12 +39,29 @@ impl Daemon {
         Self::launch("serve", data_dir, config, &[])
     }
 
+    /// Starts node `node_id` of a cluster on the PostgreSQL store `store` (every
+    /// node of one cluster names the same store; each has its own data directory).
+    pub fn start_node(data_dir: &Path, store: &str, node_id: &str, config: Option<&str>) -> Self {
+        Self::launch_as("serve", data_dir, config, &[], Some((store, node_id)))
+    }
+
     /// Starts `refract dev` watching `paths` and waits until it listens.
     pub fn start_dev(data_dir: &Path, config: Option<&str>, paths: &[&Path]) -> Self {
         Self::launch("dev", data_dir, config, paths)
     }
 
     fn launch(verb: &str, data_dir: &Path, config: Option<&str>, paths: &[&Path]) -> Self {
+        Self::launch_as(verb, data_dir, config, paths, None)
+    }
+
+    /// Launches `refract <verb>`, as node `(store, node id)` of a cluster if given.
+    fn launch_as(
+        verb: &str,
+        data_dir: &Path,
+        config: Option<&str>,
+        paths: &[&Path],
+        node: Option<(&str, &str)>,
+    ) -> Self {
         let turn = turns::shared();
         std::fs::create_dir_all(data_dir).expect("create data dir");
         let n = STARTS.fetch_add(1, Ordering::SeqCst);
@@ -65,8 +82,15 @@ impl Daemon {
             .env_remove("REFRACT_STORE")
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).expect("create log"));
-        if let Some(url) = backend::store_url(data_dir) {
-            cmd.arg("--store").arg(url);
+        match node {
+            Some((store, node)) => {
+                cmd.args(["--store", store, "--node-id", node]);
+            }
+            None => {
+                if let Some(url) = backend::store_url(data_dir) {
+                    cmd.arg("--store").arg(url);
+                }
+            }
         }
         if let Some(text) = config {
             let path = data_dir.with_extension("toml");

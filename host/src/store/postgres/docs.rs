@@ -136,6 +136,7 @@ impl DocumentStore for PgStore {
     async fn commit_page(&self, key: &ProjectionKey, page: &PageCommit) -> Result<(), StoreError> {
         let position = page.position;
         let mut tx = self.pool.begin().await?;
+        self.fenced(&mut tx, key, position).await?;
         // The progress row stays locked until commit: no drop or swap can change
         // the set between this check and the writes.
         let set = match set_of(&mut tx, key, true).await? {

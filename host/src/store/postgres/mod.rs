@@ -1,6 +1,5 @@
 //! The PostgreSQL backend: for a team that runs PostgreSQL for everything, and
-//! the ground for several daemon nodes (issue 15: until leases divide the agents
-//! between nodes, run one daemon per database).
+//! for several daemon nodes on one database (leases in `cluster`).
 //!
 //! The global order is gap-safe (see `migrations/postgres/0001_init.sql` and
 //! `sequencer`): appends insert events under positions handed out by an identity
@@ -22,6 +21,9 @@
 //! unlike SQLite's one writer, PostgreSQL runs writers side by side.
 
 mod append;
+mod cluster;
+#[cfg(test)]
+mod cluster_tests;
 mod convert;
 mod doc_list;
 mod doc_sets;
@@ -94,6 +96,8 @@ pub struct PgStore {
     /// appender's events not numbered by a pass that started after its commit are
     /// held behind the fence, and it waits instead of passing again.
     passes: Arc<(std::sync::atomic::AtomicU64, std::sync::atomic::AtomicU64)>,
+    /// This process as a cluster node and the leases it holds.
+    fences: Arc<cluster::Fences>,
 }
 
 impl PgStore {
@@ -166,6 +170,7 @@ impl PgStore {
             closed: watch::channel(false).0,
             passing: Arc::default(),
             passes: Arc::default(),
+            fences: Arc::default(),
         };
         doc_sets::spawn_purger(
             store.pool.clone(),
@@ -228,6 +233,10 @@ impl Store for PgStore {
         self.sequence.notify_one();
         self.sequencer.close().await;
         self.pool.close().await;
+    }
+
+    fn cluster(&self) -> Option<&dyn super::cluster::ClusterStore> {
+        Some(self)
     }
 }
 

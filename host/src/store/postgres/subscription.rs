@@ -21,6 +21,16 @@ macro_rules! due_columns {
         "SELECT seq, message_id, name, version, team, url, body, attempts, last_error"
     };
 }
+/// Not claimed by another live node (`$2`: this node, `$3`: a lease's life in
+/// seconds): unclaimed, claimed by this node (a pass of its that ended early), or
+/// by a node whose heartbeat stopped.
+macro_rules! unclaimed {
+    () => {
+        "(claimed_by IS NULL OR claimed_by = $2 OR NOT EXISTS (SELECT 1 FROM nodes n \
+         WHERE n.node_id = outbox.claimed_by \
+         AND n.heartbeat_at > clock_timestamp() - make_interval(secs => $3)))"
+    };
+}
 /// Undelivered, not given up on, due at `$1`.
 macro_rules! due {
     () => {
@@ -56,6 +66,7 @@ impl SubscriptionStore for PgStore {
             validate(req, self.max_event_bytes())?;
         }
         let mut tx = self.pool.begin().await?;
+        self.fenced(&mut tx, key, page.position).await?;
         let mut appended = Vec::with_capacity(page.emits.len());
         for req in &page.emits {
             appended.push(append_in(&mut tx, req).await?);
@@ -99,12 +110,17 @@ impl SubscriptionStore for PgStore {
     }
 
     async fn due_teams(&self, now: i64) -> Result<Vec<String>, StoreError> {
-        Ok(
-            sqlx::query_scalar(concat!("SELECT DISTINCT team FROM outbox WHERE ", due!()))
-                .bind(now)
-                .fetch_all(&self.pool)
-                .await?,
-        )
+        Ok(sqlx::query_scalar(concat!(
+            "SELECT DISTINCT team FROM outbox WHERE ",
+            due!(),
+            " AND ",
+            unclaimed!()
+        ))
+        .bind(now)
+        .bind(self.fences.node_name())
+        .bind(self.fences.ttl_s())
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     async fn due_team_messages(
@@ -113,17 +129,29 @@ impl SubscriptionStore for PgStore {
         now: i64,
         limit: usize,
     ) -> Result<Vec<OutboxMessage>, StoreError> {
-        let rows = sqlx::query(concat!(
-            due_columns!(),
-            " FROM outbox WHERE ",
+        // Claimed for this node (several nodes: each message is delivered by one
+        // at a time; `SKIP LOCKED` passes over another node's claim being made).
+        let mut rows = sqlx::query(concat!(
+            "UPDATE outbox SET claimed_by = $2 WHERE seq IN (SELECT seq FROM outbox WHERE ",
             due!(),
-            " AND team = $2 ORDER BY next_attempt_at, seq LIMIT $3"
+            " AND ",
+            unclaimed!(),
+            " AND team = $4 ORDER BY next_attempt_at, seq LIMIT $5 FOR UPDATE SKIP LOCKED) \
+             RETURNING seq, message_id, name, version, team, url, body, attempts, last_error, \
+             next_attempt_at"
         ))
         .bind(now)
+        .bind(self.fences.node_name())
+        .bind(self.fences.ttl_s())
         .bind(team)
         .bind(to_i64(limit as u64)?)
         .fetch_all(&self.pool)
         .await?;
+        rows.sort_by_key(|r| {
+            let due: i64 = r.try_get(9).unwrap_or_default();
+            let seq: i64 = r.try_get(0).unwrap_or_default();
+            (due, seq)
+        });
         rows.iter().map(outbox_message).collect()
     }
 

@@ -12,6 +12,7 @@ use super::convert::BindKey;
 use super::docs::{load_in, write_docs};
 use super::progress::advance_progress;
 use super::{EVENT_COLUMNS, SqliteStore, append_in, event_from_row, push_in_list, validate};
+use crate::store::heads::Heads;
 use crate::store::inline::InlineProgress;
 use crate::store::{
     AppendRequest, AppendResult, InlineAppendError, InlineDocs, InlineOutcome, InlineProjector,
@@ -36,7 +37,7 @@ impl SqliteStore {
         if result.first_sequence > before {
             let events = appended(&mut tx, &result).await?;
             for v in inline.versions() {
-                let outcome = project_one(&mut tx, v, before, &events, inline).await?;
+                let outcome = project_one(&mut tx, &self.heads, v, before, &events, inline).await?;
                 outcomes.push(outcome);
             }
         } else {
@@ -85,6 +86,7 @@ async fn appended(
 /// event with its documents; else defers it to its agent.
 async fn project_one(
     conn: &mut SqliteConnection,
+    heads: &Heads,
     v: &InlineVersion,
     before: Position,
     events: &[RecordedEvent],
@@ -108,7 +110,7 @@ async fn project_one(
             "its code is being replaced or rebuilt (its agent projects the events)",
         ));
     }
-    if p.position > before || behind(conn, v, p.position, before).await? {
+    if p.position > before || behind(conn, heads, v, p.position, before).await? {
         return Ok(deferred(
             "it is catching up (its agent projects earlier events first)",
         ));
@@ -171,14 +173,22 @@ async fn replaced(conn: &mut SqliteConnection, v: &InlineVersion) -> Result<bool
 }
 
 /// Whether events of the version's types lie after `position`, up to `before`.
+/// The per-type heads answer "yes" without a read; "no" needs the log, scanned by
+/// sequence from the version's position (no index by type: one would cost every
+/// append a B-tree insert per event, for all teams, to speed up this probe). A
+/// caught-up version's range is the events appended since it last moved.
 async fn behind(
     conn: &mut SqliteConnection,
+    heads: &Heads,
     v: &InlineVersion,
     position: Position,
     before: Position,
 ) -> Result<bool, StoreError> {
     if position >= before {
         return Ok(false);
+    }
+    if heads.last_noted_of_types(&v.event_types) > position {
+        return Ok(true);
     }
     let mut qb: QueryBuilder<Sqlite> =
         QueryBuilder::new("SELECT EXISTS (SELECT 1 FROM events WHERE seq > ");

@@ -1,5 +1,6 @@
 //! What both probes do with a `Poke`, by their setting `mode`:
-//! - `echo` (the default): emits `Echoed {sequence}` to the stream `echo`, with no
+//! - `echo` (the default): emits `Echoed {sequence}` to the stream `echo` (or the
+//!   setting `stream`), with no
 //!   idempotency key (so a second handling would append it again);
 //! - `bad-type`: emits an event whose type has a newline in it;
 //! - `big`: emits an event of `bytes` (setting) bytes of data;
@@ -38,8 +39,10 @@ pub fn handle(ctx: &mut Ctx<'_>, event: &Envelope<Poked>) -> Result<(), String> 
     let seq = event.sequence;
     match mode.as_str() {
         "echo" => {
+            // The setting `stream` gives each deployment a stream of its own.
+            let stream = ctx.setting("stream").unwrap_or_else(|| "echo".into());
             ctx.emit(
-                "echo",
+                &stream,
                 Expected::Any,
                 "Echoed",
                 &json!({ "sequence": seq }),

@@ -1,0 +1,460 @@
+//! This node's part among several daemon nodes on one store (PostgreSQL; see
+//! [`crate::store::cluster`] for the leases and why a node that lost one cannot
+//! commit).
+//!
+//! Every node loads every deployed version (its code comes from the store when
+//! another node took the deploy) but runs the agents of the versions it holds the
+//! lease of. Once a tick (a third of a lease's life) each node: says it is alive;
+//! renews its leases and stops the agents of the ones it lost; follows the
+//! registry (code and states changed through other nodes); and balances: it holds
+//! at most ⌈versions / live nodes⌉, gives back its surplus after stopping those
+//! agents (their commit in flight settles first), and claims free or expired
+//! leases up to its share. Which versions a node prefers is a rendezvous hash of
+//! (node, version), so nodes seldom race for one lease and a version tends to land
+//! on the same node again.
+//!
+//! A lifecycle change through any node (deploy, promote, pause, rebuild, rewind,
+//! reload) takes the version's lease to that node as it stops and restarts the
+//! agent ([`crate::daemon::Daemon::stop`] revokes it): the previous holder's
+//! commits fail from that moment, and the balancer moves the version on later if
+//! the node holds more than its share. A claimed version starts as after a
+//! restart: its code, its stored status (an operator's pause is kept, a guest's
+//! failure is tried again) and its progress are read from the store.
+//!
+//! A candidate build (rebuild beside the live version) runs on the node that
+//! started it and holds its own lease outside the balance; if that node dies, the
+//! candidate stops with it (start it again).
+
+use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::{Refract, ServiceError};
+use crate::config::Config;
+use crate::deploy::VersionState;
+use crate::identity::SHADOW_SUFFIX;
+use crate::runtime::Loaded;
+use crate::store::cluster::NodeInfo;
+use crate::store::{ComponentRecord, ProjectionKey};
+
+/// This node's membership: its lease life and what it last saw of the registry.
+#[derive(Default)]
+pub(super) struct Membership {
+    ttl: Duration,
+    /// Each version's code and state as last seen in the registry.
+    seen: Mutex<HashMap<ProjectionKey, (String, String)>>,
+    stop: Mutex<Option<tokio::sync::watch::Sender<bool>>>,
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+/// One node in `GET /cluster`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClusterNode {
+    /// The node as the store knows it.
+    #[serde(flatten)]
+    pub info: NodeInfo,
+    /// The versions whose leases it holds (the caller's team's only, for a team).
+    pub agents: Vec<String>,
+}
+
+/// What `GET /cluster` shows.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClusterView {
+    /// The node that answered.
+    pub node: String,
+    /// Versions to run (not retired) and the most one live node should hold.
+    pub versions: usize,
+    /// ⌈versions / live nodes⌉.
+    pub per_node_max: usize,
+    /// Every node the store knows (dead ones for an hour).
+    pub nodes: Vec<ClusterNode>,
+}
+
+/// The default node id: the host's name and this process's id.
+fn default_node_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "node".into());
+    format!("{host}-{}", std::process::id())
+}
+
+/// A rendezvous rank: lower ranks are claimed first and given back last.
+fn rank(node: &str, key: &ProjectionKey) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (node, &key.name, key.version).hash(&mut h);
+    h.finish()
+}
+
+fn to_run(rec: &ComponentRecord) -> bool {
+    VersionState::parse(&rec.state) != VersionState::Retired
+}
+
+impl Refract {
+    /// Joins the cluster when the store is one several nodes share; answers whether
+    /// it did (agents then start as leases are claimed, not all at once). A node id
+    /// in use by a live process is waited for one lease's life (a restart after a
+    /// crash), then refused.
+    pub(super) async fn join_cluster(&mut self, config: &Config) -> Result<bool, ServiceError> {
+        let Some(cluster) = self.store.cluster() else {
+            return Ok(false);
+        };
+        let ttl = Duration::from_millis(config.cluster.lease_ttl_ms);
+        let node = config
+            .cluster
+            .node_id
+            .clone()
+            .unwrap_or_else(default_node_id);
+        let addr = config.listen.to_string();
+        let deadline = tokio::time::Instant::now() + ttl + Duration::from_secs(1);
+        loop {
+            match cluster
+                .join(&node, Some(&addr), ttl, config.cluster.audit_commits)
+                .await
+            {
+                Ok(()) => break,
+                Err(crate::store::StoreError::Invalid(m)) if m.contains("in use") => {
+                    if tokio::time::Instant::now() >= deadline {
+                        return Err(ServiceError::Startup(m));
+                    }
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.membership.ttl = ttl;
+        tracing::info!(node, ttl_ms = ttl.as_millis() as u64, "joined the cluster");
+        Ok(true)
+    }
+
+    /// Starts this node's balancer (after [`Refract::open`], on a shared store).
+    pub fn start_cluster(self: &Arc<Self>) {
+        if self.store.cluster().and_then(|c| c.node()).is_none() {
+            return;
+        }
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let svc = Arc::downgrade(self);
+        let tick = self.membership.ttl / 3;
+        let task = tokio::spawn(async move {
+            loop {
+                let Some(svc) = svc.upgrade() else { return };
+                let next = match svc.balance().await {
+                    Ok(sooner) => sooner.map_or(tick, |s| s.min(tick)),
+                    Err(e) => {
+                        tracing::warn!("cluster tick: {e}");
+                        tick
+                    }
+                };
+                drop(svc);
+                tokio::select! {
+                    _ = tokio::time::sleep(next) => {}
+                    _ = stopped.changed() => return,
+                }
+            }
+        });
+        *self
+            .membership
+            .stop
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(stop);
+        *self
+            .membership
+            .task
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(task);
+    }
+
+    /// Stops the balancer (first in a shutdown: nothing is claimed after).
+    pub(super) async fn stop_cluster(&self) {
+        let stop = self
+            .membership
+            .stop
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(stop) = stop {
+            stop.send_replace(true);
+        }
+        let task = self
+            .membership
+            .task
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+    }
+
+    /// Gives this node's leases back and leaves (last in a shutdown, after the
+    /// agents stopped): the other nodes take its versions over at once.
+    pub(super) async fn leave_cluster(&self) {
+        if let Some(c) = self.store.cluster()
+            && c.node().is_some()
+            && let Err(e) = c.leave().await
+        {
+            tracing::warn!("leaving the cluster: {e} (its leases expire instead)");
+        }
+    }
+
+    /// Takes `key`'s lease for this node, from wherever it is (true without a
+    /// cluster); false if the store could not be reached.
+    pub(super) async fn take_lease(&self, key: &ProjectionKey) -> bool {
+        let Some(c) = self.store.cluster() else {
+            return true;
+        };
+        if c.node().is_none() {
+            return true;
+        }
+        match c.claim(key, true).await {
+            Ok(held) => held,
+            Err(e) => {
+                tracing::error!(projection = %key, "cannot take the lease: {e}");
+                false
+            }
+        }
+    }
+
+    /// One tick of this node (see the module doc). Answers when to tick again if
+    /// sooner than usual: this node is short of its share and a dead node's lease
+    /// expires before the next tick (so a takeover waits for the lease, not for
+    /// the tick).
+    async fn balance(&self) -> Result<Option<Duration>, ServiceError> {
+        let Some(c) = self.store.cluster() else {
+            return Ok(None);
+        };
+        let node = c.node().unwrap_or_default();
+        let nodes = c.heartbeat().await?;
+        for key in c.renew().await? {
+            tracing::warn!(projection = %key, "lease lost: its agent stops here");
+            self.daemon.stop_local(&key).await;
+        }
+        let recs = self.store.components().await?;
+        self.follow_registry(&recs).await;
+        let wanted: HashMap<&ProjectionKey, &ComponentRecord> = recs
+            .iter()
+            .filter(|r| to_run(r))
+            .map(|r| (&r.key, r))
+            .collect();
+        let alive = nodes.iter().filter(|n| n.alive).count().max(1);
+        let share = wanted.len().div_ceil(alive);
+        let mut mine = Vec::new();
+        for key in c.held() {
+            if wanted.contains_key(&key) {
+                mine.push(key);
+            } else if !key.name.ends_with(SHADOW_SUFFIX) {
+                // Retired or gone: nothing runs it any more.
+                self.give_back(&key).await;
+            }
+        }
+        if mine.len() > share {
+            mine.sort_by_key(|k| rank(&node, k));
+            for key in mine.split_off(share) {
+                tracing::info!(projection = %key, share, "handing over to another node");
+                self.give_back(&key).await;
+            }
+            return Ok(None);
+        }
+        // A node that missed a beat is probably dead: tick again when its leases
+        // expire (takeover waits for the lease, not for the next tick too).
+        let beat_ms = (self.membership.ttl / 2).as_millis() as u64;
+        let suspects: HashSet<&str> = nodes
+            .iter()
+            .filter(|n| n.heartbeat_age_ms > beat_ms)
+            .map(|n| n.node_id.as_str())
+            .collect();
+        if mine.len() == share && suspects.is_empty() {
+            return Ok(None);
+        }
+        let leases = c.leases().await?;
+        let soonest = leases
+            .iter()
+            .filter(|l| l.expires_in_ms > 0 && suspects.contains(l.node_id.as_str()))
+            .map(|l| Duration::from_millis(l.expires_in_ms.unsigned_abs() + 20))
+            .min();
+        if mine.len() == share {
+            return Ok(soonest);
+        }
+        let taken: HashSet<&ProjectionKey> = leases
+            .iter()
+            .filter(|l| l.expires_in_ms > 0)
+            .map(|l| &l.key)
+            .collect();
+        let mut free: Vec<&ComponentRecord> = wanted
+            .values()
+            .filter(|r| !taken.contains(&r.key) && !c.holds(&r.key))
+            .copied()
+            .collect();
+        free.sort_by_key(|r| rank(&node, &r.key));
+        let mut claimed = 0;
+        for rec in free.into_iter().take(share - mine.len()) {
+            let _one_at_a_time = self.locks.of_name(&rec.key.name).await;
+            if c.claim(&rec.key, false).await? {
+                tracing::info!(projection = %rec.key, "lease claimed");
+                self.start_claimed(rec).await;
+                claimed += 1;
+            }
+        }
+        tracing::debug!(claimed, "claimed below the share");
+        Ok(soonest)
+    }
+
+    /// Stops this node's agent of `key` (its commit in flight settles) and gives
+    /// its lease back.
+    async fn give_back(&self, key: &ProjectionKey) {
+        let _one_at_a_time = self.locks.of_name(&key.name).await;
+        self.daemon.stop_local(key).await;
+        if let Some(c) = self.store.cluster()
+            && let Err(e) = c.release(key).await
+        {
+            tracing::warn!(projection = %key, "giving the lease back: {e} (it expires instead)");
+        }
+    }
+
+    /// Starts a version this node just claimed, as a restart would: its code as
+    /// registered, its stored pause read again.
+    async fn start_claimed(&self, rec: &ComponentRecord) {
+        let loaded = match self.loaded_for(rec).await {
+            Ok(loaded) => loaded,
+            Err(e) => {
+                tracing::error!(projection = %rec.key, "cannot load the claimed version: {e}");
+                return;
+            }
+        };
+        if let Err(e) = self.read_pause(&rec.key).await {
+            tracing::warn!(projection = %rec.key, "reading its pause: {e}");
+        }
+        self.run(rec.key.clone(), &rec.team, loaded).await;
+    }
+
+    /// `rec`'s code, compiled: the one loaded here if it is the registered one,
+    /// else loaded from the data directory or the store.
+    async fn loaded_for(&self, rec: &ComponentRecord) -> Result<Loaded, ServiceError> {
+        if let Some(l) = self.loaded_components().get(&rec.key)
+            && l.sha256() == rec.sha256
+        {
+            return Ok(l.clone());
+        }
+        let limits = self.teams.team(&rec.team).limits;
+        let restored = self
+            .lifecycle
+            .restore_one(&self.runtime, &self.components_dir, rec, limits);
+        Ok(restored.await?)
+    }
+
+    /// Follows changes other nodes made to the registry: new versions and new code
+    /// are loaded here (for reads, and restarted if this node runs them), state
+    /// changes reach this node's agents, retired versions are forgotten.
+    async fn follow_registry(&self, recs: &[ComponentRecord]) {
+        let mut states = Vec::new();
+        let mut fresh = Vec::new();
+        {
+            let mut seen = self
+                .membership
+                .seen
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            let keys: HashSet<&ProjectionKey> = recs.iter().map(|r| &r.key).collect();
+            seen.retain(|k, _| keys.contains(k));
+            for rec in recs {
+                let now = (rec.sha256.clone(), rec.state.clone());
+                match seen.insert(rec.key.clone(), now) {
+                    Some((_, state)) if state != rec.state => {
+                        states.push((rec.key.clone(), VersionState::parse(&rec.state)));
+                    }
+                    _ => {}
+                }
+                let stale = self
+                    .loaded_components()
+                    .get(&rec.key)
+                    .is_none_or(|l| l.sha256() != rec.sha256);
+                if to_run(rec) && stale {
+                    fresh.push(rec);
+                }
+            }
+        }
+        self.lifecycle.note_states(&states);
+        let running: HashSet<&ProjectionKey> =
+            recs.iter().filter(|r| to_run(r)).map(|r| &r.key).collect();
+        self.loaded_components().retain(|k, _| running.contains(k));
+        for rec in fresh {
+            let _one_at_a_time = self.locks.of_name(&rec.key.name).await;
+            let held = self.store.cluster().is_some_and(|c| c.holds(&rec.key));
+            if held {
+                tracing::info!(projection = %rec.key, "new code from another node: restarting");
+                self.start_claimed(rec).await;
+            } else {
+                match self.loaded_for(rec).await {
+                    Ok(l) => {
+                        self.loaded_components().insert(rec.key.clone(), l);
+                    }
+                    Err(e) => tracing::warn!(projection = %rec.key, "loading new code: {e}"),
+                }
+            }
+        }
+    }
+
+    /// The cluster as the store knows it, with the agents each node holds (only
+    /// `team`'s, unless `None`: the admin); `None` without a cluster.
+    pub async fn cluster_view(
+        &self,
+        team: Option<&str>,
+    ) -> Result<Option<ClusterView>, ServiceError> {
+        let Some(c) = self.store.cluster() else {
+            return Ok(None);
+        };
+        let Some(node) = c.node() else {
+            return Ok(None);
+        };
+        let nodes = c.heartbeat().await?;
+        let leases = c.leases().await?;
+        let versions = self
+            .store
+            .components()
+            .await?
+            .iter()
+            .filter(|r| to_run(r))
+            .count();
+        let alive = nodes.iter().filter(|n| n.alive).count().max(1);
+        let nodes = nodes
+            .into_iter()
+            .map(|info| {
+                let agents = leases
+                    .iter()
+                    .filter(|l| l.node_id == info.node_id && l.expires_in_ms > 0)
+                    .filter(|l| team.is_none_or(|t| crate::teams::team_of(&l.key.name) == t))
+                    .map(|l| l.key.to_string())
+                    .collect();
+                ClusterNode { info, agents }
+            })
+            .collect();
+        Ok(Some(ClusterView {
+            node,
+            versions,
+            per_node_max: versions.div_ceil(alive),
+            nodes,
+        }))
+    }
+
+    /// The node holding each version's lease (unexpired), on a shared store.
+    pub(super) async fn lease_holders(&self) -> HashMap<ProjectionKey, String> {
+        let Some(c) = self.store.cluster() else {
+            return HashMap::new();
+        };
+        match c.leases().await {
+            Ok(leases) => leases
+                .into_iter()
+                .filter(|l| l.expires_in_ms > 0)
+                .map(|l| (l.key, l.node_id))
+                .collect(),
+            Err(e) => {
+                tracing::warn!("reading leases: {e}");
+                HashMap::new()
+            }
+        }
+    }
+}
