@@ -43,7 +43,7 @@ impl Server {
             components,
             ..Config::default()
         };
-        let svc = Arc::new(Refract::open(&config).await?);
+        let svc = Refract::open(&config).await?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", listener.local_addr()?);
         let (stop, stopped) = oneshot::channel::<()>();

@@ -164,8 +164,16 @@ pub struct Aggregate {
 
 impl Refract {
     /// Opens the configured store (the data directory's SQLite file unless told
-    /// otherwise), restores deployed components and starts their agents.
-    pub async fn open(config: &Config) -> Result<Self, ServiceError> {
+    /// otherwise), restores deployed components and starts their agents (on a
+    /// store several nodes share, this node's share of them, as it claims leases).
+    pub async fn open(config: &Config) -> Result<Arc<Self>, ServiceError> {
+        let svc = Arc::new(Self::open_alone(config).await?);
+        svc.start_cluster();
+        Ok(svc)
+    }
+
+    /// [`Refract::open`] without the cluster's balancer.
+    async fn open_alone(config: &Config) -> Result<Self, ServiceError> {
         std::fs::create_dir_all(&config.data_dir).map_err(|e| {
             ServiceError::Startup(format!("cannot create {}: {e}", config.data_dir.display()))
         })?;
@@ -234,16 +242,17 @@ impl Refract {
             // Every version is loaded here (reads, lifecycle calls) but its agent
             // starts where its lease is claimed, by the balancer (`start_cluster`).
             let restored = (svc.lifecycle)
-                .restore(&svc.runtime, &svc.components_dir, &svc.teams)
+                .restore(&svc.runtime, &svc.components_dir, &svc.teams, false)
                 .await?;
             for (rec, loaded) in restored {
                 svc.loaded_components().insert(rec.key, loaded);
             }
+            svc.drop_orphan_shadows().await?;
             return Ok(svc);
         }
         svc.drop_stale_shadows().await?;
         let restored = (svc.lifecycle)
-            .restore(&svc.runtime, &svc.components_dir, &svc.teams)
+            .restore(&svc.runtime, &svc.components_dir, &svc.teams, true)
             .await?;
         svc.load_operator_pauses(&restored).await?;
         for (rec, loaded) in restored {

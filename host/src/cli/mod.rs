@@ -325,8 +325,7 @@ pub async fn run() -> anyhow::Result<()> {
 pub async fn serve(config: Config, watch: Option<&[PathBuf]>) -> anyhow::Result<()> {
     // Held until the process ends: one daemon per data directory.
     let _lock = data_dir::lock(&config.data_dir)?;
-    let svc = Arc::new(Refract::open(&config).await?);
-    svc.start_cluster();
+    let svc = Refract::open(&config).await?;
     if let Some(paths) = watch {
         dev::watch(svc.clone(), paths).await?;
     }

@@ -13,13 +13,15 @@ use crate::store::{ComponentRecord, RunStatus};
 impl Lifecycle {
     /// Loads every registered component that is to run from the data directory,
     /// for a restart, and watches again the ones waiting to be auto-promoted. A
-    /// component that cannot be loaded is reported and paused; the others still
-    /// start.
+    /// component that cannot be loaded is reported and, if `pause_failures`, paused
+    /// (a node among several leaves that to the node that claims it); the others
+    /// still start.
     pub async fn restore(
         &self,
         runtime: &Runtime,
         components_dir: &Path,
         teams: &crate::teams::Teams,
+        pause_failures: bool,
     ) -> Result<Vec<(ComponentRecord, Loaded)>, DeployError> {
         let store = self.store.as_ref();
         let mut out = Vec::new();
@@ -37,6 +39,9 @@ impl Lifecycle {
                 .await
             {
                 Ok(loaded) => out.push((rec, loaded)),
+                Err(e) if !pause_failures => {
+                    tracing::error!(projection = %rec.key, "cannot load here: {e}");
+                }
                 Err(e) => {
                     tracing::error!(projection = %rec.key, "cannot restore: {e}");
                     let msg = format!("cannot be loaded after a restart: {e}");

@@ -73,14 +73,19 @@ pub struct ClusterView {
     pub nodes: Vec<ClusterNode>,
 }
 
-/// The default node id: the host's name and this process's id.
+/// The default node id: the host's name and this process's id (and a count, for
+/// a second service in one process).
 fn default_node_id() -> String {
+    static OPENED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .map(|h| h.trim().to_owned())
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "node".into());
-    format!("{host}-{}", std::process::id())
+    match OPENED.fetch_add(1, std::sync::atomic::Ordering::Relaxed) {
+        0 => format!("{host}-{}", std::process::id()),
+        n => format!("{host}-{}-{}", std::process::id(), n + 1),
+    }
 }
 
 /// A rendezvous rank: lower ranks are claimed first and given back last.
@@ -131,8 +136,8 @@ impl Refract {
         Ok(true)
     }
 
-    /// Starts this node's balancer (after [`Refract::open`], on a shared store).
-    pub fn start_cluster(self: &Arc<Self>) {
+    /// Starts this node's balancer (by [`Refract::open`], on a shared store).
+    pub(super) fn start_cluster(self: &Arc<Self>) {
         if self.store.cluster().and_then(|c| c.node()).is_none() {
             return;
         }
@@ -315,13 +320,41 @@ impl Refract {
         }
     }
 
+    /// Drops the candidates no live node builds (their node died): what a single
+    /// daemon does at every start for its own.
+    pub(super) async fn drop_orphan_shadows(&self) -> Result<(), ServiceError> {
+        let held = self.lease_holders().await;
+        for rec in self.store.components().await? {
+            let shadow = rec.key.shadow();
+            if held.contains_key(&shadow) || self.store.progress(&shadow).await.is_err() {
+                continue;
+            }
+            self.store.drop_projection(&shadow).await?;
+            tracing::info!(projection = %rec.key, "dropped a candidate no node builds");
+        }
+        Ok(())
+    }
+
     /// Starts a version this node just claimed, as a restart would: its code as
-    /// registered, its stored pause read again.
+    /// registered, its stored pause read again. Code that cannot be loaded here
+    /// pauses the version (as at a restart; the next node to claim it tries again).
     async fn start_claimed(&self, rec: &ComponentRecord) {
         let loaded = match self.loaded_for(rec).await {
             Ok(loaded) => loaded,
             Err(e) => {
                 tracing::error!(projection = %rec.key, "cannot load the claimed version: {e}");
+                let node = self
+                    .store
+                    .cluster()
+                    .and_then(|c| c.node())
+                    .unwrap_or_default();
+                let msg = format!("cannot be loaded on node {node}: {e}");
+                let paused =
+                    self.store
+                        .set_status(&rec.key, crate::store::RunStatus::Paused, Some(&msg));
+                if let Err(e) = paused.await {
+                    tracing::warn!(projection = %rec.key, "recording the pause: {e}");
+                }
                 return;
             }
         };
