@@ -196,7 +196,7 @@ impl Refract {
             .with_max_event_bytes(config.max_event_bytes);
         let teams = config.teams().map_err(ServiceError::Startup)?;
         let daemon = daemon.with_teams(teams.clone());
-        let locks = crate::deploy::DeployLocks::new(teams.names());
+        let locks = crate::deploy::DeployLocks::new(teams.names()).across(store.clone());
         let lifecycle = Lifecycle::new(store.clone(), locks.clone());
         let grants = Grants::new(teams.outbound_hosts())
             .with_listen(config.listen)
@@ -238,15 +238,17 @@ impl Refract {
             membership: Default::default(),
         };
         let mut svc = svc;
-        if svc.join_cluster(config).await? {
+        if svc.store.cluster().is_some() {
             // Every version is loaded here (reads, lifecycle calls) but its agent
             // starts where its lease is claimed, by the balancer (`start_cluster`).
+            // Loaded before joining: a node counts as alive only once it can work.
             let restored = (svc.lifecycle)
                 .restore(&svc.runtime, &svc.components_dir, &svc.teams, false)
                 .await?;
             for (rec, loaded) in restored {
                 svc.loaded_components().insert(rec.key, loaded);
             }
+            svc.join_cluster(config).await?;
             svc.drop_orphan_shadows().await?;
             return Ok(svc);
         }

@@ -38,20 +38,22 @@ fn config() -> String {
 }
 
 /// The nodes of the test's cluster, by id (a dead one is `None`).
-struct Cluster {
-    root: std::path::PathBuf,
-    store: String,
-    nodes: BTreeMap<String, Option<Daemon>>,
+pub(crate) struct Cluster {
+    pub(crate) root: std::path::PathBuf,
+    pub(crate) store: String,
+    pub(crate) nodes: BTreeMap<String, Option<Daemon>>,
+    /// Versions deployed (every one held by a live node once settled).
+    pub(crate) versions: usize,
 }
 
 impl Cluster {
-    fn start(&mut self, id: &str) {
+    pub(crate) fn start(&mut self, id: &str) {
         let dir = self.root.join(id);
         let d = Daemon::start_node(&dir, &self.store, id, Some(&config()));
         self.nodes.insert(id.to_owned(), Some(d));
     }
 
-    fn alive(&self) -> Vec<&Daemon> {
+    pub(crate) fn alive(&self) -> Vec<&Daemon> {
         self.nodes.values().flatten().collect()
     }
 
@@ -60,7 +62,7 @@ impl Cluster {
         self.alive().iter().map(|d| d.url.clone()).collect()
     }
 
-    fn kill(&mut self, id: &str) {
+    pub(crate) fn kill(&mut self, id: &str) {
         let d = self.nodes.insert(id.to_owned(), None).flatten();
         d.expect("running").kill();
     }
@@ -72,7 +74,7 @@ impl Cluster {
 
     /// Waits until the live nodes hold every version, none more than its share;
     /// answers how long that took.
-    async fn settled(&self, what: &str) -> Duration {
+    pub(crate) async fn settled(&self, what: &str) -> Duration {
         let started = Instant::now();
         let alive = self.alive();
         let ids: Vec<&String> = self
@@ -81,7 +83,7 @@ impl Cluster {
             .filter(|(_, d)| d.is_some())
             .map(|(k, _)| k)
             .collect();
-        let share = VERSIONS.div_ceil(alive.len());
+        let share = self.versions.div_ceil(alive.len());
         loop {
             let (code, view) = call(alive[0], Method::GET, "/cluster", None).await;
             assert_eq!(code, 200, "{view}");
@@ -97,7 +99,7 @@ impl Cluster {
                     fair &= agents == 0;
                 }
             }
-            if held == VERSIONS && fair {
+            if held == self.versions && fair {
                 let took = started.elapsed();
                 eprintln!("cluster: {what}: settled in {took:?}: {view}");
                 return took;
@@ -111,7 +113,12 @@ impl Cluster {
     }
 }
 
-async fn call(d: &Daemon, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
+pub(crate) async fn call(
+    d: &Daemon,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
     let body = body.map(|b| b.to_string().into_bytes());
     d.request_as(ADMIN, method, path, body).await
 }
@@ -199,6 +206,7 @@ async fn nodes_die_join_and_leave_while_writers_append_and_nothing_is_lost_or_do
         root: dir.path().to_owned(),
         store: store.clone(),
         nodes: BTreeMap::new(),
+        versions: VERSIONS,
     };
     for id in ["n1", "n2", "n3"] {
         cluster.start(id);
@@ -294,7 +302,7 @@ async fn caught_up(d: &Daemon) -> i64 {
 }
 
 /// The stream's events as the SDK's native fold takes them.
-async fn native_events(d: &Daemon, stream: &str) -> Vec<refract_guest::Event> {
+pub(crate) async fn native_events(d: &Daemon, stream: &str) -> Vec<refract_guest::Event> {
     let (code, body) = call(d, Method::GET, &format!("/streams/{stream}"), None).await;
     assert_eq!(code, 200, "{stream}: {body}");
     body["events"]

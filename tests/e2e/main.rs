@@ -4,6 +4,7 @@
 mod api;
 mod cargo_component;
 mod cluster;
+mod cluster_lifecycle;
 mod collections;
 mod common;
 mod data_path;

@@ -277,18 +277,20 @@ impl Daemon {
 
     /// Stops one version's agent and waits for its commit in flight to end, so the
     /// version's tables can be reset or dropped without a late write landing. On a
-    /// store several nodes share, the version's lease is revoked too: an agent of it
-    /// on another node commits nothing more.
+    /// store several nodes share, this node takes the version's lease over first
+    /// (waiting for a commit of it in flight on another node): that node's agent
+    /// commits nothing more, and no node claims the version while this one changes
+    /// it (it holds the lease until it runs the version again or gives it back).
     pub async fn stop(&self, key: &ProjectionKey) {
-        self.stop_local(key).await;
         if let Some(cluster) = self.store.cluster()
             && cluster.node().is_some()
-            && let Err(e) = cluster.revoke(key).await
+            && let Err(e) = cluster.claim(key, true).await
         {
             // Its holder's commits still check the lease, which expires unrenewed
             // only if the holder is gone; say so rather than hide it.
-            tracing::error!(projection = %key, "cannot revoke the lease: {e}");
+            tracing::error!(projection = %key, "cannot take the lease over: {e}");
         }
+        self.stop_local(key).await;
     }
 
     /// Stops this process's agent of one version (as [`Daemon::stop`]), leaving its

@@ -11,6 +11,9 @@ use std::sync::Arc;
 
 use tokio::sync::{Mutex, MutexGuard, OwnedMutexGuard};
 
+use crate::store::Store;
+use crate::store::cluster::TeamLock;
+
 /// The per-team deploy locks and the code lock. Cheap to clone.
 #[derive(Clone, Default)]
 pub struct DeployLocks {
@@ -19,6 +22,15 @@ pub struct DeployLocks {
     teams: Arc<HashMap<String, Arc<Mutex<()>>>>,
     others: Arc<Mutex<()>>,
     code: Arc<Mutex<()>>,
+    /// A store several nodes share: each team's lock is also taken there, so a
+    /// team's changes go one at a time across nodes.
+    shared: Option<Arc<dyn Store>>,
+}
+
+/// A team's deploy lock, held until dropped (on every node, on a shared store).
+pub struct TeamGuard {
+    _across: Option<TeamLock>,
+    _here: OwnedMutexGuard<()>,
 }
 
 impl DeployLocks {
@@ -34,14 +46,38 @@ impl DeployLocks {
         }
     }
 
+    /// The same locks, also taken in `store` when several nodes share it.
+    pub fn across(mut self, store: Arc<dyn Store>) -> Self {
+        if store.cluster().is_some() {
+            self.shared = Some(store);
+        }
+        self
+    }
+
     /// Waits until `team` may change its versions; held for the whole change.
-    pub async fn team(&self, team: &str) -> OwnedMutexGuard<()> {
+    pub async fn team(&self, team: &str) -> TeamGuard {
         let lock = self.teams.get(team).unwrap_or(&self.others);
-        lock.clone().lock_owned().await
+        let here = lock.clone().lock_owned().await;
+        let across = match self.shared.as_ref().and_then(|s| s.cluster()) {
+            Some(c) if c.node().is_some() => match c.lock_team(team).await {
+                Ok(l) => Some(l),
+                Err(e) => {
+                    // The change still goes on under this node's lock: the lease
+                    // check keeps its agents' commits safe.
+                    tracing::error!(team, "cannot take the team's lock across nodes: {e}");
+                    None
+                }
+            },
+            _ => None,
+        };
+        TeamGuard {
+            _across: across,
+            _here: here,
+        }
     }
 
     /// [`DeployLocks::team`] for the team that owns the (internal) name `name`.
-    pub async fn of_name(&self, name: &str) -> OwnedMutexGuard<()> {
+    pub async fn of_name(&self, name: &str) -> TeamGuard {
         self.team(crate::teams::team_of(name)).await
     }
 

@@ -30,6 +30,9 @@ impl Refract {
             self.loaded_components().insert(key, loaded);
             return;
         }
+        if self.store.cluster().and_then(|c| c.node()).is_some() {
+            self.sync_operator_pause(&key).await;
+        }
         if self.keep_paused(&key) {
             self.loaded_components().insert(key, loaded);
             return;

@@ -47,7 +47,8 @@ pub(super) struct Membership {
     /// Each version's code and state as last seen in the registry.
     seen: Mutex<HashMap<ProjectionKey, (String, String)>>,
     stop: Mutex<Option<tokio::sync::watch::Sender<bool>>>,
-    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The keep-alive task (heartbeats, renewals) and the balancer.
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 /// One node in `GET /cluster`.
@@ -65,10 +66,12 @@ pub struct ClusterNode {
 pub struct ClusterView {
     /// The node that answered.
     pub node: String,
-    /// Versions to run (not retired) and the most one live node should hold.
+    /// Versions to run (not retired): the caller's team's, for a team.
     pub versions: usize,
-    /// ⌈versions / live nodes⌉.
-    pub per_node_max: usize,
+    /// ⌈versions / live nodes⌉, the most one node runs (for the admin only: it
+    /// counts every team's versions).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub per_node_max: Option<usize>,
     /// Every node the store knows (dead ones for an hour).
     pub nodes: Vec<ClusterNode>,
 }
@@ -136,31 +139,18 @@ impl Refract {
         Ok(true)
     }
 
-    /// Starts this node's balancer (by [`Refract::open`], on a shared store).
+    /// Starts this node's keep-alive and balancer tasks (by [`Refract::open`], on a
+    /// shared store). They are apart so that renewals never wait: the balancer
+    /// takes teams' deploy locks, loads code and stops agents, any of which may
+    /// take longer than a lease lives.
     pub(super) fn start_cluster(self: &Arc<Self>) {
         if self.store.cluster().and_then(|c| c.node()).is_none() {
             return;
         }
-        let (stop, mut stopped) = tokio::sync::watch::channel(false);
-        let svc = Arc::downgrade(self);
+        let (stop, stopped) = tokio::sync::watch::channel(false);
         let tick = self.membership.ttl / 3;
-        let task = tokio::spawn(async move {
-            loop {
-                let Some(svc) = svc.upgrade() else { return };
-                let next = match svc.balance().await {
-                    Ok(sooner) => sooner.map_or(tick, |s| s.min(tick)),
-                    Err(e) => {
-                        tracing::warn!("cluster tick: {e}");
-                        tick
-                    }
-                };
-                drop(svc);
-                tokio::select! {
-                    _ = tokio::time::sleep(next) => {}
-                    _ = stopped.changed() => return,
-                }
-            }
-        });
+        let alive = tokio::spawn(keep_alive(Arc::downgrade(self), tick, stopped.clone()));
+        let balancer = tokio::spawn(balancer(Arc::downgrade(self), tick, stopped));
         *self
             .membership
             .stop
@@ -168,12 +158,12 @@ impl Refract {
             .unwrap_or_else(|p| p.into_inner()) = Some(stop);
         *self
             .membership
-            .task
+            .tasks
             .lock()
-            .unwrap_or_else(|p| p.into_inner()) = Some(task);
+            .unwrap_or_else(|p| p.into_inner()) = vec![alive, balancer];
     }
 
-    /// Stops the balancer (first in a shutdown: nothing is claimed after).
+    /// Stops the cluster's tasks (first in a shutdown: nothing is claimed after).
     pub(super) async fn stop_cluster(&self) {
         let stop = self
             .membership
@@ -184,13 +174,14 @@ impl Refract {
         if let Some(stop) = stop {
             stop.send_replace(true);
         }
-        let task = self
-            .membership
-            .task
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
-        if let Some(task) = task {
+        let tasks = std::mem::take(
+            &mut *self
+                .membership
+                .tasks
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        );
+        for task in tasks {
             let _ = task.await;
         }
     }
@@ -204,6 +195,27 @@ impl Refract {
         {
             tracing::warn!("leaving the cluster: {e} (its leases expire instead)");
         }
+    }
+
+    /// Runs `rec`'s agent on this node if it runs on another one (a request its
+    /// agent answers: a dead-letter replay, a stream's rebuild). A version not
+    /// running anywhere (paused) stays as it is.
+    pub(super) async fn bring_here(&self, rec: &ComponentRecord, loaded: &Loaded) {
+        let joined = self.store.cluster().and_then(|c| c.node()).is_some();
+        if !joined || self.daemon.is_running(&rec.key) {
+            return;
+        }
+        let _one_at_a_time = self.locks.of_name(&rec.key.name).await;
+        if self.daemon.is_running(&rec.key) {
+            return;
+        }
+        let running = self.store.progress(&rec.key).await;
+        if !running.is_ok_and(|p| p.status == crate::store::RunStatus::Running) {
+            return;
+        }
+        tracing::info!(projection = %rec.key, "taken over to answer a request here");
+        self.daemon.stop(&rec.key).await;
+        self.run(rec.key.clone(), &rec.team, loaded.clone()).await;
     }
 
     /// Takes `key`'s lease for this node, from wherever it is (true without a
@@ -224,20 +236,41 @@ impl Refract {
         }
     }
 
-    /// One tick of this node (see the module doc). Answers when to tick again if
-    /// sooner than usual: this node is short of its share and a dead node's lease
-    /// expires before the next tick (so a takeover waits for the lease, not for
-    /// the tick).
+    /// Says this node is alive and renews its leases; the agents of leases it lost
+    /// stop (apart, so the next renewal does not wait for them).
+    async fn renew(self: &Arc<Self>) -> Result<(), ServiceError> {
+        let Some(c) = self.store.cluster() else {
+            return Ok(());
+        };
+        c.heartbeat().await?;
+        let lost = c.renew().await?;
+        if lost.is_empty() {
+            return Ok(());
+        }
+        let svc = self.clone();
+        tokio::spawn(async move {
+            for key in lost {
+                // Taken again since (a lifecycle call here): that agent stays.
+                if svc.store.cluster().is_some_and(|c| c.holds(&key)) {
+                    continue;
+                }
+                tracing::warn!(projection = %key, "lease lost: its agent stops here");
+                svc.daemon.stop_local(&key).await;
+            }
+        });
+        Ok(())
+    }
+
+    /// One balancing round of this node (see the module doc). Answers when to
+    /// run again if sooner than usual: a node that missed a beat holds leases that
+    /// expire before the next round (a takeover then waits for the lease, not for
+    /// the round too).
     async fn balance(&self) -> Result<Option<Duration>, ServiceError> {
         let Some(c) = self.store.cluster() else {
             return Ok(None);
         };
         let node = c.node().unwrap_or_default();
-        let nodes = c.heartbeat().await?;
-        for key in c.renew().await? {
-            tracing::warn!(projection = %key, "lease lost: its agent stops here");
-            self.daemon.stop_local(&key).await;
-        }
+        let nodes = c.nodes().await?;
         let recs = self.store.components().await?;
         self.follow_registry(&recs).await;
         let wanted: HashMap<&ProjectionKey, &ComponentRecord> = recs
@@ -255,6 +288,9 @@ impl Refract {
                 // Retired or gone: nothing runs it any more.
                 self.give_back(&key).await;
             }
+        }
+        for key in &mine {
+            self.restart_if_idle(key, wanted[key]).await;
         }
         if mine.len() > share {
             mine.sort_by_key(|k| rank(&node, k));
@@ -297,7 +333,13 @@ impl Refract {
         free.sort_by_key(|r| rank(&node, &r.key));
         let mut claimed = 0;
         for rec in free.into_iter().take(share - mine.len()) {
+            // Under the team's lock (on every node): no lifecycle call is halfway
+            // through this version while it is claimed and started.
             let _one_at_a_time = self.locks.of_name(&rec.key.name).await;
+            let Some(rec) = self.store.component(&rec.key).await?.filter(to_run) else {
+                continue;
+            };
+            let rec = &rec;
             if c.claim(&rec.key, false).await? {
                 tracing::info!(projection = %rec.key, "lease claimed");
                 self.start_claimed(rec).await;
@@ -306,6 +348,28 @@ impl Refract {
         }
         tracing::debug!(claimed, "claimed below the share");
         Ok(soonest)
+    }
+
+    /// Starts the agent of a version this node holds but does not run (a start
+    /// that failed, a lifecycle call that ended early), unless it is meant to be
+    /// stopped: paused, or live (folded on read).
+    async fn restart_if_idle(&self, key: &ProjectionKey, rec: &ComponentRecord) {
+        if self.daemon.is_running(key) || self.is_live(key) {
+            return;
+        }
+        let _one_at_a_time = self.locks.of_name(&key.name).await;
+        let held = self.store.cluster().is_some_and(|c| c.holds(key));
+        if !held || self.daemon.is_running(key) {
+            return;
+        }
+        match self.store.progress(key).await {
+            Ok(p) if p.status == crate::store::RunStatus::Running => {
+                tracing::info!(projection = %key, "held but not running here: starting it");
+                self.start_claimed(rec).await;
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(projection = %key, "reading its progress: {e}"),
+        }
     }
 
     /// Stops this node's agent of `key` (its commit in flight settles) and gives
@@ -323,8 +387,10 @@ impl Refract {
     /// Drops the candidates no live node builds (their node died): what a single
     /// daemon does at every start for its own.
     pub(super) async fn drop_orphan_shadows(&self) -> Result<(), ServiceError> {
-        let held = self.lease_holders().await;
-        for rec in self.store.components().await? {
+        let recs = self.store.components().await?;
+        let shadows: Vec<ProjectionKey> = recs.iter().map(|r| r.key.shadow()).collect();
+        let held = self.lease_holders(&shadows).await;
+        for rec in recs {
             let shadow = rec.key.shadow();
             if held.contains_key(&shadow) || self.store.progress(&shadow).await.is_err() {
                 continue;
@@ -392,12 +458,22 @@ impl Refract {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner());
             let keys: HashSet<&ProjectionKey> = recs.iter().map(|r| &r.key).collect();
+            // After the first round, a version seen for the first time was deployed
+            // through another node: waiting to be auto-promoted, it is watched here
+            // too (the deploying node may die; a second promote finds it done).
+            let watching = !seen.is_empty();
             seen.retain(|k, _| keys.contains(k));
             for rec in recs {
                 let now = (rec.sha256.clone(), rec.state.clone());
                 match seen.insert(rec.key.clone(), now) {
                     Some((_, state)) if state != rec.state => {
                         states.push((rec.key.clone(), VersionState::parse(&rec.state)));
+                    }
+                    None if watching
+                        && rec.auto_promote
+                        && VersionState::parse(&rec.state) == VersionState::CatchingUp =>
+                    {
+                        self.lifecycle.auto_promote(rec.key.clone());
                     }
                     _ => {}
                 }
@@ -443,11 +519,15 @@ impl Refract {
         let Some(node) = c.node() else {
             return Ok(None);
         };
-        let nodes = c.heartbeat().await?;
+        let nodes = c.nodes().await?;
         let leases = c.leases().await?;
+        let which = team.map_or(
+            crate::store::Components::All,
+            crate::store::Components::Team,
+        );
         let versions = self
             .store
-            .components()
+            .components_where(which)
             .await?
             .iter()
             .filter(|r| to_run(r))
@@ -455,7 +535,11 @@ impl Refract {
         let alive = nodes.iter().filter(|n| n.alive).count().max(1);
         let nodes = nodes
             .into_iter()
-            .map(|info| {
+            .map(|mut info| {
+                if team.is_some() {
+                    // Where nodes listen is the operator's business.
+                    info.addr = None;
+                }
                 let agents = leases
                     .iter()
                     .filter(|l| l.node_id == info.node_id && l.expires_in_ms > 0)
@@ -468,17 +552,20 @@ impl Refract {
         Ok(Some(ClusterView {
             node,
             versions,
-            per_node_max: versions.div_ceil(alive),
+            per_node_max: team.is_none().then(|| versions.div_ceil(alive)),
             nodes,
         }))
     }
 
-    /// The node holding each version's lease (unexpired), on a shared store.
-    pub(super) async fn lease_holders(&self) -> HashMap<ProjectionKey, String> {
+    /// The node holding each of `keys`' leases (unexpired), on a shared store.
+    pub(super) async fn lease_holders(
+        &self,
+        keys: &[ProjectionKey],
+    ) -> HashMap<ProjectionKey, String> {
         let Some(c) = self.store.cluster() else {
             return HashMap::new();
         };
-        match c.leases().await {
+        match c.holders(keys).await {
             Ok(leases) => leases
                 .into_iter()
                 .filter(|l| l.expires_in_ms > 0)
@@ -488,6 +575,50 @@ impl Refract {
                 tracing::warn!("reading leases: {e}");
                 HashMap::new()
             }
+        }
+    }
+}
+
+/// Heartbeats and lease renewals, every `tick`, until `stopped`.
+async fn keep_alive(
+    svc: std::sync::Weak<Refract>,
+    tick: Duration,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut every = tokio::time::interval(tick);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            _ = stopped.changed() => return,
+        }
+        let Some(svc) = svc.upgrade() else { return };
+        if let Err(e) = svc.renew().await {
+            tracing::warn!("cluster heartbeat: {e}");
+        }
+    }
+}
+
+/// Balancing rounds, every `tick` (sooner when a dead node's leases expire),
+/// until `stopped`.
+async fn balancer(
+    svc: std::sync::Weak<Refract>,
+    tick: Duration,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        let Some(this) = svc.upgrade() else { return };
+        let next = match this.balance().await {
+            Ok(sooner) => sooner.map_or(tick, |s| s.min(tick)),
+            Err(e) => {
+                tracing::warn!("cluster balance: {e}");
+                tick
+            }
+        };
+        drop(this);
+        tokio::select! {
+            _ = tokio::time::sleep(next) => {}
+            _ = stopped.changed() => return,
         }
     }
 }

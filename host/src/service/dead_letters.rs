@@ -68,6 +68,7 @@ impl Refract {
             .into());
         }
         refuse_with_lookups(&loaded, name, version, "replay its dead letters")?;
+        self.bring_here(&target, &loaded).await;
         let done = self.daemon.replay_dead_letters(&target.key).await?;
         tracing::info!(projection = %target.key, ?done, "dead letters replayed");
         Ok(done)
@@ -102,6 +103,7 @@ impl Refract {
             ))
             .into());
         }
+        self.bring_here(&target, &loaded).await;
         let done = self.daemon.rebuild_stream(&target.key, stream).await?;
         tracing::info!(projection = %target.key, ?done, "stream rebuilt");
         Ok(done)

@@ -67,6 +67,8 @@ impl Refract {
         let _one_at_a_time = self.locks.of_name(name).await;
         let (target, loaded) = self.running(name, version).await?;
         self.operator_paused.set().remove(&target.key);
+        // Here, from now on (on a store several nodes share: taken over first).
+        self.daemon.stop(&target.key).await;
         self.store
             .set_status(&target.key, RunStatus::Running, None)
             .await?;
@@ -105,6 +107,24 @@ impl Refract {
             self.store.set_status(key, RunStatus::Running, None).await?;
         }
         Ok(())
+    }
+
+    /// Reads whether an operator paused `key` from its stored status: on a store
+    /// several nodes share, the pause (or the resume) may have been made through
+    /// another node.
+    pub(super) async fn sync_operator_pause(&self, key: &ProjectionKey) {
+        match self.store.progress(key).await {
+            Ok(p) => {
+                let paused = p.status == RunStatus::Paused
+                    && p.error.as_deref().is_some_and(is_operator_error);
+                if paused {
+                    self.operator_paused.set().insert(key.clone());
+                } else {
+                    self.operator_paused.set().remove(key);
+                }
+            }
+            Err(e) => tracing::warn!(projection = %key, "reading its pause: {e}"),
+        }
     }
 
     /// Whether `key` stays stopped (an operator paused it). Its stored status is

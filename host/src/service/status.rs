@@ -7,7 +7,7 @@ use super::{CandidateStatus, Refract, STATUS_DEAD_LETTERS, ServiceError};
 use crate::daemon::PauseError;
 use crate::deploy::VersionState;
 use crate::runtime::{Lifecycle, Loaded};
-use crate::store::{Components, Position, RunStatus};
+use crate::store::{Components, Position, ProjectionKey, RunStatus};
 
 /// One projection version as `GET /projections` shows it.
 #[derive(Debug, Clone, Serialize)]
@@ -125,7 +125,8 @@ impl Refract {
             0 => None,
             _ => self.store.order_held().await?,
         };
-        let mut nodes = self.lease_holders().await;
+        let keys: Vec<ProjectionKey> = read.iter().map(|(rec, _, _)| rec.key.clone()).collect();
+        let mut nodes = self.lease_holders(&keys).await;
         let mut out = Vec::new();
         for (rec, state, mut p) in read {
             if state != VersionState::Retired {

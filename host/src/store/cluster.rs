@@ -62,6 +62,15 @@ pub struct LeaseInfo {
     pub expires_in_ms: i64,
 }
 
+/// A team's lock across nodes, held until dropped.
+pub struct TeamLock(pub Box<dyn std::any::Any + Send>);
+
+impl std::fmt::Debug for TeamLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TeamLock")
+    }
+}
+
 /// Nodes, leases and shared code: what several daemon nodes on one database share.
 #[async_trait]
 pub trait ClusterStore: Send + Sync {
@@ -81,6 +90,16 @@ pub trait ClusterStore: Send + Sync {
 
     /// Says this node is alive; answers every node the database knows.
     async fn heartbeat(&self) -> Result<Vec<NodeInfo>, StoreError>;
+
+    /// Every node the database knows (nothing written).
+    async fn nodes(&self) -> Result<Vec<NodeInfo>, StoreError>;
+
+    /// The unexpired leases of `keys` (a team's listing reads only its own).
+    async fn holders(&self, keys: &[ProjectionKey]) -> Result<Vec<LeaseInfo>, StoreError>;
+
+    /// Waits until `team` may change its versions on every node (held until the
+    /// guard is dropped): lifecycle changes through two nodes go one at a time.
+    async fn lock_team(&self, team: &str) -> Result<TeamLock, StoreError>;
 
     /// Releases this node's leases and removes it (a graceful stop).
     async fn leave(&self) -> Result<(), StoreError>;

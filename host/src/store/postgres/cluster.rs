@@ -1,7 +1,7 @@
 //! PostgreSQL: nodes, leases with fencing tokens and shared code (see
 //! [`crate::store::cluster`] for why a node that lost a lease cannot commit).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
@@ -11,7 +11,7 @@ use sqlx::postgres::PgConnection;
 
 use super::PgStore;
 use super::convert::BindKey;
-use crate::store::cluster::{ClusterStore, LeaseInfo, NodeInfo};
+use crate::store::cluster::{ClusterStore, LeaseInfo, NodeInfo, TeamLock};
 use crate::store::{Position, ProjectionKey, StoreError, now_micros};
 
 /// Dead nodes stay listed this long, then their rows are removed.
@@ -22,6 +22,9 @@ const FORGET_DEAD_AFTER_S: f64 = 3600.0;
 pub(super) struct Fences {
     me: OnceLock<Member>,
     held: Mutex<HashMap<ProjectionKey, i64>>,
+    /// Leases this process lost (and holds not again): a status its stale agent
+    /// writes is refused.
+    lost: Mutex<HashSet<ProjectionKey>>,
 }
 
 #[derive(Debug)]
@@ -37,17 +40,56 @@ impl Fences {
         self.held.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// This node's id, once joined (claims of outbox messages name it).
-    pub(super) fn node_name(&self) -> Option<String> {
-        self.me.get().map(|m| m.node.clone())
-    }
-
     /// A lease's life in seconds (the default before joining).
     pub(super) fn ttl_s(&self) -> f64 {
         self.me.get().map_or(
             crate::store::cluster::DEFAULT_LEASE_TTL.as_secs_f64(),
             |m| m.ttl_s,
         )
+    }
+
+    /// Whether a status written for `key` must pass the lease check (this node
+    /// holds it); refused at once if this node lost it.
+    pub(super) fn fences_status(&self, key: &ProjectionKey) -> Result<bool, StoreError> {
+        let Some(me) = self.me.get() else {
+            return Ok(false);
+        };
+        if self.held().contains_key(key) {
+            return Ok(true);
+        }
+        if self
+            .lost
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(key)
+        {
+            return Err(StoreError::LeaseLost(format!(
+                "node {} no longer holds {key}",
+                me.node
+            )));
+        }
+        Ok(false)
+    }
+
+    fn holding(&self, key: &ProjectionKey, token: i64) {
+        self.held().insert(key.clone(), token);
+        self.lost
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(key);
+    }
+
+    fn losing(&self, key: &ProjectionKey) {
+        self.lost
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key.clone());
+    }
+
+    /// This process's instance id, once joined (outbox claims name it: a second
+    /// process under a reused node id claims nothing of the first's).
+    pub(super) fn instance(&self) -> Option<String> {
+        self.me.get().map(|m| m.instance.clone())
     }
 
     fn me(&self) -> Result<&Member, StoreError> {
@@ -61,13 +103,14 @@ impl PgStore {
     /// Inside an agent's commit transaction: fails unless this node still holds
     /// `key`'s lease (same token, not expired by the database's clock), and keeps
     /// the lease row share-locked until the commit ends, so no take-over can come
-    /// between the check and the commit. Nothing is checked before the process
-    /// joins a cluster (the store used alone, as in its own tests).
+    /// between the check and the commit; a commit of progress (`position`) is
+    /// audited if asked. Nothing is checked before the process joins a cluster
+    /// (the store used alone, as in its own tests).
     pub(super) async fn fenced(
         &self,
         conn: &mut PgConnection,
         key: &ProjectionKey,
-        position: Position,
+        position: Option<Position>,
     ) -> Result<(), StoreError> {
         let Some(me) = self.fences.me.get() else {
             return Ok(());
@@ -84,7 +127,9 @@ impl PgStore {
         .fetch_optional(&mut *conn)
         .await?;
         held.ok_or_else(lost)?;
-        if me.audit {
+        if let Some(position) = position
+            && me.audit
+        {
             sqlx::query(
                 "INSERT INTO lease_commits (name, version, node_id, token, position) \
                  VALUES ($1, $2, $3, $4, $5)",
@@ -188,6 +233,11 @@ impl ClusterStore for PgStore {
         .bind(FORGET_DEAD_AFTER_S)
         .execute(&self.pool)
         .await?;
+        self.nodes().await
+    }
+
+    async fn nodes(&self) -> Result<Vec<NodeInfo>, StoreError> {
+        let ttl_s = self.fences.ttl_s();
         let rows = sqlx::query(
             "SELECT node_id, addr, (extract(epoch FROM started_at) * 1000000)::bigint, \
              GREATEST((extract(epoch FROM clock_timestamp() - heartbeat_at) * 1000)::bigint, 0) \
@@ -195,7 +245,7 @@ impl ClusterStore for PgStore {
         )
         .fetch_all(&self.pool)
         .await?;
-        let alive_ms = (me.ttl_s * 1000.0) as u64;
+        let alive_ms = (ttl_s * 1000.0) as u64;
         rows.iter()
             .map(|r| {
                 let age: i64 = r.try_get(3)?;
@@ -270,7 +320,7 @@ impl ClusterStore for PgStore {
         .await?;
         match token {
             Some(t) => {
-                self.fences.held().insert(key.clone(), t);
+                self.fences.holding(key, t);
                 Ok(true)
             }
             None => Ok(false),
@@ -305,6 +355,10 @@ impl ClusterStore for PgStore {
                 lost.push(key);
             }
         }
+        drop(map);
+        for key in &lost {
+            self.fences.losing(key);
+        }
         Ok(lost)
     }
 
@@ -335,6 +389,43 @@ impl ClusterStore for PgStore {
 
     fn holds(&self, key: &ProjectionKey) -> bool {
         self.fences.held().contains_key(key)
+    }
+
+    async fn holders(&self, keys: &[ProjectionKey]) -> Result<Vec<LeaseInfo>, StoreError> {
+        let names: Vec<&str> = keys.iter().map(|k| k.name.as_str()).collect();
+        let versions: Vec<i64> = keys.iter().map(|k| i64::from(k.version)).collect();
+        let rows = sqlx::query(
+            "SELECT l.name, l.version, l.node_id, l.token, \
+             (extract(epoch FROM l.expires_at - clock_timestamp()) * 1000)::bigint \
+             FROM leases l JOIN UNNEST($1::text[], $2::bigint[]) AS k (name, version) \
+             ON l.name = k.name AND l.version = k.version \
+             WHERE l.expires_at > clock_timestamp()",
+        )
+        .bind(&names)
+        .bind(&versions)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(LeaseInfo {
+                    key: key_of(r)?,
+                    node_id: r.try_get(2)?,
+                    token: r.try_get(3)?,
+                    expires_in_ms: r.try_get(4)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn lock_team(&self, team: &str) -> Result<TeamLock, StoreError> {
+        // A transaction-scoped lock: it goes with the transaction, which goes
+        // (rolled back) with the guard, so no code path can leave it held.
+        let mut tx = self.locks.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('refract-team:' || $1))")
+            .bind(team)
+            .execute(&mut *tx)
+            .await?;
+        Ok(TeamLock(Box::new(tx)))
     }
 
     async fn put_code(&self, sha256: &str, wasm: &[u8]) -> Result<(), StoreError> {

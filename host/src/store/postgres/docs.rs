@@ -136,7 +136,7 @@ impl DocumentStore for PgStore {
     async fn commit_page(&self, key: &ProjectionKey, page: &PageCommit) -> Result<(), StoreError> {
         let position = page.position;
         let mut tx = self.pool.begin().await?;
-        self.fenced(&mut tx, key, position).await?;
+        self.fenced(&mut tx, key, Some(position)).await?;
         // The progress row stays locked until commit: no drop or swap can change
         // the set between this check and the writes.
         let set = match set_of(&mut tx, key, true).await? {
@@ -212,6 +212,12 @@ impl DocumentStore for PgStore {
         status: RunStatus,
         error: Option<&str>,
     ) -> Result<(), StoreError> {
+        // An agent's status (started, paused by its guest) is its node's to write
+        // while it holds the lease, and no more once it lost it.
+        let mut tx = self.pool.begin().await?;
+        if self.fences.fences_status(key)? {
+            self.fenced(&mut tx, key, None).await?;
+        }
         sqlx::query(
             "UPDATE progress SET status = $1, error = $2, updated_at = $3 \
              WHERE name = $4 AND version = $5",
@@ -220,8 +226,9 @@ impl DocumentStore for PgStore {
         .bind(error.map(without_nul))
         .bind(now_micros())
         .bind_key(key)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(())
     }
 }

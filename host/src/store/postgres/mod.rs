@@ -98,6 +98,9 @@ pub struct PgStore {
     passes: Arc<(std::sync::atomic::AtomicU64, std::sync::atomic::AtomicU64)>,
     /// This process as a cluster node and the leases it holds.
     fences: Arc<cluster::Fences>,
+    /// Connections holding teams' locks across nodes (a lifecycle change each):
+    /// apart from the pool, so changes in progress never starve appends.
+    locks: PgPool,
 }
 
 impl PgStore {
@@ -119,6 +122,12 @@ impl PgStore {
             .after_release(|conn, _| Box::pin(async move { Ok(outside_transaction(conn).await) }))
             .connect_with(options.clone())
             .await?;
+        let locks = PgPoolOptions::new()
+            .max_connections(8)
+            .min_connections(0)
+            .acquire_timeout(Duration::from_secs(30))
+            .after_release(|conn, _| Box::pin(async move { Ok(outside_transaction(conn).await) }))
+            .connect_lazy_with(options.clone());
         let sequencer = PgPoolOptions::new()
             .max_connections(2)
             .min_connections(1)
@@ -171,6 +180,7 @@ impl PgStore {
             passing: Arc::default(),
             passes: Arc::default(),
             fences: Arc::default(),
+            locks,
         };
         doc_sets::spawn_purger(
             store.pool.clone(),
@@ -232,6 +242,7 @@ impl Store for PgStore {
         self.purge.notify_one();
         self.sequence.notify_one();
         self.sequencer.close().await;
+        self.locks.close().await;
         self.pool.close().await;
     }
 

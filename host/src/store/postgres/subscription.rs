@@ -21,13 +21,13 @@ macro_rules! due_columns {
         "SELECT seq, message_id, name, version, team, url, body, attempts, last_error"
     };
 }
-/// Not claimed by another live node (`$2`: this node, `$3`: a lease's life in
-/// seconds): unclaimed, claimed by this node (a pass of its that ended early), or
-/// by a node whose heartbeat stopped.
+/// Not claimed by another live node (`$2`: this process's instance, `$3`: a
+/// lease's life in seconds): unclaimed, claimed by this process (a pass of its
+/// that ended early), or by one whose heartbeat stopped.
 macro_rules! unclaimed {
     () => {
         "(claimed_by IS NULL OR claimed_by = $2 OR NOT EXISTS (SELECT 1 FROM nodes n \
-         WHERE n.node_id = outbox.claimed_by \
+         WHERE n.instance = outbox.claimed_by \
          AND n.heartbeat_at > clock_timestamp() - make_interval(secs => $3)))"
     };
 }
@@ -66,7 +66,7 @@ impl SubscriptionStore for PgStore {
             validate(req, self.max_event_bytes())?;
         }
         let mut tx = self.pool.begin().await?;
-        self.fenced(&mut tx, key, page.position).await?;
+        self.fenced(&mut tx, key, Some(page.position)).await?;
         let mut appended = Vec::with_capacity(page.emits.len());
         for req in &page.emits {
             appended.push(append_in(&mut tx, req).await?);
@@ -117,7 +117,7 @@ impl SubscriptionStore for PgStore {
             unclaimed!()
         ))
         .bind(now)
-        .bind(self.fences.node_name())
+        .bind(self.fences.instance())
         .bind(self.fences.ttl_s())
         .fetch_all(&self.pool)
         .await?)
@@ -141,7 +141,7 @@ impl SubscriptionStore for PgStore {
              next_attempt_at"
         ))
         .bind(now)
-        .bind(self.fences.node_name())
+        .bind(self.fences.instance())
         .bind(self.fences.ttl_s())
         .bind(team)
         .bind(to_i64(limit as u64)?)
