@@ -1,7 +1,8 @@
 //! `refract-bench`: measures refract as users run it (append, rebuild, raw scan,
-//! latency, hot swap, guest calls, daemon memory, inline projections), writes a JSON
-//! report and prints a table next to the goals. `--scale smoke` runs in well under a
-//! minute for CI; `--scale full` is the by-hand run behind `bench/results.json`.
+//! latency, hot swap, guest calls, daemon memory, inline projections, a 3-node
+//! cluster), writes a JSON report and prints a table next to the goals. `--scale
+//! smoke` runs in well under a minute for CI; `--scale full` is the by-hand run
+//! behind `bench/results.json`.
 //! `--store postgres://...` runs every workload on a database of its own on that
 //! PostgreSQL server instead of a SQLite file; `--merge` puts runs of both backends in
 //! one file.
@@ -9,6 +10,7 @@
 mod append;
 mod backend;
 mod capture;
+mod cluster;
 mod dataset;
 mod goals;
 mod guest_calls;
@@ -58,6 +60,7 @@ enum Workload {
     Rss,
     Wide,
     Inline,
+    Cluster,
 }
 
 /// Benchmarks refract and writes a JSON report.
@@ -74,7 +77,8 @@ struct Args {
     /// Run only these workloads (comma separated).
     #[arg(long, value_enum, value_delimiter = ',')]
     only: Vec<Workload>,
-    /// The `refract` binary for the memory workload [default: target/release/refract].
+    /// The `refract` binary for the memory and cluster workloads [default:
+    /// target/release/refract].
     #[arg(long)]
     refract_bin: Option<PathBuf>,
     /// A PostgreSQL server URL (postgres://user@host:port/db): each workload runs on a
@@ -132,6 +136,10 @@ pub struct Scale {
     pub inline_appends: usize,
     /// Append-then-read probes of the inline workload, per lifecycle.
     pub inline_probes: usize,
+    /// Append-then-read-elsewhere probes of the cluster workload on 3 nodes.
+    pub cluster_probes: usize,
+    /// The same probes on the 2 nodes left after a kill.
+    pub cluster_probes_after: usize,
 }
 
 impl Scale {
@@ -156,6 +164,8 @@ impl Scale {
                 wide_events: 10_000,
                 inline_appends: 400,
                 inline_probes: 100,
+                cluster_probes: 50,
+                cluster_probes_after: 20,
             },
             ScaleName::Full => Self {
                 name: "full",
@@ -176,6 +186,8 @@ impl Scale {
                 wide_events: 1_000_000,
                 inline_appends: 5_000,
                 inline_probes: 1_000,
+                cluster_probes: 1_000,
+                cluster_probes_after: 100,
             },
         }
     }
@@ -318,6 +330,13 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         outcome(
             "inline",
             inline::run(&mut report, &scale, dir, &backend).await,
+        );
+    }
+    if wants(Workload::Cluster) {
+        eprintln!("== cluster");
+        outcome(
+            "cluster",
+            cluster::run(&mut report, &scale, dir, &backend, &bin).await,
         );
     }
     if wants(Workload::Wide) {

@@ -24,6 +24,10 @@ pub const DEFAULT_WAITING_READS: usize = 256;
 /// How often a waiting read checks whether the version's agent still runs here
 /// (in memory), and asks the store when it does not.
 const LOOK_EVERY: Duration = Duration::from_millis(250);
+/// The first wait between looks at the store for a version whose agent runs on
+/// another node (nothing here is woken by its commits): doubled up to
+/// [`LOOK_EVERY`], so a read of a write that lands soon answers soon.
+const FIRST_LOOK: Duration = Duration::from_millis(10);
 /// How long the store's head may take for the message of a wait that ran out.
 const HEAD_FOR_MESSAGE: Duration = Duration::from_secs(1);
 
@@ -43,6 +47,7 @@ impl Refract {
         let mut reached = 0;
         let mut looked = false;
         let mut failed: Option<String> = None;
+        let mut look_every = FIRST_LOOK;
         loop {
             // Registered before looking, so a commit landing meanwhile still wakes us.
             let moved = counters.moved();
@@ -67,9 +72,12 @@ impl Refract {
             if now >= deadline {
                 return Err(self.ran_out(key, reached, after, timeout, failed).await);
             }
-            let wake = deadline
-                .min(now + LOOK_EVERY)
-                .saturating_duration_since(now);
+            let every = match self.daemon.is_running(key) {
+                true => LOOK_EVERY,
+                false => look_every,
+            };
+            look_every = (look_every * 2).min(LOOK_EVERY);
+            let wake = deadline.min(now + every).saturating_duration_since(now);
             tokio::select! {
                 () = moved => {}
                 () = tokio::time::sleep(wake) => {}

@@ -257,12 +257,16 @@ impl Store for PgStore {
 /// and the next user of the connection would run inside it (an append failed with
 /// "cannot execute UPDATE in a read-only transaction"). `now()` is frozen at a
 /// transaction's start, so it differs from the statement's own start inside an old
-/// one; such a connection is closed, not reused (the server rolls it back).
+/// one; such a connection is closed, not reused (the server rolls it back). Asked
+/// with the simple protocol: one message, so a statement that is its own
+/// transaction starts both clocks at once (with the extended protocol's several
+/// messages they differ, and every connection would look left in a transaction).
 async fn outside_transaction(conn: &mut sqlx::PgConnection) -> bool {
-    let fresh: Result<bool, sqlx::Error> =
-        sqlx::query_scalar("SELECT now() = statement_timestamp()")
-            .fetch_one(&mut *conn)
-            .await;
+    use sqlx::Row;
+    let fresh = sqlx::raw_sql("SELECT now() = statement_timestamp()")
+        .fetch_one(&mut *conn)
+        .await
+        .and_then(|row| row.try_get::<bool, _>(0));
     match fresh {
         Ok(true) => true,
         Ok(false) => {

@@ -383,6 +383,29 @@ async fn a_doc_read_crosses_query_chunks_and_stops_at_its_budget() {
 }
 
 #[tokio::test]
+async fn a_connection_put_back_outside_a_transaction_is_reused() {
+    let Some(db) = fresh_store(module_path!()).await else {
+        return;
+    };
+    let s = &db.store;
+    let mut pids = std::collections::HashSet::new();
+    for n in 0..30 {
+        s.append(events(&format!("s-{n}"), "A", 1))
+            .await
+            .expect("append");
+        let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+            .fetch_one(&s.pool)
+            .await
+            .expect("pid");
+        pids.insert(pid);
+    }
+    // The pool keeps up to 16: a check that closed every connection put back
+    // would show about one new backend per statement.
+    assert!(pids.len() <= 16, "{} backends for 30 rounds", pids.len());
+    db.finish().await;
+}
+
+#[tokio::test]
 async fn a_connection_left_in_a_transaction_is_closed_not_reused() {
     let Some(db) = fresh_store(module_path!()).await else {
         return;
