@@ -42,6 +42,17 @@ impl Lifecycle {
             .iter()
             .map(|(key, state)| (key.clone(), state.as_str()))
             .collect();
+        // With several nodes, the versions whose state changes are taken over by
+        // this node first: an agent elsewhere, told of the change only when its
+        // node next reads the registry, commits nothing more (a subscription that
+        // went to standby performs no effect there); this node runs them next.
+        if let Some(c) = self.store.cluster()
+            && c.node().is_some()
+        {
+            for (key, _) in changes {
+                c.claim(key, true).await?;
+            }
+        }
         self.store.set_states(&stored).await?;
         self.note_states(changes);
         Ok(())
