@@ -178,23 +178,20 @@ impl Refract {
         }
     }
 
-    /// Runs `rec`'s agent on this node if it runs on another one (a request its
-    /// agent answers: a dead-letter replay, a stream's rebuild). A version not
-    /// running anywhere (paused) stays as it is.
+    /// Runs `rec`'s agent on this node, for a request its agent answers (a
+    /// dead-letter replay, a stream's rebuild): taken over from wherever it runs,
+    /// even from this node's own agent (this node's map of its leases may be a
+    /// round behind: the agent here may have lost its lease a moment ago). A
+    /// version not running anywhere (paused) stays as it is.
     pub(super) async fn bring_here(&self, rec: &ComponentRecord, loaded: &Loaded) {
-        let joined = self.store.cluster().and_then(|c| c.node()).is_some();
-        if !joined || self.daemon.is_running(&rec.key) {
+        if self.store.cluster().and_then(|c| c.node()).is_none() {
             return;
         }
         let _one_at_a_time = self.locks.of_name(&rec.key.name).await;
-        if self.daemon.is_running(&rec.key) {
-            return;
-        }
         let running = self.store.progress(&rec.key).await;
         if !running.is_ok_and(|p| p.status == crate::store::RunStatus::Running) {
             return;
         }
-        tracing::info!(projection = %rec.key, "taken over to answer a request here");
         self.daemon.stop(&rec.key).await;
         self.run(rec.key.clone(), &rec.team, loaded.clone()).await;
     }

@@ -299,7 +299,11 @@ impl ClusterStore for PgStore {
 
     async fn claim(&self, key: &ProjectionKey, take_over: bool) -> Result<bool, StoreError> {
         let me = self.fences.me()?;
-        if self.fences.held().contains_key(key) {
+        // A take-over always asks the database: this process's map may be a round
+        // behind (another node took the lease since), and a lifecycle call relying
+        // on it would change a version another node still commits for. Its new
+        // token replaces the old one here, so an agent of this node goes on.
+        if !take_over && self.fences.held().contains_key(key) {
             return Ok(true);
         }
         let token: Option<i64> = sqlx::query_scalar(
