@@ -337,11 +337,12 @@ impl Refract {
     /// Stops the agents and the outbox worker, and closes the store.
     pub async fn shutdown(&self) {
         // Nothing is claimed from here on.
-        self.stop_cluster().await;
+        self.stop_cluster(false).await;
         // The outbox first: deliveries in flight are abandoned (sent after restart)
         // while the agents stop, instead of holding the shutdown after them.
         self.stop_outbox.send_replace(true);
         self.daemon.shutdown().await;
+        self.stop_cluster(true).await;
         self.leave_cluster().await;
         let task = self
             .outbox_task

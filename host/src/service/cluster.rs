@@ -47,9 +47,14 @@ pub(super) struct Membership {
     ttl: Duration,
     /// Each version's code and state as last seen in the registry.
     seen: Mutex<HashMap<ProjectionKey, (String, String)>>,
-    stop: Mutex<Option<tokio::sync::watch::Sender<bool>>>,
-    /// The keep-alive task (heartbeats, renewals) and the balancer.
-    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// Stops the balancer and the keep-alive task, and the tasks (in that order:
+    /// a shutdown stops claiming first and renewing last).
+    tasks: Mutex<
+        Vec<(
+            tokio::sync::watch::Sender<bool>,
+            tokio::task::JoinHandle<()>,
+        )>,
+    >,
     /// When each held version found not running was last looked at.
     idle: Mutex<HashMap<ProjectionKey, std::time::Instant>>,
 }
@@ -128,41 +133,38 @@ impl Refract {
         if self.store.cluster().and_then(|c| c.node()).is_none() {
             return;
         }
-        let (stop, stopped) = tokio::sync::watch::channel(false);
         let tick = self.membership.ttl / 3;
-        let alive = tokio::spawn(keep_alive(Arc::downgrade(self), tick, stopped.clone()));
-        let balancer = tokio::spawn(balancer(Arc::downgrade(self), tick, stopped));
-        *self
-            .membership
-            .stop
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = Some(stop);
-        *self
+        let (stop_balancer, stopped) = tokio::sync::watch::channel(false);
+        let balancing = tokio::spawn(balancer(Arc::downgrade(self), tick, stopped));
+        let (stop_alive, stopped) = tokio::sync::watch::channel(false);
+        let alive = tokio::spawn(keep_alive(Arc::downgrade(self), tick, stopped));
+        let mut tasks = self
             .membership
             .tasks
             .lock()
-            .unwrap_or_else(|p| p.into_inner()) = vec![alive, balancer];
+            .unwrap_or_else(|p| p.into_inner());
+        *tasks = vec![(stop_balancer, balancing), (stop_alive, alive)];
     }
 
-    /// Stops the cluster's tasks (first in a shutdown: nothing is claimed after).
-    pub(super) async fn stop_cluster(&self) {
-        let stop = self
-            .membership
-            .stop
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
-        if let Some(stop) = stop {
-            stop.send_replace(true);
-        }
-        let tasks = std::mem::take(
-            &mut *self
+    /// Stops the balancer (first in a shutdown: nothing is claimed after) or, with
+    /// `renewals`, the heartbeats and renewals too (after the agents stopped: their
+    /// last commits still hold their leases).
+    pub(super) async fn stop_cluster(&self, renewals: bool) {
+        let stopping: Vec<_> = {
+            let mut tasks = self
                 .membership
                 .tasks
                 .lock()
-                .unwrap_or_else(|p| p.into_inner()),
-        );
-        for task in tasks {
+                .unwrap_or_else(|p| p.into_inner());
+            let n = if renewals {
+                tasks.len()
+            } else {
+                tasks.len().min(1)
+            };
+            tasks.drain(..n).collect()
+        };
+        for (stop, task) in stopping {
+            stop.send_replace(true);
             let _ = task.await;
         }
     }
