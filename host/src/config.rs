@@ -51,6 +51,10 @@ pub struct Config {
     pub components: std::collections::BTreeMap<String, ComponentConfig>,
     /// Several nodes on one PostgreSQL store (`[cluster]`).
     pub cluster: ClusterConfig,
+    /// Set by `refract serve` once it holds the data directory's lock (no other
+    /// process runs on it): not read from the file.
+    #[serde(skip)]
+    pub data_dir_locked: bool,
 }
 
 /// How this daemon takes part among several nodes on one PostgreSQL store.
@@ -116,6 +120,7 @@ impl Default for Config {
             admin_token_sha256: None,
             components: Default::default(),
             cluster: Default::default(),
+            data_dir_locked: false,
         }
     }
 }

@@ -250,6 +250,11 @@ impl Refract {
             }
             svc.join_cluster(config).await?;
             svc.drop_orphan_shadows().await?;
+            // A first round before the API answers: this node's share runs (and
+            // its versions paused by their guest are resumed) as after a restart.
+            if let Err(e) = svc.balance().await {
+                tracing::warn!("first cluster round: {e}");
+            }
             return Ok(svc);
         }
         svc.drop_stale_shadows().await?;

@@ -325,6 +325,10 @@ pub async fn run() -> anyhow::Result<()> {
 pub async fn serve(config: Config, watch: Option<&[PathBuf]>) -> anyhow::Result<()> {
     // Held until the process ends: one daemon per data directory.
     let _lock = data_dir::lock(&config.data_dir)?;
+    let config = Config {
+        data_dir_locked: true,
+        ..config
+    };
     let svc = Refract::open(&config).await?;
     if let Some(paths) = watch {
         dev::watch(svc.clone(), paths).await?;

@@ -62,19 +62,19 @@ pub(super) struct Membership {
 /// How often a held version that is not running (paused) is looked at again.
 const IDLE_RECHECK: Duration = Duration::from_secs(10);
 
-/// The default node id: the host's name and this process's id (and a count, for
-/// a second service in one process).
-fn default_node_id() -> String {
-    static OPENED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+/// The default node id: the host's name and a hash of the data directory (a
+/// restart on it is the same node; two daemons on one host have two directories).
+fn default_node_id(data_dir: &std::path::Path) -> String {
+    use sha2::Digest;
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .map(|h| h.trim().to_owned())
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "node".into());
-    match OPENED.fetch_add(1, std::sync::atomic::Ordering::Relaxed) {
-        0 => format!("{host}-{}", std::process::id()),
-        n => format!("{host}-{}-{}", std::process::id(), n + 1),
-    }
+    let dir = std::fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.to_owned());
+    let digest = sha2::Sha256::digest(dir.to_string_lossy().as_bytes());
+    let short: String = digest.iter().take(4).map(|b| format!("{b:02x}")).collect();
+    format!("{host}-{short}")
 }
 
 /// A rendezvous rank: lower ranks are claimed first and given back last.
@@ -98,16 +98,20 @@ impl Refract {
             return Ok(false);
         };
         let ttl = Duration::from_millis(config.cluster.lease_ttl_ms);
+        // The default id is the data directory's on this host: a daemon restarted
+        // on it (after a crash) is the same node, and takes its leases back at
+        // once, since the directory's lock says no other process runs on it.
+        let sole = config.cluster.node_id.is_none() && config.data_dir_locked;
         let node = config
             .cluster
             .node_id
             .clone()
-            .unwrap_or_else(default_node_id);
+            .unwrap_or_else(|| default_node_id(&config.data_dir));
         let addr = config.listen.to_string();
         let deadline = tokio::time::Instant::now() + ttl + Duration::from_secs(1);
         loop {
             match cluster
-                .join(&node, Some(&addr), ttl, config.cluster.audit_commits)
+                .join(&node, Some(&addr), ttl, config.cluster.audit_commits, sole)
                 .await
             {
                 Ok(()) => break,

@@ -76,13 +76,16 @@ impl std::fmt::Debug for TeamLock {
 pub trait ClusterStore: Send + Sync {
     /// Registers this process as `node` (listening at `addr`), with leases living
     /// `ttl` past each renewal; `audit` records every fenced commit in
-    /// `lease_commits`. Refused while another process holds that id alive.
+    /// `lease_commits`. Refused while another process holds that id alive, unless
+    /// `sole` (the caller knows no other process can be that node: the one before
+    /// it died; its leases go at once).
     async fn join(
         &self,
         node: &str,
         addr: Option<&str>,
         ttl: Duration,
         audit: bool,
+        sole: bool,
     ) -> Result<(), StoreError>;
 
     /// This process's node id, once joined.

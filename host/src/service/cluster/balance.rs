@@ -174,7 +174,7 @@ impl Refract {
                 continue;
             }
             self.store.drop_projection(&shadow).await?;
-            tracing::info!(projection = %rec.key, "dropped a candidate no node builds");
+            tracing::info!(projection = %rec.key, "dropped an unfinished candidate");
         }
         Ok(())
     }

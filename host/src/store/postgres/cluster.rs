@@ -167,6 +167,7 @@ impl ClusterStore for PgStore {
         addr: Option<&str>,
         ttl: Duration,
         audit: bool,
+        sole: bool,
     ) -> Result<(), StoreError> {
         let ttl_s = ttl.as_secs_f64().max(0.1);
         let instance = instance_id();
@@ -175,13 +176,14 @@ impl ClusterStore for PgStore {
              ON CONFLICT (node_id) DO UPDATE SET instance = excluded.instance, \
              addr = excluded.addr, started_at = clock_timestamp(), \
              heartbeat_at = clock_timestamp() \
-             WHERE nodes.heartbeat_at < clock_timestamp() - make_interval(secs => $4) \
+             WHERE $5 OR nodes.heartbeat_at < clock_timestamp() - make_interval(secs => $4) \
              RETURNING 1",
         )
         .bind(node)
         .bind(&instance)
         .bind(addr)
         .bind(ttl_s)
+        .bind(sole)
         .fetch_optional(&self.pool)
         .await?;
         if joined.is_none() {

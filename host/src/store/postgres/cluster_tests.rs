@@ -26,8 +26,12 @@ async fn a_node_that_was_taken_over_commits_nothing_and_learns_it_lost() {
     };
     let a = &db.store;
     let b = PgStore::open(&db.url).await.expect("second node");
-    a.join("a", None, TTL * 10, true).await.expect("join a");
-    b.join("b", None, TTL * 10, true).await.expect("join b");
+    a.join("a", None, TTL * 10, true, false)
+        .await
+        .expect("join a");
+    b.join("b", None, TTL * 10, true, false)
+        .await
+        .expect("join b");
     let k = key("orders");
     a.prepare_projection(&k).await.expect("prepare");
     assert!(
@@ -48,7 +52,9 @@ async fn a_node_that_was_taken_over_commits_nothing_and_learns_it_lost() {
         .expect("new holder commits");
     // Revoked (a lifecycle change through a third node): nobody commits.
     let c = PgStore::open(&db.url).await.expect("third node");
-    c.join("c", None, TTL * 10, false).await.expect("join c");
+    c.join("c", None, TTL * 10, false, false)
+        .await
+        .expect("join c");
     c.revoke(&k).await.expect("revoke");
     assert!(lost(b.commit_page(&k, &puts("d", 1, 3)).await));
     let audited = count(
@@ -70,8 +76,8 @@ async fn an_expired_lease_fences_its_holder_before_anyone_takes_it() {
     };
     let a = &db.store;
     let b = PgStore::open(&db.url).await.expect("second node");
-    a.join("a", None, TTL, false).await.expect("join a");
-    b.join("b", None, TTL, false).await.expect("join b");
+    a.join("a", None, TTL, false, false).await.expect("join a");
+    b.join("b", None, TTL, false, false).await.expect("join b");
     let k = key("orders");
     a.prepare_projection(&k).await.expect("prepare");
     assert!(a.claim(&k, false).await.expect("claim"));
@@ -99,21 +105,29 @@ async fn a_live_node_id_is_one_process_and_a_dead_ones_leases_go_with_it() {
         return;
     };
     let a = &db.store;
-    a.join("n1", None, TTL, false).await.expect("join");
+    a.join("n1", None, TTL, false, false).await.expect("join");
     let k = key("orders");
     assert!(a.claim(&k, false).await.expect("claim"));
     let twin = PgStore::open(&db.url).await.expect("twin");
-    let refused = twin.join("n1", None, TTL, false).await;
+    let refused = twin.join("n1", None, TTL, false, false).await;
     assert!(
         matches!(&refused, Err(StoreError::Invalid(m)) if m.contains("in use")),
         "{refused:?}"
     );
+    // A process that knows it is the only one under that id (its data
+    // directory's lock) takes it at once, and what the one before held goes.
+    let sole = PgStore::open(&db.url).await.expect("sole");
+    sole.join("n1", None, TTL, false, true)
+        .await
+        .expect("sole join");
+    assert!(sole.leases().await.expect("leases").is_empty());
+    sole.close().await;
     // The first process dies (no heartbeat): its id may be used again, and what
     // it held is free at once.
     tokio::time::sleep(TTL + Duration::from_millis(300)).await;
     let again = PgStore::open(&db.url).await.expect("restarted");
     again
-        .join("n1", None, TTL, false)
+        .join("n1", None, TTL, false, false)
         .await
         .expect("join again");
     assert!(again.leases().await.expect("leases").is_empty());
@@ -129,8 +143,8 @@ async fn an_outbox_message_claimed_by_a_live_node_is_left_to_it() {
     };
     let a = &db.store;
     let b = PgStore::open(&db.url).await.expect("second node");
-    a.join("a", None, TTL, false).await.expect("join a");
-    b.join("b", None, TTL, false).await.expect("join b");
+    a.join("a", None, TTL, false, false).await.expect("join a");
+    b.join("b", None, TTL, false, false).await.expect("join b");
     let k = key("mailer");
     start(a, &k).await;
     assert!(a.claim(&k, false).await.expect("claim"));
