@@ -124,6 +124,14 @@ fn within(what: &str, value: usize, low: usize, high: usize) -> Result<(), Strin
 mod tests {
     use super::*;
 
+    /// A node id one byte past `MAX_NODE_ID_LEN`.
+    const LONG_NODE_ID: &str = concat!(
+        "[cluster]\nnode_id = \"",
+        "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+        "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+        "\"\n"
+    );
+
     #[test]
     fn knobs_past_their_ceiling_are_refused_by_name() {
         let bad = [
@@ -137,6 +145,10 @@ mod tests {
                 "max_emit_bytes_per_page",
             ),
             ("max_outbox_bytes = 1000000000\n", "max_outbox_bytes"),
+            ("[cluster]\nlease_ttl_ms = 999\n", "lease_ttl_ms"),
+            ("[cluster]\nlease_ttl_ms = 60001\n", "lease_ttl_ms"),
+            ("[cluster]\nnode_id = \"a\\u0007b\"\n", "node id"),
+            (LONG_NODE_ID, "node id is 129 bytes"),
             (
                 "[teams.a]\nmax_waiting_reads = 4097\n",
                 "[teams.a] max_waiting_reads",

@@ -125,14 +125,7 @@ impl Daemon {
         event_types: Vec<String>,
         projector: Box<dyn PageProjector>,
     ) {
-        let policy = ErrorPolicy::default();
-        self.spawn(
-            key,
-            event_types,
-            projector,
-            (self.page_size, false, false),
-            policy,
-        );
+        self.start_with_policy(key, event_types, projector, ErrorPolicy::default());
     }
 
     /// Like [`Daemon::start_with`], with an error policy.

@@ -154,6 +154,16 @@ fn key_of(row: &sqlx::postgres::PgRow) -> Result<ProjectionKey, StoreError> {
     })
 }
 
+/// A lease from a row of (name, version, node_id, token, milliseconds left).
+fn lease_of(row: &sqlx::postgres::PgRow) -> Result<LeaseInfo, StoreError> {
+    Ok(LeaseInfo {
+        key: key_of(row)?,
+        node_id: row.try_get(2)?,
+        token: row.try_get(3)?,
+        expires_in_ms: row.try_get(4)?,
+    })
+}
+
 /// A random id for this process (tells two processes under one node id apart).
 fn instance_id() -> String {
     format!("{:016x}-{}", super::rand_token(), std::process::id())
@@ -287,16 +297,7 @@ impl ClusterStore for PgStore {
         )
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(LeaseInfo {
-                    key: key_of(r)?,
-                    node_id: r.try_get(2)?,
-                    token: r.try_get(3)?,
-                    expires_in_ms: r.try_get(4)?,
-                })
-            })
-            .collect()
+        rows.iter().map(lease_of).collect()
     }
 
     async fn claim(&self, key: &ProjectionKey, take_over: bool) -> Result<bool, StoreError> {
@@ -411,16 +412,7 @@ impl ClusterStore for PgStore {
         .bind(&versions)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(LeaseInfo {
-                    key: key_of(r)?,
-                    node_id: r.try_get(2)?,
-                    token: r.try_get(3)?,
-                    expires_in_ms: r.try_get(4)?,
-                })
-            })
-            .collect()
+        rows.iter().map(lease_of).collect()
     }
 
     async fn lock_team(&self, team: &str) -> Result<TeamLock, StoreError> {
